@@ -1,0 +1,356 @@
+//! Recovery: opens Socket.IO sessions, resuming them from a client's offset when it can (reference §3).
+//!
+//! Owns: the rules of connection state recovery; the records themselves live in the log backend.
+//! Receives: Open (a CONNECT, from Session), Keep (refresh a live or just-dropped session's record),
+//! Forget (a deliberate disconnect).
+//! Sends: LoadSession, ReadAfter, Tip, SaveSession, DropSession to the StreamBridge.
+//!
+//! A resume succeeds only when the record is alive and every entry after the offset is still in the
+//! log; it then returns **all** of them, read in batches until the log's end, never a capped prefix.
+//! Anything else (unknown or expired pid, malformed offset, trimmed or never-issued offset, backend
+//! down) opens a fresh session instead: new sid and pid, `recovered` false, no error to the client.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use log::{debug, warn};
+
+use super::stream_bridge::{DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip};
+use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::store::{LogEntry, SessionRecord, StoreError};
+
+/// Entries read per XRANGE while replaying.
+pub const REPLAY_BATCH: usize = 500;
+
+/// A CONNECT on `nsp`, with the `pid` and `offset` of the client's auth if it sent both as strings.
+#[derive(Message, Debug)]
+#[rtype(result = "Opened")]
+pub struct Open {
+    /// The namespace joined.
+    pub nsp: String,
+    /// `auth.pid`, the session to resume.
+    pub pid: Option<String>,
+    /// `auth.offset`, the last entry the client received.
+    pub offset: Option<String>,
+}
+
+/// The socket to accept, and what to send it before the CONNECT reply.
+#[derive(Debug)]
+pub struct Opened {
+    /// Socket id: the old one on a resume.
+    pub sid: Sid,
+    /// Private session id: the old one on a resume (which is how the client knows it recovered).
+    pub pid: Pid,
+    /// Whether this resumed a previous session.
+    pub recovered: bool,
+    /// On a resume: every entry of the namespace after the client's offset, in log order.
+    pub missed: Vec<LogEntry>,
+    /// The client is up to date up to here: live entries at or before it are not for this socket.
+    /// `None` when the backend could not say (the session then starts without an offset).
+    pub offset: Option<StreamId>,
+}
+
+/// Refresh a session record for another recovery window.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Keep(pub SessionRecord);
+
+/// Delete a session record: the client disconnected on purpose.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Forget(pub Pid);
+
+/// The actor.
+pub struct Recovery {
+    /// The log's owner.
+    bridge: Addr<StreamBridge>,
+    /// How long a record outlives its last refresh.
+    window: Duration,
+}
+
+impl Recovery {
+    /// Recovery over `bridge`'s log, with records living `window` after their last refresh.
+    pub fn new(bridge: Addr<StreamBridge>, window: Duration) -> Recovery {
+        Recovery { bridge, window }
+    }
+}
+
+impl Actor for Recovery {
+    type Context = Context<Self>;
+}
+
+/// Why a resume did not happen; only logged, the client just gets a fresh session.
+#[derive(Debug, thiserror::Error)]
+enum ResumeRefused {
+    #[error("malformed offset")]
+    MalformedOffset,
+    #[error("unknown or expired session")]
+    UnknownSession,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<MailboxError> for ResumeRefused {
+    fn from(err: MailboxError) -> Self {
+        ResumeRefused::Store(StoreError::Unavailable(err.to_string()))
+    }
+}
+
+/// 128 bits from the operating system's generator.
+pub fn random_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .expect("the OS random generator is available on every supported platform");
+    bytes
+}
+
+async fn resume(
+    bridge: Addr<StreamBridge>,
+    window: Duration,
+    nsp: String,
+    pid: String,
+    offset: String,
+) -> Result<Opened, ResumeRefused> {
+    let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
+    let pid = Pid::from_wire(pid);
+    let record = bridge
+        .send(LoadSession(pid.clone()))
+        .await??
+        .ok_or(ResumeRefused::UnknownSession)?;
+    let mut missed = Vec::new();
+    let mut after = offset;
+    loop {
+        let batch = bridge
+            .send(ReadAfter {
+                after,
+                count: REPLAY_BATCH,
+            })
+            .await??;
+        let full = batch.len() == REPLAY_BATCH;
+        if let Some(last) = batch.last() {
+            after = last.id;
+        }
+        missed.extend(batch.into_iter().filter(|e| *e.nsp == *nsp));
+        if !full {
+            break;
+        }
+    }
+    let sid = Sid::from_wire(record.sid.clone());
+    if let Err(err) = bridge
+        .send(SaveSession {
+            record,
+            ttl: window,
+        })
+        .await?
+    {
+        warn!("session record not refreshed, a later resume may fail: {err}");
+    }
+    Ok(Opened {
+        sid,
+        pid,
+        recovered: true,
+        missed,
+        offset: Some(after),
+    })
+}
+
+async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
+    let sid = Sid::from_random(random_bytes());
+    let pid = Pid::from_random(random_bytes());
+    let record = SessionRecord::new(&sid, &pid);
+    match bridge
+        .send(SaveSession {
+            record,
+            ttl: window,
+        })
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+    }
+    let offset = match bridge.send(Tip).await {
+        Ok(Ok(tip)) => Some(tip),
+        Ok(Err(err)) => {
+            warn!("log tip unknown, sid={sid} starts without an offset: {err}");
+            None
+        }
+        Err(err) => {
+            warn!("log tip unknown, sid={sid} starts without an offset: {err}");
+            None
+        }
+    };
+    Opened {
+        sid,
+        pid,
+        recovered: false,
+        missed: Vec::new(),
+        offset,
+    }
+}
+
+impl Handler<Open> for Recovery {
+    type Result = ResponseFuture<Opened>;
+
+    fn handle(&mut self, msg: Open, _: &mut Self::Context) -> Self::Result {
+        let (bridge, window) = (self.bridge.clone(), self.window);
+        Box::pin(async move {
+            if let (Some(pid), Some(offset)) = (msg.pid, msg.offset) {
+                match resume(bridge.clone(), window, msg.nsp, pid, offset).await {
+                    Ok(opened) => return opened,
+                    Err(reason) => debug!("resume refused, opening a fresh session: {reason}"),
+                }
+            }
+            open_fresh(bridge, window).await
+        })
+    }
+}
+
+impl Handler<Keep> for Recovery {
+    type Result = ();
+
+    fn handle(&mut self, Keep(record): Keep, ctx: &mut Self::Context) {
+        let save = self.bridge.send(SaveSession {
+            record,
+            ttl: self.window,
+        });
+        ctx.spawn(
+            async move {
+                if let Ok(Err(err)) = save.await {
+                    warn!("session record not refreshed: {err}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<Forget> for Recovery {
+    type Result = ();
+
+    fn handle(&mut self, Forget(pid): Forget, _: &mut Self::Context) {
+        self.bridge.do_send(DropSession(pid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::hub::Hub;
+    use crate::actors::stream_bridge::Publish;
+    use crate::store::MemoryLog;
+    use std::sync::Arc;
+
+    fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery>) {
+        let bridge =
+            StreamBridge::new(Box::new(MemoryLog::new(max_len)), Hub::default().start()).start();
+        (bridge.clone(), Recovery::new(bridge, window).start())
+    }
+
+    async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
+        let args: Arc<str> = Arc::from(format!("[\"n\",{n}]"));
+        bridge
+            .send(Publish {
+                nsp: nsp.into(),
+                args,
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    fn open(pid: &Pid, offset: impl ToString) -> Open {
+        Open {
+            nsp: "/".into(),
+            pid: Some(pid.to_string()),
+            offset: Some(offset.to_string()),
+        }
+    }
+
+    #[actix::test]
+    async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
+        let (bridge, recovery) = start(10_000, Duration::from_secs(60));
+        let first = recovery
+            .send(Open {
+                nsp: "/".into(),
+                pid: None,
+                offset: None,
+            })
+            .await
+            .unwrap();
+        assert!(!first.recovered);
+        let offset = first.offset.unwrap();
+        let mut expected = Vec::new();
+        for n in 0..(REPLAY_BATCH * 2 + 7) {
+            let id = publish(&bridge, if n % 10 == 3 { "/other" } else { "/" }, n).await;
+            if n % 10 != 3 {
+                expected.push(id);
+            }
+        }
+        let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
+        assert!(resumed.recovered);
+        assert_eq!((resumed.sid, resumed.pid), (first.sid, first.pid));
+        assert_eq!(
+            resumed.missed.iter().map(|e| e.id).collect::<Vec<_>>(),
+            expected
+        );
+    }
+
+    #[actix::test]
+    async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_offset() {
+        let (bridge, recovery) = start(3, Duration::from_secs(60));
+        let first = recovery
+            .send(Open {
+                nsp: "/".into(),
+                pid: None,
+                offset: None,
+            })
+            .await
+            .unwrap();
+        let offset = publish(&bridge, "/", 0).await;
+        let refused = [
+            open(&Pid::from_wire("nobody"), offset),
+            open(&first.pid, "not-an-offset"),
+            open(&first.pid, StreamId::new(offset.ms + 60_000, 0)),
+        ];
+        for msg in refused {
+            let fresh = recovery.send(msg).await.unwrap();
+            assert!(!fresh.recovered);
+            assert_ne!(fresh.sid, first.sid);
+        }
+        for n in 1..5 {
+            publish(&bridge, "/", n).await;
+        }
+        let trimmed = recovery.send(open(&first.pid, offset)).await.unwrap();
+        assert!(
+            !trimmed.recovered && trimmed.missed.is_empty(),
+            "a trimmed offset never replays partially"
+        );
+    }
+
+    #[actix::test]
+    async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
+        let (_bridge, recovery) = start(10, Duration::from_millis(50));
+        let first = recovery
+            .send(Open {
+                nsp: "/".into(),
+                pid: None,
+                offset: None,
+            })
+            .await
+            .unwrap();
+        actix::clock::sleep(Duration::from_millis(80)).await;
+        let late = recovery
+            .send(open(&first.pid, first.offset.unwrap()))
+            .await
+            .unwrap();
+        assert!(!late.recovered);
+
+        recovery.send(Forget(late.pid.clone())).await.unwrap();
+        let forgotten = recovery
+            .send(open(&late.pid, late.offset.unwrap()))
+            .await
+            .unwrap();
+        assert!(!forgotten.recovered);
+    }
+}

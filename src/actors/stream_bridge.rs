@@ -1,0 +1,175 @@
+//! StreamBridge: the only owner of the log backend.
+//!
+//! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
+//! Receives: Publish (from the notify endpoint); ReadAfter, Tip, SaveSession, LoadSession, DropSession
+//! (from Recovery); EntriesRead (from the backend's read loop); IsReady (from `/readyz`).
+//! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
+//! path as everyone else's, so every client sees one order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use log::{error, info};
+
+use super::hub::{Fanout, Hub};
+use crate::protocol::ids::{Pid, StreamId};
+use crate::store::{EntriesRead, LogBackend, LogEntry, SessionRecord, StoreError};
+
+/// Append an event to the log. Resolves once it is in the log; delivery follows through the read loop.
+#[derive(Message)]
+#[rtype(result = "Result<StreamId, StoreError>")]
+pub struct Publish {
+    /// Namespace to broadcast on.
+    pub nsp: String,
+    /// Compact JSON array text of the event: `["notification",{…}]`.
+    pub args: Arc<str>,
+}
+
+/// Read up to `count` entries after `after` (recovery replay).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<LogEntry>, StoreError>")]
+pub struct ReadAfter {
+    /// Exclusive start.
+    pub after: StreamId,
+    /// Batch size.
+    pub count: usize,
+}
+
+/// The id of the newest entry.
+#[derive(Message)]
+#[rtype(result = "Result<StreamId, StoreError>")]
+pub struct Tip;
+
+/// Write a session record with a time to live.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct SaveSession {
+    /// The record.
+    pub record: SessionRecord,
+    /// When it expires.
+    pub ttl: Duration,
+}
+
+/// Read a session record.
+#[derive(Message)]
+#[rtype(result = "Result<Option<SessionRecord>, StoreError>")]
+pub struct LoadSession(pub Pid);
+
+/// Delete a session record.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct DropSession(pub Pid);
+
+/// Whether the backend is reachable and the read loop running.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsReady;
+
+/// The actor.
+pub struct StreamBridge {
+    /// The log; nobody else holds it.
+    backend: Box<dyn LogBackend>,
+    /// Where entries go once read.
+    hub: Addr<Hub>,
+    /// The last entry handed to the Hub: logged at shutdown, the resume point of the read loop.
+    last_read: StreamId,
+}
+
+impl StreamBridge {
+    /// A bridge over `backend`, feeding `hub`.
+    pub fn new(backend: Box<dyn LogBackend>, hub: Addr<Hub>) -> StreamBridge {
+        StreamBridge {
+            backend,
+            hub,
+            last_read: StreamId::ZERO,
+        }
+    }
+}
+
+impl Actor for StreamBridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.backend.start_reading(ctx.address().recipient());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        info!(
+            "stream bridge stopped, last entry handed on {}",
+            self.last_read
+        );
+    }
+}
+
+impl Handler<Publish> for StreamBridge {
+    type Result = ResponseFuture<Result<StreamId, StoreError>>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
+        let append = self.backend.append(&msg.nsp, msg.args);
+        Box::pin(async move {
+            append
+                .await
+                .inspect_err(|err| error!("append failed, broadcast refused: {err}"))
+        })
+    }
+}
+
+impl Handler<EntriesRead> for StreamBridge {
+    type Result = ();
+
+    fn handle(&mut self, EntriesRead(entries): EntriesRead, _: &mut Self::Context) {
+        if let Some(last) = entries.last() {
+            self.last_read = last.id;
+            self.hub.do_send(Fanout(entries));
+        }
+    }
+}
+
+impl Handler<ReadAfter> for StreamBridge {
+    type Result = ResponseFuture<Result<Vec<LogEntry>, StoreError>>;
+
+    fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
+        self.backend.read_after(msg.after, msg.count)
+    }
+}
+
+impl Handler<Tip> for StreamBridge {
+    type Result = ResponseFuture<Result<StreamId, StoreError>>;
+
+    fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
+        self.backend.tip()
+    }
+}
+
+impl Handler<SaveSession> for StreamBridge {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: SaveSession, _: &mut Self::Context) -> Self::Result {
+        self.backend.save_session(msg.record, msg.ttl)
+    }
+}
+
+impl Handler<LoadSession> for StreamBridge {
+    type Result = ResponseFuture<Result<Option<SessionRecord>, StoreError>>;
+
+    fn handle(&mut self, LoadSession(pid): LoadSession, _: &mut Self::Context) -> Self::Result {
+        self.backend.load_session(&pid)
+    }
+}
+
+impl Handler<DropSession> for StreamBridge {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, DropSession(pid): DropSession, _: &mut Self::Context) -> Self::Result {
+        self.backend.drop_session(&pid)
+    }
+}
+
+impl Handler<IsReady> for StreamBridge {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
+        self.backend.is_ready()
+    }
+}

@@ -1,0 +1,86 @@
+//! HTTP errors: what a client is told, in one place. Nothing internal leaks into a response body.
+//!
+//! Engine.IO errors follow Node's answers byte for byte (reference §1.1): `400 {"code":N,"message":"…"}`.
+//! API errors are `{"error":"…"}` with the status saying whose fault it is.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// An Engine.IO handshake or request refused, with Node's code and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EioError {
+    /// `transport` missing or not enabled.
+    #[error("Transport unknown")]
+    TransportUnknown,
+    /// `sid` unknown or closed.
+    #[error("Session ID unknown")]
+    SessionIdUnknown,
+    /// A handshake that is not a GET.
+    #[error("Bad handshake method")]
+    BadHandshakeMethod,
+    /// Malformed request: bad Origin header, WebSocket transport without an Upgrade, ...
+    #[error("Bad request")]
+    BadRequest,
+    /// `EIO` is not `4`.
+    #[error("Unsupported protocol version")]
+    UnsupportedProtocolVersion,
+}
+
+impl EioError {
+    /// Node's numeric code (`Server.errors`).
+    pub fn code(self) -> u8 {
+        match self {
+            EioError::TransportUnknown => 0,
+            EioError::SessionIdUnknown => 1,
+            EioError::BadHandshakeMethod => 2,
+            EioError::BadRequest => 3,
+            EioError::UnsupportedProtocolVersion => 5,
+        }
+    }
+}
+
+impl ResponseError for EioError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::BadRequest().json(json!({ "code": self.code(), "message": self.to_string() }))
+    }
+}
+
+/// An API request refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not what the endpoint accepts; the message says why.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the limit.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The log cannot accept it now (Redis down): retry later. Nothing was published.
+    #[error("log backend unavailable, nothing was published")]
+    Unavailable,
+    /// No such resource.
+    #[error("not found")]
+    NotFound,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP surface (DESIGN.md §7).
+//!
+//! ```text
+//! GET  /                        the page (public/)
+//! POST /notifications/notify    publish a notification
+//! *    /socket.io/              Engine.IO endpoint (WebSocket)
+//! GET  /socket.io/socket.io.min.js   the official client (local npm copy)
+//! GET  /healthz                 the process is alive
+//! GET  /readyz                  the log backend is reachable and its read loop running
+//! ```
+
+pub mod error;
+pub mod notify;
+pub mod socketio;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_files::Files;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::actors::hub::Hub;
+use crate::actors::recovery::Recovery;
+use crate::actors::session::SessionSettings;
+use crate::actors::stream_bridge::{IsReady, StreamBridge};
+
+/// What the handlers share: addresses and settings, nothing mutable.
+pub struct AppState {
+    /// Settings for new sessions.
+    pub settings: Arc<SessionSettings>,
+    /// The session registry.
+    pub hub: Addr<Hub>,
+    /// The log's owner.
+    pub bridge: Addr<StreamBridge>,
+    /// Opens and resumes sockets.
+    pub recovery: Addr<Recovery>,
+    /// Largest notify body.
+    pub max_notify_bytes: usize,
+    /// Folder of the official client files.
+    pub client_dir: PathBuf,
+}
+
+/// Registers every route; `state` must also be registered as app data.
+pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf) {
+    cfg.route("/notifications/notify", web::post().to(notify::notify))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/socket.io/", web::route().to(socketio::endpoint))
+        .route(
+            "/socket.io/{file}",
+            web::route().to(socketio::client_file_or_endpoint),
+        )
+        .service(Files::new("/", public_dir).index_file("index.html"));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.bridge.send(IsReady).await {
+        Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        _ => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" })),
+    }
+}

@@ -1,0 +1,98 @@
+//! realtime-hub: a Socket.IO v5 notification hub with connection state recovery.
+//!
+//! Clients (the official `socket.io-client`, or any Socket.IO v5 client) keep a WebSocket open;
+//! `POST /notifications/notify` appends a notification to a log; every instance reads the log and
+//! delivers each entry, with its log id as the recovery offset, to its clients. A client that drops
+//! and comes back within the recovery window gets exactly what it missed, in order.
+//!
+//! Module map:
+//! - [`protocol`]: Engine.IO v4 / Socket.IO v5 codecs and ids; pure, no I/O.
+//! - [`store`]: the log interface and the embedded in-process log.
+//! - [`actors`]: Session, Hub, StreamBridge, Recovery (the diagram is in [`actors`]).
+//! - [`http`]: routes, the Engine.IO endpoint, the notify endpoint, error answers.
+//! - [`config`]: settings from environment variables and flags.
+
+#![warn(missing_docs)]
+
+pub mod actors;
+pub mod config;
+pub mod http;
+pub mod protocol;
+pub mod store;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+use log::info;
+
+use actors::hub::Hub;
+use actors::recovery::Recovery;
+use actors::session::SessionSettings;
+use actors::stream_bridge::StreamBridge;
+use config::Config;
+use store::MemoryLog;
+
+/// How long a stopping server waits for open requests before closing them.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// A started hub: its address, its actors, and the server future to await.
+pub struct RunningHub {
+    /// Where it listens (the real port when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// Resolves when the server stops; `server.handle()` stops it.
+    pub server: Server,
+    /// The session registry (tests ask it how many sessions are registered).
+    pub hub: Addr<Hub>,
+}
+
+/// Starts the actors and the HTTP server. Must run inside an actix `System`; the caller awaits (or
+/// spawns) `server`.
+pub fn start(config: &Config) -> io::Result<RunningHub> {
+    if config.redis_url.is_some() {
+        return Err(io::Error::other(
+            "REDIS_URL is set, but this version of the hub runs only on the embedded log; unset REDIS_URL",
+        ));
+    }
+    let hub = Hub::default().start();
+    let bridge = StreamBridge::new(Box::new(MemoryLog::new(config.max_len)), hub.clone()).start();
+    let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
+    info!("log: embedded, max length {}", config.max_len);
+
+    let settings = Arc::new(SessionSettings {
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        max_payload: config.max_payload,
+        connect_timeout: config.connect_timeout,
+        // Twice per window, so a record never expires while its session lives.
+        record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
+    });
+    let state = web::Data::new(http::AppState {
+        settings,
+        hub: hub.clone(),
+        bridge,
+        recovery,
+        max_notify_bytes: config.max_notify_bytes,
+        client_dir: config.client_dir.clone(),
+    });
+
+    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+    let addr = listener.local_addr()?;
+    let public_dir = config.public_dir.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            // Per-request access lines, except the Engine.IO endpoint, whose connections are long-lived.
+            .wrap(middleware::Logger::default().exclude_regex("^/socket\\.io/"))
+            .configure(|cfg| http::configure(cfg, public_dir.clone()))
+    })
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)?
+    .run();
+    info!("listening on http://{addr}");
+    Ok(RunningHub { addr, server, hub })
+}
