@@ -1,0 +1,260 @@
+//! Test fixture: a hub started in-process on a free loopback port, and a raw Engine.IO client that
+//! asserts frames byte for byte. Every receive has a timeout, so a hang fails fast instead of hanging CI.
+
+#![allow(dead_code)] // each test crate uses a different part of the fixture
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use awc::ws::{self, CloseCode, Frame};
+use futures_util::{SinkExt, StreamExt};
+use realtime_hub::config::Config;
+use serde_json::Value;
+
+/// How long a frame may take to arrive before the test fails.
+pub const RECV_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A running hub.
+pub struct TestHub {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Stops it.
+    pub handle: ServerHandle,
+}
+
+/// Loopback, free port, fast heartbeat (the conformance suites' 300/200 ms).
+pub fn test_config() -> Config {
+    Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(200),
+        ..Config::default()
+    }
+}
+
+/// Starts a hub on the current actix system.
+pub fn start_hub(config: Config) -> TestHub {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let running = realtime_hub::start(&config).expect("hub starts");
+    let handle = running.server.handle();
+    actix_web::rt::spawn(running.server);
+    TestHub {
+        addr: running.addr,
+        handle,
+    }
+}
+
+impl TestHub {
+    /// `http://127.0.0.1:<port><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Opens a WebSocket to the Engine.IO endpoint with `query` (e.g. `EIO=4&transport=websocket`).
+    pub async fn ws(&self, query: &str) -> Result<WsClient, awc::error::WsClientError> {
+        let (_, framed) = awc::Client::new()
+            .ws(format!("ws://{}/socket.io/?{}", self.addr, query))
+            .max_frame_size(16 * 1024 * 1024)
+            .connect()
+            .await?;
+        Ok(WsClient { framed })
+    }
+
+    /// A WebSocket past the Engine.IO handshake; returns the client and the open packet's JSON.
+    pub async fn eio(&self) -> (WsClient, Value) {
+        let mut client = self
+            .ws("EIO=4&transport=websocket")
+            .await
+            .expect("websocket connects");
+        let open = client.recv_text().await;
+        let json = open
+            .strip_prefix('0')
+            .unwrap_or_else(|| panic!("expected an open packet, got {open:?}"));
+        (
+            client,
+            serde_json::from_str(json).expect("open packet is JSON"),
+        )
+    }
+
+    /// A client joined to `/`: sends `40<auth>`, reads the CONNECT reply and the offset event.
+    pub async fn joined(&self) -> Joined {
+        let (mut client, _) = self.eio().await;
+        client.send("40").await;
+        let (sid, pid) = client.recv_connect().await;
+        let offset_event = client.recv_text().await;
+        let offset = event_args(&offset_event)
+            .and_then(|a| a.get(1).and_then(Value::as_str).map(str::to_owned));
+        Joined {
+            client,
+            sid,
+            pid,
+            offset: offset.expect("hub:offset event after CONNECT"),
+        }
+    }
+
+    /// `POST /notifications/notify` with a raw body; returns the status and the JSON answer.
+    pub async fn notify(&self, body: &str) -> (u16, Value) {
+        let mut res = awc::Client::new()
+            .post(self.url("/notifications/notify"))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.to_owned())
+            .await
+            .expect("notify request");
+        let status = res.status().as_u16();
+        let bytes = res.body().limit(1 << 20).await.expect("notify body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Publishes a notification and returns its offset.
+    pub async fn publish(&self, title: &str) -> String {
+        let (status, answer) = self
+            .notify(&serde_json::json!({ "title": title }).to_string())
+            .await;
+        assert_eq!(status, 201, "notify answered {answer}");
+        answer["offset"].as_str().expect("offset").to_owned()
+    }
+}
+
+/// A client joined to `/`.
+pub struct Joined {
+    /// Its connection.
+    pub client: WsClient,
+    /// `socket.id`.
+    pub sid: String,
+    /// The private session id.
+    pub pid: String,
+    /// The offset the hub handed it right after CONNECT.
+    pub offset: String,
+}
+
+/// A raw WebSocket client.
+pub struct WsClient {
+    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+}
+
+/// What the next thing on the socket was.
+#[derive(Debug, PartialEq)]
+pub enum Received {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+    /// A close frame, with its code if it had one.
+    Close(Option<CloseCode>),
+    /// The TCP stream ended without a close frame.
+    Ended,
+}
+
+impl WsClient {
+    /// Sends a text frame.
+    pub async fn send(&mut self, text: &str) {
+        self.framed
+            .send(ws::Message::Text(text.to_owned().into()))
+            .await
+            .expect("send text");
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.framed
+            .send(ws::Message::Binary(bytes.into()))
+            .await
+            .expect("send binary");
+    }
+
+    /// Sends a close frame.
+    pub async fn close(&mut self) {
+        let _ = self
+            .framed
+            .send(ws::Message::Close(Some(CloseCode::Normal.into())))
+            .await;
+    }
+
+    /// The next frame (WebSocket pings are skipped), failing the test after [`RECV_TIMEOUT`].
+    pub async fn recv(&mut self) -> Received {
+        self.recv_within(RECV_TIMEOUT)
+            .await
+            .expect("a frame within the timeout")
+    }
+
+    /// The next frame, or `None` if nothing came within `limit`.
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Received> {
+        loop {
+            let next = tokio::time::timeout(limit, self.framed.next()).await.ok()?;
+            return Some(match next {
+                Some(Ok(Frame::Text(bytes))) => {
+                    Received::Text(String::from_utf8(bytes.to_vec()).expect("utf-8"))
+                }
+                Some(Ok(Frame::Binary(bytes))) => Received::Binary(bytes.to_vec()),
+                Some(Ok(Frame::Close(reason))) => Received::Close(reason.map(|r| r.code)),
+                Some(Ok(Frame::Ping(_) | Frame::Pong(_))) => continue,
+                Some(Ok(Frame::Continuation(_))) => panic!("the hub does not fragment frames"),
+                Some(Err(_)) | None => Received::Ended,
+            });
+        }
+    }
+
+    /// The next frame, which must be text.
+    pub async fn recv_text(&mut self) -> String {
+        match self.recv().await {
+            Received::Text(text) => text,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame that is not an Engine.IO ping (answered with a pong, as a client does).
+    pub async fn recv_text_answering_pings(&mut self) -> String {
+        loop {
+            let text = self.recv_text().await;
+            if text != "2" {
+                return text;
+            }
+            self.send("3").await;
+        }
+    }
+
+    /// Reads a CONNECT reply `40{"sid","pid"}` (exactly those keys) and returns both ids.
+    pub async fn recv_connect(&mut self) -> (String, String) {
+        let text = self.recv_text_answering_pings().await;
+        let json = text
+            .strip_prefix("40")
+            .unwrap_or_else(|| panic!("expected a CONNECT reply, got {text:?}"));
+        let reply: Value = serde_json::from_str(json).expect("CONNECT reply is JSON");
+        let keys: Vec<&str> = reply
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["sid", "pid"], "CONNECT reply {text}");
+        (
+            reply["sid"].as_str().unwrap().to_owned(),
+            reply["pid"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Asserts that the hub closes the connection (close frame or end of stream) soon.
+    pub async fn expect_closed(&mut self) -> Received {
+        loop {
+            match self.recv().await {
+                Received::Text(text) if text == "2" => continue,
+                Received::Text(text) => panic!("expected the connection to close, got {text:?}"),
+                Received::Binary(bytes) => {
+                    panic!("expected the connection to close, got binary {bytes:?}")
+                }
+                closed => return closed,
+            }
+        }
+    }
+}
+
+/// The argument array of an event frame `42[...]`, if it is one.
+pub fn event_args(frame: &str) -> Option<Vec<Value>> {
+    let json = frame.strip_prefix("42")?;
+    serde_json::from_str::<Vec<Value>>(json).ok()
+}

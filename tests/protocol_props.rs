@@ -1,0 +1,119 @@
+//! Property tests of the pure codecs: decoding never panics, and encode → decode returns the packet.
+
+use proptest::prelude::*;
+use realtime_hub::protocol::ids::StreamId;
+use realtime_hub::protocol::socketio::{self, PacketKind, SioPacket};
+use realtime_hub::protocol::{base64, engineio};
+use serde_json::{json, Value};
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::vec(("[a-z0-9]{1,6}".prop_map(String::from), inner), 0..4)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+fn valid_packet() -> impl Strategy<Value = SioPacket> {
+    let nsp: BoxedStrategy<String> =
+        prop_oneof![Just("/".to_owned()), "/[a-z]{1,8}".prop_map(String::from)].boxed();
+    let ack = prop::option::of(0u64..1_000_000);
+    let event_name = prop_oneof![
+        "[a-z:_]{1,10}".prop_map(Value::from),
+        any::<u32>().prop_map(Value::from)
+    ]
+    .prop_filter("reserved", |v| {
+        !socketio::RESERVED_EVENTS.contains(&v.as_str().unwrap_or(""))
+    });
+    let args = prop::collection::vec(json_value(), 0..4);
+    let event = (event_name, args).prop_map(|(name, mut args)| {
+        args.insert(0, name);
+        Value::from(args)
+    });
+    let object = prop::collection::vec(("[a-z]{1,6}", json_value()), 0..3)
+        .prop_map(|pairs| Value::Object(pairs.into_iter().collect()))
+        .boxed();
+    prop_oneof![
+        (nsp.clone(), prop::option::of(object)).prop_map(|(nsp, auth)| SioPacket::new(
+            PacketKind::Connect,
+            &nsp,
+            auth
+        )),
+        nsp.clone()
+            .prop_map(|nsp| SioPacket::new(PacketKind::Disconnect, &nsp, None)),
+        (nsp.clone(), ack.clone(), event).prop_map(|(nsp, ack_id, data)| SioPacket {
+            ack_id,
+            ..SioPacket::new(PacketKind::Event, &nsp, Some(data))
+        }),
+        (
+            nsp.clone(),
+            0u64..1000,
+            prop::collection::vec(json_value(), 0..3)
+        )
+            .prop_map(|(nsp, id, args)| SioPacket {
+                ack_id: Some(id),
+                ..SioPacket::new(PacketKind::Ack, &nsp, Some(Value::from(args)))
+            }),
+        (nsp, "[ -~]{0,20}").prop_map(|(nsp, message)| {
+            SioPacket::new(
+                PacketKind::ConnectError,
+                &nsp,
+                Some(json!({ "message": message })),
+            )
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn socketio_decode_never_panics(input in ".{0,64}") {
+        let _ = socketio::decode(&input);
+    }
+
+    #[test]
+    fn socketio_decode_never_panics_on_packet_like_input(input in "[0-6][0-9-]{0,3}(/[a-z]{0,3},?)?[0-9]{0,3}[\\[\\]{}\",a-z0-9]{0,16}") {
+        let _ = socketio::decode(&input);
+    }
+
+    #[test]
+    fn socketio_encode_then_decode_returns_the_packet(packet in valid_packet()) {
+        prop_assert_eq!(socketio::decode(&socketio::encode(&packet)), Ok(packet));
+    }
+
+    #[test]
+    fn engineio_decode_never_panics(input in ".{0,64}") {
+        let _ = engineio::decode(&input);
+        let _ = engineio::decode_payload(&input).count();
+    }
+
+    #[test]
+    fn base64_round_trips_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert_eq!(base64::decode(&base64::encode(&bytes)), Ok(bytes));
+    }
+
+    #[test]
+    fn stream_id_parse_never_panics_and_round_trips(input in ".{0,24}", ms in any::<u64>(), seq in any::<u64>()) {
+        let _ = input.parse::<StreamId>();
+        let id = StreamId::new(ms, seq);
+        prop_assert_eq!(id.to_string().parse::<StreamId>(), Ok(id));
+    }
+
+    #[test]
+    fn broadcast_frame_decodes_to_the_event_with_its_offset(args in prop::collection::vec(json_value(), 0..4), ms in any::<u64>()) {
+        let mut event = vec![Value::from("notification")];
+        event.extend(args);
+        let offset = StreamId::new(ms, 0).to_string();
+        let frame = socketio::broadcast_frame("/", &Value::from(event.clone()).to_string(), &offset).unwrap();
+        event.push(Value::from(offset));
+        let decoded = socketio::decode(frame.strip_prefix('4').unwrap()).unwrap();
+        prop_assert_eq!(decoded.data, Some(Value::from(event)));
+    }
+}

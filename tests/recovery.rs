@@ -1,0 +1,161 @@
+//! Connection state recovery on the wire (reference §3.2, DESIGN.md §3), on the embedded log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{event_args, start_hub, test_config, TestHub, WsClient};
+use serde_json::json;
+
+/// Opens a new connection and sends CONNECT with the given pid and offset.
+async fn reconnect(hub: &TestHub, pid: &str, offset: &str) -> WsClient {
+    let (mut client, _) = hub.eio().await;
+    client
+        .send(&format!("40{}", json!({ "pid": pid, "offset": offset })))
+        .await;
+    client
+}
+
+#[actix_web::test]
+async fn recovery_writes_missed_events_in_order_before_the_connect_reply() {
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    let first = hub.publish("seen").await;
+    assert_eq!(
+        event_args(&joined.client.recv_text_answering_pings().await).unwrap()[2],
+        first.as_str()
+    );
+    joined.client.close().await;
+
+    let missed = [hub.publish("missed 1").await, hub.publish("missed 2").await];
+    let mut client = reconnect(&hub, &joined.pid, &first).await;
+    for (offset, title) in missed.iter().zip(["missed 1", "missed 2"]) {
+        let args = event_args(&client.recv_text_answering_pings().await).unwrap();
+        assert_eq!(
+            (args[1]["title"].as_str(), args[2].as_str()),
+            (Some(title), Some(offset.as_str()))
+        );
+    }
+    let (sid, pid) = client.recv_connect().await;
+    assert_eq!(
+        (sid, pid),
+        (joined.sid, joined.pid),
+        "same sid and pid: the client reports recovered"
+    );
+
+    let live = hub.publish("live").await;
+    assert_eq!(
+        event_args(&client.recv_text_answering_pings().await).unwrap()[2],
+        live.as_str()
+    );
+}
+
+#[actix_web::test]
+async fn fresh_client_recovers_from_the_offset_event() {
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    joined.client.close().await;
+    let missed = hub.publish("while away").await;
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let args = event_args(&client.recv_text_answering_pings().await).unwrap();
+    assert_eq!(args[2], missed.as_str());
+    assert_eq!(client.recv_connect().await, (joined.sid, joined.pid));
+}
+
+#[actix_web::test]
+async fn recovery_with_nothing_missed_keeps_the_session_and_sends_no_offset_event() {
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    joined.client.close().await;
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    assert_eq!(
+        client.recv_connect().await,
+        (joined.sid.clone(), joined.pid.clone())
+    );
+    let live = hub.publish("live").await;
+    assert_eq!(
+        event_args(&client.recv_text_answering_pings().await).unwrap()[2],
+        live.as_str()
+    );
+}
+
+async fn assert_fresh_session(client: &mut WsClient, old_sid: &str, old_pid: &str) {
+    let (sid, pid) = client.recv_connect().await;
+    assert_ne!(sid, old_sid);
+    assert_ne!(pid, old_pid);
+    let offset_event = event_args(&client.recv_text_answering_pings().await).unwrap();
+    assert_eq!(
+        offset_event[0], "hub:offset",
+        "a fresh session gets an offset; no replay before it"
+    );
+}
+
+#[actix_web::test]
+async fn recovery_fails_cleanly_for_unknown_pid_and_malformed_or_future_offset() {
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    let offset = hub.publish("one").await;
+    joined.client.close().await;
+    for (pid, offset) in [
+        ("unknown-pid", offset.as_str()),
+        (joined.pid.as_str(), "not-an-offset"),
+        (joined.pid.as_str(), "99999999999999-0"),
+    ] {
+        let mut client = reconnect(&hub, pid, offset).await;
+        assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
+    }
+}
+
+#[actix_web::test]
+async fn recovery_fails_cleanly_after_the_window() {
+    let mut config = test_config();
+    config.recovery_window = Duration::from_millis(300);
+    let hub = start_hub(config);
+    let mut joined = hub.joined().await;
+    joined.client.close().await;
+    hub.publish("late").await;
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
+}
+
+#[actix_web::test]
+async fn live_session_record_is_kept_fresh_beyond_the_window() {
+    let mut config = test_config();
+    config.recovery_window = Duration::from_millis(300);
+    let hub = start_hub(config);
+    let mut joined = hub.joined().await;
+    // Connected for three windows: the record is refreshed while the session lives.
+    for _ in 0..3 {
+        assert_eq!(joined.client.recv_text().await, "2");
+        joined.client.send("3").await;
+    }
+    joined.client.close().await;
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    assert_eq!(client.recv_connect().await, (joined.sid, joined.pid));
+}
+
+#[actix_web::test]
+async fn recovery_fails_cleanly_when_the_offset_was_trimmed() {
+    let mut config = test_config();
+    config.max_len = 5;
+    let hub = start_hub(config);
+    let mut joined = hub.joined().await;
+    joined.client.close().await;
+    for n in 0..8 {
+        hub.publish(&n.to_string()).await;
+    }
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
+}
+
+#[actix_web::test]
+async fn deliberate_disconnect_is_not_recoverable() {
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    joined.client.send("41").await;
+    joined.client.close().await;
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
+}
