@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(45_000);
 /// Largest `POST /notifications/notify` body: 413 above it.
 pub const DEFAULT_MAX_NOTIFY_BYTES: usize = 64 * 1024;
+/// Bytes waiting for a client that does not read before its session is closed (slow consumer).
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
 /// The whole configuration of one hub instance.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest notify body, in bytes.
     pub max_notify_bytes: usize,
+    /// Outgoing bytes a client may leave unread before its session is closed.
+    pub max_buffered_bytes: usize,
     /// Folder of the page served at `/`.
     pub public_dir: PathBuf,
     /// Folder holding `socket.io.min.js` from npm, served at `/socket.io/socket.io.min.js`.
@@ -72,6 +76,7 @@ impl Default for Config {
             max_payload: DEFAULT_MAX_PAYLOAD,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_notify_bytes: DEFAULT_MAX_NOTIFY_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             public_dir: project_path("public"),
             client_dir: project_path("tests/node_modules/socket.io-client/dist"),
         }
@@ -272,6 +277,7 @@ impl Config {
             "HUB_MAX_PAYLOAD" => self.max_payload = number(1)? as usize,
             "HUB_CONNECT_TIMEOUT_MS" => self.connect_timeout = millis(1)?,
             "HUB_MAX_NOTIFY_BYTES" => self.max_notify_bytes = number(1)? as usize,
+            "HUB_MAX_BUFFERED_BYTES" => self.max_buffered_bytes = number(1)? as usize,
             "HUB_PUBLIC_DIR" => self.public_dir = PathBuf::from(value),
             "HUB_CLIENT_DIR" => self.client_dir = PathBuf::from(value),
             other => unreachable!("setting {other} is listed in SETTINGS but not handled"),

@@ -58,7 +58,7 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
             "REDIS_URL is set, but this version of the hub runs only on the embedded log; unset REDIS_URL",
         ));
     }
-    let hub = Hub::default().start();
+    let hub = Hub::new(config.max_buffered_bytes).start();
     let bridge = StreamBridge::new(Box::new(MemoryLog::new(config.max_len)), hub.clone()).start();
     let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
     info!("log: embedded, max length {}", config.max_len);

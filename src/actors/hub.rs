@@ -6,14 +6,19 @@
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
+//!
+//! The Hub also enforces the slow-consumer bound (DESIGN.md §5). A WebSocket session actor only runs
+//! while the HTTP dispatcher pulls its output, so a client that stops reading freezes its session:
+//! only the sender can notice. Each session shares an [`Outbound`] counter with the Hub; past the bound
+//! the Hub stops delivering to it and aborts it, and the client recovers what it missed on reconnect.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
-use log::warn;
+use log::{debug, warn};
 
 use crate::protocol::{ids::StreamId, socketio};
 use crate::store::LogEntry;
@@ -42,7 +47,79 @@ pub struct Frame {
 /// Frames for a session, in log order.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Arc<[Frame]>);
+pub struct Deliver {
+    /// The batch, shared by every recipient.
+    pub frames: Arc<[Frame]>,
+    /// Its size on the wire, as counted in the recipient's [`Outbound::unsent`].
+    pub bytes: usize,
+}
+
+/// The bytes between the Hub and one client's socket, shared by the Hub (which delivers), the Session
+/// (which writes) and the response stream (which the HTTP dispatcher pulls as the client reads).
+/// `actix-web-actors` queues outgoing frames without bound and exposes no queue size: this is the count.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// Bytes delivered by the Hub that the session has not taken from its mailbox yet.
+    unsent: AtomicUsize,
+    /// Bytes the session wrote that the dispatcher has not pulled yet.
+    queued: AtomicUsize,
+    /// Set when the client was given up on: the response stream then ends the connection.
+    aborted: AtomicBool,
+}
+
+impl Outbound {
+    /// The Hub sent a batch of `bytes`.
+    pub fn sent(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The session took a batch of `bytes` from its mailbox.
+    pub fn taken(&self, bytes: usize) {
+        saturating_sub(&self.unsent, bytes);
+    }
+
+    /// The session wrote a text frame with `len` payload bytes.
+    pub fn pushed(&self, len: usize) {
+        self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
+    }
+
+    /// The dispatcher pulled `len` encoded bytes. Control frames (pongs, close) were not pushed,
+    /// hence the saturation.
+    pub fn pulled(&self, len: usize) {
+        saturating_sub(&self.queued, len);
+    }
+
+    /// Everything on its way to the client.
+    pub fn pending(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Gives up on the client.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client was given up on.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+}
+
+fn saturating_sub(counter: &AtomicUsize, n: usize) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
+/// The size of a server-to-client text frame: payload plus its unmasked header (RFC 6455 §5.2).
+pub fn wire_len(payload: usize) -> usize {
+    payload
+        + match payload {
+            0..=125 => 2,
+            126..=65_535 => 4,
+            _ => 10,
+        }
+}
 
 /// Start delivering broadcasts on `nsp` to `session`.
 #[derive(Message)]
@@ -54,6 +131,8 @@ pub struct Register {
     pub nsp: String,
     /// Where to deliver.
     pub session: Recipient<Deliver>,
+    /// What is on its way to that client.
+    pub outbound: Arc<Outbound>,
 }
 
 /// Stop delivering broadcasts on `nsp` to the connection.
@@ -76,11 +155,28 @@ pub struct Fanout(pub Vec<LogEntry>);
 #[rtype(result = "usize")]
 pub struct CountSessions;
 
+/// A registered session.
+struct Member {
+    session: Recipient<Deliver>,
+    outbound: Arc<Outbound>,
+}
+
 /// The registry actor.
-#[derive(Default)]
 pub struct Hub {
     /// Who listens on which namespace.
-    namespaces: HashMap<String, HashMap<ConnId, Recipient<Deliver>>>,
+    namespaces: HashMap<String, HashMap<ConnId, Member>>,
+    /// Bytes a client may have on its way before it is given up on.
+    max_pending: usize,
+}
+
+impl Hub {
+    /// A registry that gives up on clients with more than `max_pending` bytes on their way.
+    pub fn new(max_pending: usize) -> Hub {
+        Hub {
+            namespaces: HashMap::new(),
+            max_pending,
+        }
+    }
 }
 
 impl Actor for Hub {
@@ -91,10 +187,14 @@ impl Handler<Register> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) {
+        let member = Member {
+            session: msg.session,
+            outbound: msg.outbound,
+        };
         self.namespaces
             .entry(msg.nsp)
             .or_default()
-            .insert(msg.conn, msg.session);
+            .insert(msg.conn, member);
     }
 }
 
@@ -128,13 +228,26 @@ impl Handler<Fanout> for Hub {
             }
         }
         for (nsp, frames) in batches {
-            let Some(members) = self.namespaces.get(&*nsp) else {
+            let Some(members) = self.namespaces.get_mut(&*nsp) else {
                 continue;
             };
+            let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
             let frames: Arc<[Frame]> = frames.into();
-            for session in members.values() {
-                session.do_send(Deliver(frames.clone()));
-            }
+            let max_pending = self.max_pending;
+            members.retain(|conn, member| {
+                let pending = member.outbound.pending();
+                if pending + bytes > max_pending {
+                    debug!("slow consumer dropped conn={conn:?} pending={pending}");
+                    member.outbound.abort();
+                    return false;
+                }
+                member.outbound.sent(bytes);
+                member.session.do_send(Deliver {
+                    frames: frames.clone(),
+                    bytes,
+                });
+                true
+            });
         }
     }
 }
@@ -183,39 +296,67 @@ mod tests {
         }
     }
 
+    fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> (ConnId, Arc<Outbound>) {
+        let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
+        let session = Collector(tx.clone()).start().recipient();
+        let nsp = "/".to_owned();
+        hub.do_send(Register {
+            conn,
+            nsp,
+            session,
+            outbound: outbound.clone(),
+        });
+        (conn, outbound)
+    }
+
     #[actix::test]
     async fn hub_frames_each_entry_once_and_delivers_the_same_buffer_to_every_session() {
-        let hub = Hub::default().start();
+        let hub = Hub::new(1 << 20).start();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        for _ in 0..2 {
-            let session = Collector(tx.clone()).start().recipient();
-            hub.do_send(Register {
-                conn: ConnId::next(),
-                nsp: "/".into(),
-                session,
-            });
-        }
+        register(&hub, &tx);
+        register(&hub, &tx);
         hub.do_send(Fanout(vec![
             entry(1, "/"),
             entry(2, "/other"),
             entry(3, "/"),
         ]));
-        let (Deliver(a), Deliver(b)) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
-        assert!(Arc::ptr_eq(&a, &b), "both sessions share one encoded batch");
-        let texts: Vec<&str> = a.iter().map(|f| &*f.text).collect();
+        let (a, b) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        assert!(
+            Arc::ptr_eq(&a.frames, &b.frames),
+            "both sessions share one encoded batch"
+        );
+        let texts: Vec<&str> = a.frames.iter().map(|f| &*f.text).collect();
         assert_eq!(texts, vec![r#"42["n",1,"1-0"]"#, r#"42["n",1,"3-0"]"#]);
+        assert_eq!(a.bytes, 2 * wire_len(r#"42["n",1,"1-0"]"#.len()));
+    }
+
+    #[actix::test]
+    async fn hub_gives_up_on_a_session_whose_pending_bytes_pass_the_bound() {
+        let hub = Hub::new(100).start();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (_, slow) = register(&hub, &tx);
+        slow.pushed(70); // written, never pulled: the client does not read
+        hub.do_send(Fanout(vec![entry(1, "/")]));
+        assert_eq!(
+            rx.recv().await.unwrap().bytes,
+            17,
+            "72 + 17 bytes is within the bound"
+        );
+        hub.do_send(Fanout(vec![entry(2, "/")]));
+        assert_eq!(
+            hub.send(CountSessions).await.unwrap(),
+            0,
+            "past the bound: dropped"
+        );
+        assert!(slow.is_aborted());
+        assert!(rx.try_recv().is_err());
     }
 
     #[actix::test]
     async fn hub_stops_delivering_after_unregister() {
-        let hub = Hub::default().start();
+        let hub = Hub::new(1 << 20).start();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let conn = ConnId::next();
-        hub.do_send(Register {
-            conn,
-            nsp: "/".into(),
-            session: Collector(tx).start().recipient(),
-        });
+        let (conn, _) = register(&hub, &tx);
         hub.do_send(Unregister {
             conn,
             nsp: "/".into(),

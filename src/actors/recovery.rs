@@ -243,7 +243,7 @@ mod tests {
 
     fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery>) {
         let bridge =
-            StreamBridge::new(Box::new(MemoryLog::new(max_len)), Hub::default().start()).start();
+            StreamBridge::new(Box::new(MemoryLog::new(max_len)), Hub::new(1 << 20).start()).start();
         (bridge.clone(), Recovery::new(bridge, window).start())
     }
 

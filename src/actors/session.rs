@@ -25,7 +25,7 @@ use bytestring::ByteString;
 use log::{debug, trace};
 use serde_json::{json, Value};
 
-use super::hub::{frame_entry, ConnId, Deliver, Frame, Hub, Register, Unregister};
+use super::hub::{frame_entry, ConnId, Deliver, Frame, Hub, Outbound, Register, Unregister};
 use super::recovery::{Forget, Keep, Open, Opened, Recovery};
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
 use crate::protocol::ids::{EioSid, StreamId};
@@ -116,6 +116,8 @@ pub struct Session {
     conn: ConnId,
     /// Shared settings.
     settings: Arc<SessionSettings>,
+    /// What is written and not yet taken by the client.
+    outbound: Arc<Outbound>,
     /// Where broadcasts come from.
     hub: Addr<Hub>,
     /// Who opens and resumes sockets.
@@ -138,6 +140,7 @@ impl Session {
     /// A session for a new WebSocket connection.
     pub fn new(
         settings: Arc<SessionSettings>,
+        outbound: Arc<Outbound>,
         hub: Addr<Hub>,
         recovery: Addr<Recovery>,
     ) -> Session {
@@ -145,6 +148,7 @@ impl Session {
             eio_sid: EioSid::from_random(super::recovery::random_bytes()),
             conn: ConnId::next(),
             settings,
+            outbound,
             hub,
             recovery,
             pong_deadline: None,
@@ -154,6 +158,11 @@ impl Session {
             pending_binary: None,
             reason: None,
         }
+    }
+
+    /// Writes one text frame, counted against the outgoing bound.
+    fn send(&self, ctx: &mut WebsocketContext<Self>, text: impl Into<ByteString>) {
+        send(&self.outbound, ctx, text.into());
     }
 
     /// Ends the session: close frame, then stop. `stopping` does the bookkeeping.
@@ -168,7 +177,7 @@ impl Session {
 
     fn schedule_ping(&mut self, ctx: &mut WebsocketContext<Self>) {
         ctx.run_later(self.settings.ping_interval, |act, ctx| {
-            ctx.text("2");
+            act.send(ctx, "2");
             let deadline = ctx.run_later(act.settings.ping_timeout, |act, ctx| {
                 act.disconnect(ctx, DisconnectReason::PingTimeout);
             });
@@ -253,7 +262,7 @@ impl Session {
                     let refusal = json!({ "message": "Invalid namespace" });
                     let reply =
                         SioPacket::new(PacketKind::ConnectError, &packet.nsp, Some(refusal));
-                    ctx.text(format!("4{}", socketio::encode(&reply)));
+                    self.send(ctx, format!("4{}", socketio::encode(&reply)));
                 }
                 // Anything else on a namespace that was never joined is an invalid state.
                 _ => self.disconnect(ctx, DisconnectReason::ParseError),
@@ -286,6 +295,7 @@ impl Session {
             conn: self.conn,
             nsp: ROOT_NSP.to_owned(),
             session,
+            outbound: self.outbound.clone(),
         });
         let open = Open {
             nsp: ROOT_NSP.to_owned(),
@@ -313,7 +323,7 @@ impl Session {
         };
         for entry in &opened.missed {
             if let Some(frame) = frame_entry(entry) {
-                ctx.text(frame.text);
+                self.send(ctx, frame.text);
             }
         }
         let reply = SioPacket::new(
@@ -321,14 +331,14 @@ impl Session {
             ROOT_NSP,
             Some(json!({ "sid": opened.sid.as_str(), "pid": opened.pid.as_str() })),
         );
-        ctx.text(format!("4{}", socketio::encode(&reply)));
+        self.send(ctx, format!("4{}", socketio::encode(&reply)));
         if let (false, Some(tip)) = (opened.recovered, opened.offset) {
             let event = SioPacket::new(
                 PacketKind::Event,
                 ROOT_NSP,
                 Some(json!([OFFSET_EVENT, tip.to_string()])),
             );
-            ctx.text(format!("4{}", socketio::encode(&event)));
+            self.send(ctx, format!("4{}", socketio::encode(&event)));
         }
         debug!(
             "socket joined eio_sid={} sid={} recovered={} replayed={}",
@@ -345,7 +355,7 @@ impl Session {
             offset: opened.offset,
         };
         for frames in buffered {
-            joined.write(&frames, ctx);
+            joined.write(&frames, &self.outbound, ctx);
         }
         self.root = Namespace::Joined(joined);
     }
@@ -400,15 +410,25 @@ impl Session {
 
 impl Joined {
     /// Writes the frames the client does not have yet, in order.
-    fn write(&mut self, frames: &[Frame], ctx: &mut WebsocketContext<Session>) {
+    fn write(
+        &mut self,
+        frames: &[Frame],
+        outbound: &Outbound,
+        ctx: &mut WebsocketContext<Session>,
+    ) {
         for frame in frames {
             if self.offset.is_some_and(|offset| frame.id <= offset) {
                 continue;
             }
-            ctx.text(frame.text.clone());
+            send(outbound, ctx, frame.text.clone());
             self.offset = Some(frame.id);
         }
     }
+}
+
+fn send(outbound: &Outbound, ctx: &mut WebsocketContext<Session>, text: ByteString) {
+    outbound.pushed(text.len());
+    ctx.text(text);
 }
 
 impl Actor for Session {
@@ -422,7 +442,7 @@ impl Actor for Session {
             ping_timeout: self.settings.ping_timeout.as_millis() as u64,
             max_payload: self.settings.max_payload as u64,
         };
-        ctx.text(ByteString::from(open.encode()));
+        self.send(ctx, open.encode());
         self.schedule_ping(ctx);
         self.connect_deadline = Some(ctx.run_later(self.settings.connect_timeout, |act, ctx| {
             act.disconnect(ctx, DisconnectReason::ConnectTimeout);
@@ -458,9 +478,10 @@ impl Actor for Session {
 impl Handler<Deliver> for Session {
     type Result = ();
 
-    fn handle(&mut self, Deliver(frames): Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, Deliver { frames, bytes }: Deliver, ctx: &mut Self::Context) {
+        self.outbound.taken(bytes);
         match &mut self.root {
-            Namespace::Joined(joined) => joined.write(&frames, ctx),
+            Namespace::Joined(joined) => joined.write(&frames, &self.outbound, ctx),
             Namespace::Joining { buffered } => buffered.push(frames),
             Namespace::Idle => {}
         }

@@ -8,14 +8,21 @@
 //! Only the WebSocket transport is enabled: the open packet advertises `"upgrades":[]`, and a polling
 //! request gets "Transport unknown", as a Node server configured with `transports: ["websocket"]` answers.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use actix_files::NamedFile;
 use actix_web::http::{header, Method};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
+use actix_web_actors::ws::{self, WebsocketContext};
+use futures_core::Stream;
 use serde::Deserialize;
 
 use super::error::{ApiError, EioError};
 use super::AppState;
+use crate::actors::hub::Outbound;
 use crate::actors::session::Session;
 
 /// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
@@ -43,14 +50,44 @@ pub async fn endpoint(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     verify(&req)?;
+    let mut response = ws::handshake(&req)?;
+    let outbound = Arc::new(Outbound::default());
     let session = Session::new(
         state.settings.clone(),
+        outbound.clone(),
         state.hub.clone(),
         state.recovery.clone(),
     );
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.settings.max_payload)
-        .start()
+    let codec = actix_http::ws::Codec::new().max_size(state.settings.max_payload);
+    let frames = WebsocketContext::with_codec(session, stream, codec);
+    Ok(response.streaming(Metered {
+        frames: Box::pin(frames),
+        outbound,
+    }))
+}
+
+/// The session's outgoing frames on their way to the socket, counted as the dispatcher pulls them.
+struct Metered<S> {
+    frames: Pin<Box<S>>,
+    outbound: Arc<Outbound>,
+}
+
+impl<S: Stream<Item = Result<Bytes, actix_web::Error>>> Stream for Metered<S> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.outbound.is_aborted() {
+            // Erroring the body makes the dispatcher drop the connection and what is queued for it.
+            return Poll::Ready(Some(Err(actix_web::error::ErrorServiceUnavailable(
+                "slow consumer",
+            ))));
+        }
+        let next = self.frames.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            self.outbound.pulled(bytes.len());
+        }
+        next
+    }
 }
 
 /// `/socket.io/<file>`: a client file, or (Node matches the path by prefix) the endpoint itself.

@@ -21,6 +21,8 @@ pub struct TestHub {
     pub addr: SocketAddr,
     /// Stops it.
     pub handle: ServerHandle,
+    /// Its session registry.
+    pub hub: actix::Addr<realtime_hub::actors::hub::Hub>,
 }
 
 /// Loopback, free port, fast heartbeat (the conformance suites' 300/200 ms).
@@ -43,6 +45,7 @@ pub fn start_hub(config: Config) -> TestHub {
     TestHub {
         addr: running.addr,
         handle,
+        hub: running.hub,
     }
 }
 
@@ -92,6 +95,14 @@ impl TestHub {
             pid,
             offset: offset.expect("hub:offset event after CONNECT"),
         }
+    }
+
+    /// How many sessions are registered with the Hub.
+    pub async fn sessions(&self) -> usize {
+        self.hub
+            .send(realtime_hub::actors::hub::CountSessions)
+            .await
+            .expect("hub answers")
     }
 
     /// `POST /notifications/notify` with a raw body; returns the status and the JSON answer.

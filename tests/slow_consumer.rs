@@ -1,0 +1,115 @@
+//! A client that stops reading is cut off once its unread bytes pass the bound, and can recover.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{event_args, start_hub, test_config};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A WebSocket client by hand, so the test controls when (never) it reads.
+struct RawClient {
+    tcp: TcpStream,
+}
+
+impl RawClient {
+    async fn connect(addr: std::net::SocketAddr) -> RawClient {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                       Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        RawClient { tcp }
+    }
+
+    /// Reads one small unmasked server text frame.
+    async fn read_text(&mut self) -> String {
+        let (first, len) = (
+            self.tcp.read_u8().await.unwrap(),
+            self.tcp.read_u8().await.unwrap(),
+        );
+        assert_eq!((first, len & 0x80), (0x81, 0), "an unfragmented text frame");
+        let len = match len {
+            126 => self.tcp.read_u16().await.unwrap() as usize,
+            127 => self.tcp.read_u64().await.unwrap() as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        self.tcp.read_exact(&mut payload).await.unwrap();
+        String::from_utf8(payload).unwrap()
+    }
+
+    /// Sends a masked text frame, as clients must.
+    async fn send_text(&mut self, text: &str) {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81, 0x80 | text.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.tcp.write_all(&frame).await.unwrap();
+    }
+}
+
+#[actix_web::test]
+async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
+    let mut config = test_config();
+    config.max_buffered_bytes = 256 * 1024;
+    config.ping_interval = Duration::from_secs(60); // only the bound may end this session
+    let hub = start_hub(config);
+
+    let mut slow = RawClient::connect(hub.addr).await;
+    assert!(slow.read_text().await.starts_with("0{"));
+    slow.send_text("40").await;
+    let reply: Value =
+        serde_json::from_str(slow.read_text().await.strip_prefix("40").unwrap()).unwrap();
+    let offset = event_args(&slow.read_text().await).unwrap()[1]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(hub.sessions().await, 1);
+
+    // From here on the client reads nothing. Publish until the hub gives up on it (bounded).
+    let body = json!({ "body": "x".repeat(60_000) }).to_string();
+    let mut published = 0;
+    while hub.sessions().await == 1 {
+        assert!(
+            published < 1000,
+            "a client that never reads was never dropped"
+        );
+        assert_eq!(hub.notify(&body).await.0, 201);
+        published += 1;
+    }
+    // The kernel buffers several MB on loopback before the hub's own queue grows.
+    assert!(
+        published > 4,
+        "dropped after {published} notifications: before its bound was reached"
+    );
+
+    let (mut client, _) = hub.eio().await;
+    client
+        .send(&format!(
+            "40{}",
+            json!({ "pid": reply["pid"], "offset": offset })
+        ))
+        .await;
+    for _ in 0..published {
+        assert!(event_args(&client.recv_text_answering_pings().await).is_some());
+    }
+    let (sid, pid) = client.recv_connect().await;
+    assert_eq!(
+        (json!(sid), json!(pid)),
+        (reply["sid"].clone(), reply["pid"].clone()),
+        "the session recovered"
+    );
+    drop(slow);
+}
