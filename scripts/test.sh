@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs: installs what is missing, then runs every check.
+#
+#   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
+#   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
+#   interop tests: the official socket.io-client (npm) against that binary (node --test).
+#
+# Needs: the Rust toolchain, Node.js 20+ with npm. Everything else it installs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found; $2" >&2; exit 1; }
+}
+need cargo "install the Rust toolchain: https://rustup.rs"
+need node "install Node.js 20+ and npm: apt-get install -y nodejs npm"
+need npm "install npm: apt-get install -y npm"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "node packages (npm ci in tests/)"
+if [ ! -f tests/node_modules/.package-lock.json ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
+  (cd tests && npm ci --no-audit --no-fund)
+else
+  echo "up to date"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "protocol purity"
+bash scripts/check-pure.sh
+
+step "cargo test"
+cargo test --all-targets
+
+step "interop: official socket.io-client against the hub"
+HUB_BIN="$PWD/target/debug/realtime-hub" node --test tests/interop/

@@ -1,0 +1,111 @@
+// Test fixture: starts the hub binary on a free loopback port, and drives the official client.
+//
+// The binary is the one `cargo test` built (target/debug/realtime-hub), or $HUB_BIN.
+
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { io } from "socket.io-client";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const HUB_BIN = process.env.HUB_BIN ?? path.join(root, "target/debug/realtime-hub");
+
+/** Starts a hub; `env` adds settings (e.g. HUB_RECOVERY_WINDOW_MS). Resolves once it listens. */
+export async function startHub(env = {}) {
+  const child = spawn(HUB_BIN, ["--host", "127.0.0.1", "--port", "0"], {
+    env: { ...process.env, RUST_LOG: "info", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub did not start within 10 s:\n${log}`)), 10_000);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`could not start ${HUB_BIN} (run cargo build first): ${err.message}`));
+    });
+    child.on("exit", (code) => reject(new Error(`hub exited with ${code}:\n${log}`)));
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = /listening on (http:\/\/[0-9.]+:\d+)/.exec(log);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+  return {
+    url,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** POSTs a notification; resolves to the JSON answer, failing on anything but 201. */
+export async function notify(url, body) {
+  const res = await fetch(`${url}/notifications/notify`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json();
+  if (res.status !== 201) throw new Error(`notify answered ${res.status}: ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/**
+ * A connected official client that records every notification it receives, with whether it came
+ * as a replay (handed over after a recovered reconnect, before the `connect` event).
+ */
+export async function connectClient(url, options = {}) {
+  const socket = io(url, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 200,
+    ...options,
+  });
+  const client = { socket, received: [], connects: [], awaitingConnect: true };
+  socket.on("notification", (notification, offset) => {
+    client.received.push({ notification, offset, replayed: client.awaitingConnect && socket.recovered === true });
+  });
+  socket.on("connect", () => {
+    client.awaitingConnect = false;
+    client.connects.push({ id: socket.id, recovered: socket.recovered });
+  });
+  socket.on("disconnect", () => {
+    client.awaitingConnect = true;
+  });
+  await waitFor(() => socket.connected, "client connects");
+  return client;
+}
+
+/** Drops the transport as a network failure would, without reconnecting until `reconnect`. */
+export async function dropClient(client) {
+  client.socket.io.reconnection(false);
+  client.socket.io.engine.close();
+  await waitFor(() => !client.socket.connected, "client disconnects");
+}
+
+/** Reconnects a dropped client; resolves once it is connected again. */
+export async function reconnectClient(client) {
+  const connects = client.connects.length;
+  client.socket.io.reconnection(true);
+  client.socket.connect();
+  await waitFor(() => client.connects.length > connects, "client reconnects");
+}
+
+/** Polls `predicate` every 10 ms; rejects with `what` after `timeoutMs`. */
+export async function waitFor(predicate, what, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await sleep(10);
+  }
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
