@@ -5,7 +5,7 @@
 #   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
 #   interop tests: the official socket.io-client (npm) against that binary (node --test).
 #
-# Needs: the Rust toolchain, Node.js 20+ with npm. Everything else it installs itself.
+# Needs: the Rust toolchain, Node.js 20+ with npm, and Debian's apt-get (as root) for what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,19 @@ need node "install Node.js 20+ and npm: apt-get install -y nodejs npm"
 need npm "install npm: apt-get install -y npm"
 
 step() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests start for real: redis-server (each Redis test runs its own on a free port).
+apt_packages=()
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  step "installing ${apt_packages[*]} (Debian packages)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing ${apt_packages[*]}; install with: sudo apt-get install -y ${apt_packages[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
 
 step "node packages (npm ci in tests/)"
 if [ ! -f tests/node_modules/.package-lock.json ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then

@@ -35,7 +35,7 @@ use actors::recovery::Recovery;
 use actors::session::SessionSettings;
 use actors::stream_bridge::StreamBridge;
 use config::Config;
-use store::MemoryLog;
+use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -53,15 +53,27 @@ pub struct RunningHub {
 /// Starts the actors and the HTTP server. Must run inside an actix `System`; the caller awaits (or
 /// spawns) `server`.
 pub fn start(config: &Config) -> io::Result<RunningHub> {
-    if config.redis_url.is_some() {
-        return Err(io::Error::other(
-            "REDIS_URL is set, but this version of the hub runs only on the embedded log; unset REDIS_URL",
-        ));
-    }
     let hub = Hub::new(config.max_buffered_bytes).start();
-    let bridge = StreamBridge::new(Box::new(MemoryLog::new(config.max_len)), hub.clone()).start();
+    let backend: Box<dyn LogBackend> = match &config.redis_url {
+        Some(url) => {
+            let uid = recovery_random_uid();
+            let log = RedisLog::new(url, &config.stream_key, config.max_len, uid)
+                .map_err(io::Error::other)?;
+            info!(
+                "log: redis stream {:?} at {}, max length ~{}",
+                config.stream_key,
+                redacted(url),
+                config.max_len
+            );
+            Box::new(log)
+        }
+        None => {
+            info!("log: embedded, max length {}", config.max_len);
+            Box::new(MemoryLog::new(config.max_len))
+        }
+    };
+    let bridge = StreamBridge::new(backend, hub.clone()).start();
     let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
-    info!("log: embedded, max length {}", config.max_len);
 
     let settings = Arc::new(SessionSettings {
         ping_interval: config.ping_interval,
@@ -95,4 +107,22 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
     .run();
     info!("listening on http://{addr}");
     Ok(RunningHub { addr, server, hub })
+}
+
+/// 8 random bytes: this instance's adapter uid in the stream.
+fn recovery_random_uid() -> [u8; 8] {
+    let bytes = actors::recovery::random_bytes();
+    let mut uid = [0u8; 8];
+    uid.copy_from_slice(&bytes[..8]);
+    uid
+}
+
+/// The URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }

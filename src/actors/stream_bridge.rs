@@ -2,9 +2,13 @@
 //!
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
 //! Receives: Publish (from the notify endpoint); ReadAfter, Tip, SaveSession, LoadSession, DropSession
-//! (from Recovery); EntriesRead (from the backend's read loop); IsReady (from `/readyz`).
+//! (from Recovery); LogEvent (from the backend's read loop); IsReady (from `/readyz`).
 //! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
 //! path as everyone else's, so every client sees one order.
+//!
+//! Until the read loop knows where it starts, Publish, Tip and ReadAfter are refused as unavailable:
+//! an entry appended, or an offset handed out, before that point could fall before the loop's start
+//! and never be delivered here. The embedded log knows its start at once; Redis within a round trip.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use log::{error, info};
 
 use super::hub::{Fanout, Hub};
 use crate::protocol::ids::{Pid, StreamId};
-use crate::store::{EntriesRead, LogBackend, LogEntry, SessionRecord, StoreError};
+use crate::store::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
 
 /// Append an event to the log. Resolves once it is in the log; delivery follows through the read loop.
 #[derive(Message)]
@@ -72,8 +76,10 @@ pub struct StreamBridge {
     backend: Box<dyn LogBackend>,
     /// Where entries go once read.
     hub: Addr<Hub>,
-    /// The last entry handed to the Hub: logged at shutdown, the resume point of the read loop.
+    /// The last entry handed to the Hub, logged at shutdown.
     last_read: StreamId,
+    /// Where the read loop starts; `None` until it knows.
+    reading_from: Option<StreamId>,
 }
 
 impl StreamBridge {
@@ -83,7 +89,20 @@ impl StreamBridge {
             backend,
             hub,
             last_read: StreamId::ZERO,
+            reading_from: None,
         }
+    }
+
+    /// Runs `call` on the backend once the read loop has a start; refuses it before.
+    fn when_reading<T: 'static>(
+        &mut self,
+        call: impl FnOnce(&mut dyn LogBackend) -> StoreFuture<T>,
+    ) -> StoreFuture<T> {
+        if self.reading_from.is_none() {
+            let refused = StoreError::Unavailable("the stream is not being read yet".into());
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        call(self.backend.as_mut())
     }
 }
 
@@ -91,7 +110,7 @@ impl Actor for StreamBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.backend.start_reading(ctx.address().recipient());
+        self.reading_from = self.backend.start_reading(ctx.address().recipient());
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -106,7 +125,7 @@ impl Handler<Publish> for StreamBridge {
     type Result = ResponseFuture<Result<StreamId, StoreError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
-        let append = self.backend.append(&msg.nsp, msg.args);
+        let append = self.when_reading(|log| log.append(&msg.nsp, msg.args));
         Box::pin(async move {
             append
                 .await
@@ -115,13 +134,18 @@ impl Handler<Publish> for StreamBridge {
     }
 }
 
-impl Handler<EntriesRead> for StreamBridge {
+impl Handler<LogEvent> for StreamBridge {
     type Result = ();
 
-    fn handle(&mut self, EntriesRead(entries): EntriesRead, _: &mut Self::Context) {
-        if let Some(last) = entries.last() {
-            self.last_read = last.id;
-            self.hub.do_send(Fanout(entries));
+    fn handle(&mut self, event: LogEvent, _: &mut Self::Context) {
+        match event {
+            LogEvent::ReadingFrom(start) => self.reading_from = Some(start),
+            LogEvent::Entries(entries) => {
+                if let Some(last) = entries.last() {
+                    self.last_read = last.id;
+                    self.hub.do_send(Fanout(entries));
+                }
+            }
         }
     }
 }
@@ -130,7 +154,7 @@ impl Handler<ReadAfter> for StreamBridge {
     type Result = ResponseFuture<Result<Vec<LogEntry>, StoreError>>;
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
-        self.backend.read_after(msg.after, msg.count)
+        self.when_reading(|log| log.read_after(msg.after, msg.count))
     }
 }
 
@@ -138,7 +162,7 @@ impl Handler<Tip> for StreamBridge {
     type Result = ResponseFuture<Result<StreamId, StoreError>>;
 
     fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
-        self.backend.tip()
+        self.when_reading(|log| log.tip())
     }
 }
 
@@ -170,6 +194,6 @@ impl Handler<IsReady> for StreamBridge {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
-        self.backend.is_ready()
+        self.reading_from.is_some() && self.backend.is_ready()
     }
 }

@@ -12,7 +12,9 @@
 //! every codec can be unit-tested, property-tested and benchmarked alone. Decoders are total over their
 //! input and return a `Result`; encoders cannot fail.
 
+pub mod adapter;
 pub mod base64;
 pub mod engineio;
 pub mod ids;
+pub mod msgpack;
 pub mod socketio;

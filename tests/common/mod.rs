@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses a different part of the fixture
 
+pub mod redis_server;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +25,15 @@ pub struct TestHub {
     pub handle: ServerHandle,
     /// Its session registry.
     pub hub: actix::Addr<realtime_hub::actors::hub::Hub>,
+}
+
+/// A test config on Redis at `url`, with its own stream key.
+pub fn redis_config(url: &str, stream_key: &str) -> Config {
+    Config {
+        redis_url: Some(url.to_owned()),
+        stream_key: stream_key.to_owned(),
+        ..test_config()
+    }
 }
 
 /// Loopback, free port, fast heartbeat (the conformance suites' 300/200 ms).
@@ -95,6 +106,25 @@ impl TestHub {
             pid,
             offset: offset.expect("hub:offset event after CONNECT"),
         }
+    }
+
+    /// `GET <path>`: the status code.
+    pub async fn get_status(&self, path: &str) -> u16 {
+        match awc::Client::new().get(self.url(path)).send().await {
+            Ok(res) => res.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits (bounded) until `/readyz` answers 200: the log is reachable and being read.
+    pub async fn wait_ready(&self) {
+        for _ in 0..250 {
+            if self.get_status("/readyz").await == 200 {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("hub at {} never became ready", self.addr);
     }
 
     /// How many sessions are registered with the Hub.

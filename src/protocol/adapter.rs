@@ -1,0 +1,148 @@
+//! The stream entry and session record formats of `@socket.io/redis-streams-adapter` 0.3.x
+//! (reference §4.4, §4.8), so Node and Rust instances can share one stream.
+//!
+//! ```text
+//! XADD socket.io MAXLEN ~ 10000 * uid 7d38b7221164adb4 nsp / type 3 data
+//!      {"packet":{"type":2,"data":["notification",{…}]},"opts":{"rooms":[],"except":[],"flags":{}}}
+//! SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data}) PX <window>
+//! ```
+//!
+//! Only untargeted, plain broadcasts are delivered: entries of other types (room joins, disconnects,
+//! v0.2 heartbeats), targeted ones (rooms/except: the hub has no rooms yet), volatile ones, ones that
+//! expect acks, and binary ones (no attachments yet) are skipped, never fatal.
+
+use serde_json::Value;
+
+use super::{base64, msgpack};
+
+/// `MessageType.BROADCAST` of socket.io-adapter's cluster adapter.
+pub const BROADCAST: &str = "3";
+
+/// The `data` field of a broadcast of `args` (the event array as compact JSON text) to everyone.
+pub fn broadcast_data(args: &str) -> String {
+    format!(
+        r#"{{"packet":{{"type":2,"data":{args}}},"opts":{{"rooms":[],"except":[],"flags":{{}}}}}}"#
+    )
+}
+
+/// Why an entry is not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// Not a BROADCAST (room operations, disconnects, v0.2 heartbeats and requests).
+    #[error("message type {0} is not a broadcast")]
+    NotBroadcast(String),
+    /// `data` is neither JSON nor base64 msgpack of a JSON-representable value.
+    #[error("data does not decode: {0}")]
+    Malformed(String),
+    /// Binary attachments (msgpack `bin`), which the hub cannot deliver yet.
+    #[error("binary broadcast")]
+    Binary,
+    /// Sent to rooms, or excluding some: the hub has no rooms yet.
+    #[error("targeted broadcast")]
+    Targeted,
+    /// A packet that is not a plain EVENT, or one that expects acks, or a volatile one.
+    #[error("not a plain event")]
+    NotPlainEvent,
+}
+
+/// The event array (compact JSON text, without offset) of a stream entry, if it is a plain broadcast.
+pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<String, Skip> {
+    if kind != BROADCAST {
+        return Err(Skip::NotBroadcast(kind.chars().take(8).collect()));
+    }
+    let data = data.ok_or_else(|| Skip::Malformed("no data field".into()))?;
+    // The adapter's own rule: JSON starts with '{'; anything else is base64 of msgpack.
+    let message: Value = if data.starts_with('{') {
+        serde_json::from_str(data).map_err(|e| Skip::Malformed(e.to_string()))?
+    } else {
+        let bytes = base64::decode(data).map_err(|e| Skip::Malformed(e.to_string()))?;
+        match msgpack::decode(&bytes) {
+            Ok(value) => value,
+            Err(msgpack::MsgpackError::Unsupported(0xc4..=0xc6)) => return Err(Skip::Binary),
+            Err(e) => return Err(Skip::Malformed(e.to_string())),
+        }
+    };
+    let opts = &message["opts"];
+    let non_empty = |v: &Value| v.as_array().is_some_and(|a| !a.is_empty());
+    if non_empty(&opts["rooms"]) || non_empty(&opts["except"]) {
+        return Err(Skip::Targeted);
+    }
+    if opts["flags"]["volatile"].as_bool() == Some(true) {
+        return Err(Skip::NotPlainEvent);
+    }
+    let packet = &message["packet"];
+    let args = &packet["data"];
+    let plain_event = packet["type"] == 2
+        && packet.get("id").is_none_or(Value::is_null)
+        && args
+            .as_array()
+            .is_some_and(|a| a.first().is_some_and(|n| n.is_string() || n.is_number()));
+    if !plain_event {
+        return Err(Skip::NotPlainEvent);
+    }
+    Ok(args.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_data_matches_the_adapter_bytes() {
+        // reference §4.4, captured with MONITOR (rooms/except emptied)
+        assert_eq!(
+            broadcast_data(r#"["inroom","x"]"#),
+            r#"{"packet":{"type":2,"data":["inroom","x"]},"opts":{"rooms":[],"except":[],"flags":{}}}"#
+        );
+    }
+
+    #[test]
+    fn decode_broadcast_reads_json_and_msgpack_entries() {
+        let json = broadcast_data(r#"["notification",{"title":"t"}]"#);
+        assert_eq!(
+            decode_broadcast("3", Some(&json)).as_deref(),
+            Ok(r#"["notification",{"title":"t"}]"#)
+        );
+        let packed = base64::encode(&msgpack::encode(&serde_json::from_str(&json).unwrap()));
+        assert_eq!(
+            decode_broadcast("3", Some(&packed)).as_deref(),
+            Ok(r#"["notification",{"title":"t"}]"#)
+        );
+    }
+
+    #[test]
+    fn decode_broadcast_skips_what_it_cannot_deliver() {
+        let targeted = r#"{"packet":{"type":2,"data":["inroom","x"]},"opts":{"rooms":["room1"],"except":[],"flags":{}}}"#;
+        let volatile = r#"{"packet":{"type":2,"data":["vol",1]},"opts":{"rooms":[],"except":[],"flags":{"volatile":true}}}"#;
+        let with_ack = r#"{"packet":{"type":2,"data":["a"],"id":3},"opts":{"rooms":[],"except":[],"flags":{}}}"#;
+        // reference §4.4: io.emit("bin", Buffer.from([1,2,3]))
+        let binary =
+            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
+        assert_eq!(
+            decode_broadcast("1", None),
+            Err(Skip::NotBroadcast("1".into()))
+        );
+        assert_eq!(
+            decode_broadcast("4", Some("{}")),
+            Err(Skip::NotBroadcast("4".into()))
+        );
+        assert_eq!(decode_broadcast("3", Some(targeted)), Err(Skip::Targeted));
+        assert_eq!(
+            decode_broadcast("3", Some(volatile)),
+            Err(Skip::NotPlainEvent)
+        );
+        assert_eq!(
+            decode_broadcast("3", Some(with_ack)),
+            Err(Skip::NotPlainEvent)
+        );
+        assert_eq!(decode_broadcast("3", Some(binary)), Err(Skip::Binary));
+        assert!(matches!(
+            decode_broadcast("3", Some("{nope")),
+            Err(Skip::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_broadcast("3", None),
+            Err(Skip::Malformed(_))
+        ));
+    }
+}

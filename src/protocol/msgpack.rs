@@ -1,0 +1,342 @@
+//! MessagePack for JSON values: the encoding of the Redis adapter's session records (reference §4.8)
+//! and of its binary stream entries (§4.4).
+//!
+//! ```text
+//! {"sid":"a","pid":"b","rooms":["a"],"data":null}
+//!   → 84 a3"sid" a1"a" a3"pid" a1"b" a5"rooms" 91 a1"a" a4"data" c0
+//! ```
+//!
+//! Maps keep their keys as strings and their order (Node's `@msgpack/msgpack` writes named maps). Values
+//! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at.
+
+use serde_json::{Map, Number, Value};
+
+/// Nesting deeper than this is refused, so hostile input cannot exhaust the stack.
+const MAX_DEPTH: usize = 64;
+
+/// Why bytes are not a MessagePack value this module can represent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MsgpackError {
+    /// The input ends inside a value.
+    #[error("truncated input")]
+    Truncated,
+    /// Bytes are left after the value.
+    #[error("trailing bytes after the value")]
+    Trailing,
+    /// A format JSON cannot represent (bin, ext, timestamp) or a reserved byte.
+    #[error("unsupported msgpack format 0x{0:02x}")]
+    Unsupported(u8),
+    /// A map key that is not a string.
+    #[error("map key is not a string")]
+    NonStringKey,
+    /// A string that is not UTF-8.
+    #[error("string is not UTF-8")]
+    InvalidUtf8,
+    /// A float that JSON cannot hold (NaN, infinity).
+    #[error("float is not finite")]
+    NonFiniteFloat,
+    /// Deeper than [`MAX_DEPTH`].
+    #[error("nested too deeply")]
+    TooDeep,
+}
+
+/// Encodes a JSON value.
+pub fn encode(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out);
+    out
+}
+
+fn encode_into(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.push(0xc0),
+        Value::Bool(false) => out.push(0xc2),
+        Value::Bool(true) => out.push(0xc3),
+        Value::Number(n) => encode_number(n, out),
+        Value::String(s) => encode_str(s, out),
+        Value::Array(items) => {
+            encode_len(items.len(), 0x90, 0xdc, 0xdd, out);
+            items.iter().for_each(|item| encode_into(item, out));
+        }
+        Value::Object(map) => {
+            encode_len(map.len(), 0x80, 0xde, 0xdf, out);
+            for (key, item) in map {
+                encode_str(key, out);
+                encode_into(item, out);
+            }
+        }
+    }
+}
+
+fn encode_number(n: &Number, out: &mut Vec<u8>) {
+    if let Some(u) = n.as_u64() {
+        match u {
+            0..=0x7f => out.push(u as u8),
+            0x80..=0xff => out.extend([0xcc, u as u8]),
+            0x100..=0xffff => {
+                out.push(0xcd);
+                out.extend((u as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0xce);
+                out.extend((u as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xcf);
+                out.extend(u.to_be_bytes());
+            }
+        }
+    } else if let Some(i) = n.as_i64() {
+        // Negative here: as_u64 took every non-negative integer.
+        match i {
+            -32..=-1 => out.push(i as i8 as u8),
+            -128..=-33 => out.extend([0xd0, i as i8 as u8]),
+            -32_768..=-129 => {
+                out.push(0xd1);
+                out.extend((i as i16).to_be_bytes());
+            }
+            -2_147_483_648..=-32_769 => {
+                out.push(0xd2);
+                out.extend((i as i32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xd3);
+                out.extend(i.to_be_bytes());
+            }
+        }
+    } else {
+        out.push(0xcb);
+        out.extend(n.as_f64().unwrap_or(0.0).to_be_bytes());
+    }
+}
+
+fn encode_str(s: &str, out: &mut Vec<u8>) {
+    let len = s.len();
+    match len {
+        0..=31 => out.push(0xa0 | len as u8),
+        32..=0xff => out.extend([0xd9, len as u8]),
+        0x100..=0xffff => {
+            out.push(0xda);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xdb);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode_len(len: usize, fix: u8, mark16: u8, mark32: u8, out: &mut Vec<u8>) {
+    match len {
+        0..=15 => out.push(fix | len as u8),
+        16..=0xffff => {
+            out.push(mark16);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(mark32);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+}
+
+/// Decodes exactly one value that fills `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
+    let mut reader = Reader { bytes, pos: 0 };
+    let value = reader.value(0)?;
+    if reader.pos != bytes.len() {
+        return Err(MsgpackError::Trailing);
+    }
+    Ok(value)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], MsgpackError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(MsgpackError::Truncated)?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn byte(&mut self) -> Result<u8, MsgpackError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], MsgpackError> {
+        let mut buf = [0u8; N];
+        buf.copy_from_slice(self.take(N)?);
+        Ok(buf)
+    }
+
+    fn len(&mut self, width: usize) -> Result<usize, MsgpackError> {
+        Ok(match width {
+            1 => self.byte()? as usize,
+            2 => u16::from_be_bytes(self.be()?) as usize,
+            _ => u32::from_be_bytes(self.be()?) as usize,
+        })
+    }
+
+    fn string(&mut self, len: usize) -> Result<String, MsgpackError> {
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| MsgpackError::InvalidUtf8)
+    }
+
+    fn float(f: f64) -> Result<Value, MsgpackError> {
+        Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or(MsgpackError::NonFiniteFloat)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, MsgpackError> {
+        if depth > MAX_DEPTH {
+            return Err(MsgpackError::TooDeep);
+        }
+        let marker = self.byte()?;
+        Ok(match marker {
+            0x00..=0x7f => Value::from(marker),
+            0x80..=0x8f => self.map((marker & 0x0f) as usize, depth)?,
+            0x90..=0x9f => self.array((marker & 0x0f) as usize, depth)?,
+            0xa0..=0xbf => Value::String(self.string((marker & 0x1f) as usize)?),
+            0xc0 => Value::Null,
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xca => Self::float(f32::from_be_bytes(self.be()?) as f64)?,
+            0xcb => Self::float(f64::from_be_bytes(self.be()?))?,
+            0xcc => Value::from(self.byte()?),
+            0xcd => Value::from(u16::from_be_bytes(self.be()?)),
+            0xce => Value::from(u32::from_be_bytes(self.be()?)),
+            0xcf => Value::from(u64::from_be_bytes(self.be()?)),
+            0xd0 => Value::from(self.byte()? as i8),
+            0xd1 => Value::from(i16::from_be_bytes(self.be()?)),
+            0xd2 => Value::from(i32::from_be_bytes(self.be()?)),
+            0xd3 => Value::from(i64::from_be_bytes(self.be()?)),
+            0xd9 => {
+                let len = self.len(1)?;
+                Value::String(self.string(len)?)
+            }
+            0xda => {
+                let len = self.len(2)?;
+                Value::String(self.string(len)?)
+            }
+            0xdb => {
+                let len = self.len(4)?;
+                Value::String(self.string(len)?)
+            }
+            0xdc => {
+                let len = self.len(2)?;
+                self.array(len, depth)?
+            }
+            0xdd => {
+                let len = self.len(4)?;
+                self.array(len, depth)?
+            }
+            0xde => {
+                let len = self.len(2)?;
+                self.map(len, depth)?
+            }
+            0xdf => {
+                let len = self.len(4)?;
+                self.map(len, depth)?
+            }
+            0xe0..=0xff => Value::from(marker as i8),
+            other => return Err(MsgpackError::Unsupported(other)),
+        })
+    }
+
+    fn array(&mut self, len: usize, depth: usize) -> Result<Value, MsgpackError> {
+        // Every element takes at least one byte: a length beyond the input is a lie, not an allocation.
+        if len > self.bytes.len() - self.pos {
+            return Err(MsgpackError::Truncated);
+        }
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn map(&mut self, len: usize, depth: usize) -> Result<Value, MsgpackError> {
+        if len > self.bytes.len() - self.pos {
+            return Err(MsgpackError::Truncated);
+        }
+        let mut map = Map::new();
+        for _ in 0..len {
+            let Value::String(key) = self.value(depth + 1)? else {
+                return Err(MsgpackError::NonStringKey);
+            };
+            map.insert(key, self.value(depth + 1)?);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::base64;
+    use serde_json::json;
+
+    #[test]
+    fn decode_reads_the_session_record_node_wrote() {
+        // reference §4.8, observed from @socket.io/redis-streams-adapter 0.3.1
+        let stored = "hKNzaWS0dmM5WFNpUkcwOFk1WDh5QUFBQUGjcGlktFE4X2d6blNpWGtKWng1ZGFBQUFCpXJvb21zkrR2YzlYU2lSRzA4WTVYOHlBQUFBQaVyb29tMaRkYXRhgaR1c2VypWFsaWNl";
+        let value = decode(&base64::decode(stored).unwrap()).unwrap();
+        assert_eq!(
+            value,
+            json!({"sid": "vc9XSiRG08Y5X8yAAAAA", "pid": "Q8_gznSiXkJZx5daAAAB",
+                   "rooms": ["vc9XSiRG08Y5X8yAAAAA", "room1"], "data": {"user": "alice"}})
+        );
+        assert_eq!(
+            base64::encode(&encode(&value)),
+            stored,
+            "we write the same bytes"
+        );
+    }
+
+    #[test]
+    fn encode_then_decode_keeps_every_json_value() {
+        let value = json!({
+            "ints": [0, 127, 128, 255, 256, 65535, 65536, 4294967295u64, 4294967296u64, u64::MAX,
+                     -1, -32, -33, -128, -129, -32768, -32769, -2147483648i64, -2147483649i64, i64::MIN],
+            "floats": [0.5, -1.25, 1e300],
+            "strings": ["", "x".repeat(31), "y".repeat(32), "z".repeat(300), "é".repeat(40000)],
+            "nested": {"a": [null, true, false, {"b": []}]},
+            "long": (0..20).collect::<Vec<_>>(),
+        });
+        assert_eq!(decode(&encode(&value)), Ok(value));
+    }
+
+    #[test]
+    fn decode_refuses_what_json_cannot_hold_and_broken_input() {
+        assert_eq!(
+            decode(&[0xc4, 1, 0]),
+            Err(MsgpackError::Unsupported(0xc4)),
+            "bin"
+        );
+        assert_eq!(
+            decode(&[0xd4, 0xff, 0]),
+            Err(MsgpackError::Unsupported(0xd4)),
+            "ext"
+        );
+        assert_eq!(decode(&[0x81, 0x01, 0x02]), Err(MsgpackError::NonStringKey));
+        assert_eq!(decode(&[0xa3, b'a']), Err(MsgpackError::Truncated));
+        assert_eq!(
+            decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated)
+        );
+        assert_eq!(decode(&[0xc0, 0xc0]), Err(MsgpackError::Trailing));
+        assert_eq!(decode(&[0xa1, 0xff]), Err(MsgpackError::InvalidUtf8));
+        assert_eq!(decode(&[0x91; 100]), Err(MsgpackError::TooDeep));
+        assert_eq!(decode(&[]), Err(MsgpackError::Truncated));
+    }
+}

@@ -1,0 +1,124 @@
+//! The log and its backends: where broadcasts and session records live.
+//!
+//! Owns: nothing by itself; a [`LogBackend`] is owned by the StreamBridge actor, which is its only user.
+//!
+//! [`LogBackend`] is the interface both backends implement: the embedded [`MemoryLog`] (one instance,
+//! no Redis) and the Redis Streams backend. Its methods take `&mut self` and return a `'static` future:
+//! an in-process backend does its work before returning (so calls take effect in call order, without
+//! locks), a networked one moves a connection handle into the future.
+//!
+//! ```text
+//! append ──► entry "<ms>-<seq>" ──► (read loop) ──► LogEvent::Entries ──► StreamBridge ──► Hub
+//! read_after(offset) ──► the entries after it, or OffsetTrimmed / OffsetAhead (never a partial replay)
+//! save/load/drop_session ──► session records with a time to live (the recovery window)
+//! ```
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryLog;
+pub use self::redis::RedisLog;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ids::{Pid, Sid, StreamId};
+
+/// One broadcast in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its position in the log; the client's recovery offset once delivered.
+    pub id: StreamId,
+    /// The Socket.IO namespace it is broadcast on.
+    pub nsp: Arc<str>,
+    /// The event as compact JSON array text without the offset: `["notification",{…}]`.
+    pub args: Arc<str>,
+}
+
+/// What recovery needs to resume a session (reference §3.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The socket id the client keeps on recovery.
+    pub sid: String,
+    /// The private session id.
+    pub pid: String,
+    /// Rooms to rejoin (the socket's own sid room included, as Node stores it).
+    pub rooms: Vec<String>,
+    /// `socket.data`.
+    pub data: serde_json::Value,
+}
+
+impl SessionRecord {
+    /// A new socket's record: only its own room, no data.
+    pub fn new(sid: &Sid, pid: &Pid) -> SessionRecord {
+        SessionRecord {
+            sid: sid.to_string(),
+            pid: pid.to_string(),
+            rooms: vec![sid.to_string()],
+            data: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What went wrong in the log backend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached (Redis down): the caller answers 503 and delivers nothing.
+    #[error("log backend unavailable: {0}")]
+    Unavailable(String),
+    /// Entries after this offset were trimmed away: a replay from it would have a hole.
+    #[error("offset {0} was trimmed out of the log")]
+    OffsetTrimmed(StreamId),
+    /// The offset is past the newest entry: the log never issued it.
+    #[error("offset {0} is ahead of the log")]
+    OffsetAhead(StreamId),
+}
+
+/// A backend call in flight.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>>>;
+
+/// What a backend's read loop reports, in log order.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum LogEvent {
+    /// The loop found its start: it hands on every entry after this id, and none before.
+    ReadingFrom(StreamId),
+    /// New entries.
+    Entries(Vec<LogEntry>),
+}
+
+/// The log interface of DESIGN.md §4, implemented by the embedded log and by Redis Streams.
+pub trait LogBackend {
+    /// Appends an event on `nsp`; resolves to its id once it is durably in the log.
+    fn append(&mut self, nsp: &str, args: Arc<str>) -> StoreFuture<StreamId>;
+    /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
+    /// entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest entry.
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>>;
+    /// The id of the newest entry (`0-0` for an empty log).
+    fn tip(&mut self) -> StoreFuture<StreamId>;
+    /// Starts handing every entry appended from now on to `sink`, in log order, including this
+    /// instance's own appends (one delivery path for all). Returns where reading starts when that is
+    /// known at once; otherwise the loop reports it with [`LogEvent::ReadingFrom`].
+    fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId>;
+    /// Writes a session record that expires after `ttl`.
+    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()>;
+    /// Reads an unexpired session record.
+    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>>;
+    /// Deletes a session record (a deliberate disconnect is not recoverable).
+    fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()>;
+    /// Whether the backend is reachable and its read loop running.
+    fn is_ready(&self) -> bool;
+}
+
+/// Milliseconds since the Unix epoch, for stream ids.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,538 @@
+//! The Redis Streams backend: the log shared by every instance, in `@socket.io/redis-streams-adapter`'s
+//! format (reference §4), so Node and Rust instances can share one stream.
+//!
+//! Owns: two kinds of Redis connection, on purpose. A connection sitting in `XREAD BLOCK` holds up every
+//! command queued behind it, so XADD, XRANGE and the session records go over one auto-reconnecting
+//! connection, and the blocking read runs in its own loop on its own connection.
+//!
+//! ```text
+//! append     XADD <key> MAXLEN ~ <max> * uid <uid> nsp / type 3 data {"packet":…,"opts":…}
+//! read loop  XREAD COUNT 500 BLOCK 2000 STREAMS <key> <last id handed on>  ──► LogEvent
+//! read_after EVAL (XINFO STREAM + XRANGE, atomically): entries after the offset, or refused if an
+//!            entry after it may have been trimmed or deleted, or the offset is ahead of the stream
+//! sessions   SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data}) PX <window> / GET / DEL
+//! ```
+//! Needs Redis 7.0 or newer (for `max-deleted-entry-id`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use log::{error, info, warn};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, Value};
+
+use super::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use crate::protocol::ids::{Pid, StreamId};
+use crate::protocol::{adapter, base64, msgpack};
+
+/// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
+pub const SESSION_KEY_PREFIX: &str = "sio:session:";
+/// Entries per XREAD.
+const READ_COUNT: usize = 500;
+/// How long one XREAD waits for new entries: short enough that a dead connection is noticed soon.
+const READ_BLOCK: Duration = Duration::from_millis(2000);
+/// How long any other command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Read loop reconnect backoff: from the first to the last, doubling, with jitter.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// One atomic snapshot for a replay batch: what the stream lost so far, and the entries after the offset.
+/// Returns {max-deleted-entry-id, last-generated-id, first entry id or "", entries-added, length, entries}.
+const READ_AFTER_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local f = {}
+for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+if f['max-deleted-entry-id'] == nil then
+  return redis.error_reply('Redis 7.0 or newer is needed (XINFO STREAM max-deleted-entry-id)')
+end
+local first = ''
+if f['first-entry'] then first = f['first-entry'][1] end
+return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
+        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}
+";
+
+/// What the stream has lost: enough to tell whether every entry after an offset is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamState {
+    /// The newest id removed by XDEL (trimming does not move it).
+    max_deleted: StreamId,
+    /// The newest id ever assigned.
+    last_generated: StreamId,
+    /// The oldest entry still in the stream.
+    first: Option<StreamId>,
+    /// Whether any entry was ever removed (by trimming or XDEL).
+    lost_any: bool,
+}
+
+impl StreamState {
+    /// Whether a replay after `after` would be complete. Trimming removes from the head, so the entries
+    /// after `after` are all there when nothing was ever removed, or when an entry at or before `after`
+    /// still exists; an offset before the first entry is refused otherwise, even if nothing after it
+    /// happened to be trimmed (as the Node adapter refuses an offset whose entry is gone).
+    fn covers(&self, after: StreamId) -> Result<(), StoreError> {
+        if after > self.last_generated {
+            return Err(StoreError::OffsetAhead(after));
+        }
+        let intact = match self.first {
+            _ if !self.lost_any => true,
+            Some(first) => first <= after,
+            None => after >= self.last_generated,
+        };
+        if after < self.max_deleted || !intact {
+            return Err(StoreError::OffsetTrimmed(after));
+        }
+        Ok(())
+    }
+}
+
+/// The backend.
+pub struct RedisLog {
+    client: Client,
+    /// Commands other than the blocking read; reconnects by itself.
+    commands: ConnectionManager,
+    key: String,
+    max_len: usize,
+    /// This instance's adapter uid: 8 random bytes as hex (Node nodes skip their own uid; we deliver
+    /// our own entries too, through the same read loop as everyone else's).
+    uid: String,
+    /// Whether the read loop is connected and reading.
+    reading: Arc<AtomicBool>,
+    /// Entries read but not delivered (other types, targeted, binary): counted, never fatal.
+    skipped: Arc<AtomicU64>,
+}
+
+impl RedisLog {
+    /// A backend on `url`, stream `key`, keeping about `max_len` entries. Connects lazily: a Redis that
+    /// is down at start-up only makes the hub unready until it comes up.
+    pub fn new(
+        url: &str,
+        key: &str,
+        max_len: usize,
+        uid_bytes: [u8; 8],
+    ) -> Result<RedisLog, StoreError> {
+        let client = Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1);
+        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let uid = uid_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(RedisLog {
+            client,
+            commands,
+            key: key.to_owned(),
+            max_len,
+            uid,
+            reading: Arc::new(AtomicBool::new(false)),
+            skipped: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn session_key(pid: &str) -> String {
+        format!("{SESSION_KEY_PREFIX}{pid}")
+    }
+}
+
+fn unavailable(err: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(err.to_string())
+}
+
+fn parse_id(value: &Value) -> Result<StreamId, StoreError> {
+    let text = as_string(value)
+        .ok_or_else(|| StoreError::Unavailable(format!("unexpected reply {value:?}")))?;
+    text.parse()
+        .map_err(|e| StoreError::Unavailable(format!("{e}")))
+}
+
+fn as_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        other => as_string(other)?.parse().ok(),
+    }
+}
+
+fn as_string(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Counts what was read but is not for delivery.
+fn decode_entries(
+    value: &Value,
+    skipped: &AtomicU64,
+) -> Result<(Vec<LogEntry>, Option<StreamId>), StoreError> {
+    let Value::Array(items) = value else {
+        return Ok((Vec::new(), None));
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    let mut last = None;
+    for item in items {
+        let Value::Array(pair) = item else { continue };
+        let [id, Value::Array(fields)] = pair.as_slice() else {
+            continue;
+        };
+        let id = parse_id(id)?;
+        last = Some(id);
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
+                .and_then(|kv| kv.get(1))
+                .and_then(as_string)
+        };
+        let (Some(nsp), Some(kind)) = (field("nsp"), field("type")) else {
+            skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        match adapter::decode_broadcast(&kind, field("data").as_deref()) {
+            Ok(args) => entries.push(LogEntry {
+                id,
+                nsp: nsp.into(),
+                args: args.into(),
+            }),
+            Err(skip) => {
+                skipped.fetch_add(1, Ordering::Relaxed);
+                log::debug!("stream entry not delivered id={id}: {skip}");
+            }
+        }
+    }
+    Ok((entries, last))
+}
+
+impl LogBackend for RedisLog {
+    fn append(&mut self, nsp: &str, args: Arc<str>) -> StoreFuture<StreamId> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*");
+        cmd.arg("uid")
+            .arg(&self.uid)
+            .arg("nsp")
+            .arg(nsp)
+            .arg("type")
+            .arg(adapter::BROADCAST);
+        cmd.arg("data").arg(adapter::broadcast_data(&args));
+        let mut conn = self.commands.clone();
+        Box::pin(async move {
+            let id: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+            parse_id(&id)
+        })
+    }
+
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(READ_AFTER_SCRIPT)
+            .arg(1)
+            .arg(&self.key)
+            .arg(after.next().to_string())
+            .arg(count);
+        let mut conn = self.commands.clone();
+        let skipped = self.skipped.clone();
+        Box::pin(async move {
+            let reply: Value = eval.query_async(&mut conn).await.map_err(unavailable)?;
+            let Value::Array(parts) = reply else {
+                return Err(StoreError::Unavailable(format!(
+                    "unexpected reply {reply:?}"
+                )));
+            };
+            let [deleted, last, first, added, length, entries] = parts.as_slice() else {
+                return Err(StoreError::Unavailable("unexpected reply length".into()));
+            };
+            let state = StreamState {
+                max_deleted: parse_id(deleted)?,
+                last_generated: parse_id(last)?,
+                first: parse_id(first).ok(),
+                lost_any: as_int(added) != as_int(length),
+            };
+            state.covers(after)?;
+            Ok(decode_entries(entries, &skipped)?.0)
+        })
+    }
+
+    fn tip(&mut self) -> StoreFuture<StreamId> {
+        let mut conn = self.commands.clone();
+        let key = self.key.clone();
+        Box::pin(async move { newest_id(&mut conn, &key).await })
+    }
+
+    fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
+        let reader = Reader {
+            client: self.client.clone(),
+            key: self.key.clone(),
+            sink,
+            reading: self.reading.clone(),
+            skipped: self.skipped.clone(),
+        };
+        actix::spawn(reader.run());
+        None
+    }
+
+    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        let key = Self::session_key(&record.pid);
+        let value = serde_json::to_value(&record).expect("a session record always serializes");
+        let encoded = base64::encode(&msgpack::encode(&value));
+        let mut conn = self.commands.clone();
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        Box::pin(async move {
+            let _: Value = redis::cmd("SET")
+                .arg(key)
+                .arg(encoded)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>> {
+        let key = Self::session_key(pid.as_str());
+        let mut conn = self.commands.clone();
+        Box::pin(async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            // A record that does not decode is treated as absent: the client gets a fresh session.
+            Ok(value.and_then(|text| {
+                let bytes = base64::decode(&text).ok()?;
+                serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
+            }))
+        })
+    }
+
+    fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
+        let key = Self::session_key(pid.as_str());
+        let mut conn = self.commands.clone();
+        Box::pin(async move {
+            let _: Value = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn is_ready(&self) -> bool {
+        self.reading.load(Ordering::Relaxed)
+    }
+}
+
+/// The newest id in the stream, `0-0` if it is empty or missing.
+async fn newest_id<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+) -> Result<StreamId, StoreError> {
+    let reply: Value = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    match reply {
+        Value::Array(items) => match items.first() {
+            Some(Value::Array(pair)) => pair.first().map(parse_id).unwrap_or(Ok(StreamId::ZERO)),
+            _ => Ok(StreamId::ZERO),
+        },
+        _ => Ok(StreamId::ZERO),
+    }
+}
+
+/// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
+struct Reader {
+    client: Client,
+    key: String,
+    sink: Recipient<LogEvent>,
+    reading: Arc<AtomicBool>,
+    skipped: Arc<AtomicU64>,
+}
+
+impl Reader {
+    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn run(self) {
+        // Start after the newest entry at start-up (not `$`, which can skip entries between two reads).
+        let mut last: Option<StreamId> = None;
+        let mut delay = BACKOFF.0;
+        while self.sink.connected() {
+            let result = match self.connect().await {
+                Ok(mut conn) => self.read(&mut conn, &mut last).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                self.reading.store(false, Ordering::Relaxed);
+                let jittered = delay.mul_f64(0.5 + jitter());
+                warn!("stream read failed, retrying in {jittered:?}: {err}");
+                actix::clock::sleep(jittered).await;
+                delay = (delay * 2).min(BACKOFF.1);
+            } else {
+                delay = BACKOFF.0;
+            }
+        }
+        info!(
+            "stream read loop stopped, last entry read {}",
+            last.unwrap_or_default()
+        );
+    }
+
+    /// Reads until the connection fails; `Ok` only when the sink went away.
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        last: &mut Option<StreamId>,
+    ) -> Result<(), StoreError> {
+        let from = match *last {
+            Some(from) => {
+                self.check_gap(conn, from).await?;
+                from
+            }
+            None => {
+                let newest = newest_id(conn, &self.key).await?;
+                info!("reading stream {} after {newest}", self.key);
+                *last = Some(newest);
+                self.sink.do_send(LogEvent::ReadingFrom(newest));
+                newest
+            }
+        };
+        let mut from = from;
+        self.reading.store(true, Ordering::Relaxed);
+        while self.sink.connected() {
+            let reply: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.key)
+                .arg(from.to_string())
+                .query_async(conn)
+                .await
+                .map_err(unavailable)?;
+            let Value::Array(streams) = reply else {
+                continue;
+            }; // nil: nothing new
+            for stream in &streams {
+                let Value::Array(pair) = stream else { continue };
+                let Some(items) = pair.get(1) else { continue };
+                let (entries, newest) = decode_entries(items, &self.skipped)?;
+                if let Some(newest) = newest {
+                    from = newest;
+                    *last = Some(newest);
+                }
+                if !entries.is_empty() {
+                    self.sink.do_send(LogEvent::Entries(entries));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a reconnect: were entries we never read trimmed while we were away?
+    async fn check_gap(
+        &self,
+        conn: &mut MultiplexedConnection,
+        from: StreamId,
+    ) -> Result<(), StoreError> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(READ_AFTER_SCRIPT)
+            .arg(1)
+            .arg(&self.key)
+            .arg(from.next().to_string())
+            .arg(0);
+        let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
+        if let Value::Array(parts) = reply {
+            if let [deleted, last, first, added, length, _] = parts.as_slice() {
+                let state = StreamState {
+                    max_deleted: parse_id(deleted)?,
+                    last_generated: parse_id(last)?,
+                    first: parse_id(first).ok(),
+                    lost_any: as_int(added) != as_int(length),
+                };
+                if let Err(StoreError::OffsetTrimmed(_)) = state.covers(from) {
+                    error!("entries after {from} were trimmed before this instance read them: they are lost to its clients");
+                }
+            }
+        }
+        info!("stream read loop reconnected, resuming after {from}");
+        Ok(())
+    }
+}
+
+/// A number in [0, 1) that differs between instances and calls, for backoff jitter.
+fn jitter() -> f64 {
+    let mut byte = [0u8; 2];
+    let _ = getrandom::fill(&mut byte);
+    f64::from(u16::from_le_bytes(byte)) / 65536.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_deleted: u64, last: u64, first: Option<u64>, lost_any: bool) -> StreamState {
+        StreamState {
+            max_deleted: StreamId::new(max_deleted, 0),
+            last_generated: StreamId::new(last, 0),
+            first: first.map(|f| StreamId::new(f, 0)),
+            lost_any,
+        }
+    }
+
+    #[test]
+    fn stream_state_covers_offsets_whose_successors_are_all_present() {
+        let id = |ms| StreamId::new(ms, 0);
+        // Nothing ever removed: any offset up to the tip, even 0-0 (a fresh client on an empty stream).
+        assert_eq!(state(0, 10, Some(1), false).covers(StreamId::ZERO), Ok(()));
+        // Trimmed up to 5: offsets at or after the first entry are intact, older ones are not.
+        assert_eq!(state(0, 10, Some(5), true).covers(id(5)), Ok(()));
+        assert_eq!(state(0, 10, Some(5), true).covers(id(7)), Ok(()));
+        assert_eq!(
+            state(0, 10, Some(5), true).covers(id(4)),
+            Err(StoreError::OffsetTrimmed(id(4)))
+        );
+        assert_eq!(
+            state(0, 10, Some(5), true).covers(StreamId::ZERO),
+            Err(StoreError::OffsetTrimmed(StreamId::ZERO))
+        );
+        // An XDEL after the offset leaves a hole.
+        assert_eq!(
+            state(8, 10, Some(1), true).covers(id(7)),
+            Err(StoreError::OffsetTrimmed(id(7)))
+        );
+        // Past the newest id: never issued.
+        assert_eq!(
+            state(0, 10, Some(1), false).covers(id(11)),
+            Err(StoreError::OffsetAhead(id(11)))
+        );
+        // Everything removed: only the tip itself is intact.
+        assert_eq!(state(0, 10, None, true).covers(id(10)), Ok(()));
+        assert_eq!(
+            state(0, 10, None, true).covers(id(9)),
+            Err(StoreError::OffsetTrimmed(id(9)))
+        );
+    }
+}
