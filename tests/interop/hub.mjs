@@ -10,9 +10,12 @@ import { io } from "socket.io-client";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const HUB_BIN = process.env.HUB_BIN ?? path.join(root, "target/debug/realtime-hub");
 
-/** Starts a hub; `env` adds settings (e.g. HUB_RECOVERY_WINDOW_MS). Resolves once it listens. */
-export async function startHub(env = {}) {
-  const child = spawn(HUB_BIN, ["--host", "127.0.0.1", "--port", "0"], {
+/**
+ * Starts a hub; `env` adds settings (e.g. HUB_RECOVERY_WINDOW_MS, REDIS_URL). Resolves once it
+ * listens and, on Redis, once it is ready (reading the stream).
+ */
+export async function startHub(env = {}, port = 0) {
+  const child = spawn(HUB_BIN, ["--host", "127.0.0.1", "--port", String(port)], {
     env: { ...process.env, RUST_LOG: "info", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -33,13 +36,17 @@ export async function startHub(env = {}) {
       }
     });
   });
+  child.removeAllListeners("exit");
+  const ready = () => fetch(`${url}/readyz`).then((res) => res.status === 200, () => false);
+  await waitFor(ready, `hub ready:\n${log}`);
   return {
     url,
     log: () => log,
-    async stop() {
-      if (child.exitCode !== null) return;
+    /** Ends the process with `signal` (SIGKILL for a crash) and waits for it. */
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
+      child.kill(signal);
       await exited;
     },
   };
@@ -99,10 +106,10 @@ export async function reconnectClient(client) {
   await waitFor(() => client.connects.length > connects, "client reconnects");
 }
 
-/** Polls `predicate` every 10 ms; rejects with `what` after `timeoutMs`. */
+/** Polls `predicate` (which may be async) every 10 ms; rejects with `what` after `timeoutMs`. */
 export async function waitFor(predicate, what, timeoutMs = 10_000) {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
     await sleep(10);
   }

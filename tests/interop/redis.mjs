@@ -1,0 +1,56 @@
+// Test fixture: a real redis-server (Debian's package) on a free loopback port, stopped by the test.
+
+import { spawn } from "node:child_process";
+import net from "node:net";
+import os from "node:os";
+import fs from "node:fs";
+import path from "node:path";
+
+/** A free TCP port on 127.0.0.1 (bound and released). */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves when something accepts TCP connections on the port; rejects after `timeoutMs`. */
+export async function waitForPort(port, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => { socket.destroy(); resolve(true); });
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Starts redis-server; fails loudly with the install command when it is missing. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hub-interop-redis-"));
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir], {
+    stdio: "ignore",
+  });
+  await new Promise((resolve, reject) => {
+    child.once("error", (err) =>
+      reject(new Error(`cannot start redis-server (${err.message}); install it: apt-get install -y redis-server`)),
+    );
+    waitForPort(port).then(resolve, reject);
+  });
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
