@@ -26,12 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
-use log::info;
+use log::{info, warn};
 
-use actors::hub::Hub;
-use actors::recovery::Recovery;
+use actors::hub::{CloseAll, CountSessions, Hub};
+use actors::recovery::{Flush, Recovery};
 use actors::session::SessionSettings;
 use actors::stream_bridge::StreamBridge;
 use config::Config;
@@ -39,15 +39,51 @@ use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+/// How long a shutdown waits for sessions to close and their records to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A started hub: its address, its actors, and the server future to await.
 pub struct RunningHub {
     /// Where it listens (the real port when the config asked for port 0).
     pub addr: SocketAddr,
-    /// Resolves when the server stops; `server.handle()` stops it.
+    /// Resolves when the server stops.
     pub server: Server,
     /// The session registry (tests ask it how many sessions are registered).
     pub hub: Addr<Hub>,
+    /// Stops the hub in order.
+    pub shutdown: Shutdown,
+}
+
+/// The orderly stop of DESIGN.md §5: stop accepting, close every session with "going away" (clients
+/// reconnect elsewhere and recover), write their session records, then stop, within a bounded time.
+#[derive(Clone)]
+pub struct Shutdown {
+    hub: Addr<Hub>,
+    recovery: Addr<Recovery>,
+    server: ServerHandle,
+}
+
+impl Shutdown {
+    /// Runs the shutdown; the server future resolves afterwards.
+    pub async fn run(self) {
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        self.server.pause().await;
+        let asked = self.hub.send(CloseAll).await.unwrap_or(0);
+        info!("shutting down: closing {asked} sessions");
+        while self.hub.send(CountSessions).await.unwrap_or(0) > 0
+            && std::time::Instant::now() < deadline
+        {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if actix_web::rt::time::timeout(left, self.recovery.send(Flush))
+            .await
+            .is_err()
+        {
+            warn!("shutting down: session records not confirmed written within {SHUTDOWN_GRACE:?}");
+        }
+        self.server.stop(true).await;
+    }
 }
 
 /// Starts the actors and the HTTP server. Must run inside an actix `System`; the caller awaits (or
@@ -74,6 +110,7 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
     };
     let bridge = StreamBridge::new(backend, hub.clone()).start();
     let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
+    let recovery_addr = recovery.clone();
 
     let settings = Arc::new(SessionSettings {
         ping_interval: config.ping_interval,
@@ -103,10 +140,23 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
             .configure(|cfg| http::configure(cfg, public_dir.clone()))
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    // Signals are the binary's business (see main.rs): a library embedded in tests must not stop
+    // on the test runner's Ctrl-C, and the orderly stop needs to close sessions first.
+    .disable_signals()
     .listen(listener)?
     .run();
     info!("listening on http://{addr}");
-    Ok(RunningHub { addr, server, hub })
+    let shutdown = Shutdown {
+        hub: hub.clone(),
+        recovery: recovery_addr,
+        server: server.handle(),
+    };
+    Ok(RunningHub {
+        addr,
+        server,
+        hub,
+        shutdown,
+    })
 }
 
 /// 8 random bytes: this instance's adapter uid in the stream.

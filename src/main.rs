@@ -1,17 +1,19 @@
-//! The hub's binary: read the configuration, start logging, run until SIGINT/SIGTERM.
+//! The hub's binary: read the configuration, start logging, run until SIGINT/SIGTERM, then stop in
+//! order (sessions closed with "going away", their records written, within a bounded time).
 
+use std::future::Future;
 use std::io::Write;
 use std::process::ExitCode;
+use std::task::Poll;
 
-use log::error;
+use actix_web::rt::signal;
+use log::{error, info};
 use realtime_hub::config::{help, Command, Config};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = match Config::from_env_and_args(
-        |name| std::env::var(name).ok(),
-        std::env::args().skip(1),
-    ) {
+    let args = std::env::args().skip(1);
+    let config = match Config::from_env_and_args(|name| std::env::var(name).ok(), args) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {
             let _ = std::io::stdout().write_all(help().as_bytes());
@@ -22,16 +24,47 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let system = actix_web::rt::System::new();
-    let result = system.block_on(async move {
+    let result = actix_web::rt::System::new().block_on(async move {
         let hub = realtime_hub::start(&config)?;
+        let shutdown = hub.shutdown.clone();
+        actix_web::rt::spawn(async move {
+            let signal = until_signal().await;
+            info!("{signal} received, shutting down");
+            shutdown.run().await;
+        });
         hub.server.await
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            info!("stopped");
+            // The stream read loop may sit in a blocking read for up to its block time; nothing is
+            // left to wait for, so exit now instead of when the runtime drops it.
+            std::process::exit(0)
+        }
         Err(err) => {
             error!("hub stopped: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Resolves on SIGINT or SIGTERM, with the signal's name.
+async fn until_signal() -> &'static str {
+    let mut ctrl_c = std::pin::pin!(signal::ctrl_c());
+    #[cfg(unix)]
+    let mut term = signal::unix::signal(signal::unix::SignalKind::terminate()).ok();
+    std::future::poll_fn(|cx| {
+        if ctrl_c.as_mut().poll(cx).is_ready() {
+            return Poll::Ready("SIGINT");
+        }
+        #[cfg(unix)]
+        if term
+            .as_mut()
+            .is_some_and(|term| term.poll_recv(cx).is_ready())
+        {
+            return Poll::Ready("SIGTERM");
+        }
+        Poll::Pending
+    })
+    .await
 }

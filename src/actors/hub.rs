@@ -131,9 +131,22 @@ pub struct Register {
     pub nsp: String,
     /// Where to deliver.
     pub session: Recipient<Deliver>,
+    /// Where to say goodbye at shutdown.
+    pub closer: Recipient<GoAway>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
 }
+
+/// The server is shutting down: close now, with "going away", so the client reconnects (to another
+/// instance) and recovers.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct GoAway;
+
+/// Ask every registered session to close ([`GoAway`]); answers how many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAll;
 
 /// Stop delivering broadcasts on `nsp` to the connection.
 #[derive(Message)]
@@ -158,6 +171,7 @@ pub struct CountSessions;
 /// A registered session.
 struct Member {
     session: Recipient<Deliver>,
+    closer: Recipient<GoAway>,
     outbound: Arc<Outbound>,
 }
 
@@ -189,6 +203,7 @@ impl Handler<Register> for Hub {
     fn handle(&mut self, msg: Register, _: &mut Self::Context) {
         let member = Member {
             session: msg.session,
+            closer: msg.closer,
             outbound: msg.outbound,
         };
         self.namespaces
@@ -252,6 +267,15 @@ impl Handler<Fanout> for Hub {
     }
 }
 
+impl Handler<CloseAll> for Hub {
+    type Result = usize;
+
+    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
+        let members = self.namespaces.values().flat_map(HashMap::values);
+        members.map(|member| member.closer.do_send(GoAway)).count()
+    }
+}
+
 impl Handler<CountSessions> for Hub {
     type Result = usize;
 
@@ -281,6 +305,11 @@ mod tests {
         type Context = Context<Self>;
     }
 
+    impl Handler<GoAway> for Collector {
+        type Result = ();
+        fn handle(&mut self, _: GoAway, _: &mut Self::Context) {}
+    }
+
     impl Handler<Deliver> for Collector {
         type Result = ();
         fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
@@ -298,12 +327,14 @@ mod tests {
 
     fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> (ConnId, Arc<Outbound>) {
         let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
-        let session = Collector(tx.clone()).start().recipient();
+        let collector = Collector(tx.clone()).start();
+        let (session, closer) = (collector.clone().recipient(), collector.recipient());
         let nsp = "/".to_owned();
         hub.do_send(Register {
             conn,
             nsp,
             session,
+            closer,
             outbound: outbound.clone(),
         });
         (conn, outbound)

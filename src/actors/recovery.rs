@@ -15,7 +15,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use log::{debug, warn};
 
-use super::stream_bridge::{DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip};
+use super::stream_bridge::{
+    Barrier, DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip,
+};
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::store::{LogEntry, SessionRecord, StoreError};
 
@@ -59,6 +61,11 @@ pub struct Keep(pub SessionRecord);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Forget(pub Pid);
+
+/// Resolves once every record queued before it is written (shutdown).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Flush;
 
 /// The actor.
 pub struct Recovery {
@@ -222,6 +229,19 @@ impl Handler<Keep> for Recovery {
             }
             .into_actor(self),
         );
+    }
+}
+
+impl Handler<Flush> for Recovery {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        // Keeps handled before this one have queued their saves at the bridge; its barrier answers
+        // after them.
+        let barrier = self.bridge.send(Barrier);
+        Box::pin(async move {
+            let _ = barrier.await;
+        })
     }
 }
 

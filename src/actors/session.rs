@@ -25,7 +25,9 @@ use bytestring::ByteString;
 use log::{debug, trace};
 use serde_json::{json, Value};
 
-use super::hub::{frame_entry, ConnId, Deliver, Frame, Hub, Outbound, Register, Unregister};
+use super::hub::{
+    frame_entry, ConnId, Deliver, Frame, GoAway, Hub, Outbound, Register, Unregister,
+};
 use super::recovery::{Forget, Keep, Open, Opened, Recovery};
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
 use crate::protocol::ids::{EioSid, StreamId};
@@ -70,6 +72,8 @@ pub enum DisconnectReason {
     MessageTooBig,
     /// No namespace joined within the connect timeout.
     ConnectTimeout,
+    /// The server is stopping (SIGTERM).
+    ServerShuttingDown,
 }
 
 impl DisconnectReason {
@@ -79,6 +83,7 @@ impl DisconnectReason {
         match self {
             DisconnectReason::MessageTooBig => Some(CloseCode::Size.into()),
             DisconnectReason::TransportError => Some(CloseCode::Protocol.into()),
+            DisconnectReason::ServerShuttingDown => Some(CloseCode::Away.into()),
             _ => None,
         }
     }
@@ -295,6 +300,7 @@ impl Session {
             conn: self.conn,
             nsp: ROOT_NSP.to_owned(),
             session,
+            closer: ctx.address().recipient(),
             outbound: self.outbound.clone(),
         });
         let open = Open {
@@ -456,15 +462,18 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if !matches!(self.root, Namespace::Idle) {
+        // Keep before Unregister: once the Hub has seen this session leave, its record is already
+        // queued for saving, so a shutdown that waits for the Hub to empty can then flush the records.
+        let root = mem::replace(&mut self.root, Namespace::Idle);
+        if let Namespace::Joined(joined) = &root {
+            // The recovery window starts now: the record outlives this connection by one window.
+            self.recovery.do_send(Keep(joined.record.clone()));
+        }
+        if !matches!(root, Namespace::Idle) {
             self.hub.do_send(Unregister {
                 conn: self.conn,
                 nsp: ROOT_NSP.to_owned(),
             });
-        }
-        // The recovery window starts now: the record outlives this connection by one window.
-        if let Namespace::Joined(joined) = mem::replace(&mut self.root, Namespace::Idle) {
-            self.recovery.do_send(Keep(joined.record));
         }
         debug!(
             "session closed eio_sid={} reason={:?}",
@@ -472,6 +481,14 @@ impl Actor for Session {
             self.reason.unwrap_or(DisconnectReason::TransportClose)
         );
         Running::Stop
+    }
+}
+
+impl Handler<GoAway> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: GoAway, ctx: &mut Self::Context) {
+        self.disconnect(ctx, DisconnectReason::ServerShuttingDown);
     }
 }
 

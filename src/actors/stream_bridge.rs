@@ -65,6 +65,11 @@ pub struct LoadSession(pub Pid);
 #[rtype(result = "Result<(), StoreError>")]
 pub struct DropSession(pub Pid);
 
+/// Resolves after every backend command issued before it (the backend runs commands in order).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Barrier;
+
 /// Whether the backend is reachable and the read loop running.
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -187,6 +192,17 @@ impl Handler<DropSession> for StreamBridge {
 
     fn handle(&mut self, DropSession(pid): DropSession, _: &mut Self::Context) -> Self::Result {
         self.backend.drop_session(&pid)
+    }
+}
+
+impl Handler<Barrier> for StreamBridge {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) -> Self::Result {
+        let round_trip = self.backend.tip();
+        Box::pin(async move {
+            let _ = round_trip.await;
+        })
     }
 }
 

@@ -138,3 +138,33 @@ test("clients of an instance killed with SIGKILL recover on the other, each with
     await Promise.all([a.stop(), b.stop()]);
   }
 });
+
+test("an instance stopped with SIGTERM sends its clients away and they recover on the other instance", async () => {
+  const stream = "interop:sigterm";
+  const a = await startHub({ REDIS_URL: redis.url, HUB_STREAM_KEY: stream });
+  const b = await startHub({ REDIS_URL: redis.url, HUB_STREAM_KEY: stream });
+  const balancer = await startFailoverProxy([portOf(a.url), portOf(b.url)]);
+  const clients = await Promise.all(Array.from({ length: 5 }, () => connectClient(balancer.url)));
+  try {
+    const reasons = clients.map(() => []);
+    clients.forEach((client, i) => client.socket.on("disconnect", (reason) => reasons[i].push(reason)));
+    const before = await notify(b.url, { title: "before" });
+    const started = Date.now();
+    await a.stop("SIGTERM");
+    assert.ok(Date.now() - started < 5000, "the stop is bounded");
+    const missed = await notify(b.url, { title: "while moving" });
+    for (const client of clients) {
+      await waitFor(() => client.connects.length === 2 && client.received.length === 2, "client moves and catches up");
+    }
+    for (const [i, client] of clients.entries()) {
+      assert.deepEqual(reasons[i], ["transport close"], "the server closed the transport; the client reconnects");
+      assert.equal(client.connects[1].recovered, true);
+      assert.equal(client.connects[1].id, client.connects[0].id);
+      assert.deepEqual(client.received.map((r) => r.offset), [before.offset, missed.offset]);
+    }
+  } finally {
+    for (const client of clients) client.socket.close();
+    await balancer.stop();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
