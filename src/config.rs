@@ -179,6 +179,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "largest POST /notifications/notify body; 413 above [default: 65536]",
     ),
     (
+        "--max-buffered-bytes",
+        "HUB_MAX_BUFFERED_BYTES",
+        "unread bytes a client may have on its way before it is dropped [default: 8388608]",
+    ),
+    (
         "--public-dir",
         "HUB_PUBLIC_DIR",
         "folder of the page served at / [default: public]",
@@ -357,6 +362,49 @@ mod tests {
             Err(ConfigError::MissingValue(_))
         ));
         assert!(matches!(parse(&[], &["--help"]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn every_setting_is_read_from_its_flag_and_its_variable() {
+        let c = config(&[("HUB_MAX_BUFFERED_BYTES", "123")], &[]);
+        assert_eq!(c.max_buffered_bytes, 123);
+        let c = config(
+            &[],
+            &[
+                "--max-buffered-bytes",
+                "456",
+                "--stream-key",
+                "k",
+                "--max-len",
+                "7",
+            ],
+        );
+        assert_eq!(
+            (c.max_buffered_bytes, c.stream_key.as_str(), c.max_len),
+            (456, "k", 7)
+        );
+    }
+
+    #[test]
+    fn readme_configuration_table_matches_the_settings() {
+        let readme = include_str!("../README.md");
+        let rows: Vec<(&str, &str)> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let flag = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let env = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                flag.starts_with("--").then_some((flag, env))
+            })
+            .collect();
+        let settings: Vec<(&str, &str)> = SETTINGS
+            .iter()
+            .map(|(flag, env, _)| (*flag, *env))
+            .collect();
+        assert_eq!(
+            rows, settings,
+            "README's configuration table and --help list the same settings"
+        );
     }
 
     #[test]
