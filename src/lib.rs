@@ -129,6 +129,9 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
         client_dir: config.client_dir.clone(),
     });
 
+    // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
+    // itself would conclude (reference §1.7).
+    let dead_peer_timeout = config.ping_interval + config.ping_timeout;
     let listener = TcpListener::bind((config.host.as_str(), config.port))?;
     let addr = listener.local_addr()?;
     let public_dir = config.public_dir.clone();
@@ -139,6 +142,7 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
             .wrap(middleware::Logger::default().exclude_regex("^/socket\\.io/"))
             .configure(|cfg| http::configure(cfg, public_dir.clone()))
     })
+    .on_connect(move |conn, _| abort_unacknowledged_after(conn, dead_peer_timeout))
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     // Signals are the binary's business (see main.rs): a library embedded in tests must not stop
     // on the test runner's Ctrl-C, and the orderly stop needs to close sessions first.
@@ -157,6 +161,21 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
         hub,
         shutdown,
     })
+}
+
+/// Lets the kernel drop a connection whose sent data stays unacknowledged, or whose peer keeps its
+/// window shut, for `timeout` (TCP_USER_TIMEOUT). A session actor only runs while its client takes
+/// data, so a client that stops reading, or vanishes without a FIN, cannot be closed from inside the
+/// session; the kernel can.
+fn abort_unacknowledged_after(conn: &dyn std::any::Any, timeout: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+            warn!("TCP_USER_TIMEOUT not set, stuck clients are closed only by TCP itself: {err}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (conn, timeout);
 }
 
 /// 8 random bytes: this instance's adapter uid in the stream.

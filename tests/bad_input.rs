@@ -40,6 +40,8 @@ async fn frame_at_the_limit_is_accepted() {
 async fn bad_clients_and_bad_bodies_do_not_disturb_other_clients() {
     let mut config = test_config();
     config.max_payload = 1000;
+    // The healthy client reads only at the end: no heartbeat may end it meanwhile.
+    config.ping_interval = std::time::Duration::from_secs(60);
     let hub = start_hub(config);
     let mut healthy = hub.joined().await;
 

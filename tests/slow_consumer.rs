@@ -64,7 +64,10 @@ impl RawClient {
 async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
     let mut config = test_config();
     config.max_buffered_bytes = 256 * 1024;
-    config.ping_interval = Duration::from_secs(60); // only the bound may end this session
+    // Pings do not reach a client whose window is shut, so they cannot end this session; the kernel
+    // drops the connection once nothing was taken for interval + timeout (TCP_USER_TIMEOUT).
+    config.ping_interval = Duration::from_secs(2);
+    config.ping_timeout = Duration::from_secs(2);
     let hub = start_hub(config);
 
     let mut slow = RawClient::connect(hub.addr).await;
@@ -111,5 +114,25 @@ async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
         (reply["sid"].clone(), reply["pid"].clone()),
         "the session recovered"
     );
-    drop(slow);
+
+    // The hub gave up on the client: after a heartbeat's worth of not taking anything, its connection
+    // is gone, not parked with megabytes queued for it.
+    actix_web::rt::time::sleep(Duration::from_secs(6)).await;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut drained = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), slow.tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => drained += n,
+            Err(_) => {
+                panic!("the slow client's connection is still open after {drained} more bytes")
+            }
+        }
+    }
+    // Only what already sat in this side's receive buffer: the server's queue (megabytes) was
+    // dropped with the connection, not delivered once the client read again.
+    assert!(
+        drained < 1 << 20,
+        "{drained} bytes were still delivered: the connection was parked, not dropped"
+    );
 }

@@ -89,6 +89,11 @@ impl Outbound {
         saturating_sub(&self.queued, len);
     }
 
+    /// What the session wrote that the client has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Everything on its way to the client.
     pub fn pending(&self) -> usize {
         self.unsent.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)

@@ -74,6 +74,8 @@ pub enum DisconnectReason {
     ConnectTimeout,
     /// The server is stopping (SIGTERM).
     ServerShuttingDown,
+    /// The client does not read: the Hub gave up on it (outgoing bound).
+    SlowConsumer,
 }
 
 impl DisconnectReason {
@@ -93,11 +95,34 @@ impl DisconnectReason {
 enum Namespace {
     /// Not joined.
     Idle,
-    /// CONNECT received, Recovery asked; live frames wait here until the replay is written.
-    Joining { buffered: Vec<Arc<[Frame]>> },
+    /// CONNECT received: Recovery asked, then the replay written in steps; live frames wait here
+    /// (still counted as on their way, so the Hub's bound covers them) until the CONNECT reply is out.
+    Joining {
+        buffered: Vec<Deliver>,
+        replay: Option<Replay>,
+    },
     /// Joined: live frames go straight out.
     Joined(Joined),
 }
+
+/// A resume's missed entries, written a step at a time: the WebSocket context queues without bound
+/// and is emptied in one piece per poll, so a large replay written at once would sit in memory whole.
+struct Replay {
+    /// What Recovery decided.
+    sid: crate::protocol::ids::Sid,
+    pid: crate::protocol::ids::Pid,
+    recovered: bool,
+    offset: Option<StreamId>,
+    /// Entries not written yet.
+    missed: std::vec::IntoIter<crate::store::LogEntry>,
+    /// How many were missed, for the log.
+    count: usize,
+}
+
+/// A replay step writes while less than this is waiting for the client.
+const REPLAY_HIGH_WATER: usize = 256 * 1024;
+/// How long a replay waits for the client to take what was written before looking again.
+const REPLAY_PAUSE: Duration = Duration::from_millis(5);
 
 /// A joined socket.
 struct Joined {
@@ -277,12 +302,15 @@ impl Session {
             (Namespace::Idle, PacketKind::Connect) => self.join(packet.data, ctx),
             (Namespace::Joined(_), PacketKind::Disconnect) => self.leave(),
             // Client events and acks: the hub has no client-side API yet, so they are accepted and dropped.
-            (Namespace::Joined(_), PacketKind::Event | PacketKind::BinaryEvent) => {}
             (
                 Namespace::Joined(_),
-                PacketKind::Ack | PacketKind::BinaryAck | PacketKind::ConnectError,
+                PacketKind::Event
+                | PacketKind::BinaryEvent
+                | PacketKind::Ack
+                | PacketKind::BinaryAck,
             ) => {}
-            // A second CONNECT, or anything before the CONNECT reply: invalid state (reference §2.7).
+            // A second CONNECT, a CONNECT_ERROR from a client, or anything before the CONNECT reply:
+            // invalid state (reference §2.7).
             _ => self.disconnect(ctx, DisconnectReason::ParseError),
         }
     }
@@ -294,6 +322,7 @@ impl Session {
         // replay below only has to cover what came before (DESIGN.md §3, the handover).
         self.root = Namespace::Joining {
             buffered: Vec::new(),
+            replay: None,
         };
         let session = ctx.address().recipient();
         self.hub.do_send(Register {
@@ -324,43 +353,75 @@ impl Session {
     }
 
     fn joined(&mut self, opened: Opened, ctx: &mut WebsocketContext<Self>) {
-        let Namespace::Joining { buffered } = mem::replace(&mut self.root, Namespace::Idle) else {
+        let Namespace::Joining { replay, .. } = &mut self.root else {
             return; // the session left or closed meanwhile
         };
-        for entry in &opened.missed {
-            if let Some(frame) = frame_entry(entry) {
-                self.send(ctx, frame.text);
+        // A long replay to a slow client is not a client that never joined.
+        if let Some(deadline) = self.connect_deadline.take() {
+            ctx.cancel_future(deadline);
+        }
+        let count = opened.missed.len();
+        *replay = Some(Replay {
+            sid: opened.sid,
+            pid: opened.pid,
+            recovered: opened.recovered,
+            offset: opened.offset,
+            missed: opened.missed.into_iter(),
+            count,
+        });
+        self.replay_step(ctx);
+    }
+
+    /// Writes missed events while the client keeps up, then the CONNECT reply (reference §3.2: the
+    /// missed events come first).
+    fn replay_step(&mut self, ctx: &mut WebsocketContext<Self>) {
+        if self.outbound.is_aborted() {
+            return self.disconnect(ctx, DisconnectReason::SlowConsumer);
+        }
+        let Namespace::Joining {
+            replay: Some(replay),
+            ..
+        } = &mut self.root
+        else {
+            return;
+        };
+        while self.outbound.queued() < REPLAY_HIGH_WATER {
+            let Some(entry) = replay.missed.next() else {
+                return self.finish_join(ctx);
+            };
+            if let Some(frame) = frame_entry(&entry) {
+                send(&self.outbound, ctx, frame.text);
             }
         }
-        let reply = SioPacket::new(
-            PacketKind::Connect,
-            ROOT_NSP,
-            Some(json!({ "sid": opened.sid.as_str(), "pid": opened.pid.as_str() })),
-        );
+        ctx.run_later(REPLAY_PAUSE, |act, ctx| act.replay_step(ctx));
+    }
+
+    fn finish_join(&mut self, ctx: &mut WebsocketContext<Self>) {
+        let Namespace::Joining {
+            buffered,
+            replay: Some(replay),
+        } = mem::replace(&mut self.root, Namespace::Idle)
+        else {
+            return;
+        };
+        let ids = json!({ "sid": replay.sid.as_str(), "pid": replay.pid.as_str() });
+        let reply = SioPacket::new(PacketKind::Connect, ROOT_NSP, Some(ids));
         self.send(ctx, format!("4{}", socketio::encode(&reply)));
-        if let (false, Some(tip)) = (opened.recovered, opened.offset) {
-            let event = SioPacket::new(
-                PacketKind::Event,
-                ROOT_NSP,
-                Some(json!([OFFSET_EVENT, tip.to_string()])),
-            );
+        if let (false, Some(tip)) = (replay.recovered, replay.offset) {
+            let args = json!([OFFSET_EVENT, tip.to_string()]);
+            let event = SioPacket::new(PacketKind::Event, ROOT_NSP, Some(args));
             self.send(ctx, format!("4{}", socketio::encode(&event)));
         }
         debug!(
             "socket joined eio_sid={} sid={} recovered={} replayed={}",
-            self.eio_sid,
-            opened.sid,
-            opened.recovered,
-            opened.missed.len()
+            self.eio_sid, replay.sid, replay.recovered, replay.count
         );
-        if let Some(deadline) = self.connect_deadline.take() {
-            ctx.cancel_future(deadline);
-        }
         let mut joined = Joined {
-            record: SessionRecord::new(&opened.sid, &opened.pid),
-            offset: opened.offset,
+            record: SessionRecord::new(&replay.sid, &replay.pid),
+            offset: replay.offset,
         };
-        for frames in buffered {
+        for Deliver { frames, bytes } in buffered {
+            self.outbound.taken(bytes);
             joined.write(&frames, &self.outbound, ctx);
         }
         self.root = Namespace::Joined(joined);
@@ -495,12 +556,15 @@ impl Handler<GoAway> for Session {
 impl Handler<Deliver> for Session {
     type Result = ();
 
-    fn handle(&mut self, Deliver { frames, bytes }: Deliver, ctx: &mut Self::Context) {
-        self.outbound.taken(bytes);
+    fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
         match &mut self.root {
-            Namespace::Joined(joined) => joined.write(&frames, &self.outbound, ctx),
-            Namespace::Joining { buffered } => buffered.push(frames),
-            Namespace::Idle => {}
+            Namespace::Joined(joined) => {
+                self.outbound.taken(deliver.bytes);
+                joined.write(&deliver.frames, &self.outbound, ctx);
+            }
+            // Still counted as on its way until written, so a slow replay stays within the bound.
+            Namespace::Joining { buffered, .. } => buffered.push(deliver),
+            Namespace::Idle => self.outbound.taken(deliver.bytes),
         }
     }
 }
