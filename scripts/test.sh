@@ -18,9 +18,11 @@ need npm "install npm: apt-get install -y npm"
 
 step() { printf '\n== %s\n' "$*"; }
 
-# Debian packages the tests start for real: redis-server (each Redis test runs its own on a free port).
+# Debian packages the tests start for real: redis-server (each Redis test runs its own on a free
+# port) and nginx (the load balancer of docker-compose.yml, in front of two local instances).
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   step "installing ${apt_packages[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then

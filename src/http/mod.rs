@@ -7,6 +7,7 @@
 //! GET  /socket.io/socket.io.min.js   the official client (local npm copy)
 //! GET  /healthz                 the process is alive
 //! GET  /readyz                  the log backend is reachable and its read loop running
+//! GET  /metrics                 Prometheus text: sessions on this instance, readiness
 //! ```
 
 pub mod error;
@@ -21,7 +22,7 @@ use actix_files::Files;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::actors::hub::Hub;
+use crate::actors::hub::{CountSessions, Hub};
 use crate::actors::recovery::Recovery;
 use crate::actors::session::SessionSettings;
 use crate::actors::stream_bridge::{IsReady, StreamBridge};
@@ -47,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf) {
     cfg.route("/notifications/notify", web::post().to(notify::notify))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
         .route("/socket.io/", web::route().to(socketio::endpoint))
         .route(
             "/socket.io/{file}",
@@ -64,4 +66,19 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         _ => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable" })),
     }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let sessions = state.hub.send(CountSessions).await.unwrap_or(0);
+    let ready = state.bridge.send(IsReady).await.unwrap_or(false);
+    let body = format!(
+        "# HELP hub_sessions Sockets joined to a namespace on this instance.\n\
+         # TYPE hub_sessions gauge\nhub_sessions {sessions}\n\
+         # HELP hub_ready Whether the log backend is reachable and being read.\n\
+         # TYPE hub_ready gauge\nhub_ready {}\n",
+        u8::from(ready)
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
 }
