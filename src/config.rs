@@ -26,6 +26,11 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(45_000);
 /// Largest `POST /notifications/notify` body: 413 above it.
 pub const DEFAULT_MAX_NOTIFY_BYTES: usize = 64 * 1024;
+/// Time a polling session has to complete its upgrade to WebSocket (Node's `upgradeTimeout`).
+pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// The Engine.IO endpoint's path, Socket.IO's default.
+pub const DEFAULT_PATH: &str = "/socket.io/";
+
 /// Bytes waiting for a client that does not read before its session is closed (slow consumer).
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
@@ -52,6 +57,18 @@ pub struct Config {
     pub max_payload: usize,
     /// Time allowed to join a namespace after the Engine.IO handshake.
     pub connect_timeout: Duration,
+    /// Time a polling session has to complete its upgrade to WebSocket.
+    pub upgrade_timeout: Duration,
+    /// Path of the Engine.IO endpoint, with its slashes: `/socket.io/`.
+    pub path: String,
+    /// Socket.IO namespaces clients may join.
+    pub namespaces: Vec<String>,
+    /// Origins allowed to connect from other sites (CORS); `*` for any; empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Whether connection state recovery is on.
+    pub recovery: bool,
+    /// Engine.IO only: echo every message (the Engine.IO conformance suite's application; no flag).
+    pub engine_echo: bool,
     /// Largest notify body, in bytes.
     pub max_notify_bytes: usize,
     /// Outgoing bytes a client may leave unread before its session is closed.
@@ -75,6 +92,12 @@ impl Default for Config {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             max_payload: DEFAULT_MAX_PAYLOAD,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            upgrade_timeout: DEFAULT_UPGRADE_TIMEOUT,
+            path: DEFAULT_PATH.to_owned(),
+            namespaces: vec!["/".to_owned()],
+            cors_origins: Vec::new(),
+            recovery: true,
+            engine_echo: false,
             max_notify_bytes: DEFAULT_MAX_NOTIFY_BYTES,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             public_dir: project_path("public"),
@@ -174,6 +197,31 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "time to join a namespace after the handshake [default: 45000]",
     ),
     (
+        "--upgrade-timeout-ms",
+        "HUB_UPGRADE_TIMEOUT_MS",
+        "time to complete an upgrade from polling to WebSocket [default: 10000]",
+    ),
+    (
+        "--path",
+        "HUB_PATH",
+        "path of the Engine.IO endpoint [default: /socket.io/]",
+    ),
+    (
+        "--namespaces",
+        "HUB_NAMESPACES",
+        "comma-separated Socket.IO namespaces clients may join [default: /]",
+    ),
+    (
+        "--cors-origins",
+        "HUB_CORS_ORIGINS",
+        "comma-separated origins allowed cross-site, or * [default: none, same origin only]",
+    ),
+    (
+        "--recovery",
+        "HUB_RECOVERY",
+        "connection state recovery, on or off [default: on]",
+    ),
+    (
         "--max-notify-bytes",
         "HUB_MAX_NOTIFY_BYTES",
         "largest POST /notifications/notify body; 413 above [default: 65536]",
@@ -194,6 +242,16 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "folder with socket.io.min.js [default: tests/node_modules/socket.io-client/dist]",
     ),
 ];
+
+/// The non-empty items of a comma-separated list.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
 
 /// The `--help` text.
 pub fn help() -> String {
@@ -281,6 +339,35 @@ impl Config {
             "HUB_PING_TIMEOUT_MS" => self.ping_timeout = millis(1)?,
             "HUB_MAX_PAYLOAD" => self.max_payload = number(1)? as usize,
             "HUB_CONNECT_TIMEOUT_MS" => self.connect_timeout = millis(1)?,
+            "HUB_UPGRADE_TIMEOUT_MS" => self.upgrade_timeout = millis(1)?,
+            "HUB_PATH" => {
+                if !value.starts_with('/') {
+                    return Err(invalid("expected a path starting with /"));
+                }
+                let trimmed = value.trim_end_matches('/');
+                self.path = format!("{trimmed}/");
+            }
+            "HUB_NAMESPACES" => {
+                let namespaces: Vec<String> = list(&value);
+                if namespaces.is_empty()
+                    || namespaces
+                        .iter()
+                        .any(|n| !n.starts_with('/') || n.contains(','))
+                {
+                    return Err(invalid(
+                        "expected namespaces starting with /, e.g. /,/admin",
+                    ));
+                }
+                self.namespaces = namespaces;
+            }
+            "HUB_CORS_ORIGINS" => self.cors_origins = list(&value),
+            "HUB_RECOVERY" => {
+                self.recovery = match value.as_str() {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => return Err(invalid("expected on or off")),
+                }
+            }
             "HUB_MAX_NOTIFY_BYTES" => self.max_notify_bytes = number(1)? as usize,
             "HUB_MAX_BUFFERED_BYTES" => self.max_buffered_bytes = number(1)? as usize,
             "HUB_PUBLIC_DIR" => self.public_dir = PathBuf::from(value),

@@ -15,13 +15,14 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod app;
 pub mod config;
 pub mod http;
 pub mod protocol;
 pub mod store;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +33,10 @@ use log::{info, warn};
 
 use actors::hub::{CloseAll, CountSessions, Hub};
 use actors::recovery::{Flush, Recovery};
-use actors::session::SessionSettings;
+use actors::registry::Registry;
+use actors::session::{SessionParts, SessionSettings};
 use actors::stream_bridge::StreamBridge;
+use app::{HubApp, SharedApp};
 use config::Config;
 use store::{LogBackend, MemoryLog, RedisLog};
 
@@ -86,9 +89,21 @@ impl Shutdown {
     }
 }
 
-/// Starts the actors and the HTTP server. Must run inside an actix `System`; the caller awaits (or
-/// spawns) `server`.
+/// Starts the notification hub: the actors and the HTTP server. Must run inside an actix `System`;
+/// the caller awaits (or spawns) `server`.
 pub fn start(config: &Config) -> io::Result<RunningHub> {
+    let namespaces = config.namespaces.clone();
+    start_with(config, move |bridge| {
+        Arc::new(HubApp::new(bridge, namespaces))
+    })
+}
+
+/// Starts a hub whose sockets are answered by the application `app` makes (given the log's owner, to
+/// publish with): the notification hub's, or the conformance suites' ([`app::SuiteApp`]).
+pub fn start_with(
+    config: &Config,
+    app: impl FnOnce(Addr<StreamBridge>) -> SharedApp,
+) -> io::Result<RunningHub> {
     let hub = Hub::new(config.max_buffered_bytes).start();
     let backend: Box<dyn LogBackend> = match &config.redis_url {
         Some(url) => {
@@ -110,21 +125,32 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
     };
     let bridge = StreamBridge::new(backend, hub.clone()).start();
     let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
-    let recovery_addr = recovery.clone();
+    let registry = Registry::default().start();
 
     let settings = Arc::new(SessionSettings {
         ping_interval: config.ping_interval,
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload,
         connect_timeout: config.connect_timeout,
+        upgrade_timeout: config.upgrade_timeout,
+        recovery: config.recovery,
         // Twice per window, so a record never expires while its session lives.
         record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
+        engine_echo: config.engine_echo,
     });
-    let state = web::Data::new(http::AppState {
+    let parts = SessionParts {
         settings,
+        app: app(bridge.clone()),
+        hub: hub.clone(),
+        recovery: recovery.clone(),
+        registry: registry.clone(),
+    };
+    let state = web::Data::new(http::AppState {
+        parts,
         hub: hub.clone(),
         bridge,
-        recovery,
+        registry,
+        cors_origins: config.cors_origins.clone(),
         max_notify_bytes: config.max_notify_bytes,
         client_dir: config.client_dir.clone(),
     });
@@ -132,27 +158,40 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
     // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
     // itself would conclude (reference §1.7).
     let dead_peer_timeout = config.ping_interval + config.ping_timeout;
-    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
-    let addr = listener.local_addr()?;
-    let public_dir = config.public_dir.clone();
-    let server = HttpServer::new(move || {
+    // Every address the host names (`localhost`: 127.0.0.1 and ::1, as the suites expect).
+    let listeners = (config.host.as_str(), config.port)
+        .to_socket_addrs()?
+        .map(TcpListener::bind)
+        .collect::<io::Result<Vec<_>>>()?;
+    let addr = listeners
+        .first()
+        .ok_or_else(|| io::Error::other("the host names no address"))?
+        .local_addr()?;
+    let (public_dir, path) = (config.public_dir.clone(), config.path.clone());
+    let quiet_path = format!("^{}", regex_escape(&path));
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            // Per-request access lines, except the Engine.IO endpoint, whose connections are long-lived.
-            .wrap(middleware::Logger::default().exclude_regex("^/socket\\.io/"))
-            .configure(|cfg| http::configure(cfg, public_dir.clone()))
+            .wrap(middleware::from_fn(http::cors::cors))
+            // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
+            .wrap(middleware::Logger::default().exclude_regex(&quiet_path))
+            .configure(|cfg| http::configure(cfg, public_dir.clone(), &path))
     })
     .on_connect(move |conn, _| abort_unacknowledged_after(conn, dead_peer_timeout))
+    // A long-polling GET whose client went away must end, so its session learns it (reference §1.4).
+    .h1_allow_half_closed(false)
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     // Signals are the binary's business (see main.rs): a library embedded in tests must not stop
     // on the test runner's Ctrl-C, and the orderly stop needs to close sessions first.
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    .disable_signals();
+    for listener in listeners {
+        server = server.listen(listener)?;
+    }
+    let server = server.run();
     info!("listening on http://{addr}");
     let shutdown = Shutdown {
         hub: hub.clone(),
-        recovery: recovery_addr,
+        recovery,
         server: server.handle(),
     };
     Ok(RunningHub {
@@ -176,6 +215,19 @@ fn abort_unacknowledged_after(conn: &dyn std::any::Any, timeout: Duration) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (conn, timeout);
+}
+
+/// `text` as a regular expression matching itself.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
 }
 
 /// 8 random bytes: this instance's adapter uid in the stream.

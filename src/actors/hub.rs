@@ -48,6 +48,8 @@ pub struct Frame {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Deliver {
+    /// The namespace they are broadcast on.
+    pub nsp: Arc<str>,
     /// The batch, shared by every recipient.
     pub frames: Arc<[Frame]>,
     /// Its size on the wire, as counted in the recipient's [`Outbound::unsent`].
@@ -263,6 +265,7 @@ impl Handler<Fanout> for Hub {
                 }
                 member.outbound.sent(bytes);
                 member.session.do_send(Deliver {
+                    nsp: nsp.clone(),
                     frames: frames.clone(),
                     bytes,
                 });

@@ -68,19 +68,32 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound,
+    /// A polling request refused as Node refuses it: 400 with an empty body.
+    #[error("")]
+    EmptyBadRequest,
+    /// A polling POST over the max payload: 413 with an empty body, as Node answers.
+    #[error("")]
+    EmptyPayloadTooLarge,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadRequest(_) | ApiError::EmptyBadRequest => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } | ApiError::EmptyPayloadTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() }))
+        match self {
+            ApiError::EmptyBadRequest | ApiError::EmptyPayloadTooLarge => {
+                HttpResponse::build(self.status_code()).finish()
+            }
+            _ => HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() })),
+        }
     }
 }

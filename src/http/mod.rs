@@ -3,19 +3,19 @@
 //! ```text
 //! GET  /                        the page (public/)
 //! POST /notifications/notify    publish a notification
-//! *    /socket.io/              Engine.IO endpoint (WebSocket)
+//! *    /socket.io/              Engine.IO endpoint (long-polling and WebSocket; HUB_PATH)
 //! GET  /socket.io/socket.io.min.js   the official client (local npm copy)
 //! GET  /healthz                 the process is alive
 //! GET  /readyz                  the log backend is reachable and its read loop running
 //! GET  /metrics                 Prometheus text: sessions on this instance, readiness
 //! ```
 
+pub mod cors;
 pub mod error;
 pub mod notify;
 pub mod socketio;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use actix::Addr;
 use actix_files::Files;
@@ -23,35 +23,38 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::actors::hub::{CountSessions, Hub};
-use crate::actors::recovery::Recovery;
-use crate::actors::session::SessionSettings;
+use crate::actors::registry::Registry;
+use crate::actors::session::SessionParts;
 use crate::actors::stream_bridge::{IsReady, StreamBridge};
 
 /// What the handlers share: addresses and settings, nothing mutable.
 pub struct AppState {
-    /// Settings for new sessions.
-    pub settings: Arc<SessionSettings>,
-    /// The session registry.
+    /// What new sessions are made of.
+    pub parts: SessionParts,
+    /// The broadcast registry.
     pub hub: Addr<Hub>,
     /// The log's owner.
     pub bridge: Addr<StreamBridge>,
-    /// Opens and resumes sockets.
-    pub recovery: Addr<Recovery>,
+    /// Engine.IO sid → session.
+    pub registry: Addr<Registry>,
+    /// Origins allowed cross-site (`*` for any).
+    pub cors_origins: Vec<String>,
     /// Largest notify body.
     pub max_notify_bytes: usize,
     /// Folder of the official client files.
     pub client_dir: PathBuf,
 }
 
-/// Registers every route; `state` must also be registered as app data.
-pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf) {
+/// Registers every route, the Engine.IO endpoint at `path` (e.g. `/socket.io/`); `state` must also be
+/// registered as app data.
+pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf, path: &str) {
     cfg.route("/notifications/notify", web::post().to(notify::notify))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/socket.io/", web::route().to(socketio::endpoint))
+        .route(path, web::route().to(socketio::endpoint))
         .route(
-            "/socket.io/{file}",
+            &format!("{path}{{file}}"),
             web::route().to(socketio::client_file_or_endpoint),
         )
         .service(Files::new("/", public_dir).index_file("index.html"));

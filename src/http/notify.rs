@@ -26,9 +26,11 @@ pub const DEFAULT_BODY: &str = "Hello";
 
 /// What a publisher may send. Unknown fields are ignored, `null` means absent.
 #[derive(Debug, Default, Deserialize)]
-struct NotifyRequest {
-    title: Option<String>,
-    body: Option<String>,
+pub struct NotifyRequest {
+    /// The title; `None` gets the default.
+    pub title: Option<String>,
+    /// The body; `None` gets the default.
+    pub body: Option<String>,
 }
 
 /// The notification as every client receives it.
@@ -65,25 +67,30 @@ pub async fn notify(
         .map_err(|_| too_large)?
         .map_err(|err| ApiError::BadRequest(format!("could not read the body: {err}")))?;
 
-    let request = parse(&body)?;
-    let notification = Notification {
-        id: uuid::Uuid::new_v4().to_string(),
-        title: request.title.unwrap_or_else(|| DEFAULT_TITLE.to_owned()),
-        body: request.body.unwrap_or_else(|| DEFAULT_BODY.to_owned()),
-        timestamp: now_ms(),
-    };
-    // Serialized once, here; every delivery reuses this text.
-    let args = serde_json::to_string(&(NOTIFICATION_EVENT, &notification))
-        .expect("a struct of strings and integers always serializes");
+    let (notification, args) = notification_args(parse(&body)?);
     let publish = Publish {
         nsp: "/".to_owned(),
-        args: Arc::from(args),
+        args,
     };
     match state.bridge.send(publish).await {
         Ok(Ok(offset)) => Ok(HttpResponse::Created()
             .json(serde_json::json!({ "id": notification.id, "offset": offset.to_string() }))),
         Ok(Err(_)) | Err(_) => Err(ApiError::Unavailable),
     }
+}
+
+/// The notification for a request, and its event array as JSON text: serialized once, here; every
+/// delivery reuses this text.
+pub fn notification_args(request: NotifyRequest) -> (Notification, Arc<str>) {
+    let notification = Notification {
+        id: uuid::Uuid::new_v4().to_string(),
+        title: request.title.unwrap_or_else(|| DEFAULT_TITLE.to_owned()),
+        body: request.body.unwrap_or_else(|| DEFAULT_BODY.to_owned()),
+        timestamp: now_ms(),
+    };
+    let args = serde_json::to_string(&(NOTIFICATION_EVENT, &notification))
+        .expect("a struct of strings and integers always serializes");
+    (notification, Arc::from(args))
 }
 
 /// An empty body means "all defaults", as the Node original treats it; anything else must be a JSON
@@ -94,6 +101,11 @@ fn parse(body: &[u8]) -> Result<NotifyRequest, ApiError> {
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::BadRequest(format!("body is not valid JSON: {err}")))?;
+    parse_request(value)
+}
+
+/// A request from JSON: an object whose `title` and `body`, when present, are strings.
+pub fn parse_request(value: Value) -> Result<NotifyRequest, ApiError> {
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "body must be a JSON object".to_owned(),

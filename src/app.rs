@@ -1,0 +1,173 @@
+//! What sockets do beyond the protocol: the application behind the Socket.IO layer.
+//!
+//! Owns: nothing; an [`Application`] is shared by every session (`Arc`) and answers them.
+//!
+//! ```text
+//! CONNECT /nsp {auth}            ─► on_connect ─► events to emit right after the CONNECT reply
+//! EVENT   ["name", …] (+ binary) ─► on_event   ─► events to emit back, and the ack answer if one was asked
+//! ACK     id […]                 ─► on_ack        (answers to events the application emitted with an ack)
+//! ```
+//!
+//! [`HubApp`] is the notification hub's: clients may publish with `notify` (acknowledged with the entry
+//! id or an error). [`SuiteApp`] is the application the official conformance suites expect
+//! (reference §5): it echoes.
+
+use std::future::{ready, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web::Bytes;
+use serde_json::{json, Value};
+
+use crate::actors::stream_bridge::{Publish, StreamBridge};
+use crate::http::notify::{notification_args, parse_request};
+
+/// One event: `[name, …args]` as JSON (binary values as placeholders), and its attachments in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    /// The JSON array: the event name first for events; only the arguments for acks.
+    pub data: Vec<Value>,
+    /// The binary attachments the placeholders `{"_placeholder":true,"num":N}` point to.
+    pub attachments: Vec<Bytes>,
+}
+
+impl Payload {
+    /// An event `name` with JSON arguments and no binary.
+    pub fn event(name: &str, args: impl IntoIterator<Item = Value>) -> Payload {
+        let mut data = vec![Value::from(name)];
+        data.extend(args);
+        Payload {
+            data,
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// What the application answers to an event.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// Events to emit to the socket, in order.
+    pub emit: Vec<Payload>,
+    /// The acknowledgement's arguments, when the client asked for one.
+    pub ack: Option<Payload>,
+}
+
+/// An answer that may take time (e.g. a publish to Redis).
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply>>>;
+
+/// The application behind every socket.
+pub trait Application: Send + Sync + 'static {
+    /// The namespaces clients may join; others get `44<nsp>,{"message":"Invalid namespace"}`.
+    fn namespaces(&self) -> &[String];
+    /// A socket joined `nsp` with `auth` (`{}` when the client sent none).
+    fn on_connect(&self, nsp: &str, auth: &Value) -> Vec<Payload>;
+    /// An event from a client. `wants_ack` says whether the client asked for an acknowledgement.
+    fn on_event(&self, nsp: &str, event: Payload, wants_ack: bool) -> ReplyFuture;
+}
+
+/// The notification hub: every socket gets broadcasts; `notify` publishes like the HTTP endpoint.
+pub struct HubApp {
+    bridge: Addr<StreamBridge>,
+    namespaces: Vec<String>,
+}
+
+impl HubApp {
+    /// The hub's application, publishing through `bridge`, serving `namespaces`.
+    pub fn new(bridge: Addr<StreamBridge>, namespaces: Vec<String>) -> HubApp {
+        HubApp { bridge, namespaces }
+    }
+}
+
+impl Application for HubApp {
+    fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    fn on_connect(&self, _: &str, _: &Value) -> Vec<Payload> {
+        Vec::new()
+    }
+
+    /// `socket.emit("notify", {title?, body?}, ack)` publishes a notification on `/`, exactly as
+    /// `POST /notifications/notify` does, and acknowledges `{"id","offset"}` or `{"error"}`.
+    fn on_event(&self, _: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
+        if event.data.first().and_then(Value::as_str) != Some("notify") {
+            return Box::pin(ready(Reply::default()));
+        }
+        let ack = move |value: Value| Reply {
+            emit: Vec::new(),
+            ack: wants_ack.then(|| Payload {
+                data: vec![value],
+                attachments: Vec::new(),
+            }),
+        };
+        let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
+        let request = match parse_request(body) {
+            Ok(request) => request,
+            Err(err) => return Box::pin(ready(ack(json!({ "error": err.to_string() })))),
+        };
+        let (notification, args) = notification_args(request);
+        let publish = self.bridge.send(Publish {
+            nsp: "/".to_owned(),
+            args,
+        });
+        Box::pin(async move {
+            match publish.await {
+                Ok(Ok(offset)) => {
+                    ack(json!({ "id": notification.id, "offset": offset.to_string() }))
+                }
+                _ => ack(json!({ "error": "log backend unavailable, nothing was published" })),
+            }
+        })
+    }
+}
+
+/// The application of the official Socket.IO v5 conformance suite (reference §5): `/` and `/custom`;
+/// emits `auth` with the handshake's auth on connect; echoes `message` as `message-back`; acknowledges
+/// `message-with-ack` with the same arguments. Binary attachments travel back as they came.
+pub struct SuiteApp {
+    namespaces: Vec<String>,
+}
+
+impl Default for SuiteApp {
+    fn default() -> Self {
+        SuiteApp {
+            namespaces: vec!["/".to_owned(), "/custom".to_owned()],
+        }
+    }
+}
+
+impl Application for SuiteApp {
+    fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    fn on_connect(&self, _: &str, auth: &Value) -> Vec<Payload> {
+        vec![Payload::event("auth", [auth.clone()])]
+    }
+
+    fn on_event(&self, _: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
+        let mut reply = Reply::default();
+        match event.data.first().and_then(Value::as_str) {
+            Some("message") => {
+                let mut data = event.data;
+                data[0] = Value::from("message-back");
+                reply.emit.push(Payload {
+                    data,
+                    attachments: event.attachments,
+                });
+            }
+            Some("message-with-ack") if wants_ack => {
+                reply.ack = Some(Payload {
+                    data: event.data[1..].to_vec(),
+                    attachments: event.attachments,
+                });
+            }
+            _ => {}
+        }
+        Box::pin(ready(reply))
+    }
+}
+
+/// Shared handle.
+pub type SharedApp = Arc<dyn Application>;
