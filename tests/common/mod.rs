@@ -47,10 +47,41 @@ pub fn test_config() -> Config {
     }
 }
 
+/// The server the official conformance suites expect (reference §5), on a free loopback port:
+/// Engine.IO echo at `/engine.io/`, or the Socket.IO suite's application at `/socket.io/`.
+pub fn start_suite_hub(engine_io: bool) -> TestHub {
+    let config = Config {
+        path: if engine_io {
+            "/engine.io/"
+        } else {
+            "/socket.io/"
+        }
+        .into(),
+        namespaces: vec!["/".into(), "/custom".into()],
+        connect_timeout: Duration::from_millis(1000),
+        recovery: false,
+        engine_echo: engine_io,
+        cors_origins: vec!["*".into()],
+        ..test_config()
+    };
+    start_hub_with(config, true)
+}
+
 /// Starts a hub on the current actix system.
 pub fn start_hub(config: Config) -> TestHub {
+    start_hub_with(config, false)
+}
+
+fn start_hub_with(config: Config, suite: bool) -> TestHub {
     let _ = env_logger::builder().is_test(true).try_init();
-    let running = realtime_hub::start(&config).expect("hub starts");
+    let running = if suite {
+        realtime_hub::start_with(&config, |_| {
+            std::sync::Arc::new(realtime_hub::app::SuiteApp::default())
+        })
+    } else {
+        realtime_hub::start(&config)
+    }
+    .expect("hub starts");
     let handle = running.server.handle();
     actix_web::rt::spawn(running.server);
     TestHub {
@@ -106,6 +137,57 @@ impl TestHub {
             pid,
             offset: offset.expect("hub:offset event after CONNECT"),
         }
+    }
+
+    /// An HTTP request to `path` (with its query); returns the status, the body and the content type.
+    pub async fn http(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
+        let client = awc::Client::new();
+        let url = self.url(path);
+        let req = match method {
+            "GET" => client.get(url),
+            "POST" => client.post(url),
+            "PUT" => client.put(url),
+            "OPTIONS" => client.request(awc::http::Method::OPTIONS, url),
+            other => panic!("method {other}"),
+        };
+        let mut res = req.send_body(body.to_owned()).await.expect("request");
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = res.body().limit(16 << 20).await.expect("body");
+        (
+            res.status().as_u16(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+            content_type,
+        )
+    }
+
+    /// A polling handshake at `path` (`/engine.io/` or `/socket.io/`); returns the sid.
+    pub async fn polling_session(&self, path: &str) -> String {
+        let (status, body, _) = self
+            .http("GET", &format!("{path}?EIO=4&transport=polling"), "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let open: Value =
+            serde_json::from_str(body.strip_prefix('0').expect("open packet")).unwrap();
+        open["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens a WebSocket at `path` with `query`.
+    pub async fn ws_at(
+        &self,
+        path: &str,
+        query: &str,
+    ) -> Result<WsClient, awc::error::WsClientError> {
+        let (_, framed) = awc::Client::new()
+            .ws(format!("ws://{}{path}?{query}", self.addr))
+            .max_frame_size(16 * 1024 * 1024)
+            .connect()
+            .await?;
+        Ok(WsClient { framed })
     }
 
     /// `GET <path>`: the status code.
