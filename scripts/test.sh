@@ -3,7 +3,8 @@
 #
 #   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
 #   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
-#   interop tests: the official socket.io-client (npm) against that binary (node --test).
+#   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
+#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, and the python-socketio client.
 #
 # Needs: the Rust toolchain, Node.js 20+ with npm, and Debian's apt-get (as root) for what is missing.
 set -euo pipefail
@@ -15,6 +16,7 @@ need() {
 need cargo "install the Rust toolchain: https://rustup.rs"
 need node "install Node.js 20+ and npm: apt-get install -y nodejs npm"
 need npm "install npm: apt-get install -y npm"
+need python3 "install Python 3 with venv: apt-get install -y python3 python3-venv"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -40,6 +42,15 @@ else
   echo "up to date"
 fi
 
+step "python packages (pip in tests/.venv)"
+if [ ! -x tests/.venv/bin/python ] || [ tests/requirements.txt -nt tests/.venv/installed ]; then
+  python3 -m venv tests/.venv
+  tests/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  touch tests/.venv/installed
+else
+  echo "up to date"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -53,4 +64,4 @@ step "cargo test"
 cargo test --all-targets
 
 step "interop: official socket.io-client against the hub"
-HUB_BIN="$PWD/target/debug/realtime-hub" node --test tests/interop/
+HUB_BIN="$PWD/target/debug/realtime-hub" CONFORMANCE_BIN="$PWD/target/debug/conformance" node --test tests/interop/

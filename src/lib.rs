@@ -159,10 +159,21 @@ pub fn start_with(
     // itself would conclude (reference §1.7).
     let dead_peer_timeout = config.ping_interval + config.ping_timeout;
     // Every address the host names (`localhost`: 127.0.0.1 and ::1, as the suites expect).
-    let listeners = (config.host.as_str(), config.port)
-        .to_socket_addrs()?
-        .map(TcpListener::bind)
-        .collect::<io::Result<Vec<_>>>()?;
+    // An address that cannot be bound (no IPv6 here) is skipped, as long as one can.
+    let mut listeners = Vec::new();
+    let mut refused = None;
+    for addr in (config.host.as_str(), config.port).to_socket_addrs()? {
+        match TcpListener::bind(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(err) => {
+                warn!("not listening on {addr}: {err}");
+                refused = Some(err);
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(refused.unwrap_or_else(|| io::Error::other("the host names no address")));
+    }
     let addr = listeners
         .first()
         .ok_or_else(|| io::Error::other("the host names no address"))?

@@ -65,16 +65,28 @@ export async function notify(url, body) {
 }
 
 /**
+ * The transport settings every interop case runs under: the client's defaults (HTTP long-polling,
+ * then the upgrade to WebSocket), long-polling only, and WebSocket only.
+ */
+export const TRANSPORT_SETTINGS = [
+  { label: "defaults: polling then upgrade", transports: undefined },
+  { label: "polling only", transports: ["polling"] },
+  { label: "websocket only", transports: ["websocket"] },
+];
+
+/**
  * A connected official client that records every notification it receives, with whether it came
- * as a replay (handed over after a recovered reconnect, before the `connect` event).
+ * as a replay (handed over after a recovered reconnect, before the `connect` event). `transports`
+ * undefined keeps the client's defaults.
  */
 export async function connectClient(url, options = {}) {
+  const { transports = ["websocket"], ...rest } = options;
   const socket = io(url, {
-    transports: ["websocket"],
+    ...(transports ? { transports } : {}),
     forceNew: true,
     reconnectionDelay: 50,
     reconnectionDelayMax: 200,
-    ...options,
+    ...rest,
   });
   const client = { socket, received: [], connects: [], awaitingConnect: true };
   socket.on("notification", (notification, offset) => {
