@@ -5,8 +5,9 @@
 "use strict";
 
 (function () {
-  // WebSocket only for now; polling will be enabled when the server supports it.
-  const TRANSPORTS = ["websocket"];
+  // The client's defaults: HTTP long-polling first, then the upgrade to WebSocket (works behind
+  // proxies that block WebSocket, and is how the original tutorial's page connected).
+  const TRANSPORTS = ["polling", "websocket"];
 
   const NOTIFY_URL = "/notifications/notify";
 

@@ -49,6 +49,8 @@ impl Payload {
 pub struct Reply {
     /// Events to emit to the socket, in order.
     pub emit: Vec<Payload>,
+    /// Events to emit asking the client for an acknowledgement; its answer reaches `on_ack`.
+    pub ask: Vec<Payload>,
     /// The acknowledgement's arguments, when the client asked for one.
     pub ack: Option<Payload>,
 }
@@ -64,6 +66,10 @@ pub trait Application: Send + Sync + 'static {
     fn on_connect(&self, nsp: &str, auth: &Value) -> Vec<Payload>;
     /// An event from a client. `wants_ack` says whether the client asked for an acknowledgement.
     fn on_event(&self, nsp: &str, event: Payload, wants_ack: bool) -> ReplyFuture;
+    /// A client's acknowledgement of an event emitted with [`Reply::ask`]: events to emit in return.
+    fn on_ack(&self, _nsp: &str, _answer: Payload) -> Vec<Payload> {
+        Vec::new()
+    }
 }
 
 /// The notification hub: every socket gets broadcasts; `notify` publishes like the HTTP endpoint.
@@ -95,11 +101,11 @@ impl Application for HubApp {
             return Box::pin(ready(Reply::default()));
         }
         let ack = move |value: Value| Reply {
-            emit: Vec::new(),
             ack: wants_ack.then(|| Payload {
                 data: vec![value],
                 attachments: Vec::new(),
             }),
+            ..Reply::default()
         };
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
         let request = match parse_request(body) {
@@ -125,6 +131,8 @@ impl Application for HubApp {
 /// The application of the official Socket.IO v5 conformance suite (reference §5): `/` and `/custom`;
 /// emits `auth` with the handshake's auth on connect; echoes `message` as `message-back`; acknowledges
 /// `message-with-ack` with the same arguments. Binary attachments travel back as they came.
+/// Beyond the suite, for server-to-client acks: `ask` makes the server emit `question` (with the same
+/// arguments) asking for an ack, and the client's answer comes back as `answered`.
 pub struct SuiteApp {
     namespaces: Vec<String>,
 }
@@ -163,9 +171,26 @@ impl Application for SuiteApp {
                     attachments: event.attachments,
                 });
             }
+            Some("ask") => {
+                let mut data = event.data;
+                data[0] = Value::from("question");
+                reply.ask.push(Payload {
+                    data,
+                    attachments: event.attachments,
+                });
+            }
             _ => {}
         }
         Box::pin(ready(reply))
+    }
+
+    fn on_ack(&self, _: &str, answer: Payload) -> Vec<Payload> {
+        let mut data = vec![Value::from("answered")];
+        data.extend(answer.data);
+        vec![Payload {
+            data,
+            attachments: answer.attachments,
+        }]
     }
 }
 

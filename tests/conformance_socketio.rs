@@ -214,3 +214,20 @@ async fn text_while_waiting_for_attachments_closes_the_connection() {
     ws.send(r#"42["message","too soon"]"#).await;
     ws.expect_closed().await;
 }
+
+#[actix_web::test]
+async fn server_to_client_ack_reaches_the_application_and_unknown_ids_are_ignored() {
+    let hub = start_suite_hub(false);
+    let mut ws = connected(&hub).await;
+    ws.send(r#"42["ask",1]"#).await;
+    assert_eq!(ws.recv_text_answering_pings().await, r#"420["question",1]"#);
+    ws.send("43999[5]").await; // no event was emitted with id 999: ignored
+    ws.send("430[2]").await;
+    assert_eq!(ws.recv_text_answering_pings().await, r#"42["answered",2]"#);
+    ws.send("430[3]").await; // id 0 was answered already: ignored
+    ws.send(r#"42["message","still open"]"#).await;
+    assert_eq!(
+        ws.recv_text_answering_pings().await,
+        r#"42["message-back","still open"]"#
+    );
+}

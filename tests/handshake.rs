@@ -147,3 +147,49 @@ async fn websocket_close_packet_from_client_closes_the_session() {
         Received::Close(_) | Received::Ended
     ));
 }
+
+#[actix_web::test]
+async fn cors_allows_a_configured_origin_with_credentials_and_no_other() {
+    let mut config = test_config();
+    config.cors_origins = vec!["http://app.example".into()];
+    let hub = start_hub(config);
+    let get = |origin: &'static str| {
+        awc::Client::new()
+            .get(hub.url("/socket.io/?EIO=4&transport=polling"))
+            .insert_header(("origin", origin))
+            .send()
+    };
+    let allowed = get("http://app.example").await.unwrap();
+    let header = |name: &str| {
+        allowed
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header("access-control-allow-origin").as_deref(),
+        Some("http://app.example")
+    );
+    assert_eq!(
+        header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(header("vary").as_deref(), Some("Origin"));
+
+    let other = get("http://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[actix_web::test]
+async fn polling_handshake_advertises_the_websocket_upgrade() {
+    let hub = start_hub(test_config());
+    let open = hub.polling_session("/socket.io/").await;
+    assert!(!open.is_empty());
+    let (status, body, _) = hub
+        .http("GET", "/socket.io/?EIO=4&transport=polling", "")
+        .await;
+    assert_eq!(status, 200);
+    let open: Value = serde_json::from_str(&body[1..]).unwrap();
+    assert_eq!(open["upgrades"], json!(["websocket"]));
+}

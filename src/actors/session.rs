@@ -181,6 +181,10 @@ struct Replay {
 struct Joined {
     /// Its socket id.
     sid: Sid,
+    /// The id of the next event emitted asking for an ack.
+    next_ack_id: u64,
+    /// Acks the client owes (ids of events emitted asking for one); others are ignored.
+    awaiting_acks: std::collections::HashSet<u64>,
     /// Its session record, when recovery is on.
     record: Option<SessionRecord>,
     /// The newest log id written to the client (or known to it); frames at or before it are skipped.
@@ -673,10 +677,12 @@ impl Session {
                 if let Some(Value::Array(data)) = packet.data {
                     self.on_event(nsp, Payload { data, attachments }, packet.ack_id, ctx);
                 }
+            } // Acks of events the server emitted asking for one; an unknown id is ignored (§2.4).
+            (Some(Socket::Joined(_)), PacketKind::Ack | PacketKind::BinaryAck) => {
+                if let (Some(id), Some(Value::Array(data))) = (packet.ack_id, packet.data) {
+                    self.on_client_ack(&nsp, id, Payload { data, attachments });
+                }
             }
-            // Acks of events the server emitted with an ack id: the applications here emit none, so
-            // every id is unknown, and an unknown id is ignored (reference §2.4).
-            (Some(Socket::Joined(_)), PacketKind::Ack | PacketKind::BinaryAck) => {}
             // A second CONNECT, a CONNECT_ERROR from a client, a packet for a namespace not joined (or
             // before its CONNECT reply): invalid state (reference §2.7).
             _ => self.close(ctx, DisconnectReason::ParseError),
@@ -698,10 +704,30 @@ impl Session {
             for payload in reply.emit {
                 act.emit(&nsp, payload, None, PacketKind::Event);
             }
+            for payload in reply.ask {
+                let Some(Socket::Joined(joined)) = act.sockets.get_mut(&nsp) else {
+                    return;
+                };
+                let id = joined.next_ack_id;
+                joined.next_ack_id += 1;
+                joined.awaiting_acks.insert(id);
+                act.emit(&nsp, payload, Some(id), PacketKind::Event);
+            }
             if let (Some(id), Some(ack)) = (ack_id, reply.ack) {
                 act.emit(&nsp, ack, Some(id), PacketKind::Ack);
             }
         }));
+    }
+    fn on_client_ack(&mut self, nsp: &str, id: u64, answer: Payload) {
+        let Some(Socket::Joined(joined)) = self.sockets.get_mut(nsp) else {
+            return;
+        };
+        if !joined.awaiting_acks.remove(&id) {
+            return;
+        }
+        for payload in self.parts.app.on_ack(nsp, answer) {
+            self.emit(nsp, payload, None, PacketKind::Event);
+        }
     }
 
     fn join(&mut self, nsp: String, auth: Value, ctx: &mut Context<Self>) {
@@ -721,11 +747,7 @@ impl Session {
             let sid = Sid::from_random(random_bytes());
             self.sockets.insert(
                 nsp.clone(),
-                Socket::Joined(Joined {
-                    sid: sid.clone(),
-                    record: None,
-                    offset: None,
-                }),
+                Socket::Joined(Joined::new(sid.clone(), None, None)),
             );
             let reply = SioPacket::new(
                 PacketKind::Connect,
@@ -845,11 +867,8 @@ impl Session {
         for payload in self.parts.app.on_connect(&nsp, &replay.auth) {
             self.emit(&nsp, payload, None, PacketKind::Event);
         }
-        let mut joined = Joined {
-            record: Some(SessionRecord::new(&replay.sid, &replay.pid)),
-            sid: replay.sid,
-            offset: replay.offset,
-        };
+        let record = SessionRecord::new(&replay.sid, &replay.pid);
+        let mut joined = Joined::new(replay.sid, Some(record), replay.offset);
         for deliver in held {
             self.held_bytes = self.held_bytes.saturating_sub(deliver.bytes);
             self.outbound.taken(deliver.bytes);
@@ -880,6 +899,16 @@ impl Session {
 }
 
 impl Joined {
+    fn new(sid: Sid, record: Option<SessionRecord>, offset: Option<StreamId>) -> Joined {
+        Joined {
+            sid,
+            next_ack_id: 0,
+            awaiting_acks: Default::default(),
+            record,
+            offset,
+        }
+    }
+
     /// The frames the client does not have yet, in order; advances the offset past them.
     fn unseen(&mut self, frames: &[Frame]) -> Vec<Out> {
         let mut out = Vec::with_capacity(frames.len());

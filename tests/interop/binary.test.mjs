@@ -1,5 +1,6 @@
-// Binary attachments with the official client, over WebSocket and over long-polling, against the
-// conformance application (`message` comes back as `message-back`, `message-with-ack` is acked).
+// Binary attachments and acks in both directions with the official client, over WebSocket and over
+// long-polling, against the conformance application (`message` comes back as `message-back`,
+// `message-with-ack` is acked, `ask` makes the server emit `question` asking for an ack).
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -18,7 +19,7 @@ await waitForPort(port);
 after(() => app.kill("SIGTERM"));
 
 for (const transports of [["websocket"], ["polling"]]) {
-  test(`an event with two binary attachments makes a round trip [${transports[0]}]`, async () => {
+  test(`an event with two binary attachments makes a round trip, and acks work both ways [${transports[0]}]`, async () => {
     const socket = io(`http://127.0.0.1:${port}`, { transports, forceNew: true });
     try {
       await new Promise((resolve, reject) => {
@@ -34,6 +35,12 @@ for (const transports of [["websocket"], ["polling"]]) {
 
       const acked = await socket.timeout(5000).emitWithAck("message-with-ack", Buffer.from([7]), Buffer.from([8, 9]));
       assert.deepEqual([...acked], [7], "the ack's first argument");
+
+      // Server to client: the server asks, the client's ack answer reaches the server's application.
+      socket.on("question", (n, ack) => ack(n + 1));
+      const answered = new Promise((resolve) => socket.once("answered", resolve));
+      socket.emit("ask", 41);
+      assert.equal(await answered, 42);
     } finally {
       socket.close();
     }
