@@ -4,7 +4,8 @@
 #   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
 #   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
-#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, and the python-socketio client.
+#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, and the python-socketio client;
+#   browser tests: the page on two instances in Debian's headless Chromium (playwright-core).
 #
 # Needs: the Rust toolchain, Node.js 20+ with npm, and Debian's apt-get (as root) for what is missing.
 set -euo pipefail
@@ -25,6 +26,8 @@ step() { printf '\n== %s\n' "$*"; }
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
+# chromium: the page's tests drive Debian's Chromium with playwright-core (never a browser download).
+[ -x /usr/bin/chromium ] || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   step "installing ${apt_packages[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then
@@ -63,5 +66,7 @@ bash scripts/check-pure.sh
 step "cargo test"
 cargo test --all-targets
 
-step "interop: official socket.io-client against the hub"
-HUB_BIN="$PWD/target/debug/realtime-hub" CONFORMANCE_BIN="$PWD/target/debug/conformance" node --test tests/interop/
+step "interop and browser tests (node --test): official clients, Node peer, nginx, the page in Chromium"
+HUB_BIN="$PWD/target/debug/realtime-hub" CONFORMANCE_BIN="$PWD/target/debug/conformance" \
+  node --test tests/interop/ tests/browser/
+echo "screenshots of the page: tests/artifacts/page-1280.png, tests/artifacts/page-390.png"

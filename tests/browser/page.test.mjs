@@ -1,0 +1,240 @@
+// The page at / in real headless Chromium (Debian's package, driven by playwright-core), on two
+// instances sharing one Redis: the original tutorial's demonstration, and the page telling the truth.
+// Screenshots at 1280 px and 390 px are written to tests/artifacts/ for people to look at.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startHub, waitFor } from "../interop/hub.mjs";
+import { startRedis } from "../interop/redis.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const ARTIFACTS = path.join(root, "tests/artifacts");
+const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
+if (!fs.existsSync(CHROMIUM)) {
+  throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+}
+
+const redis = await startRedis();
+const env = { REDIS_URL: redis.url, HUB_STREAM_KEY: "browser:page" };
+const hubA = await startHub(env);
+const hubB = await startHub(env);
+// The flags of a closed network: no background requests, no component updates (no internet here).
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+after(async () => {
+  await browser.close();
+  await Promise.all([hubA.stop(), hubB.stop()]);
+  await redis.stop();
+});
+
+/** A page on `url`, recording page errors, console errors and failed requests. */
+async function openPage(url, width = 1280) {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();  const problems = [];
+  const requested = [];
+  page.on("request", (req) => requested.push(req.url()));
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("console", (msg) => msg.type() === "error" && problems.push(`console error: ${msg.text()}`));
+  page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on("response", (res) => res.status() >= 400 && problems.push(`HTTP ${res.status()}: ${res.url()}`));  await page.goto(url);
+  return { page, context, problems, requested };
+}
+
+const status = (page) => page.locator("#status").getAttribute("data-state");
+const feed = (page) =>
+  page.$$eval("#feed li.notification", (items) =>
+    items.map((li) => ({
+      title: li.querySelector(".notification-title")?.textContent,
+      body: li.querySelector(".notification-body")?.textContent,
+      time: li.querySelector("time")?.textContent,
+      offset: li.dataset.offset,
+      replayed: li.dataset.replayed === "true",
+      badge: li.querySelector(".badge-replayed")?.textContent ?? null,
+    })),
+  );
+
+async function send(page, title, body) {
+  await page.fill("#title", title);
+  await page.fill("#message", body);
+  await page.click("#send");
+}
+
+async function waitForFeed(page, count, what) {
+  await page.waitForFunction((n) => document.querySelectorAll("#feed li.notification").length >= n, count, {
+    timeout: 10_000,
+  }).catch(() => assert.fail(`timed out waiting: ${what}`));
+}
+
+test("two pages on two instances: a send reaches both, a dropped page gets what it missed marked replayed", async () => {
+  const a = await openPage(`${hubA.url}/`);
+  const b = await openPage(`${hubB.url}/`);
+  try {
+    for (const { page } of [a, b]) {
+      await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+      assert.equal(await page.textContent("#status"), "Online");
+    }
+
+    await send(a.page, "Hello", "from page A");
+    await waitForFeed(b.page, 1, "page B shows page A's notification");
+    await waitForFeed(a.page, 1, "page A shows its own notification");
+    for (const { page } of [a, b]) {
+      const [item] = await feed(page);
+      assert.equal(item.title, "Hello");
+      assert.equal(item.body, "from page A");
+      assert.match(item.time, /^\d\d:\d\d:\d\d$/);
+      assert.equal(item.replayed, false);
+    }
+
+    await a.page.click("#drop");
+    await a.page.waitForFunction(() => document.querySelector("#status").dataset.state === "offline");
+    for (let n = 1; n <= 3; n++) {
+      await send(b.page, `Missed ${n}`, `sent while A was away (${n})`);
+      await waitForFeed(b.page, 1 + n, `page B shows its notification ${n}`);
+    }
+    await a.page.click("#reconnect");
+    await a.page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    await waitForFeed(a.page, 4, "page A gets the 3 it missed");
+    await new Promise((resolve) => setTimeout(resolve, 200)); // a duplicate would show now
+
+    const aFeed = await feed(a.page); // newest first
+    assert.equal(aFeed.length, 4, "exactly the 3 missed, once each");
+    assert.deepEqual(aFeed.slice(0, 3).reverse().map((i) => [i.title, i.replayed, i.badge]), [
+      ["Missed 1", true, "replayed"],
+      ["Missed 2", true, "replayed"],
+      ["Missed 3", true, "replayed"],
+    ]);
+    const bFeed = await feed(b.page);
+    assert.deepEqual(aFeed.map((i) => i.offset), bFeed.map((i) => i.offset), "both pages show one order");
+    assert.match(await a.page.textContent("#connection-log"), /recovered, 3 missed messages replayed/);
+
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await a.page.screenshot({ path: path.join(ARTIFACTS, "page-1280.png"), fullPage: true });
+    const phone = await openPage(`${hubA.url}/`, 390);
+    await phone.page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    // The phone-width page replays too: drop it, send one from B, reconnect.
+    await phone.page.click("#drop");
+    await phone.page.waitForFunction(() => document.querySelector("#status").dataset.state === "offline");
+    await send(b.page, "A long word", "Supercalifragilisticexpialidocious-".repeat(6));
+    await waitForFeed(b.page, 5, "page B shows it");
+    await phone.page.click("#reconnect");
+    await waitForFeed(phone.page, 1, "the phone page gets what it missed");
+    assert.equal((await feed(phone.page))[0].replayed, true);
+    await phone.page.screenshot({ path: path.join(ARTIFACTS, "page-390.png"), fullPage: true });
+    await phone.context.close();
+
+    assert.deepEqual([...a.problems, ...b.problems, ...phone.problems], [], "no page error or failed request");
+
+    // Reloading gives a fresh session: nothing marked replayed, before or after a new notification.
+    await a.page.reload();
+    await a.page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    assert.equal((await feed(a.page)).length, 0);
+    await send(b.page, "After reload", "live");
+    await waitForFeed(a.page, 1, "the reloaded page gets live notifications");
+    assert.deepEqual((await feed(a.page)).map((i) => [i.title, i.replayed]), [["After reload", false]]);
+  } finally {
+    await a.context.close();
+    await b.context.close();
+  }
+});
+
+test("the page is readable and fits at 1280 px and at 390 px", async () => {
+  for (const width of [1280, 390]) {
+    const { page, context } = await openPage(`${hubA.url}/`, width);
+    try {
+      await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+      await send(page, "Layout", "x".repeat(300));
+      await waitForFeed(page, 1, "the notification shows");
+      const report = await page.evaluate(() => {
+        const luminance = (rgb) => {
+          const [r, g, b] = rgb.match(/[\d.]+/g).slice(0, 3).map(Number).map((c) => {
+            const s = c / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+          });
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        // The background actually behind an element: the nearest ancestor with an opaque one.
+        const background = (el) => {
+          for (let e = el; e; e = e.parentElement) {
+            const bg = getComputedStyle(e).backgroundColor;
+            if (!/rgba\(.*, 0\)$/.test(bg) && bg !== "transparent") return bg;
+          }
+          return "rgb(255, 255, 255)";
+        };
+        const contrast = (el) => {
+          const [l1, l2] = [luminance(getComputedStyle(el).color), luminance(background(el))].sort((x, y) => y - x);
+          return (l1 + 0.05) / (l2 + 0.05);
+        };
+        const texts = ["h1", "#status", "label[for=message]", "#send", "#drop", "#reconnect", ".notification-title",
+          ".notification-body", "time"].map((s) => [s, contrast(document.querySelector(s))]);
+        return {
+          overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          unlabeledButtons: [...document.querySelectorAll("button")].filter((b) => !b.textContent.trim()).length,
+          unlabeledInputs: [...document.querySelectorAll("input")].filter((i) => i.labels.length === 0).length,
+          lowContrast: texts.filter(([, ratio]) => ratio < 4.5),
+        };
+      });
+      assert.equal(report.overflow, 0, `no horizontal overflow at ${width} px`);
+      assert.equal(report.unlabeledButtons, 0);
+      assert.equal(report.unlabeledInputs, 0);
+      assert.deepEqual(report.lowContrast, [], `contrast of at least 4.5:1 at ${width} px`);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+test("the page tells the truth: a refused send is an error, and offline shows within a second", async () => {
+  const { page, context } = await openPage(`${hubB.url}/`);
+  try {
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    // The hub answering 503 (its log unavailable) is shown, not swallowed.
+    await page.route("**/notifications/notify", (route) =>
+      route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"log backend unavailable"}' }),
+    );
+    await send(page, "Refused", "503");
+    await page.waitForFunction(() => document.querySelector("#send-error").textContent.includes("503"));
+    assert.match(await page.textContent("#send-error"), /HTTP 503.*log backend unavailable/);
+    await page.unroute("**/notifications/notify");
+
+    // The hub goes away: offline within a second, and a send says it failed.
+    const started = Date.now();
+    await hubB.stop("SIGKILL");
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "offline", null, {
+      timeout: 1000,
+    });
+    assert.ok(Date.now() - started <= 1000);
+    assert.equal(await page.textContent("#status"), "Offline");
+    await send(page, "Unreachable", "hub down");
+    await page.waitForFunction(() => document.querySelector("#send-error").textContent.length > 0);
+    assert.match(await page.textContent("#send-error"), /Send failed/);
+  } finally {
+    await context.close();
+  }
+});
+
+test("without internet: the client comes from the hub, and the CDN fallback is pinned to the same file", async () => {
+  const html = fs.readFileSync(path.join(root, "public/index.html"), "utf8");
+  const cdn = /src:\s*"(https:\/\/cdn\.socket\.io\/[^"]+)"[\s\S]*?integrity:\s*"(sha384-[A-Za-z0-9+/=]+)"/.exec(html);
+  assert.ok(cdn, "the CDN fallback carries an integrity hash");
+  const local = fs.readFileSync(path.join(root, "tests/node_modules/socket.io-client/dist/socket.io.min.js"));
+  const digest = `sha384-${crypto.createHash("sha384").update(local).digest("base64")}`;
+  assert.equal(cdn[2], digest, "the pinned hash is the served copy's (same version)");
+  const version = JSON.parse(fs.readFileSync(path.join(root, "tests/node_modules/socket.io-client/package.json"))).version;
+  assert.ok(cdn[1].includes(`/${version}/`), `the CDN URL names version ${version}`);  const { page, context, problems, requested } = await openPage(`${hubA.url}/`);
+  try {
+    await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    assert.ok(requested.some((u) => u.endsWith("/socket.io/socket.io.min.js")));
+    assert.ok(requested.every((u) => u.startsWith(hubA.url)), `only the hub was asked: ${requested.join(" ")}`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
