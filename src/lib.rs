@@ -137,6 +137,7 @@ pub fn start_with(
         // Twice per window, so a record never expires while its session lives.
         record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
         engine_echo: config.engine_echo,
+        max_buffered: config.max_buffered_bytes,
     });
     let parts = SessionParts {
         settings,

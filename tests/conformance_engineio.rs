@@ -107,7 +107,8 @@ async fn polling_closes_the_session_upon_duplicate_poll_requests() {
     let path = polling(&sid);
     let first = hub.http("GET", &path, "");
     let second = async {
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        // Long enough for the first GET to be pending on a loaded machine.
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         hub.http("GET", &format!("{}&t=burst", polling(&sid)), "")
             .await
     };
@@ -123,7 +124,7 @@ async fn polling_closes_the_session_upon_cancelled_polling_request() {
     let (hub, sid) = hub_and_session().await;
     // The client gives up on its pending GET (its connection closes).
     let cancelled = tokio::time::timeout(
-        Duration::from_millis(5),
+        Duration::from_millis(100),
         hub.http("GET", &polling(&sid), ""),
     )
     .await;
@@ -170,7 +171,7 @@ async fn polling_forcefully_closes_the_session() {
     let path = polling(&sid);
     let get = hub.http("GET", &path, "");
     let close = async {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         hub.http("POST", &polling(&sid), "1").await
     };
     let ((status, body, _), _) = futures_util::future::join(get, close).await;

@@ -232,3 +232,22 @@ async fn deliberate_disconnect_is_not_recoverable() {
     let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
     assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
 }
+
+#[actix_web::test]
+async fn over_polling_the_connect_reply_and_the_offset_event_arrive_in_one_answer() {
+    let hub = start_hub(test_config());
+    let sid = hub.polling_session("/socket.io/").await;
+    let url = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    // The official client keeps a GET pending while it POSTs its CONNECT.
+    let pending = hub.http("GET", &url, "");
+    let connect = async {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        hub.http("POST", &url, "40").await
+    };
+    let ((status, body, _), _) = futures_util::future::join(pending, connect).await;
+    assert_eq!(status, 200);
+    let packets: Vec<&str> = body.split('\x1e').collect();
+    assert_eq!(packets.len(), 2, "one answer: {body}");
+    assert!(packets[0].starts_with("40{"), "{body}");
+    assert_eq!(packets[1], r#"42["hub:offset","0-0"]"#);
+}

@@ -136,3 +136,37 @@ async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
         "{drained} bytes were still delivered: the connection was parked, not dropped"
     );
 }
+
+#[actix_web::test]
+async fn polling_client_that_stops_polling_is_closed_not_left_behind() {
+    let mut config = test_config();
+    config.max_buffered_bytes = 16 * 1024;
+    config.ping_interval = Duration::from_secs(60);
+    let hub = start_hub(config);
+    let sid = hub.polling_session("/socket.io/").await;
+    let url = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(hub.http("POST", &url, "40").await.0, 200);
+    assert!(hub.http("GET", &url, "").await.1.starts_with("40{"));
+    assert_eq!(hub.sessions().await, 1);
+    // The client stops polling; broadcasts pile up past the bound.
+    let body = json!({ "body": "x".repeat(2000) }).to_string();
+    for _ in 0..20 {
+        assert_eq!(hub.notify(&body).await.0, 201);
+    }
+    for _ in 0..100 {
+        if hub.sessions().await == 0 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        hub.sessions().await,
+        0,
+        "the session was closed, not left without broadcasts"
+    );
+    let (status, _, _) = hub.http("GET", &url, "").await;
+    assert_eq!(
+        status, 400,
+        "the client learns its session is gone (and reconnects, recovering)"
+    );
+}

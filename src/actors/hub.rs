@@ -144,11 +144,15 @@ pub struct Register {
     pub outbound: Arc<Outbound>,
 }
 
-/// The server is shutting down: close now, with "going away", so the client reconnects (to another
-/// instance) and recovers.
-#[derive(Message, Debug)]
+/// Close now; the client reconnects (to another instance, after a shutdown) and recovers.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct GoAway;
+pub enum GoAway {
+    /// The server is shutting down: "going away".
+    ShuttingDown,
+    /// The client does not take what is sent to it: the Hub gave up on it (outgoing bound).
+    TooSlow,
+}
 
 /// Ask every registered session to close ([`GoAway`]); answers how many were asked.
 #[derive(Message)]
@@ -261,6 +265,8 @@ impl Handler<Fanout> for Hub {
                 if pending + bytes > max_pending {
                     debug!("slow consumer dropped conn={conn:?} pending={pending}");
                     member.outbound.abort();
+                    // The session must end: no more broadcasts reach it, so staying would be a silent gap.
+                    member.closer.do_send(GoAway::TooSlow);
                     return false;
                 }
                 member.outbound.sent(bytes);
@@ -280,7 +286,9 @@ impl Handler<CloseAll> for Hub {
 
     fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
         let members = self.namespaces.values().flat_map(HashMap::values);
-        members.map(|member| member.closer.do_send(GoAway)).count()
+        members
+            .map(|member| member.closer.do_send(GoAway::ShuttingDown))
+            .count()
     }
 }
 

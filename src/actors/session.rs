@@ -71,6 +71,8 @@ pub struct SessionSettings {
     pub record_refresh: Duration,
     /// Engine.IO only: echo every message back (the Engine.IO conformance suite's application).
     pub engine_echo: bool,
+    /// Bytes a polling queue may hold for a client that does not poll (the outgoing bound).
+    pub max_buffered: usize,
 }
 
 /// The actors and settings a session works with.
@@ -272,7 +274,23 @@ pub struct Session {
     pending_binary: Option<PendingBinary>,
     next_ticket: u64,
     closed: Option<DisconnectReason>,
+    /// This actor's address, for the end-of-turn polling flush.
+    me: Option<Addr<Session>>,
+    /// A FlushPoll is on its way.
+    flush_scheduled: bool,
+    /// The polling queue passed the outgoing bound: the session closes at the flush.
+    overflowed: bool,
+    /// Application replies still being worked out (bounded: a client cannot queue endless work).
+    replies_in_flight: usize,
 }
+
+/// Flush the polling queue at the end of the actor turn that wrote to it.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushPoll;
+
+/// Application replies a session may have in flight before it is closed.
+const MAX_REPLIES_IN_FLIGHT: usize = 256;
 
 impl Session {
     /// A session over long-polling; its open packet is the handshake GET's answer ([`Self::open_packet`]).
@@ -324,6 +342,10 @@ impl Session {
             pending_binary: None,
             next_ticket: 0,
             closed: None,
+            me: None,
+            flush_scheduled: false,
+            overflowed: false,
+            replies_in_flight: 0,
         }
     }
 
@@ -360,7 +382,16 @@ impl Session {
             } => {
                 queue.extend(frames);
                 *queued_bytes += bytes;
-                self.flush_poll();
+                // A client that does not poll cannot grow its queue without bound.
+                self.overflowed |= *queued_bytes > self.parts.settings.max_buffered;
+                // Everything written in this actor turn goes out in one GET answer (a CONNECT reply
+                // and the offset event after it, a replay step...): flushed when the turn is over.
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    if let Some(me) = &self.me {
+                        me.do_send(FlushPoll);
+                    }
+                }
             }
             Transport::Connecting { pending, .. } => {
                 self.outbound.taken(bytes);
@@ -376,9 +407,11 @@ impl Session {
 
     /// Answers a waiting GET with everything queued, if there is a GET and something queued (and no
     /// upgrade has paused polling).
-    fn flush_poll(&mut self) {
+    /// Answers a waiting GET with everything queued. False if that GET's client had gone away: the
+    /// session must then close (its packets have nowhere to go).
+    fn flush_poll(&mut self) -> bool {
         if self.upgrade.as_ref().is_some_and(|probe| probe.probed) {
-            return;
+            return true;
         }
         let Transport::Polling {
             queue,
@@ -387,16 +420,20 @@ impl Session {
             ..
         } = &mut self.transport
         else {
-            return;
+            return true;
         };
         if queue.is_empty() || waiting.is_none() {
-            return;
+            return true;
+        }
+        if waiting.as_ref().is_some_and(|w| w.answer.is_closed()) {
+            return false;
         }
         let payload = encode_payload(mem::take(queue));
         self.outbound.taken(mem::take(queued_bytes));
         if let Some(waiting) = waiting.take() {
             let _ = waiting.answer.send(payload);
         }
+        true
     }
 
     /// Answers a waiting GET with `text` (a noop or a close), whatever is queued.
@@ -696,8 +733,14 @@ impl Session {
         ack_id: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
+        if self.replies_in_flight >= MAX_REPLIES_IN_FLIGHT {
+            debug!("too many events awaiting replies eio_sid={}", self.eio_sid);
+            return self.close(ctx, DisconnectReason::TransportError);
+        }
+        self.replies_in_flight += 1;
         let reply = self.parts.app.on_event(&nsp, event, ack_id.is_some());
         ctx.spawn(reply.into_actor(self).map(move |reply: Reply, act, _| {
+            act.replies_in_flight -= 1;
             if act.closed.is_some() || !matches!(act.sockets.get(&nsp), Some(Socket::Joined(_))) {
                 return;
             }
@@ -942,6 +985,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
         self.schedule_ping(ctx);
         self.connect_deadline = Some(ctx.run_later(self.settings().connect_timeout, |act, ctx| {
             if act.sockets.is_empty() && !act.settings().engine_echo {
@@ -1044,6 +1088,28 @@ impl Handler<Poll> for Session {
     }
 }
 
+impl Handler<FlushPoll> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushPoll, ctx: &mut Self::Context) {
+        self.flush_scheduled = false;
+        if self.overflowed {
+            debug!(
+                "polling client does not take its packets eio_sid={}",
+                self.eio_sid
+            );
+            return self.close(ctx, DisconnectReason::SlowConsumer);
+        }
+        if !self.flush_poll() {
+            debug!(
+                "poll connection closed prematurely eio_sid={}",
+                self.eio_sid
+            );
+            self.close(ctx, DisconnectReason::TransportError);
+        }
+    }
+}
+
 impl Handler<PollAbandoned> for Session {
     type Result = ();
 
@@ -1123,8 +1189,12 @@ impl Handler<PostFailed> for Session {
 impl Handler<GoAway> for Session {
     type Result = ();
 
-    fn handle(&mut self, _: GoAway, ctx: &mut Self::Context) {
-        self.close(ctx, DisconnectReason::ServerShuttingDown);
+    fn handle(&mut self, why: GoAway, ctx: &mut Self::Context) {
+        let reason = match why {
+            GoAway::ShuttingDown => DisconnectReason::ServerShuttingDown,
+            GoAway::TooSlow => DisconnectReason::SlowConsumer,
+        };
+        self.close(ctx, reason);
     }
 }
 

@@ -187,6 +187,12 @@ impl Actor for WsConn {
     type Context = WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if !self.session.connected() {
+            // Its session ended before this socket came up (e.g. a late upgrade probe).
+            self.ended = true;
+            ctx.close(None);
+            return ctx.stop();
+        }
         self.report(WsEventKind::Attached(ctx.address()));
     }
 
