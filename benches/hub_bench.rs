@@ -1,0 +1,701 @@
+//! hub-bench: the load tool. It speaks Engine.IO v4 / Socket.IO v5 over WebSocket itself (raw frames,
+//! no client library), so the generator costs little per message, and drives any server that speaks
+//! the protocol and `POST /notifications/notify`: this hub, or the Node original (benches/node-original).
+//!
+//! ```text
+//! cargo bench --bench hub_bench -- fanout --urls http://127.0.0.1:3001,http://127.0.0.1:3002 \
+//!     --clients 1000 --rate 50 --seconds 20 --pids hub=123,hub=456,redis=789
+//! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
+//! ```
+//! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
+//! sequence number once and in order, and how long after its POST it arrived. The report is a table
+//! and one JSON line (`RESULT {...}`), with the CPU seconds and peak RSS of the processes named by
+//! `--pids`, read from /proc.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use awc::ws::{self, Frame};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+struct Options {
+    scenario: String,
+    urls: Vec<String>,
+    clients: usize,
+    rate: f64,
+    seconds: f64,
+    pids: Vec<(String, u32)>,
+    sources: Vec<IpAddr>,
+    drain: Duration,
+}
+
+fn parse_options(args: &[String]) -> Options {
+    let mut o = Options {
+        scenario: args.first().cloned().unwrap_or_default(),
+        urls: vec!["http://127.0.0.1:3000".into()],
+        clients: 100,
+        rate: 50.0,
+        seconds: 10.0,
+        pids: Vec::new(),
+        sources: vec!["127.0.0.1".parse().unwrap()],
+        drain: Duration::from_secs(10),
+    };
+    let mut it = args.iter().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--urls" => o.urls = value.split(',').map(str::to_owned).collect(),
+            "--clients" => o.clients = value.parse().expect("--clients"),
+            "--rate" => o.rate = value.parse().expect("--rate"),
+            "--seconds" => o.seconds = value.parse().expect("--seconds"),
+            "--drain" => o.drain = Duration::from_secs_f64(value.parse().expect("--drain")),
+            "--pids" => {
+                o.pids = value
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (name, pid) = p.split_once('=').expect("--pids name=pid,...");
+                        (name.to_owned(), pid.parse().expect("pid"))
+                    })
+                    .collect()
+            }
+            "--sources" => {
+                o.sources = value
+                    .split(',')
+                    .map(|s| s.parse().expect("--sources ip,..."))
+                    .collect()
+            }
+            // cargo bench passes --bench to harness=false targets
+            "--bench" => {}
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) and current RSS of a process, from /proc.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?;
+    Some((ticks / 100.0, rss_kb * 1024))
+}
+
+/// Samples the processes' RSS until stopped; keeps the peaks.
+struct Sampler {
+    pids: Vec<(String, u32)>,
+    start_cpu: Vec<f64>,
+    start_rss: Vec<u64>,
+    peak: Rc<RefCell<Vec<u64>>>,
+    stop: Rc<Cell<bool>>,
+}
+
+impl Sampler {
+    fn start(pids: &[(String, u32)]) -> Sampler {
+        let mut pids = pids.to_vec();
+        pids.push(("generator".into(), std::process::id()));
+        let usage: Vec<(f64, u64)> = pids
+            .iter()
+            .map(|(_, pid)| proc_usage(*pid).unwrap_or((0.0, 0)))
+            .collect();
+        let peak = Rc::new(RefCell::new(usage.iter().map(|u| u.1).collect::<Vec<_>>()));
+        let stop = Rc::new(Cell::new(false));
+        let (p, s, ids) = (peak.clone(), stop.clone(), pids.clone());
+        actix_web::rt::spawn(async move {
+            while !s.get() {
+                for (i, (_, pid)) in ids.iter().enumerate() {
+                    if let Some((_, rss)) = proc_usage(*pid) {
+                        let mut peak = p.borrow_mut();
+                        peak[i] = peak[i].max(rss);
+                    }
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Sampler {
+            start_cpu: usage.iter().map(|u| u.0).collect(),
+            start_rss: usage.iter().map(|u| u.1).collect(),
+            pids,
+            peak,
+            stop,
+        }
+    }
+
+    /// name → (cpu seconds used, peak rss, rss now, rss at start)
+    fn finish(&self) -> Vec<(String, f64, u64, u64, u64)> {
+        self.stop.set(true);
+        self.pids
+            .iter()
+            .enumerate()
+            .map(|(i, (name, pid))| {
+                let (cpu, rss) = proc_usage(*pid).unwrap_or((self.start_cpu[i], 0));
+                (
+                    name.clone(),
+                    cpu - self.start_cpu[i],
+                    self.peak.borrow()[i],
+                    rss,
+                    self.start_rss[i],
+                )
+            })
+            .collect()
+    }
+}
+
+/// What one client saw.
+#[derive(Default, Debug)]
+struct Seen {
+    connected: bool,
+    seqs: Vec<u32>,
+    latencies_us: Vec<u32>,
+    reconnects: u32,
+    recovered: u32,
+    replay_us: Vec<u32>,
+    errors: Vec<String>,
+}
+
+/// One raw Socket.IO client.
+struct Client {
+    url: String,
+    http: awc::Client,
+    seen: Rc<RefCell<Seen>>,
+    pid: Option<String>,
+    offset: Option<String>,
+    sid: Option<String>,
+}
+
+type Conn = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+impl Client {
+    fn ws_url(url: &str) -> String {
+        format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            url.replacen("http", "ws", 1)
+        )
+    }
+
+    /// Connects (resuming when it has a pid and offset) and reads up to the CONNECT reply.
+    async fn connect(&mut self) -> Result<Conn, String> {
+        let started = Instant::now();
+        let (_, mut conn) = self
+            .http
+            .ws(Self::ws_url(&self.url))
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let open = next_text(&mut conn).await?;
+        if !open.starts_with('0') {
+            return Err(format!("expected open packet, got {open}"));
+        }
+        let connect = match (&self.pid, &self.offset) {
+            (Some(pid), Some(offset)) => format!("40{}", json!({ "pid": pid, "offset": offset })),
+            _ => "40".to_owned(),
+        };
+        conn.send(ws::Message::Text(connect.into()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let resuming = self.pid.is_some();
+        loop {
+            let text = next_text(&mut conn).await?;
+            if text == "2" {
+                conn.send(ws::Message::Text("3".into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            } else if let Some(reply) = text.strip_prefix("40") {
+                let reply: Value = serde_json::from_str(reply).map_err(|e| e.to_string())?;
+                let sid = reply["sid"].as_str().map(str::to_owned);
+                if resuming {
+                    let mut seen = self.seen.borrow_mut();
+                    seen.reconnects += 1;
+                    if sid.is_some() && sid == self.sid {
+                        seen.recovered += 1;
+                    }
+                    seen.replay_us.push(started.elapsed().as_micros() as u32);
+                }
+                self.sid = sid;
+                self.pid = reply["pid"].as_str().map(str::to_owned);
+                return Ok(conn);
+            } else {
+                self.on_text(&text); // replayed events come before the CONNECT reply
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) {
+        if !text.starts_with("42") {
+            return;
+        }
+        // The offset is the last string argument of every event; the body carries seq and send time.
+        if let Some(end) = text.rfind("\"]") {
+            if let Some(start) = text[..end].rfind('"') {
+                self.offset = Some(text[start + 1..end].to_owned());
+            }
+        }
+        let number_after = |key: &str| -> Option<u64> {
+            let at = text.find(key)? + key.len();
+            let digits: String = text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        if let (Some(seq), Some(sent)) = (number_after("seq="), number_after(" t=")) {
+            let mut seen = self.seen.borrow_mut();
+            seen.seqs.push(seq as u32);
+            seen.latencies_us
+                .push(now_us().saturating_sub(sent).min(u32::MAX as u64) as u32);
+        }
+    }
+
+    /// Reads until `stop`, answering pings; `drop_at` closes the connection for `down` then resumes.
+    async fn run(mut self, stop: Rc<Cell<bool>>, jitter: Option<(Vec<String>, usize)>) {
+        let mut conn = match self.connect().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                self.seen.borrow_mut().errors.push(err);
+                return;
+            }
+        };
+        self.seen.borrow_mut().connected = true;
+        let mut rng = Rng::new(self.seen.as_ptr() as u64);
+        let mut next_drop = jitter
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(rng.between(5_000, 25_000)));
+        while !stop.get() {
+            if let (Some(at), Some((urls, index))) = (next_drop, jitter.as_ref()) {
+                if Instant::now() >= at {
+                    let _ = conn.close().await;
+                    actix_web::rt::time::sleep(Duration::from_millis(rng.between(1_500, 2_500)))
+                        .await;
+                    // Half the clients come back on another instance.
+                    if index % 2 == 1 {
+                        self.url = urls[(urls.iter().position(|u| *u == self.url).unwrap_or(0)
+                            + 1)
+                            % urls.len()]
+                        .clone();
+                    }
+                    match self.connect().await {
+                        Ok(c) => conn = c,
+                        Err(err) => {
+                            self.seen.borrow_mut().errors.push(err);
+                            return;
+                        }
+                    }
+                    next_drop =
+                        Some(Instant::now() + Duration::from_millis(rng.between(12_000, 18_000)));
+                }
+            }
+            match tokio::time::timeout(Duration::from_millis(200), conn.next()).await {
+                Err(_) => continue,
+                Ok(Some(Ok(Frame::Text(bytes)))) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    if text == "2" {
+                        let _ = conn.send(ws::Message::Text("3".into())).await;
+                    } else {
+                        self.on_text(&text);
+                    }
+                }
+                Ok(Some(Ok(Frame::Ping(p)))) => {
+                    let _ = conn.send(ws::Message::Pong(p)).await;
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(err))) => {
+                    self.seen.borrow_mut().errors.push(format!("read: {err}"));
+                    return;
+                }
+                Ok(None) => {
+                    self.seen
+                        .borrow_mut()
+                        .errors
+                        .push("closed by the server".into());
+                    return;
+                }
+            }
+        }
+        let _ = conn.close().await;
+    }
+}
+
+async fn next_text(conn: &mut Conn) -> Result<String, String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), conn.next()).await {
+            Err(_) => return Err("timed out".into()),
+            Ok(Some(Ok(Frame::Text(bytes)))) => {
+                return Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(err))) => return Err(err.to_string()),
+            Ok(None) => return Err("closed".into()),
+        }
+    }
+}
+
+/// xorshift: enough randomness for spreading drops, without a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ now_us() ^ 0x9e37_79b9_7f4a_7c15 | 1)
+    }
+
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low).max(1)
+    }
+}
+
+fn http_clients(sources: &[IpAddr]) -> Vec<awc::Client> {
+    sources
+        .iter()
+        .map(|ip| {
+            let connector = awc::Connector::new()
+                .local_address(*ip)
+                .limit(0)
+                .timeout(Duration::from_secs(30));
+            awc::Client::builder()
+                .connector(connector)
+                .timeout(Duration::from_secs(30))
+                .finish()
+        })
+        .collect()
+}
+
+/// Opens the clients, spread over the URLs and source addresses, and waits until all connected.
+async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<Rc<RefCell<Seen>>> {
+    let https = http_clients(&o.sources);
+    let mut seen = Vec::with_capacity(o.clients);
+    for i in 0..o.clients {
+        let s = Rc::new(RefCell::new(Seen::default()));
+        seen.push(s.clone());
+        let client = Client {
+            url: o.urls[i % o.urls.len()].clone(),
+            http: https[i % https.len()].clone(),
+            seen: s,
+            pid: None,
+            offset: None,
+            sid: None,
+        };
+        let jitter = jitter.then(|| (o.urls.clone(), i));
+        actix_web::rt::spawn(client.run(stop.clone(), jitter));
+        if i % 200 == 199 {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await; // no SYN storm
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (up, failed) = seen.iter().fold((0, 0), |(u, f), s| {
+            let s = s.borrow();
+            (
+                u + s.connected as usize,
+                f + (!s.connected && !s.errors.is_empty()) as usize,
+            )
+        });
+        if up + failed == o.clients {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+/// Publishes at `rate` per second for `seconds` (open loop), spread over the URLs. Returns which
+/// sequence numbers were accepted (201); the others were refused.
+async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bool> {
+    let http = http_clients(&o.sources[..1]).remove(0);
+    let total = (rate * seconds).round() as u32;
+        let accepted = Rc::new(RefCell::new(vec![false; total as usize]));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            actix_web::rt::time::sleep(wait).await;
+        }
+        let url = format!("{}/notifications/notify", o.urls[n as usize % o.urls.len()]);
+        let body =
+            json!({ "title": "bench", "body": format!("seq={} t={}", first_seq + n, now_us()) })
+                .to_string();
+                let (http, accepted) = (http.clone(), accepted.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let ok = http
+                .post(url)
+                .insert_header(("content-type", "application/json"))
+                .send_body(body)
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 201);
+                        accepted.borrow_mut()[n as usize] = ok;
+        }));
+    }
+        for task in tasks {
+        let _ = task.await;
+    }
+    let accepted = accepted.borrow().clone();
+    accepted
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Delivery statistics over every client: `accepted[i]` says whether sequence number `i` was published.
+fn delivery_report(seen: &[Rc<RefCell<Seen>>], accepted: &[bool]) -> Value {
+    let (expected_seqs, first_seq) = (accepted.len() as u32, 0u32);
+    let mut latencies = Vec::new();
+    let (mut lost, mut duplicated, mut reordered, mut delivered) = (0u64, 0u64, 0u64, 0u64);
+    let (mut reconnects, mut recovered) = (0u64, 0u64);
+    let mut replay = Vec::new();
+    let mut connected = 0;
+    let mut errors: HashMap<String, u32> = HashMap::new();
+    for s in seen {
+        let s = s.borrow();
+        connected += s.connected as u64;
+        for e in &s.errors {
+            *errors.entry(e.chars().take(60).collect()).or_default() += 1;
+        }
+        if !s.connected {
+            continue;
+        }
+        let mine: Vec<u32> = s.seqs.iter().copied().filter(|q| *q >= first_seq).collect();
+        delivered += mine.len() as u64;
+        let mut counts = vec![0u32; expected_seqs as usize];
+        let mut last = None;
+        for q in &mine {
+            let i = (q - first_seq) as usize;
+            if i < counts.len() {
+                counts[i] += 1;
+            }
+            if last.is_some_and(|l| *q < l) {
+                reordered += 1;
+            }
+            last = Some(*q);
+        }
+                lost += counts.iter().zip(accepted).filter(|(c, ok)| **c == 0 && **ok).count() as u64;
+        duplicated += counts
+            .iter()
+            .map(|c| c.saturating_sub(1) as u64)
+            .sum::<u64>();
+        latencies.extend(&s.latencies_us);
+        reconnects += s.reconnects as u64;
+        recovered += s.recovered as u64;
+        replay.extend(&s.replay_us);
+    }
+    latencies.sort_unstable();
+    replay.sort_unstable();
+    json!({
+        "connected": connected,
+        "delivered": delivered,
+        "lost": lost,
+        "duplicated": duplicated,
+        "reordered": reordered,
+        "reconnects": reconnects,
+        "recovered": recovered,
+        "latency_ms": {
+            "p50": percentile(&latencies, 50.0), "p90": percentile(&latencies, 90.0),
+            "p99": percentile(&latencies, 99.0), "p99_9": percentile(&latencies, 99.9),
+            "max": latencies.last().map(|l| *l as f64 / 1000.0).unwrap_or(f64::NAN),
+        },
+        "replay_ms": { "p50": percentile(&replay, 50.0), "p99": percentile(&replay, 99.0) },
+        "errors": errors,
+    })
+}
+
+fn process_report(usage: &[(String, f64, u64, u64, u64)]) -> Value {
+    Value::Object(
+        usage
+            .iter()
+            .enumerate()
+            .map(|(i, (name, cpu, peak, now, start))| {
+                (format!("{name}{i}"), json!({ "name": name, "cpu_s": cpu, "peak_rss": peak, "rss": now, "rss_start": start }))
+            })
+            .collect(),
+    )
+}
+
+fn hub_cpu(usage: &[(String, f64, u64, u64, u64)]) -> f64 {
+    usage.iter().filter(|u| u.0 == "hub").map(|u| u.1).sum()
+}
+
+async fn wait_delivered(seen: &[Rc<RefCell<Seen>>], expected: u64, drain: Duration) {
+    let deadline = Instant::now() + drain;
+    while Instant::now() < deadline {
+        let got: u64 = seen.iter().map(|s| s.borrow().seqs.len() as u64).sum();
+        if got >= expected {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// fanout and burst: N clients, notifications at a rate, every delivery checked.
+async fn fanout(o: &Options, burst: bool) -> Value {
+    let stop = Rc::new(Cell::new(false));
+    let seen = open_clients(o, &stop, false).await;
+    let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let sampler = Sampler::start(&o.pids);
+    let started = Instant::now();
+        let accepted = if burst {
+        // A burst far above the sustainable rate, then the normal rate: what happens after.
+        let mut accepted = publish(o, o.rate * 20.0, 1.0, 0).await;
+        accepted.extend(publish(o, o.rate, o.seconds, accepted.len() as u32).await);
+        accepted
+    } else {
+        publish(o, o.rate, o.seconds, 0).await
+    };
+    let ok = accepted.iter().filter(|a| **a).count() as u64;
+    wait_delivered(&seen, connected * ok, o.drain).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let usage = sampler.finish();
+    stop.set(true);
+        let mut report = delivery_report(&seen, &accepted);
+    let delivered = report["delivered"].as_u64().unwrap_or(0);
+    report["scenario"] = json!(if burst { "burst" } else { "fanout" });
+    report["clients"] = json!(o.clients);
+    report["rate"] = json!(o.rate);
+    report["accepted"] = json!(ok);
+    report["refused"] = json!(accepted.len() as u64 - ok);
+    report["deliveries_per_s"] = json!(delivered as f64 / elapsed);
+    report["hub_cpu_us_per_delivery"] = json!(hub_cpu(&usage) * 1e6 / delivered.max(1) as f64);
+    report["processes"] = process_report(&usage);
+    report
+}
+
+/// idle: N connections that only answer pings; the hub's RSS growth per connection.
+async fn idle(o: &Options) -> Value {
+    let before: Vec<u64> = o
+        .pids
+        .iter()
+        .map(|(_, p)| proc_usage(*p).map(|u| u.1).unwrap_or(0))
+        .collect();
+    let stop = Rc::new(Cell::new(false));
+    let seen = open_clients(o, &stop, false).await;
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<u64> = o
+        .pids
+        .iter()
+        .map(|(_, p)| proc_usage(*p).map(|u| u.1).unwrap_or(0))
+        .collect();
+    let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
+    stop.set(true);
+    let growth: i64 = o
+        .pids
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter(|((name, _), _)| name == "hub")
+        .map(|(_, (b, a))| *a as i64 - *b as i64)
+        .sum();
+    json!({
+        "scenario": "idle",
+        "clients": o.clients,
+        "connected": connected,
+        "hub_rss_growth": growth,
+        "hub_bytes_per_connection": growth as f64 / connected.max(1) as f64,
+    })
+}
+
+/// jitter: clients drop every ~15 s for ~2 s and resume, half on another instance, while
+/// notifications flow.
+async fn jitter(o: &Options) -> Value {
+    let stop = Rc::new(Cell::new(false));
+    let seen = open_clients(o, &stop, true).await;
+    let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
+    let sampler = Sampler::start(&o.pids);
+        let accepted = publish(o, o.rate, o.seconds, 0).await;
+    let ok = accepted.iter().filter(|a| **a).count() as u64;
+    wait_delivered(&seen, connected * ok, o.drain).await;
+    let usage = sampler.finish();
+    stop.set(true);
+    let mut report = delivery_report(&seen, &accepted);
+    report["scenario"] = json!("jitter");
+    report["accepted"] = json!(ok);
+    report["refused"] = json!(accepted.len() as u64 - ok);
+    report["processes"] = process_report(&usage);
+    report
+}
+
+fn print(report: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(report).unwrap_or_default()
+    );
+    println!("RESULT {report}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    actix_web::rt::System::new().block_on(async move {
+        if args.is_empty() {
+            return smoke().await;
+        }
+        let o = parse_options(&args);
+        let report = match o.scenario.as_str() {
+            "fanout" => fanout(&o, false).await,
+            "burst" => fanout(&o, true).await,
+            "idle" => idle(&o).await,
+            "jitter" => jitter(&o).await,
+            other => panic!("unknown scenario {other:?}: fanout | idle | jitter | burst"),
+        };
+        print(&report);
+    });
+}
+
+/// No arguments (as `cargo test --all-targets` runs it): a small fanout against an in-process hub,
+/// failing loudly if anything is lost, so the tool itself stays correct.
+async fn smoke() {
+    let config = realtime_hub::config::Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..realtime_hub::config::Config::default()
+    };
+    let hub = realtime_hub::start(&config).expect("hub starts");
+    let url = format!("http://{}", hub.addr);
+    actix_web::rt::spawn(hub.server);
+    let o = Options {
+        scenario: "fanout".into(),
+        urls: vec![url],
+        clients: 10,
+        rate: 100.0,
+        seconds: 0.3,
+        pids: vec![("hub".into(), std::process::id())],
+        sources: vec!["127.0.0.1".parse().unwrap()],
+        drain: Duration::from_secs(10),
+    };
+    let report = fanout(&o, false).await;
+    assert_eq!(report["connected"], 10, "{report}");
+    assert_eq!(
+        (report["lost"].as_u64(), report["duplicated"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    assert_eq!(report["delivered"], 300, "{report}");
+    println!("hub-bench smoke run: 10 clients, 30 notifications, 300 deliveries, none lost: ok");
+}

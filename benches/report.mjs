@@ -1,0 +1,60 @@
+// Reads the RESULT lines scripts/bench.sh collected and prints the side-by-side table (medians of the
+// runs, and the hub / Node ratio), then one JSON line.
+//   node benches/report.mjs <results dir> <runs>
+
+import fs from "node:fs";
+import path from "node:path";
+
+const [dir, runs] = [process.argv[2], Number(process.argv[3])];
+const read = (impl, run, name) => {
+  const file = path.join(dir, `${impl}-${run}-${name}.json`);
+  return fs.existsSync(file) && fs.statSync(file).size > 0 ? JSON.parse(fs.readFileSync(file, "utf8")) : null;
+};
+const median = (xs) => {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return v.length ? v[Math.floor((v.length - 1) / 2)] : NaN;
+};
+const sum = (obj, name, field) => Object.values(obj ?? {}).filter((p) => p.name === name).reduce((s, p) => s + p[field], 0);
+const max = (obj, name, field) => Math.max(0, ...Object.values(obj ?? {}).filter((p) => p.name === name).map((p) => p[field]));
+
+const metrics = [
+  ["hub CPU µs per delivery (fanout, 50/s)", (r) => r("fanout")?.hub_cpu_us_per_delivery, "lower"],
+  ["p50 latency ms (fanout, 50/s)", (r) => r("fanout")?.latency_ms.p50, "lower"],
+  ["p99 latency ms (fanout, 50/s)", (r) => r("fanout")?.latency_ms.p99, "lower"],
+  ["p99.9 latency ms (fanout, 50/s)", (r) => r("fanout")?.latency_ms.p99_9, "lower"],
+  ["deliveries/s (fanout, 50/s)", (r) => r("fanout")?.deliveries_per_s, "higher"],
+  ["lost + duplicated + reordered (fanout)", (r) => (r("fanout") ? r("fanout").lost + r("fanout").duplicated + r("fanout").reordered : NaN), "lower"],
+  ["highest rate/s within the p99 bound (hub 50 ms, Node 1 s)", (r) => r("maxrate")?.rate, "higher"],
+  ["hub peak RSS MB (fanout, per instance)", (r) => max(r("fanout")?.processes, "hub", "peak_rss") / 1e6, "lower"],
+  ["Redis CPU s (fanout)", (r) => sum(r("fanout")?.processes, "redis", "cpu_s"), "lower"],
+  ["generator CPU s (fanout)", (r) => sum(r("fanout")?.processes, "generator", "cpu_s"), "lower"],
+  ["hub KB per idle connection", (r) => r("idle")?.hub_bytes_per_connection / 1024, "lower"],
+  ["idle connections held", (r) => r("idle")?.connected, "higher"],
+  ["jitter: lost + duplicated + reordered", (r) => (r("jitter") ? r("jitter").lost + r("jitter").duplicated + r("jitter").reordered : NaN), "lower"],
+  ["jitter: recovered / reconnects", (r) => (r("jitter") ? r("jitter").recovered / Math.max(1, r("jitter").reconnects) : NaN), "higher"],
+  ["jitter: replay p99 ms", (r) => r("jitter")?.replay_ms.p99, "lower"],
+  ["burst: p99 latency ms", (r) => r("burst")?.latency_ms.p99, "lower"],
+  ["burst: hub peak RSS MB (per instance)", (r) => max(r("burst")?.processes, "hub", "peak_rss") / 1e6, "lower"],
+  ["burst: lost", (r) => r("burst")?.lost, "lower"],
+];
+
+const rows = [];
+const json = {};
+for (const [label, get, better] of metrics) {
+  const values = {};
+  for (const impl of ["rust", "node"]) {
+    values[impl] = median(Array.from({ length: runs }, (_, i) => get((name) => read(impl, i + 1, name))));
+  }
+  const ratio = better === "lower" ? values.node / values.rust : values.rust / values.node;
+  rows.push([label, values.rust, values.node, ratio]);
+  json[label] = { hub: values.rust, node: values.node, advantage: ratio };
+}
+const fmt = (x) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3)) : "n/a");
+const width = Math.max(...rows.map((r) => r[0].length));
+console.log(`\n${"metric".padEnd(width)} | ${"hub".padStart(10)} | ${"Node".padStart(10)} | hub advantage`);
+console.log(`${"-".repeat(width)}-|-${"-".repeat(10)}-|-${"-".repeat(10)}-|--------------`);
+for (const [label, rust, node, ratio] of rows) {
+  console.log(`${label.padEnd(width)} | ${fmt(rust).padStart(10)} | ${fmt(node).padStart(10)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : "n/a"}`);
+}
+console.log(`(medians of ${runs} runs; "hub advantage" = how many times better the hub is, >1 is better)`);
+console.log(`BENCH ${JSON.stringify({ runs, metrics: json })}`);

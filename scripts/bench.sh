@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Benchmarks: this hub against the Node original (NestJS 11 + socket.io 4.8 + redis-streams-adapter),
+# same box, same load tool (benches/hub_bench.rs), same Redis, in one run; three runs each; a table of
+# medians with ratios, and one JSON line. Not part of scripts/test.sh: it measures, it does not assert.
+#
+#   scripts/bench.sh              full run (about 15 minutes on 2 cores)
+#   BENCH_QUICK=1 scripts/bench.sh   shorter loads, for a look
+#
+# Loads (each bounded in count and time, loopback only): fanout (1000 clients over 2 instances, 50
+# notifications/s), a rate sweep (highest rate with p99 under 50 ms for the hub, under 1 s for Node),
+# idle (10 000 connections, RSS per connection), jitter (clients dropping and resuming, half on the
+# other instance), burst (20x the rate for a second).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${BENCH_RUNS:-3}
+if [ -n "${BENCH_QUICK:-}" ]; then
+  fanout_clients=200; fanout_seconds=5; idle_clients=2000; jitter_clients=100; jitter_seconds=20; sweep_seconds=3
+else
+  fanout_clients=1000; fanout_seconds=20; idle_clients=10000; jitter_clients=200; jitter_seconds=40; sweep_seconds=5
+fi
+results=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== building: the hub (release), the load tool, the Node original"
+cargo build --release --quiet
+cargo bench --bench hub_bench --no-run --quiet 2>/dev/null
+bench_bin=$(ls -t target/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
+(cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# Sources for many connections: 127.0.0.1..8 (about 28 000 ephemeral ports each).
+sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8
+
+start_cluster() { # impl → sets urls, pidlist
+  local impl=$1 redis_port p1 p2
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+  redis_pid=$!; pids+=("$redis_pid"); wait_port "$redis_port"
+  p1=$(free_port); p2=$(free_port)
+  for port in "$p1" "$p2"; do
+    if [ "$impl" = rust ]; then
+      REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
+    else
+      REDIS_URL="redis://127.0.0.1:$redis_port" HOST=127.0.0.1 PORT=$port node benches/node-original/dist/main.js >/dev/null &
+    fi
+    pids+=("$!")
+  done
+  hub_pids=("${pids[-2]}" "${pids[-1]}")
+  wait_port "$p1"; wait_port "$p2"; sleep 1
+  urls="http://127.0.0.1:$p1,http://127.0.0.1:$p2"
+  pidlist="hub=${hub_pids[0]},hub=${hub_pids[1]},redis=$redis_pid"
+}
+
+stop_cluster() {
+  kill "${hub_pids[@]}" "$redis_pid" 2>/dev/null || true
+  wait "${hub_pids[@]}" "$redis_pid" 2>/dev/null || true
+}
+
+bench() { # name, args... → results/<name>.json (the RESULT line)
+  local name=$1; shift
+  "$bench_bin" "$@" --urls "$urls" --pids "$pidlist" --sources "$sources" | sed -n 's/^RESULT //p' > "$results/$name.json"
+}
+
+for impl in rust node; do
+  for run in $(seq 1 "$runs"); do
+    echo "== $impl, run $run of $runs"
+    start_cluster "$impl"
+    bench "$impl-$run-fanout" fanout --clients "$fanout_clients" --rate 50 --seconds "$fanout_seconds"
+    threshold=$([ "$impl" = rust ] && echo 50 || echo 1000)
+    best=0
+    for rate in 100 200 400 800 1600 3200 6400; do
+      bench "$impl-$run-sweep-$rate" fanout --clients "$fanout_clients" --rate "$rate" --seconds "$sweep_seconds" --drain 15
+      p99=$(node -e "const r=require('$results/$impl-$run-sweep-$rate.json'); process.stdout.write(String(r.lost + r.refused > 0 ? 1e9 : r.latency_ms.p99))")
+      if node -e "process.exit(Number('$p99') < $threshold ? 0 : 1)"; then best=$rate; else break; fi
+    done
+    echo "{\"rate\": $best}" > "$results/$impl-$run-maxrate.json"
+    bench "$impl-$run-jitter" jitter --clients "$jitter_clients" --rate 20 --seconds "$jitter_seconds" --drain 20
+    bench "$impl-$run-burst" burst --clients "$fanout_clients" --rate 50 --seconds 5 --drain 20
+    stop_cluster
+    # Idle last, on a fresh cluster: RSS per connection is measured from a quiet start.
+    start_cluster "$impl"
+    bench "$impl-$run-idle" idle --clients "$idle_clients"
+    stop_cluster
+  done
+done
+
+node benches/report.mjs "$results" "$runs"
