@@ -18,9 +18,9 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use awc::ws::{self, Frame};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -173,36 +173,168 @@ struct Seen {
     errors: Vec<String>,
 }
 
-/// One raw Socket.IO client.
+/// One raw Socket.IO client over a WebSocket written by hand on a TCP socket: reads are batched
+/// (many frames per read) and parsed in place, so the generator costs little per message.
 struct Client {
     url: String,
-    http: awc::Client,
+    source: IpAddr,
     seen: Rc<RefCell<Seen>>,
     pid: Option<String>,
     offset: Option<String>,
     sid: Option<String>,
 }
 
-type Conn = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+/// A client-side WebSocket: frames from the server are unmasked, frames to it are masked.
+struct Conn {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+}
 
-impl Client {
-    fn ws_url(url: &str) -> String {
-        format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            url.replacen("http", "ws", 1)
-        )
+enum WsIn {
+    Text(String),
+    Ping(Vec<u8>),
+    Other,
+    Closed,
+}
+
+impl Conn {
+    async fn open(url: &str, source: IpAddr) -> Result<Conn, String> {
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let addr: std::net::SocketAddr = host.parse().map_err(|e| format!("{host}: {e}"))?;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|e| e.to_string())?;
+        socket
+            .bind(std::net::SocketAddr::new(source, 0))
+            .map_err(|e| format!("bind {source}: {e}"))?;
+        let mut tcp = socket
+            .connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let request = format!(
+            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut conn = Conn {
+            tcp,
+            buf: Vec::with_capacity(4096),
+            start: 0,
+        };
+        loop {
+            if let Some(end) = conn.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                if !conn.buf.starts_with(b"HTTP/1.1 101") {
+                    return Err(format!(
+                        "upgrade refused: {}",
+                        String::from_utf8_lossy(&conn.buf[..end])
+                    ));
+                }
+                conn.start = end + 4;
+                return Ok(conn);
+            }
+            conn.fill().await?;
+        }
     }
 
+    async fn fill(&mut self) -> Result<(), String> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + 64 * 1024, 0);
+        let n = self
+            .tcp
+            .read(&mut self.buf[len..])
+            .await
+            .map_err(|e| e.to_string())?;
+        self.buf.truncate(len + n);
+        if n == 0 {
+            return Err("closed by the server".into());
+        }
+        Ok(())
+    }
+
+    /// The next complete frame already read, if any.
+    fn parse(&mut self) -> Option<WsIn> {
+        let b = &self.buf[self.start..];
+        if b.len() < 2 {
+            return None;
+        }
+        let (opcode, len7) = (b[0] & 0x0f, (b[1] & 0x7f) as usize);
+        let (len, header) = match len7 {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().ok()?) as usize, 10),
+            126 | 127 => return None,
+            n => (n, 2),
+        };
+        if b.len() < header + len {
+            return None;
+        }
+        let payload = &b[header..header + len];
+        let frame = match opcode {
+            1 => WsIn::Text(String::from_utf8_lossy(payload).into_owned()),
+            9 => WsIn::Ping(payload.to_vec()),
+            8 => WsIn::Closed,
+            _ => WsIn::Other,
+        };
+        self.start += header + len;
+        Some(frame)
+    }
+
+    async fn next(&mut self) -> Result<WsIn, String> {
+        loop {
+            if let Some(frame) = self.parse() {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<(), String> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut frame = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend((n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend((n as u64).to_be_bytes());
+            }
+        }
+        frame.extend(mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.tcp.write_all(&frame).await.map_err(|e| e.to_string())
+    }
+
+    async fn text(&mut self, text: &str) -> Result<(), String> {
+        self.send(1, text.as_bytes()).await
+    }
+
+    async fn close(&mut self) {
+        let _ = self.send(8, &[]).await;
+        let _ = self.tcp.shutdown().await;
+    }
+}
+
+impl Client {
     /// Connects (resuming when it has a pid and offset) and reads up to the CONNECT reply.
     async fn connect(&mut self) -> Result<Conn, String> {
         let started = Instant::now();
-        let (_, mut conn) = self
-            .http
-            .ws(Self::ws_url(&self.url))
-            .max_frame_size(16 << 20)
-            .connect()
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let mut conn = Conn::open(&self.url, self.source).await?;
         let open = next_text(&mut conn).await?;
         if !open.starts_with('0') {
             return Err(format!("expected open packet, got {open}"));
@@ -211,16 +343,12 @@ impl Client {
             (Some(pid), Some(offset)) => format!("40{}", json!({ "pid": pid, "offset": offset })),
             _ => "40".to_owned(),
         };
-        conn.send(ws::Message::Text(connect.into()))
-            .await
-            .map_err(|e| e.to_string())?;
+        conn.text(&connect).await?;
         let resuming = self.pid.is_some();
         loop {
             let text = next_text(&mut conn).await?;
             if text == "2" {
-                conn.send(ws::Message::Text("3".into()))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                conn.text("3").await?;
             } else if let Some(reply) = text.strip_prefix("40") {
                 let reply: Value = serde_json::from_str(reply).map_err(|e| e.to_string())?;
                 let sid = reply["sid"].as_str().map(str::to_owned);
@@ -253,11 +381,8 @@ impl Client {
         }
         let number_after = |key: &str| -> Option<u64> {
             let at = text.find(key)? + key.len();
-            let digits: String = text[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            digits.parse().ok()
+            let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+            text[at..at + digits].parse().ok()
         };
         if let (Some(seq), Some(sent)) = (number_after("seq="), number_after(" t=")) {
             let mut seen = self.seen.borrow_mut();
@@ -267,7 +392,8 @@ impl Client {
         }
     }
 
-    /// Reads until `stop`, answering pings; `drop_at` closes the connection for `down` then resumes.
+    /// Reads until `stop`, answering pings; with `jitter`, drops the connection every ~15 s for
+    /// ~2 s and resumes, half of the clients on the next instance.
     async fn run(mut self, stop: Rc<Cell<bool>>, jitter: Option<(Vec<String>, usize)>) {
         let mut conn = match self.connect().await {
             Ok(conn) => conn,
@@ -284,15 +410,12 @@ impl Client {
         while !stop.get() {
             if let (Some(at), Some((urls, index))) = (next_drop, jitter.as_ref()) {
                 if Instant::now() >= at {
-                    let _ = conn.close().await;
+                    conn.close().await;
                     actix_web::rt::time::sleep(Duration::from_millis(rng.between(1_500, 2_500)))
                         .await;
-                    // Half the clients come back on another instance.
                     if index % 2 == 1 {
-                        self.url = urls[(urls.iter().position(|u| *u == self.url).unwrap_or(0)
-                            + 1)
-                            % urls.len()]
-                        .clone();
+                        let here = urls.iter().position(|u| *u == self.url).unwrap_or(0);
+                        self.url = urls[(here + 1) % urls.len()].clone();
                     }
                     match self.connect().await {
                         Ok(c) => conn = c,
@@ -307,23 +430,15 @@ impl Client {
             }
             match tokio::time::timeout(Duration::from_millis(200), conn.next()).await {
                 Err(_) => continue,
-                Ok(Some(Ok(Frame::Text(bytes)))) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    if text == "2" {
-                        let _ = conn.send(ws::Message::Text("3".into())).await;
-                    } else {
-                        self.on_text(&text);
-                    }
+                Ok(Ok(WsIn::Text(text))) if text == "2" => {
+                    let _ = conn.text("3").await;
                 }
-                Ok(Some(Ok(Frame::Ping(p)))) => {
-                    let _ = conn.send(ws::Message::Pong(p)).await;
+                Ok(Ok(WsIn::Text(text))) => self.on_text(&text),
+                Ok(Ok(WsIn::Ping(payload))) => {
+                    let _ = conn.send(10, &payload).await;
                 }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(err))) => {
-                    self.seen.borrow_mut().errors.push(format!("read: {err}"));
-                    return;
-                }
-                Ok(None) => {
+                Ok(Ok(WsIn::Other)) => {}
+                Ok(Ok(WsIn::Closed)) | Ok(Err(_)) => {
                     self.seen
                         .borrow_mut()
                         .errors
@@ -332,7 +447,7 @@ impl Client {
                 }
             }
         }
-        let _ = conn.close().await;
+        conn.close().await;
     }
 }
 
@@ -340,12 +455,10 @@ async fn next_text(conn: &mut Conn) -> Result<String, String> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), conn.next()).await {
             Err(_) => return Err("timed out".into()),
-            Ok(Some(Ok(Frame::Text(bytes)))) => {
-                return Ok(String::from_utf8_lossy(&bytes).into_owned())
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(err))) => return Err(err.to_string()),
-            Ok(None) => return Err("closed".into()),
+            Ok(Ok(WsIn::Text(text))) => return Ok(text),
+            Ok(Ok(WsIn::Closed)) => return Err("closed".into()),
+            Ok(Ok(_)) => continue,
+            Ok(Err(err)) => return Err(err),
         }
     }
 }
@@ -384,14 +497,13 @@ fn http_clients(sources: &[IpAddr]) -> Vec<awc::Client> {
 
 /// Opens the clients, spread over the URLs and source addresses, and waits until all connected.
 async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<Rc<RefCell<Seen>>> {
-    let https = http_clients(&o.sources);
     let mut seen = Vec::with_capacity(o.clients);
     for i in 0..o.clients {
         let s = Rc::new(RefCell::new(Seen::default()));
         seen.push(s.clone());
         let client = Client {
             url: o.urls[i % o.urls.len()].clone(),
-            http: https[i % https.len()].clone(),
+            source: o.sources[i % o.sources.len()],
             seen: s,
             pid: None,
             offset: None,
@@ -425,7 +537,7 @@ async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<R
 async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bool> {
     let http = http_clients(&o.sources[..1]).remove(0);
     let total = (rate * seconds).round() as u32;
-        let accepted = Rc::new(RefCell::new(vec![false; total as usize]));
+    let accepted = Rc::new(RefCell::new(vec![false; total as usize]));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for n in 0..total {
@@ -437,7 +549,7 @@ async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bo
         let body =
             json!({ "title": "bench", "body": format!("seq={} t={}", first_seq + n, now_us()) })
                 .to_string();
-                let (http, accepted) = (http.clone(), accepted.clone());
+        let (http, accepted) = (http.clone(), accepted.clone());
         tasks.push(actix_web::rt::spawn(async move {
             let ok = http
                 .post(url)
@@ -445,10 +557,10 @@ async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bo
                 .send_body(body)
                 .await
                 .is_ok_and(|r| r.status().as_u16() == 201);
-                        accepted.borrow_mut()[n as usize] = ok;
+            accepted.borrow_mut()[n as usize] = ok;
         }));
     }
-        for task in tasks {
+    for task in tasks {
         let _ = task.await;
     }
     let accepted = accepted.borrow().clone();
@@ -495,7 +607,11 @@ fn delivery_report(seen: &[Rc<RefCell<Seen>>], accepted: &[bool]) -> Value {
             }
             last = Some(*q);
         }
-                lost += counts.iter().zip(accepted).filter(|(c, ok)| **c == 0 && **ok).count() as u64;
+        lost += counts
+            .iter()
+            .zip(accepted)
+            .filter(|(c, ok)| **c == 0 && **ok)
+            .count() as u64;
         duplicated += counts
             .iter()
             .map(|c| c.saturating_sub(1) as u64)
@@ -560,7 +676,7 @@ async fn fanout(o: &Options, burst: bool) -> Value {
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     let sampler = Sampler::start(&o.pids);
     let started = Instant::now();
-        let accepted = if burst {
+    let accepted = if burst {
         // A burst far above the sustainable rate, then the normal rate: what happens after.
         let mut accepted = publish(o, o.rate * 20.0, 1.0, 0).await;
         accepted.extend(publish(o, o.rate, o.seconds, accepted.len() as u32).await);
@@ -573,7 +689,7 @@ async fn fanout(o: &Options, burst: bool) -> Value {
     let elapsed = started.elapsed().as_secs_f64();
     let usage = sampler.finish();
     stop.set(true);
-        let mut report = delivery_report(&seen, &accepted);
+    let mut report = delivery_report(&seen, &accepted);
     let delivered = report["delivered"].as_u64().unwrap_or(0);
     report["scenario"] = json!(if burst { "burst" } else { "fanout" });
     report["clients"] = json!(o.clients);
@@ -626,7 +742,7 @@ async fn jitter(o: &Options) -> Value {
     let seen = open_clients(o, &stop, true).await;
     let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
     let sampler = Sampler::start(&o.pids);
-        let accepted = publish(o, o.rate, o.seconds, 0).await;
+    let accepted = publish(o, o.rate, o.seconds, 0).await;
     let ok = accepted.iter().filter(|a| **a).count() as u64;
     wait_delivered(&seen, connected * ok, o.drain).await;
     let usage = sampler.finish();

@@ -60,8 +60,11 @@ start_cluster() { # impl → sets urls, pidlist
 }
 
 stop_cluster() {
-  kill "${hub_pids[@]}" "$redis_pid" 2>/dev/null || true
-  wait "${hub_pids[@]}" "$redis_pid" 2>/dev/null || true
+  # Instances first (they write their session records on the way out), then Redis.
+  kill "${hub_pids[@]}" 2>/dev/null || true
+  wait "${hub_pids[@]}" 2>/dev/null || true
+  kill "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
 }
 
 bench() { # name, args... → results/<name>.json (the RESULT line)
