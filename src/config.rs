@@ -243,6 +243,32 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+impl Config {
+    /// The server the official conformance suites assume (reference §5): Engine.IO echo at
+    /// `/engine.io/`, or the Socket.IO suite's application at `/socket.io/` with `/` and `/custom`;
+    /// ping 300/200 ms, connect timeout 1 s, recovery off, CORS `*`, on `localhost:3000`.
+    pub fn conformance_suite(engine_io: bool) -> Config {
+        Config {
+            host: "localhost".into(),
+            port: 3000,
+            path: if engine_io {
+                "/engine.io/"
+            } else {
+                "/socket.io/"
+            }
+            .into(),
+            namespaces: vec!["/".into(), "/custom".into()],
+            ping_interval: Duration::from_millis(300),
+            ping_timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_millis(1000),
+            recovery: false,
+            engine_echo: engine_io,
+            cors_origins: vec!["*".into()],
+            ..Config::default()
+        }
+    }
+}
+
 /// The non-empty items of a comma-separated list.
 fn list(value: &str) -> Vec<String> {
     value

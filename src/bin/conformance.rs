@@ -12,7 +12,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use log::error;
 use realtime_hub::app::SuiteApp;
@@ -32,7 +31,10 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let config = suite_config(engine_io, port);
+    let config = Config {
+        port,
+        ..Config::conformance_suite(engine_io)
+    };
     let result = actix_web::rt::System::new().block_on(async move {
         let hub = realtime_hub::start_with(&config, |_| Arc::new(SuiteApp::default()))?;
         hub.server.await
@@ -43,27 +45,5 @@ fn main() -> ExitCode {
             error!("{err}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The server configuration the suites assume.
-fn suite_config(engine_io: bool, port: u16) -> Config {
-    Config {
-        host: "localhost".into(),
-        port,
-        path: if engine_io {
-            "/engine.io/"
-        } else {
-            "/socket.io/"
-        }
-        .into(),
-        namespaces: vec!["/".into(), "/custom".into()],
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(200),
-        connect_timeout: Duration::from_millis(1000),
-        recovery: false,
-        engine_echo: engine_io,
-        cors_origins: vec!["*".into()],
-        ..Config::default()
     }
 }

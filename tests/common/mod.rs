@@ -51,18 +51,9 @@ pub fn test_config() -> Config {
 /// Engine.IO echo at `/engine.io/`, or the Socket.IO suite's application at `/socket.io/`.
 pub fn start_suite_hub(engine_io: bool) -> TestHub {
     let config = Config {
-        path: if engine_io {
-            "/engine.io/"
-        } else {
-            "/socket.io/"
-        }
-        .into(),
-        namespaces: vec!["/".into(), "/custom".into()],
-        connect_timeout: Duration::from_millis(1000),
-        recovery: false,
-        engine_echo: engine_io,
-        cors_origins: vec!["*".into()],
-        ..test_config()
+        host: "127.0.0.1".into(),
+        port: 0,
+        ..Config::conformance_suite(engine_io)
     };
     start_hub_with(config, true)
 }
