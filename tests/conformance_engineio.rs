@@ -346,3 +346,13 @@ async fn cors_preflight_and_responses_carry_the_configured_origin() {
         .and_then(|v| v.to_str().ok());
     assert_eq!(allow, Some("*"));
 }
+
+#[actix_web::test]
+async fn polling_close_that_overtakes_its_get_still_answers_that_get_with_a_noop() {
+    // The suite sends a GET and a POST `1` at once; either may reach the session first.
+    let (hub, sid) = hub_and_session().await;
+    assert_eq!(hub.http("POST", &polling(&sid), "1").await.0, 200);
+    let (status, body, _) = hub.http("GET", &polling(&sid), "").await;
+    assert_eq!((status, body.as_str()), (200, "6"));
+    assert_eq!(hub.http("GET", &polling(&sid), "").await.0, 400);
+}

@@ -282,7 +282,12 @@ pub struct Session {
     overflowed: bool,
     /// Application replies still being worked out (bounded: a client cannot queue endless work).
     replies_in_flight: usize,
+    /// Closed by the client over polling with no GET pending: one late GET still gets its noop.
+    lingering: bool,
 }
+
+/// How long a session closed by its polling client waits for the GET that may be on its way.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Flush the polling queue at the end of the actor turn that wrote to it.
 #[derive(Message)]
@@ -346,6 +351,7 @@ impl Session {
             flush_scheduled: false,
             overflowed: false,
             replies_in_flight: 0,
+            lingering: false,
         }
     }
 
@@ -474,6 +480,11 @@ impl Session {
             return;
         }
         debug!("session closing eio_sid={} reason={reason:?}", self.eio_sid);
+        // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
+        // GET gets the noop it would have got had it arrived first (Node's single thread always sees
+        // it first), then the session is gone.
+        let awaited_get = matches!(&self.transport, Transport::Polling { waiting: None, .. })
+            && reason == DisconnectReason::TransportClose;
         // A pending GET learns of the close: `6` if the client asked for it, `1` otherwise.
         self.release_poll(if reason == DisconnectReason::TransportClose {
             "6"
@@ -496,15 +507,20 @@ impl Session {
                 nsp,
             });
         }
-        self.parts
-            .registry
-            .do_send(Remove(self.eio_sid.to_string()));
         if let Transport::WebSocket { addr, .. } = &self.transport {
             addr.do_send(WsClose(reason.close_reason()));
         }
         if let Some(probe) = self.upgrade.take() {
             probe.addr.do_send(WsClose(None));
         }
+        if awaited_get {
+            self.lingering = true;
+            ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
+            return;
+        }
+        self.parts
+            .registry
+            .do_send(Remove(self.eio_sid.to_string()));
         ctx.stop();
     }
 
@@ -1009,6 +1025,10 @@ impl Actor for Session {
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
         // Stopped from outside (the system is stopping): end as a shutdown does.
         self.close(ctx, DisconnectReason::ServerShuttingDown);
+        // A lingering session's sid is forgotten when it stops.
+        self.parts
+            .registry
+            .do_send(Remove(self.eio_sid.to_string()));
         Running::Stop
     }
 }
@@ -1058,6 +1078,15 @@ impl Handler<Poll> for Session {
     fn handle(&mut self, _: Poll, ctx: &mut Self::Context) -> Self::Result {
         if self.pong_overdue() {
             self.close(ctx, DisconnectReason::PingTimeout);
+        }
+        if self.lingering {
+            // The GET that was on its way when the client closed: its noop, then the session is gone.
+            self.lingering = false;
+            self.parts
+                .registry
+                .do_send(Remove(self.eio_sid.to_string()));
+            ctx.stop();
+            return Ok(PollAnswer::Now("6".to_owned()));
         }
         if self.closed.is_some() {
             return Err(PollRefused::Gone);
