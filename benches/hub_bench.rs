@@ -32,6 +32,10 @@ struct Options {
     pids: Vec<(String, u32)>,
     sources: Vec<IpAddr>,
     drain: Duration,
+    /// soak: whether this process publishes (one does; the others only hold connections).
+    publish: bool,
+    /// soak: seconds to wait after connecting, before publishing (so every process is connected).
+    warmup: f64,
 }
 
 fn parse_options(args: &[String]) -> Options {
@@ -44,6 +48,8 @@ fn parse_options(args: &[String]) -> Options {
         pids: Vec::new(),
         sources: vec!["127.0.0.1".parse().unwrap()],
         drain: Duration::from_secs(10),
+        publish: true,
+        warmup: 0.0,
     };
     let mut it = args.iter().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +60,8 @@ fn parse_options(args: &[String]) -> Options {
             "--rate" => o.rate = value.parse().expect("--rate"),
             "--seconds" => o.seconds = value.parse().expect("--seconds"),
             "--drain" => o.drain = Duration::from_secs_f64(value.parse().expect("--drain")),
+            "--publish" => o.publish = value.parse().expect("--publish true|false"),
+            "--warmup" => o.warmup = value.parse().expect("--warmup"),
             "--pids" => {
                 o.pids = value
                     .split(',')
@@ -763,6 +771,41 @@ async fn jitter(o: &Options) -> Value {
     report
 }
 
+/// soak: hold N connections for the whole run while notifications trickle; at the end, which clients
+/// are still connected and what each received. One process publishes; `scripts/soak.sh` adds the
+/// processes up.
+async fn soak(o: &Options) -> Value {
+    let stop = Rc::new(Cell::new(false));
+    let seen = open_clients(o, &stop, false).await;
+    let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
+    let sampler = Sampler::start(&o.pids);
+    actix_web::rt::time::sleep(Duration::from_secs_f64(o.warmup)).await;
+    let total = (o.rate * o.seconds).round() as usize;
+    let accepted = if o.publish {
+        publish(o, o.rate, o.seconds, 0).await
+    } else {
+        actix_web::rt::time::sleep(Duration::from_secs_f64(o.seconds)).await;
+        vec![true; total]
+    };
+    let ok = accepted.iter().filter(|a| **a).count() as u64;
+    wait_delivered(&seen, connected * ok, o.drain).await;
+    let usage = sampler.finish();
+    let still = seen
+        .iter()
+        .filter(|s| s.borrow().connected && s.borrow().errors.is_empty())
+        .count();
+    stop.set(true);
+    let mut report = delivery_report(&seen, &accepted);
+    report["scenario"] = json!("soak");
+    report["clients"] = json!(o.clients);
+    report["still_connected"] = json!(still);
+    report["published"] = json!(o.publish);
+    report["accepted"] = json!(ok);
+    report["refused"] = json!(accepted.len() as u64 - ok);
+    report["processes"] = process_report(&usage);
+    report
+}
+
 fn print(report: &Value) {
     println!(
         "{}",
@@ -786,6 +829,7 @@ fn main() {
             "burst" => fanout(&o, true).await,
             "idle" => idle(&o).await,
             "jitter" => jitter(&o).await,
+            "soak" => soak(&o).await,
             other => panic!("unknown scenario {other:?}: fanout | idle | jitter | burst"),
         };
         print(&report);
@@ -812,6 +856,8 @@ async fn smoke() {
         pids: vec![("hub".into(), std::process::id())],
         sources: vec!["127.0.0.1".parse().unwrap()],
         drain: Duration::from_secs(10),
+        publish: true,
+        warmup: 0.0,
     };
     let report = fanout(&o, false).await;
     assert_eq!(report["connected"], 10, "{report}");
