@@ -31,7 +31,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use log::{info, warn};
 
-use actors::hub::{AddWorker, CloseAll, CountSessions, Hub};
+use actors::hub::{CloseAll, CountSessions, Hub};
 use actors::recovery::{Flush, Recovery};
 use actors::registry::Registry;
 use actors::session::{SessionParts, SessionSettings};
@@ -146,28 +146,15 @@ pub fn start_with(
         recovery: recovery.clone(),
         registry: registry.clone(),
     };
-    // Each HTTP worker thread gets its own state, whose sessions register with that thread's Hub.
-    let worker_state = {
-        let (root, cors) = (hub.clone(), config.cors_origins.clone());
-        let (max_notify_bytes, client_dir) = (config.max_notify_bytes, config.client_dir.clone());
-        let max_pending = config.max_buffered_bytes;
-        move || {
-            let worker_hub = Hub::new(max_pending).start();
-            root.do_send(AddWorker(worker_hub.clone()));
-            web::Data::new(http::AppState {
-                parts: SessionParts {
-                    hub: worker_hub,
-                    ..parts.clone()
-                },
-                hub: root.clone(),
-                bridge: bridge.clone(),
-                registry: registry.clone(),
-                cors_origins: cors.clone(),
-                max_notify_bytes,
-                client_dir: client_dir.clone(),
-            })
-        }
-    };
+    let state = web::Data::new(http::AppState {
+        parts,
+        hub: hub.clone(),
+        bridge,
+        registry,
+        cors_origins: config.cors_origins.clone(),
+        max_notify_bytes: config.max_notify_bytes,
+        client_dir: config.client_dir.clone(),
+    });
 
     // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
     // itself would conclude (reference §1.7).
@@ -196,7 +183,7 @@ pub fn start_with(
     let quiet_path = format!("^{}", regex_escape(&path));
     let mut server = HttpServer::new(move || {
         App::new()
-            .app_data(worker_state())
+            .app_data(state.clone())
             .wrap(middleware::from_fn(http::cors::cors))
             // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
             .wrap(middleware::Logger::default().exclude_regex(&quiet_path))

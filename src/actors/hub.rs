@@ -174,27 +174,6 @@ pub struct Unregister {
 #[rtype(result = "()")]
 pub struct Fanout(pub Vec<LogEntry>);
 
-/// One namespace's frames of a log batch, framed once, shared by every worker and session.
-#[derive(Debug)]
-pub struct Batch {
-    /// The namespace.
-    pub nsp: Arc<str>,
-    /// The frames, in log order.
-    pub frames: Arc<[Frame]>,
-    /// Their size on the wire.
-    pub bytes: usize,
-}
-
-/// Framed batches from the main Hub to a worker thread's Hub, for its sessions.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Deliveries(pub Arc<[Batch]>);
-
-/// A worker thread's Hub, to forward every batch to.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AddWorker(pub Addr<Hub>);
-
 /// How many sessions are registered (for tests and readiness).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -207,14 +186,10 @@ struct Member {
     outbound: Arc<Outbound>,
 }
 
-/// The registry actor. The main one (on the system thread) frames what the StreamBridge reads and
-/// forwards it to one Hub per HTTP worker thread, where the sessions live: a batch crosses threads
-/// once per worker, then reaches each session through a same-thread mailbox.
+/// The registry actor.
 pub struct Hub {
     /// Who listens on which namespace.
     namespaces: HashMap<String, HashMap<ConnId, Member>>,
-    /// The worker threads' hubs (on the main Hub only).
-    workers: Vec<Addr<Hub>>,
     /// Bytes a client may have on its way before it is given up on.
     max_pending: usize,
 }
@@ -224,7 +199,6 @@ impl Hub {
     pub fn new(max_pending: usize) -> Hub {
         Hub {
             namespaces: HashMap::new(),
-            workers: Vec::new(),
             max_pending,
         }
     }
@@ -268,66 +242,38 @@ impl Handler<Fanout> for Hub {
 
     fn handle(&mut self, Fanout(entries): Fanout, _: &mut Self::Context) {
         // Entries arrive in log order; group them per namespace, keeping that order.
-        let mut grouped: Vec<(Arc<str>, Vec<Frame>)> = Vec::new();
+        let mut batches: Vec<(Arc<str>, Vec<Frame>)> = Vec::new();
         for entry in entries {
             let Some(frame) = frame_entry(&entry) else {
                 warn!("log entry is not an event array, skipped id={}", entry.id);
                 continue;
             };
-            match grouped.iter_mut().find(|(nsp, _)| *nsp == entry.nsp) {
+            match batches.iter_mut().find(|(nsp, _)| *nsp == entry.nsp) {
                 Some((_, frames)) => frames.push(frame),
-                None => grouped.push((entry.nsp.clone(), vec![frame])),
+                None => batches.push((entry.nsp.clone(), vec![frame])),
             }
         }
-        let batches: Arc<[Batch]> = grouped
-            .into_iter()
-            .map(|(nsp, frames)| {
-                let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
-                Batch {
-                    nsp,
-                    frames: frames.into(),
-                    bytes,
-                }
-            })
-            .collect();
-        // Framed once, here; each worker thread's hub gets one message per batch, not one per session.
-        for worker in &self.workers {
-            worker.do_send(Deliveries(batches.clone()));
-        }
-        self.deliver(&batches);
-    }
-}
-
-impl Handler<Deliveries> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, Deliveries(batches): Deliveries, _: &mut Self::Context) {
-        self.deliver(&batches);
-    }
-}
-
-impl Hub {
-    /// Hands each batch to the sessions of its namespace registered here.
-    fn deliver(&mut self, batches: &[Batch]) {
-        for batch in batches {
-            let Some(members) = self.namespaces.get_mut(&*batch.nsp) else {
+        for (nsp, frames) in batches {
+            let Some(members) = self.namespaces.get_mut(&*nsp) else {
                 continue;
             };
+            let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
+            let frames: Arc<[Frame]> = frames.into();
             let max_pending = self.max_pending;
             members.retain(|conn, member| {
                 let pending = member.outbound.pending();
-                if pending + batch.bytes > max_pending {
+                if pending + bytes > max_pending {
                     debug!("slow consumer dropped conn={conn:?} pending={pending}");
                     member.outbound.abort();
                     // The session must end: no more broadcasts reach it, so staying would be a silent gap.
                     member.closer.do_send(GoAway::TooSlow);
                     return false;
                 }
-                member.outbound.sent(batch.bytes);
+                member.outbound.sent(bytes);
                 member.session.do_send(Deliver {
-                    nsp: batch.nsp.clone(),
-                    frames: batch.frames.clone(),
-                    bytes: batch.bytes,
+                    nsp: nsp.clone(),
+                    frames: frames.clone(),
+                    bytes,
                 });
                 true
             });
@@ -335,46 +281,22 @@ impl Hub {
     }
 }
 
-impl Handler<AddWorker> for Hub {
-    type Result = ();
-
-    fn handle(&mut self, AddWorker(worker): AddWorker, _: &mut Self::Context) {
-        self.workers.push(worker);
-    }
-}
-
 impl Handler<CloseAll> for Hub {
-    type Result = ResponseFuture<usize>;
+    type Result = usize;
 
-    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
         let members = self.namespaces.values().flat_map(HashMap::values);
-        let here = members
+        members
             .map(|member| member.closer.do_send(GoAway::ShuttingDown))
-            .count();
-        let workers: Vec<_> = self.workers.iter().map(|w| w.send(CloseAll)).collect();
-        Box::pin(async move {
-            let mut total = here;
-            for worker in workers {
-                total += worker.await.unwrap_or(0);
-            }
-            total
-        })
+            .count()
     }
 }
 
 impl Handler<CountSessions> for Hub {
-    type Result = ResponseFuture<usize>;
+    type Result = usize;
 
-    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> Self::Result {
-        let here: usize = self.namespaces.values().map(HashMap::len).sum();
-        let workers: Vec<_> = self.workers.iter().map(|w| w.send(CountSessions)).collect();
-        Box::pin(async move {
-            let mut total = here;
-            for worker in workers {
-                total += worker.await.unwrap_or(0);
-            }
-            total
-        })
+    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
+        self.namespaces.values().map(HashMap::len).sum()
     }
 }
 
