@@ -105,18 +105,12 @@ async fn polling_closes_the_session_upon_invalid_packet_format() {
 async fn polling_closes_the_session_upon_duplicate_poll_requests() {
     let (hub, sid) = hub_and_session().await;
     let path = polling(&sid);
-    let first = hub.http("GET", &path, "");
-    let second = async {
-        // Long enough for the first GET to be pending on a loaded machine.
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        hub.http("GET", &format!("{}&t=burst", polling(&sid)), "")
-            .await
-    };
-    let ((status, body, _), (second_status, _, _)) =
-        futures_util::future::join(first, second).await;
+    let ((status, body, _), (second_status, _, _)) = hub
+        .while_polling(&path, "GET", &format!("{path}&t=burst"), "")
+        .await;
     assert_eq!((status, body.as_str()), (200, "1"));
     assert_eq!(second_status, 400);
-    assert_eq!(hub.http("GET", &polling(&sid), "").await.0, 400);
+    assert_eq!(hub.http("GET", &path, "").await.0, 400);
 }
 
 #[actix_web::test]
@@ -169,14 +163,9 @@ async fn polling_closes_the_session_upon_ping_timeout() {
 async fn polling_forcefully_closes_the_session() {
     let (hub, sid) = hub_and_session().await;
     let path = polling(&sid);
-    let get = hub.http("GET", &path, "");
-    let close = async {
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        hub.http("POST", &polling(&sid), "1").await
-    };
-    let ((status, body, _), _) = futures_util::future::join(get, close).await;
+    let ((status, body, _), _) = hub.while_polling(&path, "POST", &path, "1").await;
     assert_eq!((status, body.as_str()), (200, "6"));
-    assert_eq!(hub.http("GET", &polling(&sid), "").await.0, 400);
+    assert_eq!(hub.http("GET", &path, "").await.0, 400);
 }
 
 /// Opens the probing WebSocket of `sid` and completes the upgrade.

@@ -239,12 +239,7 @@ async fn over_polling_the_connect_reply_and_the_offset_event_arrive_in_one_answe
     let sid = hub.polling_session("/socket.io/").await;
     let url = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
     // The official client keeps a GET pending while it POSTs its CONNECT.
-    let pending = hub.http("GET", &url, "");
-    let connect = async {
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        hub.http("POST", &url, "40").await
-    };
-    let ((status, body, _), _) = futures_util::future::join(pending, connect).await;
+    let ((status, body, _), _) = hub.while_polling(&url, "POST", &url, "40").await;
     assert_eq!(status, 200);
     let packets: Vec<&str> = body.split('\x1e').collect();
     assert_eq!(packets.len(), 2, "one answer: {body}");

@@ -156,6 +156,23 @@ impl TestHub {
         )
     }
 
+    /// A GET to `poll_path` left pending, and 100 ms later (long enough for it to be pending on a
+    /// loaded machine) `method` to `path` with `body`; returns both answers.
+    pub async fn while_polling(
+        &self,
+        poll_path: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> ((u16, String, String), (u16, String, String)) {
+        let pending = self.http("GET", poll_path, "");
+        let second = async {
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            self.http(method, path, body).await
+        };
+        futures_util::future::join(pending, second).await
+    }
+
     /// A polling handshake at `path` (`/engine.io/` or `/socket.io/`); returns the sid.
     pub async fn polling_session(&self, path: &str) -> String {
         let (status, body, _) = self
