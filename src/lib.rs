@@ -27,8 +27,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{middleware, web, App, HttpServer};
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::{AppConfig, Server, ServerHandle};
+use actix_web::rt::net::TcpStream;
+use actix_web::{middleware, web, App};
 use log::{info, warn};
 
 use actors::hub::{CloseAll, CountSessions, Hub};
@@ -154,6 +157,7 @@ pub fn start_with(
         cors_origins: config.cors_origins.clone(),
         max_notify_bytes: config.max_notify_bytes,
         client_dir: config.client_dir.clone(),
+        path: config.path.clone(),
     });
 
     // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
@@ -181,23 +185,47 @@ pub fn start_with(
         .local_addr()?;
     let (public_dir, path) = (config.public_dir.clone(), config.path.clone());
     let quiet_path = format!("^{}", regex_escape(&path));
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap(middleware::from_fn(http::cors::cors))
-            // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
-            .wrap(middleware::Logger::default().exclude_regex(&quiet_path))
-            .configure(|cfg| http::configure(cfg, public_dir.clone(), &path))
-    })
-    .on_connect(move |conn, _| abort_unacknowledged_after(conn, dead_peer_timeout))
-    // A long-polling GET whose client went away must end, so its session learns it (reference §1.4).
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     // Signals are the binary's business (see main.rs): a library embedded in tests must not stop
     // on the test runner's Ctrl-C, and the orderly stop needs to close sessions first.
-    .disable_signals();
+    let mut server = actix_server::Server::build()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .disable_signals();
     for listener in listeners {
-        server = server.listen(listener)?;
+        let local = listener.local_addr()?;
+        let (state, public_dir, path, quiet_path) = (
+            state.clone(),
+            public_dir.clone(),
+            path.clone(),
+            quiet_path.clone(),
+        );
+        // What actix-web's HttpServer builds per worker, plus the upgrade service: WebSocket
+        // upgrades leave the HTTP dispatcher with their stream (see `http::socketio::websocket`).
+        server = server.listen(format!("hub-{local}"), listener, move || {
+            let app = App::new()
+                .app_data(state.clone())
+                .wrap(middleware::from_fn(http::cors::cors))
+                // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
+                .wrap(middleware::Logger::default().exclude_regex(&quiet_path))
+                .configure(|cfg| http::configure(cfg, public_dir.clone(), &path));
+            let upgrades = state.clone();
+            HttpService::build()
+                .local_addr(local)
+                // A long-polling GET whose client went away must end, so its session learns it
+                // (reference §1.4).
+                .h1_allow_half_closed(false)
+                .on_connect_ext(move |conn: &TcpStream, _| {
+                    abort_unacknowledged_after(conn, dead_peer_timeout)
+                })
+                .upgrade(fn_service(move |(req, framed)| {
+                    http::socketio::websocket(upgrades.clone(), req, framed)
+                }))
+                .finish(map_config(
+                    app.into_factory()
+                        .map_err(|err: actix_web::Error| err.as_response_error().error_response()),
+                    |_| AppConfig::default(),
+                ))
+                .tcp()
+        })?;
     }
     let server = server.run();
     info!("listening on http://{addr}");
@@ -218,12 +246,10 @@ pub fn start_with(
 /// window shut, for `timeout` (TCP_USER_TIMEOUT). A session actor only runs while its client takes
 /// data, so a client that stops reading, or vanishes without a FIN, cannot be closed from inside the
 /// session; the kernel can.
-fn abort_unacknowledged_after(conn: &dyn std::any::Any, timeout: Duration) {
+fn abort_unacknowledged_after(conn: &TcpStream, timeout: Duration) {
     #[cfg(target_os = "linux")]
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
-            warn!("TCP_USER_TIMEOUT not set, stuck clients are closed only by TCP itself: {err}");
-        }
+    if let Err(err) = socket2::SockRef::from(conn).set_tcp_user_timeout(Some(timeout)) {
+        warn!("TCP_USER_TIMEOUT not set, stuck clients are closed only by TCP itself: {err}");
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (conn, timeout);

@@ -7,10 +7,10 @@
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
 //!
-//! The Hub also enforces the slow-consumer bound (DESIGN.md §5). A WebSocket session actor only runs
-//! while the HTTP dispatcher pulls its output, so a client that stops reading freezes its session:
-//! only the sender can notice. Each session shares an [`Outbound`] counter with the Hub; past the bound
-//! the Hub stops delivering to it and aborts it, and the client recovers what it missed on reconnect.
+//! The Hub also enforces the slow-consumer bound (DESIGN.md §5). Each session shares an [`Outbound`]
+//! counter with the Hub and its WsConn: what was sent to the session, written by it, and not yet taken
+//! by the kernel. Past the bound the Hub stops delivering to it and aborts it (the connection is
+//! dropped without flushing), and the client recovers what it missed on reconnect.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -57,15 +57,15 @@ pub struct Deliver {
 }
 
 /// The bytes between the Hub and one client's socket, shared by the Hub (which delivers), the Session
-/// (which writes) and the response stream (which the HTTP dispatcher pulls as the client reads).
-/// `actix-web-actors` queues outgoing frames without bound and exposes no queue size: this is the count.
+/// (which writes) and its WsConn (which hands them to the kernel, keeping what the socket does not
+/// take): this is the count the bound is checked against.
 #[derive(Debug, Default)]
 pub struct Outbound {
     /// Bytes delivered by the Hub that the session has not taken from its mailbox yet.
     unsent: AtomicUsize,
-    /// Bytes the session wrote that the dispatcher has not pulled yet.
+    /// Bytes the session wrote that the socket has not taken yet.
     queued: AtomicUsize,
-    /// Set when the client was given up on: the response stream then ends the connection.
+    /// Set when the client was given up on: its WsConn then drops the connection unflushed.
     aborted: AtomicBool,
 }
 
@@ -85,7 +85,7 @@ impl Outbound {
         self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
     }
 
-    /// The dispatcher pulled `len` encoded bytes. Control frames (pongs, close) were not pushed,
+    /// The socket took `len` encoded bytes. Control frames (pongs, close) were not pushed,
     /// hence the saturation.
     pub fn pulled(&self, len: usize) {
         saturating_sub(&self.queued, len);

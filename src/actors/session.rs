@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_http::ws::{CloseCode, CloseReason};
 use actix_web::web::Bytes;
-use actix_web_actors::ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use log::{debug, trace};
 use serde_json::{json, Value};

@@ -1,26 +1,41 @@
 //! WsConn: one WebSocket connection, the transport of a Session (from the start, or after an upgrade
 //! from long-polling, reference §1.6).
 //!
-//! Owns: the socket (its WebSocket context) and the reassembly of fragmented messages.
+//! Owns: the TCP stream, taken over from the HTTP layer once the upgrade was answered
+//! (`http::socketio::websocket`), the reassembly of fragmented messages, and the bytes the socket
+//! has not taken yet.
 //! Receives: WebSocket frames from the client; WsWrite and WsClose from its Session.
 //! Sends: WsEvent to its Session (attached, text, binary, closed). It decodes nothing: the Session
 //! speaks the protocol, whatever its transport.
 //!
-//! The counting of outgoing bytes (the slow-consumer bound, see `hub::Outbound`) happens here and in
-//! [`Metered`], the response stream the HTTP dispatcher pulls as the client reads.
+//! Why not the HTTP dispatcher's streaming body (`actix-web-actors`): that keeps an 8 KiB read and an
+//! 8 KiB write buffer, the request and the dispatcher's state alive for the whole life of every
+//! socket, most of an idle connection's memory, and adds a task wake-up to every write. Here a write
+//! goes to the kernel in the handler that got it, frames of one batch in one `write`, and a socket
+//! that keeps up holds no buffer at all.
 
+use std::cell::RefCell;
+use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context as TaskContext, Poll};
+use std::time::Duration;
 
 use actix::prelude::*;
-use actix_http::ws::Item;
+use actix_codec::Decoder;
+use actix_http::ws::{CloseReason, Codec, Frame, Item, ProtocolError};
+use actix_web::rt::net::TcpStream;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError, WebsocketContext};
 use bytestring::ByteString;
 use futures_core::Stream;
 
 use super::hub::Outbound;
+
+/// How long a closing connection waits for the client to close its side before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Bytes read from the socket per `read`.
+const READ_CHUNK: usize = 4096;
 
 /// A frame for the client.
 #[derive(Debug, Clone)]
@@ -96,6 +111,38 @@ pub struct WsWrite {
 #[rtype(result = "()")]
 pub struct WsClose(pub Option<CloseReason>);
 
+/// The WebSocket opcodes the server sends (RFC 6455 §5.2).
+#[derive(Clone, Copy)]
+enum Opcode {
+    Text = 0x1,
+    Binary = 0x2,
+    Close = 0x8,
+    Pong = 0xA,
+}
+
+/// Appends one unmasked, unfragmented frame (RFC 6455 §5.2: servers never mask).
+fn encode_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+    out.push(0x80 | opcode as u8);
+    match payload.len() {
+        len @ 0..=125 => out.push(len as u8),
+        len @ 126..=65_535 => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+thread_local! {
+    /// Where a batch is encoded before its one `write`: per thread, so a connection holds no
+    /// buffer while its socket takes everything at once.
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The actor.
 pub struct WsConn {
     /// Its id, in every WsEvent.
@@ -104,29 +151,47 @@ pub struct WsConn {
     session: Recipient<WsEvent>,
     /// What is on its way to the client.
     outbound: Arc<Outbound>,
+    /// The connection (shared with the frame reader).
+    socket: Rc<TcpStream>,
+    /// What the client sent before the upgrade was answered (a pipelined first frame).
+    early: Option<BytesMut>,
     /// Largest message accepted, fragments included.
     max_payload: usize,
+    /// Encoded bytes the socket has not taken yet; empty and unallocated while it keeps up.
+    unwritten: BytesMut,
+    /// Whether a wait for the socket to become writable is running.
+    awaiting_writable: bool,
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, BytesMut)>,
     /// Whether the Session was already told the connection ended.
     ended: bool,
+    /// Our close frame is written (or queued): nothing follows it; the client closes its side.
+    closing: bool,
 }
 
 impl WsConn {
-    /// A connection for `session`.
+    /// A connection for `session` over `socket`, whose upgrade was answered; `early` is what the
+    /// client sent after its upgrade request.
     pub fn new(
         id: u64,
         session: Recipient<WsEvent>,
         outbound: Arc<Outbound>,
+        socket: TcpStream,
+        early: BytesMut,
         max_payload: usize,
     ) -> WsConn {
         WsConn {
             id,
             session,
             outbound,
+            socket: Rc::new(socket),
+            early: Some(early),
             max_payload,
+            unwritten: BytesMut::new(),
+            awaiting_writable: false,
             fragments: None,
             ended: false,
+            closing: false,
         }
     }
 
@@ -137,21 +202,134 @@ impl WsConn {
         });
     }
 
-    fn end(&mut self, ctx: &mut WebsocketContext<Self>, end: WsEnd) {
+    fn end(&mut self, ctx: &mut Context<Self>, end: WsEnd) {
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(end));
         }
         let reason = match end {
-            WsEnd::TooBig => Some(CloseCode::Size.into()),
-            WsEnd::Error => Some(CloseCode::Protocol.into()),
+            WsEnd::TooBig => Some(actix_http::ws::CloseCode::Size.into()),
+            WsEnd::Error => Some(actix_http::ws::CloseCode::Protocol.into()),
             WsEnd::Closed => None,
         };
-        ctx.close(reason);
+        self.close(ctx, reason);
+    }
+
+    /// Writes a close frame after everything queued, then closes our side; the connection is
+    /// dropped when the client closes its side, or after CLOSE_GRACE.
+    fn close(&mut self, ctx: &mut Context<Self>, reason: Option<CloseReason>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if self.outbound.is_aborted() {
+            // Given up on (it does not read): nothing more is written to it.
+            return ctx.stop();
+        }
+        let mut payload = Vec::new();
+        if let Some(reason) = reason {
+            payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
+            payload.extend_from_slice(reason.description.as_deref().unwrap_or("").as_bytes());
+        }
+        self.encode_and_send(ctx, |out| encode_frame(out, Opcode::Close, &payload));
+        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+
+    /// Encodes with `encode` and writes the result after what is already queued.
+    fn encode_and_send(&mut self, ctx: &mut Context<Self>, encode: impl FnOnce(&mut Vec<u8>)) {
+        ENCODED.with(|encoded| {
+            let mut encoded = encoded.borrow_mut();
+            encoded.clear();
+            encode(&mut encoded);
+            self.send(ctx, &encoded);
+            // A large replay step must not leave its size allocated on the thread.
+            if encoded.capacity() > 1 << 20 {
+                *encoded = Vec::new();
+            }
+        });
+    }
+
+    fn send(&mut self, ctx: &mut Context<Self>, bytes: &[u8]) {
+        if !self.unwritten.is_empty() {
+            // Behind what waits for the socket, in order.
+            self.unwritten.extend_from_slice(bytes);
+            return;
+        }
+        let written = match self.write_now(bytes) {
+            Ok(written) => written,
+            Err(_) => return self.broken(ctx),
+        };
+        if written < bytes.len() {
+            self.unwritten.extend_from_slice(&bytes[written..]);
+            self.await_writable(ctx);
+        } else if self.closing {
+            self.shutdown_write();
+        }
+    }
+
+    /// Writes as much of `bytes` as the socket takes now.
+    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.socket.try_write(&bytes[written..]) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.outbound.pulled(written);
+        Ok(written)
+    }
+
+    fn await_writable(&mut self, ctx: &mut Context<Self>) {
+        if self.awaiting_writable {
+            return;
+        }
+        self.awaiting_writable = true;
+        let socket = self.socket.clone();
+        let writable = async move { socket.writable().await };
+        ctx.spawn(writable.into_actor(self).map(|ready, conn, ctx| {
+            conn.awaiting_writable = false;
+            match ready {
+                Ok(()) => conn.write_unwritten(ctx),
+                Err(_) => conn.broken(ctx),
+            }
+        }));
+    }
+
+    fn write_unwritten(&mut self, ctx: &mut Context<Self>) {
+        let written = match self.write_now(&self.unwritten) {
+            Ok(written) => written,
+            Err(_) => return self.broken(ctx),
+        };
+        if written < self.unwritten.len() {
+            let _ = self.unwritten.split_to(written);
+            return self.await_writable(ctx);
+        }
+        // Caught up: give the buffer back.
+        self.unwritten = BytesMut::new();
+        if self.closing {
+            self.shutdown_write();
+        }
+    }
+
+    /// Sends FIN after our close frame (RFC 6455 §7.1.1: the server closes the TCP connection).
+    fn shutdown_write(&self) {
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write);
+    }
+
+    /// The socket failed: nothing can be written or read any more.
+    fn broken(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
+        if !self.ended {
+            self.ended = true;
+            self.report(WsEventKind::Ended(WsEnd::Closed));
+        }
         ctx.stop();
     }
 
-    fn on_fragment(&mut self, item: Item, ctx: &mut WebsocketContext<Self>) {
+    fn on_fragment(&mut self, item: Item, ctx: &mut Context<Self>) {
         let (is_text, bytes, last) = match item {
             Item::FirstText(b) => (Some(true), b, false),
             Item::FirstBinary(b) => (Some(false), b, false),
@@ -172,26 +350,37 @@ impl WsConn {
         }
         if let (true, Some((is_text, buffer))) = (last, self.fragments.take()) {
             let bytes = buffer.freeze();
-            if !is_text {
-                return self.report(WsEventKind::Binary(bytes));
+            if is_text {
+                self.on_text(bytes, ctx);
+            } else {
+                self.report(WsEventKind::Binary(bytes));
             }
-            match ByteString::try_from(bytes) {
-                Ok(text) => self.report(WsEventKind::Text(text)),
-                Err(_) => self.end(ctx, WsEnd::Error),
-            }
+        }
+    }
+
+    fn on_text(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+        match ByteString::try_from(bytes) {
+            Ok(text) => self.report(WsEventKind::Text(text)),
+            Err(_) => self.end(ctx, WsEnd::Error),
         }
     }
 }
 
 impl Actor for WsConn {
-    type Context = WebsocketContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let early = self.early.take().unwrap_or_default();
+        ctx.add_stream(FrameReader {
+            socket: self.socket.clone(),
+            buffer: early,
+            codec: Codec::new().max_size(self.max_payload),
+            done: false,
+        });
         if !self.session.connected() {
             // Its session ended before this socket came up (e.g. a late upgrade probe).
             self.ended = true;
-            ctx.close(None);
-            return ctx.stop();
+            return self.close(ctx, None);
         }
         self.report(WsEventKind::Attached(ctx.address()));
     }
@@ -209,13 +398,20 @@ impl Handler<WsWrite> for WsConn {
 
     fn handle(&mut self, msg: WsWrite, ctx: &mut Self::Context) {
         self.outbound.taken(msg.bytes);
-        for frame in msg.frames {
-            self.outbound.pushed(frame.len());
-            match frame {
-                Out::Text(text) => ctx.text(text),
-                Out::Binary(bytes) => ctx.binary(bytes),
-            }
+        if self.closing {
+            return;
         }
+        for frame in &msg.frames {
+            self.outbound.pushed(frame.len());
+        }
+        self.encode_and_send(ctx, |out| {
+            for frame in &msg.frames {
+                match frame {
+                    Out::Text(text) => encode_frame(out, Opcode::Text, text.as_bytes()),
+                    Out::Binary(bytes) => encode_frame(out, Opcode::Binary, bytes),
+                }
+            }
+        });
     }
 }
 
@@ -225,60 +421,119 @@ impl Handler<WsClose> for WsConn {
     fn handle(&mut self, WsClose(reason): WsClose, ctx: &mut Self::Context) {
         // The Session asked: it knows already.
         self.ended = true;
-        ctx.close(reason);
-        ctx.stop();
+        self.close(ctx, reason);
     }
 }
 
-impl StreamHandler<Result<ws::Message, ProtocolError>> for WsConn {
-    fn handle(&mut self, msg: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
-        match msg {
-            Ok(ws::Message::Text(text)) => self.report(WsEventKind::Text(text)),
-            Ok(ws::Message::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
-            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
-            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(_)) => self.end(ctx, WsEnd::Closed),
+impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
+    fn handle(&mut self, frame: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
+        if self.closing {
+            // Only the client's side of the close is awaited now.
+            return;
+        }
+        match frame {
+            Ok(Frame::Text(bytes)) => self.on_text(bytes, ctx),
+            Ok(Frame::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
+            Ok(Frame::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(Frame::Ping(bytes)) => {
+                self.encode_and_send(ctx, |out| encode_frame(out, Opcode::Pong, &bytes))
+            }
+            Ok(Frame::Pong(_)) => {}
+            Ok(Frame::Close(_)) => self.end(ctx, WsEnd::Closed),
             Err(ProtocolError::Overflow) => self.end(ctx, WsEnd::TooBig),
+            Err(ProtocolError::Io(_)) => self.broken(ctx),
             Err(_) => self.end(ctx, WsEnd::Error),
         }
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        self.end(ctx, WsEnd::Closed);
+        // The client closed its side (or the connection failed): nothing more can come.
+        if !self.ended {
+            self.ended = true;
+            self.report(WsEventKind::Ended(WsEnd::Closed));
+        }
+        ctx.stop();
     }
 }
 
-/// A WsConn's outgoing frames on their way to the socket, counted as the dispatcher pulls them.
-pub struct Metered<S> {
-    frames: Pin<Box<S>>,
-    outbound: Arc<Outbound>,
+/// The client's frames, read from the socket as they come. Between messages it holds no buffer.
+struct FrameReader {
+    socket: Rc<TcpStream>,
+    buffer: BytesMut,
+    codec: Codec,
+    done: bool,
 }
 
-impl<S> Metered<S> {
-    /// Wraps a WebSocket context's output stream.
-    pub fn new(frames: S, outbound: Arc<Outbound>) -> Metered<S> {
-        Metered {
-            frames: Box::pin(frames),
-            outbound,
+impl Stream for FrameReader {
+    type Item = Result<Frame, ProtocolError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.codec.decode(&mut this.buffer) {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(None) => {}
+                Err(err) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+            if this.buffer.is_empty() {
+                this.buffer = BytesMut::new();
+            }
+            if let Err(err) = ready!(this.socket.poll_read_ready(cx)) {
+                this.done = true;
+                return Poll::Ready(Some(Err(ProtocolError::Io(err))));
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            match this.socket.try_read(&mut chunk) {
+                Ok(0) => this.done = true,
+                Ok(n) => this.buffer.extend_from_slice(&chunk[..n]),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(ProtocolError::Io(err))));
+                }
+            }
         }
     }
 }
 
-impl<S: Stream<Item = Result<Bytes, actix_web::Error>>> Stream for Metered<S> {
-    type Item = Result<Bytes, actix_web::Error>;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.outbound.is_aborted() {
-            // Erroring the body makes the dispatcher drop the connection and what is queued for it.
-            return Poll::Ready(Some(Err(actix_web::error::ErrorServiceUnavailable(
-                "slow consumer",
-            ))));
-        }
-        let next = self.frames.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(Ok(bytes))) = &next {
-            self.outbound.pulled(bytes.len());
-        }
-        next
+    fn framed(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, opcode, payload);
+        out
+    }
+
+    #[test]
+    fn frame_headers_use_the_shortest_length_form() {
+        assert_eq!(framed(Opcode::Text, b"4hi"), b"\x81\x034hi");
+        assert_eq!(framed(Opcode::Close, b""), b"\x88\x00");
+        let medium = framed(Opcode::Binary, &[7; 126]);
+        assert_eq!(&medium[..4], &[0x82, 126, 0, 126]);
+        assert_eq!(medium.len(), 4 + 126);
+        let large = framed(Opcode::Text, &[b'a'; 70_000]);
+        assert_eq!(&large[..2], &[0x81, 127]);
+        assert_eq!(&large[2..10], &70_000u64.to_be_bytes());
+        assert_eq!(large.len(), 10 + 70_000);
+    }
+
+    #[test]
+    fn frames_decode_back_with_the_client_codec() {
+        let mut bytes = BytesMut::from(&framed(Opcode::Text, "é".repeat(100).as_bytes())[..]);
+        let frame = Codec::new().client_mode().decode(&mut bytes).unwrap();
+        assert!(matches!(frame, Some(Frame::Text(t)) if t == "é".repeat(100).as_bytes()));
+        assert!(bytes.is_empty());
     }
 }

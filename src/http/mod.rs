@@ -43,6 +43,8 @@ pub struct AppState {
     pub max_notify_bytes: usize,
     /// Folder of the official client files.
     pub client_dir: PathBuf,
+    /// Where the Engine.IO endpoint is (`HUB_PATH`), for the upgrades that bypass routing.
+    pub path: String,
 }
 
 /// Registers every route, the Engine.IO endpoint at `path` (e.g. `/socket.io/`); `state` must also be

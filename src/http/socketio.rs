@@ -10,15 +10,24 @@
 //! anything refused                          400 {"code":N,"message":"…"} (or Node's empty 400 / 413)
 //! GET  /socket.io/socket.io.min.js         the official client, from the local npm copy
 //! ```
+//!
+//! Requests carrying `Upgrade: websocket` never reach actix-web's routing: the HTTP layer hands them,
+//! with their TCP stream, to [`websocket`], which answers the upgrade itself and gives the stream to a
+//! [`WsConn`] (see there why).
 
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Actor, Addr};
+use actix_codec::Framed;
 use actix_files::NamedFile;
-use actix_web::http::{header, Method};
-use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws::{self, WebsocketContext};
+use actix_http::{h1, Request};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::Method;
+use actix_web::rt::net::TcpStream;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use log::debug;
 use serde::Deserialize;
 
 use super::error::{ApiError, EioError};
@@ -30,7 +39,7 @@ use crate::actors::session::{
     DisconnectReason, Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody,
     PostFailed, Session,
 };
-use crate::actors::ws_conn::{Metered, WsConn};
+use crate::actors::ws_conn::WsConn;
 use crate::protocol::ids::EioSid;
 
 /// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
@@ -57,46 +66,52 @@ fn next_ws_conn() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The endpoint, any method.
-pub async fn endpoint(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    // Node's checks, in Node's order (`BaseServer.verify`, then `handshake`).
-    let query =
-        web::Query::<EioQuery>::from_query(req.query_string()).map_err(|_| EioError::BadRequest)?;
+/// Node's checks common to every Engine.IO request, in Node's order (`BaseServer.verify`): the
+/// query, the transport, the Origin header. Gives whether it is a WebSocket request, and its sid.
+fn verify(query: &str, headers: &HeaderMap) -> Result<(bool, Option<String>), EioError> {
+    let query = web::Query::<EioQuery>::from_query(query).map_err(|_| EioError::BadRequest)?;
     let websocket = match query.transport.as_deref() {
         Some("polling") => false,
         Some("websocket") => true,
-        _ => return Err(EioError::TransportUnknown.into()),
+        _ => return Err(EioError::TransportUnknown),
     };
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    if let Some(origin) = headers.get(header::ORIGIN) {
         if origin
             .as_bytes()
             .iter()
             .any(|&b| b != b'\t' && !(0x20..=0x7e).contains(&b) && b < 0x80)
         {
-            return Err(EioError::BadRequest.into());
+            return Err(EioError::BadRequest);
         }
     }
-    if let Some(sid) = &query.sid {
-        let session = state
-            .registry
-            .send(Lookup(sid.clone()))
-            .await
-            .ok()
-            .flatten();
-        let session = session.ok_or(EioError::SessionIdUnknown)?;
+    Ok((websocket, query.into_inner().sid))
+}
+
+/// The protocol version check of a handshake (after its method).
+fn handshake_version(query: &str) -> Result<(), EioError> {
+    let query = web::Query::<EioQuery>::from_query(query).map_err(|_| EioError::BadRequest)?;
+    if query.eio.as_deref() != Some("4") {
+        return Err(EioError::UnsupportedProtocolVersion);
+    }
+    Ok(())
+}
+
+async fn lookup(state: &AppState, sid: String) -> Result<SessionHandle, EioError> {
+    let session = state.registry.send(Lookup(sid)).await.ok().flatten();
+    session.ok_or(EioError::SessionIdUnknown)
+}
+
+/// The endpoint, any method, but WebSocket upgrades (see [`websocket`]).
+pub async fn endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (websocket, sid) = verify(req.query_string(), req.headers())?;
+    if let Some(sid) = sid {
+        let session = lookup(&state, sid).await?;
         return match (websocket, req.method()) {
-            (true, &Method::GET) if is_upgrade(&req) => start_websocket(
-                &req,
-                payload,
-                &state,
-                session.addr,
-                next_ws_conn(),
-                session.outbound,
-            ),
+            // A WebSocket request without `Upgrade: websocket`.
             (true, _) => Err(EioError::BadRequest.into()),
             (false, &Method::GET) => poll(session.addr).await,
             (false, &Method::POST) => post(&req, payload, &state, session.addr).await,
@@ -106,13 +121,11 @@ pub async fn endpoint(
     if req.method() != Method::GET {
         return Err(EioError::BadHandshakeMethod.into());
     }
-    if websocket && !is_upgrade(&req) {
+    if websocket {
         return Err(EioError::BadRequest.into());
     }
-    if query.eio.as_deref() != Some("4") {
-        return Err(EioError::UnsupportedProtocolVersion.into());
-    }
-    handshake(&req, payload, &state, websocket).await
+    handshake_version(req.query_string())?;
+    polling_handshake(&state).await
 }
 
 /// `/socket.io/<file>`: a client file, or (Node matches the path by prefix) the endpoint itself.
@@ -134,34 +147,12 @@ pub async fn client_file_or_endpoint(
     Ok(file.into_response(&req))
 }
 
-fn is_upgrade(req: &HttpRequest) -> bool {
-    let upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok());
-    upgrade.is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-async fn handshake(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    websocket: bool,
-) -> Result<HttpResponse, actix_web::Error> {
+async fn polling_handshake(state: &AppState) -> Result<HttpResponse, actix_web::Error> {
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
     let parts = state.parts.clone();
-    if websocket {
-        // The WebSocket handshake is checked before a session exists for it.
-        ws::handshake(req)?;
-        let conn = next_ws_conn();
-        let session = Session::websocket(eio_sid.clone(), parts, outbound.clone(), conn);
-        let addr = actix::Actor::start(session);
-        register(state, &eio_sid, &addr, &outbound).await;
-        return start_websocket(req, payload, state, addr, conn, outbound);
-    }
     let open = Session::open_packet(&eio_sid, &parts.settings, &["websocket"]);
-    let addr = actix::Actor::start(Session::polling(eio_sid.clone(), parts, outbound.clone()));
+    let addr = Session::polling(eio_sid.clone(), parts, outbound.clone()).start();
     register(state, &eio_sid, &addr, &outbound).await;
     Ok(text(open))
 }
@@ -186,20 +177,126 @@ async fn register(
         .await;
 }
 
-fn start_websocket(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    session: Addr<Session>,
-    conn: u64,
-    outbound: Arc<Outbound>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let mut response = ws::handshake(req)?;
+/// A WebSocket upgrade request and its TCP stream, from the HTTP layer: checked as the endpoint
+/// checks it, then answered `101` here and the stream given to a new [`WsConn`]; or refused with the
+/// endpoint's answer and closed.
+pub async fn websocket(
+    state: web::Data<AppState>,
+    req: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error> {
+    // What the client sent after its request head stays: it is the start of its first frame.
+    let parts = framed.into_parts();
+    let (socket, early) = (parts.io, parts.read_buf);
+    let (session, outbound, conn) = match accept_websocket(&state, &req).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            debug!("websocket upgrade of {} refused: {refusal}", req.uri());
+            let _ = refuse(&socket, refusal).await;
+            return Ok(());
+        }
+    };
+    let _ = socket.set_nodelay(true);
+    let accept = actix_http::ws::hash_key(
+        req.headers()
+            .get(header::SEC_WEBSOCKET_KEY)
+            .map_or(&b""[..], |key| key.as_bytes()),
+    );
+    let mut answer = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
+        connection: Upgrade\r\nsec-websocket-accept: "
+        .to_vec();
+    answer.extend_from_slice(&accept);
+    answer.extend_from_slice(b"\r\n\r\n");
+    // A failed write ends the connection, which its first read then reports to the session.
+    let _ = write_all(&socket, &answer).await;
     let max_payload = state.parts.settings.max_payload;
-    let ws_conn = WsConn::new(conn, session.recipient(), outbound.clone(), max_payload);
-    let codec = actix_http::ws::Codec::new().max_size(max_payload);
-    let frames = WebsocketContext::with_codec(ws_conn, payload, codec);
-    Ok(response.streaming(Metered::new(frames, outbound)))
+    let early = if early.is_empty() {
+        web::BytesMut::new()
+    } else {
+        web::BytesMut::from(&early[..])
+    };
+    WsConn::new(
+        conn,
+        session.recipient(),
+        outbound,
+        socket,
+        early,
+        max_payload,
+    )
+    .start();
+    Ok(())
+}
+
+/// The endpoint's checks for an upgrade; a new session for a WebSocket handshake.
+async fn accept_websocket(
+    state: &AppState,
+    req: &Request,
+) -> Result<(Addr<Session>, Arc<Outbound>, u64), actix_web::Error> {
+    if !req.path().starts_with(&*state.path) {
+        return Err(super::error::ApiError::NotFound.into());
+    }
+    let query = req.uri().query().unwrap_or("");
+    let (websocket, sid) = verify(query, req.headers())?;
+    if let Some(sid) = sid {
+        let session = lookup(state, sid).await?;
+        if !websocket || req.method() != Method::GET {
+            return Err(EioError::BadRequest.into());
+        }
+        actix_http::ws::verify_handshake(req.head())?;
+        return Ok((session.addr, session.outbound, next_ws_conn()));
+    }
+    if req.method() != Method::GET {
+        return Err(EioError::BadHandshakeMethod.into());
+    }
+    if !websocket {
+        // A polling handshake sent as an upgrade.
+        return Err(EioError::BadRequest.into());
+    }
+    handshake_version(query)?;
+    // The WebSocket handshake is checked before a session exists for it.
+    actix_http::ws::verify_handshake(req.head())?;
+    let eio_sid = EioSid::from_random(random_bytes());
+    let outbound = Arc::new(Outbound::default());
+    let conn = next_ws_conn();
+    let session = Session::websocket(eio_sid.clone(), state.parts.clone(), outbound.clone(), conn);
+    let addr = session.start();
+    register(state, &eio_sid, &addr, &outbound).await;
+    Ok((addr, outbound, conn))
+}
+
+/// Writes the answer `refusal` gives, as actix-web would have, and closes the connection.
+async fn refuse(socket: &TcpStream, refusal: actix_web::Error) -> io::Result<()> {
+    let response = refusal.as_response_error().error_response();
+    let mut head = format!("HTTP/1.1 {}\r\n", response.status());
+    for (name, value) in response.headers() {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(value.to_str().unwrap_or(""));
+        head.push_str("\r\n");
+    }
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap_or_default();
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut answer = head.into_bytes();
+    answer.extend_from_slice(&body);
+    write_all(socket, &answer).await?;
+    socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write)
+}
+
+async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// `200 text/plain` with a polling payload, never cached (reference §1.3).
