@@ -17,7 +17,6 @@
 //!         ─► release the held frames, skipping ids at or before the offset; from then on live
 //! ```
 
-use std::collections::HashMap;
 use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -167,6 +166,57 @@ enum Socket {
     Joined(Joined),
 }
 
+/// A session's sockets by namespace. A session joins one or two namespaces, so a list sized to fit:
+/// a map (or a growing Vec) would reserve room for four sockets in every session.
+#[derive(Default)]
+struct Sockets(Vec<(String, Socket)>);
+
+impl Sockets {
+    fn get(&self, nsp: &str) -> Option<&Socket> {
+        self.0.iter().find(|(name, _)| name == nsp).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, nsp: &str) -> Option<&mut Socket> {
+        self.0
+            .iter_mut()
+            .find(|(name, _)| name == nsp)
+            .map(|(_, s)| s)
+    }
+
+    /// Sets the socket of `nsp`, replacing the one it had.
+    fn insert(&mut self, nsp: String, socket: Socket) {
+        match self.get_mut(&nsp) {
+            Some(slot) => *slot = socket,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((nsp, socket));
+            }
+        }
+    }
+
+    fn remove(&mut self, nsp: &str) -> Option<Socket> {
+        let at = self.0.iter().position(|(name, _)| name == nsp)?;
+        Some(self.0.remove(at).1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Socket> {
+        self.0.iter().map(|(_, s)| s)
+    }
+}
+
+impl IntoIterator for Sockets {
+    type Item = (String, Socket);
+    type IntoIter = std::vec::IntoIter<(String, Socket)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 /// A resume's missed entries, written a step at a time: a transport queues without bound, so a large
 /// replay written at once would sit in memory whole.
 struct Replay {
@@ -267,7 +317,7 @@ pub struct Session {
     pong_due: Option<Instant>,
     pong_deadline: Option<SpawnHandle>,
     connect_deadline: Option<SpawnHandle>,
-    sockets: HashMap<String, Socket>,
+    sockets: Sockets,
     /// Bytes of broadcasts held by joining sockets: still counted as on their way, but not what a
     /// replay step waits for.
     held_bytes: usize,
@@ -342,7 +392,7 @@ impl Session {
             pong_due: None,
             pong_deadline: None,
             connect_deadline: None,
-            sockets: HashMap::new(),
+            sockets: Sockets::default(),
             held_bytes: 0,
             pending_binary: None,
             next_ticket: 0,
@@ -1234,7 +1284,7 @@ impl Handler<Deliver> for Session {
         if self.outbound.is_aborted() {
             return self.close(ctx, DisconnectReason::SlowConsumer);
         }
-        match self.sockets.get_mut(&*deliver.nsp) {
+        match self.sockets.get_mut(&deliver.nsp) {
             Some(Socket::Joined(joined)) => {
                 self.outbound.taken(deliver.bytes);
                 let frames = joined.unseen(&deliver.frames);
