@@ -6,6 +6,7 @@
 //! cargo bench --bench hub_bench -- fanout --urls http://127.0.0.1:3001,http://127.0.0.1:3002 \
 //!     --clients 1000 --rate 50 --seconds 20 --pids hub=123,hub=456,redis=789
 //! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
+//!            floor                                (no server: the kernel's share of a delivery)
 //! ```
 //! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
 //! sequence number once and in order, and how long after its POST it arrived. The report is a table
@@ -830,10 +831,97 @@ fn main() {
             "idle" => idle(&o).await,
             "jitter" => jitter(&o).await,
             "soak" => soak(&o).await,
-            other => panic!("unknown scenario {other:?}: fanout | idle | jitter | burst"),
+            "floor" => floor(&o).await,
+            other => panic!("unknown scenario {other:?}: fanout | idle | jitter | burst | floor"),
         };
         print(&report);
     });
+}
+
+/// A text frame the size of the hub's notification frames, as a server sends it (unmasked).
+fn floor_frame() -> Vec<u8> {
+    let payload = br#"42["notification",{"title":"bench","body":"seq=000001 t=1764283000000000"},"1764283000000-0"]"#;
+    let mut frame = vec![0x81, payload.len() as u8];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// CPU seconds of the calling thread, from /proc.
+fn thread_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// floor: the kernel's share of one delivery on this machine, with no server: a thread writes one
+/// frame of the hub's size to each of `--clients` loopback TCP connections per round, `--rate`
+/// rounds per second for `--seconds`, while this process reads them as the fanout clients do. The
+/// writer's CPU per write is the least any server pays per delivery when every delivery is its own
+/// `write` (at 50 notifications/s each client gets one frame per 20 ms: nothing to coalesce).
+async fn floor(o: &Options) -> Value {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    let (clients, rate, seconds) = (o.clients, o.rate, o.seconds);
+    let writer = std::thread::spawn(move || {
+        let mut sockets = Vec::with_capacity(clients);
+        while sockets.len() < clients {
+            let (socket, _) = listener.accept().expect("accept");
+            socket.set_nodelay(true).expect("nodelay");
+            sockets.push(socket);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let frame = floor_frame();
+        let rounds = (rate * seconds).round() as u64;
+        let (start, cpu_before) = (Instant::now(), thread_cpu_s());
+        for round in 0..rounds {
+            let due = start + Duration::from_secs_f64(round as f64 / rate);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            for socket in &mut sockets {
+                std::io::Write::write_all(socket, &frame).expect("write");
+            }
+        }
+        let cpu = thread_cpu_s() - cpu_before;
+        (rounds * clients as u64, cpu)
+    });
+    let received = Rc::new(Cell::new(0u64));
+    for _ in 0..clients {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let received = received.clone();
+        actix_web::rt::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                received.set(received.get() + n as u64);
+            }
+        });
+    }
+    let cpu_before = proc_usage(std::process::id()).map_or(0.0, |u| u.0);
+    while !writer.is_finished() {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (writes, writer_cpu) = writer.join().expect("writer thread");
+    let expected = writes * floor_frame().len() as u64;
+    let deadline = Instant::now() + o.drain;
+    while received.get() < expected && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let process_cpu = proc_usage(std::process::id()).map_or(0.0, |u| u.0) - cpu_before;
+    json!({
+        "scenario": "floor",
+        "clients": clients,
+        "rate": rate,
+        "writes": writes,
+        "all_received": received.get() == expected,
+        "writer_cpu_us_per_write": writer_cpu / writes.max(1) as f64 * 1e6,
+        "reader_cpu_us_per_read": (process_cpu - writer_cpu).max(0.0) / writes.max(1) as f64 * 1e6,
+    })
 }
 
 /// No arguments (as `cargo test --all-targets` runs it): a small fanout against an in-process hub,

@@ -10,11 +10,10 @@
 //!
 //! Why not the HTTP dispatcher's streaming body (`actix-web-actors`): that keeps an 8 KiB read and an
 //! 8 KiB write buffer, the request and the dispatcher's state alive for the whole life of every
-//! socket, most of an idle connection's memory, and adds a task wake-up to every write. Here a write
-//! goes to the kernel in the handler that got it, frames of one batch in one `write`, and a socket
-//! that keeps up holds no buffer at all.
+//! socket, most of an idle connection's memory, and adds a task wake-up to every write. Here what an
+//! actor turn queued goes to the kernel when the turn is over, in one `write` (under load, the frames
+//! of many batches in one), and a socket that keeps up holds no buffer at all.
 
-use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -26,7 +25,7 @@ use actix::prelude::*;
 use actix_codec::Decoder;
 use actix_http::ws::{CloseReason, Codec, Frame, Item, ProtocolError};
 use actix_web::rt::net::TcpStream;
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_core::Stream;
 
@@ -121,26 +120,21 @@ enum Opcode {
 }
 
 /// Appends one unmasked, unfragmented frame (RFC 6455 §5.2: servers never mask).
-fn encode_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
-    out.push(0x80 | opcode as u8);
+fn encode_frame(out: &mut BytesMut, opcode: Opcode, payload: &[u8]) {
+    out.reserve(payload.len() + 10);
+    out.put_u8(0x80 | opcode as u8);
     match payload.len() {
-        len @ 0..=125 => out.push(len as u8),
+        len @ 0..=125 => out.put_u8(len as u8),
         len @ 126..=65_535 => {
-            out.push(126);
+            out.put_u8(126);
             out.extend_from_slice(&(len as u16).to_be_bytes());
         }
         len => {
-            out.push(127);
+            out.put_u8(127);
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
     out.extend_from_slice(payload);
-}
-
-thread_local! {
-    /// Where a batch is encoded before its one `write`: per thread, so a connection holds no
-    /// buffer while its socket takes everything at once.
-    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The actor.
@@ -161,6 +155,8 @@ pub struct WsConn {
     unwritten: BytesMut,
     /// Whether a wait for the socket to become writable is running.
     awaiting_writable: bool,
+    /// Whether a Flush is on its way.
+    flush_scheduled: bool,
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, BytesMut)>,
     /// Whether the Session was already told the connection ended.
@@ -189,6 +185,7 @@ impl WsConn {
             max_payload,
             unwritten: BytesMut::new(),
             awaiting_writable: false,
+            flush_scheduled: false,
             fragments: None,
             ended: false,
             closing: false,
@@ -231,55 +228,21 @@ impl WsConn {
             payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
             payload.extend_from_slice(reason.description.as_deref().unwrap_or("").as_bytes());
         }
-        self.encode_and_send(ctx, |out| encode_frame(out, Opcode::Close, &payload));
+        encode_frame(&mut self.unwritten, Opcode::Close, &payload);
+        // Now, not at the end of the turn: the reader may end the actor before then.
+        if !self.awaiting_writable {
+            self.write_unwritten(ctx);
+        }
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 
-    /// Encodes with `encode` and writes the result after what is already queued.
-    fn encode_and_send(&mut self, ctx: &mut Context<Self>, encode: impl FnOnce(&mut Vec<u8>)) {
-        ENCODED.with(|encoded| {
-            let mut encoded = encoded.borrow_mut();
-            encoded.clear();
-            encode(&mut encoded);
-            self.send(ctx, &encoded);
-            // A large replay step must not leave its size allocated on the thread.
-            if encoded.capacity() > 1 << 20 {
-                *encoded = Vec::new();
-            }
-        });
-    }
-
-    fn send(&mut self, ctx: &mut Context<Self>, bytes: &[u8]) {
-        if !self.unwritten.is_empty() {
-            // Behind what waits for the socket, in order.
-            self.unwritten.extend_from_slice(bytes);
-            return;
+    /// Writes what was queued once this actor turn is over (after every message already in the
+    /// mailbox): under load, frames of many batches leave in one `write`.
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_scheduled && !self.awaiting_writable {
+            self.flush_scheduled = true;
+            ctx.notify(Flush);
         }
-        let written = match self.write_now(bytes) {
-            Ok(written) => written,
-            Err(_) => return self.broken(ctx),
-        };
-        if written < bytes.len() {
-            self.unwritten.extend_from_slice(&bytes[written..]);
-            self.await_writable(ctx);
-        } else if self.closing {
-            self.shutdown_write();
-        }
-    }
-
-    /// Writes as much of `bytes` as the socket takes now.
-    fn write_now(&self, bytes: &[u8]) -> io::Result<usize> {
-        let mut written = 0;
-        while written < bytes.len() {
-            match self.socket.try_write(&bytes[written..]) {
-                Ok(n) => written += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        self.outbound.pulled(written);
-        Ok(written)
     }
 
     fn await_writable(&mut self, ctx: &mut Context<Self>) {
@@ -298,16 +261,23 @@ impl WsConn {
         }));
     }
 
+    /// Writes as much of what is queued as the socket takes; waits for it to take the rest.
     fn write_unwritten(&mut self, ctx: &mut Context<Self>) {
-        let written = match self.write_now(&self.unwritten) {
-            Ok(written) => written,
-            Err(_) => return self.broken(ctx),
-        };
+        let mut written = 0;
+        while written < self.unwritten.len() {
+            match self.socket.try_write(&self.unwritten[written..]) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.broken(ctx),
+            }
+        }
+        self.outbound.pulled(written);
         if written < self.unwritten.len() {
             let _ = self.unwritten.split_to(written);
             return self.await_writable(ctx);
         }
-        // Caught up: give the buffer back.
+        // Caught up: a connection that keeps up holds no buffer.
         self.unwritten = BytesMut::new();
         if self.closing {
             self.shutdown_write();
@@ -375,6 +345,7 @@ impl Actor for WsConn {
             socket: self.socket.clone(),
             buffer: early,
             codec: Codec::new().max_size(self.max_payload),
+            discarding: false,
             done: false,
         });
         if !self.session.connected() {
@@ -403,15 +374,28 @@ impl Handler<WsWrite> for WsConn {
         }
         for frame in &msg.frames {
             self.outbound.pushed(frame.len());
-        }
-        self.encode_and_send(ctx, |out| {
-            for frame in &msg.frames {
-                match frame {
-                    Out::Text(text) => encode_frame(out, Opcode::Text, text.as_bytes()),
-                    Out::Binary(bytes) => encode_frame(out, Opcode::Binary, bytes),
-                }
+            match frame {
+                Out::Text(text) => encode_frame(&mut self.unwritten, Opcode::Text, text.as_bytes()),
+                Out::Binary(bytes) => encode_frame(&mut self.unwritten, Opcode::Binary, bytes),
             }
-        });
+        }
+        self.schedule_flush(ctx);
+    }
+}
+
+/// Write what this turn queued (see `WsConn::schedule_flush`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for WsConn {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
+        self.flush_scheduled = false;
+        if !self.awaiting_writable {
+            self.write_unwritten(ctx);
+        }
     }
 }
 
@@ -436,7 +420,8 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
             Ok(Frame::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
             Ok(Frame::Continuation(item)) => self.on_fragment(item, ctx),
             Ok(Frame::Ping(bytes)) => {
-                self.encode_and_send(ctx, |out| encode_frame(out, Opcode::Pong, &bytes))
+                encode_frame(&mut self.unwritten, Opcode::Pong, &bytes);
+                self.schedule_flush(ctx);
             }
             Ok(Frame::Pong(_)) => {}
             Ok(Frame::Close(_)) => self.end(ctx, WsEnd::Closed),
@@ -457,10 +442,15 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
 }
 
 /// The client's frames, read from the socket as they come. Between messages it holds no buffer.
+/// After a bad frame nothing more is decoded: the rest is read and dropped until the client closes
+/// (so our close frame is not lost to a reset), and the stream ends there.
 struct FrameReader {
     socket: Rc<TcpStream>,
     buffer: BytesMut,
     codec: Codec,
+    /// A bad frame was read: discard until the end.
+    discarding: bool,
+    /// The end was reached.
     done: bool,
 }
 
@@ -473,12 +463,16 @@ impl Stream for FrameReader {
             if this.done {
                 return Poll::Ready(None);
             }
-            match this.codec.decode(&mut this.buffer) {
-                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                Ok(None) => {}
-                Err(err) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(err)));
+            if this.discarding {
+                this.buffer.clear();
+            } else {
+                match this.codec.decode(&mut this.buffer) {
+                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(None) => {}
+                    Err(err) => {
+                        this.discarding = true;
+                        return Poll::Ready(Some(Err(err)));
+                    }
                 }
             }
             if this.buffer.is_empty() {
@@ -510,16 +504,16 @@ impl Stream for FrameReader {
 mod tests {
     use super::*;
 
-    fn framed(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+    fn framed(opcode: Opcode, payload: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
         encode_frame(&mut out, opcode, payload);
         out
     }
 
     #[test]
     fn frame_headers_use_the_shortest_length_form() {
-        assert_eq!(framed(Opcode::Text, b"4hi"), b"\x81\x034hi");
-        assert_eq!(framed(Opcode::Close, b""), b"\x88\x00");
+        assert_eq!(&framed(Opcode::Text, b"4hi")[..], b"\x81\x034hi");
+        assert_eq!(&framed(Opcode::Close, b"")[..], b"\x88\x00");
         let medium = framed(Opcode::Binary, &[7; 126]);
         assert_eq!(&medium[..4], &[0x82, 126, 0, 126]);
         assert_eq!(medium.len(), 4 + 126);
@@ -531,7 +525,7 @@ mod tests {
 
     #[test]
     fn frames_decode_back_with_the_client_codec() {
-        let mut bytes = BytesMut::from(&framed(Opcode::Text, "é".repeat(100).as_bytes())[..]);
+        let mut bytes = framed(Opcode::Text, "é".repeat(100).as_bytes());
         let frame = Codec::new().client_mode().decode(&mut bytes).unwrap();
         assert!(matches!(frame, Some(Frame::Text(t)) if t == "é".repeat(100).as_bytes()));
         assert!(bytes.is_empty());
