@@ -57,4 +57,13 @@ for (const [label, rust, node, ratio] of rows) {
   console.log(`${label.padEnd(width)} | ${fmt(rust).padStart(10)} | ${fmt(node).padStart(10)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : "n/a"}`);
 }
 console.log(`(medians of ${runs} runs; "hub advantage" = how many times better the hub is, >1 is better)`);
+
+// The floor: no server, one loopback write per delivery (hub-bench floor), same box, same run.
+const floor = (field) => median(Array.from({ length: runs }, (_, i) => read("floor", i + 1, "floor")?.[field]));
+const writeFloor = floor("writer_cpu_us_per_write");
+const readFloor = floor("reader_cpu_us_per_read");
+const perDelivery = json["hub CPU µs per delivery (fanout, 50/s)"];
+console.log(`\nkernel floor (no server): ${fmt(writeFloor)} µs CPU per write, ${fmt(readFloor)} µs per read`);
+console.log(`hub above the floor at 50/s: ${fmt(perDelivery.hub - writeFloor)} µs per delivery (Node: ${fmt(perDelivery.node - writeFloor)} µs)`);
+json.floor = { write_us: writeFloor, read_us: readFloor };
 console.log(`BENCH ${JSON.stringify({ runs, metrics: json })}`);

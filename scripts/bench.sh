@@ -6,8 +6,9 @@
 #   scripts/bench.sh              full run (about 15 minutes on 2 cores)
 #   BENCH_QUICK=1 scripts/bench.sh   shorter loads, for a look
 #
-# Loads (each bounded in count and time, loopback only): fanout (1000 clients over 2 instances, 50
-# notifications/s), a rate sweep (highest rate with p99 under 50 ms for the hub, under 1 s for Node),
+# Loads (each bounded in count and time, loopback only): floor (no server: the kernel's cost of one
+# loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
+# sweep (highest rate with p99 under 50 ms for the hub, under 1 s for Node),
 # idle (10 000 connections, RSS per connection), jitter (clients dropping and resuming, half on the
 # other instance), burst (20x the rate for a second).
 set -euo pipefail
@@ -75,11 +76,16 @@ bench() { # name, args... → results/<name>.json (the RESULT line)
 for impl in rust node; do
   for run in $(seq 1 "$runs"); do
     echo "== $impl, run $run of $runs"
+    if [ "$impl" = rust ]; then
+      # No server at all: the kernel's own cost of one loopback write per delivery, for scale.
+      "$bench_bin" floor --clients "$fanout_clients" --rate 50 --seconds "$fanout_seconds" |
+        sed -n 's/^RESULT //p' > "$results/floor-$run-floor.json"
+    fi
     start_cluster "$impl"
     bench "$impl-$run-fanout" fanout --clients "$fanout_clients" --rate 50 --seconds "$fanout_seconds"
     threshold=$([ "$impl" = rust ] && echo 50 || echo 1000)
     best=0
-    for rate in 100 200 400 800 1600 3200 6400; do
+    for rate in 100 200 300 400 600 800 1200 1600 2400 3200; do
       bench "$impl-$run-sweep-$rate" fanout --clients "$fanout_clients" --rate "$rate" --seconds "$sweep_seconds" --drain 15
       p99=$(node -e "const r=require('$results/$impl-$run-sweep-$rate.json'); process.stdout.write(String(r.lost + r.refused > 0 ? 1e9 : r.latency_ms.p99))")
       if node -e "process.exit(Number('$p99') < $threshold ? 0 : 1)"; then best=$rate; else break; fi
