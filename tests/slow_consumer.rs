@@ -138,6 +138,48 @@ async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
 }
 
 #[actix_web::test]
+async fn client_that_reads_late_gets_everything_queued_for_it_in_order() {
+    let mut config = test_config();
+    // Within the bound: the hub must keep what the socket does not take, not give up.
+    config.max_buffered_bytes = 64 * 1024 * 1024;
+    config.ping_interval = Duration::from_secs(60);
+    let hub = start_hub(config);
+
+    let mut late = RawClient::connect(hub.addr).await;
+    assert!(late.read_text().await.starts_with("0{"));
+    late.send_text("40").await;
+    assert!(late.read_text().await.starts_with("40{"));
+    assert!(
+        event_args(&late.read_text().await).is_some(),
+        "the offset event"
+    );
+
+    // The client reads nothing while 18 MB are published: more than loopback socket buffers hold,
+    // so most of it waits in the hub until the socket takes it.
+    let filler = "x".repeat(60_000);
+    let mut offsets = Vec::new();
+    for n in 0..300 {
+        let body = json!({ "title": n.to_string(), "body": filler }).to_string();
+        let (status, answer) = hub.notify(&body).await;
+        assert_eq!(status, 201, "{answer}");
+        offsets.push(answer["offset"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(hub.sessions().await, 1, "not given up on");
+
+    for (n, offset) in offsets.iter().enumerate() {
+        let frame = tokio::time::timeout(Duration::from_secs(10), late.read_text())
+            .await
+            .unwrap_or_else(|_| panic!("notification {n} never came"));
+        let args = event_args(&frame).expect("a notification");
+        assert_eq!(
+            (args[1]["title"].as_str(), args[2].as_str()),
+            (Some(n.to_string().as_str()), Some(offset.as_str())),
+            "notification {n} in log order"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn polling_client_that_stops_polling_is_closed_not_left_behind() {
     let mut config = test_config();
     config.max_buffered_bytes = 16 * 1024;
