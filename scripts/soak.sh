@@ -17,7 +17,15 @@ processes=$(( (total + per_process - 1) / per_process ))
 warmup=$(( 20 + total / 1000 ))
 results=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+# Redis last: instances write their session records on the way out.
+cleanup() {
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  for pid in "${pids[@]:1}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null || true; done
+  kill "${pids[0]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
 
 cargo build --release --quiet
 cargo bench --bench hub_bench --no-run --quiet 2>/dev/null

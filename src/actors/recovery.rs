@@ -10,7 +10,7 @@
 //! Anything else (unknown or expired pid, malformed offset, trimmed or never-issued offset, backend
 //! down) opens a fresh session instead: new sid and pid, `recovered` false, no error to the client.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use log::{debug, warn};
@@ -73,12 +73,40 @@ pub struct Recovery {
     bridge: Addr<StreamBridge>,
     /// How long a record outlives its last refresh.
     window: Duration,
+    /// Refreshes that failed since the last warning, and when that was: with Redis down, every
+    /// session's refresh fails, and one line per session would bury the log.
+    failed_refreshes: u64,
+    last_refresh_warning: Option<Instant>,
 }
+
+/// At most one "records not refreshed" warning per this interval.
+const REFRESH_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 impl Recovery {
     /// Recovery over `bridge`'s log, with records living `window` after their last refresh.
     pub fn new(bridge: Addr<StreamBridge>, window: Duration) -> Recovery {
-        Recovery { bridge, window }
+        Recovery {
+            bridge,
+            window,
+            failed_refreshes: 0,
+            last_refresh_warning: None,
+        }
+    }
+
+    fn refresh_failed(&mut self, err: StoreError) {
+        self.failed_refreshes += 1;
+        let now = Instant::now();
+        if self
+            .last_refresh_warning
+            .is_none_or(|at| now.duration_since(at) >= REFRESH_WARNING_EVERY)
+        {
+            warn!(
+                "{} session record(s) not refreshed since the last warning, their resumes may fail: {err}",
+                self.failed_refreshes
+            );
+            self.failed_refreshes = 0;
+            self.last_refresh_warning = Some(now);
+        }
     }
 }
 
@@ -221,14 +249,11 @@ impl Handler<Keep> for Recovery {
             record,
             ttl: self.window,
         });
-        ctx.spawn(
-            async move {
-                if let Ok(Err(err)) = save.await {
-                    warn!("session record not refreshed: {err}");
-                }
+        ctx.spawn(save.into_actor(self).map(|saved, recovery, _| {
+            if let Ok(Err(err)) = saved {
+                recovery.refresh_failed(err);
             }
-            .into_actor(self),
-        );
+        }));
     }
 }
 
