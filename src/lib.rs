@@ -23,6 +23,7 @@ pub mod store;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +35,9 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{middleware, web, App};
 use log::{info, warn};
 
-use actors::hub::{CloseAll, CountSessions, Hub};
+use actors::hub::{CountSessions, Hub};
 use actors::recovery::{Flush, Recovery};
-use actors::registry::Registry;
+use actors::registry::{CloseEvery, Registry};
 use actors::session::{SessionParts, SessionSettings};
 use actors::stream_bridge::StreamBridge;
 use app::{HubApp, SharedApp};
@@ -65,6 +66,8 @@ pub struct RunningHub {
 #[derive(Clone)]
 pub struct Shutdown {
     hub: Addr<Hub>,
+    registry: Addr<Registry>,
+    open_websockets: Arc<AtomicUsize>,
     recovery: Addr<Recovery>,
     server: ServerHandle,
 }
@@ -74,9 +77,12 @@ impl Shutdown {
     pub async fn run(self) {
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         self.server.pause().await;
-        let asked = self.hub.send(CloseAll).await.unwrap_or(0);
+        let asked = self.registry.send(CloseEvery).await.unwrap_or(0);
         info!("shutting down: closing {asked} sessions");
-        while self.hub.send(CountSessions).await.unwrap_or(0) > 0
+        // Joined sessions have queued their records once the Hub has seen them leave; WebSockets
+        // are done once their close frame is out (the HTTP server no longer counts them).
+        while (self.hub.send(CountSessions).await.unwrap_or(0) > 0
+            || self.open_websockets.load(Ordering::Relaxed) > 0)
             && std::time::Instant::now() < deadline
         {
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
@@ -153,12 +159,14 @@ pub fn start_with(
         parts,
         hub: hub.clone(),
         bridge,
-        registry,
+        registry: registry.clone(),
         cors_origins: config.cors_origins.clone(),
         max_notify_bytes: config.max_notify_bytes,
         client_dir: config.client_dir.clone(),
         path: config.path.clone(),
+        open_websockets: Arc::default(),
     });
+    let open_websockets = state.open_websockets.clone();
 
     // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
     // itself would conclude (reference §1.7).
@@ -213,6 +221,9 @@ pub fn start_with(
                 // A long-polling GET whose client went away must end, so its session learns it
                 // (reference §1.4).
                 .h1_allow_half_closed(false)
+                // actix-web's default: a refused body is read for a moment before the close, so
+                // the client gets the answer, not a reset.
+                .client_disconnect_timeout(Duration::from_secs(1))
                 .on_connect_ext(move |conn: &TcpStream, _| {
                     abort_unacknowledged_after(conn, dead_peer_timeout)
                 })
@@ -222,6 +233,7 @@ pub fn start_with(
                 .finish(map_config(
                     app.into_factory()
                         .map_err(|err: actix_web::Error| err.as_response_error().error_response()),
+                    // Its host and address only serve URL generation, which the hub does not use.
                     |_| AppConfig::default(),
                 ))
                 .tcp()
@@ -231,6 +243,8 @@ pub fn start_with(
     info!("listening on http://{addr}");
     let shutdown = Shutdown {
         hub: hub.clone(),
+        registry,
+        open_websockets,
         recovery,
         server: server.handle(),
     };
@@ -243,9 +257,8 @@ pub fn start_with(
 }
 
 /// Lets the kernel drop a connection whose sent data stays unacknowledged, or whose peer keeps its
-/// window shut, for `timeout` (TCP_USER_TIMEOUT). A session actor only runs while its client takes
-/// data, so a client that stops reading, or vanishes without a FIN, cannot be closed from inside the
-/// session; the kernel can.
+/// window shut, for `timeout` (TCP_USER_TIMEOUT): a client that vanishes without a FIN while data is
+/// on its way to it is noticed without waiting for the heartbeat.
 fn abort_unacknowledged_after(conn: &TcpStream, timeout: Duration) {
     #[cfg(target_os = "linux")]
     if let Err(err) = socket2::SockRef::from(conn).set_tcp_user_timeout(Some(timeout)) {

@@ -2,8 +2,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use awc::ws::CloseCode;
+use common::raw_ws::RawClient;
 use common::{event_args, start_hub, test_config, Received};
+use tokio::io::AsyncWriteExt;
 
 #[actix_web::test]
 async fn oversized_frame_is_closed_with_1009() {
@@ -17,6 +21,28 @@ async fn oversized_frame_is_closed_with_1009() {
         client.expect_closed().await,
         Received::Close(Some(CloseCode::Size))
     );
+}
+
+#[actix_web::test]
+async fn frame_announcing_more_than_the_limit_is_refused_before_it_arrives() {
+    let mut config = test_config();
+    config.max_payload = 1000;
+    config.ping_interval = Duration::from_secs(60);
+    let hub = start_hub(config);
+    let mut client = RawClient::connect(hub.addr).await;
+    assert!(client.read_text().await.starts_with("0{"));
+    // A text frame announcing a terabyte, then a little of it: the hub must not wait for (and
+    // buffer) the whole frame before refusing it.
+    let mut head = vec![0x81, 0x80 | 127];
+    head.extend((1u64 << 40).to_be_bytes());
+    head.extend([1, 2, 3, 4]);
+    client.tcp.write_all(&head).await.unwrap();
+    client.tcp.write_all(&[b'x'; 4096]).await.unwrap();
+    let (opcode, payload) = tokio::time::timeout(Duration::from_secs(3), client.read_frame())
+        .await
+        .expect("closed within 3 s");
+    assert_eq!(opcode, 8, "a close frame");
+    assert_eq!(payload[..2], 1009u16.to_be_bytes(), "1009: message too big");
 }
 
 #[actix_web::test]

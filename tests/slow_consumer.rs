@@ -4,61 +4,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw_ws::RawClient;
 use common::{event_args, start_hub, test_config};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A WebSocket client by hand, so the test controls when (never) it reads.
-struct RawClient {
-    tcp: TcpStream,
-}
-
-impl RawClient {
-    async fn connect(addr: std::net::SocketAddr) -> RawClient {
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                       Upgrade: websocket\r\nConnection: Upgrade\r\n\
-                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(tcp.read_u8().await.unwrap());
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        RawClient { tcp }
-    }
-
-    /// Reads one small unmasked server text frame.
-    async fn read_text(&mut self) -> String {
-        let (first, len) = (
-            self.tcp.read_u8().await.unwrap(),
-            self.tcp.read_u8().await.unwrap(),
-        );
-        assert_eq!((first, len & 0x80), (0x81, 0), "an unfragmented text frame");
-        let len = match len {
-            126 => self.tcp.read_u16().await.unwrap() as usize,
-            127 => self.tcp.read_u64().await.unwrap() as usize,
-            n => n as usize,
-        };
-        let mut payload = vec![0; len];
-        self.tcp.read_exact(&mut payload).await.unwrap();
-        String::from_utf8(payload).unwrap()
-    }
-
-    /// Sends a masked text frame, as clients must.
-    async fn send_text(&mut self, text: &str) {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x81, 0x80 | text.len() as u8];
-        frame.extend_from_slice(&mask);
-        frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await.unwrap();
-    }
-}
 
 #[actix_web::test]
 async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
@@ -177,6 +126,37 @@ async fn client_that_reads_late_gets_everything_queued_for_it_in_order() {
             "notification {n} in log order"
         );
     }
+}
+
+#[actix_web::test]
+async fn client_that_floods_pings_without_reading_is_no_longer_read() {
+    let mut config = test_config();
+    config.ping_interval = Duration::from_secs(60);
+    let hub = start_hub(config);
+    let mut flooder = RawClient::connect(hub.addr).await;
+    // Each ping asks for a pong of the same size. 64 MB of them, never reading a pong: if the hub
+    // kept reading, it would keep as much queued for a client that takes nothing.
+    let ping = {
+        let mut frame = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+        frame.extend([b'p' ^ 1; 125]);
+        frame.repeat(512)
+    };
+    let flood = async {
+        for _ in 0..(64 << 20) / ping.len() {
+            flooder.tcp.write_all(&ping).await.unwrap();
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), flood)
+            .await
+            .is_err(),
+        "the hub read 64 MB of pings from a client that reads nothing"
+    );
+    // Everyone else is served as usual.
+    let mut other = hub.joined().await;
+    let offset = hub.publish("still here").await;
+    let args = event_args(&other.client.recv_text_answering_pings().await).unwrap();
+    assert_eq!(args[2], offset.as_str());
 }
 
 #[actix_web::test]

@@ -154,11 +154,6 @@ pub enum GoAway {
     TooSlow,
 }
 
-/// Ask every registered session to close ([`GoAway`]); answers how many were asked.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CloseAll;
-
 /// Stop delivering broadcasts on `nsp` to the connection.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -278,17 +273,6 @@ impl Handler<Fanout> for Hub {
                 true
             });
         }
-    }
-}
-
-impl Handler<CloseAll> for Hub {
-    type Result = usize;
-
-    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) -> usize {
-        let members = self.namespaces.values().flat_map(HashMap::values);
-        members
-            .map(|member| member.closer.do_send(GoAway::ShuttingDown))
-            .count()
     }
 }
 

@@ -2,14 +2,15 @@
 //! WebSocket upgrades) reach their Session actor.
 //!
 //! Owns: `Engine.IO sid → Addr<Session>`.
-//! Receives: Insert, Remove (from the HTTP handshake and from Session), Lookup (from HTTP handlers).
+//! Receives: Insert, Remove (from the HTTP handshake and from Session), Lookup (from HTTP handlers),
+//! CloseEvery (at shutdown).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::hub::Outbound;
+use super::hub::{GoAway, Outbound};
 use super::session::Session;
 
 /// What an HTTP request needs to reach a session.
@@ -40,6 +41,12 @@ pub struct Remove(pub String);
 #[derive(Message)]
 #[rtype(result = "Option<SessionHandle>")]
 pub struct Lookup(pub String);
+
+/// Ask every session, joined to a namespace or not, to close (`GoAway::ShuttingDown`); answers how
+/// many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseEvery;
 
 /// The actor.
 #[derive(Default)]
@@ -75,5 +82,16 @@ impl Handler<Lookup> for Registry {
             .get(&sid)
             .filter(|session| session.addr.connected())
             .cloned()
+    }
+}
+
+impl Handler<CloseEvery> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: CloseEvery, _: &mut Self::Context) -> usize {
+        self.sessions
+            .values()
+            .map(|session| session.addr.do_send(GoAway::ShuttingDown))
+            .count()
     }
 }

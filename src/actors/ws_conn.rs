@@ -14,11 +14,13 @@
 //! actor turn queued goes to the kernel when the turn is over, in one `write` (under load, the frames
 //! of many batches in one), and a socket that keeps up holds no buffer at all.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context as TaskContext, Poll};
+use std::task::{ready, Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -30,9 +32,22 @@ use bytestring::ByteString;
 use futures_core::Stream;
 
 use super::hub::Outbound;
+use super::session::SessionSettings;
 
-/// How long a closing connection waits for the client to close its side before it is dropped.
+/// How long a closing connection waits, once its close frame is written, for the client to close
+/// its side before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// The longest a closing connection lives, however slowly the client takes what is left.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+/// Queued output past which the client's input is no longer read (a client that does not read is
+/// not read either: its pings and requests would queue answers), and below which reading resumes.
+const READ_PAUSE_ABOVE: usize = 256 * 1024;
+const READ_RESUME_BELOW: usize = 64 * 1024;
+/// Queued output that is written at once rather than at the end of the turn.
+const WRITE_NOW_ABOVE: usize = 64 * 1024;
+/// When a new connection checks that its session took it (a session may end just as it comes up).
+const ATTACH_CHECK: Duration = Duration::from_secs(5);
+
 /// Bytes read from the socket per `read`.
 const READ_CHUNK: usize = 4096;
 
@@ -151,8 +166,15 @@ pub struct WsConn {
     early: Option<BytesMut>,
     /// Largest message accepted, fragments included.
     max_payload: usize,
+    /// The slow-consumer bound (`HUB_MAX_BUFFERED_BYTES`); twice that much unwritten ends the
+    /// connection whatever its cause.
+    max_buffered: usize,
     /// Encoded bytes the socket has not taken yet; empty and unallocated while it keeps up.
     unwritten: BytesMut,
+    /// Stops the reader while too much output waits (see READ_PAUSE_ABOVE).
+    reading: Rc<ReadGate>,
+    /// The server's count of open WebSockets (its orderly shutdown waits for them).
+    open: Arc<AtomicUsize>,
     /// Whether a wait for the socket to become writable is running.
     awaiting_writable: bool,
     /// Whether a Flush is on its way.
@@ -174,7 +196,8 @@ impl WsConn {
         outbound: Arc<Outbound>,
         socket: TcpStream,
         early: BytesMut,
-        max_payload: usize,
+        settings: &SessionSettings,
+        open: Arc<AtomicUsize>,
     ) -> WsConn {
         WsConn {
             id,
@@ -182,8 +205,11 @@ impl WsConn {
             outbound,
             socket: Rc::new(socket),
             early: Some(early),
-            max_payload,
+            max_payload: settings.max_payload,
+            max_buffered: settings.max_buffered,
             unwritten: BytesMut::new(),
+            reading: Rc::default(),
+            open,
             awaiting_writable: false,
             flush_scheduled: false,
             fragments: None,
@@ -228,21 +254,48 @@ impl WsConn {
             payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
             payload.extend_from_slice(reason.description.as_deref().unwrap_or("").as_bytes());
         }
+        self.outbound.pushed(payload.len());
         encode_frame(&mut self.unwritten, Opcode::Close, &payload);
         // Now, not at the end of the turn: the reader may end the actor before then.
         if !self.awaiting_writable {
             self.write_unwritten(ctx);
         }
-        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+        ctx.run_later(CLOSE_LIMIT, |_, ctx| ctx.stop());
     }
 
     /// Writes what was queued once this actor turn is over (after every message already in the
     /// mailbox): under load, frames of many batches leave in one `write`.
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
-        if !self.flush_scheduled && !self.awaiting_writable {
+        // A safety net: broadcasts are bounded by the Hub (at max_buffered), replays by their
+        // session's pacing, answers to the client's own frames by pausing its reader.
+        if self.unwritten.len() > self.max_buffered.saturating_mul(2) {
+            return self.give_up(ctx);
+        }
+        if self.unwritten.len() > READ_PAUSE_ABOVE {
+            self.reading.pause();
+        }
+        if self.awaiting_writable {
+            return;
+        }
+        if self.unwritten.len() > WRITE_NOW_ABOVE {
+            // A mailbox that never empties must not hold everything back.
+            return self.write_unwritten(ctx);
+        }
+        if !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(Flush);
         }
+    }
+
+    /// The client takes less than it is sent (or than it asks to be sent): cut it off, as the Hub
+    /// does with broadcasts; it recovers what it missed when it comes back.
+    fn give_up(&mut self, ctx: &mut Context<Self>) {
+        log::debug!(
+            "websocket client does not take its output, dropped conn={}",
+            self.id
+        );
+        self.outbound.abort();
+        self.broken(ctx);
     }
 
     fn await_writable(&mut self, ctx: &mut Context<Self>) {
@@ -266,6 +319,7 @@ impl WsConn {
         let mut written = 0;
         while written < self.unwritten.len() {
             match self.socket.try_write(&self.unwritten[written..]) {
+                Ok(0) => return self.broken(ctx),
                 Ok(n) => written += n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -275,12 +329,17 @@ impl WsConn {
         self.outbound.pulled(written);
         if written < self.unwritten.len() {
             let _ = self.unwritten.split_to(written);
+            if self.unwritten.len() < READ_RESUME_BELOW {
+                self.reading.resume();
+            }
             return self.await_writable(ctx);
         }
         // Caught up: a connection that keeps up holds no buffer.
         self.unwritten = BytesMut::new();
+        self.reading.resume();
         if self.closing {
             self.shutdown_write();
+            ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
         }
     }
 
@@ -340,11 +399,15 @@ impl Actor for WsConn {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.open.fetch_add(1, Ordering::Relaxed);
         let early = self.early.take().unwrap_or_default();
         ctx.add_stream(FrameReader {
             socket: self.socket.clone(),
             buffer: early,
             codec: Codec::new().max_size(self.max_payload),
+            // A frame's header and mask on top of its payload.
+            max_frame: self.max_payload + 14,
+            gate: self.reading.clone(),
             discarding: false,
             done: false,
         });
@@ -354,9 +417,18 @@ impl Actor for WsConn {
             return self.close(ctx, None);
         }
         self.report(WsEventKind::Attached(ctx.address()));
+        // A session that ended just as this message reached it never answers; a session that
+        // lives tells this connection when it closes.
+        ctx.run_later(ATTACH_CHECK, |conn, ctx| {
+            if !conn.session.connected() {
+                conn.ended = true;
+                conn.close(ctx, None);
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(WsEnd::Closed));
@@ -420,6 +492,7 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
             Ok(Frame::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
             Ok(Frame::Continuation(item)) => self.on_fragment(item, ctx),
             Ok(Frame::Ping(bytes)) => {
+                self.outbound.pushed(bytes.len());
                 encode_frame(&mut self.unwritten, Opcode::Pong, &bytes);
                 self.schedule_flush(ctx);
             }
@@ -441,6 +514,36 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
     }
 }
 
+/// Whether a connection's reader may read; shared by the WsConn (which pauses and resumes it) and
+/// its FrameReader (which waits while paused).
+#[derive(Default)]
+struct ReadGate {
+    paused: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl ReadGate {
+    fn pause(&self) {
+        self.paused.set(true);
+    }
+
+    fn resume(&self) {
+        if self.paused.replace(false) {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether paused; if so, `cx` is woken on resume.
+    fn is_paused(&self, cx: &TaskContext<'_>) -> bool {
+        if self.paused.get() {
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+        }
+        self.paused.get()
+    }
+}
+
 /// The client's frames, read from the socket as they come. Between messages it holds no buffer.
 /// After a bad frame nothing more is decoded: the rest is read and dropped until the client closes
 /// (so our close frame is not lost to a reset), and the stream ends there.
@@ -448,6 +551,9 @@ struct FrameReader {
     socket: Rc<TcpStream>,
     buffer: BytesMut,
     codec: Codec,
+    /// The largest frame accepted: the codec only checks a frame's size once all of it is read.
+    max_frame: usize,
+    gate: Rc<ReadGate>,
     /// A bad frame was read: discard until the end.
     discarding: bool,
     /// The end was reached.
@@ -463,11 +569,18 @@ impl Stream for FrameReader {
             if this.done {
                 return Poll::Ready(None);
             }
+            if this.gate.is_paused(cx) {
+                return Poll::Pending;
+            }
             if this.discarding {
                 this.buffer.clear();
             } else {
                 match this.codec.decode(&mut this.buffer) {
                     Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(None) if this.buffer.len() > this.max_frame => {
+                        this.discarding = true;
+                        return Poll::Ready(Some(Err(ProtocolError::Overflow)));
+                    }
                     Ok(None) => {}
                     Err(err) => {
                         this.discarding = true;

@@ -16,6 +16,8 @@ pub mod notify;
 pub mod socketio;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use actix::Addr;
 use actix_files::Files;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub client_dir: PathBuf,
     /// Where the Engine.IO endpoint is (`HUB_PATH`), for the upgrades that bypass routing.
     pub path: String,
+    /// How many WebSockets are open (the orderly shutdown waits for them).
+    pub open_websockets: Arc<AtomicUsize>,
 }
 
 /// Registers every route, the Engine.IO endpoint at `path` (e.g. `/socket.io/`); `state` must also be

@@ -185,9 +185,13 @@ pub async fn websocket(
     req: Request,
     framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), actix_web::Error> {
-    // What the client sent after its request head stays: it is the start of its first frame.
+    // What the client sent after its request head stays: it is the start of its first frame. What
+    // the dispatcher had not written yet (the answer to a request pipelined before) goes first.
     let parts = framed.into_parts();
     let (socket, early) = (parts.io, parts.read_buf);
+    if !parts.write_buf.is_empty() && write_all(&socket, &parts.write_buf).await.is_err() {
+        return Ok(());
+    }
     let (session, outbound, conn) = match accept_websocket(&state, &req).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
@@ -209,7 +213,6 @@ pub async fn websocket(
     answer.extend_from_slice(b"\r\n\r\n");
     // A failed write ends the connection, which its first read then reports to the session.
     let _ = write_all(&socket, &answer).await;
-    let max_payload = state.parts.settings.max_payload;
     let early = if early.is_empty() {
         web::BytesMut::new()
     } else {
@@ -221,7 +224,8 @@ pub async fn websocket(
         outbound,
         socket,
         early,
-        max_payload,
+        &state.parts.settings,
+        state.open_websockets.clone(),
     )
     .start();
     Ok(())
@@ -232,7 +236,9 @@ async fn accept_websocket(
     state: &AppState,
     req: &Request,
 ) -> Result<(Addr<Session>, Arc<Outbound>, u64), actix_web::Error> {
-    if !req.path().starts_with(&*state.path) {
+    // The endpoint's routes: its path, or one segment below it (Node matches by prefix).
+    let below = req.path().strip_prefix(&*state.path);
+    if below.is_none_or(|rest| rest.contains('/')) {
         return Err(super::error::ApiError::NotFound.into());
     }
     let query = req.uri().query().unwrap_or("");
@@ -284,8 +290,27 @@ async fn refuse(socket: &TcpStream, refusal: actix_web::Error) -> io::Result<()>
     let mut answer = head.into_bytes();
     answer.extend_from_slice(&body);
     write_all(socket, &answer).await?;
-    socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write)
+    socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write)?;
+    // Closing with unread input would reset the connection, and the answer with it: read what the
+    // client still sends, for a moment.
+    let drain = async {
+        let mut sink = vec![0u8; 4096];
+        loop {
+            socket.readable().await?;
+            match socket.try_read(&mut sink) {
+                Ok(0) => return Ok::<(), io::Error>(()),
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(err),
+            }
+        }
+    };
+    let _ = actix_web::rt::time::timeout(REFUSAL_DRAIN, drain).await;
+    Ok(())
 }
+
+/// How long a refused upgrade's connection is read before it is closed.
+const REFUSAL_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
