@@ -239,7 +239,8 @@ impl WsConn {
     }
 
     /// Writes a close frame after everything queued, then closes our side; the connection is
-    /// dropped when the client closes its side, or after CLOSE_GRACE.
+    /// dropped when the client closes its side, CLOSE_GRACE after the close frame is written, or
+    /// CLOSE_LIMIT after this call, whichever comes first.
     fn close(&mut self, ctx: &mut Context<Self>, reason: Option<CloseReason>) {
         if self.closing {
             return;
