@@ -3,7 +3,9 @@
 //! Owns: nothing; an [`Application`] is shared by every session (`Arc`) and answers them.
 //!
 //! ```text
-//! CONNECT /nsp {auth}            ─► on_connect ─► events to emit right after the CONNECT reply
+//! CONNECT /nsp {auth}            ─► authorize  ─► admitted, or CONNECT_ERROR {"message"} (before the
+//!                                                 socket is registered or anything is replayed)
+//!                                ─► on_connect ─► events to emit right after the CONNECT reply
 //! EVENT   ["name", …] (+ binary) ─► on_event   ─► events to emit back, and the ack answer if one was asked
 //! ACK     id […]                 ─► on_ack        (answers to events the application emitted with an ack)
 //! ```
@@ -13,15 +15,42 @@
 //! (reference §5): it echoes.
 
 use std::future::{ready, Future};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::Addr;
+use actix_http::header::HeaderMap;
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
-use crate::actors::stream_bridge::{Publish, StreamBridge};
-use crate::http::notify::{notification_args, parse_request};
+use crate::actors::stream_bridge::StreamBridge;
+use crate::notification::{self, NotifyRequest};
+
+/// The HTTP request that opened an Engine.IO session (Socket.IO's `socket.handshake`): what an
+/// application may check before admitting a socket.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    /// The request's headers (e.g. `Authorization`, `Cookie`, `Origin`).
+    pub headers: HeaderMap,
+    /// The query string, without `?`.
+    pub query: String,
+    /// The client's address as the hub sees it (a proxy's, behind one).
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// A CONNECT the application refuses: the client gets `44<nsp>,{"message":…}` (plus `"data"` when
+/// set), as a Node middleware's `next(err)` answers (reference §2.3), and its `connect_error` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectRefusal {
+    /// The error's message.
+    pub message: String,
+    /// Extra details for the client (`err.data`).
+    pub data: Option<Value>,
+}
+
+/// An admission decision that may take time (a token check, a lookup).
+pub type AdmitFuture = Pin<Box<dyn Future<Output = Result<(), ConnectRefusal>>>>;
 
 /// One event: `[name, …args]` as JSON (binary values as placeholders), and its attachments in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +91,12 @@ pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply>>>;
 pub trait Application: Send + Sync + 'static {
     /// The namespaces clients may join; others get `44<nsp>,{"message":"Invalid namespace"}`.
     fn namespaces(&self) -> &[String];
+    /// Whether a socket may join `nsp`: asked with the session's handshake and the CONNECT's `auth`
+    /// (`{}` when the client sent none) before the socket is registered or anything is replayed.
+    /// Admits everyone unless overridden.
+    fn authorize(&self, _nsp: &str, _handshake: &Handshake, _auth: &Value) -> AdmitFuture {
+        Box::pin(ready(Ok(())))
+    }
     /// A socket joined `nsp` with `auth` (`{}` when the client sent none).
     fn on_connect(&self, nsp: &str, auth: &Value) -> Vec<Payload>;
     /// An event from a client. `wants_ack` says whether the client asked for an acknowledgement.
@@ -108,21 +143,18 @@ impl Application for HubApp {
             ..Reply::default()
         };
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
-        let request = match parse_request(body) {
+        let request = match NotifyRequest::from_value(body) {
             Ok(request) => request,
             Err(err) => return Box::pin(ready(ack(json!({ "error": err.to_string() })))),
         };
-        let (notification, args) = notification_args(request);
-        let publish = self.bridge.send(Publish {
-            nsp: "/".to_owned(),
-            args,
-        });
+        let publish = notification::publish(&self.bridge, request);
         Box::pin(async move {
             match publish.await {
-                Ok(Ok(offset)) => {
-                    ack(json!({ "id": notification.id, "offset": offset.to_string() }))
-                }
-                _ => ack(json!({ "error": "log backend unavailable, nothing was published" })),
+                Ok(published) => ack(json!({
+                    "id": published.id,
+                    "offset": published.offset.to_string(),
+                })),
+                Err(err) => ack(json!({ "error": err.to_string() })),
             }
         })
     }

@@ -17,7 +17,9 @@
 pub mod actors;
 pub mod app;
 pub mod config;
-pub mod http;
+pub(crate) mod http;
+pub mod metrics;
+pub mod notification;
 pub mod protocol;
 pub mod store;
 
@@ -38,10 +40,11 @@ use log::{info, warn};
 use actors::hub::{CountSessions, Hub};
 use actors::recovery::{Flush, Recovery};
 use actors::registry::{CloseEvery, Registry};
-use actors::session::{SessionParts, SessionSettings};
+use actors::session::{Session, SessionParts, SessionSettings};
 use actors::stream_bridge::StreamBridge;
 use app::{HubApp, SharedApp};
 use config::Config;
+use metrics::Metrics;
 use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
@@ -55,10 +58,21 @@ pub struct RunningHub {
     pub addr: SocketAddr,
     /// Resolves when the server stops.
     pub server: Server,
-    /// The session registry (tests ask it how many sessions are registered).
-    pub hub: Addr<Hub>,
+    /// How many sockets are registered (tests wait on it).
+    pub sessions: SessionCount,
     /// Stops the hub in order.
     pub shutdown: Shutdown,
+}
+
+/// Asks a running hub how many sockets are joined to a namespace (what its orderly stop waits on).
+#[derive(Clone)]
+pub struct SessionCount(Addr<Hub>);
+
+impl SessionCount {
+    /// The count, once the Hub answers.
+    pub async fn get(&self) -> Result<usize, actix::MailboxError> {
+        self.0.send(CountSessions).await
+    }
 }
 
 /// The orderly stop of DESIGN.md §5: stop accepting, close every session with "going away" (clients
@@ -66,7 +80,7 @@ pub struct RunningHub {
 #[derive(Clone)]
 pub struct Shutdown {
     hub: Addr<Hub>,
-    registry: Addr<Registry>,
+    registry: Addr<Registry<Session>>,
     open_websockets: Arc<AtomicUsize>,
     recovery: Addr<Recovery>,
     server: ServerHandle,
@@ -113,12 +127,33 @@ pub fn start_with(
     config: &Config,
     app: impl FnOnce(Addr<StreamBridge>) -> SharedApp,
 ) -> io::Result<RunningHub> {
-    let hub = Hub::new(config.max_buffered_bytes).start();
+    let actors = spawn(config, app)?;
+    let listeners = bind(config)?;
+    serve(config, actors, listeners)
+}
+
+/// The actors of one instance, started, and what the HTTP layer shares.
+struct Actors {
+    state: web::Data<http::AppState>,
+    hub: Addr<Hub>,
+    recovery: Addr<Recovery>,
+}
+
+/// Starts the actors: Hub, StreamBridge over the configured log, Recovery, Registry.
+fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> io::Result<Actors> {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(config.max_buffered_bytes, metrics.clone()).start();
     let backend: Box<dyn LogBackend> = match &config.redis_url {
         Some(url) => {
             let uid = recovery_random_uid();
-            let log = RedisLog::new(url, &config.stream_key, config.max_len, uid)
-                .map_err(io::Error::other)?;
+            let log = RedisLog::new(
+                url,
+                &config.stream_key,
+                config.max_len,
+                uid,
+                metrics.clone(),
+            )
+            .map_err(io::Error::other)?;
             info!(
                 "log: redis stream {:?} at {}, max length ~{}",
                 config.stream_key,
@@ -132,8 +167,8 @@ pub fn start_with(
             Box::new(MemoryLog::new(config.max_len))
         }
     };
-    let bridge = StreamBridge::new(backend, hub.clone()).start();
-    let recovery = Recovery::new(bridge.clone(), config.recovery_window).start();
+    let bridge = StreamBridge::new(backend, hub.clone(), metrics.clone()).start();
+    let recovery = Recovery::new(bridge.clone(), config.recovery_window, metrics.clone()).start();
     let registry = Registry::default().start();
 
     let settings = Arc::new(SessionSettings {
@@ -154,25 +189,29 @@ pub fn start_with(
         hub: hub.clone(),
         recovery: recovery.clone(),
         registry: registry.clone(),
+        metrics: metrics.clone(),
     };
     let state = web::Data::new(http::AppState {
         parts,
-        hub: hub.clone(),
         bridge,
-        registry: registry.clone(),
+        registry,
+        metrics,
         cors_origins: config.cors_origins.clone(),
         max_notify_bytes: config.max_notify_bytes,
         client_dir: config.client_dir.clone(),
         path: config.path.clone(),
         open_websockets: Arc::default(),
     });
-    let open_websockets = state.open_websockets.clone();
+    Ok(Actors {
+        state,
+        hub,
+        recovery,
+    })
+}
 
-    // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
-    // itself would conclude (reference §1.7).
-    let dead_peer_timeout = config.ping_interval + config.ping_timeout;
-    // Every address the host names (`localhost`: 127.0.0.1 and ::1, as the suites expect).
-    // An address that cannot be bound (no IPv6 here) is skipped, as long as one can.
+/// Binds every address the host names (`localhost`: 127.0.0.1 and ::1, as the suites expect). An
+/// address that cannot be bound (no IPv6 here) is skipped, as long as one can.
+fn bind(config: &Config) -> io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     let mut refused = None;
     for addr in (config.host.as_str(), config.port).to_socket_addrs()? {
@@ -187,6 +226,21 @@ pub fn start_with(
     if listeners.is_empty() {
         return Err(refused.unwrap_or_else(|| io::Error::other("the host names no address")));
     }
+    Ok(listeners)
+}
+
+/// Serves HTTP (and WebSocket upgrades) on `listeners` with the actors' shared state.
+fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Result<RunningHub> {
+    let Actors {
+        state,
+        hub,
+        recovery,
+    } = actors;
+    let open_websockets = state.open_websockets.clone();
+    let registry = state.registry.clone();
+    // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
+    // itself would conclude (reference §1.7).
+    let dead_peer_timeout = config.ping_interval + config.ping_timeout;
     let addr = listeners
         .first()
         .ok_or_else(|| io::Error::other("the host names no address"))?
@@ -251,7 +305,7 @@ pub fn start_with(
     Ok(RunningHub {
         addr,
         server,
-        hub,
+        sessions: SessionCount(hub),
         shutdown,
     })
 }

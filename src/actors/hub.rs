@@ -1,29 +1,36 @@
-//! Hub: the registry of live sessions, and the fan-out of log entries to them.
+//! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
-//! Owns: `namespace → {connection → Recipient<Deliver>}`.
-//! Receives: Register, Unregister (from Session); Fanout (from StreamBridge).
-//! Sends: Deliver to sessions. Never touches the log or a socket.
+//! Owns: `namespace → {connection → member}` plus, per namespace, `room → {connection}`.
+//! Receives: Register, Unregister (from Session); Fanout (from StreamBridge); CountSessions.
+//! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
+//! it). Never touches the log or a socket.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
+//! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace,
+//! anything narrower is filtered per member (socket.io-adapter's `apply`), in log order either way.
 //!
-//! The Hub also enforces the slow-consumer bound (DESIGN.md §5). Each session shares an [`Outbound`]
-//! counter with the Hub and its WsConn: what was sent to the session, written by it, and not yet taken
-//! by the kernel. Past the bound the Hub stops delivering to it and aborts it (the connection is
-//! dropped without flushing), and the client recovers what it missed on reconnect.
+//! The Hub also enforces the slow-consumer bound (DESIGN.md §5) on each session's [`Outbound`]: past
+//! the bound it stops delivering to it and gives up on it (the connection is dropped without
+//! flushing), and the client recovers what it missed on reconnect.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use bytestring::ByteString;
 use log::{debug, warn};
 
-use crate::protocol::{ids::StreamId, socketio};
+use super::disconnect::{Disconnect, SessionError};
+use super::outbound::{wire_len, Outbound};
+use crate::metrics::Metrics;
+use crate::protocol::ids::StreamId;
+use crate::protocol::socketio;
+use crate::protocol::target::{Namespace, Room, Target};
 use crate::store::LogEntry;
 
-/// Names one transport connection inside this process; never leaves it.
+/// Names one session inside this process; never leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(u64);
 
@@ -48,120 +55,38 @@ pub struct Frame {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Deliver {
-    /// The namespace they are broadcast on.
-    pub nsp: Arc<str>,
-    /// The batch, shared by every recipient.
+    /// The namespace they are emitted on.
+    pub nsp: Namespace,
+    /// The batch, shared by every recipient of the same frames.
     pub frames: Arc<[Frame]>,
-    /// Its size on the wire, as counted in the recipient's [`Outbound::unsent`].
+    /// Its size on the wire, as counted in the recipient's [`Outbound::delivered`].
     pub bytes: usize,
 }
 
-/// The bytes between the Hub and one client's socket, shared by the Hub (which delivers), the Session
-/// (which writes) and its WsConn (which hands them to the kernel, keeping what the socket does not
-/// take): this is the count the bound is checked against.
-#[derive(Debug, Default)]
-pub struct Outbound {
-    /// Bytes delivered by the Hub that the session has not taken from its mailbox yet.
-    unsent: AtomicUsize,
-    /// Bytes the session wrote that the socket has not taken yet.
-    queued: AtomicUsize,
-    /// Set when the client was given up on: its WsConn then drops the connection unflushed.
-    aborted: AtomicBool,
-}
-
-impl Outbound {
-    /// The Hub sent a batch of `bytes`.
-    pub fn sent(&self, bytes: usize) {
-        self.unsent.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// The session took a batch of `bytes` from its mailbox.
-    pub fn taken(&self, bytes: usize) {
-        saturating_sub(&self.unsent, bytes);
-    }
-
-    /// The session wrote a text frame with `len` payload bytes.
-    pub fn pushed(&self, len: usize) {
-        self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
-    }
-
-    /// The socket took `len` encoded bytes. Control frames (pongs, close) were not pushed,
-    /// hence the saturation.
-    pub fn pulled(&self, len: usize) {
-        saturating_sub(&self.queued, len);
-    }
-
-    /// What the session wrote that the client has not taken yet.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    /// Everything on its way to the client.
-    pub fn pending(&self) -> usize {
-        self.unsent.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
-    }
-
-    /// Gives up on the client.
-    pub fn abort(&self) {
-        self.aborted.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the client was given up on.
-    pub fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Relaxed)
-    }
-}
-
-fn saturating_sub(counter: &AtomicUsize, n: usize) {
-    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-        Some(v.saturating_sub(n))
-    });
-}
-
-/// The size of a server-to-client text frame: payload plus its unmasked header (RFC 6455 §5.2).
-pub fn wire_len(payload: usize) -> usize {
-    payload
-        + match payload {
-            0..=125 => 2,
-            126..=65_535 => 4,
-            _ => 10,
-        }
-}
-
-/// Start delivering broadcasts on `nsp` to `session`.
+/// Start delivering what is emitted on `nsp` to `session`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Register {
     /// The session's connection.
     pub conn: ConnId,
     /// The namespace joined.
-    pub nsp: String,
+    pub nsp: Namespace,
     /// Where to deliver.
     pub session: Recipient<Deliver>,
-    /// Where to say goodbye at shutdown.
-    pub closer: Recipient<GoAway>,
+    /// Where to say it was given up on.
+    pub closer: Recipient<Disconnect>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
 }
 
-/// Close now; the client reconnects (to another instance, after a shutdown) and recovers.
-#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
-#[rtype(result = "()")]
-pub enum GoAway {
-    /// The server is shutting down: "going away".
-    ShuttingDown,
-    /// The client does not take what is sent to it: the Hub gave up on it (outgoing bound).
-    TooSlow,
-}
-
-/// Stop delivering broadcasts on `nsp` to the connection.
+/// Stop delivering what is emitted on `nsp` to the connection.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Unregister {
     /// The session's connection.
     pub conn: ConnId,
     /// The namespace left.
-    pub nsp: String,
+    pub nsp: Namespace,
 }
 
 /// Entries read from the log, in log order, to deliver to every matching session.
@@ -169,33 +94,91 @@ pub struct Unregister {
 #[rtype(result = "()")]
 pub struct Fanout(pub Vec<LogEntry>);
 
-/// How many sessions are registered (for tests and readiness).
+/// How many sockets are registered (what an orderly shutdown waits on).
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CountSessions;
 
-/// A registered session.
+/// A registered socket.
 struct Member {
     session: Recipient<Deliver>,
-    closer: Recipient<GoAway>,
+    closer: Recipient<Disconnect>,
     outbound: Arc<Outbound>,
 }
 
-/// The registry actor.
+/// The sockets of one namespace.
+#[derive(Default)]
+struct NamespaceIndex {
+    members: HashMap<ConnId, Member>,
+    /// Who is in which room (room membership arrives with the rooms issue; empty until then).
+    rooms: HashMap<Room, HashSet<ConnId>>,
+}
+
+impl NamespaceIndex {
+    /// Whether `conn` is a recipient of `target` (socket.io-adapter's `apply`).
+    fn matches(&self, conn: ConnId, target: &Target) -> bool {
+        target.matches(target.nsp.as_str(), |room| {
+            self.rooms
+                .get(room)
+                .is_some_and(|members| members.contains(&conn))
+        })
+    }
+}
+
+/// The actor.
 pub struct Hub {
     /// Who listens on which namespace.
-    namespaces: HashMap<String, HashMap<ConnId, Member>>,
+    namespaces: HashMap<Namespace, NamespaceIndex>,
     /// Bytes a client may have on its way before it is given up on.
     max_pending: usize,
+    /// `hub_sessions`, the unframed-entry and slow-consumer counters.
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    /// A registry that gives up on clients with more than `max_pending` bytes on their way.
-    pub fn new(max_pending: usize) -> Hub {
+    /// An index that gives up on clients with more than `max_pending` bytes on their way.
+    pub fn new(max_pending: usize, metrics: Arc<Metrics>) -> Hub {
         Hub {
             namespaces: HashMap::new(),
             max_pending,
+            metrics,
         }
+    }
+
+    fn count(&self) -> usize {
+        self.namespaces.values().map(|n| n.members.len()).sum()
+    }
+
+    fn counted(&self) {
+        self.metrics.sockets.set(self.count() as i64);
+    }
+
+    /// Sends `frames` to `member`, unless it is past the bound: then gives up on it (false).
+    fn deliver(
+        member: &Member,
+        conn: ConnId,
+        nsp: &Namespace,
+        frames: Arc<[Frame]>,
+        max_pending: usize,
+    ) -> bool {
+        let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
+        let pending = member.outbound.pending();
+        if pending + bytes > max_pending {
+            debug!("slow consumer dropped conn={conn:?} pending={pending}");
+            member.outbound.give_up();
+            // The session must end: no more broadcasts reach it, so staying would be a silent gap.
+            member
+                .closer
+                .do_send(Disconnect(SessionError::SlowConsumer));
+            return false;
+        }
+        member.outbound.delivered(bytes);
+        member.session.do_send(Deliver {
+            nsp: nsp.clone(),
+            frames,
+            bytes,
+        });
+        true
     }
 }
 
@@ -215,7 +198,9 @@ impl Handler<Register> for Hub {
         self.namespaces
             .entry(msg.nsp)
             .or_default()
+            .members
             .insert(msg.conn, member);
+        self.counted();
     }
 }
 
@@ -223,12 +208,17 @@ impl Handler<Unregister> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
-        if let Some(members) = self.namespaces.get_mut(&msg.nsp) {
-            members.remove(&msg.conn);
-            if members.is_empty() {
+        if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
+            index.members.remove(&msg.conn);
+            index.rooms.retain(|_, members| {
+                members.remove(&msg.conn);
+                !members.is_empty()
+            });
+            if index.members.is_empty() {
                 self.namespaces.remove(&msg.nsp);
             }
         }
+        self.counted();
     }
 }
 
@@ -237,41 +227,58 @@ impl Handler<Fanout> for Hub {
 
     fn handle(&mut self, Fanout(entries): Fanout, _: &mut Self::Context) {
         // Entries arrive in log order; group them per namespace, keeping that order.
-        let mut batches: Vec<(Arc<str>, Vec<Frame>)> = Vec::new();
+        let mut batches: Vec<(Namespace, Vec<(Target, Frame)>)> = Vec::new();
         for entry in entries {
             let Some(frame) = frame_entry(&entry) else {
                 warn!("log entry is not an event array, skipped id={}", entry.id);
+                self.metrics.entries_unframed.inc();
                 continue;
             };
-            match batches.iter_mut().find(|(nsp, _)| *nsp == entry.nsp) {
-                Some((_, frames)) => frames.push(frame),
-                None => batches.push((entry.nsp.clone(), vec![frame])),
+            let nsp = &entry.target.nsp;
+            match batches.iter_mut().find(|(name, _)| name == nsp) {
+                Some((_, frames)) => frames.push((entry.target, frame)),
+                None => batches.push((nsp.clone(), vec![(entry.target, frame)])),
             }
         }
-        for (nsp, frames) in batches {
-            let Some(members) = self.namespaces.get_mut(&*nsp) else {
+        let max_pending = self.max_pending;
+        let mut dropped = 0;
+        for (nsp, framed) in batches {
+            let Some(index) = self.namespaces.get_mut(&nsp) else {
                 continue;
             };
-            let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
-            let frames: Arc<[Frame]> = frames.into();
-            let max_pending = self.max_pending;
-            members.retain(|conn, member| {
-                let pending = member.outbound.pending();
-                if pending + bytes > max_pending {
-                    debug!("slow consumer dropped conn={conn:?} pending={pending}");
-                    member.outbound.abort();
-                    // The session must end: no more broadcasts reach it, so staying would be a silent gap.
-                    member.closer.do_send(GoAway::TooSlow);
-                    return false;
+            let everyone = framed.iter().all(|(target, _)| target.is_broadcast());
+            let shared: Arc<[Frame]> = if everyone {
+                framed.iter().map(|(_, frame)| frame.clone()).collect()
+            } else {
+                Arc::from([])
+            };
+            let mut gone = Vec::new();
+            for (conn, member) in &index.members {
+                let frames = if everyone {
+                    shared.clone()
+                } else {
+                    let mine: Arc<[Frame]> = framed
+                        .iter()
+                        .filter(|(target, _)| index.matches(*conn, target))
+                        .map(|(_, frame)| frame.clone())
+                        .collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    mine
+                };
+                if !Hub::deliver(member, *conn, &nsp, frames, max_pending) {
+                    gone.push(*conn);
                 }
-                member.outbound.sent(bytes);
-                member.session.do_send(Deliver {
-                    nsp: nsp.clone(),
-                    frames: frames.clone(),
-                    bytes,
-                });
-                true
-            });
+            }
+            dropped += gone.len();
+            for conn in gone {
+                index.members.remove(&conn);
+            }
+        }
+        if dropped > 0 {
+            self.namespaces.retain(|_, index| !index.members.is_empty());
+            self.counted();
         }
     }
 }
@@ -280,13 +287,17 @@ impl Handler<CountSessions> for Hub {
     type Result = usize;
 
     fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
-        self.namespaces.values().map(HashMap::len).sum()
+        self.count()
     }
 }
 
 /// The Engine.IO frame of a log entry, its id appended as the recovery offset.
 pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
-    let text = socketio::broadcast_frame(&entry.nsp, &entry.args, &entry.id.to_string())?;
+    let text = socketio::broadcast_frame(
+        entry.target.nsp.as_str(),
+        &entry.args,
+        &entry.id.to_string(),
+    )?;
     Some(Frame {
         id: entry.id,
         text: ByteString::from(text),
@@ -296,18 +307,27 @@ pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::sync::mpsc;
 
-    /// Forwards every Deliver into a channel, so a test can see what a session would get.
-    struct Collector(mpsc::UnboundedSender<Deliver>);
+    /// How long a test waits for something the Hub sends, so a fault fails the test, not hangs it.
+    const DEADLINE: Duration = Duration::from_secs(5);
+
+    /// Forwards every Deliver (and Disconnect) into a channel, so a test can see what a session gets.
+    struct Collector(
+        mpsc::UnboundedSender<Deliver>,
+        mpsc::UnboundedSender<Disconnect>,
+    );
 
     impl Actor for Collector {
         type Context = Context<Self>;
     }
 
-    impl Handler<GoAway> for Collector {
+    impl Handler<Disconnect> for Collector {
         type Result = ();
-        fn handle(&mut self, _: GoAway, _: &mut Self::Context) {}
+        fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+            let _ = self.1.send(msg);
+        }
     }
 
     impl Handler<Deliver> for Collector {
@@ -317,32 +337,54 @@ mod tests {
         }
     }
 
+    async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+        tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("the hub sent nothing within the deadline")
+            .expect("channel open")
+    }
+
     fn entry(ms: u64, nsp: &str) -> LogEntry {
         LogEntry {
             id: StreamId::new(ms, 0),
-            nsp: Arc::from(nsp),
+            target: Target::broadcast(Namespace::from(nsp)),
             args: Arc::from("[\"n\",1]"),
         }
     }
 
-    fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> (ConnId, Arc<Outbound>) {
+    struct Session {
+        conn: ConnId,
+        outbound: Arc<Outbound>,
+        goodbyes: mpsc::UnboundedReceiver<Disconnect>,
+    }
+
+    fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> Session {
         let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
-        let collector = Collector(tx.clone()).start();
+        let (bye_tx, goodbyes) = mpsc::unbounded_channel();
+        let collector = Collector(tx.clone(), bye_tx).start();
         let (session, closer) = (collector.clone().recipient(), collector.recipient());
-        let nsp = "/".to_owned();
         hub.do_send(Register {
             conn,
-            nsp,
+            nsp: Namespace::main(),
             session,
             closer,
             outbound: outbound.clone(),
         });
-        (conn, outbound)
+        Session {
+            conn,
+            outbound,
+            goodbyes,
+        }
+    }
+
+    fn hub(max_pending: usize) -> (Addr<Hub>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        (Hub::new(max_pending, metrics.clone()).start(), metrics)
     }
 
     #[actix::test]
     async fn hub_frames_each_entry_once_and_delivers_the_same_buffer_to_every_session() {
-        let hub = Hub::new(1 << 20).start();
+        let (hub, _) = hub(1 << 20);
         let (tx, mut rx) = mpsc::unbounded_channel();
         register(&hub, &tx);
         register(&hub, &tx);
@@ -351,7 +393,7 @@ mod tests {
             entry(2, "/other"),
             entry(3, "/"),
         ]));
-        let (a, b) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        let (a, b) = (recv(&mut rx).await, recv(&mut rx).await);
         assert!(
             Arc::ptr_eq(&a.frames, &b.frames),
             "both sessions share one encoded batch"
@@ -362,38 +404,115 @@ mod tests {
     }
 
     #[actix::test]
+    async fn hub_counts_registered_sockets() {
+        let (hub, metrics) = hub(1 << 20);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let first = register(&hub, &tx);
+        register(&hub, &tx);
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 2);
+        assert_eq!(metrics.sockets.get(), 2);
+        hub.do_send(Unregister {
+            conn: first.conn,
+            nsp: Namespace::main(),
+        });
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 1);
+        assert_eq!(metrics.sockets.get(), 1);
+    }
+
+    #[actix::test]
     async fn hub_gives_up_on_a_session_whose_pending_bytes_pass_the_bound() {
-        let hub = Hub::new(100).start();
+        let (hub, metrics) = hub(100);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let (_, slow) = register(&hub, &tx);
-        slow.pushed(70); // written, never pulled: the client does not read
+        let mut slow = register(&hub, &tx);
+        slow.outbound.encoded(70); // written, never taken: the client does not read
         hub.do_send(Fanout(vec![entry(1, "/")]));
         assert_eq!(
-            rx.recv().await.unwrap().bytes,
+            recv(&mut rx).await.bytes,
             17,
             "72 + 17 bytes is within the bound"
         );
+        assert_eq!(slow.outbound.pending(), 89);
         hub.do_send(Fanout(vec![entry(2, "/")]));
         assert_eq!(
             hub.send(CountSessions).await.unwrap(),
             0,
             "past the bound: dropped"
         );
-        assert!(slow.is_aborted());
+        assert!(slow.outbound.is_aborted());
+        assert_eq!(
+            recv(&mut slow.goodbyes).await,
+            Disconnect(SessionError::SlowConsumer)
+        );
+        assert_eq!(metrics.sockets.get(), 0);
         assert!(rx.try_recv().is_err());
     }
 
     #[actix::test]
-    async fn hub_stops_delivering_after_unregister() {
-        let hub = Hub::new(1 << 20).start();
+    async fn hub_delivers_exactly_up_to_the_bound() {
+        // 83 + 17 = 100: at the bound is still within it.
+        let (hub, _) = hub(100);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let (conn, _) = register(&hub, &tx);
+        let session = register(&hub, &tx);
+        session.outbound.encoded(81);
+        hub.do_send(Fanout(vec![entry(1, "/")]));
+        assert_eq!(recv(&mut rx).await.bytes, 17);
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 1);
+        assert!(!session.outbound.is_aborted());
+    }
+
+    #[actix::test]
+    async fn hub_stops_delivering_after_unregister() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let session = register(&hub, &tx);
         hub.do_send(Unregister {
-            conn,
-            nsp: "/".into(),
+            conn: session.conn,
+            nsp: Namespace::main(),
         });
         hub.do_send(Fanout(vec![entry(1, "/")]));
         assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
         assert!(rx.try_recv().is_err());
+    }
+
+    #[actix::test]
+    async fn hub_counts_entries_it_cannot_frame_and_delivers_the_rest() {
+        let (hub, metrics) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register(&hub, &tx);
+        let unframed = LogEntry {
+            args: Arc::from("{}"),
+            ..entry(1, "/")
+        };
+        hub.do_send(Fanout(vec![unframed, entry(2, "/")]));
+        let texts: Vec<String> = recv(&mut rx)
+            .await
+            .frames
+            .iter()
+            .map(|f| f.text.to_string())
+            .collect();
+        assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#]);
+        assert_eq!(metrics.entries_unframed.get(), 1);
+    }
+
+    #[actix::test]
+    async fn hub_sends_a_targeted_entry_only_to_sockets_in_its_rooms() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register(&hub, &tx);
+        let to_room = LogEntry {
+            target: Target {
+                rooms: vec![Room::from("ops")],
+                ..Target::broadcast(Namespace::main())
+            },
+            ..entry(1, "/")
+        };
+        hub.do_send(Fanout(vec![to_room, entry(2, "/")]));
+        let texts: Vec<String> = recv(&mut rx)
+            .await
+            .frames
+            .iter()
+            .map(|f| f.text.to_string())
+            .collect();
+        assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#], "no socket is in ops");
     }
 }

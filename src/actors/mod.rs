@@ -4,23 +4,29 @@
 //! WS frames ─► WsConn ─WsEvent─►┐
 //! GET/POST  ─► (Registry: sid) ─► Session ──Register/Unregister──► Hub ◄──Fanout── StreamBridge ◄── read loop ── log
 //!                               │   ▲ ◄──────Deliver(shared frames)─┘                 ▲   │ append (XADD MAXLEN ~)
-//!                               │   └──CONNECT{pid,offset}─► Recovery ──ReadAfter──────┘   └─◄ POST /notifications/notify
-//!                               └─► Application (events, acks)
+//!                               │   └──CONNECT{pid,offset}─► Recovery ──ReadAfter──────┘   └─◄ notification::publish
+//!                               └─► Application (authorize, events, acks)                   (HTTP notify, socket notify)
 //! ```
 //!
-//! - [`session::Session`]: one per Engine.IO session, whatever its transport: the protocol, heartbeat,
-//!   namespaces and handover state.
+//! - [`session::Session`] (a folder): one per Engine.IO session, whatever its transport: the actor and
+//!   its messages (`mod.rs`), the Engine.IO transports (`transport.rs`), the Socket.IO side
+//!   (`namespaces.rs`) and each namespace socket's state machine (`socket.rs`, no actor).
 //! - [`ws_conn::WsConn`]: one per WebSocket; carries frames between the socket and its Session.
 //! - [`registry::Registry`]: Engine.IO sid → Session, for polling requests and upgrades.
-//! - [`hub::Hub`]: namespace → sessions; frames each log entry once and fans it out.
+//! - [`hub::Hub`]: namespace → room → sockets; frames each log entry once and fans it out to its target.
 //! - [`stream_bridge::StreamBridge`]: the only owner of the log backend.
 //! - [`recovery::Recovery`]: opens sockets, resuming them from a client's offset when it can.
+//! - [`disconnect`]: why a session ends and what that means on the wire (one place).
+//! - [`outbound`]: the per-client byte count of the slow-consumer bound, and the frame type.
 //!
-//! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
+//! Imports go one way: session → {hub, recovery, registry, ws_conn}; recovery → stream_bridge → hub;
+//! all → {disconnect, outbound}. //! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
 
-pub mod hub;
-pub mod recovery;
-pub mod registry;
-pub mod session;
+pub(crate) mod disconnect;
+pub(crate) mod hub;
+pub(crate) mod outbound;
+pub(crate) mod recovery;
+pub(crate) mod registry;
+pub(crate) mod session;
 pub mod stream_bridge;
-pub mod ws_conn;
+pub(crate) mod ws_conn;

@@ -10,6 +10,7 @@
 //! Anything else (unknown or expired pid, malformed offset, trimmed or never-issued offset, backend
 //! down) opens a fresh session instead: new sid and pid, `recovered` false, no error to the client.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -18,7 +19,9 @@ use log::{debug, warn};
 use super::stream_bridge::{
     Barrier, DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip,
 };
+use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::target::Namespace;
 use crate::store::{LogEntry, SessionRecord, StoreError};
 
 /// Entries read per XRANGE while replaying.
@@ -29,7 +32,7 @@ pub const REPLAY_BATCH: usize = 500;
 #[rtype(result = "Opened")]
 pub struct Open {
     /// The namespace joined.
-    pub nsp: String,
+    pub nsp: Namespace,
     /// `auth.pid`, the session to resume.
     pub pid: Option<String>,
     /// `auth.offset`, the last entry the client received.
@@ -73,6 +76,8 @@ pub struct Recovery {
     bridge: Addr<StreamBridge>,
     /// How long a record outlives its last refresh.
     window: Duration,
+    /// Counts failed refreshes.
+    metrics: Arc<Metrics>,
     /// Refreshes that failed since the last warning, and when that was: with Redis down, every
     /// session's refresh fails, and one line per session would bury the log.
     failed_refreshes: u64,
@@ -84,16 +89,18 @@ const REFRESH_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 impl Recovery {
     /// Recovery over `bridge`'s log, with records living `window` after their last refresh.
-    pub fn new(bridge: Addr<StreamBridge>, window: Duration) -> Recovery {
+    pub fn new(bridge: Addr<StreamBridge>, window: Duration, metrics: Arc<Metrics>) -> Recovery {
         Recovery {
             bridge,
             window,
+            metrics,
             failed_refreshes: 0,
             last_refresh_warning: None,
         }
     }
 
     fn refresh_failed(&mut self, err: StoreError) {
+        self.metrics.record_refreshes_failed.inc();
         self.failed_refreshes += 1;
         let now = Instant::now();
         if self
@@ -142,7 +149,7 @@ pub fn random_bytes() -> [u8; 16] {
 async fn resume(
     bridge: Addr<StreamBridge>,
     window: Duration,
-    nsp: String,
+    nsp: Namespace,
     pid: String,
     offset: String,
 ) -> Result<Opened, ResumeRefused> {
@@ -165,12 +172,12 @@ async fn resume(
         if let Some(last) = batch.last() {
             after = last.id;
         }
-        missed.extend(batch.into_iter().filter(|e| *e.nsp == *nsp));
+        missed.extend(batch.into_iter().filter(|e| e.target.nsp == nsp));
         if !full {
             break;
         }
     }
-    let sid = Sid::from_wire(record.sid.clone());
+    let sid = record.sid.clone();
     if let Err(err) = bridge
         .send(SaveSession {
             record,
@@ -283,20 +290,25 @@ mod tests {
     use super::*;
     use crate::actors::hub::Hub;
     use crate::actors::stream_bridge::Publish;
+    use crate::protocol::target::Target;
     use crate::store::MemoryLog;
-    use std::sync::Arc;
 
     fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery>) {
-        let bridge =
-            StreamBridge::new(Box::new(MemoryLog::new(max_len)), Hub::new(1 << 20).start()).start();
-        (bridge.clone(), Recovery::new(bridge, window).start())
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(1 << 20, metrics.clone()).start();
+        let log = Box::new(MemoryLog::new(max_len));
+        let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
+        (
+            bridge.clone(),
+            Recovery::new(bridge, window, metrics).start(),
+        )
     }
 
     async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
         let args: Arc<str> = Arc::from(format!("[\"n\",{n}]"));
         bridge
             .send(Publish {
-                nsp: nsp.into(),
+                target: Target::broadcast(Namespace::from(nsp)),
                 args,
             })
             .await
@@ -306,7 +318,7 @@ mod tests {
 
     fn open(pid: &Pid, offset: impl ToString) -> Open {
         Open {
-            nsp: "/".into(),
+            nsp: Namespace::main(),
             pid: Some(pid.to_string()),
             offset: Some(offset.to_string()),
         }
@@ -317,7 +329,7 @@ mod tests {
         let (bridge, recovery) = start(10_000, Duration::from_secs(60));
         let first = recovery
             .send(Open {
-                nsp: "/".into(),
+                nsp: Namespace::main(),
                 pid: None,
                 offset: None,
             })
@@ -346,7 +358,7 @@ mod tests {
         let (bridge, recovery) = start(3, Duration::from_secs(60));
         let first = recovery
             .send(Open {
-                nsp: "/".into(),
+                nsp: Namespace::main(),
                 pid: None,
                 offset: None,
             })
@@ -378,7 +390,7 @@ mod tests {
         let (_bridge, recovery) = start(10, Duration::from_millis(50));
         let first = recovery
             .send(Open {
-                nsp: "/".into(),
+                nsp: Namespace::main(),
                 pid: None,
                 offset: None,
             })
@@ -397,5 +409,34 @@ mod tests {
             .await
             .unwrap();
         assert!(!forgotten.recovered);
+    }
+
+    #[actix::test]
+    async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval() {
+        let (bridge, _) = start(10, Duration::from_secs(60));
+        let metrics = Arc::new(Metrics::default());
+        let mut recovery = Recovery::new(bridge, Duration::from_secs(60), metrics.clone());
+        let down = || StoreError::Unavailable("down".into());
+        recovery.refresh_failed(down());
+        assert_eq!(metrics.record_refreshes_failed.get(), 1);
+        assert_eq!(
+            recovery.failed_refreshes, 0,
+            "the first is reported at once"
+        );
+        let reported = recovery.last_refresh_warning.expect("reported");
+        recovery.refresh_failed(down());
+        recovery.refresh_failed(down());
+        assert_eq!(metrics.record_refreshes_failed.get(), 3);
+        assert_eq!(
+            recovery.failed_refreshes, 2,
+            "within the interval: counted for the next report"
+        );
+        assert_eq!(recovery.last_refresh_warning, Some(reported));
+        // An interval later, the next failure reports the count and starts over.
+        let earlier = reported.checked_sub(REFRESH_WARNING_EVERY).expect("uptime");
+        recovery.last_refresh_warning = Some(earlier);
+        recovery.refresh_failed(down());
+        assert_eq!(recovery.failed_refreshes, 0);
+        assert!(recovery.last_refresh_warning.is_some_and(|at| at > earlier));
     }
 }

@@ -1,7 +1,7 @@
 //! StreamBridge: the only owner of the log backend.
 //!
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
-//! Receives: Publish (from the notify endpoint); ReadAfter, Tip, SaveSession, LoadSession, DropSession
+//! Receives: Publish (from [`crate::notification::publish`]); ReadAfter, Tip, SaveSession, LoadSession, DropSession
 //! (from Recovery); LogEvent (from the backend's read loop); IsReady (from `/readyz`).
 //! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
 //! path as everyone else's, so every client sees one order.
@@ -17,15 +17,17 @@ use actix::prelude::*;
 use log::{error, info};
 
 use super::hub::{Fanout, Hub};
+use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
+use crate::protocol::target::Target;
 use crate::store::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
 
 /// Append an event to the log. Resolves once it is in the log; delivery follows through the read loop.
 #[derive(Message)]
 #[rtype(result = "Result<StreamId, StoreError>")]
 pub struct Publish {
-    /// Namespace to broadcast on.
-    pub nsp: String,
+    /// Who it is for.
+    pub target: Target,
     /// Compact JSON array text of the event: `["notification",{…}]`.
     pub args: Arc<str>,
 }
@@ -85,16 +87,23 @@ pub struct StreamBridge {
     last_read: StreamId,
     /// Where the read loop starts; `None` until it knows.
     reading_from: Option<StreamId>,
+    /// `hub_ready` for a backend that knows its start at once (Redis's read loop sets its own).
+    metrics: Arc<Metrics>,
 }
 
 impl StreamBridge {
     /// A bridge over `backend`, feeding `hub`.
-    pub fn new(backend: Box<dyn LogBackend>, hub: Addr<Hub>) -> StreamBridge {
+    pub fn new(
+        backend: Box<dyn LogBackend>,
+        hub: Addr<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> StreamBridge {
         StreamBridge {
             backend,
             hub,
             last_read: StreamId::ZERO,
             reading_from: None,
+            metrics,
         }
     }
 
@@ -116,6 +125,9 @@ impl Actor for StreamBridge {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.reading_from = self.backend.start_reading(ctx.address().recipient());
+        if self.reading_from.is_some() && self.backend.is_ready() {
+            self.metrics.log_reading.set(1);
+        }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -130,7 +142,7 @@ impl Handler<Publish> for StreamBridge {
     type Result = ResponseFuture<Result<StreamId, StoreError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
-        let append = self.when_reading(|log| log.append(&msg.nsp, msg.args));
+        let append = self.when_reading(|log| log.append(&msg.target, msg.args));
         Box::pin(async move {
             append
                 .await

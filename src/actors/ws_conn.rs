@@ -18,21 +18,21 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use actix::prelude::*;
 use actix_codec::Decoder;
-use actix_http::ws::{CloseReason, Codec, Frame, Item, ProtocolError};
+use actix_http::ws::{CloseCode, Codec, Frame, Item, ProtocolError};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_core::Stream;
 
-use super::hub::Outbound;
-use super::session::SessionSettings;
+use super::disconnect::SessionError;
+use super::outbound::{Out, Outbound};
 
 /// How long a closing connection waits, once its close frame is written, for the client to close
 /// its side before it is dropped.
@@ -51,39 +51,31 @@ const ATTACH_CHECK: Duration = Duration::from_secs(5);
 /// Bytes read from the socket per `read`.
 const READ_CHUNK: usize = 4096;
 
-/// A frame for the client.
-#[derive(Debug, Clone)]
-pub enum Out {
-    /// A text frame (one Engine.IO packet).
-    Text(ByteString),
-    /// A binary frame (a binary message: raw bytes, no type digit).
-    Binary(Bytes),
-}
+/// Names one WebSocket connection, so a Session tells its transport from an upgrade probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WsConnId(u64);
 
-impl Out {
-    /// Payload length on the wire.
-    pub fn len(&self) -> usize {
-        match self {
-            Out::Text(text) => text.len(),
-            Out::Binary(bytes) => bytes.len(),
-        }
-    }
-
-    /// Whether the payload is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl WsConnId {
+    /// A process-unique id.
+    pub fn next() -> WsConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        WsConnId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-/// Why a WebSocket ended, as its Session needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WsEnd {
-    /// The client closed it, or the TCP connection ended.
-    Closed,
-    /// A frame larger than the max payload (closed with 1009).
-    TooBig,
-    /// A WebSocket protocol error.
-    Error,
+impl std::fmt::Display for WsConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a connection may hold: the session settings it needs, and no more.
+#[derive(Debug, Clone, Copy)]
+pub struct WsLimits {
+    /// Largest message accepted, fragments included (`HUB_MAX_PAYLOAD`).
+    pub max_payload: usize,
+    /// The slow-consumer bound (`HUB_MAX_BUFFERED_BYTES`).
+    pub max_buffered: usize,
 }
 
 /// What a WsConn reports to its Session; `conn` tells which socket (a session may have two during
@@ -92,7 +84,7 @@ pub enum WsEnd {
 #[rtype(result = "()")]
 pub struct WsEvent {
     /// The reporting connection.
-    pub conn: u64,
+    pub conn: WsConnId,
     /// What happened.
     pub kind: WsEventKind,
 }
@@ -106,8 +98,8 @@ pub enum WsEventKind {
     Text(ByteString),
     /// A binary message.
     Binary(Bytes),
-    /// The connection is gone.
-    Ended(WsEnd),
+    /// The connection is gone, and why.
+    Ended(SessionError),
 }
 
 /// Frames to write, in order. `bytes` is what the Session counted as on its way for them.
@@ -120,10 +112,11 @@ pub struct WsWrite {
     pub bytes: usize,
 }
 
-/// Close the connection with `reason` (None: a bare close frame, as Node sends).
+/// Close the connection with this close code (None: a bare close frame, as Node sends); the code comes
+/// from [`SessionError::consequence`].
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct WsClose(pub Option<CloseReason>);
+pub struct WsClose(pub Option<CloseCode>);
 
 /// The WebSocket opcodes the server sends (RFC 6455 §5.2).
 #[derive(Clone, Copy)]
@@ -155,7 +148,7 @@ fn encode_frame(out: &mut BytesMut, opcode: Opcode, payload: &[u8]) {
 /// The actor.
 pub struct WsConn {
     /// Its id, in every WsEvent.
-    id: u64,
+    id: WsConnId,
     /// Who speaks the protocol over this socket.
     session: Recipient<WsEvent>,
     /// What is on its way to the client.
@@ -191,12 +184,12 @@ impl WsConn {
     /// A connection for `session` over `socket`, whose upgrade was answered; `early` is what the
     /// client sent after its upgrade request.
     pub fn new(
-        id: u64,
+        id: WsConnId,
         session: Recipient<WsEvent>,
         outbound: Arc<Outbound>,
         socket: TcpStream,
         early: BytesMut,
-        settings: &SessionSettings,
+        limits: WsLimits,
         open: Arc<AtomicUsize>,
     ) -> WsConn {
         WsConn {
@@ -205,8 +198,8 @@ impl WsConn {
             outbound,
             socket: Rc::new(socket),
             early: Some(early),
-            max_payload: settings.max_payload,
-            max_buffered: settings.max_buffered,
+            max_payload: limits.max_payload,
+            max_buffered: limits.max_buffered,
             unwritten: BytesMut::new(),
             reading: Rc::default(),
             open,
@@ -225,23 +218,21 @@ impl WsConn {
         });
     }
 
-    fn end(&mut self, ctx: &mut Context<Self>, end: WsEnd) {
+    /// The connection ends for `why`: its Session is told, and the close frame says what the
+    /// failure map decides.
+    fn end(&mut self, ctx: &mut Context<Self>, why: SessionError) {
+        let code = why.consequence().close_code;
         if !self.ended {
             self.ended = true;
-            self.report(WsEventKind::Ended(end));
+            self.report(WsEventKind::Ended(why));
         }
-        let reason = match end {
-            WsEnd::TooBig => Some(actix_http::ws::CloseCode::Size.into()),
-            WsEnd::Error => Some(actix_http::ws::CloseCode::Protocol.into()),
-            WsEnd::Closed => None,
-        };
-        self.close(ctx, reason);
+        self.close(ctx, code);
     }
 
     /// Writes a close frame after everything queued, then closes our side; the connection is
     /// dropped when the client closes its side, CLOSE_GRACE after the close frame is written, or
     /// CLOSE_LIMIT after this call, whichever comes first.
-    fn close(&mut self, ctx: &mut Context<Self>, reason: Option<CloseReason>) {
+    fn close(&mut self, ctx: &mut Context<Self>, code: Option<CloseCode>) {
         if self.closing {
             return;
         }
@@ -251,11 +242,10 @@ impl WsConn {
             return ctx.stop();
         }
         let mut payload = Vec::new();
-        if let Some(reason) = reason {
-            payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
-            payload.extend_from_slice(reason.description.as_deref().unwrap_or("").as_bytes());
+        if let Some(code) = code {
+            payload.extend_from_slice(&u16::from(code).to_be_bytes());
         }
-        self.outbound.pushed(payload.len());
+        self.outbound.encoded(payload.len());
         encode_frame(&mut self.unwritten, Opcode::Close, &payload);
         // Now, not at the end of the turn: the reader may end the actor before then.
         if !self.awaiting_writable {
@@ -295,8 +285,13 @@ impl WsConn {
             "websocket client does not take its output, dropped conn={}",
             self.id
         );
-        self.outbound.abort();
-        self.broken(ctx);
+        self.outbound.give_up();
+        self.closing = true;
+        if !self.ended {
+            self.ended = true;
+            self.report(WsEventKind::Ended(SessionError::SlowConsumer));
+        }
+        ctx.stop();
     }
 
     fn await_writable(&mut self, ctx: &mut Context<Self>) {
@@ -327,7 +322,7 @@ impl WsConn {
                 Err(_) => return self.broken(ctx),
             }
         }
-        self.outbound.pulled(written);
+        self.outbound.written(written);
         if written < self.unwritten.len() {
             let _ = self.unwritten.split_to(written);
             if self.unwritten.len() < READ_RESUME_BELOW {
@@ -354,7 +349,7 @@ impl WsConn {
         self.closing = true;
         if !self.ended {
             self.ended = true;
-            self.report(WsEventKind::Ended(WsEnd::Closed));
+            self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
         ctx.stop();
     }
@@ -369,14 +364,19 @@ impl WsConn {
         match (is_text, self.fragments.as_mut()) {
             (Some(text), None) => self.fragments = Some((text, BytesMut::from(&bytes[..]))),
             (None, Some((_, buffer))) => buffer.extend_from_slice(&bytes),
-            _ => return self.end(ctx, WsEnd::Error),
+            _ => {
+                return self.end(
+                    ctx,
+                    SessionError::Transport("websocket fragments out of order"),
+                )
+            }
         }
         if self
             .fragments
             .as_ref()
             .is_some_and(|(_, buffer)| buffer.len() > self.max_payload)
         {
-            return self.end(ctx, WsEnd::TooBig);
+            return self.end(ctx, SessionError::MessageTooBig);
         }
         if let (true, Some((is_text, buffer))) = (last, self.fragments.take()) {
             let bytes = buffer.freeze();
@@ -391,7 +391,7 @@ impl WsConn {
     fn on_text(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         match ByteString::try_from(bytes) {
             Ok(text) => self.report(WsEventKind::Text(text)),
-            Err(_) => self.end(ctx, WsEnd::Error),
+            Err(_) => self.end(ctx, SessionError::Transport("websocket text is not UTF-8")),
         }
     }
 }
@@ -432,7 +432,7 @@ impl Actor for WsConn {
         self.open.fetch_sub(1, Ordering::Relaxed);
         if !self.ended {
             self.ended = true;
-            self.report(WsEventKind::Ended(WsEnd::Closed));
+            self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
     }
 }
@@ -441,12 +441,12 @@ impl Handler<WsWrite> for WsConn {
     type Result = ();
 
     fn handle(&mut self, msg: WsWrite, ctx: &mut Self::Context) {
-        self.outbound.taken(msg.bytes);
+        self.outbound.accepted(msg.bytes);
         if self.closing {
             return;
         }
         for frame in &msg.frames {
-            self.outbound.pushed(frame.len());
+            self.outbound.encoded(frame.len());
             match frame {
                 Out::Text(text) => encode_frame(&mut self.unwritten, Opcode::Text, text.as_bytes()),
                 Out::Binary(bytes) => encode_frame(&mut self.unwritten, Opcode::Binary, bytes),
@@ -493,15 +493,15 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
             Ok(Frame::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
             Ok(Frame::Continuation(item)) => self.on_fragment(item, ctx),
             Ok(Frame::Ping(bytes)) => {
-                self.outbound.pushed(bytes.len());
+                self.outbound.encoded(bytes.len());
                 encode_frame(&mut self.unwritten, Opcode::Pong, &bytes);
                 self.schedule_flush(ctx);
             }
             Ok(Frame::Pong(_)) => {}
-            Ok(Frame::Close(_)) => self.end(ctx, WsEnd::Closed),
-            Err(ProtocolError::Overflow) => self.end(ctx, WsEnd::TooBig),
+            Ok(Frame::Close(_)) => self.end(ctx, SessionError::TransportClosed),
+            Err(ProtocolError::Overflow) => self.end(ctx, SessionError::MessageTooBig),
             Err(ProtocolError::Io(_)) => self.broken(ctx),
-            Err(_) => self.end(ctx, WsEnd::Error),
+            Err(_) => self.end(ctx, SessionError::Transport("websocket protocol error")),
         }
     }
 
@@ -509,7 +509,7 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
         // The client closed its side (or the connection failed): nothing more can come.
         if !self.ended {
             self.ended = true;
-            self.report(WsEventKind::Ended(WsEnd::Closed));
+            self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
         ctx.stop();
     }

@@ -7,6 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::actors::disconnect::RequestAnswer;
+use crate::notification::{PublishError, ValidationError};
+
 /// An Engine.IO handshake or request refused, with Node's code and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EioError {
@@ -94,6 +97,29 @@ impl ResponseError for ApiError {
                 HttpResponse::build(self.status_code()).finish()
             }
             _ => HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() })),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Unavailable => ApiError::Unavailable,
+        }
+    }
+}
+
+impl From<RequestAnswer> for ApiError {
+    fn from(answer: RequestAnswer) -> Self {
+        match answer {
+            RequestAnswer::EmptyBadRequest => ApiError::EmptyBadRequest,
+            RequestAnswer::EmptyPayloadTooLarge => ApiError::EmptyPayloadTooLarge,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! GET  /socket.io/socket.io.min.js   the official client (local npm copy)
 //! GET  /healthz                 the process is alive
 //! GET  /readyz                  the log backend is reachable and its read loop running
-//! GET  /metrics                 Prometheus text: sessions on this instance, readiness
+//! GET  /metrics                 Prometheus text: every counter of `crate::metrics`
 //! ```
 
 pub mod cors;
@@ -24,21 +24,21 @@ use actix_files::Files;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::actors::hub::{CountSessions, Hub};
 use crate::actors::registry::Registry;
-use crate::actors::session::SessionParts;
+use crate::actors::session::{Session, SessionParts};
 use crate::actors::stream_bridge::{IsReady, StreamBridge};
+use crate::metrics::Metrics;
 
 /// What the handlers share: addresses and settings, nothing mutable.
 pub struct AppState {
     /// What new sessions are made of.
     pub parts: SessionParts,
-    /// The broadcast registry.
-    pub hub: Addr<Hub>,
     /// The log's owner.
     pub bridge: Addr<StreamBridge>,
     /// Engine.IO sid → session.
-    pub registry: Addr<Registry>,
+    pub registry: Addr<Registry<Session>>,
+    /// Every counter, for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Origins allowed cross-site (`*` for any).
     pub cors_origins: Vec<String>,
     /// Largest notify body.
@@ -78,16 +78,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let sessions = state.hub.send(CountSessions).await.unwrap_or(0);
-    let ready = state.bridge.send(IsReady).await.unwrap_or(false);
-    let body = format!(
-        "# HELP hub_sessions Sockets joined to a namespace on this instance.\n\
-         # TYPE hub_sessions gauge\nhub_sessions {sessions}\n\
-         # HELP hub_ready Whether the log backend is reachable and being read.\n\
-         # TYPE hub_ready gauge\nhub_ready {}\n",
-        u8::from(ready)
-    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(body)
+        .body(state.metrics.render())
 }

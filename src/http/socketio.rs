@@ -16,7 +16,6 @@
 //! [`WsConn`] (see there why).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
@@ -32,14 +31,15 @@ use serde::Deserialize;
 
 use super::error::{ApiError, EioError};
 use super::AppState;
-use crate::actors::hub::Outbound;
+use crate::actors::disconnect::{Disconnect, SessionError};
+use crate::actors::outbound::Outbound;
 use crate::actors::recovery::random_bytes;
 use crate::actors::registry::{Insert, Lookup, SessionHandle};
 use crate::actors::session::{
-    DisconnectReason, Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody,
-    PostFailed, Session,
+    Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody, Session,
 };
-use crate::actors::ws_conn::WsConn;
+use crate::actors::ws_conn::{WsConn, WsConnId};
+use crate::app::Handshake;
 use crate::protocol::ids::EioSid;
 
 /// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
@@ -58,12 +58,6 @@ struct EioQuery {
     eio: Option<String>,
     transport: Option<String>,
     sid: Option<String>,
-}
-
-/// Names WebSocket connections, so a Session tells its transport from an upgrade probe.
-fn next_ws_conn() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Node's checks common to every Engine.IO request, in Node's order (`BaseServer.verify`): the
@@ -96,8 +90,9 @@ fn handshake_version(query: &str) -> Result<(), EioError> {
     Ok(())
 }
 
-async fn lookup(state: &AppState, sid: String) -> Result<SessionHandle, EioError> {
-    let session = state.registry.send(Lookup(sid)).await.ok().flatten();
+async fn lookup(state: &AppState, sid: String) -> Result<SessionHandle<Session>, EioError> {
+    let sid = EioSid::from_wire(sid);
+    let session = state.registry.send(Lookup::new(sid)).await.ok().flatten();
     session.ok_or(EioError::SessionIdUnknown)
 }
 
@@ -125,7 +120,12 @@ pub async fn endpoint(
         return Err(EioError::BadRequest.into());
     }
     handshake_version(req.query_string())?;
-    polling_handshake(&state).await
+    let handshake = Handshake {
+        headers: req.headers().clone(),
+        query: req.query_string().to_owned(),
+        remote_addr: req.peer_addr(),
+    };
+    polling_handshake(&state, handshake).await
 }
 
 /// `/socket.io/<file>`: a client file, or (Node matches the path by prefix) the endpoint itself.
@@ -147,12 +147,15 @@ pub async fn client_file_or_endpoint(
     Ok(file.into_response(&req))
 }
 
-async fn polling_handshake(state: &AppState) -> Result<HttpResponse, actix_web::Error> {
+async fn polling_handshake(
+    state: &AppState,
+    handshake: Handshake,
+) -> Result<HttpResponse, actix_web::Error> {
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
     let parts = state.parts.clone();
     let open = Session::open_packet(&eio_sid, &parts.settings, &["websocket"]);
-    let addr = Session::polling(eio_sid.clone(), parts, outbound.clone()).start();
+    let addr = Session::polling(eio_sid.clone(), parts, outbound.clone(), handshake).start();
     register(state, &eio_sid, &addr, &outbound).await;
     Ok(text(open))
 }
@@ -171,7 +174,7 @@ async fn register(
     let _ = state
         .registry
         .send(Insert {
-            sid: eio_sid.to_string(),
+            sid: eio_sid.clone(),
             session,
         })
         .await;
@@ -192,7 +195,8 @@ pub async fn websocket(
     if !parts.write_buf.is_empty() && write_all(&socket, &parts.write_buf).await.is_err() {
         return Ok(());
     }
-    let (session, outbound, conn) = match accept_websocket(&state, &req).await {
+    let remote_addr = socket.peer_addr().ok();
+    let (session, outbound, conn) = match accept_websocket(&state, &req, remote_addr).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
             debug!("websocket upgrade of {} refused: {refusal}", req.uri());
@@ -224,7 +228,7 @@ pub async fn websocket(
         outbound,
         socket,
         early,
-        &state.parts.settings,
+        state.parts.settings.ws_limits(),
         state.open_websockets.clone(),
     )
     .start();
@@ -235,7 +239,8 @@ pub async fn websocket(
 async fn accept_websocket(
     state: &AppState,
     req: &Request,
-) -> Result<(Addr<Session>, Arc<Outbound>, u64), actix_web::Error> {
+    remote_addr: Option<std::net::SocketAddr>,
+) -> Result<(Addr<Session>, Arc<Outbound>, WsConnId), actix_web::Error> {
     // The endpoint's routes: its path, or one segment below it (Node matches by prefix).
     let below = req.path().strip_prefix(&*state.path);
     if below.is_none_or(|rest| rest.contains('/')) {
@@ -249,7 +254,7 @@ async fn accept_websocket(
             return Err(EioError::BadRequest.into());
         }
         actix_http::ws::verify_handshake(req.head())?;
-        return Ok((session.addr, session.outbound, next_ws_conn()));
+        return Ok((session.addr, session.outbound, WsConnId::next()));
     }
     if req.method() != Method::GET {
         return Err(EioError::BadHandshakeMethod.into());
@@ -263,8 +268,14 @@ async fn accept_websocket(
     actix_http::ws::verify_handshake(req.head())?;
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
-    let conn = next_ws_conn();
-    let session = Session::websocket(eio_sid.clone(), state.parts.clone(), outbound.clone(), conn);
+    let conn = WsConnId::next();
+    let handshake = Handshake {
+        headers: req.headers().clone(),
+        query: query.to_owned(),
+        remote_addr,
+    };
+    let parts = state.parts.clone();
+    let session = Session::websocket(eio_sid.clone(), parts, outbound.clone(), conn, handshake);
     let addr = session.start();
     register(state, &eio_sid, &addr, &outbound).await;
     Ok((addr, outbound, conn))
@@ -334,8 +345,8 @@ fn text(body: String) -> HttpResponse {
 
 fn refused(refusal: PollRefused) -> actix_web::Error {
     match refusal {
-        // Node answers these with an empty 400 (the suites accept 400).
-        PollRefused::Duplicate | PollRefused::Malformed => ApiError::EmptyBadRequest.into(),
+        // Node answers these with an empty 400 or 413 (the suites accept 400).
+        PollRefused::Failed(why) => ApiError::from(why.consequence().request).into(),
         PollRefused::WrongTransport => EioError::BadRequest.into(),
         PollRefused::Gone => EioError::SessionIdUnknown.into(),
     }
@@ -388,8 +399,8 @@ async fn post(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.starts_with("application/octet-stream") {
-        session.do_send(PostFailed(DisconnectReason::ParseError));
-        return Err(ApiError::EmptyBadRequest.into());
+        let why = SessionError::Parse("binary POST body (Engine.IO v3)".into());
+        return Err(post_failed(&session, why));
     }
     match session.send(PostBegin).await {
         Ok(Ok(())) => {}
@@ -402,12 +413,11 @@ async fn post(
     {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => {
-            session.do_send(PostFailed(DisconnectReason::TransportError));
-            return Err(ApiError::EmptyBadRequest.into());
+            let why = SessionError::Transport("polling body unreadable");
+            return Err(post_failed(&session, why));
         }
         Err(_) => {
-            session.do_send(PostFailed(DisconnectReason::MessageTooBig));
-            return Err(ApiError::EmptyPayloadTooLarge.into());
+            return Err(post_failed(&session, SessionError::MessageTooBig));
         }
     };
     match session.send(PostBody(body)).await {
@@ -415,4 +425,11 @@ async fn post(
         Ok(Err(refusal)) => Err(refused(refusal)),
         Err(_) => Err(EioError::SessionIdUnknown.into()),
     }
+}
+
+/// A POST whose body could not be taken ends its session; the POST is answered as the failure map says.
+fn post_failed(session: &Addr<Session>, why: SessionError) -> actix_web::Error {
+    let answer = why.consequence().request;
+    session.do_send(Disconnect(why));
+    ApiError::from(answer).into()
 }

@@ -13,15 +13,21 @@
 
 use serde_json::Value;
 
+use super::target::{Room, Target};
 use super::{base64, msgpack};
 
 /// `MessageType.BROADCAST` of socket.io-adapter's cluster adapter.
 pub const BROADCAST: &str = "3";
 
-/// The `data` field of a broadcast of `args` (the event array as compact JSON text) to everyone.
-pub fn broadcast_data(args: &str) -> String {
+/// The `data` field of a broadcast of `args` (the event array as compact JSON text) to `target`.
+pub fn broadcast_data(target: &Target, args: &str) -> String {
+    let names = |rooms: &[Room]| {
+        Value::Array(rooms.iter().map(|r| Value::from(r.as_str())).collect()).to_string()
+    };
     format!(
-        r#"{{"packet":{{"type":2,"data":{args}}},"opts":{{"rooms":[],"except":[],"flags":{{}}}}}}"#
+        r#"{{"packet":{{"type":2,"data":{args}}},"opts":{{"rooms":{},"except":{},"flags":{{}}}}}}"#,
+        names(&target.rooms),
+        names(&target.except)
     )
 }
 
@@ -91,14 +97,28 @@ mod tests {
     fn broadcast_data_matches_the_adapter_bytes() {
         // reference §4.4, captured with MONITOR (rooms/except emptied)
         assert_eq!(
-            broadcast_data(r#"["inroom","x"]"#),
+            broadcast_data(&everyone(), r#"["inroom","x"]"#),
             r#"{"packet":{"type":2,"data":["inroom","x"]},"opts":{"rooms":[],"except":[],"flags":{}}}"#
         );
+        // reference §4.4: io.to("room1").except("b\"ad").emit(...)
+        let target = Target {
+            rooms: vec![Room::from("room1")],
+            except: vec![Room::from("b\"ad")],
+            ..everyone()
+        };
+        assert_eq!(
+            broadcast_data(&target, r#"["inroom","x"]"#),
+            r#"{"packet":{"type":2,"data":["inroom","x"]},"opts":{"rooms":["room1"],"except":["b\"ad"],"flags":{}}}"#
+        );
+    }
+
+    fn everyone() -> Target {
+        Target::broadcast(crate::protocol::target::Namespace::main())
     }
 
     #[test]
     fn decode_broadcast_reads_json_and_msgpack_entries() {
-        let json = broadcast_data(r#"["notification",{"title":"t"}]"#);
+        let json = broadcast_data(&everyone(), r#"["notification",{"title":"t"}]"#);
         assert_eq!(
             decode_broadcast("3", Some(&json)).as_deref(),
             Ok(r#"["notification",{"title":"t"}]"#)

@@ -18,3 +18,4 @@ pub mod engineio;
 pub mod ids;
 pub mod msgpack;
 pub mod socketio;
+pub mod target;

@@ -11,6 +11,7 @@ use actix::Recipient;
 
 use super::{now_ms, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
 use crate::protocol::ids::{Pid, StreamId};
+use crate::protocol::target::Target;
 
 /// The embedded in-process log: the same ids, trimming and recovery rules as Redis Streams, for one
 /// instance without Redis. Nothing survives a restart.
@@ -48,12 +49,12 @@ impl MemoryLog {
         }
     }
 
-    fn append_now(&mut self, nsp: &str, args: Arc<str>) -> StreamId {
+    fn append_now(&mut self, target: &Target, args: Arc<str>) -> StreamId {
         let id = StreamId::following(self.last_id, now_ms());
         self.last_id = id;
         let entry = LogEntry {
             id,
-            nsp: Arc::from(nsp),
+            target: target.clone(),
             args,
         };
         self.entries.push_back(entry.clone());
@@ -98,7 +99,7 @@ impl MemoryLog {
             self.saves_since_sweep = 0;
         }
         self.sessions
-            .insert(record.pid.clone(), (record, Instant::now() + ttl));
+            .insert(record.pid.to_string(), (record, Instant::now() + ttl));
     }
 }
 
@@ -107,8 +108,8 @@ fn done<T: 'static>(result: Result<T, StoreError>) -> StoreFuture<T> {
 }
 
 impl LogBackend for MemoryLog {
-    fn append(&mut self, nsp: &str, args: Arc<str>) -> StoreFuture<StreamId> {
-        done(Ok(self.append_now(nsp, args)))
+    fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId> {
+        done(Ok(self.append_now(target, args)))
     }
 
     fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
@@ -147,6 +148,10 @@ impl LogBackend for MemoryLog {
 mod tests {
     use super::*;
 
+    fn everyone() -> Target {
+        Target::broadcast(crate::protocol::target::Namespace::main())
+    }
+
     fn args(n: u32) -> Arc<str> {
         Arc::from(format!("[\"n\",{n}]"))
     }
@@ -154,7 +159,9 @@ mod tests {
     #[test]
     fn memory_log_assigns_increasing_ids() {
         let mut log = MemoryLog::new(10);
-        let ids: Vec<_> = (0..5).map(|n| log.append_now("/", args(n))).collect();
+        let ids: Vec<_> = (0..5)
+            .map(|n| log.append_now(&everyone(), args(n)))
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert_eq!(log.last_id, ids[4]);
     }
@@ -162,7 +169,9 @@ mod tests {
     #[test]
     fn memory_log_reads_strictly_after_the_offset_in_batches() {
         let mut log = MemoryLog::new(10);
-        let ids: Vec<_> = (0..5).map(|n| log.append_now("/", args(n))).collect();
+        let ids: Vec<_> = (0..5)
+            .map(|n| log.append_now(&everyone(), args(n)))
+            .collect();
         let batch = log.read_after_now(ids[1], 2).unwrap();
         assert_eq!(
             batch.iter().map(|e| e.id).collect::<Vec<_>>(),
@@ -176,7 +185,9 @@ mod tests {
     #[test]
     fn memory_log_trims_to_max_len_and_refuses_trimmed_offsets() {
         let mut log = MemoryLog::new(3);
-        let ids: Vec<_> = (0..5).map(|n| log.append_now("/", args(n))).collect();
+        let ids: Vec<_> = (0..5)
+            .map(|n| log.append_now(&everyone(), args(n)))
+            .collect();
         assert_eq!(log.entries.len(), 3);
         assert_eq!(
             log.read_after_now(ids[0], 10),
@@ -193,7 +204,7 @@ mod tests {
     #[test]
     fn memory_log_refuses_offsets_it_never_issued() {
         let mut log = MemoryLog::new(3);
-        let id = log.append_now("/", args(0));
+        let id = log.append_now(&everyone(), args(0));
         let ahead = StreamId::new(id.ms + 1000, 0);
         assert_eq!(
             log.read_after_now(ahead, 10),

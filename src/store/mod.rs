@@ -28,14 +28,15 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::target::Target;
 
 /// One broadcast in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// Its position in the log; the client's recovery offset once delivered.
     pub id: StreamId,
-    /// The Socket.IO namespace it is broadcast on.
-    pub nsp: Arc<str>,
+    /// Who it is for (namespace, rooms, except).
+    pub target: Target,
     /// The event as compact JSON array text without the offset: `["notification",{…}]`.
     pub args: Arc<str>,
 }
@@ -44,9 +45,9 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The socket id the client keeps on recovery.
-    pub sid: String,
+    pub sid: Sid,
     /// The private session id.
-    pub pid: String,
+    pub pid: Pid,
     /// Rooms to rejoin (the socket's own sid room included, as Node stores it).
     pub rooms: Vec<String>,
     /// `socket.data`.
@@ -57,8 +58,8 @@ impl SessionRecord {
     /// A new socket's record: only its own room, no data.
     pub fn new(sid: &Sid, pid: &Pid) -> SessionRecord {
         SessionRecord {
-            sid: sid.to_string(),
-            pid: pid.to_string(),
+            sid: sid.clone(),
+            pid: pid.clone(),
             rooms: vec![sid.to_string()],
             data: serde_json::Value::Null,
         }
@@ -94,8 +95,8 @@ pub enum LogEvent {
 
 /// The log interface of DESIGN.md §4, implemented by the embedded log and by Redis Streams.
 pub trait LogBackend {
-    /// Appends an event on `nsp`; resolves to its id once it is durably in the log.
-    fn append(&mut self, nsp: &str, args: Arc<str>) -> StoreFuture<StreamId>;
+    /// Appends an event for `target`; resolves to its id once it is durably in the log.
+    fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId>;
     /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
     /// entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest entry.
     fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>>;

@@ -14,7 +14,6 @@
 //! ```
 //! Needs Redis 7.0 or newer (for `max-deleted-entry-id`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, Value};
 
 use super::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use crate::metrics::{Counter, Metrics};
 use crate::protocol::ids::{Pid, StreamId};
+use crate::protocol::target::{Namespace, Target};
 use crate::protocol::{adapter, base64, msgpack};
 
 /// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
@@ -98,10 +99,9 @@ pub struct RedisLog {
     /// This instance's adapter uid: 8 random bytes as hex (Node nodes skip their own uid; we deliver
     /// our own entries too, through the same read loop as everyone else's).
     uid: String,
-    /// Whether the read loop is connected and reading.
-    reading: Arc<AtomicBool>,
-    /// Entries read but not delivered (other types, targeted, binary): counted, never fatal.
-    skipped: Arc<AtomicU64>,
+    /// `hub_ready` (whether the read loop is connected and reading) and `hub_stream_entries_skipped_total`
+    /// (entries read but not delivered: other types, targeted, binary; counted, never fatal).
+    metrics: Arc<Metrics>,
 }
 
 impl RedisLog {
@@ -112,6 +112,7 @@ impl RedisLog {
         key: &str,
         max_len: usize,
         uid_bytes: [u8; 8],
+        metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
         let client = Client::open(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
@@ -128,8 +129,7 @@ impl RedisLog {
             key: key.to_owned(),
             max_len,
             uid,
-            reading: Arc::new(AtomicBool::new(false)),
-            skipped: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
     }
 
@@ -167,7 +167,7 @@ fn as_string(value: &Value) -> Option<String> {
 /// Counts what was read but is not for delivery.
 fn decode_entries(
     value: &Value,
-    skipped: &AtomicU64,
+    skipped: &Counter,
 ) -> Result<(Vec<LogEntry>, Option<StreamId>), StoreError> {
     let Value::Array(items) = value else {
         return Ok((Vec::new(), None));
@@ -189,17 +189,17 @@ fn decode_entries(
                 .and_then(as_string)
         };
         let (Some(nsp), Some(kind)) = (field("nsp"), field("type")) else {
-            skipped.fetch_add(1, Ordering::Relaxed);
+            skipped.inc();
             continue;
         };
         match adapter::decode_broadcast(&kind, field("data").as_deref()) {
             Ok(args) => entries.push(LogEntry {
                 id,
-                nsp: nsp.into(),
+                target: Target::broadcast(Namespace::from(nsp)),
                 args: args.into(),
             }),
             Err(skip) => {
-                skipped.fetch_add(1, Ordering::Relaxed);
+                skipped.inc();
                 log::debug!("stream entry not delivered id={id}: {skip}");
             }
         }
@@ -208,7 +208,7 @@ fn decode_entries(
 }
 
 impl LogBackend for RedisLog {
-    fn append(&mut self, nsp: &str, args: Arc<str>) -> StoreFuture<StreamId> {
+    fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId> {
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.key)
             .arg("MAXLEN")
@@ -218,10 +218,10 @@ impl LogBackend for RedisLog {
         cmd.arg("uid")
             .arg(&self.uid)
             .arg("nsp")
-            .arg(nsp)
+            .arg(target.nsp.as_str())
             .arg("type")
             .arg(adapter::BROADCAST);
-        cmd.arg("data").arg(adapter::broadcast_data(&args));
+        cmd.arg("data").arg(adapter::broadcast_data(target, &args));
         let mut conn = self.commands.clone();
         Box::pin(async move {
             let id: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
@@ -237,7 +237,7 @@ impl LogBackend for RedisLog {
             .arg(after.next().to_string())
             .arg(count);
         let mut conn = self.commands.clone();
-        let skipped = self.skipped.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let reply: Value = eval.query_async(&mut conn).await.map_err(unavailable)?;
             let Value::Array(parts) = reply else {
@@ -255,7 +255,7 @@ impl LogBackend for RedisLog {
                 lost_any: as_int(added) != as_int(length),
             };
             state.covers(after)?;
-            Ok(decode_entries(entries, &skipped)?.0)
+            Ok(decode_entries(entries, &metrics.entries_skipped)?.0)
         })
     }
 
@@ -270,15 +270,14 @@ impl LogBackend for RedisLog {
             client: self.client.clone(),
             key: self.key.clone(),
             sink,
-            reading: self.reading.clone(),
-            skipped: self.skipped.clone(),
+            metrics: self.metrics.clone(),
         };
         actix::spawn(reader.run());
         None
     }
 
     fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        let key = Self::session_key(&record.pid);
+        let key = Self::session_key(record.pid.as_str());
         let value = serde_json::to_value(&record).expect("a session record always serializes");
         let encoded = base64::encode(&msgpack::encode(&value));
         let mut conn = self.commands.clone();
@@ -327,7 +326,7 @@ impl LogBackend for RedisLog {
     }
 
     fn is_ready(&self) -> bool {
-        self.reading.load(Ordering::Relaxed)
+        self.metrics.log_reading.get() == 1
     }
 }
 
@@ -359,8 +358,8 @@ struct Reader {
     client: Client,
     key: String,
     sink: Recipient<LogEvent>,
-    reading: Arc<AtomicBool>,
-    skipped: Arc<AtomicU64>,
+    /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
+    metrics: Arc<Metrics>,
 }
 
 impl Reader {
@@ -384,7 +383,7 @@ impl Reader {
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
-                self.reading.store(false, Ordering::Relaxed);
+                self.metrics.log_reading.set(0);
                 let jittered = delay.mul_f64(0.5 + jitter());
                 warn!("stream read failed, retrying in {jittered:?}: {err}");
                 actix::clock::sleep(jittered).await;
@@ -419,7 +418,7 @@ impl Reader {
             }
         };
         let mut from = from;
-        self.reading.store(true, Ordering::Relaxed);
+        self.metrics.log_reading.set(1);
         while self.sink.connected() {
             let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
@@ -438,7 +437,7 @@ impl Reader {
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.skipped)?;
+                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped)?;
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);

@@ -25,7 +25,7 @@ pub struct TestHub {
     /// Stops it.
     pub handle: ServerHandle,
     /// Its session registry.
-    pub hub: actix::Addr<realtime_hub::actors::hub::Hub>,
+    pub hub: realtime_hub::SessionCount,
 }
 
 /// A test config on Redis at `url`, with its own stream key.
@@ -64,6 +64,13 @@ pub fn start_hub(config: Config) -> TestHub {
     start_hub_with(config, false)
 }
 
+/// Starts a hub whose sockets `app` answers (e.g. an application that refuses some CONNECTs).
+pub fn start_hub_with_app(config: Config, app: realtime_hub::app::SharedApp) -> TestHub {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let running = realtime_hub::start_with(&config, |_| app).expect("hub starts");
+    serve(running)
+}
+
 fn start_hub_with(config: Config, suite: bool) -> TestHub {
     let _ = env_logger::builder().is_test(true).try_init();
     let running = if suite {
@@ -74,12 +81,16 @@ fn start_hub_with(config: Config, suite: bool) -> TestHub {
         realtime_hub::start(&config)
     }
     .expect("hub starts");
+    serve(running)
+}
+
+fn serve(running: realtime_hub::RunningHub) -> TestHub {
     let handle = running.server.handle();
     actix_web::rt::spawn(running.server);
     TestHub {
         addr: running.addr,
         handle,
-        hub: running.hub,
+        hub: running.sessions,
     }
 }
 
@@ -220,10 +231,7 @@ impl TestHub {
 
     /// How many sessions are registered with the Hub.
     pub async fn sessions(&self) -> usize {
-        self.hub
-            .send(realtime_hub::actors::hub::CountSessions)
-            .await
-            .expect("hub answers")
+        self.hub.get().await.expect("hub answers")
     }
 
     /// `POST /notifications/notify` with a raw body; returns the status and the JSON answer.

@@ -1,0 +1,170 @@
+//! Why a session ends, and what that means on the wire: the one place that decides it.
+//!
+//! Every way a session (or one of its WebSockets) can end is a [`SessionError`]; callers return or pass
+//! the error and never pick a close code. [`SessionError::consequence`] maps it to Socket.IO's
+//! disconnect reason, the WebSocket close frame (RFC 6455 §7.4.1), what a waiting polling GET is
+//! answered, and what the polling request that caused it gets:
+//!
+//! | error | reason | close frame | waiting GET | the request |
+//! |---|---|---|---|---|
+//! | TransportClosed | transport close | bare (client sees 1005, as with Node) | `6` (noop) | - |
+//! | Transport(..) | transport error | 1002 | `1` (close) | 400, empty |
+//! | PingTimeout | ping timeout | bare | `1` | - |
+//! | Parse(..) | parse error | bare | `1` | 400, empty |
+//! | MessageTooBig | message too big | 1009 | `1` | 413, empty |
+//! | ConnectTimeout | connect timeout | bare | `1` | - |
+//! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
+//! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
+
+use actix::Message;
+use actix_http::ws::CloseCode;
+
+/// Socket.IO's disconnect reasons (the strings a Node server reports), plus the hub's slow consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client closed the transport (or sent Engine.IO `1`).
+    TransportClose,
+    /// The transport failed (a WebSocket protocol error, an aborted or duplicate poll).
+    TransportError,
+    /// No pong within the ping timeout.
+    PingTimeout,
+    /// A packet that does not decode, or one not allowed in the current state.
+    ParseError,
+    /// A message larger than the max payload.
+    MessageTooBig,
+    /// No namespace joined within the connect timeout.
+    ConnectTimeout,
+    /// The server is stopping (SIGTERM).
+    ServerShuttingDown,
+    /// The client does not read: it was given up on (outgoing bound).
+    SlowConsumer,
+}
+
+/// Why a session ends. The message is for the log (debug level: a client's fault or departure).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The client closed the transport: a WebSocket close frame or end of stream, Engine.IO `1`.
+    #[error("closed by the client")]
+    TransportClosed,
+    /// The transport failed or was misused; the text says how.
+    #[error("transport error: {0}")]
+    Transport(&'static str),
+    /// No pong within the ping timeout (reference §1.7).
+    #[error("no pong within the ping timeout")]
+    PingTimeout,
+    /// A packet that does not decode or is not allowed now (reference §2.7); the text says which.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// A message over the max payload (`HUB_MAX_PAYLOAD`).
+    #[error("message larger than the max payload")]
+    MessageTooBig,
+    /// No namespace joined within the connect timeout.
+    #[error("no namespace joined within the connect timeout")]
+    ConnectTimeout,
+    /// The server is stopping: clients reconnect elsewhere and recover.
+    #[error("server shutting down")]
+    ShuttingDown,
+    /// The client does not take what is sent to it (`HUB_MAX_BUFFERED_BYTES`).
+    #[error("client does not take what is sent to it")]
+    SlowConsumer,
+}
+
+/// What the polling request that ended a session is answered (Node's answers, reference §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAnswer {
+    /// 400 with an empty body.
+    EmptyBadRequest,
+    /// 413 with an empty body.
+    EmptyPayloadTooLarge,
+}
+
+/// What a [`SessionError`] does on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consequence {
+    /// Socket.IO's name for it.
+    pub reason: DisconnectReason,
+    /// The WebSocket close frame's code; `None`: a bare close frame.
+    pub close_code: Option<CloseCode>,
+    /// The answer of a polling GET waiting when the session ends: `6` (noop) when the client asked
+    /// for the close, `1` (close) otherwise.
+    pub waiting_get: &'static str,
+    /// The answer of the polling request that caused it, if a request did.
+    pub request: RequestAnswer,
+}
+
+impl SessionError {
+    /// The single place that decides what an ending means on the wire.
+    pub fn consequence(&self) -> Consequence {
+        let (reason, close_code) = match self {
+            SessionError::TransportClosed => (DisconnectReason::TransportClose, None),
+            SessionError::Transport(_) => {
+                (DisconnectReason::TransportError, Some(CloseCode::Protocol))
+            }
+            SessionError::PingTimeout => (DisconnectReason::PingTimeout, None),
+            SessionError::Parse(_) => (DisconnectReason::ParseError, None),
+            SessionError::MessageTooBig => (DisconnectReason::MessageTooBig, Some(CloseCode::Size)),
+            SessionError::ConnectTimeout => (DisconnectReason::ConnectTimeout, None),
+            SessionError::ShuttingDown => {
+                (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
+            }
+            SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
+        };
+        Consequence {
+            reason,
+            close_code,
+            waiting_get: if *self == SessionError::TransportClosed {
+                "6"
+            } else {
+                "1"
+            },
+            request: if *self == SessionError::MessageTooBig {
+                RequestAnswer::EmptyPayloadTooLarge
+            } else {
+                RequestAnswer::EmptyBadRequest
+            },
+        }
+    }
+}
+
+/// End the session now, for this reason (from the Hub: too slow; the Registry: shutting down; the
+/// HTTP handlers: a polling POST that could not be read).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct Disconnect(pub SessionError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consequence_maps_each_ending_to_its_close_code_and_answers() {
+        let code = |err: SessionError| err.consequence().close_code.map(u16::from);
+        assert_eq!(code(SessionError::TransportClosed), None);
+        assert_eq!(code(SessionError::Transport("x")), Some(1002));
+        assert_eq!(code(SessionError::PingTimeout), None);
+        assert_eq!(code(SessionError::Parse("x".into())), None);
+        assert_eq!(code(SessionError::MessageTooBig), Some(1009));
+        assert_eq!(code(SessionError::ConnectTimeout), None);
+        assert_eq!(code(SessionError::ShuttingDown), Some(1001));
+        assert_eq!(code(SessionError::SlowConsumer), None);
+
+        let closed = SessionError::TransportClosed.consequence();
+        assert_eq!(
+            (closed.reason, closed.waiting_get),
+            (DisconnectReason::TransportClose, "6")
+        );
+        let timeout = SessionError::PingTimeout.consequence();
+        assert_eq!(
+            (timeout.reason, timeout.waiting_get),
+            (DisconnectReason::PingTimeout, "1")
+        );
+        assert_eq!(
+            SessionError::MessageTooBig.consequence().request,
+            RequestAnswer::EmptyPayloadTooLarge
+        );
+        assert_eq!(
+            SessionError::Parse("x".into()).consequence().request,
+            RequestAnswer::EmptyBadRequest
+        );
+    }
+}

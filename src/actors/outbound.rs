@@ -1,0 +1,162 @@
+//! Outbound: what is on its way to one client, and the frame type both transports carry.
+//!
+//! Owns: nothing; an [`Outbound`] is shared (`Arc`) by the three actors a frame passes through, and
+//! each operation has one caller:
+//!
+//! ```text
+//! Hub ──delivered──► [Session mailbox] ──received──► Session ──forwarded──► [WsConn mailbox or polling queue]
+//!     (give_up past the bound)                                 WsConn ──accepted──► encoded ──► written ──► kernel
+//!                                                              Session ──polled──► (a GET took the queue)
+//! ```
+//! `pending()` (everything between the Hub and the kernel) is what the slow-consumer bound is checked
+//! against (DESIGN.md §5); `queued()` (encoded, not yet taken by the kernel) paces replays.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use actix_web::web::Bytes;
+use bytestring::ByteString;
+
+/// A frame for the client: one Engine.IO packet (a WebSocket message, or one item of a polling payload).
+#[derive(Debug, Clone)]
+pub enum Out {
+    /// A text frame (one Engine.IO packet).
+    Text(ByteString),
+    /// A binary frame (a binary message: raw bytes, no type digit).
+    Binary(Bytes),
+}
+
+impl Out {
+    /// Payload length on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            Out::Text(text) => text.len(),
+            Out::Binary(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// The bytes between the Hub and one client's socket (see the module doc for who calls what).
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// Bytes in a mailbox or a polling queue: delivered or forwarded, not yet received, accepted or polled.
+    unsent: AtomicUsize,
+    /// Encoded bytes the socket has not taken yet.
+    queued: AtomicUsize,
+    /// Set when the client was given up on: its WsConn then drops the connection unflushed.
+    aborted: AtomicBool,
+}
+
+impl Outbound {
+    /// Hub: a batch of `bytes` was delivered to the session's mailbox.
+    pub fn delivered(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Session: a delivered batch of `bytes` was taken from its mailbox.
+    pub fn received(&self, bytes: usize) {
+        saturating_sub(&self.unsent, bytes);
+    }
+
+    /// Session: `bytes` were handed to the transport (the WsConn's mailbox, or the polling queue).
+    pub fn forwarded(&self, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Session: a polling GET (or the upgrade) took `bytes` from the polling queue.
+    pub fn polled(&self, bytes: usize) {
+        saturating_sub(&self.unsent, bytes);
+    }
+
+    /// WsConn: frames worth `bytes` (as forwarded) were taken from its mailbox.
+    pub fn accepted(&self, bytes: usize) {
+        saturating_sub(&self.unsent, bytes);
+    }
+
+    /// WsConn: a frame with `len` payload bytes was encoded for the socket.
+    pub fn encoded(&self, len: usize) {
+        self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
+    }
+
+    /// WsConn: the socket took `len` encoded bytes. Pongs were not counted when encoded, hence the
+    /// saturation.
+    pub fn written(&self, len: usize) {
+        saturating_sub(&self.queued, len);
+    }
+
+    /// Encoded bytes the client has not taken yet.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Everything on its way to the client.
+    pub fn pending(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Hub or WsConn: give up on the client (it does not read).
+    pub fn give_up(&self) {
+        self.aborted.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client was given up on.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Relaxed)
+    }
+}
+
+fn saturating_sub(counter: &AtomicUsize, n: usize) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
+/// The size of a server-to-client frame: payload plus its unmasked header (RFC 6455 §5.2: 2 bytes up
+/// to 125, 4 up to 65535, 10 above).
+pub fn wire_len(payload: usize) -> usize {
+    payload
+        + match payload {
+            0..=125 => 2,
+            126..=65_535 => 4,
+            _ => 10,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_len_adds_the_header_of_each_length_form() {
+        assert_eq!(wire_len(0), 2);
+        assert_eq!(wire_len(125), 127);
+        assert_eq!(wire_len(126), 130);
+        assert_eq!(wire_len(65_535), 65_539);
+        assert_eq!(wire_len(65_536), 65_546);
+    }
+
+    #[test]
+    fn outbound_counts_each_stage_until_the_socket_takes_it() {
+        let out = Outbound::default();
+        out.delivered(100);
+        assert_eq!((out.pending(), out.queued()), (100, 0));
+        out.received(100);
+        out.forwarded(60);
+        assert_eq!(out.pending(), 60);
+        out.accepted(60);
+        out.encoded(10); // 12 on the wire
+        out.encoded(200); // 204 on the wire
+        assert_eq!((out.pending(), out.queued()), (216, 216));
+        out.written(16);
+        assert_eq!((out.pending(), out.queued()), (200, 200));
+        out.forwarded(7);
+        out.polled(7);
+        assert_eq!(out.pending(), 200);
+        out.written(1_000); // a pong, never counted when encoded: saturates
+        assert_eq!((out.pending(), out.queued()), (0, 0));
+        out.received(5);
+        assert_eq!(out.pending(), 0, "never below zero");
+        assert!(!out.is_aborted());
+        out.give_up();
+        assert!(out.is_aborted());
+    }
+}

@@ -1,0 +1,464 @@
+//! Session: one per Engine.IO session; speaks Engine.IO v4 and Socket.IO v5 to one client, over
+//! HTTP long-polling, WebSocket, or polling then WebSocket after an upgrade (reference §1-§2).
+//!
+//! Owns: the transport ([`transport`]: a polling queue and its pending GET, or a WsConn, the upgrade
+//! probe), the heartbeat and connect timers, the sockets of every namespace joined ([`socket`]: their
+//! recovery state and the log id of the last broadcast written to them), and binary packets being
+//! reassembled ([`namespaces`]).
+//! Receives: WsEvent (from its WsConn), Poll / PostBegin / PostBody / PollAbandoned (from the HTTP
+//! handlers), Deliver (from the Hub), Disconnect (from the Hub, the Registry, the HTTP handlers).
+//! Sends: Register/Unregister to the Hub; Open, Keep, Forget to Recovery; Remove to the Registry;
+//! WsWrite/WsClose to its WsConn; events to the [`Application`](crate::app::Application).
+//!
+//! Every ending goes through [`Session::close`] with a [`SessionError`], whose consequence (reason,
+//! close code, answers) is decided in [`super::disconnect`].
+//!
+//! Joining a namespace (reference §3.2, DESIGN.md §3), without gap or duplicate while broadcasts flow:
+//! ```text
+//! CONNECT ─► Application::authorize ─► refused: 44<nsp>,{"message"}   (nothing registered)
+//!         ─► Register with Hub (live frames now arrive, and are held)
+//!         ─► Recovery::Open ─► missed entries + offset (or a fresh session + the log tip)
+//!         ─► write missed events a step at a time, then 40{"sid","pid"}, then (fresh) the offset event
+//!         ─► release the held frames, skipping ids at or before the offset; from then on live
+//! ```
+
+mod namespaces;
+mod socket;
+mod transport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web::Bytes;
+use bytestring::ByteString;
+use log::debug;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use self::namespaces::PendingBinary;
+use self::socket::{Live, Sockets};
+use self::transport::{Probe, Transport};
+use super::disconnect::{Disconnect, SessionError};
+use super::hub::{ConnId, Deliver, Hub, Unregister};
+use super::outbound::{Out, Outbound};
+use super::recovery::{Keep, Recovery};
+use super::registry::{Registry, Remove};
+use super::ws_conn::{WsClose, WsConnId, WsLimits};
+use crate::app::{Handshake, Payload, SharedApp};
+use crate::metrics::Metrics;
+use crate::protocol::engineio::{self, EioPacket, OpenPacket};
+use crate::protocol::ids::EioSid;
+use crate::protocol::socketio::{self, PacketKind, SioPacket};
+
+/// A polling GET.
+#[derive(Message)]
+#[rtype(result = "Result<PollAnswer, PollRefused>")]
+pub struct Poll;
+
+/// What a polling GET gets.
+#[derive(Debug)]
+pub enum PollAnswer {
+    /// A payload, at once.
+    Now(String),
+    /// A payload, once there is one.
+    Later {
+        /// Identifies this GET in `PollAbandoned`.
+        ticket: u64,
+        /// Resolves with the payload.
+        answer: oneshot::Receiver<String>,
+    },
+}
+
+/// Why a polling request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollRefused {
+    /// The request ended the session (a second GET, a body that does not decode): answered as
+    /// [`SessionError::consequence`] says.
+    Failed(SessionError),
+    /// The session is on another transport now: 400 code 3.
+    WrongTransport,
+    /// The session ended meanwhile: 400 code 1.
+    Gone,
+}
+
+/// The client of a pending GET went away before its answer: the session closes (reference §1.4).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PollAbandoned(pub u64);
+
+/// A polling POST starts (its body is being read).
+#[derive(Message)]
+#[rtype(result = "Result<(), PollRefused>")]
+pub struct PostBegin;
+
+/// A polling POST's body.
+#[derive(Message)]
+#[rtype(result = "Result<(), PollRefused>")]
+pub struct PostBody(pub Bytes);
+
+/// Settings every session needs, shared by all of them.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// Engine.IO ping interval.
+    pub ping_interval: Duration,
+    /// Engine.IO ping timeout.
+    pub ping_timeout: Duration,
+    /// Largest message accepted, in bytes.
+    pub max_payload: usize,
+    /// Time allowed to join a namespace.
+    pub connect_timeout: Duration,
+    /// Time a WebSocket upgrade may take (reference §1.6).
+    pub upgrade_timeout: Duration,
+    /// Whether connection state recovery is on (pid in the CONNECT reply, offsets, records).
+    pub recovery: bool,
+    /// Session records are refreshed this often while the session lives.
+    pub record_refresh: Duration,
+    /// Engine.IO only: echo every message back (the Engine.IO conformance suite's application).
+    pub engine_echo: bool,
+    /// Bytes a polling queue may hold for a client that does not poll (the outgoing bound).
+    pub max_buffered: usize,
+}
+
+impl SessionSettings {
+    /// What a WebSocket of these sessions may hold.
+    pub fn ws_limits(&self) -> WsLimits {
+        WsLimits {
+            max_payload: self.max_payload,
+            max_buffered: self.max_buffered,
+        }
+    }
+}
+
+/// The actors and settings a session works with.
+#[derive(Clone)]
+pub struct SessionParts {
+    /// Shared settings.
+    pub settings: Arc<SessionSettings>,
+    /// The application behind the sockets.
+    pub app: SharedApp,
+    /// Broadcasts.
+    pub hub: Addr<Hub>,
+    /// Session records and replays.
+    pub recovery: Addr<Recovery>,
+    /// sid → session, for HTTP requests.
+    pub registry: Addr<Registry<Session>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The actor.
+pub struct Session {
+    eio_sid: EioSid,
+    parts: SessionParts,
+    /// The request that opened the session, for the application's admission checks.
+    handshake: Arc<Handshake>,
+    /// What is on its way to the client (the slow-consumer bound, see `outbound`).
+    outbound: Arc<Outbound>,
+    /// Names this session in the Hub.
+    conn: ConnId,
+    transport: Transport,
+    upgrade: Option<Probe>,
+    /// When the next ping is due: counted from the handshake, then from each pong.
+    next_ping_at: Instant,
+    /// When the pong to the ping sent is due.
+    pong_due: Option<Instant>,
+    pong_deadline: Option<SpawnHandle>,
+    connect_deadline: Option<SpawnHandle>,
+    sockets: Sockets,
+    /// Bytes of broadcasts held by joining sockets: still counted as on their way, but not what a
+    /// replay step waits for.
+    held_bytes: usize,
+    pending_binary: Option<PendingBinary>,
+    next_ticket: u64,
+    /// Why the session ended, once it has.
+    closed: Option<SessionError>,
+    /// This actor's address, for the end-of-turn polling flush.
+    me: Option<Addr<Session>>,
+    /// A FlushPoll is on its way.
+    flush_scheduled: bool,
+    /// The polling queue passed the outgoing bound: the session closes at the flush.
+    overflowed: bool,
+    /// Application replies still being worked out (bounded: a client cannot queue endless work).
+    replies_in_flight: usize,
+    /// Closed by the client over polling with no GET pending: one late GET still gets its noop.
+    lingering: bool,
+}
+
+/// How long a session closed by its polling client waits for the GET that may be on its way.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+impl Session {
+    /// A session over long-polling; its open packet is the handshake GET's answer ([`Self::open_packet`]).
+    pub fn polling(
+        eio_sid: EioSid,
+        parts: SessionParts,
+        outbound: Arc<Outbound>,
+        handshake: Handshake,
+    ) -> Session {
+        Session::new(eio_sid, parts, outbound, handshake, Transport::polling())
+    }
+
+    /// A session over the WebSocket `conn`, which will attach itself; the open packet goes first.
+    pub fn websocket(
+        eio_sid: EioSid,
+        parts: SessionParts,
+        outbound: Arc<Outbound>,
+        conn: WsConnId,
+        handshake: Handshake,
+    ) -> Session {
+        let open = Session::open_packet(&eio_sid, &parts.settings, &[]);
+        let transport = Transport::Connecting {
+            conn,
+            pending: vec![Out::Text(open.into())],
+        };
+        Session::new(eio_sid, parts, outbound, handshake, transport)
+    }
+
+    fn new(
+        eio_sid: EioSid,
+        parts: SessionParts,
+        outbound: Arc<Outbound>,
+        handshake: Handshake,
+        transport: Transport,
+    ) -> Session {
+        let next_ping_at = Instant::now() + parts.settings.ping_interval;
+        Session {
+            eio_sid,
+            parts,
+            handshake: Arc::new(handshake),
+            outbound,
+            conn: ConnId::next(),
+            transport,
+            upgrade: None,
+            next_ping_at,
+            pong_due: None,
+            pong_deadline: None,
+            connect_deadline: None,
+            sockets: Sockets::default(),
+            held_bytes: 0,
+            pending_binary: None,
+            next_ticket: 0,
+            closed: None,
+            me: None,
+            flush_scheduled: false,
+            overflowed: false,
+            replies_in_flight: 0,
+            lingering: false,
+        }
+    }
+
+    /// `0{"sid":…,"upgrades":[…],"pingInterval":…,"pingTimeout":…,"maxPayload":…}`
+    pub fn open_packet(eio_sid: &EioSid, settings: &SessionSettings, upgrades: &[&str]) -> String {
+        OpenPacket {
+            sid: eio_sid.as_str(),
+            upgrades,
+            ping_interval: settings.ping_interval.as_millis() as u64,
+            ping_timeout: settings.ping_timeout.as_millis() as u64,
+            max_payload: settings.max_payload as u64,
+        }
+        .encode()
+    }
+
+    fn settings(&self) -> &SessionSettings {
+        &self.parts.settings
+    }
+
+    // ---- writing -------------------------------------------------------------------------------
+
+    fn write_text(&mut self, text: impl Into<ByteString>) {
+        self.write_all(vec![Out::Text(text.into())]);
+    }
+
+    /// An EVENT or ACK, with its attachments as binary frames right after it.
+    fn emit(&mut self, nsp: &str, payload: Payload, ack_id: Option<u64>, kind: PacketKind) {
+        let binary = !payload.attachments.is_empty();
+        let kind = match (kind, binary) {
+            (PacketKind::Event, true) => PacketKind::BinaryEvent,
+            (PacketKind::Ack, true) => PacketKind::BinaryAck,
+            (kind, _) => kind,
+        };
+        let packet = SioPacket {
+            kind,
+            nsp: nsp.to_owned(),
+            attachments: payload.attachments.len(),
+            ack_id,
+            data: Some(Value::Array(payload.data)),
+        };
+        let mut frames = vec![Out::Text(format!("4{}", socketio::encode(&packet)).into())];
+        frames.extend(payload.attachments.into_iter().map(Out::Binary));
+        self.write_all(frames);
+    }
+
+    // ---- lifecycle -----------------------------------------------------------------------------
+
+    /// Ends the session for `why`, the one way every session ends: logged once, records kept (unless
+    /// the client left on purpose), sockets unregistered, the transport closed as the failure map
+    /// says, the sid forgotten.
+    fn close(&mut self, ctx: &mut Context<Self>, why: SessionError) {
+        if self.closed.is_some() {
+            return;
+        }
+        let consequence = why.consequence();
+        debug!(
+            "session closing eio_sid={} reason={:?}: {why}",
+            self.eio_sid, consequence.reason
+        );
+        if why == SessionError::SlowConsumer {
+            self.parts.metrics.slow_consumers.inc();
+        }
+        // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
+        // GET gets the noop it would have got had it arrived first (Node's single thread always sees
+        // it first), then the session is gone.
+        let awaited_get =
+            self.transport.is_polling_without_get() && why == SessionError::TransportClosed;
+        self.release_poll(consequence.waiting_get);
+        for (nsp, socket) in self.sockets.take() {
+            let left = socket.leave();
+            self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
+            self.outbound.received(left.held_bytes);
+            // Keep before Unregister: once the Hub has seen this session leave, its record is
+            // already queued for saving, so a shutdown that waits for the Hub to empty can flush it.
+            if let Some(record) = left.record {
+                self.parts.recovery.do_send(Keep(record));
+            }
+            if left.registered {
+                self.parts.hub.do_send(Unregister {
+                    conn: self.conn,
+                    nsp,
+                });
+            }
+        }
+        self.closed = Some(why);
+        if let Transport::WebSocket { addr, .. } = &self.transport {
+            addr.do_send(WsClose(consequence.close_code));
+        }
+        if !matches!(self.transport, Transport::Polling(_)) {
+            self.transport = Transport::Closed;
+        }
+        if let Some(probe) = self.upgrade.take() {
+            probe.addr.do_send(WsClose(None));
+        }
+        if awaited_get {
+            self.lingering = true;
+            ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
+            return;
+        }
+        self.parts.registry.do_send(Remove(self.eio_sid.clone()));
+        ctx.stop();
+    }
+
+    /// The next ping, at `next_ping_at`. The pong is due a timeout after the ping was *due*, not after
+    /// the timer fired: the deadline the client sees is exact (reference §1.7).
+    fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.next_ping_at.saturating_duration_since(Instant::now());
+        ctx.run_later(delay, |act, ctx| {
+            act.write_text("2");
+            let due = act.next_ping_at + act.settings().ping_timeout;
+            act.pong_due = Some(due);
+            let left = due.saturating_duration_since(Instant::now());
+            act.pong_deadline =
+                Some(ctx.run_later(left, |act, ctx| act.close(ctx, SessionError::PingTimeout)));
+        });
+    }
+
+    /// Whether the pong is overdue even if its timer has not fired yet (a request arriving right at
+    /// the deadline sees the session closed, as with Node).
+    fn pong_overdue(&self) -> bool {
+        self.pong_due.is_some_and(|due| Instant::now() >= due)
+    }
+
+    // ---- Engine.IO -----------------------------------------------------------------------------
+
+    fn on_eio(&mut self, packet: EioPacket<'_>, ctx: &mut Context<Self>) {
+        match packet {
+            EioPacket::Pong(_) => {
+                // Only an answer to our ping counts; the next ping is due an interval after it.
+                if let Some(deadline) = self.pong_deadline.take() {
+                    ctx.cancel_future(deadline);
+                    self.pong_due = None;
+                    self.next_ping_at = Instant::now() + self.settings().ping_interval;
+                    self.schedule_ping(ctx);
+                }
+            }
+            EioPacket::Message(data) if self.settings().engine_echo => {
+                self.write_text(format!("4{data}"))
+            }
+            EioPacket::Message(data) => self.on_sio(data, ctx),
+            EioPacket::Binary(bytes) => self.on_binary(Bytes::from(bytes), ctx),
+            EioPacket::Close => self.close(ctx, SessionError::TransportClosed),
+            // v4: only the server pings.
+            EioPacket::Ping(_) => self.close(
+                ctx,
+                SessionError::Parse("invalid heartbeat direction".into()),
+            ),
+            EioPacket::Open(_) | EioPacket::Upgrade | EioPacket::Noop => {}
+        }
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match engineio::decode(text) {
+            Ok(packet) => self.on_eio(packet, ctx),
+            Err(err) => self.close(ctx, SessionError::Parse(format!("engine.io packet: {err}"))),
+        }
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.me = Some(ctx.address());
+        self.schedule_ping(ctx);
+        self.connect_deadline = Some(ctx.run_later(self.settings().connect_timeout, |act, ctx| {
+            if act.sockets.is_empty() && !act.settings().engine_echo {
+                act.close(ctx, SessionError::ConnectTimeout);
+            }
+        }));
+        ctx.run_interval(self.settings().record_refresh, |act, _| {
+            for record in act.sockets.records() {
+                act.parts.recovery.do_send(Keep(record.clone()));
+            }
+        });
+        debug!("session opened eio_sid={}", self.eio_sid);
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+        // Stopped from outside (the system is stopping): end as a shutdown does.
+        self.close(ctx, SessionError::ShuttingDown);
+        // A lingering session's sid is forgotten when it stops.
+        self.parts.registry.do_send(Remove(self.eio_sid.clone()));
+        Running::Stop
+    }
+}
+
+impl Handler<Disconnect> for Session {
+    type Result = ();
+
+    fn handle(&mut self, Disconnect(why): Disconnect, ctx: &mut Self::Context) {
+        self.close(ctx, why);
+    }
+}
+
+impl Handler<Deliver> for Session {
+    type Result = ();
+
+    fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
+        if self.outbound.is_aborted() {
+            return self.close(ctx, SessionError::SlowConsumer);
+        }
+        let bytes = deliver.bytes;
+        let Some(socket) = self.sockets.get_mut(deliver.nsp.as_str()) else {
+            return self.outbound.received(bytes);
+        };
+        match socket.on_live(deliver) {
+            Live::Write(frames) => {
+                self.outbound.received(bytes);
+                self.write_all(frames);
+            }
+            // Still counted as on its way until written, so a slow replay stays within the bound.
+            Live::Held => self.held_bytes += bytes,
+            Live::Dropped => self.outbound.received(bytes),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The Socket.IO side of a Session: packets, namespaces joined and left, events and acks both ways,
+//! binary attachments, and the join with its admission and recovery handover (reference §2-§3).
+//!
+//! The state of each namespace socket is a [`NsSocket`](super::socket::NsSocket); this file is the
+//! actor's side of it: asking the application, the Hub and Recovery, pacing the replay, writing.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::web::Bytes;
+use log::{debug, trace};
+use serde_json::{json, Value};
+
+use super::socket::NsSocket;
+use super::{Session, SessionError};
+use crate::actors::hub::{Register, Unregister};
+use crate::actors::outbound::Out;
+use crate::actors::recovery::{random_bytes, Forget, Open, Opened};
+use crate::app::{ConnectRefusal, Payload, Reply};
+use crate::protocol::ids::Sid;
+use crate::protocol::socketio::{self, PacketKind, SioPacket};
+use crate::protocol::target::Namespace;
+
+/// A replay step writes while less than this is on its way to the client.
+const REPLAY_HIGH_WATER: usize = 256 * 1024;
+/// How long a replay waits for the client to take what was written before looking again.
+const REPLAY_PAUSE: Duration = Duration::from_millis(5);
+/// Application replies a session may have in flight before it is closed.
+const MAX_REPLIES_IN_FLIGHT: usize = 256;
+
+/// A binary packet whose attachments are still arriving (across frames or POSTs).
+pub(crate) struct PendingBinary {
+    packet: SioPacket,
+    attachments: Vec<Bytes>,
+}
+
+impl Session {
+    pub(super) fn on_binary(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+        if self.settings().engine_echo {
+            return self.write_all(vec![Out::Binary(bytes)]);
+        }
+        let Some(pending) = self.pending_binary.as_mut() else {
+            let why = SessionError::Parse("binary message without a binary packet".into());
+            return self.close(ctx, why);
+        };
+        pending.attachments.push(bytes);
+        if pending.attachments.len() == pending.packet.attachments {
+            if let Some(done) = self.pending_binary.take() {
+                self.on_packet(done.packet, done.attachments, ctx);
+            }
+        }
+    }
+
+    pub(super) fn on_sio(&mut self, data: &str, ctx: &mut Context<Self>) {
+        if self.pending_binary.is_some() {
+            let why = SessionError::Parse("text while waiting for attachments".into());
+            return self.close(ctx, why);
+        }
+        let packet = match socketio::decode(data) {
+            Ok(packet) => packet,
+            Err(err) => {
+                let why = SessionError::Parse(format!("socket.io packet: {err}"));
+                return self.close(ctx, why);
+            }
+        };
+        trace!("rx eio_sid={} {packet:?}", self.eio_sid);
+        if matches!(packet.kind, PacketKind::BinaryEvent | PacketKind::BinaryAck)
+            && packet.attachments > 0
+        {
+            self.pending_binary = Some(PendingBinary {
+                packet,
+                attachments: Vec::new(),
+            });
+            return;
+        }
+        self.on_packet(packet, Vec::new(), ctx);
+    }
+
+    fn on_packet(&mut self, packet: SioPacket, attachments: Vec<Bytes>, ctx: &mut Context<Self>) {
+        let nsp = packet.nsp.clone();
+        let joined = matches!(self.sockets.get(&nsp), Some(NsSocket::Joined(_)));
+        match (self.sockets.get(&nsp).is_some(), joined, packet.kind) {
+            (false, _, PacketKind::Connect) if !self.parts.app.namespaces().contains(&nsp) => {
+                let refusal = json!({ "message": "Invalid namespace" });
+                let reply = SioPacket::new(PacketKind::ConnectError, &nsp, Some(refusal));
+                self.write_text(format!("4{}", socketio::encode(&reply)));
+            }
+            (false, _, PacketKind::Connect) => {
+                let auth = packet.data.unwrap_or_else(|| json!({}));
+                self.admit(Namespace::from(nsp), auth, ctx)
+            }
+            (_, true, PacketKind::Disconnect) => self.leave(&nsp),
+            (_, true, PacketKind::Event | PacketKind::BinaryEvent) => {
+                if let Some(Value::Array(data)) = packet.data {
+                    self.on_event(nsp, Payload { data, attachments }, packet.ack_id, ctx);
+                }
+            }
+            // Acks of events the server emitted asking for one; an unknown id is ignored (§2.4).
+            (_, true, PacketKind::Ack | PacketKind::BinaryAck) => {
+                if let (Some(id), Some(Value::Array(data))) = (packet.ack_id, packet.data) {
+                    self.on_client_ack(&nsp, id, Payload { data, attachments });
+                }
+            }
+            // A second CONNECT, a CONNECT_ERROR from a client, a packet for a namespace not joined (or
+            // before its CONNECT reply): invalid state (reference §2.7).
+            _ => {
+                let why = SessionError::Parse(format!("{:?} not allowed now", packet.kind));
+                self.close(ctx, why);
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        nsp: String,
+        event: Payload,
+        ack_id: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.replies_in_flight >= MAX_REPLIES_IN_FLIGHT {
+            let why = SessionError::Transport("too many events awaiting replies");
+            return self.close(ctx, why);
+        }
+        self.replies_in_flight += 1;
+        let reply = self.parts.app.on_event(&nsp, event, ack_id.is_some());
+        ctx.spawn(reply.into_actor(self).map(move |reply: Reply, act, _| {
+            act.replies_in_flight -= 1;
+            if act.closed.is_some() || !matches!(act.sockets.get(&nsp), Some(NsSocket::Joined(_))) {
+                return;
+            }
+            for payload in reply.emit {
+                act.emit(&nsp, payload, None, PacketKind::Event);
+            }
+            for payload in reply.ask {
+                let Some(NsSocket::Joined(joined)) = act.sockets.get_mut(&nsp) else {
+                    return;
+                };
+                let id = joined.ask();
+                act.emit(&nsp, payload, Some(id), PacketKind::Event);
+            }
+            if let (Some(id), Some(ack)) = (ack_id, reply.ack) {
+                act.emit(&nsp, ack, Some(id), PacketKind::Ack);
+            }
+        }));
+    }
+
+    fn on_client_ack(&mut self, nsp: &str, id: u64, answer: Payload) {
+        let Some(NsSocket::Joined(joined)) = self.sockets.get_mut(nsp) else {
+            return;
+        };
+        if !joined.answered(id) {
+            return;
+        }
+        for payload in self.parts.app.on_ack(nsp, answer) {
+            self.emit(nsp, payload, None, PacketKind::Event);
+        }
+    }
+
+    /// A CONNECT: the application decides first, before the Hub or Recovery sees the socket.
+    fn admit(&mut self, nsp: Namespace, auth: Value, ctx: &mut Context<Self>) {
+        let decision = self
+            .parts
+            .app
+            .authorize(nsp.as_str(), &self.handshake, &auth);
+        self.sockets.insert(nsp.clone(), NsSocket::admitting(auth));
+        ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
+            if act.closed.is_some()
+                || !matches!(
+                    act.sockets.get(nsp.as_str()),
+                    Some(NsSocket::Admitting { .. })
+                )
+            {
+                return;
+            }
+            match decision {
+                Ok(()) => act.join(nsp, ctx),
+                Err(refusal) => act.refuse(&nsp, refusal),
+            }
+        }));
+    }
+
+    /// The application refused the CONNECT: `44<nsp>,{"message":…}`; the session stays open.
+    fn refuse(&mut self, nsp: &Namespace, refusal: ConnectRefusal) {
+        self.sockets.remove(nsp.as_str());
+        debug!(
+            "socket refused eio_sid={} nsp={nsp}: {}",
+            self.eio_sid, refusal.message
+        );
+        let mut body = json!({ "message": refusal.message });
+        if let Some(data) = refusal.data {
+            body["data"] = data;
+        }
+        let reply = SioPacket::new(PacketKind::ConnectError, nsp.as_str(), Some(body));
+        self.write_text(format!("4{}", socketio::encode(&reply)));
+    }
+
+    /// Admitted: registered with the Hub first, then resumed or opened fresh.
+    fn join(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
+        // Register first: every entry read from the log from now on reaches this socket, so the
+        // replay only has to cover what came before (DESIGN.md §3, the handover).
+        self.parts.hub.do_send(Register {
+            conn: self.conn,
+            nsp: nsp.clone(),
+            session: ctx.address().recipient(),
+            closer: ctx.address().recipient(),
+            outbound: self.outbound.clone(),
+        });
+        if let Some(deadline) = self.connect_deadline.take() {
+            ctx.cancel_future(deadline);
+        }
+        let Some(NsSocket::Admitting { auth }) = self.sockets.get(nsp.as_str()) else {
+            return;
+        };
+        let auth = auth.clone();
+        if !self.settings().recovery {
+            let sid = Sid::from_random(random_bytes());
+            let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid);
+            self.sockets.insert(nsp.clone(), joined);
+            self.write_all(vec![reply]);
+            for payload in self.parts.app.on_connect(nsp.as_str(), &auth) {
+                self.emit(nsp.as_str(), payload, None, PacketKind::Event);
+            }
+            return;
+        }
+        if let Some(socket) = self.sockets.get_mut(nsp.as_str()) {
+            socket.admitted();
+        }
+        let field = |key: &str| auth.get(key).and_then(Value::as_str).map(str::to_owned);
+        let open = Open {
+            nsp: nsp.clone(),
+            pid: field("pid"),
+            offset: field("offset"),
+        };
+        // Spawned, not awaited: pongs and live frames keep being handled while Recovery works.
+        let opening = self.parts.recovery.send(open).into_actor(self).map(
+            move |opened, act, ctx| match opened {
+                Ok(opened) => act.opened(nsp, opened, ctx),
+                Err(_) => act.close(ctx, SessionError::Transport("recovery unreachable")),
+            },
+        );
+        ctx.spawn(opening);
+    }
+
+    fn opened(&mut self, nsp: Namespace, opened: Opened, ctx: &mut Context<Self>) {
+        let Some(socket @ NsSocket::Joining(_)) = self.sockets.get_mut(nsp.as_str()) else {
+            return; // the session left or closed meanwhile
+        };
+        socket.on_opened(opened);
+        self.replay_step(nsp, ctx);
+    }
+
+    /// Writes missed events while the client keeps up, then the CONNECT reply (reference §3.2: the
+    /// missed events come first).
+    fn replay_step(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.outbound.is_aborted() {
+            return self.close(ctx, SessionError::SlowConsumer);
+        }
+        let in_flight = self.outbound.pending().saturating_sub(self.held_bytes);
+        let budget = REPLAY_HIGH_WATER.saturating_sub(in_flight);
+        let Some(step) = self
+            .sockets
+            .get_mut(nsp.as_str())
+            .and_then(|socket| socket.replay_step(budget))
+        else {
+            return;
+        };
+        self.write_all(step.frames);
+        if step.done {
+            self.finish_join(nsp);
+        } else {
+            ctx.run_later(REPLAY_PAUSE, move |act, ctx| act.replay_step(nsp, ctx));
+        }
+    }
+
+    fn finish_join(&mut self, nsp: Namespace) {
+        let Some(done) = self
+            .sockets
+            .get_mut(nsp.as_str())
+            .and_then(|socket| socket.complete(&nsp))
+        else {
+            return;
+        };
+        self.write_all(done.reply);
+        debug!(
+            "socket joined eio_sid={} nsp={nsp} sid={} recovered={} replayed={}",
+            self.eio_sid, done.sid, done.recovered, done.replayed
+        );
+        for payload in self.parts.app.on_connect(nsp.as_str(), &done.auth) {
+            self.emit(nsp.as_str(), payload, None, PacketKind::Event);
+        }
+        self.held_bytes = self.held_bytes.saturating_sub(done.held_bytes);
+        self.outbound.received(done.held_bytes);
+        self.write_all(done.held);
+    }
+
+    /// The client left a namespace on purpose (`41`): nothing is sent back, and it is not recoverable.
+    /// Only a joined socket can leave: before its CONNECT reply a `41` is an invalid state (§2.7).
+    fn leave(&mut self, nsp: &str) {
+        let Some(socket) = self.sockets.remove(nsp) else {
+            return;
+        };
+        let left = socket.leave();
+        if left.registered {
+            self.parts.hub.do_send(Unregister {
+                conn: self.conn,
+                nsp: Namespace::from(nsp),
+            });
+        }
+        debug!("socket left eio_sid={} nsp={nsp}", self.eio_sid);
+        if let Some(record) = left.record {
+            self.parts.recovery.do_send(Forget(record.pid));
+        }
+    }
+}

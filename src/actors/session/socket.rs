@@ -1,0 +1,371 @@
+//! The state of one namespace socket, without the actor: joining (held live frames and a replay
+//! cursor) then joined. Its methods take an input and return the frames to write, so the handover of
+//! DESIGN.md §3 is tested on literal frames here, without starting anything.
+//!
+//! ```text
+//! Admitting ──admitted──► Joining { held, replay } ──replay steps──► complete ──► Joined { offset }
+//!   (the application decides)  (registered with the Hub: live batches are held)   (live batches written,
+//!                                                                                  ids ≤ offset skipped)
+//! ```
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+
+use crate::actors::hub::{frame_entry, Deliver, Frame};
+use crate::actors::outbound::Out;
+use crate::actors::recovery::Opened;
+use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::socketio::{self, PacketKind, SioPacket};
+use crate::protocol::target::Namespace;
+use crate::store::{LogEntry, SessionRecord};
+
+/// The event a fresh session receives right after CONNECT, carrying the log tip as its (last, string)
+/// argument. The official client stores the last string argument of every event as its recovery
+/// offset, so even a client that drops before its first notification can resume (DESIGN.md §3).
+pub const OFFSET_EVENT: &str = "hub:offset";
+
+/// A namespace's socket.
+pub(crate) enum NsSocket {
+    /// CONNECT received; the application is deciding. The Hub and Recovery have not seen it.
+    Admitting {
+        /// The CONNECT's auth, for the application's `on_connect`.
+        auth: Value,
+    },
+    /// Admitted and registered: Recovery asked, then the replay written in steps; live batches held.
+    Joining(Joining),
+    /// Joined: live frames go straight out.
+    Joined(Joined),
+}
+
+/// A socket between its registration and its CONNECT reply.
+pub(crate) struct Joining {
+    /// Live batches that arrived meanwhile, released after the replay.
+    held: Vec<Deliver>,
+    /// What Recovery answered; `None` until it did.
+    replay: Option<Replay>,
+    auth: Value,
+}
+
+/// A resume's missed entries, written a step at a time: a transport queues without bound, so a large
+/// replay written at once would sit in memory whole.
+struct Replay {
+    sid: Sid,
+    pid: Pid,
+    recovered: bool,
+    offset: Option<StreamId>,
+    missed: std::vec::IntoIter<LogEntry>,
+    count: usize,
+}
+
+/// A joined socket.
+pub(crate) struct Joined {
+    /// The id of the next event emitted asking for an ack.
+    next_ack_id: u64,
+    /// Acks the client owes (ids of events emitted asking for one); others are ignored.
+    awaiting_acks: HashSet<u64>,
+    /// Its session record, when recovery is on.
+    pub record: Option<SessionRecord>,
+    /// The newest log id written to the client (or known to it); frames at or before it are skipped.
+    offset: Option<StreamId>,
+}
+
+/// What a live batch means for a socket.
+#[derive(Debug)]
+pub(crate) enum Live {
+    /// Write these now (the batch is taken).
+    Write(Vec<Out>),
+    /// Held until the join completes (still counted as on its way).
+    Held,
+    /// Not for this socket (the batch is taken, nothing written).
+    Dropped,
+}
+
+/// A join completed: what to write, in order, around the application's `on_connect` events.
+pub(crate) struct Completed {
+    /// The CONNECT reply, then (fresh sessions) the offset event.
+    pub reply: Vec<Out>,
+    /// The held live frames the client does not have yet, to write after `on_connect`'s events.
+    pub held: Vec<Out>,
+    /// Bytes of the held batches, as counted when they were delivered.
+    pub held_bytes: usize,
+    /// The CONNECT's auth.
+    pub auth: Value,
+    /// For the log: the socket id, whether it resumed, and how many entries were replayed.
+    pub sid: Sid,
+    /// Whether it resumed a previous session.
+    pub recovered: bool,
+    /// Entries replayed before the reply.
+    pub replayed: usize,
+}
+
+/// What a socket that goes leaves behind.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Left {
+    /// Whether the Hub knows it (to unregister).
+    pub registered: bool,
+    /// Its session record, if it had joined with recovery on.
+    pub record: Option<SessionRecord>,
+    /// Bytes of live batches it held, still counted as on their way.
+    pub held_bytes: usize,
+}
+
+/// What a replay step produced.
+pub(crate) struct Step {
+    /// Missed events to write now.
+    pub frames: Vec<Out>,
+    /// Whether every missed entry is written (the join can complete).
+    pub done: bool,
+}
+
+impl NsSocket {
+    /// A CONNECT the application is asked about.
+    pub(crate) fn admitting(auth: Value) -> NsSocket {
+        NsSocket::Admitting { auth }
+    }
+
+    /// Admitted: from now on live batches are held until the join completes.
+    pub(crate) fn admitted(&mut self) {
+        if let NsSocket::Admitting { auth } = self {
+            *self = NsSocket::Joining(Joining {
+                held: Vec::new(),
+                replay: None,
+                auth: std::mem::take(auth),
+            });
+        }
+    }
+
+    /// Joined at once, without recovery (`HUB_RECOVERY=off`): the socket and its CONNECT reply
+    /// `40{"sid":…}` (no pid: the client does not try to recover).
+    pub(crate) fn joined_without_recovery(nsp: &Namespace, sid: Sid) -> (NsSocket, Out) {
+        let reply = frame(PacketKind::Connect, nsp, json!({ "sid": sid.as_str() }));
+        (NsSocket::Joined(Joined::new(None, None)), reply)
+    }
+
+    /// A live batch from the Hub.
+    pub(crate) fn on_live(&mut self, deliver: Deliver) -> Live {
+        match self {
+            NsSocket::Joined(joined) => Live::Write(joined.unseen(&deliver.frames)),
+            NsSocket::Joining(joining) => {
+                joining.held.push(deliver);
+                Live::Held
+            }
+            NsSocket::Admitting { .. } => Live::Dropped,
+        }
+    }
+
+    /// The socket goes (the client left, or the session ends), in whatever state it is: what the
+    /// actor must undo. Nothing more is written for it.
+    pub(crate) fn leave(self) -> Left {
+        match self {
+            NsSocket::Admitting { .. } => Left {
+                registered: false,
+                record: None,
+                held_bytes: 0,
+            },
+            NsSocket::Joining(joining) => Left {
+                registered: true,
+                record: None,
+                held_bytes: joining.held.iter().map(|d| d.bytes).sum(),
+            },
+            NsSocket::Joined(joined) => Left {
+                registered: true,
+                record: joined.record,
+                held_bytes: 0,
+            },
+        }
+    }
+
+    /// Recovery's answer: the replay to write before the CONNECT reply.
+    pub(crate) fn on_opened(&mut self, opened: Opened) {
+        if let NsSocket::Joining(joining) = self {
+            let count = opened.missed.len();
+            joining.replay = Some(Replay {
+                sid: opened.sid,
+                pid: opened.pid,
+                recovered: opened.recovered,
+                offset: opened.offset,
+                missed: opened.missed.into_iter(),
+                count,
+            });
+        }
+    }
+
+    /// The next missed events, while less than `budget` bytes of them are written in this step
+    /// (a step writes at least nothing, at most one frame past the budget). `None` before Recovery
+    /// answered, or once the socket is no longer joining.
+    pub(crate) fn replay_step(&mut self, budget: usize) -> Option<Step> {
+        let NsSocket::Joining(Joining {
+            replay: Some(replay),
+            ..
+        }) = self
+        else {
+            return None;
+        };
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        while bytes < budget {
+            let Some(entry) = replay.missed.next() else {
+                return Some(Step { frames, done: true });
+            };
+            if let Some(frame) = frame_entry(&entry) {
+                bytes += frame.text.len();
+                frames.push(Out::Text(frame.text));
+            }
+        }
+        // Over budget: even if nothing is left, the reply waits for the next step, so what is held
+        // behind it is written only once the client took the replay.
+        Some(Step {
+            frames,
+            done: false,
+        })
+    }
+
+    /// The replay is written: the CONNECT reply (the same sid and pid on a resume, reference §3.2),
+    /// the offset event for a fresh session, and the held frames the client does not have yet. The
+    /// socket is joined from here on. `None` if it was not joining with a finished replay.
+    pub(crate) fn complete(&mut self, nsp: &Namespace) -> Option<Completed> {
+        let finished = matches!(
+            self,
+            NsSocket::Joining(Joining { replay: Some(replay), .. }) if replay.missed.len() == 0
+        );
+        if !finished {
+            return None;
+        }
+        let NsSocket::Joining(Joining {
+            held,
+            replay: Some(replay),
+            auth,
+        }) = std::mem::replace(self, NsSocket::Admitting { auth: Value::Null })
+        else {
+            unreachable!("matched as joining with a replay above");
+        };
+        let ids = json!({ "sid": replay.sid.as_str(), "pid": replay.pid.as_str() });
+        let mut reply = vec![frame(PacketKind::Connect, nsp, ids)];
+        if let (false, Some(tip)) = (replay.recovered, replay.offset) {
+            reply.push(frame(
+                PacketKind::Event,
+                nsp,
+                json!([OFFSET_EVENT, tip.to_string()]),
+            ));
+        }
+        let record = SessionRecord::new(&replay.sid, &replay.pid);
+        let mut joined = Joined::new(Some(record), replay.offset);
+        let mut frames = Vec::new();
+        let mut held_bytes = 0;
+        for deliver in held {
+            held_bytes += deliver.bytes;
+            frames.extend(joined.unseen(&deliver.frames));
+        }
+        *self = NsSocket::Joined(joined);
+        Some(Completed {
+            reply,
+            held: frames,
+            held_bytes,
+            auth,
+            sid: replay.sid,
+            recovered: replay.recovered,
+            replayed: replay.count,
+        })
+    }
+}
+
+impl Joined {
+    fn new(record: Option<SessionRecord>, offset: Option<StreamId>) -> Joined {
+        Joined {
+            next_ack_id: 0,
+            awaiting_acks: HashSet::new(),
+            record,
+            offset,
+        }
+    }
+
+    /// The frames the client does not have yet, in order; advances the offset past them.
+    fn unseen(&mut self, frames: &[Frame]) -> Vec<Out> {
+        let mut out = Vec::with_capacity(frames.len());
+        for frame in frames {
+            if self.offset.is_some_and(|offset| frame.id <= offset) {
+                continue;
+            }
+            out.push(Out::Text(frame.text.clone()));
+            self.offset = Some(frame.id);
+        }
+        out
+    }
+
+    /// An id for an event the server emits asking for an ack; the client's answer is awaited.
+    pub(crate) fn ask(&mut self) -> u64 {
+        let id = self.next_ack_id;
+        self.next_ack_id += 1;
+        self.awaiting_acks.insert(id);
+        id
+    }
+
+    /// Whether `id` answers an event this socket asked about (each is answered once, §2.4).
+    pub(crate) fn answered(&mut self, id: u64) -> bool {
+        self.awaiting_acks.remove(&id)
+    }
+}
+
+/// An Engine.IO message frame carrying a Socket.IO packet with `data`.
+fn frame(kind: PacketKind, nsp: &Namespace, data: Value) -> Out {
+    let packet = SioPacket::new(kind, nsp.as_str(), Some(data));
+    Out::Text(format!("4{}", socketio::encode(&packet)).into())
+}
+
+/// A session's sockets by namespace. A session joins one or two namespaces, so a list sized to fit:
+/// a map (or a growing Vec) would reserve room for four sockets in every session.
+#[derive(Default)]
+pub(crate) struct Sockets(Vec<(Namespace, NsSocket)>);
+
+impl Sockets {
+    pub(crate) fn get(&self, nsp: &str) -> Option<&NsSocket> {
+        self.0
+            .iter()
+            .find(|(name, _)| name.as_str() == nsp)
+            .map(|(_, s)| s)
+    }
+
+    pub(crate) fn get_mut(&mut self, nsp: &str) -> Option<&mut NsSocket> {
+        self.0
+            .iter_mut()
+            .find(|(name, _)| name.as_str() == nsp)
+            .map(|(_, s)| s)
+    }
+
+    /// Sets the socket of `nsp`, replacing the one it had.
+    pub(crate) fn insert(&mut self, nsp: Namespace, socket: NsSocket) {
+        match self.get_mut(nsp.as_str()) {
+            Some(slot) => *slot = socket,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push((nsp, socket));
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, nsp: &str) -> Option<NsSocket> {
+        let at = self.0.iter().position(|(name, _)| name.as_str() == nsp)?;
+        Some(self.0.remove(at).1)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The joined sockets' records (to refresh them).
+    pub(crate) fn records(&self) -> impl Iterator<Item = &SessionRecord> {
+        self.0.iter().filter_map(|(_, socket)| match socket {
+            NsSocket::Joined(joined) => joined.record.as_ref(),
+            _ => None,
+        })
+    }
+
+    /// Every socket, leaving none.
+    pub(crate) fn take(&mut self) -> Vec<(Namespace, NsSocket)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! The namespace socket's handover on literal frames (DESIGN.md §3: no gap, no duplicate).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::protocol::target::Target;
+
+fn nsp() -> Namespace {
+    Namespace::main()
+}
+
+fn id(ms: u64) -> StreamId {
+    StreamId::new(ms, 0)
+}
+
+fn entry(ms: u64) -> LogEntry {
+    LogEntry {
+        id: id(ms),
+        target: Target::broadcast(nsp()),
+        args: Arc::from(format!("[\"n\",{ms}]")),
+    }
+}
+
+/// A live batch as the Hub delivers it.
+fn live(ms: &[u64]) -> Deliver {
+    let frames: Vec<Frame> = ms
+        .iter()
+        .map(|&ms| frame_entry(&entry(ms)).unwrap())
+        .collect();
+    let bytes = frames.iter().map(|f| f.text.len()).sum();
+    Deliver {
+        nsp: nsp(),
+        frames: frames.into(),
+        bytes,
+    }
+}
+
+fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
+    Opened {
+        sid: Sid::from_wire(sid),
+        pid: Pid::from_wire(format!("{sid}-pid")),
+        recovered,
+        missed: missed.iter().map(|&ms| entry(ms)).collect(),
+        offset: Some(id(offset)),
+    }
+}
+
+fn texts(frames: &[Out]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|frame| match frame {
+            Out::Text(text) => text.to_string(),
+            Out::Binary(bytes) => format!("<{} bytes>", bytes.len()),
+        })
+        .collect()
+}
+
+fn joining() -> NsSocket {
+    let mut socket = NsSocket::admitting(json!({"token": "t"}));
+    socket.admitted();
+    socket
+}
+
+#[test]
+fn socket_fresh_join_replies_with_sid_pid_and_the_offset_event_then_goes_live() {
+    let mut socket = joining();
+    assert!(
+        socket.replay_step(1 << 20).is_none(),
+        "nothing before Recovery answered"
+    );
+    socket.on_opened(opened(false, "S1", &[], 5));
+    let step = socket.replay_step(1 << 20).unwrap();
+    assert!(step.frames.is_empty() && step.done);
+    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(
+        texts(&done.reply),
+        [
+            r#"40{"sid":"S1","pid":"S1-pid"}"#,
+            r#"42["hub:offset","5-0"]"#
+        ]
+    );
+    assert!(done.held.is_empty());
+    assert_eq!(done.auth, json!({"token": "t"}));
+    assert!(!done.recovered);
+    match socket.on_live(live(&[5, 6])) {
+        Live::Write(frames) => assert_eq!(
+            texts(&frames),
+            [r#"42["n",6,"6-0"]"#],
+            "5-0 is the offset the client has"
+        ),
+        other => panic!("a joined socket writes live frames, got {other:?}"),
+    }
+}
+
+#[test]
+fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
+    let mut socket = joining();
+    // Live batches arrive while Recovery reads: held, in order.
+    assert!(matches!(socket.on_live(live(&[7, 8])), Live::Held));
+    assert!(matches!(socket.on_live(live(&[9])), Live::Held));
+    socket.on_opened(opened(true, "S1", &[6, 7], 7));
+    let step = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(
+        texts(&step.frames),
+        [r#"42["n",6,"6-0"]"#, r#"42["n",7,"7-0"]"#]
+    );
+    assert!(step.done);
+    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(
+        texts(&done.reply),
+        [r#"40{"sid":"S1","pid":"S1-pid"}"#],
+        "a resume gets no offset event"
+    );
+    assert_eq!(
+        texts(&done.held),
+        [r#"42["n",8,"8-0"]"#, r#"42["n",9,"9-0"]"#],
+        "7-0 was replayed: not written twice"
+    );
+    assert_eq!(done.held_bytes, live(&[7, 8]).bytes + live(&[9]).bytes);
+    assert!(done.recovered);
+    assert_eq!(done.replayed, 2);
+    // Live from here on, still skipping what the client has.
+    match socket.on_live(live(&[9, 10])) {
+        Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",10,"10-0"]"#]),
+        other => panic!("expected live frames, got {other:?}"),
+    }
+}
+
+#[test]
+fn socket_replay_is_written_in_steps_within_the_budget() {
+    let mut socket = joining();
+    socket.on_opened(opened(true, "S1", &[1, 2, 3], 3));
+    let frame_len = frame_entry(&entry(1)).unwrap().text.len();
+    // A budget of one frame: one frame per step, and the reply only after a step finds nothing left.
+    let first = socket.replay_step(frame_len).unwrap();
+    assert_eq!(texts(&first.frames), [r#"42["n",1,"1-0"]"#]);
+    assert!(!first.done);
+    assert!(
+        socket.complete(&nsp()).is_none(),
+        "not before the replay is written"
+    );
+    let none = socket.replay_step(0).unwrap();
+    assert!(none.frames.is_empty() && !none.done, "no budget, no frame");
+    assert_eq!(
+        texts(&socket.replay_step(frame_len).unwrap().frames),
+        [r#"42["n",2,"2-0"]"#]
+    );
+    let last = socket.replay_step(frame_len).unwrap();
+    assert_eq!(texts(&last.frames), [r#"42["n",3,"3-0"]"#]);
+    assert!(!last.done, "over budget: the reply waits for the next step");
+    let end = socket.replay_step(frame_len).unwrap();
+    assert!(end.frames.is_empty() && end.done);
+    assert!(socket.complete(&nsp()).is_some());
+}
+
+#[test]
+fn socket_failed_resume_becomes_a_fresh_session_from_the_tip() {
+    // Recovery refused the resume (trimmed offset, unknown pid): a new sid and pid, no replay, and
+    // the log tip as offset; live frames at or before the tip are not the new session's.
+    let mut socket = joining();
+    assert!(matches!(socket.on_live(live(&[11, 12])), Live::Held));
+    socket.on_opened(opened(false, "NEW", &[], 11));
+    assert!(socket.replay_step(1 << 20).unwrap().done);
+    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(
+        texts(&done.reply),
+        [
+            r#"40{"sid":"NEW","pid":"NEW-pid"}"#,
+            r#"42["hub:offset","11-0"]"#
+        ]
+    );
+    assert_eq!(texts(&done.held), [r#"42["n",12,"12-0"]"#]);
+    assert_eq!(done.sid, Sid::from_wire("NEW"));
+    assert_eq!(done.replayed, 0);
+}
+
+#[test]
+fn socket_leaving_during_a_replay_releases_what_it_held_and_writes_nothing() {
+    let mut socket = joining();
+    assert!(matches!(socket.on_live(live(&[8])), Live::Held));
+    socket.on_opened(opened(true, "S1", &[6, 7], 7));
+    let frame_len = frame_entry(&entry(6)).unwrap().text.len();
+    assert_eq!(socket.replay_step(frame_len).unwrap().frames.len(), 1);
+    let left = socket.leave();
+    assert_eq!(
+        left,
+        Left {
+            registered: true,
+            record: None,
+            held_bytes: live(&[8]).bytes,
+        },
+        "registered with the Hub, no record to keep (never joined), the held batch to release"
+    );
+}
+
+#[test]
+fn socket_leave_in_each_state_says_what_to_undo() {
+    let admitting = NsSocket::admitting(json!({}));
+    assert_eq!(
+        admitting.leave(),
+        Left {
+            registered: false,
+            record: None,
+            held_bytes: 0
+        },
+        "the Hub never saw a socket still being admitted"
+    );
+    let mut joined = joining();
+    joined.on_opened(opened(false, "S2", &[], 1));
+    joined.replay_step(1 << 20);
+    joined.complete(&nsp());
+    let left = joined.leave();
+    assert!(left.registered);
+    assert_eq!(
+        left.record,
+        Some(SessionRecord::new(
+            &Sid::from_wire("S2"),
+            &Pid::from_wire("S2-pid")
+        ))
+    );
+}
+
+#[test]
+fn socket_joined_without_recovery_replies_with_a_sid_only() {
+    let (mut socket, reply) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S3"));
+    assert_eq!(texts(&[reply]), [r#"40{"sid":"S3"}"#]);
+    match socket.on_live(live(&[1])) {
+        Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",1,"1-0"]"#]),
+        other => panic!("expected live frames, got {other:?}"),
+    }
+    assert_eq!(socket.leave().record, None, "no record without recovery");
+}
+
+#[test]
+fn socket_asks_with_increasing_ack_ids_each_answered_once() {
+    let (socket, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S4"));
+    let NsSocket::Joined(mut joined) = socket else {
+        panic!("joined");
+    };
+    assert_eq!((joined.ask(), joined.ask()), (0, 1));
+    assert!(joined.answered(1));
+    assert!(!joined.answered(1), "an ack answers once");
+    assert!(!joined.answered(7), "an id never asked is ignored");
+    assert!(joined.answered(0));
+}
+
+#[test]
+fn sockets_list_finds_replaces_and_removes_by_namespace() {
+    let mut sockets = Sockets::default();
+    assert!(sockets.is_empty());
+    sockets.insert(nsp(), NsSocket::admitting(json!({})));
+    sockets.insert(Namespace::from("/admin"), NsSocket::admitting(json!({})));
+    let (joined, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S5"));
+    sockets.insert(nsp(), joined);
+    assert!(matches!(sockets.get("/"), Some(NsSocket::Joined(_))));
+    assert!(matches!(
+        sockets.get("/admin"),
+        Some(NsSocket::Admitting { .. })
+    ));
+    assert!(sockets.get("/other").is_none());
+    assert!(sockets.remove("/admin").is_some());
+    assert!(sockets.remove("/admin").is_none());
+    assert_eq!(sockets.take().len(), 1);
+    assert!(sockets.is_empty());
+}
