@@ -1,11 +1,11 @@
 // Reads the RESULT lines scripts/bench.sh collected and prints the side-by-side table (medians of the
 // runs, and the hub / Node ratio), then one JSON line.
-//   node benches/report.mjs <results dir> <runs>
+//   node benches/report.mjs <results dir> <runs> [label of the second column: Node, or "before"]
 
 import fs from "node:fs";
 import path from "node:path";
 
-const [dir, runs] = [process.argv[2], Number(process.argv[3])];
+const [dir, runs, other] = [process.argv[2], Number(process.argv[3]), process.argv[4] ?? "Node"];
 const read = (impl, run, name) => {
   const file = path.join(dir, `${impl}-${run}-${name}.json`);
   return fs.existsSync(file) && fs.statSync(file).size > 0 ? JSON.parse(fs.readFileSync(file, "utf8")) : null;
@@ -53,7 +53,7 @@ for (const [label, get, better] of metrics) {
 }
 const fmt = (x) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3)) : "n/a");
 const width = Math.max(...rows.map((r) => r[0].length));
-console.log(`\n${"metric".padEnd(width)} | ${"hub".padStart(10)} | ${"Node".padStart(10)} | hub advantage`);
+console.log(`\n${"metric".padEnd(width)} | ${"hub".padStart(10)} | ${other.padStart(10)} | hub advantage`);
 console.log(`${"-".repeat(width)}-|-${"-".repeat(10)}-|-${"-".repeat(10)}-|--------------`);
 for (const [label, rust, node, ratio] of rows) {
   console.log(`${label.padEnd(width)} | ${fmt(rust).padStart(10)} | ${fmt(node).padStart(10)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(1)}x` : "n/a"}`);
@@ -66,6 +66,6 @@ const writeFloor = floor("writer_cpu_us_per_write");
 const readFloor = floor("reader_cpu_us_per_read");
 const perDelivery = json["hub CPU µs per delivery (fanout, 50/s)"];
 console.log(`\nkernel floor (no server): ${fmt(writeFloor)} µs CPU per write, ${fmt(readFloor)} µs per read`);
-console.log(`hub above the floor at 50/s: ${fmt(perDelivery.hub - writeFloor)} µs per delivery (Node: ${fmt(perDelivery.node - writeFloor)} µs)`);
+console.log(`hub above the floor at 50/s: ${fmt(perDelivery.hub - writeFloor)} µs per delivery (${other}: ${fmt(perDelivery.node - writeFloor)} µs)`);
 json.floor = { write_us: writeFloor, read_us: readFloor };
 console.log(`BENCH ${JSON.stringify({ runs, metrics: json })}`);

@@ -5,6 +5,8 @@
 #
 #   scripts/bench.sh              full run (about 15 minutes on 2 cores)
 #   BENCH_QUICK=1 scripts/bench.sh   shorter loads, for a look
+#   BENCH_AGAINST=<hub binary> scripts/bench.sh   this hub against another build of it (e.g. the
+#                                 commit before a change) instead of the Node original, same run
 #
 # Loads (each bounded in count and time, loopback only): floor (no server: the kernel's cost of one
 # loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
@@ -15,6 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-3}
+against=${BENCH_AGAINST:-}
+other_label=Node
+if [ -n "$against" ]; then
+  [ -x "$against" ] || { echo "error: BENCH_AGAINST=$against is not an executable hub binary" >&2; exit 1; }
+  other_label=before
+fi
 if [ -n "${BENCH_QUICK:-}" ]; then
   fanout_clients=200; fanout_seconds=5; idle_clients=2000; jitter_clients=100; jitter_seconds=20; sweep_seconds=3
 else
@@ -32,7 +40,9 @@ echo "== building: the hub (release), the load tool, the Node original"
 cargo build --release --quiet
 cargo bench --bench hub_bench --no-run --quiet 2>/dev/null
 bench_bin=$(ls -t target/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
-(cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
+if [ -z "$against" ]; then
+  (cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
@@ -49,6 +59,8 @@ start_cluster() { # impl → sets urls, pidlist
   for port in "$p1" "$p2"; do
     if [ "$impl" = rust ]; then
       REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
+    elif [ -n "$against" ]; then
+      REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn "$against" &
     else
       REDIS_URL="redis://127.0.0.1:$redis_port" HOST=127.0.0.1 PORT=$port node benches/node-original/dist/main.js >/dev/null &
     fi
@@ -83,7 +95,7 @@ for impl in rust node; do
     fi
     start_cluster "$impl"
     bench "$impl-$run-fanout" fanout --clients "$fanout_clients" --rate 50 --seconds "$fanout_seconds"
-    threshold=$([ "$impl" = rust ] && echo 50 || echo 1000)
+    threshold=$([ "$impl" = rust ] || [ -n "$against" ] && echo 50 || echo 1000)
     best=0
     for rate in 100 200 300 400 600 800 1200 1600 2400 3200; do
       bench "$impl-$run-sweep-$rate" fanout --clients "$fanout_clients" --rate "$rate" --seconds "$sweep_seconds" --drain 15
@@ -101,4 +113,4 @@ for impl in rust node; do
   done
 done
 
-node benches/report.mjs "$results" "$runs"
+node benches/report.mjs "$results" "$runs" "$other_label"
