@@ -1,249 +1,174 @@
-//! Configuration: every setting is an environment variable and a command-line flag, defaults in one place.
+//! Configuration: every setting is a command-line flag and an environment variable, declared once
+//! on [`Config`] with its default and help; clap derives the parser and `--help` from that
+//! declaration, so the three cannot drift apart.
 //!
-//! The Node original's names (`PORT`, `REDIS_URL`) are kept so people can switch; the rest are `HUB_*`.
-//! A flag wins over its environment variable. `--help` prints the table below.
+//! The Node original's names (`PORT`, `REDIS_URL`) are kept so people can switch; the rest are
+//! `HUB_*`. A flag wins over its environment variable; a variable set to the empty string counts
+//! as unset.
 
+use std::convert::Infallible;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Default TCP port, as in the Node original.
-pub const DEFAULT_PORT: u16 = 3000;
-/// Default bind address: every interface, as Node listens by default.
-pub const DEFAULT_HOST: &str = "0.0.0.0";
-/// Redis stream key shared with `@socket.io/redis-streams-adapter` (its `streamName` default).
-pub const DEFAULT_STREAM_KEY: &str = "socket.io";
-/// Entries kept in the log (`XADD … MAXLEN ~`), the adapter's `maxLen` default.
-pub const DEFAULT_MAX_LEN: usize = 10_000;
-/// How long a disconnected session can be resumed (`maxDisconnectionDuration`).
-pub const DEFAULT_RECOVERY_WINDOW: Duration = Duration::from_millis(120_000);
-/// Engine.IO heartbeat: the server pings this often ...
-pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(25_000);
-/// ... and closes the session if no pong arrives within this.
-pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_millis(20_000);
-/// Largest Engine.IO message accepted (`maxHttpBufferSize`): WebSocket close 1009 above it.
-pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
-/// A connection that joins no namespace within this is closed (Socket.IO `connectTimeout`).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(45_000);
-/// Largest `POST /notifications/notify` body: 413 above it.
-pub const DEFAULT_MAX_NOTIFY_BYTES: usize = 64 * 1024;
-/// Time a polling session has to complete its upgrade to WebSocket (Node's `upgradeTimeout`).
-pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_millis(10_000);
-/// The Engine.IO endpoint's path, Socket.IO's default.
-pub const DEFAULT_PATH: &str = "/socket.io/";
-
-/// Bytes waiting for a client that does not read before its session is closed (slow consumer).
-pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The whole configuration of one hub instance.
-#[derive(Debug, Clone)]
+///
+/// Each field's first doc line is also its `--help` text.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "realtime-hub",
+    about = "A Socket.IO v5 notification hub with connection state recovery",
+    // Not the struct's doc comment, which is written for Rust readers.
+    long_about = None,
+    // Help on its own line: without clap's `wrap_help` (and its terminal dependency) nothing wraps
+    // it, and a column layout would push each line far past a terminal's width.
+    next_line_help = true,
+    // As the hand-written parser did: a flag given twice takes its last value (a script can append
+    // an override); clap's default is to refuse the second.
+    args_override_self = true,
+    after_help = "Every option can also be set by its environment variable; a flag wins, and an \
+                  empty variable counts as unset. Log level: RUST_LOG (default info).",
+)]
 pub struct Config {
-    /// Address to bind.
+    /// Address to bind
+    // Every interface, as Node listens by default.
+    #[arg(long, env = "HUB_HOST", default_value = "0.0.0.0")]
     pub host: String,
-    /// Port to bind; 0 picks a free one (tests).
+    /// Port to listen on; 0 picks a free one
+    // The Node original's port.
+    #[arg(long, env = "PORT", default_value = "3000")]
     pub port: u16,
-    /// Redis to share the log with other instances; `None` runs on the embedded in-process log.
+    /// Redis (7.0 or newer) for the shared log, e.g. redis://127.0.0.1:6379;
+    /// unset: the embedded log
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
-    /// Redis stream key.
+    /// Redis stream key
+    // `@socket.io/redis-streams-adapter`'s `streamName` default, so both can share a stream.
+    #[arg(
+        long,
+        env = "HUB_STREAM_KEY",
+        default_value = "socket.io",
+        value_name = "KEY"
+    )]
     pub stream_key: String,
-    /// Entries kept in the log before the oldest are trimmed.
+    /// Entries kept in the log before the oldest are trimmed
+    // The adapter's `maxLen` default (`XADD … MAXLEN ~`).
+    #[arg(long, env = "HUB_MAX_LEN", default_value = "10000", value_name = "N",
+          value_parser = at_least_one)]
     pub max_len: usize,
-    /// How long after a disconnect a session can be recovered.
+    /// How long after a disconnect a session can be recovered
+    // Socket.IO's `maxDisconnectionDuration` default.
+    #[arg(long = "recovery-window-ms", env = "HUB_RECOVERY_WINDOW_MS", default_value = "120000",
+          value_name = "MS", value_parser = millis)]
     pub recovery_window: Duration,
-    /// Engine.IO ping interval.
+    /// Engine.IO ping interval
+    // Engine.IO's heartbeat defaults: a ping this often, ...
+    #[arg(long = "ping-interval-ms", env = "HUB_PING_INTERVAL_MS", default_value = "25000",
+          value_name = "MS", value_parser = millis)]
     pub ping_interval: Duration,
-    /// Engine.IO ping timeout.
+    /// Engine.IO ping timeout
+    // ... and the session closed if no pong arrives within this.
+    #[arg(long = "ping-timeout-ms", env = "HUB_PING_TIMEOUT_MS", default_value = "20000",
+          value_name = "MS", value_parser = millis)]
     pub ping_timeout: Duration,
-    /// Largest Engine.IO message accepted, in bytes.
+    /// Largest Engine.IO message accepted, in bytes; WebSocket close 1009 above it
+    // Engine.IO's `maxHttpBufferSize` default.
+    #[arg(long, env = "HUB_MAX_PAYLOAD", default_value = "1000000", value_name = "BYTES",
+          value_parser = at_least_one)]
     pub max_payload: usize,
-    /// Time allowed to join a namespace after the Engine.IO handshake.
+    /// Time a connection has to join a namespace after the Engine.IO handshake
+    // Socket.IO's `connectTimeout` default.
+    #[arg(long = "connect-timeout-ms", env = "HUB_CONNECT_TIMEOUT_MS", default_value = "45000",
+          value_name = "MS", value_parser = millis)]
     pub connect_timeout: Duration,
-    /// Time a polling session has to complete its upgrade to WebSocket.
+    /// Time a polling session has to complete its upgrade to WebSocket
+    // Engine.IO's `upgradeTimeout` default.
+    #[arg(long = "upgrade-timeout-ms", env = "HUB_UPGRADE_TIMEOUT_MS", default_value = "10000",
+          value_name = "MS", value_parser = millis)]
     pub upgrade_timeout: Duration,
-    /// Path of the Engine.IO endpoint, with its slashes: `/socket.io/`.
+    /// Path of the Engine.IO endpoint, with its slashes: `/socket.io/`
+    #[arg(long, env = "HUB_PATH", default_value = "/socket.io/", value_parser = endpoint_path)]
     pub path: String,
-    /// Socket.IO namespaces clients may join.
-    pub namespaces: Vec<String>,
-    /// Origins allowed to connect from other sites (CORS); `*` for any; empty: same origin only.
-    pub cors_origins: Vec<String>,
-    /// Whether connection state recovery is on.
+    /// Comma-separated Socket.IO namespaces clients may join (broadcasts go to `/`)
+    // Fully qualified `Vec`: clap then takes the whole list as one value, parsed by `namespaces`.
+    #[arg(long, env = "HUB_NAMESPACES", default_value = "/", value_name = "LIST",
+          value_parser = namespaces)]
+    pub namespaces: ::std::vec::Vec<String>,
+    /// Comma-separated origins allowed cross-site, or `*` for any; none: same origin only
+    #[arg(long, env = "HUB_CORS_ORIGINS", default_value = "", hide_default_value = true,
+          value_name = "LIST", value_parser = list)]
+    pub cors_origins: ::std::vec::Vec<String>,
+    /// Connection state recovery, on or off
+    // true/false and 1/0 are accepted too (hidden from the help), as the hand-written parser did.
+    #[arg(long, env = "HUB_RECOVERY", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = PossibleValuesParser::new([
+              PossibleValue::new("on").aliases(["true", "1"]),
+              PossibleValue::new("off").aliases(["false", "0"]),
+          ]).map(|value| matches!(value.as_str(), "on" | "true" | "1")))]
     pub recovery: bool,
     /// Engine.IO only: echo every message (the Engine.IO conformance suite's application; no flag).
+    #[arg(skip)]
     pub engine_echo: bool,
-    /// Largest notify body, in bytes.
+    /// Largest `POST /notifications/notify` body, in bytes; 413 above it
+    #[arg(long, env = "HUB_MAX_NOTIFY_BYTES", default_value = "65536", value_name = "BYTES",
+          value_parser = at_least_one)]
     pub max_notify_bytes: usize,
-    /// Outgoing bytes a client may leave unread before its session is closed.
+    /// Outgoing bytes a client may leave unread before its session is closed (it recovers on
+    /// reconnect)
+    #[arg(long, env = "HUB_MAX_BUFFERED_BYTES", default_value = "8388608", value_name = "BYTES",
+          value_parser = at_least_one)]
     pub max_buffered_bytes: usize,
-    /// Folder of the page served at `/`.
+    /// Folder of the page served at `/`
+    #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
+          default_value_os_t = project_path("public"))]
     pub public_dir: PathBuf,
-    /// Folder holding `socket.io.min.js` from npm, served at `/socket.io/socket.io.min.js`.
+    /// Folder holding `socket.io.min.js` from npm, served at `/socket.io/socket.io.min.js`
+    #[arg(long, env = "HUB_CLIENT_DIR", value_name = "DIR",
+          default_value_os_t = project_path("tests/node_modules/socket.io-client/dist"))]
     pub client_dir: PathBuf,
 }
 
 impl Default for Config {
+    /// The declared defaults, without reading the environment: tests build configurations from this
+    /// whatever variables their shell has set.
     fn default() -> Self {
-        Config {
-            host: DEFAULT_HOST.to_owned(),
-            port: DEFAULT_PORT,
-            redis_url: None,
-            stream_key: DEFAULT_STREAM_KEY.to_owned(),
-            max_len: DEFAULT_MAX_LEN,
-            recovery_window: DEFAULT_RECOVERY_WINDOW,
-            ping_interval: DEFAULT_PING_INTERVAL,
-            ping_timeout: DEFAULT_PING_TIMEOUT,
-            max_payload: DEFAULT_MAX_PAYLOAD,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            upgrade_timeout: DEFAULT_UPGRADE_TIMEOUT,
-            path: DEFAULT_PATH.to_owned(),
-            namespaces: vec!["/".to_owned()],
-            cors_origins: Vec::new(),
-            recovery: true,
-            engine_echo: false,
-            max_notify_bytes: DEFAULT_MAX_NOTIFY_BYTES,
-            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
-            public_dir: project_path("public"),
-            client_dir: project_path("tests/node_modules/socket.io-client/dist"),
-        }
+        let matches = Config::command()
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(["realtime-hub"])
+            .expect("the declared defaults parse");
+        Config::from_arg_matches(&matches).expect("the declared defaults parse")
     }
 }
-
-/// A path inside the project: relative to the working directory when it exists there (a deployment
-/// that copies `public/` next to the binary), else to the source tree the binary was built from
-/// (`cargo run` and the tests, from any directory).
-fn project_path(relative: &str) -> PathBuf {
-    let here = PathBuf::from(relative);
-    if here.exists() {
-        here
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
-    }
-}
-
-/// Why the configuration could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A flag that does not exist.
-    #[error("unknown option {0:?} (see --help)")]
-    UnknownOption(String),
-    /// A flag given last without its value.
-    #[error("option {0} needs a value")]
-    MissingValue(String),
-    /// A value that does not parse or is out of range.
-    #[error("invalid value {value:?} for {name}: {reason}")]
-    InvalidValue {
-        /// The flag or environment variable.
-        name: String,
-        /// What was given.
-        value: String,
-        /// What was expected.
-        reason: &'static str,
-    },
-}
-
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Run the hub with this configuration.
-    Run(Box<Config>),
-    /// Print [`HELP`] and exit.
-    Help,
-}
-
-/// One row per setting: flag, environment variable, help text. `--help` and README are written from it.
-const SETTINGS: &[(&str, &str, &str)] = &[
-    ("--host", "HUB_HOST", "address to bind [default: 0.0.0.0]"),
-    (
-        "--port",
-        "PORT",
-        "port to listen on, 0 for any free port [default: 3000]",
-    ),
-    (
-        "--redis-url",
-        "REDIS_URL",
-        "Redis for the shared log, e.g. redis://127.0.0.1:6379 [default: unset = embedded log]",
-    ),
-    (
-        "--stream-key",
-        "HUB_STREAM_KEY",
-        "Redis stream key [default: socket.io]",
-    ),
-    (
-        "--max-len",
-        "HUB_MAX_LEN",
-        "entries kept in the log before trimming [default: 10000]",
-    ),
-    (
-        "--recovery-window-ms",
-        "HUB_RECOVERY_WINDOW_MS",
-        "how long a dropped session can be recovered [default: 120000]",
-    ),
-    (
-        "--ping-interval-ms",
-        "HUB_PING_INTERVAL_MS",
-        "Engine.IO ping interval [default: 25000]",
-    ),
-    (
-        "--ping-timeout-ms",
-        "HUB_PING_TIMEOUT_MS",
-        "Engine.IO ping timeout [default: 20000]",
-    ),
-    (
-        "--max-payload",
-        "HUB_MAX_PAYLOAD",
-        "largest Engine.IO message in bytes; WebSocket close 1009 above [default: 1000000]",
-    ),
-    (
-        "--connect-timeout-ms",
-        "HUB_CONNECT_TIMEOUT_MS",
-        "time to join a namespace after the handshake [default: 45000]",
-    ),
-    (
-        "--upgrade-timeout-ms",
-        "HUB_UPGRADE_TIMEOUT_MS",
-        "time to complete an upgrade from polling to WebSocket [default: 10000]",
-    ),
-    (
-        "--path",
-        "HUB_PATH",
-        "path of the Engine.IO endpoint [default: /socket.io/]",
-    ),
-    (
-        "--namespaces",
-        "HUB_NAMESPACES",
-        "comma-separated Socket.IO namespaces clients may join [default: /]",
-    ),
-    (
-        "--cors-origins",
-        "HUB_CORS_ORIGINS",
-        "comma-separated origins allowed cross-site, or * [default: none, same origin only]",
-    ),
-    (
-        "--recovery",
-        "HUB_RECOVERY",
-        "connection state recovery, on or off [default: on]",
-    ),
-    (
-        "--max-notify-bytes",
-        "HUB_MAX_NOTIFY_BYTES",
-        "largest POST /notifications/notify body; 413 above [default: 65536]",
-    ),
-    (
-        "--max-buffered-bytes",
-        "HUB_MAX_BUFFERED_BYTES",
-        "unread bytes a client may have on its way before it is dropped [default: 8388608]",
-    ),
-    (
-        "--public-dir",
-        "HUB_PUBLIC_DIR",
-        "folder of the page served at / [default: public]",
-    ),
-    (
-        "--client-dir",
-        "HUB_CLIENT_DIR",
-        "folder with socket.io.min.js [default: tests/node_modules/socket.io-client/dist]",
-    ),
-];
 
 impl Config {
+    /// Reads the command line `args` (program name first, as [`std::env::args_os`] gives them) over
+    /// the environment. On `Err` (a bad value, an unknown flag, or `--help`), [`clap::Error::exit`]
+    /// prints the message or the help and exits with status 2 (0 for the help).
+    pub fn from_env_and_args<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        // clap hands an empty variable to the parser as "", but a variable left empty (`REDIS_URL=`
+        // in a compose file or a template) means "not set" here: REDIS_URL= runs the embedded log.
+        let mut command = Config::command().mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty {
+                arg.env(None)
+            } else {
+                arg
+            }
+        });
+        let matches = command.try_get_matches_from_mut(args)?;
+        Config::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+    }
+
     /// The server the official conformance suites assume (reference §5): Engine.IO echo at
     /// `/engine.io/`, or the Socket.IO suite's application at `/socket.io/` with `/` and `/custom`;
     /// ping 300/200 ms, connect timeout 1 s, recovery off, CORS `*`, on `localhost:3000`.
@@ -269,166 +194,112 @@ impl Config {
     }
 }
 
-/// The non-empty items of a comma-separated list.
-fn list(value: &str) -> Vec<String> {
-    value
+/// A path inside the project: relative to the working directory when it exists there (a deployment
+/// that copies `public/` next to the binary), else to the source tree the binary was built from
+/// (`cargo run` and the tests, from any directory).
+fn project_path(relative: &str) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    }
+}
+
+/// A size or a count: zero would stop the hub from working, so it is refused rather than obeyed.
+fn at_least_one(value: &str) -> Result<usize, &'static str> {
+    match value.parse() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1"),
+    }
+}
+
+/// A duration in milliseconds, at least 1 (a zero timer would fire at once).
+fn millis(value: &str) -> Result<Duration, &'static str> {
+    match value.parse() {
+        Ok(n) if n >= 1 => Ok(Duration::from_millis(n)),
+        _ => Err("expected a whole number of milliseconds, at least 1"),
+    }
+}
+
+/// The endpoint's path with exactly one trailing slash, as the router matches it.
+fn endpoint_path(value: &str) -> Result<String, &'static str> {
+    if !value.starts_with('/') {
+        return Err("expected a path starting with /");
+    }
+    Ok(format!("{}/", value.trim_end_matches('/')))
+}
+
+/// The non-empty items of a comma-separated list, trimmed.
+fn list(value: &str) -> Result<Vec<String>, Infallible> {
+    Ok(value
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
-        .collect()
+        .collect())
 }
 
-/// The `--help` text.
-pub fn help() -> String {
-    let mut text = String::from(
-        "realtime-hub: a Socket.IO v5 notification hub with connection state recovery\n\n\
-         Usage: realtime-hub [OPTIONS]\n\n\
-         Every option can also be set by its environment variable; a flag wins. Log level: RUST_LOG (default info).\n\n",
-    );
-    for (flag, env, about) in SETTINGS {
-        text.push_str(&format!(
-            "  {:<24} {:<24} {}\n",
-            format!("{flag} <v>"),
-            env,
-            about
-        ));
+/// At least one namespace, each starting with `/` as Socket.IO names them.
+fn namespaces(value: &str) -> Result<Vec<String>, &'static str> {
+    let Ok(namespaces) = list(value);
+    if namespaces.is_empty() || namespaces.iter().any(|n| !n.starts_with('/')) {
+        return Err("expected namespaces starting with /, e.g. /,/admin");
     }
-    text.push_str(&format!(
-        "  {:<24} {:<24} {}\n",
-        "-h, --help", "", "print this help"
-    ));
-    text
-}
-
-impl Config {
-    /// Reads the environment, then the command-line arguments (without the program name).
-    pub fn from_env_and_args(
-        env: impl Fn(&str) -> Option<String>,
-        args: impl IntoIterator<Item = String>,
-    ) -> Result<Command, ConfigError> {
-        let mut config = Config::default();
-        for (_, name, _) in SETTINGS {
-            if let Some(value) = env(name).filter(|v| !v.is_empty()) {
-                config.set(name, value)?;
-            }
-        }
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            if arg == "-h" || arg == "--help" {
-                return Ok(Command::Help);
-            }
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let (_, env_name, _) = SETTINGS
-                .iter()
-                .find(|(f, _, _)| *f == flag)
-                .ok_or_else(|| ConfigError::UnknownOption(arg.clone()))?;
-            let value = match inline {
-                Some(value) => value,
-                None => args
-                    .next()
-                    .ok_or_else(|| ConfigError::MissingValue(flag.clone()))?,
-            };
-            config.set(env_name, value)?;
-        }
-        Ok(Command::Run(Box::new(config)))
-    }
-
-    fn set(&mut self, name: &str, value: String) -> Result<(), ConfigError> {
-        let invalid = |reason| ConfigError::InvalidValue {
-            name: name.to_owned(),
-            value: value.clone(),
-            reason,
-        };
-        let number = |min: u64| -> Result<u64, ConfigError> {
-            match value.parse::<u64>() {
-                Ok(n) if n >= min => Ok(n),
-                _ if min == 0 => Err(invalid("expected a whole number")),
-                _ => Err(invalid("expected a whole number of at least 1")),
-            }
-        };
-        let millis = |min| number(min).map(Duration::from_millis);
-        match name {
-            "HUB_HOST" => self.host = value,
-            "PORT" => {
-                self.port =
-                    u16::try_from(number(0)?).map_err(|_| invalid("expected a port, 0-65535"))?
-            }
-            "REDIS_URL" => self.redis_url = Some(value),
-            "HUB_STREAM_KEY" => self.stream_key = value,
-            "HUB_MAX_LEN" => self.max_len = number(1)? as usize,
-            "HUB_RECOVERY_WINDOW_MS" => self.recovery_window = millis(1)?,
-            "HUB_PING_INTERVAL_MS" => self.ping_interval = millis(1)?,
-            "HUB_PING_TIMEOUT_MS" => self.ping_timeout = millis(1)?,
-            "HUB_MAX_PAYLOAD" => self.max_payload = number(1)? as usize,
-            "HUB_CONNECT_TIMEOUT_MS" => self.connect_timeout = millis(1)?,
-            "HUB_UPGRADE_TIMEOUT_MS" => self.upgrade_timeout = millis(1)?,
-            "HUB_PATH" => {
-                if !value.starts_with('/') {
-                    return Err(invalid("expected a path starting with /"));
-                }
-                let trimmed = value.trim_end_matches('/');
-                self.path = format!("{trimmed}/");
-            }
-            "HUB_NAMESPACES" => {
-                let namespaces: Vec<String> = list(&value);
-                if namespaces.is_empty()
-                    || namespaces
-                        .iter()
-                        .any(|n| !n.starts_with('/') || n.contains(','))
-                {
-                    return Err(invalid(
-                        "expected namespaces starting with /, e.g. /,/admin",
-                    ));
-                }
-                self.namespaces = namespaces;
-            }
-            "HUB_CORS_ORIGINS" => self.cors_origins = list(&value),
-            "HUB_RECOVERY" => {
-                self.recovery = match value.as_str() {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    _ => return Err(invalid("expected on or off")),
-                }
-            }
-            "HUB_MAX_NOTIFY_BYTES" => self.max_notify_bytes = number(1)? as usize,
-            "HUB_MAX_BUFFERED_BYTES" => self.max_buffered_bytes = number(1)? as usize,
-            "HUB_PUBLIC_DIR" => self.public_dir = PathBuf::from(value),
-            "HUB_CLIENT_DIR" => self.client_dir = PathBuf::from(value),
-            other => unreachable!("setting {other} is listed in SETTINGS but not handled"),
-        }
-        Ok(())
-    }
+    Ok(namespaces)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
+    use std::sync::{Mutex, PoisonError};
 
-    fn parse(env: &[(&str, &str)], args: &[&str]) -> Result<Command, ConfigError> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+    /// The process environment is shared by every test thread: one parse at a time touches it.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    /// Parses `args` with exactly `env` as the hub's variables (what the shell had is put back).
+    fn parse(env: &[(&str, &str)], args: &[&str]) -> Result<Config, clap::Error> {
+        let _guard = ENV.lock().unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<OsString> = Config::command()
+            .get_arguments()
+            .filter_map(|arg| arg.get_env().map(ToOwned::to_owned))
             .collect();
-        Config::from_env_and_args(
-            |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
-            args.iter().map(|s| s.to_string()),
-        )
+        let saved: Vec<(OsString, Option<OsString>)> = names
+            .iter()
+            .map(|name| (name.clone(), std::env::var_os(name)))
+            .collect();
+        for name in &names {
+            std::env::remove_var(name);
+        }
+        for (name, value) in env {
+            std::env::set_var(name, value);
+        }
+        let result =
+            Config::from_env_and_args(std::iter::once("realtime-hub").chain(args.iter().copied()));
+        for (name, value) in saved {
+            match value {
+                Some(value) => std::env::set_var(name, value),
+                None => std::env::remove_var(name),
+            }
+        }
+        result
     }
 
     fn config(env: &[(&str, &str)], args: &[&str]) -> Config {
+        parse(env, args).unwrap_or_else(|err| panic!("expected a config, got {err}"))
+    }
+
+    fn rejected(env: &[(&str, &str)], args: &[&str]) -> ErrorKind {
         match parse(env, args) {
-            Ok(Command::Run(config)) => *config,
-            other => panic!("expected a config, got {other:?}"),
+            Ok(config) => panic!("expected {env:?} {args:?} to be rejected, got {config:?}"),
+            Err(err) => err.kind(),
         }
     }
 
     #[test]
     fn config_defaults_match_the_node_original() {
-        let c = config(&[], &[]);
+        let c = Config::default();
         assert_eq!(
             (c.port, c.max_len, c.max_payload),
             (3000, 10_000, 1_000_000)
@@ -438,8 +309,29 @@ mod tests {
             (c.ping_interval, c.ping_timeout),
             (Duration::from_secs(25), Duration::from_secs(20))
         );
-        assert_eq!(c.stream_key, "socket.io");
-        assert!(c.redis_url.is_none());
+        assert_eq!(
+            (c.connect_timeout, c.upgrade_timeout),
+            (Duration::from_secs(45), Duration::from_secs(10))
+        );
+        assert_eq!(
+            (c.host.as_str(), c.stream_key.as_str()),
+            ("0.0.0.0", "socket.io")
+        );
+        assert_eq!(c.path, "/socket.io/");
+        assert_eq!(c.namespaces, &["/"]);
+        assert!(c.redis_url.is_none() && c.cors_origins.is_empty());
+        assert!(c.recovery && !c.engine_echo);
+        assert_eq!(
+            (c.max_notify_bytes, c.max_buffered_bytes),
+            (64 * 1024, 8 * 1024 * 1024)
+        );
+        assert_eq!(c.public_dir, project_path("public"));
+        assert_eq!(
+            c.client_dir,
+            project_path("tests/node_modules/socket.io-client/dist")
+        );
+        // Reading an empty command line and environment gives the same as `default()`.
+        assert_eq!(format!("{:?}", config(&[], &[])), format!("{c:?}"));
     }
 
     #[test]
@@ -450,69 +342,181 @@ mod tests {
         );
         assert_eq!((c.port, c.max_len), (4001, 5));
         assert_eq!(c.ping_interval, Duration::from_millis(300));
+        // A flag given twice: the last one wins.
+        assert_eq!(config(&[], &["--port", "1", "--port", "2"]).port, 2);
     }
 
     #[test]
     fn config_rejects_bad_values_and_unknown_flags() {
-        assert!(matches!(
-            parse(&[("PORT", "http")], &[]),
-            Err(ConfigError::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            parse(&[], &["--port", "70000"]),
-            Err(ConfigError::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            parse(&[], &["--max-len", "0"]),
-            Err(ConfigError::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            parse(&[], &["--nope"]),
-            Err(ConfigError::UnknownOption(_))
-        ));
-        assert!(matches!(
-            parse(&[], &["--port"]),
-            Err(ConfigError::MissingValue(_))
-        ));
-        assert!(matches!(parse(&[], &["--help"]), Ok(Command::Help)));
+        assert_eq!(
+            rejected(&[("PORT", "http")], &[]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[], &["--port", "70000"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[], &["--max-len", "0"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[], &["--ping-timeout-ms", "0"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[("HUB_RECOVERY", "maybe")], &[]),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(rejected(&[], &["--nope"]), ErrorKind::UnknownArgument);
+        assert_eq!(rejected(&[], &["--port"]), ErrorKind::InvalidValue);
+        assert_eq!(rejected(&[], &["--help"]), ErrorKind::DisplayHelp);
+        assert_eq!(rejected(&[], &["-h"]), ErrorKind::DisplayHelp);
+        let message = parse(&[], &["--port", "abc"]).unwrap_err().to_string();
+        assert!(
+            message.contains("abc") && message.contains("--port"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let c = config(
+            &[
+                ("REDIS_URL", ""),
+                ("PORT", ""),
+                ("HUB_NAMESPACES", ""),
+                ("HUB_RECOVERY", ""),
+            ],
+            &[],
+        );
+        assert!(
+            c.redis_url.is_none(),
+            "REDIS_URL= must mean the embedded log"
+        );
+        assert_eq!(
+            (c.port, c.namespaces, c.recovery),
+            (3000, vec!["/".to_owned()], true)
+        );
+    }
+
+    #[test]
+    fn path_and_namespaces_are_normalised_and_checked() {
+        let c = config(
+            &[("HUB_PATH", "/engine.io")],
+            &["--namespaces", " /, /admin ,,"],
+        );
+        assert_eq!(c.path, "/engine.io/");
+        assert_eq!(c.namespaces, &["/", "/admin"]);
+        assert_eq!(config(&[], &["--path", "/hub//"]).path, "/hub/");
+        assert_eq!(config(&[], &["--path", "/"]).path, "/");
+        assert_eq!(
+            rejected(&[], &["--path", "socket.io"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[("HUB_PATH", "x/")], &[]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[], &["--namespaces", "/,admin"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            rejected(&[("HUB_NAMESPACES", " , ")], &[]),
+            ErrorKind::ValueValidation
+        );
+        assert!(config(&[], &["--cors-origins", ""]).cors_origins.is_empty());
     }
 
     #[test]
     fn every_setting_is_read_from_its_flag_and_its_variable() {
-        let c = config(&[("HUB_MAX_BUFFERED_BYTES", "123")], &[]);
-        assert_eq!(c.max_buffered_bytes, 123);
-        let c = config(
-            &[],
-            &[
-                "--max-buffered-bytes",
-                "456",
-                "--stream-key",
-                "k",
-                "--max-len",
-                "7",
-            ],
-        );
-        assert_eq!(
-            (c.max_buffered_bytes, c.stream_key.as_str(), c.max_len),
-            (456, "k", 7)
-        );
+        type Check = fn(&Config) -> bool;
+        let settings: &[(&str, &str, Check)] = &[
+            ("host", "127.0.0.1", |c| c.host == "127.0.0.1"),
+            ("port", "4000", |c| c.port == 4000),
+            ("redis-url", "redis://r:6379", |c| {
+                c.redis_url.as_deref() == Some("redis://r:6379")
+            }),
+            ("stream-key", "k", |c| c.stream_key == "k"),
+            ("max-len", "7", |c| c.max_len == 7),
+            ("recovery-window-ms", "5", |c| {
+                c.recovery_window == Duration::from_millis(5)
+            }),
+            ("ping-interval-ms", "300", |c| {
+                c.ping_interval == Duration::from_millis(300)
+            }),
+            ("ping-timeout-ms", "200", |c| {
+                c.ping_timeout == Duration::from_millis(200)
+            }),
+            ("max-payload", "99", |c| c.max_payload == 99),
+            ("connect-timeout-ms", "1000", |c| {
+                c.connect_timeout == Duration::from_secs(1)
+            }),
+            ("upgrade-timeout-ms", "50", |c| {
+                c.upgrade_timeout == Duration::from_millis(50)
+            }),
+            ("path", "/engine.io", |c| c.path == "/engine.io/"),
+            ("namespaces", "/,/admin", |c| {
+                c.namespaces == ["/", "/admin"]
+            }),
+            ("cors-origins", "https://a.test, *", |c| {
+                c.cors_origins == ["https://a.test", "*"]
+            }),
+            ("recovery", "off", |c| !c.recovery),
+            ("max-notify-bytes", "10", |c| c.max_notify_bytes == 10),
+            ("max-buffered-bytes", "123", |c| c.max_buffered_bytes == 123),
+            ("public-dir", "/srv/www", |c| {
+                c.public_dir.as_os_str() == "/srv/www"
+            }),
+            ("client-dir", "/srv/js", |c| {
+                c.client_dir.as_os_str() == "/srv/js"
+            }),
+        ];
+        let command = Config::command();
+        let declared: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .collect();
+        let tested: Vec<&str> = settings.iter().map(|(flag, _, _)| *flag).collect();
+        assert_eq!(declared, tested, "every setting has a case here");
+        for (flag, value, check) in settings {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap();
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap();
+            assert!(
+                !check(&Config::default()),
+                "--{flag}: pick a value that is not the default"
+            );
+            assert!(check(&config(&[(env, value)], &[])), "{env}={value}");
+            assert!(
+                check(&config(&[], &[&format!("--{flag}"), value])),
+                "--{flag} {value}"
+            );
+        }
     }
 
     #[test]
     fn readme_configuration_table_matches_the_settings() {
         let readme = include_str!("../README.md");
-        let rows: Vec<(&str, &str)> = readme
+        let rows: Vec<(String, String)> = readme
             .lines()
             .filter_map(|line| {
                 let cells: Vec<&str> = line.split('|').map(str::trim).collect();
                 let flag = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
                 let env = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
-                flag.starts_with("--").then_some((flag, env))
+                flag.starts_with("--")
+                    .then(|| (flag.to_owned(), env.to_owned()))
             })
             .collect();
-        let settings: Vec<(&str, &str)> = SETTINGS
-            .iter()
-            .map(|(flag, env, _)| (*flag, *env))
+        let settings: Vec<(String, String)> = Config::command()
+            .get_arguments()
+            .filter_map(|arg| {
+                let env = arg.get_env()?.to_string_lossy().into_owned();
+                Some((format!("--{}", arg.get_long()?), env))
+            })
             .collect();
         assert_eq!(
             rows, settings,
@@ -522,11 +526,13 @@ mod tests {
 
     #[test]
     fn help_lists_every_setting() {
-        let text = help();
-        for (flag, env, _) in SETTINGS {
+        let help = parse(&[], &["--help"]).unwrap_err().to_string();
+        for arg in Config::command().get_arguments() {
+            let flag = format!("--{}", arg.get_long().unwrap());
+            let env = format!("[env: {}", arg.get_env().unwrap().to_string_lossy());
             assert!(
-                text.contains(flag) && text.contains(env),
-                "{flag} missing from --help"
+                help.contains(&flag) && help.contains(&env),
+                "{flag} or {env} missing from --help:\n{help}"
             );
         }
     }

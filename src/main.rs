@@ -2,28 +2,17 @@
 //! order (sessions closed with "going away", their records written, within a bounded time).
 
 use std::future::Future;
-use std::io::Write;
 use std::process::ExitCode;
 use std::task::Poll;
 
 use actix_web::rt::signal;
 use log::{error, info};
-use realtime_hub::config::{help, Command, Config};
+use realtime_hub::config::Config;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = std::env::args().skip(1);
-    let config = match Config::from_env_and_args(|name| std::env::var(name).ok(), args) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            let _ = std::io::stdout().write_all(help().as_bytes());
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            error!("{err}");
-            return ExitCode::from(2);
-        }
-    };
+    // clap prints the help (exit 0) or what is wrong with the command line (exit 2).
+    let config = Config::from_env_and_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     let result = actix_web::rt::System::new().block_on(async move {
         let hub = realtime_hub::start(&config)?;
         let shutdown = hub.shutdown.clone();
