@@ -344,6 +344,10 @@ mod tests {
             .expect("channel open")
     }
 
+    fn texts(deliver: &Deliver) -> Vec<String> {
+        deliver.frames.iter().map(|f| f.text.to_string()).collect()
+    }
+
     fn entry(ms: u64, nsp: &str) -> LogEntry {
         LogEntry {
             id: StreamId::new(ms, 0),
@@ -484,12 +488,7 @@ mod tests {
             ..entry(1, "/")
         };
         hub.do_send(Fanout(vec![unframed, entry(2, "/")]));
-        let texts: Vec<String> = recv(&mut rx)
-            .await
-            .frames
-            .iter()
-            .map(|f| f.text.to_string())
-            .collect();
+        let texts = texts(&recv(&mut rx).await);
         assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#]);
         assert_eq!(metrics.entries_unframed.get(), 1);
     }
@@ -507,12 +506,7 @@ mod tests {
             ..entry(1, "/")
         };
         hub.do_send(Fanout(vec![to_room, entry(2, "/")]));
-        let texts: Vec<String> = recv(&mut rx)
-            .await
-            .frames
-            .iter()
-            .map(|f| f.text.to_string())
-            .collect();
+        let texts = texts(&recv(&mut rx).await);
         assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#], "no socket is in ops");
     }
 }
