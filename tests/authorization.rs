@@ -170,3 +170,50 @@ async fn authorization_refuses_a_resume_before_anything_is_replayed() {
     );
     assert_eq!(owner.recv_connect().await, (sid, pid));
 }
+
+#[actix_web::test]
+async fn authorization_decided_at_once_joins_in_the_same_turn() {
+    // The default decision is ready at once, so with recovery off (nothing to replay) the socket is
+    // joined before the next packet of the same polling payload is read, as before the seam existed:
+    // an event right behind its CONNECT reaches the application.
+    {
+        let recovery = false;
+        let config = realtime_hub::config::Config {
+            recovery,
+            ..test_config()
+        };
+        let hub = common::start_hub_with_app(config, Arc::new(SuiteApp::default()));
+        let sid = hub.polling_session("/socket.io/").await;
+        let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+        let (status, body, _) = hub
+            .http("POST", &path, "40\u{1e}42[\"message\",\"hi\"]")
+            .await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        let (status, body, _) = hub.http("GET", &path, "").await;
+        assert_eq!(status, 200);
+        let packets: Vec<&str> = body.split('\u{1e}').collect();
+        assert!(packets[0].starts_with("40{"), "{body}");
+        assert!(
+            packets.contains(&r#"42["message-back","hi"]"#),
+            "recovery {recovery}: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn authorization_refused_connection_still_ends_at_the_connect_timeout() {
+    let config = realtime_hub::config::Config {
+        connect_timeout: Duration::from_millis(500),
+        ping_interval: Duration::from_secs(10),
+        ..test_config()
+    };
+    let hub = start_hub_with_app(config, Arc::new(TokenApp::default()));
+    let (mut client, _) = hub.eio().await;
+    client.send(r#"40{"token":"wrong"}"#).await;
+    assert!(client.recv_text().await.starts_with("44"));
+    // No namespace was joined: Socket.IO's connectTimeout closes the connection.
+    assert!(matches!(
+        client.recv().await,
+        Received::Close(_) | Received::Ended
+    ));
+}

@@ -15,6 +15,10 @@
 //! | ConnectTimeout | connect timeout | bare | `1` | - |
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
+//! | NotTheTransport(..) | transport close | bare | - | - |
+//!
+//! `NotTheTransport` ends a WebSocket, not a session: an upgrade probe refused or timed out, a
+//! WebSocket whose session is gone (reference §1.6: Node closes those with a bare close frame).
 
 use actix::Message;
 use actix_http::ws::CloseCode;
@@ -67,6 +71,9 @@ pub enum SessionError {
     /// The client does not take what is sent to it (`HUB_MAX_BUFFERED_BYTES`).
     #[error("client does not take what is sent to it")]
     SlowConsumer,
+    /// A WebSocket that is not (or no longer) its session's transport; the text says which.
+    #[error("websocket closed: {0}")]
+    NotTheTransport(&'static str),
 }
 
 /// What the polling request that ended a session is answered (Node's answers, reference §1.4).
@@ -108,6 +115,7 @@ impl SessionError {
                 (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
             }
             SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
+            SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
         };
         Consequence {
             reason,
@@ -147,6 +155,7 @@ mod tests {
         assert_eq!(code(SessionError::ConnectTimeout), None);
         assert_eq!(code(SessionError::ShuttingDown), Some(1001));
         assert_eq!(code(SessionError::SlowConsumer), None);
+        assert_eq!(code(SessionError::NotTheTransport("probe")), None);
 
         let closed = SessionError::TransportClosed.consequence();
         assert_eq!(

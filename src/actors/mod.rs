@@ -20,7 +20,9 @@
 //! - [`outbound`]: the per-client byte count of the slow-consumer bound, and the frame type.
 //!
 //! Imports go one way: session → {hub, recovery, registry, ws_conn}; recovery → stream_bridge → hub;
-//! all → {disconnect, outbound}. //! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
+//! all → {disconnect, outbound}.
+//!
+//! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
 
 pub(crate) mod disconnect;
 pub(crate) mod hub;

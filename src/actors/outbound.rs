@@ -77,8 +77,7 @@ impl Outbound {
         self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
     }
 
-    /// WsConn: the socket took `len` encoded bytes. Pongs were not counted when encoded, hence the
-    /// saturation.
+    /// WsConn: the socket took `len` encoded bytes (saturating: a count never wraps below zero).
     pub fn written(&self, len: usize) {
         saturating_sub(&self.queued, len);
     }

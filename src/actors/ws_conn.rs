@@ -112,11 +112,10 @@ pub struct WsWrite {
     pub bytes: usize,
 }
 
-/// Close the connection with this close code (None: a bare close frame, as Node sends); the code comes
-/// from [`SessionError::consequence`].
+/// Close the connection for this reason; its close frame is what [`SessionError::consequence`] says.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct WsClose(pub Option<CloseCode>);
+pub struct WsClose(pub SessionError);
 
 /// The WebSocket opcodes the server sends (RFC 6455 §5.2).
 #[derive(Clone, Copy)]
@@ -415,7 +414,8 @@ impl Actor for WsConn {
         if !self.session.connected() {
             // Its session ended before this socket came up (e.g. a late upgrade probe).
             self.ended = true;
-            return self.close(ctx, None);
+            let why = SessionError::NotTheTransport("its session ended before it came up");
+            return self.close(ctx, why.consequence().close_code);
         }
         self.report(WsEventKind::Attached(ctx.address()));
         // A session that ended just as this message reached it never answers; a session that
@@ -423,7 +423,8 @@ impl Actor for WsConn {
         ctx.run_later(ATTACH_CHECK, |conn, ctx| {
             if !conn.session.connected() {
                 conn.ended = true;
-                conn.close(ctx, None);
+                let why = SessionError::NotTheTransport("its session ended as it came up");
+                conn.close(ctx, why.consequence().close_code);
             }
         });
     }
@@ -475,10 +476,10 @@ impl Handler<Flush> for WsConn {
 impl Handler<WsClose> for WsConn {
     type Result = ();
 
-    fn handle(&mut self, WsClose(reason): WsClose, ctx: &mut Self::Context) {
+    fn handle(&mut self, WsClose(why): WsClose, ctx: &mut Self::Context) {
         // The Session asked: it knows already.
         self.ended = true;
-        self.close(ctx, reason);
+        self.close(ctx, why.consequence().close_code);
     }
 }
 

@@ -329,15 +329,17 @@ impl Session {
                 });
             }
         }
-        self.closed = Some(why);
         if let Transport::WebSocket { addr, .. } = &self.transport {
-            addr.do_send(WsClose(consequence.close_code));
+            addr.do_send(WsClose(why.clone()));
         }
         if !matches!(self.transport, Transport::Polling(_)) {
             self.transport = Transport::Closed;
         }
+        self.closed = Some(why);
         if let Some(probe) = self.upgrade.take() {
-            probe.addr.do_send(WsClose(None));
+            probe
+                .addr
+                .do_send(WsClose(SessionError::NotTheTransport("its session ended")));
         }
         if awaited_get {
             self.lingering = true;
@@ -410,8 +412,10 @@ impl Actor for Session {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
         self.schedule_ping(ctx);
+        // Socket.IO's connectTimeout: a connection that has joined no namespace by then (a CONNECT
+        // still being admitted, or refused, does not count) is closed.
         self.connect_deadline = Some(ctx.run_later(self.settings().connect_timeout, |act, ctx| {
-            if act.sockets.is_empty() && !act.settings().engine_echo {
+            if !act.sockets.any_admitted() && !act.settings().engine_echo {
                 act.close(ctx, SessionError::ConnectTimeout);
             }
         }));

@@ -4,6 +4,7 @@
 //! The state of each namespace socket is a [`NsSocket`](super::socket::NsSocket); this file is the
 //! actor's side of it: asking the application, the Hub and Recovery, pacing the replay, writing.
 
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -156,27 +157,43 @@ impl Session {
         }
     }
 
-    /// A CONNECT: the application decides first, before the Hub or Recovery sees the socket.
+    /// A CONNECT: the application decides first, before the Hub or Recovery sees the socket. A
+    /// decision that is ready at once (the default) takes effect in this turn, so packets that follow
+    /// the CONNECT in the same payload find the socket joined, as they would with Node.
     fn admit(&mut self, nsp: Namespace, auth: Value, ctx: &mut Context<Self>) {
-        let decision = self
+        let mut decision = self
             .parts
             .app
             .authorize(nsp.as_str(), &self.handshake, &auth);
         self.sockets.insert(nsp.clone(), NsSocket::admitting(auth));
-        ctx.spawn(decision.into_actor(self).map(move |decision, act, ctx| {
-            if act.closed.is_some()
-                || !matches!(
-                    act.sockets.get(nsp.as_str()),
-                    Some(NsSocket::Admitting { .. })
-                )
-            {
-                return;
-            }
-            match decision {
-                Ok(()) => act.join(nsp, ctx),
-                Err(refusal) => act.refuse(&nsp, refusal),
-            }
-        }));
+        let mut now = TaskContext::from_waker(Waker::noop());
+        if let Poll::Ready(decision) = decision.as_mut().poll(&mut now) {
+            return self.admitted(nsp, decision, ctx);
+        }
+        ctx.spawn(
+            decision
+                .into_actor(self)
+                .map(move |decision, act, ctx| act.admitted(nsp, decision, ctx)),
+        );
+    }
+
+    fn admitted(
+        &mut self,
+        nsp: Namespace,
+        decision: Result<(), ConnectRefusal>,
+        ctx: &mut Context<Self>,
+    ) {
+        let still_asking = matches!(
+            self.sockets.get(nsp.as_str()),
+            Some(NsSocket::Admitting { .. })
+        );
+        if self.closed.is_some() || !still_asking {
+            return;
+        }
+        match decision {
+            Ok(()) => self.join(nsp, ctx),
+            Err(refusal) => self.refuse(&nsp, refusal),
+        }
     }
 
     /// The application refused the CONNECT: `44<nsp>,{"message":…}`; the session stays open.
@@ -196,6 +213,10 @@ impl Session {
 
     /// Admitted: registered with the Hub first, then resumed or opened fresh.
     fn join(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
+        let Some(NsSocket::Admitting { auth }) = self.sockets.get(nsp.as_str()) else {
+            return;
+        };
+        let auth = auth.clone();
         // Register first: every entry read from the log from now on reaches this socket, so the
         // replay only has to cover what came before (DESIGN.md §3, the handover).
         self.parts.hub.do_send(Register {
@@ -208,10 +229,6 @@ impl Session {
         if let Some(deadline) = self.connect_deadline.take() {
             ctx.cancel_future(deadline);
         }
-        let Some(NsSocket::Admitting { auth }) = self.sockets.get(nsp.as_str()) else {
-            return;
-        };
-        let auth = auth.clone();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());
             let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid);
@@ -235,7 +252,10 @@ impl Session {
         let opening = self.parts.recovery.send(open).into_actor(self).map(
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),
-                Err(_) => act.close(ctx, SessionError::Transport("recovery unreachable")),
+                Err(err) => {
+                    debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                    act.close(ctx, SessionError::Transport("recovery unreachable"))
+                }
             },
         );
         ctx.spawn(opening);
@@ -303,6 +323,8 @@ impl Session {
             return;
         };
         let left = socket.leave();
+        self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
+        self.outbound.received(left.held_bytes);
         if left.registered {
             self.parts.hub.do_send(Unregister {
                 conn: self.conn,

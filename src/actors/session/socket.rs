@@ -349,8 +349,11 @@ impl Sockets {
         Some(self.0.remove(at).1)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Whether a socket was admitted (joining or joined): what the connect timeout asks.
+    pub(crate) fn any_admitted(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(_, socket)| !matches!(socket, NsSocket::Admitting { .. }))
     }
 
     /// The joined sockets' records (to refresh them).

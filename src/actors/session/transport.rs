@@ -148,7 +148,7 @@ impl Session {
 
     fn on_attached(&mut self, conn: WsConnId, addr: Addr<WsConn>, ctx: &mut Context<Self>) {
         if self.closed.is_some() {
-            return addr.do_send(WsClose(None));
+            return addr.do_send(WsClose(SessionError::NotTheTransport("session ended")));
         }
         match &mut self.transport {
             Transport::Connecting {
@@ -164,7 +164,8 @@ impl Session {
                 let timeout = ctx.run_later(self.settings().upgrade_timeout, move |act, _| {
                     if let Some(probe) = act.upgrade.take_if(|probe| probe.conn == conn) {
                         debug!("upgrade timed out eio_sid={}", act.eio_sid);
-                        probe.addr.do_send(WsClose(None));
+                        let why = SessionError::NotTheTransport("upgrade timed out");
+                        probe.addr.do_send(WsClose(why));
                     }
                 });
                 self.upgrade = Some(Probe {
@@ -175,7 +176,9 @@ impl Session {
                 });
             }
             // Already upgraded or upgrading: that WebSocket is closed at once (reference §1.6).
-            _ => addr.do_send(WsClose(None)),
+            _ => addr.do_send(WsClose(SessionError::NotTheTransport(
+                "already upgraded or upgrading",
+            ))),
         }
     }
 
@@ -217,7 +220,8 @@ impl Session {
             _ => {
                 if let Some(probe) = self.upgrade.take() {
                     ctx.cancel_future(probe.timeout);
-                    probe.addr.do_send(WsClose(None));
+                    let why = SessionError::NotTheTransport("unexpected frame during the upgrade");
+                    probe.addr.do_send(WsClose(why));
                 }
             }
         }

@@ -247,11 +247,13 @@ fn socket_asks_with_increasing_ack_ids_each_answered_once() {
 #[test]
 fn sockets_list_finds_replaces_and_removes_by_namespace() {
     let mut sockets = Sockets::default();
-    assert!(sockets.is_empty());
+    assert!(!sockets.any_admitted());
     sockets.insert(nsp(), NsSocket::admitting(json!({})));
     sockets.insert(Namespace::from("/admin"), NsSocket::admitting(json!({})));
+    assert!(!sockets.any_admitted(), "being admitted is not admitted");
     let (joined, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S5"));
     sockets.insert(nsp(), joined);
+    assert!(sockets.any_admitted());
     assert!(matches!(sockets.get("/"), Some(NsSocket::Joined(_))));
     assert!(matches!(
         sockets.get("/admin"),
@@ -261,5 +263,5 @@ fn sockets_list_finds_replaces_and_removes_by_namespace() {
     assert!(sockets.remove("/admin").is_some());
     assert!(sockets.remove("/admin").is_none());
     assert_eq!(sockets.take().len(), 1);
-    assert!(sockets.is_empty());
+    assert!(sockets.take().is_empty());
 }
