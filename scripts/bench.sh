@@ -85,8 +85,9 @@ bench() { # name, args... → results/<name>.json (the RESULT line)
   "$bench_bin" "$@" --urls "$urls" --pids "$pidlist" --sources "$sources" | sed -n 's/^RESULT //p' > "$results/$name.json"
 }
 
-for impl in rust node; do
-  for run in $(seq 1 "$runs"); do
+# Runs alternate between the two (rust, other, rust, other...) so drift on a noisy box hits both alike.
+for run in $(seq 1 "$runs"); do
+  for impl in rust node; do
     echo "== $impl, run $run of $runs"
     if [ "$impl" = rust ]; then
       # No server at all: the kernel's own cost of one loopback write per delivery, for scale.
