@@ -325,6 +325,15 @@ mod tests {
         }
     }
 
+    /// The next Deliver a session got, failing the test after 5 s without one (the test holds a
+    /// sender, so the channel never closes by itself).
+    async fn next_deliver(rx: &mut mpsc::UnboundedReceiver<Deliver>) -> Deliver {
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("waited 5 s for a Deliver")
+            .expect("the channel stays open")
+    }
+
     fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> (ConnId, Arc<Outbound>) {
         let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
         let collector = Collector(tx.clone()).start();
@@ -351,7 +360,7 @@ mod tests {
             entry(2, "/other"),
             entry(3, "/"),
         ]));
-        let (a, b) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        let (a, b) = (next_deliver(&mut rx).await, next_deliver(&mut rx).await);
         assert!(
             Arc::ptr_eq(&a.frames, &b.frames),
             "both sessions share one encoded batch"
@@ -369,7 +378,7 @@ mod tests {
         slow.pushed(70); // written, never pulled: the client does not read
         hub.do_send(Fanout(vec![entry(1, "/")]));
         assert_eq!(
-            rx.recv().await.unwrap().bytes,
+            next_deliver(&mut rx).await.bytes,
             17,
             "72 + 17 bytes is within the bound"
         );
