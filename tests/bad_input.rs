@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use awc::ws::CloseCode;
 use common::raw_ws::RawClient;
-use common::{event_args, start_hub, test_config, Received};
+use common::{event_args, start_hub, test_config, within, Received, WAIT_TIMEOUT};
 use tokio::io::AsyncWriteExt;
 
 #[actix_web::test]
@@ -36,8 +36,11 @@ async fn frame_announcing_more_than_the_limit_is_refused_before_it_arrives() {
     let mut head = vec![0x81, 0x80 | 127];
     head.extend((1u64 << 40).to_be_bytes());
     head.extend([1, 2, 3, 4]);
-    client.tcp.write_all(&head).await.unwrap();
-    client.tcp.write_all(&[b'x'; 4096]).await.unwrap();
+    let write = async {
+        client.tcp.write_all(&head).await.unwrap();
+        client.tcp.write_all(&[b'x'; 4096]).await.unwrap();
+    };
+    within(WAIT_TIMEOUT, "the frame head and 4 KB to be written", write).await;
     let (opcode, payload) = tokio::time::timeout(Duration::from_secs(3), client.read_frame())
         .await
         .expect("closed within 3 s");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{start_suite_hub, Received, TestHub, WsClient};
+use common::{start_suite_hub, within, Received, TestHub, WsClient, WAIT_TIMEOUT};
 
 const PATH: &str = "/socket.io/";
 
@@ -85,13 +85,21 @@ async fn should_close_the_connection_if_no_handshake_is_received() {
     let mut ws = ws(&hub).await;
     // connectTimeout is 1 s; the pings are answered, so only the missing CONNECT can end it.
     let started = std::time::Instant::now();
-    loop {
-        match ws.recv().await {
-            Received::Text(ping) if ping == "2" => ws.send("3").await,
-            Received::Text(other) => panic!("unexpected {other}"),
-            _ => break,
+    let closed = async {
+        loop {
+            match ws.recv().await {
+                Received::Text(ping) if ping == "2" => ws.send("3").await,
+                Received::Text(other) => panic!("unexpected {other}"),
+                _ => break,
+            }
         }
-    }
+    };
+    within(
+        WAIT_TIMEOUT,
+        "the connect timeout to close the connection",
+        closed,
+    )
+    .await;
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(900),
         "closed by the connect timeout"

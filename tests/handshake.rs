@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{start_hub, test_config, Received};
+use common::{start_hub, test_config, within, Received, WAIT_TIMEOUT};
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -56,7 +56,10 @@ async fn http_answer(
             .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="));
     }
     let mut res = req.send().await.expect("request");
-    let body = res.body().await.expect("body");
+    // awc bounds the wait for the response head, not for its body.
+    let body = within(WAIT_TIMEOUT, "the answer's body", res.body())
+        .await
+        .expect("body");
     (
         res.status().as_u16(),
         serde_json::from_slice(&body).unwrap_or(Value::Null),

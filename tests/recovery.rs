@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event_args, start_hub, test_config, TestHub, WsClient};
+use common::{event_args, start_hub, test_config, within, TestHub, WsClient};
 use realtime_hub::config::Config;
 use serde_json::json;
 
@@ -200,7 +200,13 @@ async fn handover_while_publishing_is_gapless_and_duplicate_free() {
             }
         }
     }
-    expected.extend(publisher.await.unwrap());
+    let published = within(
+        Duration::from_secs(60),
+        "the 200 live notifications to be published",
+        publisher,
+    )
+    .await;
+    expected.extend(published.unwrap());
     assert_eq!(received, expected, "every notification once, in log order");
     assert!(
         connect_reply_at.is_some_and(|at| at >= 2000),

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_hub, Joined, TestHub};
+use common::{event_args, redis_config, start_hub, within, Joined, TestHub};
 use futures_util::future::join;
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
@@ -73,7 +73,12 @@ async fn two_instances_deliver_every_notification_to_every_client_once_in_one_or
             offsets
         }
     };
-    let (from_a, from_b) = join(publish_all(&a, "a"), publish_all(&b, "b")).await;
+    let (from_a, from_b) = within(
+        Duration::from_secs(60),
+        "30 notifications to be published",
+        join(publish_all(&a, "a"), publish_all(&b, "b")),
+    )
+    .await;
     let expected = sorted([from_a, from_b].concat());
     for (i, client) in clients.iter_mut().enumerate() {
         assert_eq!(

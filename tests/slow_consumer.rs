@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::raw_ws::RawClient;
-use common::{event_args, start_hub, test_config};
+use common::{event_args, start_hub, test_config, within};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,15 +69,23 @@ async fn client_that_stops_reading_is_dropped_and_recovers_on_reconnect() {
     actix_web::rt::time::sleep(Duration::from_secs(6)).await;
     let mut buf = vec![0u8; 1 << 20];
     let mut drained = 0usize;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), slow.tcp.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => drained += n,
-            Err(_) => {
-                panic!("the slow client's connection is still open after {drained} more bytes")
+    let drain = async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), slow.tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => drained += n,
+                Err(_) => {
+                    panic!("the slow client's connection is still open after {drained} more bytes")
+                }
             }
         }
-    }
+    };
+    within(
+        Duration::from_secs(30),
+        "the slow client's connection to end (bytes kept coming)",
+        drain,
+    )
+    .await;
     // Only what already sat in this side's receive buffer: the server's queue (megabytes) was
     // dropped with the connection, not delivered once the client read again.
     assert!(

@@ -408,6 +408,13 @@ mod tests {
     }
 
     #[test]
+    fn decode_accepts_exactly_max_attachments() {
+        let p = decode("510-[\"a\"]").unwrap();
+        assert_eq!((p.kind, p.attachments), (PacketKind::BinaryEvent, 10));
+        assert_eq!(decode("511-[\"a\"]"), Err(DecodeError::TooManyAttachments));
+    }
+
+    #[test]
     fn decode_survives_multibyte_input() {
         assert_eq!(decode("é"), Err(DecodeError::UnknownType('é')));
         assert_eq!(
@@ -479,5 +486,19 @@ mod tests {
         let frame = broadcast_frame("/", r#"["n",{"t":"a\"b"}]"#, "5-0").unwrap();
         let packet = decode(&frame[1..]).unwrap();
         assert_eq!(packet.data, Some(json!(["n", {"t": "a\"b"}, "5-0"])));
+    }
+
+    #[test]
+    fn broadcast_frame_escapes_quotes_backslashes_and_control_characters_in_the_offset() {
+        // Everything in Unicode's Cc category (U+0000-U+001F, U+007F-U+009F) becomes \u00xx; JSON
+        // requires it only below U+0020. Printable text, non-ASCII included, passes through.
+        let offset = "1-\"\\\u{0}\u{1}\n\u{1f} ~\u{7f}\u{9f}é";
+        let frame = broadcast_frame("/", r#"["n"]"#, offset).unwrap();
+        assert_eq!(
+            frame,
+            r#"42["n","1-\"\\\u0000\u0001\u000a\u001f ~\u007f\u009fé"]"#
+        );
+        let packet = decode(&frame[1..]).unwrap();
+        assert_eq!(packet.data, Some(json!(["n", offset])));
     }
 }

@@ -80,9 +80,11 @@ impl MemoryLog {
         Ok(self.entries.range(start..).take(count).cloned().collect())
     }
 
-    fn load_session_now(&mut self, pid: &Pid) -> Option<SessionRecord> {
+    /// The record of `pid` if it is still live at `now` (it expires at its deadline, not after).
+    /// `now` is a parameter so tests can put it exactly on a deadline.
+    fn load_session_at(&mut self, pid: &Pid, now: Instant) -> Option<SessionRecord> {
         match self.sessions.get(pid.as_str()) {
-            Some((record, expires)) if *expires > Instant::now() => Some(record.clone()),
+            Some((record, expires)) if *expires > now => Some(record.clone()),
             Some(_) => {
                 self.sessions.remove(pid.as_str());
                 None
@@ -91,15 +93,16 @@ impl MemoryLog {
         }
     }
 
-    fn save_session_now(&mut self, record: SessionRecord, ttl: Duration) {
+    /// Saves `record` at `now`, live for `ttl`; every [`SWEEP_EVERY`]th save first drops the
+    /// records expired at `now`. `now` is a parameter so tests can put it exactly on a deadline.
+    fn save_session_at(&mut self, record: SessionRecord, ttl: Duration, now: Instant) {
         self.saves_since_sweep += 1;
         if self.saves_since_sweep >= SWEEP_EVERY {
-            let now = Instant::now();
             self.sessions.retain(|_, (_, expires)| *expires > now);
             self.saves_since_sweep = 0;
         }
         self.sessions
-            .insert(record.pid.to_string(), (record, Instant::now() + ttl));
+            .insert(record.pid.to_string(), (record, now + ttl));
     }
 }
 
@@ -126,12 +129,12 @@ impl LogBackend for MemoryLog {
     }
 
     fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        self.save_session_now(record, ttl);
+        self.save_session_at(record, ttl, Instant::now());
         done(Ok(()))
     }
 
     fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>> {
-        done(Ok(self.load_session_now(pid)))
+        done(Ok(self.load_session_at(pid, Instant::now())))
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
@@ -147,6 +150,7 @@ impl LogBackend for MemoryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ids::Sid;
 
     fn everyone() -> Target {
         Target::broadcast(crate::protocol::target::Namespace::main())
@@ -212,18 +216,128 @@ mod tests {
         );
     }
 
+    fn record(pid: &str) -> SessionRecord {
+        SessionRecord::new(&Sid::from_wire("s1"), &Pid::from_wire(pid))
+    }
+
     #[test]
     fn memory_log_session_records_expire() {
         let mut log = MemoryLog::new(3);
         let pid = Pid::from_wire("p1");
-        let record = SessionRecord::new(&crate::protocol::ids::Sid::from_wire("s1"), &pid);
-        log.save_session_now(record.clone(), Duration::from_secs(60));
-        assert_eq!(log.load_session_now(&pid), Some(record.clone()));
-        log.save_session_now(record, Duration::ZERO);
-        assert_eq!(log.load_session_now(&pid), None);
+        let now = Instant::now();
+        log.save_session_at(record("p1"), Duration::from_secs(60), now);
+        assert_eq!(log.load_session_at(&pid, now), Some(record("p1")));
+        log.save_session_at(record("p1"), Duration::ZERO, now);
+        assert_eq!(
+            log.load_session_at(&pid, now),
+            None,
+            "ttl zero: expired at once"
+        );
         assert!(
             log.sessions.is_empty(),
             "an expired record is removed when read"
         );
+    }
+
+    #[test]
+    fn memory_log_session_record_loads_before_its_deadline_and_not_at_it() {
+        let mut log = MemoryLog::new(3);
+        let pid = Pid::from_wire("p1");
+        let saved = Instant::now();
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved);
+        assert_eq!(log.load_session_at(&pid, saved), Some(record("p1")));
+        assert_eq!(
+            log.load_session_at(&pid, saved + Duration::from_millis(49)),
+            Some(record("p1"))
+        );
+        assert_eq!(
+            log.load_session_at(&pid, saved + Duration::from_millis(50)),
+            None
+        );
+        assert!(log.sessions.is_empty(), "removed when read at its deadline");
+    }
+
+    #[test]
+    fn memory_log_session_record_past_its_deadline_does_not_load() {
+        let mut log = MemoryLog::new(3);
+        let pid = Pid::from_wire("p1");
+        let saved = Instant::now();
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved);
+        assert_eq!(
+            log.load_session_at(&pid, saved + Duration::from_millis(51)),
+            None
+        );
+    }
+
+    #[test]
+    fn memory_log_sweeps_expired_records_on_the_sweep_every_th_save_even_if_never_read() {
+        let mut log = MemoryLog::new(3);
+        let t0 = Instant::now();
+        let sweep_at = t0 + Duration::from_millis(50);
+        log.save_session_at(record("expired"), Duration::ZERO, t0);
+        log.save_session_at(record("at-deadline"), Duration::from_millis(50), t0);
+        log.save_session_at(record("live"), Duration::from_secs(60), t0);
+        // Saves 4 to SWEEP_EVERY - 1, all of one pid: no sweep yet.
+        for _ in 4..SWEEP_EVERY {
+            log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at);
+        }
+        let mut pids: Vec<&str> = log.sessions.keys().map(String::as_str).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, ["at-deadline", "expired", "filler", "live"]);
+
+        // Save number SWEEP_EVERY sweeps first: what expired by `sweep_at` goes, the rest stays.
+        log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at);
+        let mut pids: Vec<&str> = log.sessions.keys().map(String::as_str).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, ["filler", "live"]);
+        assert_eq!(log.saves_since_sweep, 0);
+    }
+
+    /// Forwards what the log hands on into a channel the test reads.
+    struct Sink(tokio::sync::mpsc::UnboundedSender<LogEvent>);
+
+    impl actix::Actor for Sink {
+        type Context = actix::Context<Self>;
+    }
+
+    impl actix::Handler<LogEvent> for Sink {
+        type Result = ();
+        fn handle(&mut self, event: LogEvent, _: &mut Self::Context) {
+            let _ = self.0.send(event);
+        }
+    }
+
+    #[actix::test]
+    async fn memory_log_starts_reading_after_its_newest_entry_and_hands_on_later_appends() {
+        use actix::Actor;
+        let mut log = MemoryLog::new(10);
+        log.append_now(&everyone(), args(0));
+        let newest = log.append_now(&everyone(), args(1));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        assert_eq!(
+            log.start_reading(Sink(tx).start().recipient()),
+            Some(newest)
+        );
+
+        let admin = Target::broadcast(crate::protocol::target::Namespace::from("/admin"));
+        let appended = log.append_now(&admin, args(2));
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("waited 5 s for the appended entry")
+            .expect("the channel stays open");
+        let expected = LogEntry {
+            id: appended,
+            target: admin,
+            args: args(2),
+        };
+        match event {
+            LogEvent::Entries(entries) => assert_eq!(entries, vec![expected]),
+            other => panic!("expected the appended entry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_log_is_ready() {
+        assert!(MemoryLog::new(1).is_ready());
     }
 }

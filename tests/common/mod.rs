@@ -1,11 +1,12 @@
 //! Test fixture: a hub started in-process on a free loopback port, and a raw Engine.IO client that
-//! asserts frames byte for byte. Every receive has a timeout, so a hang fails fast instead of hanging CI.
+//! asserts frames byte for byte. Every wait has a deadline, so a hang fails fast instead of hanging CI.
 
 #![allow(dead_code)] // each test crate uses a different part of the fixture
 
 pub mod raw_ws;
 pub mod redis_server;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,6 +18,17 @@ use serde_json::Value;
 
 /// How long a frame may take to arrive before the test fails.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a wait that spans several frames (pings answered or skipped on the way), an HTTP exchange
+/// with its body, or a send may take overall before the test fails.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Awaits `future`, failing the test with "waited <limit> for <what>" if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("waited {limit:?} for {what}"))
+}
 
 /// A running hub.
 pub struct TestHub {
@@ -144,6 +156,12 @@ impl TestHub {
 
     /// An HTTP request to `path` (with its query); returns the status, the body and the content type.
     pub async fn http(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
+        // awc bounds the wait for the response head, not for its body.
+        let what = format!("the answer to {method} {path}");
+        within(WAIT_TIMEOUT, &what, self.http_unbounded(method, path, body)).await
+    }
+
+    async fn http_unbounded(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
         let client = awc::Client::new();
         let url = self.url(path);
         let req = match method {
@@ -231,11 +249,27 @@ impl TestHub {
 
     /// How many sessions are registered with the Hub.
     pub async fn sessions(&self) -> usize {
-        self.hub.get().await.expect("hub answers")
+        within(
+            WAIT_TIMEOUT,
+            "the Hub to count its sessions",
+            self.hub.get(),
+        )
+        .await
+        .expect("hub answers")
     }
 
     /// `POST /notifications/notify` with a raw body; returns the status and the JSON answer.
     pub async fn notify(&self, body: &str) -> (u16, Value) {
+        // awc bounds the wait for the response head, not for its body.
+        within(
+            WAIT_TIMEOUT,
+            "the answer to POST /notifications/notify",
+            self.notify_unbounded(body),
+        )
+        .await
+    }
+
+    async fn notify_unbounded(&self, body: &str) -> (u16, Value) {
         let mut res = awc::Client::new()
             .post(self.url("/notifications/notify"))
             .insert_header(("content-type", "application/json"))
@@ -293,26 +327,26 @@ pub enum Received {
 impl WsClient {
     /// Sends a text frame.
     pub async fn send(&mut self, text: &str) {
-        self.framed
-            .send(ws::Message::Text(text.to_owned().into()))
+        let sent = self.framed.send(ws::Message::Text(text.to_owned().into()));
+        within(WAIT_TIMEOUT, "a text frame to be sent", sent)
             .await
             .expect("send text");
     }
 
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.framed
-            .send(ws::Message::Binary(bytes.into()))
+        let sent = self.framed.send(ws::Message::Binary(bytes.into()));
+        within(WAIT_TIMEOUT, "a binary frame to be sent", sent)
             .await
             .expect("send binary");
     }
 
     /// Sends a close frame.
     pub async fn close(&mut self) {
-        let _ = self
+        let sent = self
             .framed
-            .send(ws::Message::Close(Some(CloseCode::Normal.into())))
-            .await;
+            .send(ws::Message::Close(Some(CloseCode::Normal.into())));
+        let _ = within(WAIT_TIMEOUT, "a close frame to be sent", sent).await;
     }
 
     /// The next frame (WebSocket pings are skipped), failing the test after [`RECV_TIMEOUT`].
@@ -322,10 +356,14 @@ impl WsClient {
             .expect("a frame within the timeout")
     }
 
-    /// The next frame, or `None` if nothing came within `limit`.
+    /// The next frame, or `None` if nothing came within `limit` (WebSocket pings skipped on the way
+    /// count against it).
     pub async fn recv_within(&mut self, limit: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let next = tokio::time::timeout(limit, self.framed.next()).await.ok()?;
+            let next = tokio::time::timeout_at(deadline, self.framed.next())
+                .await
+                .ok()?;
             return Some(match next {
                 Some(Ok(Frame::Text(bytes))) => {
                     Received::Text(String::from_utf8(bytes.to_vec()).expect("utf-8"))
@@ -347,15 +385,24 @@ impl WsClient {
         }
     }
 
-    /// The next frame that is not an Engine.IO ping (answered with a pong, as a client does).
+    /// The next frame that is not an Engine.IO ping (answered with a pong, as a client does), failing
+    /// the test after [`RECV_TIMEOUT`] without a frame or [`WAIT_TIMEOUT`] of nothing but pings.
     pub async fn recv_text_answering_pings(&mut self) -> String {
-        loop {
-            let text = self.recv_text().await;
-            if text != "2" {
-                return text;
+        let answering = async {
+            loop {
+                let text = self.recv_text().await;
+                if text != "2" {
+                    return text;
+                }
+                self.send("3").await;
             }
-            self.send("3").await;
-        }
+        };
+        within(
+            WAIT_TIMEOUT,
+            "a text frame other than an Engine.IO ping (only pings came)",
+            answering,
+        )
+        .await
     }
 
     /// Reads a CONNECT reply `40{"sid","pid"}` (exactly those keys) and returns both ids.
@@ -378,18 +425,29 @@ impl WsClient {
         )
     }
 
-    /// Asserts that the hub closes the connection (close frame or end of stream) soon.
+    /// Asserts that the hub closes the connection (close frame or end of stream) soon: within
+    /// [`WAIT_TIMEOUT`], Engine.IO pings skipped on the way.
     pub async fn expect_closed(&mut self) -> Received {
-        loop {
-            match self.recv().await {
-                Received::Text(text) if text == "2" => continue,
-                Received::Text(text) => panic!("expected the connection to close, got {text:?}"),
-                Received::Binary(bytes) => {
-                    panic!("expected the connection to close, got binary {bytes:?}")
+        let closing = async {
+            loop {
+                match self.recv().await {
+                    Received::Text(text) if text == "2" => continue,
+                    Received::Text(text) => {
+                        panic!("expected the connection to close, got {text:?}")
+                    }
+                    Received::Binary(bytes) => {
+                        panic!("expected the connection to close, got binary {bytes:?}")
+                    }
+                    closed => return closed,
                 }
-                closed => return closed,
             }
-        }
+        };
+        within(
+            WAIT_TIMEOUT,
+            "the connection to close (only pings came)",
+            closing,
+        )
+        .await
     }
 }
 

@@ -1,8 +1,16 @@
 //! A WebSocket client by hand on a TCP stream, for tests that control exactly what is read and
 //! written (never reading, partial frames, floods).
 
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::within;
+
+/// How long one handshake, frame read or frame write may take. Longer than the bounds tests put
+/// around their own reads, so those report first, with their own messages.
+pub const RAW_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A WebSocket client by hand, so the test controls when (never) it reads.
 pub struct RawClient {
@@ -12,6 +20,15 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: std::net::SocketAddr) -> RawClient {
+        within(
+            RAW_TIMEOUT,
+            "the WebSocket handshake",
+            Self::connect_unbounded(addr),
+        )
+        .await
+    }
+
+    async fn connect_unbounded(addr: std::net::SocketAddr) -> RawClient {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                        Upgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -31,6 +48,15 @@ impl RawClient {
 
     /// Reads one unmasked, unfragmented server frame: (opcode, payload).
     pub async fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        within(
+            RAW_TIMEOUT,
+            "a frame from the hub",
+            self.read_frame_unbounded(),
+        )
+        .await
+    }
+
+    async fn read_frame_unbounded(&mut self) -> (u8, Vec<u8>) {
         let (first, len) = (
             self.tcp.read_u8().await.unwrap(),
             self.tcp.read_u8().await.unwrap(),
@@ -64,7 +90,13 @@ impl RawClient {
         let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
         frame.extend_from_slice(&mask);
         frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await.unwrap();
+        within(
+            RAW_TIMEOUT,
+            "a frame to be written",
+            self.tcp.write_all(&frame),
+        )
+        .await
+        .unwrap();
     }
 
     /// Sends a masked text frame.

@@ -87,14 +87,22 @@ impl RedisServer {
         }
     }
 
-    /// Stops the server (SIGTERM: it flushes and exits) and waits for it.
+    /// Stops the server (SIGTERM: it flushes and exits) and waits for it, at most 10 s.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            let _ = child.wait();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("redis-server did not exit within 10 s of SIGTERM; killed it");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
