@@ -115,6 +115,15 @@ struct NamespaceIndex {
 }
 
 impl NamespaceIndex {
+    /// Forgets `conn`: its membership and every room it was in (rooms left empty go too).
+    fn remove(&mut self, conn: ConnId) {
+        self.members.remove(&conn);
+        self.rooms.retain(|_, members| {
+            members.remove(&conn);
+            !members.is_empty()
+        });
+    }
+
     /// Whether `conn` is a recipient of `target` (socket.io-adapter's `apply`).
     fn matches(&self, conn: ConnId, target: &Target) -> bool {
         target.matches(target.nsp.as_str(), |room| {
@@ -209,11 +218,7 @@ impl Handler<Unregister> for Hub {
 
     fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
         if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
-            index.members.remove(&msg.conn);
-            index.rooms.retain(|_, members| {
-                members.remove(&msg.conn);
-                !members.is_empty()
-            });
+            index.remove(msg.conn);
             if index.members.is_empty() {
                 self.namespaces.remove(&msg.nsp);
             }
@@ -273,7 +278,7 @@ impl Handler<Fanout> for Hub {
             }
             dropped += gone.len();
             for conn in gone {
-                index.members.remove(&conn);
+                index.remove(conn);
             }
         }
         if dropped > 0 {
@@ -491,6 +496,28 @@ mod tests {
         let texts = texts(&recv(&mut rx).await);
         assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#]);
         assert_eq!(metrics.entries_unframed.get(), 1);
+    }
+
+    #[test]
+    fn namespace_index_matches_by_room_and_forgets_a_removed_connection_everywhere() {
+        let (a, b) = (ConnId::next(), ConnId::next());
+        let mut index = NamespaceIndex::default();
+        index.rooms.insert(Room::from("ops"), HashSet::from([a, b]));
+        index.rooms.insert(Room::from("solo"), HashSet::from([a]));
+        let to = |room: &str| Target {
+            rooms: vec![Room::from(room)],
+            ..Target::broadcast(Namespace::main())
+        };
+        assert!(index.matches(a, &to("solo")) && !index.matches(b, &to("solo")));
+        assert!(index.matches(b, &to("ops")));
+        index.remove(a);
+        assert!(!index.matches(a, &to("ops")));
+        assert!(index.matches(b, &to("ops")), "others stay in the room");
+        assert_eq!(
+            index.rooms.keys().map(Room::as_str).collect::<Vec<_>>(),
+            ["ops"],
+            "a room left empty is dropped"
+        );
     }
 
     #[actix::test]
