@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_http::header::HeaderMap;
+use actix_http::header::{HeaderMap, HeaderValue};
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
@@ -37,6 +37,24 @@ pub struct Handshake {
     pub query: String,
     /// The client's address as the hub sees it (a proxy's, behind one).
     pub remote_addr: Option<SocketAddr>,
+}
+
+impl Handshake {
+    /// The handshake of a request with these parts. Header values are copied: the request's share
+    /// the connection's whole read buffer, which a session living for hours must not keep alive.
+    pub fn new(headers: &HeaderMap, query: &str, remote_addr: Option<SocketAddr>) -> Handshake {
+        let mut owned = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers.iter() {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                owned.append(name.clone(), value);
+            }
+        }
+        Handshake {
+            headers: owned,
+            query: query.to_owned(),
+            remote_addr,
+        }
+    }
 }
 
 /// A CONNECT the application refuses: the client gets `44<nsp>,{"message":…}` (plus `"data"` when
@@ -228,3 +246,31 @@ impl Application for SuiteApp {
 
 /// Shared handle.
 pub type SharedApp = Arc<dyn Application>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_http::header::HeaderName;
+
+    #[test]
+    fn handshake_copies_header_values_out_of_the_request_buffer() {
+        let buffer = Bytes::from_static(b"Bearer abc");
+        let mut headers = HeaderMap::new();
+        let shared = HeaderValue::from_maybe_shared(buffer.clone()).unwrap();
+        headers.append(HeaderName::from_static("authorization"), shared);
+        headers.append(
+            HeaderName::from_static("x-tenant"),
+            HeaderValue::from_static("acme"),
+        );
+        let handshake = Handshake::new(&headers, "EIO=4&x=1", None);
+        let copied = handshake.headers.get("authorization").unwrap();
+        assert_eq!(copied.as_bytes(), b"Bearer abc");
+        assert_ne!(
+            copied.as_bytes().as_ptr(),
+            buffer.as_ptr(),
+            "a copy, not a view of the request's buffer"
+        );
+        assert_eq!(handshake.headers.get("x-tenant").unwrap(), "acme");
+        assert_eq!(handshake.query, "EIO=4&x=1");
+    }
+}

@@ -120,11 +120,7 @@ pub async fn endpoint(
         return Err(EioError::BadRequest.into());
     }
     handshake_version(req.query_string())?;
-    let handshake = Handshake {
-        headers: req.headers().clone(),
-        query: req.query_string().to_owned(),
-        remote_addr: req.peer_addr(),
-    };
+    let handshake = Handshake::new(req.headers(), req.query_string(), req.peer_addr());
     polling_handshake(&state, handshake).await
 }
 
@@ -269,11 +265,7 @@ async fn accept_websocket(
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
     let conn = WsConnId::next();
-    let handshake = Handshake {
-        headers: req.headers().clone(),
-        query: query.to_owned(),
-        remote_addr,
-    };
+    let handshake = Handshake::new(req.headers(), query, remote_addr);
     let parts = state.parts.clone();
     let session = Session::websocket(eio_sid.clone(), parts, outbound.clone(), conn, handshake);
     let addr = session.start();
