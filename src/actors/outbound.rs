@@ -125,6 +125,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn out_len_is_the_payload_length_of_either_kind() {
+        assert_eq!(Out::Text("4hé".into()).len(), 4, "bytes, not characters");
+        assert_eq!(Out::Binary(Bytes::from_static(&[1, 2, 3])).len(), 3);
+        assert_eq!(Out::Text("".into()).len(), 0);
+    }
+
+    #[test]
     fn wire_len_adds_the_header_of_each_length_form() {
         assert_eq!(wire_len(0), 2);
         assert_eq!(wire_len(125), 127);

@@ -439,4 +439,19 @@ mod tests {
         assert_eq!(recovery.failed_refreshes, 0);
         assert!(recovery.last_refresh_warning.is_some_and(|at| at > earlier));
     }
+
+    #[actix::test]
+    async fn recovery_keep_writes_the_record_so_the_session_resumes() {
+        let (bridge, recovery) = start(10, Duration::from_secs(60));
+        let (sid, pid) = (Sid::from_wire("kept-sid"), Pid::from_wire("kept-pid"));
+        let offset = publish(&bridge, "/", 0).await;
+        recovery
+            .send(Keep(SessionRecord::new(&sid, &pid)))
+            .await
+            .unwrap();
+        // Keep's save is queued at the bridge before this resume's load.
+        let resumed = recovery.send(open(&pid, offset)).await.unwrap();
+        assert!(resumed.recovered, "a kept record resumes");
+        assert_eq!((resumed.sid, resumed.pid), (sid, pid));
+    }
 }

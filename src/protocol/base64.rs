@@ -108,6 +108,13 @@ mod tests {
     }
 
     #[test]
+    fn decode_reads_the_two_symbols_of_the_standard_alphabet() {
+        // 62 and 63: 111110 111111 111110 111111
+        assert_eq!(decode("+/+/"), Ok(vec![0xfb, 0xff, 0xbf]));
+        assert_eq!(encode(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    #[test]
     fn decode_rejects_foreign_characters_and_bad_length() {
         assert_eq!(decode("AQ-D"), Err(Base64Error::InvalidChar('-')));
         assert_eq!(decode("AQIDB"), Err(Base64Error::InvalidLength));

@@ -282,6 +282,56 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    /// The first bytes of `value`'s encoding: its type marker and length or value.
+    fn head(value: serde_json::Value, n: usize) -> Vec<u8> {
+        encode(&value)[..n].to_vec()
+    }
+
+    #[test]
+    fn encode_uses_the_smallest_form_as_the_adapter_does() {
+        use serde_json::json;
+        // Integers, at each boundary (msgpack spec: positive fixint, uint 8/16/32/64).
+        assert_eq!(encode(&json!(0x7f)), [0x7f]);
+        assert_eq!(encode(&json!(0x80)), [0xcc, 0x80]);
+        assert_eq!(encode(&json!(0xff)), [0xcc, 0xff]);
+        assert_eq!(encode(&json!(0x100)), [0xcd, 0x01, 0x00]);
+        assert_eq!(encode(&json!(0xffff)), [0xcd, 0xff, 0xff]);
+        assert_eq!(encode(&json!(0x1_0000)), [0xce, 0, 1, 0, 0]);
+        assert_eq!(
+            encode(&json!(0xffff_ffffu64)),
+            [0xce, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(head(json!(0x1_0000_0000u64), 1), [0xcf]);
+        // Negative fixint, int 8/16/32/64.
+        assert_eq!(encode(&json!(-1)), [0xff]);
+        assert_eq!(encode(&json!(-32)), [0xe0]);
+        assert_eq!(encode(&json!(-33)), [0xd0, 0xdf]);
+        assert_eq!(encode(&json!(-128)), [0xd0, 0x80]);
+        assert_eq!(encode(&json!(-129)), [0xd1, 0xff, 0x7f]);
+        assert_eq!(encode(&json!(-32_768)), [0xd1, 0x80, 0x00]);
+        assert_eq!(encode(&json!(-32_769)), [0xd2, 0xff, 0xff, 0x7f, 0xff]);
+        assert_eq!(head(json!(-2_147_483_648i64), 1), [0xd2]);
+        assert_eq!(head(json!(-2_147_483_649i64), 1), [0xd3]);
+        // Strings: fixstr up to 31 bytes, str 8 / 16 / 32.
+        assert_eq!(head(json!("a".repeat(31)), 1), [0xa0 | 31]);
+        assert_eq!(head(json!("a".repeat(32)), 2), [0xd9, 32]);
+        assert_eq!(head(json!("a".repeat(0xff)), 2), [0xd9, 0xff]);
+        assert_eq!(head(json!("a".repeat(0x100)), 3), [0xda, 0x01, 0x00]);
+        assert_eq!(head(json!("a".repeat(0xffff)), 3), [0xda, 0xff, 0xff]);
+        assert_eq!(head(json!("a".repeat(0x1_0000)), 5), [0xdb, 0, 1, 0, 0]);
+        // Arrays and maps: fix up to 15 items, then 16- and 32-bit lengths.
+        assert_eq!(head(json!(vec![0; 15]), 1), [0x90 | 15]);
+        assert_eq!(head(json!(vec![0; 16]), 3), [0xdc, 0, 16]);
+        assert_eq!(head(json!(vec![0; 0xffff]), 3), [0xdc, 0xff, 0xff]);
+        assert_eq!(head(json!(vec![0; 0x1_0000]), 5), [0xdd, 0, 1, 0, 0]);
+        let map = |n: usize| {
+            serde_json::Value::Object((0..n).map(|i| (i.to_string(), json!(0))).collect())
+        };
+        assert_eq!(head(map(15), 1), [0x80 | 15]);
+        assert_eq!(head(map(16), 3), [0xde, 0, 16]);
+        assert_eq!(head(map(0x1_0000), 5), [0xdf, 0, 1, 0, 0]);
+    }
+
     use super::*;
     use crate::protocol::base64;
     use serde_json::json;
