@@ -288,6 +288,18 @@ mod tests {
     }
 
     #[test]
+    fn decode_accepts_nesting_up_to_max_depth_and_refuses_deeper() {
+        // k single-item arrays around 0: the 0 sits at depth k.
+        let nested = |k: usize| {
+            let mut bytes = vec![0x91; k];
+            bytes.push(0x00);
+            bytes
+        };
+        assert!(decode(&nested(MAX_DEPTH)).is_ok());
+        assert_eq!(decode(&nested(MAX_DEPTH + 1)), Err(MsgpackError::TooDeep));
+    }
+
+    #[test]
     fn encode_uses_the_smallest_form_as_the_adapter_does() {
         use serde_json::json;
         // Integers, at each boundary (msgpack spec: positive fixint, uint 8/16/32/64).
