@@ -297,6 +297,37 @@ mod tests {
         };
         assert!(decode(&nested(MAX_DEPTH)).is_ok());
         assert_eq!(decode(&nested(MAX_DEPTH + 1)), Err(MsgpackError::TooDeep));
+        // The same through maps: {"k": {"k": … 0}}; both the keys and the values count a level.
+        let nested_maps = |k: usize| {
+            let mut bytes = Vec::new();
+            for _ in 0..k {
+                bytes.extend([0x81, 0xa1, b'k']);
+            }
+            bytes.push(0x00);
+            bytes
+        };
+        assert!(decode(&nested_maps(MAX_DEPTH)).is_ok());
+        assert_eq!(
+            decode(&nested_maps(MAX_DEPTH + 1)),
+            Err(MsgpackError::TooDeep)
+        );
+        // A map whose key is itself too deep: keys are read one level down too.
+        let mut deep_key = vec![0x81];
+        deep_key.extend(nested(MAX_DEPTH));
+        assert_eq!(decode(&deep_key), Err(MsgpackError::TooDeep));
+    }
+
+    #[test]
+    fn decode_refuses_a_declared_length_longer_than_the_input_before_allocating() {
+        // array 32 / map 32 announcing 4 294 967 295 items, with none present.
+        assert_eq!(
+            decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated)
+        );
+        assert_eq!(
+            decode(&[0xdf, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated)
+        );
     }
 
     #[test]
