@@ -260,8 +260,34 @@ fn sockets_list_finds_replaces_and_removes_by_namespace() {
         Some(NsSocket::Admitting { .. })
     ));
     assert!(sockets.get("/other").is_none());
-    assert!(sockets.remove("/admin").is_some());
+    assert!(matches!(
+        sockets.remove("/admin"),
+        Some(NsSocket::Admitting { .. })
+    ));
+    assert!(sockets.get("/admin").is_none());
+    assert!(sockets.get("/").is_some(), "only /admin was removed");
     assert!(sockets.remove("/admin").is_none());
     assert_eq!(sockets.take().len(), 1);
     assert!(sockets.take().is_empty());
+}
+
+#[test]
+fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
+    let mut sockets = Sockets::default();
+    let mut resumed = joining();
+    resumed.on_opened(opened(false, "S6", &[], 1));
+    resumed.replay_step(1 << 20);
+    resumed.complete(&nsp());
+    sockets.insert(nsp(), resumed);
+    sockets.insert(Namespace::from("/joining"), joining());
+    let (without, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S7"));
+    sockets.insert(Namespace::from("/plain"), without);
+    let records: Vec<&SessionRecord> = sockets.records().collect();
+    assert_eq!(
+        records,
+        [&SessionRecord::new(
+            &Sid::from_wire("S6"),
+            &Pid::from_wire("S6-pid")
+        )]
+    );
 }
