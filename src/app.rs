@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_http::header::{HeaderMap, HeaderValue};
+use actix_http::header::HeaderMap;
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
@@ -29,31 +29,52 @@ use crate::notification::{self, NotifyRequest};
 
 /// The HTTP request that opened an Engine.IO session (Socket.IO's `socket.handshake`): what an
 /// application may check before admitting a socket.
+///
+/// Every session keeps one for its whole life, so it is compact: the headers are one allocation of
+/// `name: value` lines (names lowercase, as HTTP/1.1 parsing gives them), searched when asked.
 #[derive(Debug, Clone, Default)]
 pub struct Handshake {
-    /// The request's headers (e.g. `Authorization`, `Cookie`, `Origin`).
-    pub headers: HeaderMap,
+    /// `name: value\n` per header, in the request's order.
+    headers: Box<str>,
     /// The query string, without `?`.
-    pub query: String,
+    pub query: Box<str>,
     /// The client's address as the hub sees it (a proxy's, behind one).
     pub remote_addr: Option<SocketAddr>,
 }
 
 impl Handshake {
-    /// The handshake of a request with these parts. Header values are copied: the request's share
-    /// the connection's whole read buffer, which a session living for hours must not keep alive.
+    /// The handshake of a request with these parts. Header values are copied (those that are not
+    /// text are left out): the request's share the connection's whole read buffer, which a session
+    /// living for hours must not keep alive.
     pub fn new(headers: &HeaderMap, query: &str, remote_addr: Option<SocketAddr>) -> Handshake {
-        let mut owned = HeaderMap::with_capacity(headers.len());
+        let mut lines = String::new();
         for (name, value) in headers.iter() {
-            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                owned.append(name.clone(), value);
+            if let Ok(value) = value.to_str() {
+                lines.push_str(name.as_str());
+                lines.push_str(": ");
+                lines.push_str(value);
+                lines.push('\n');
             }
         }
         Handshake {
-            headers: owned,
-            query: query.to_owned(),
+            headers: lines.into_boxed_str(),
+            query: query.into(),
             remote_addr,
         }
+    }
+
+    /// Every header, in the request's order (a repeated header once per occurrence).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+    }
+
+    /// The first value of header `name` (case-insensitive), e.g. `authorization`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
     }
 }
 
@@ -250,27 +271,34 @@ pub type SharedApp = Arc<dyn Application>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_http::header::HeaderName;
 
     #[test]
-    fn handshake_copies_header_values_out_of_the_request_buffer() {
+    fn handshake_keeps_the_headers_as_text_it_owns() {
+        use actix_http::header::{HeaderName, HeaderValue};
         let buffer = Bytes::from_static(b"Bearer abc");
         let mut headers = HeaderMap::new();
         let shared = HeaderValue::from_maybe_shared(buffer.clone()).unwrap();
         headers.append(HeaderName::from_static("authorization"), shared);
         headers.append(
             HeaderName::from_static("x-tenant"),
-            HeaderValue::from_static("acme"),
+            HeaderValue::from_static("acme: eu"),
+        );
+        headers.append(
+            HeaderName::from_static("x-binary"),
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
         );
         let handshake = Handshake::new(&headers, "EIO=4&x=1", None);
-        let copied = handshake.headers.get("authorization").unwrap();
-        assert_eq!(copied.as_bytes(), b"Bearer abc");
+        let copied = handshake.header("Authorization").unwrap();
+        assert_eq!(copied, "Bearer abc");
         assert_ne!(
-            copied.as_bytes().as_ptr(),
+            copied.as_ptr(),
             buffer.as_ptr(),
             "a copy, not a view of the request's buffer"
         );
-        assert_eq!(handshake.headers.get("x-tenant").unwrap(), "acme");
-        assert_eq!(handshake.query, "EIO=4&x=1");
+        assert_eq!(handshake.header("x-tenant"), Some("acme: eu"));
+        assert_eq!(handshake.header("x-binary"), None, "not text: left out");
+        assert_eq!(handshake.header("cookie"), None);
+        assert_eq!(handshake.headers().count(), 2);
+        assert_eq!(&*handshake.query, "EIO=4&x=1");
     }
 }

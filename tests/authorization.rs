@@ -41,13 +41,9 @@ impl Application for TokenApp {
     fn authorize(&self, nsp: &str, handshake: &Handshake, auth: &Value) -> AdmitFuture {
         self.asked.lock().unwrap().push(Asked {
             nsp: nsp.to_owned(),
-            query: handshake.query.clone(),
+            query: handshake.query.to_string(),
             remote_addr: handshake.remote_addr,
-            host: handshake
-                .headers
-                .get("host")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            host: handshake.header("host").map(str::to_owned),
             auth: auth.clone(),
         });
         let decision = if auth["token"] == "letmein" {
