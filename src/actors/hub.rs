@@ -167,10 +167,9 @@ impl Hub {
         member: &Member,
         conn: ConnId,
         nsp: &Namespace,
-        frames: Arc<[Frame]>,
+        (frames, bytes): (Arc<[Frame]>, usize),
         max_pending: usize,
     ) -> bool {
-        let bytes = frames.iter().map(|f| wire_len(f.text.len())).sum();
         let pending = member.outbound.pending();
         if pending + bytes > max_pending {
             debug!("slow consumer dropped conn={conn:?} pending={pending}");
@@ -251,15 +250,17 @@ impl Handler<Fanout> for Hub {
                 continue;
             };
             let everyone = framed.iter().all(|(target, _)| target.is_broadcast());
+            // Framed and measured once, shared by every member, when the batch is for everyone.
             let shared: Arc<[Frame]> = if everyone {
                 framed.iter().map(|(_, frame)| frame.clone()).collect()
             } else {
                 Arc::from([])
             };
+            let shared_bytes = wire_bytes(&shared);
             let mut gone = Vec::new();
             for (conn, member) in &index.members {
-                let frames = if everyone {
-                    shared.clone()
+                let batch = if everyone {
+                    (shared.clone(), shared_bytes)
                 } else {
                     let mine: Arc<[Frame]> = framed
                         .iter()
@@ -269,9 +270,10 @@ impl Handler<Fanout> for Hub {
                     if mine.is_empty() {
                         continue;
                     }
-                    mine
+                    let bytes = wire_bytes(&mine);
+                    (mine, bytes)
                 };
-                if !Hub::deliver(member, *conn, &nsp, frames, max_pending) {
+                if !Hub::deliver(member, *conn, &nsp, batch, max_pending) {
                     gone.push(*conn);
                 }
             }
@@ -291,6 +293,11 @@ impl Handler<CountSessions> for Hub {
     fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
         self.count()
     }
+}
+
+/// The size of a batch on the wire.
+fn wire_bytes(frames: &[Frame]) -> usize {
+    frames.iter().map(|f| wire_len(f.text.len())).sum()
 }
 
 /// The Engine.IO frame of a log entry, its id appended as the recovery offset.
