@@ -11,6 +11,7 @@
 //! - [`actors`]: Session, Hub, StreamBridge, Recovery (the diagram is in [`actors`]).
 //! - [`http`]: routes, the Engine.IO endpoint, the notify endpoint, error answers.
 //! - [`config`]: settings from environment variables and flags.
+//! - [`log_limit`]: rate-limited log lines for what clients can cause.
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod actors;
 pub mod app;
 pub mod config;
 pub(crate) mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod notification;
 pub mod protocol;
