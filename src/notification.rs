@@ -404,6 +404,27 @@ mod tests {
         assert_ne!(of(Some("ab"), Some("")), of(Some("a"), Some("b")));
     }
 
+    #[actix::test]
+    async fn publish_to_a_bridge_that_is_gone_is_nothing_published() {
+        use crate::actors::hub::Hub;
+        use crate::metrics::Metrics;
+        use crate::store::MemoryLog;
+        use actix::Actor;
+
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(1 << 20, metrics.clone()).start();
+        let arbiter = actix::Arbiter::new();
+        let bridge = StreamBridge::start_in_arbiter(&arbiter.handle(), move |_| {
+            StreamBridge::new(Box::new(MemoryLog::new(10)), hub, metrics)
+        });
+        assert!(arbiter.stop());
+        arbiter.join().expect("the bridge's arbiter stops");
+        for key in [None, Some(IdempotencyKey("k".into()))] {
+            let answer = publish(&bridge, NotifyRequest::default(), key).await;
+            assert_eq!(answer, Err(PublishError::Unavailable));
+        }
+    }
+
     #[test]
     fn publish_errors_say_whether_anything_was_published() {
         assert!(PublishError::Unavailable

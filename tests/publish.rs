@@ -250,6 +250,48 @@ async fn socket_notify_with_an_idempotency_key_is_retried_safely_after_an_unknow
 }
 
 #[actix_web::test]
+async fn publish_whose_connection_is_reset_mid_command_is_an_unknown_outcome_and_a_keyed_retry_publishes_once(
+) {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:reset")).await;
+    let mut client = hub.joined().await;
+    next_is_sentinel(&hub, &mut client, "warm-up").await;
+
+    // Redis holds write commands (XADD, EVAL) without answering; the connection carrying the
+    // append is then closed by Redis while the command waits in it.
+    assert!(redis
+        .command(&["CLIENT", "PAUSE", "5000", "WRITE"])
+        .starts_with("+OK"));
+    let publish = post(&hub, r#"{"title":"reset"}"#, Some("reset-key"));
+    let reset = async {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        redis.command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+    };
+    let (answer, killed) = futures_util::future::join(publish, reset).await;
+    assert!(killed.starts_with(':'), "{killed}");
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(
+        answer.error().contains(OUTCOME_UNKNOWN) && !answer.error().contains(NOTHING_PUBLISHED),
+        "{answer:?}"
+    );
+    assert!(redis.command(&["CLIENT", "UNPAUSE"]).starts_with("+OK"));
+
+    let retry = post(&hub, r#"{"title":"reset"}"#, Some("reset-key")).await;
+    assert_eq!(retry.status, 201, "{retry:?}");
+    let (notification, offset) = next_notification(&mut client).await;
+    assert_eq!(
+        (&notification["title"], &notification["id"], json!(offset)),
+        (
+            &json!("reset"),
+            &retry.json["id"],
+            retry.json["offset"].clone()
+        )
+    );
+    next_is_sentinel(&hub, &mut client, "exactly once").await;
+    assert_eq!(entries_titled(&redis, "test:reset", "reset"), 1);
+}
+
+#[actix_web::test]
 async fn publish_while_redis_is_down_answers_nothing_was_published_and_publishes_nothing() {
     let mut redis = RedisServer::start_persistent();
     let hub = ready_hub(config(&redis, "test:down")).await;
