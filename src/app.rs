@@ -25,7 +25,7 @@ use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
 use crate::actors::stream_bridge::StreamBridge;
-use crate::notification::{self, NotifyRequest};
+use crate::notification::{self, IdempotencyKey, NotifyRequest};
 
 /// The HTTP request that opened an Engine.IO session (Socket.IO's `socket.handshake`): what an
 /// application may check before admitting a socket.
@@ -168,8 +168,9 @@ impl Application for HubApp {
         Vec::new()
     }
 
-    /// `socket.emit("notify", {title?, body?}, ack)` publishes a notification on `/`, exactly as
-    /// `POST /notifications/notify` does, and acknowledges `{"id","offset"}` or `{"error"}`.
+    /// `socket.emit("notify", {title?, body?, idempotencyKey?}, ack)` publishes a notification on
+    /// `/`, exactly as `POST /notifications/notify` does (`idempotencyKey` as its `Idempotency-Key`
+    /// header), and acknowledges `{"id","offset"}` or `{"error"}`.
     fn on_event(&self, _: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
         if event.data.first().and_then(Value::as_str) != Some("notify") {
             return Box::pin(ready(Reply::default()));
@@ -182,11 +183,14 @@ impl Application for HubApp {
             ..Reply::default()
         };
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
-        let request = match NotifyRequest::from_value(body) {
-            Ok(request) => request,
+        // The key is read apart: it is not part of the notification (`from_value` ignores it).
+        let parsed = IdempotencyKey::from_payload(&body)
+            .and_then(|key| Ok((NotifyRequest::from_value(body)?, key)));
+        let (request, key) = match parsed {
+            Ok(parsed) => parsed,
             Err(err) => return Box::pin(ready(ack(json!({ "error": err.to_string() })))),
         };
-        let publish = notification::publish(&self.bridge, request);
+        let publish = notification::publish(&self.bridge, request, key);
         Box::pin(async move {
             match publish.await {
                 Ok(published) => ack(json!({

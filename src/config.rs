@@ -121,6 +121,17 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_BUFFERED_BYTES", default_value = "8388608", value_name = "BYTES",
           value_parser = at_least_one)]
     pub max_buffered_bytes: usize,
+    /// How long an idempotency key is remembered: a retry with it within this time publishes
+    /// nothing and answers with the first publish
+    // Stripe keeps keys for 24 hours; the same as `store::DEFAULT_IDEMPOTENCY_TTL` (tested).
+    #[arg(long = "idempotency-ttl-ms", env = "HUB_IDEMPOTENCY_TTL_MS", default_value = "86400000",
+          value_name = "MS", value_parser = millis)]
+    pub idempotency_ttl: Duration,
+    /// Idempotency keys the embedded log remembers at most; past it the oldest is forgotten early
+    /// (on Redis, keys expire by their time to live only)
+    #[arg(long, env = "HUB_IDEMPOTENCY_MAX_KEYS", value_name = "N", value_parser = at_least_one,
+          default_value_t = crate::store::DEFAULT_IDEMPOTENCY_MAX_KEYS)]
+    pub idempotency_max_keys: usize,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]
@@ -325,6 +336,14 @@ mod tests {
             (c.max_notify_bytes, c.max_buffered_bytes),
             (64 * 1024, 8 * 1024 * 1024)
         );
+        assert_eq!(
+            (c.idempotency_ttl, c.idempotency_max_keys),
+            (
+                crate::store::DEFAULT_IDEMPOTENCY_TTL,
+                crate::store::DEFAULT_IDEMPOTENCY_MAX_KEYS
+            )
+        );
+        assert_eq!(c.idempotency_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -466,6 +485,10 @@ mod tests {
             ("recovery", "off", |c| !c.recovery),
             ("max-notify-bytes", "10", |c| c.max_notify_bytes == 10),
             ("max-buffered-bytes", "123", |c| c.max_buffered_bytes == 123),
+            ("idempotency-ttl-ms", "1000", |c| {
+                c.idempotency_ttl == Duration::from_secs(1)
+            }),
+            ("idempotency-max-keys", "9", |c| c.idempotency_max_keys == 9),
             ("public-dir", "/srv/www", |c| {
                 c.public_dir.as_os_str() == "/srv/www"
             }),

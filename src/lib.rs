@@ -155,7 +155,8 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                 uid,
                 metrics.clone(),
             )
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::other)?
+            .with_idempotency_ttl(config.idempotency_ttl);
             info!(
                 "log: redis stream {:?} at {}, max length ~{}",
                 config.stream_key,
@@ -166,7 +167,11 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         }
         None => {
             info!("log: embedded, max length {}", config.max_len);
-            Box::new(MemoryLog::new(config.max_len))
+            Box::new(MemoryLog::new(config.max_len).with_idempotency(
+                config.idempotency_ttl,
+                config.idempotency_max_keys,
+                metrics.clone(),
+            ))
         }
     };
     let bridge = StreamBridge::new(backend, hub.clone(), metrics.clone()).start();

@@ -61,6 +61,17 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
+    /// 1 from a failed append until an append or a probe of the append path succeeds (set by the
+    /// StreamBridge; `/readyz` answers 503 meanwhile).
+    pub appends_failing: Gauge,
+    /// Appends that failed with nothing written (never sent, or refused by the log).
+    pub appends_failed: Counter,
+    /// Appends sent without an answer: they may or may not be in the log.
+    pub appends_outcome_unknown: Counter,
+    /// Keyed publishes answered with the first append's id (nothing appended).
+    pub idempotent_replays: Counter,
+    /// Idempotency keys the embedded log forgot before their time to live (its table was full).
+    pub idempotency_keys_evicted: Counter,
 }
 
 impl Metrics {
@@ -82,6 +93,11 @@ impl Metrics {
             "hub_ready",
             "Whether the log backend is reachable and being read.",
             self.log_reading.get(),
+        );
+        gauge(
+            "hub_appends_failing",
+            "Whether the last append failed and no append or probe has succeeded since.",
+            self.appends_failing.get(),
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(
@@ -109,6 +125,26 @@ impl Metrics {
             "Session record refreshes that failed; those sessions may not resume.",
             self.record_refreshes_failed.get(),
         );
+        counter(
+            "hub_appends_failed_total",
+            "Appends that failed with nothing published (never sent, or refused by the log).",
+            self.appends_failed.get(),
+        );
+        counter(
+            "hub_appends_outcome_unknown_total",
+            "Appends sent without an answer: they may or may not have been published.",
+            self.appends_outcome_unknown.get(),
+        );
+        counter(
+            "hub_idempotent_replays_total",
+            "Publishes whose idempotency key was already appended: answered with the first id.",
+            self.idempotent_replays.get(),
+        );
+        counter(
+            "hub_idempotency_keys_evicted_total",
+            "Idempotency keys the embedded log forgot before their time to live (table full).",
+            self.idempotency_keys_evicted.get(),
+        );
         out
     }
 }
@@ -126,6 +162,11 @@ mod tests {
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
+        metrics.appends_failing.set(1);
+        metrics.appends_failed.add(6);
+        metrics.appends_outcome_unknown.add(7);
+        metrics.idempotent_replays.add(8);
+        metrics.idempotency_keys_evicted.add(9);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -134,9 +175,14 @@ mod tests {
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
+            "# TYPE hub_appends_failing gauge\nhub_appends_failing 1\n",
+            "# TYPE hub_appends_failed_total counter\nhub_appends_failed_total 6\n",
+            "hub_appends_outcome_unknown_total 7\n",
+            "hub_idempotent_replays_total 8\n",
+            "hub_idempotency_keys_evicted_total 9\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 11);
     }
 }

@@ -3,26 +3,38 @@
 //! doors onto [`publish`]; each maps [`PublishError`] to its own answer (a status; an ack `{"error"}`).
 //!
 //! ```text
-//! {"title"?: string, "body"?: string} ─► NotifyRequest ─► publish ─► Published {id, offset}
-//!                                        ValidationError              PublishError::Unavailable
+//! {"title"?: string, "body"?: string} ─► NotifyRequest ─► publish(key?) ─► Published {id, offset, replayed}
+//!                                        ValidationError                  PublishError::{Unavailable,
+//!                                                                           OutcomeUnknown, KeyReused}
 //! ```
-//! A notification exists once it is in the log, never before: an error means nothing was published,
-//! and `Published` means every connected client will get it (through the read loop, DESIGN.md §2).
+//! A notification exists once it is in the log, never before: `Published` means every connected
+//! client will get it (through the read loop, DESIGN.md §2). An error says which of two things
+//! happened: [`PublishError::Unavailable`], nothing was published (the append was never sent, or the
+//! log refused it); [`PublishError::OutcomeUnknown`], the append was sent and not confirmed, so it
+//! may be published. A publisher that sends an [`IdempotencyKey`] can retry either safely: an
+//! append whose key was already appended publishes nothing and answers with the first `{id,
+//! offset}`.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, MailboxError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::actors::stream_bridge::{Publish, StreamBridge};
+use crate::actors::stream_bridge::{Publish, PublishOnce, StreamBridge};
 use crate::protocol::ids::StreamId;
 use crate::protocol::target::{Namespace, Target};
-use crate::store::now_ms;
+use crate::store::{now_ms, AppendKey, KeyedAppend, StoreError};
 
 /// The event name clients listen to.
 pub const NOTIFICATION_EVENT: &str = "notification";
+/// The field of the socket `notify` payload that carries an idempotency key (the HTTP door's is
+/// the `Idempotency-Key` header). It is not part of the notification.
+pub const IDEMPOTENCY_KEY_FIELD: &str = "idempotencyKey";
+/// Longest idempotency key, in characters (Stripe's limit).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Title of a notification that gives none.
 pub const DEFAULT_TITLE: &str = "Notification";
 /// Body of a notification that gives none.
@@ -49,6 +61,58 @@ pub enum ValidationError {
     /// `title` or `body` present and not a string (nor null).
     #[error("title and body must be strings: {0}")]
     WrongTypes(String),
+    /// The idempotency key is not 1 to 255 visible ASCII characters; the text says which rule.
+    #[error("invalid idempotency key: {0}")]
+    BadIdempotencyKey(String),
+}
+
+/// A publisher's idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII characters
+/// (`!` to `~`, no spaces), e.g. a uuid. A key in double quotes (the IETF draft's structured-field
+/// string, `Idempotency-Key: "…"`) means the same key without them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates `raw`; the error names the rule it breaks.
+    pub fn parse(raw: &str) -> Result<IdempotencyKey, ValidationError> {
+        let key = raw
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .unwrap_or(raw);
+        let bad = |why: String| Err(ValidationError::BadIdempotencyKey(why));
+        if key.is_empty() {
+            return bad("it is empty (1 to 255 visible ASCII characters)".into());
+        }
+        if let Some((at, c)) = key.char_indices().find(|(_, c)| !matches!(c, '!'..='~')) {
+            return bad(format!(
+                "character {c:?} at byte {at} (only visible ASCII, '!' to '~', no spaces)"
+            ));
+        }
+        if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return bad(format!(
+                "{} characters long (at most {MAX_IDEMPOTENCY_KEY_LEN})",
+                key.len()
+            ));
+        }
+        Ok(IdempotencyKey(key.to_owned()))
+    }
+
+    /// The key from a socket `notify` payload's [`IDEMPOTENCY_KEY_FIELD`]: absent or `null` is no
+    /// key, a string is validated, anything else is refused.
+    pub fn from_payload(payload: &Value) -> Result<Option<IdempotencyKey>, ValidationError> {
+        match payload.get(IDEMPOTENCY_KEY_FIELD) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(raw)) => IdempotencyKey::parse(raw).map(Some),
+            Some(_) => Err(ValidationError::BadIdempotencyKey(format!(
+                "{IDEMPOTENCY_KEY_FIELD} must be a string"
+            ))),
+        }
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl NotifyRequest {
@@ -99,6 +163,18 @@ impl Notification {
             .expect("a struct of strings and integers always serializes");
         (notification, Arc::from(args))
     }
+
+    /// What identifies the request this notification came from, for idempotency: SHA-1 (hex) of
+    /// its title and body after defaults (the id and timestamp differ between attempts).
+    pub fn fingerprint(&self) -> String {
+        use sha1::{Digest, Sha1};
+        let content = serde_json::to_string(&(&self.title, &self.body))
+            .expect("two strings always serialize");
+        Sha1::digest(content.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// A notification in the log.
@@ -108,34 +184,84 @@ pub struct Published {
     pub id: String,
     /// Its log id: the clients' recovery offset once they have it.
     pub offset: StreamId,
+    /// Whether this answers a retry: the key was appended before, nothing was appended now.
+    pub replayed: bool,
 }
 
-/// Why a notification was not published. Nothing was.
+/// Why a publish was not confirmed; each variant says whether anything was published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// The log cannot accept it now (Redis down): retry later.
+    /// Nothing was published: the append was never sent, or the log refused it (Redis down,
+    /// restarting, out of memory). Retrying later publishes it once.
     #[error("log backend unavailable, nothing was published")]
     Unavailable,
+    /// The append was sent but not confirmed (Redis did not answer in time, or the connection
+    /// was lost mid-command): it may have been published.
+    #[error(
+        "log backend did not confirm the append, outcome unknown: the notification may have been \
+         published; retrying with the same idempotency key is safe (it publishes at most once)"
+    )]
+    OutcomeUnknown,
+    /// The idempotency key was already used for a notification with another title or body;
+    /// nothing was published.
+    #[error("idempotency key already used with a different title or body, nothing was published")]
+    KeyReused,
 }
 
-/// Appends `request` as a notification to everyone on `/`. The append is sent now (so two publishes
-/// from one caller keep their order); the future resolves once the log answered.
+impl From<StoreError> for PublishError {
+    /// Only an append the log never received (or refused) is "nothing was published".
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::OutcomeUnknown(_) => PublishError::OutcomeUnknown,
+            _ => PublishError::Unavailable,
+        }
+    }
+}
+
+/// Appends `request` as a notification to everyone on `/`; with a `key`, at most once per key
+/// (see [`IdempotencyKey`]). The append is sent now (so two publishes from one caller keep their
+/// order); the future resolves once the log answered.
 pub fn publish(
     bridge: &Addr<StreamBridge>,
     request: NotifyRequest,
+    key: Option<IdempotencyKey>,
 ) -> impl Future<Output = Result<Published, PublishError>> {
     let (notification, args) = Notification::new(request);
-    let append = bridge.send(Publish {
-        target: Target::broadcast(Namespace::main()),
-        args,
-    });
+    let target = Target::broadcast(Namespace::main());
+    // A bridge that is gone never gets the message: nothing was sent. Once it is sent, a
+    // mailbox error (the bridge stopped with the append in flight) leaves the outcome unknown.
+    let sent = bridge.connected();
+    let append: Pin<Box<dyn Future<Output = Result<_, MailboxError>>>> = match key {
+        // No key: today's fast path, a plain XADD.
+        None => {
+            let append = bridge.send(Publish { target, args });
+            Box::pin(async move { append.await.map(|r| r.map(KeyedAppend::Appended)) })
+        }
+        Some(key) => {
+            let key = AppendKey {
+                key: key.0,
+                fingerprint: notification.fingerprint(),
+                receipt: notification.id.clone(),
+            };
+            Box::pin(bridge.send(PublishOnce { target, args, key }))
+        }
+    };
     async move {
         match append.await {
-            Ok(Ok(offset)) => Ok(Published {
+            Ok(Ok(KeyedAppend::Appended(offset))) => Ok(Published {
                 id: notification.id,
                 offset,
+                replayed: false,
             }),
-            Ok(Err(_)) | Err(_) => Err(PublishError::Unavailable),
+            Ok(Ok(KeyedAppend::Replayed { receipt, id })) => Ok(Published {
+                id: receipt,
+                offset: id,
+                replayed: true,
+            }),
+            Ok(Ok(KeyedAppend::Conflict)) => Err(PublishError::KeyReused),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) if !sent => Err(PublishError::Unavailable),
+            Err(_) => Err(PublishError::OutcomeUnknown),
         }
     }
 }
@@ -143,6 +269,7 @@ pub fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn parse_accepts_objects_with_optional_string_fields() {
@@ -198,5 +325,121 @@ mod tests {
         assert_eq!(value[1]["id"], notification.id.as_str());
         assert_eq!(value[1]["title"], "Notification");
         assert_eq!(value[1]["timestamp"], notification.timestamp);
+    }
+
+    #[test]
+    fn idempotency_key_accepts_visible_ascii_up_to_255_and_the_quoted_form() {
+        let uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+        assert_eq!(IdempotencyKey::parse(uuid).unwrap().as_str(), uuid);
+        assert_eq!(
+            IdempotencyKey::parse(&format!("\"{uuid}\""))
+                .unwrap()
+                .as_str(),
+            uuid
+        );
+        assert!(IdempotencyKey::parse(&"~".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse("!").is_ok());
+    }
+
+    #[test]
+    fn idempotency_key_refusals_name_the_rule() {
+        for (raw, why) in [
+            ("", "empty"),
+            ("\"\"", "empty"),
+            ("a b", "' '"),
+            ("tab\there", "'\\t'"),
+            ("caf\u{e9}", "'\u{e9}'"),
+            (&"k".repeat(256), "256 characters long (at most 255)"),
+        ] {
+            match IdempotencyKey::parse(raw) {
+                Err(ValidationError::BadIdempotencyKey(text)) => {
+                    assert!(text.contains(why), "{raw:?}: {text}")
+                }
+                other => panic!("{raw:?}: expected a refusal, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn idempotency_key_from_a_payload_is_optional_and_must_be_a_string() {
+        assert_eq!(
+            IdempotencyKey::from_payload(&json!({"title": "t"})),
+            Ok(None)
+        );
+        assert_eq!(
+            IdempotencyKey::from_payload(&json!({"idempotencyKey": null})),
+            Ok(None)
+        );
+        assert_eq!(
+            IdempotencyKey::from_payload(&json!({"idempotencyKey": "k1"})),
+            Ok(Some(IdempotencyKey("k1".into())))
+        );
+        for bad in [json!({"idempotencyKey": 5}), json!({"idempotencyKey": ""})] {
+            assert!(matches!(
+                IdempotencyKey::from_payload(&bad),
+                Err(ValidationError::BadIdempotencyKey(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn fingerprint_depends_on_title_and_body_after_defaults_only() {
+        let of = |title: Option<&str>, body: Option<&str>| {
+            Notification::new(NotifyRequest {
+                title: title.map(str::to_owned),
+                body: body.map(str::to_owned),
+            })
+            .0
+            .fingerprint()
+        };
+        let first = of(Some("t"), Some("b"));
+        assert_eq!(first.len(), 40);
+        assert_eq!(
+            first,
+            of(Some("t"), Some("b")),
+            "new id and timestamp, same request"
+        );
+        assert_eq!(of(None, None), of(Some(DEFAULT_TITLE), Some(DEFAULT_BODY)));
+        assert_ne!(first, of(Some("t"), Some("c")));
+        assert_ne!(of(Some("ab"), Some("")), of(Some("a"), Some("b")));
+    }
+
+    #[actix::test]
+    async fn publish_to_a_bridge_that_is_gone_is_nothing_published() {
+        use crate::actors::hub::Hub;
+        use crate::metrics::Metrics;
+        use crate::store::MemoryLog;
+        use actix::Actor;
+
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(1 << 20, metrics.clone()).start();
+        let arbiter = actix::Arbiter::new();
+        let bridge = StreamBridge::start_in_arbiter(&arbiter.handle(), move |_| {
+            StreamBridge::new(Box::new(MemoryLog::new(10)), hub, metrics)
+        });
+        assert!(arbiter.stop());
+        arbiter.join().expect("the bridge's arbiter stops");
+        for key in [None, Some(IdempotencyKey("k".into()))] {
+            let answer = publish(&bridge, NotifyRequest::default(), key).await;
+            assert_eq!(answer, Err(PublishError::Unavailable));
+        }
+    }
+
+    #[test]
+    fn publish_errors_say_whether_anything_was_published() {
+        assert!(PublishError::Unavailable
+            .to_string()
+            .contains("nothing was published"));
+        let unknown = PublishError::OutcomeUnknown.to_string();
+        assert!(unknown.contains("outcome unknown") && unknown.contains("same idempotency key"));
+        assert!(!unknown.contains("nothing was published"));
+        assert_eq!(
+            PublishError::from(StoreError::OutcomeUnknown("timeout".into())),
+            PublishError::OutcomeUnknown
+        );
+        assert_eq!(
+            PublishError::from(StoreError::Unavailable("refused".into())),
+            PublishError::Unavailable
+        );
     }
 }

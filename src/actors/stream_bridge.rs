@@ -1,7 +1,7 @@
 //! StreamBridge: the only owner of the log backend.
 //!
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
-//! Receives: Publish (from [`crate::notification::publish`]); ReadAfter, Tip, SaveSession, LoadSession, DropSession
+//! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); ReadAfter, Tip, SaveSession, LoadSession, DropSession
 //! (from Recovery); LogEvent (from the backend's read loop); IsReady (from `/readyz`).
 //! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
 //! path as everyone else's, so every client sees one order.
@@ -9,18 +9,34 @@
 //! Until the read loop knows where it starts, Publish, Tip and ReadAfter are refused as unavailable:
 //! an entry appended, or an offset handed out, before that point could fall before the loop's start
 //! and never be delivered here. The embedded log knows its start at once; Redis within a round trip.
+//!
+//! A failed append makes the instance unready (`/readyz` 503, `hub_appends_failing` 1) until an
+//! append succeeds or a probe of the append path does (one every [`PROBE_INTERVAL`] meanwhile): the
+//! read loop alone can be healthy while appends fail (Redis stopped between two reads, out of
+//! memory, a read-only replica).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use log::{error, info};
+use log::info;
 
 use super::hub::{Fanout, Hub};
+use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
-use crate::store::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use crate::store::{
+    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture,
+};
+
+/// How often the append path is probed while appends fail.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Failed appends: every publisher during an outage causes one.
+static APPEND_FAILED: LimitedLog = LimitedLog::per_minute(6);
+/// Appends whose outcome is unknown.
+static APPEND_UNKNOWN: LimitedLog = LimitedLog::per_minute(6);
 
 /// Append an event to the log. Resolves once it is in the log; delivery follows through the read loop.
 #[derive(Message)]
@@ -30,6 +46,19 @@ pub struct Publish {
     pub target: Target,
     /// Compact JSON array text of the event: `["notification",{…}]`.
     pub args: Arc<str>,
+}
+
+/// Append an event unless its idempotency key was appended before (then append nothing and answer
+/// with the first append). Resolves once the log answered.
+#[derive(Message)]
+#[rtype(result = "Result<KeyedAppend, StoreError>")]
+pub struct PublishOnce {
+    /// Who it is for.
+    pub target: Target,
+    /// Compact JSON array text of the event: `["notification",{…}]`.
+    pub args: Arc<str>,
+    /// The key, the request's fingerprint and the receipt to keep with it.
+    pub key: AppendKey,
 }
 
 /// Read up to `count` entries after `after` (recovery replay).
@@ -72,7 +101,7 @@ pub struct DropSession(pub Pid);
 #[rtype(result = "()")]
 pub struct Barrier;
 
-/// Whether the backend is reachable and the read loop running.
+/// Whether the backend is reachable, the read loop running and appends not failing.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct IsReady;
@@ -87,8 +116,11 @@ pub struct StreamBridge {
     last_read: StreamId,
     /// Where the read loop starts; `None` until it knows.
     reading_from: Option<StreamId>,
-    /// `hub_ready` for a backend that knows its start at once (Redis's read loop sets its own).
+    /// `hub_ready` for a backend that knows its start at once (Redis's read loop sets its own);
+    /// `hub_appends_failing` and the append counters.
     metrics: Arc<Metrics>,
+    /// Whether a probe of the append path is scheduled or running (at most one at a time).
+    probing: bool,
 }
 
 impl StreamBridge {
@@ -104,7 +136,53 @@ impl StreamBridge {
             last_read: StreamId::ZERO,
             reading_from: None,
             metrics,
+            probing: false,
         }
+    }
+
+    /// Counts an append's result: a success makes appends healthy again, a failure unhealthy
+    /// until an append or a probe succeeds.
+    fn appended<T>(&mut self, result: &Result<T, StoreError>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(_) => self.metrics.appends_failing.set(0),
+            Err(err) => {
+                if let StoreError::OutcomeUnknown(_) = err {
+                    self.metrics.appends_outcome_unknown.inc();
+                    APPEND_UNKNOWN.log(
+                        log::Level::Error,
+                        format_args!("append outcome unknown, it may be in the log: {err}"),
+                    );
+                } else {
+                    self.metrics.appends_failed.inc();
+                    APPEND_FAILED.log(
+                        log::Level::Error,
+                        format_args!("append failed, nothing was published: {err}"),
+                    );
+                }
+                self.metrics.appends_failing.set(1);
+                if !self.probing {
+                    self.probing = true;
+                    ctx.run_later(PROBE_INTERVAL, Self::probe);
+                }
+            }
+        }
+    }
+
+    /// One probe of the append path while appends fail; the next one follows a failure.
+    fn probe(&mut self, ctx: &mut Context<Self>) {
+        if self.metrics.appends_failing.get() == 0 {
+            self.probing = false;
+            return;
+        }
+        let probe = self.backend.probe_append();
+        ctx.spawn(fut::wrap_future(probe).map(|result, act: &mut Self, ctx| {
+            if result.is_ok() {
+                act.metrics.appends_failing.set(0);
+                act.probing = false;
+            } else {
+                ctx.run_later(PROBE_INTERVAL, Self::probe);
+            }
+        }));
     }
 
     /// Runs `call` on the backend once the read loop has a start; refuses it before.
@@ -139,15 +217,29 @@ impl Actor for StreamBridge {
 }
 
 impl Handler<Publish> for StreamBridge {
-    type Result = ResponseFuture<Result<StreamId, StoreError>>;
+    type Result = ResponseActFuture<Self, Result<StreamId, StoreError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
         let append = self.when_reading(|log| log.append(&msg.target, msg.args));
-        Box::pin(async move {
-            append
-                .await
-                .inspect_err(|err| error!("append failed, broadcast refused: {err}"))
-        })
+        Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
+            act.appended(&result, ctx);
+            result
+        }))
+    }
+}
+
+impl Handler<PublishOnce> for StreamBridge {
+    type Result = ResponseActFuture<Self, Result<KeyedAppend, StoreError>>;
+
+    fn handle(&mut self, msg: PublishOnce, _: &mut Self::Context) -> Self::Result {
+        let append = self.when_reading(|log| log.append_once(&msg.target, msg.args, &msg.key));
+        Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
+            act.appended(&result, ctx);
+            if let Ok(KeyedAppend::Replayed { .. }) = result {
+                act.metrics.idempotent_replays.inc();
+            }
+            result
+        }))
     }
 }
 
@@ -222,6 +314,8 @@ impl Handler<IsReady> for StreamBridge {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
-        self.reading_from.is_some() && self.backend.is_ready()
+        self.reading_from.is_some()
+            && self.backend.is_ready()
+            && self.metrics.appends_failing.get() == 0
     }
 }

@@ -66,8 +66,15 @@ pub enum ApiError {
         limit: usize,
     },
     /// The log cannot accept it now (Redis down): retry later. Nothing was published.
-    #[error("log backend unavailable, nothing was published")]
+    #[error("{}", PublishError::Unavailable)]
     Unavailable,
+    /// The append was sent and not confirmed: it may have been published (503; a retry with the
+    /// same idempotency key is safe).
+    #[error("{}", PublishError::OutcomeUnknown)]
+    OutcomeUnknown,
+    /// The idempotency key was used before with another request (422, as Stripe answers).
+    #[error("{}", PublishError::KeyReused)]
+    KeyReused,
     /// No such resource.
     #[error("not found")]
     NotFound,
@@ -86,7 +93,8 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::EmptyPayloadTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -111,6 +119,8 @@ impl From<PublishError> for ApiError {
     fn from(err: PublishError) -> Self {
         match err {
             PublishError::Unavailable => ApiError::Unavailable,
+            PublishError::OutcomeUnknown => ApiError::OutcomeUnknown,
+            PublishError::KeyReused => ApiError::KeyReused,
         }
     }
 }

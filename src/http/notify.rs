@@ -1,16 +1,24 @@
 //! `POST /notifications/notify`: the HTTP door onto [`notification::publish`].
 //!
 //! ```text
-//! {"title"?: string, "body"?: string}  ──►  201 {"id": "<uuid>", "offset": "<entry id>"}
-//! invalid JSON / wrong types ─► 400      body over the limit ─► 413      log down ─► 503
+//! [Idempotency-Key: <key>] {"title"?: string, "body"?: string}  ──►  201 {"id": "<uuid>", "offset": "<entry id>"}
+//! invalid JSON / wrong types / bad key ─► 400   body over the limit ─► 413
+//! key reused with another title/body ─► 422     log down, nothing published / outcome unknown ─► 503
 //! ```
-//! Every error answer means nothing was published (the statuses are decided in `http/error.rs`).
+//! A key already appended answers 201 with the first `{id, offset}` and `Idempotent-Replayed: true`.
+//! Every error answer but "outcome unknown" means nothing was published (the statuses and texts are
+//! decided in `http/error.rs`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::notification::{self, NotifyRequest};
+use crate::notification::{self, IdempotencyKey, NotifyRequest, ValidationError};
+
+/// The request header carrying an idempotency key (Stripe's name, and the IETF HTTPAPI draft's).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The answer header saying a 201 repeats the first answer for its key (nothing was published now).
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The handler.
 pub async fn notify(
@@ -32,8 +40,20 @@ pub async fn notify(
         .await
         .map_err(|_| too_large)?
         .map_err(|err| ApiError::BadRequest(format!("could not read the body: {err}")))?;
+    let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {
+            ValidationError::BadIdempotencyKey(
+                "the header is not visible ASCII (1 to 255 characters '!' to '~')".into(),
+            )
+        })?)?),
+    };
     let request = NotifyRequest::from_body(&body)?;
-    let published = notification::publish(&state.bridge, request).await?;
-    Ok(HttpResponse::Created()
+    let published = notification::publish(&state.bridge, request, key).await?;
+    let mut answer = HttpResponse::Created();
+    if published.replayed {
+        answer.insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"));
+    }
+    Ok(answer
         .json(serde_json::json!({ "id": published.id, "offset": published.offset.to_string() })))
 }

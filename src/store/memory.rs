@@ -1,6 +1,6 @@
 //! The embedded log: the same ids, trimming and recovery rules as Redis Streams, in process.
 //!
-//! Owns: the entries, the session records, the id of the newest trimmed entry.
+//! Owns: the entries, the session records, the id of the newest trimmed entry, the idempotency keys.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -9,9 +9,18 @@ use std::time::{Duration, Instant};
 
 use actix::Recipient;
 
-use super::{now_ms, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use super::idempotency::AppendKeys;
+use super::{
+    now_ms, AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError,
+    StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
+};
+use crate::log_limit::LimitedLog;
+use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
+
+/// Idempotency keys forgotten before their time to live (the table was full).
+static KEYS_EVICTED: LimitedLog = LimitedLog::per_minute(2);
 
 /// The embedded in-process log: the same ids, trimming and recovery rules as Redis Streams, for one
 /// instance without Redis. Nothing survives a restart.
@@ -30,6 +39,10 @@ pub struct MemoryLog {
     saves_since_sweep: usize,
     /// Where new entries go; `None` until `start_reading`.
     sink: Option<Recipient<LogEvent>>,
+    /// Keys of idempotent appends (`append_once`), bounded in number and time.
+    keys: AppendKeys,
+    /// `hub_idempotency_keys_evicted_total`, once [`MemoryLog::with_idempotency`] gave it.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Expired session records are swept after this many saves, so memory stays bounded without a timer.
@@ -46,7 +59,48 @@ impl MemoryLog {
             sessions: HashMap::new(),
             saves_since_sweep: 0,
             sink: None,
+            keys: AppendKeys::new(DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_MAX_KEYS),
+            metrics: None,
         }
+    }
+
+    /// Keeps idempotency keys for `ttl`, at most `max_keys` of them (past it the oldest is
+    /// forgotten early, counted in `metrics`).
+    pub fn with_idempotency(
+        mut self,
+        ttl: Duration,
+        max_keys: usize,
+        metrics: Arc<Metrics>,
+    ) -> MemoryLog {
+        self.keys = AppendKeys::new(ttl, max_keys);
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// `append_once` at `now` (a parameter so tests can put it on a deadline).
+    fn append_once_at(
+        &mut self,
+        target: &Target,
+        args: Arc<str>,
+        key: &AppendKey,
+        now: Instant,
+    ) -> KeyedAppend {
+        if let Some(found) = self.keys.find(key, now) {
+            return found;
+        }
+        let id = self.append_now(target, args);
+        let evicted = self.keys.remember(key, id, now);
+        if evicted > 0 {
+            if let Some(metrics) = &self.metrics {
+                metrics.idempotency_keys_evicted.add(evicted as u64);
+            }
+            crate::limited_warn!(
+                KEYS_EVICTED,
+                "idempotency keys table full: forgot {evicted} before their time to live \
+                 (raise HUB_IDEMPOTENCY_MAX_KEYS)"
+            );
+        }
+        KeyedAppend::Appended(id)
     }
 
     fn append_now(&mut self, target: &Target, args: Arc<str>) -> StreamId {
@@ -113,6 +167,19 @@ fn done<T: 'static>(result: Result<T, StoreError>) -> StoreFuture<T> {
 impl LogBackend for MemoryLog {
     fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId> {
         done(Ok(self.append_now(target, args)))
+    }
+
+    fn append_once(
+        &mut self,
+        target: &Target,
+        args: Arc<str>,
+        key: &AppendKey,
+    ) -> StoreFuture<KeyedAppend> {
+        done(Ok(self.append_once_at(target, args, key, Instant::now())))
+    }
+
+    fn probe_append(&mut self) -> StoreFuture<()> {
+        done(Ok(()))
     }
 
     fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
@@ -334,6 +401,64 @@ mod tests {
             LogEvent::Entries(entries) => assert_eq!(entries, vec![expected]),
             other => panic!("expected the appended entry, got {other:?}"),
         }
+    }
+
+    fn append_key(key: &str, fingerprint: &str) -> AppendKey {
+        AppendKey {
+            key: key.into(),
+            fingerprint: fingerprint.into(),
+            receipt: format!("receipt-{key}"),
+        }
+    }
+
+    #[test]
+    fn memory_log_appends_a_key_once_and_answers_retries_with_the_first_id() {
+        let mut log = MemoryLog::new(10);
+        let now = Instant::now();
+        let first = log.append_once_at(&everyone(), args(0), &append_key("k", "f"), now);
+        let KeyedAppend::Appended(id) = first else {
+            panic!("expected an append, got {first:?}")
+        };
+        let retry = log.append_once_at(&everyone(), args(1), &append_key("k", "f"), now);
+        assert_eq!(
+            retry,
+            KeyedAppend::Replayed {
+                receipt: "receipt-k".into(),
+                id
+            }
+        );
+        let other = log.append_once_at(&everyone(), args(2), &append_key("k", "g"), now);
+        assert_eq!(other, KeyedAppend::Conflict);
+        assert_eq!(log.entries.len(), 1, "retries append nothing");
+        // Another key appends.
+        let next = log.append_once_at(&everyone(), args(3), &append_key("k2", "f"), now);
+        assert!(matches!(next, KeyedAppend::Appended(n) if n > id));
+    }
+
+    #[test]
+    fn memory_log_appends_a_key_again_after_its_time_to_live() {
+        let metrics = Arc::new(Metrics::default());
+        let ttl = Duration::from_millis(50);
+        let mut log = MemoryLog::new(10).with_idempotency(ttl, 10, metrics);
+        let t0 = Instant::now();
+        log.append_once_at(&everyone(), args(0), &append_key("k", "f"), t0);
+        let later = log.append_once_at(&everyone(), args(1), &append_key("k", "f"), t0 + ttl);
+        assert!(matches!(later, KeyedAppend::Appended(_)), "{later:?}");
+        assert_eq!(log.entries.len(), 2);
+    }
+
+    #[test]
+    fn memory_log_counts_keys_forgotten_past_its_bound() {
+        let metrics = Arc::new(Metrics::default());
+        let mut log =
+            MemoryLog::new(10).with_idempotency(Duration::from_secs(60), 2, metrics.clone());
+        let now = Instant::now();
+        for k in ["a", "b", "c"] {
+            log.append_once_at(&everyone(), args(0), &append_key(k, "f"), now);
+        }
+        assert_eq!(metrics.idempotency_keys_evicted.get(), 1);
+        let again = log.append_once_at(&everyone(), args(0), &append_key("a", "f"), now);
+        assert!(matches!(again, KeyedAppend::Appended(_)), "{again:?}");
     }
 
     #[test]

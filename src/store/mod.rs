@@ -11,11 +11,21 @@
 //! append ──► entry "<ms>-<seq>" ──► (read loop) ──► LogEvent::Entries ──► StreamBridge ──► Hub
 //! read_after(offset) ──► the entries after it, or OffsetTrimmed / OffsetAhead (never a partial replay)
 //! save/load/drop_session ──► session records with a time to live (the recovery window)
+//! append_once(key) ──► the entry, or the first append's id if the key was seen (idempotent publish)
 //! ```
+//!
+//! An append that fails says whether anything may have been written: [`StoreError::Unavailable`]
+//! only when nothing was (the command was never sent, or the log answered that it refused it),
+//! [`StoreError::OutcomeUnknown`] when the command may have been carried out (sent, then no answer).
 
+mod idempotency;
 mod memory;
 mod redis;
+mod redis_append;
 
+pub use self::idempotency::{
+    AppendKey, KeyedAppend, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
+};
 pub use self::memory::MemoryLog;
 pub use self::redis::RedisLog;
 
@@ -70,8 +80,13 @@ impl SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached (Redis down): the caller answers 503 and delivers nothing.
+    /// From an append: nothing was written (never sent, or refused by the log before writing).
     #[error("log backend unavailable: {0}")]
     Unavailable(String),
+    /// An append was sent and no answer came (timeout, connection lost mid-command): it may or
+    /// may not be in the log. Only a keyed retry ([`LogBackend::append_once`]) is safe.
+    #[error("append outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// Entries after this offset were trimmed away: a replay from it would have a hole.
     #[error("offset {0} was trimmed out of the log")]
     OffsetTrimmed(StreamId),
@@ -97,6 +112,19 @@ pub enum LogEvent {
 pub trait LogBackend {
     /// Appends an event for `target`; resolves to its id once it is durably in the log.
     fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId>;
+    /// Appends an event for `target` unless `key` was appended before (and has not expired): then
+    /// appends nothing and answers with the first append's receipt and id, or
+    /// [`KeyedAppend::Conflict`] if that append had another fingerprint. Checking and appending is
+    /// one atomic step, so concurrent appends with one key publish once.
+    fn append_once(
+        &mut self,
+        target: &Target,
+        args: Arc<str>,
+        key: &AppendKey,
+    ) -> StoreFuture<KeyedAppend>;
+    /// Whether an append would be accepted now, without appending (after a failed append, readiness
+    /// waits for this or for an append to succeed).
+    fn probe_append(&mut self) -> StoreFuture<()>;
     /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
     /// entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest entry.
     fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>>;

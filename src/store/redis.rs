@@ -7,6 +7,8 @@
 //!
 //! ```text
 //! append     XADD <key> MAXLEN ~ <max> * uid <uid> nsp / type 3 data {"packet":…,"opts":…}
+//!            (its own connection, every failure classified: see `redis_append.rs`)
+//! append_once EVAL: GET hub:idempotency:{<key>}:<idempotency key>, else the same XADD and SET … PX
 //! read loop  XREAD COUNT 500 BLOCK 2000 STREAMS <key> <last id handed on>  ──► LogEvent
 //! read_after EVAL (XINFO STREAM + XRANGE, atomically): entries after the offset, or refused if an
 //!            entry after it may have been trimmed or deleted, or the offset is ahead of the stream
@@ -22,7 +24,10 @@ use log::{error, info, warn};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Value};
 
-use super::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use super::redis_append::{self, AppendLink, Fields};
+use super::{
+    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture,
+};
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::{Namespace, Target};
@@ -92,8 +97,13 @@ impl StreamState {
 /// The backend.
 pub struct RedisLog {
     client: Client,
-    /// Commands other than the blocking read; reconnects by itself.
+    /// Commands other than the blocking read and appends; reconnects by itself.
     commands: ConnectionManager,
+    /// Appends (and their probe): a connection of their own, so that each failure says whether
+    /// the command was sent.
+    appends: AppendLink,
+    /// How long an idempotency key is kept.
+    idempotency_ttl: Duration,
     key: String,
     max_len: usize,
     /// This instance's adapter uid: 8 random bytes as hex (Node nodes skip their own uid; we deliver
@@ -123,14 +133,35 @@ impl RedisLog {
         let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let uid = uid_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let appends = AppendLink::new(&client, COMMAND_TIMEOUT)?;
         Ok(RedisLog {
             client,
             commands,
+            appends,
+            idempotency_ttl: super::DEFAULT_IDEMPOTENCY_TTL,
             key: key.to_owned(),
             max_len,
             uid,
             metrics,
         })
+    }
+
+    /// Keeps idempotency keys for `ttl` ([`super::DEFAULT_IDEMPOTENCY_TTL`] unless set).
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> RedisLog {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// The fields of an XADD for `target`, as the adapter writes them.
+    fn fields<'a>(&'a self, target: &'a Target, args: &str) -> Fields<'a> {
+        Fields {
+            stream: &self.key,
+            max_len: self.max_len,
+            uid: &self.uid,
+            nsp: target.nsp.as_str(),
+            kind: adapter::BROADCAST,
+            data: adapter::broadcast_data(target, args),
+        }
     }
 
     fn session_key(pid: &str) -> String {
@@ -209,24 +240,51 @@ fn decode_entries(
 
 impl LogBackend for RedisLog {
     fn append(&mut self, target: &Target, args: Arc<str>) -> StoreFuture<StreamId> {
+        let fields = self.fields(target, &args);
         let mut cmd = redis::cmd("XADD");
-        cmd.arg(&self.key)
+        cmd.arg(fields.stream)
             .arg("MAXLEN")
             .arg("~")
-            .arg(self.max_len)
+            .arg(fields.max_len)
             .arg("*");
         cmd.arg("uid")
-            .arg(&self.uid)
+            .arg(fields.uid)
             .arg("nsp")
-            .arg(target.nsp.as_str())
+            .arg(fields.nsp)
             .arg("type")
-            .arg(adapter::BROADCAST);
-        cmd.arg("data").arg(adapter::broadcast_data(target, &args));
-        let mut conn = self.commands.clone();
+            .arg(fields.kind);
+        cmd.arg("data").arg(fields.data);
+        let link = self.appends.clone();
         Box::pin(async move {
-            let id: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
-            parse_id(&id)
+            let id = link.send(&cmd).await?;
+            // XADD ran: a reply we cannot read does not mean nothing was written.
+            parse_id(&id).map_err(|err| StoreError::OutcomeUnknown(err.to_string()))
         })
+    }
+
+    fn append_once(
+        &mut self,
+        target: &Target,
+        args: Arc<str>,
+        key: &AppendKey,
+    ) -> StoreFuture<KeyedAppend> {
+        let eval = redis_append::append_once_command(
+            &self.fields(target, &args),
+            key,
+            self.idempotency_ttl,
+        );
+        let link = self.appends.clone();
+        let key = key.clone();
+        Box::pin(async move {
+            let reply = link.send(&eval).await?;
+            redis_append::parse_append_once(&reply, &key)
+        })
+    }
+
+    fn probe_append(&mut self) -> StoreFuture<()> {
+        let probe = redis_append::probe_command(&self.key);
+        let link = self.appends.clone();
+        Box::pin(async move { link.send(&probe).await.map(drop) })
     }
 
     fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {

@@ -106,6 +106,18 @@ impl RedisServer {
         }
     }
 
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process: SIGSTOP freezes it with its
+    /// connections open (the kernel still accepts new ones), SIGCONT resumes it.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", child.id());
+    }
+
     /// Sends a raw command and returns the raw reply (for checks that bypass the hub).
     pub fn command(&self, args: &[&str]) -> String {
         let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -135,6 +147,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGKILL ends a stopped process too.
             let _ = child.kill();
             let _ = child.wait();
         }
