@@ -52,6 +52,10 @@ pub struct Metrics {
     pub sockets: Gauge,
     /// 1 while the log backend is reachable and its read loop reading (set by the backend).
     pub log_reading: Gauge,
+    /// Engine.IO sessions open (set by [`crate::admission`]).
+    pub engine_sessions: Gauge,
+    /// Engine.IO sessions open that have not joined a namespace (set by [`crate::admission`]).
+    pub unjoined_sessions: Gauge,
     /// Stream entries read but not delivered: other message types, targeted, volatile, binary, or
     /// malformed (Node peers write them; reference §4.4).
     pub entries_skipped: Counter,
@@ -61,6 +65,17 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
+    /// Resumes that found no replay slot within `--replay-wait-ms` (they got a fresh session).
+    pub replays_refused: Counter,
+    /// Replays whose later page could not be read (trimmed meanwhile, backend down): the socket got
+    /// a fresh session after the entries already written.
+    pub replays_interrupted: Counter,
+    /// Handshakes refused: `--max-sessions` reached (503).
+    pub handshakes_refused_sessions: Counter,
+    /// Handshakes refused: `--max-sessions-per-address` reached for the client's address (429).
+    pub handshakes_refused_per_address: Counter,
+    /// Handshakes refused: `--max-unjoined` reached (503).
+    pub handshakes_refused_unjoined: Counter,
 }
 
 impl Metrics {
@@ -82,6 +97,16 @@ impl Metrics {
             "hub_ready",
             "Whether the log backend is reachable and being read.",
             self.log_reading.get(),
+        );
+        gauge(
+            "hub_engine_sessions",
+            "Engine.IO sessions open on this instance.",
+            self.engine_sessions.get(),
+        );
+        gauge(
+            "hub_unjoined_sessions",
+            "Engine.IO sessions open that have not joined a namespace yet.",
+            self.unjoined_sessions.get(),
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(
@@ -109,6 +134,31 @@ impl Metrics {
             "Session record refreshes that failed; those sessions may not resume.",
             self.record_refreshes_failed.get(),
         );
+        counter(
+            "hub_replays_refused_total",
+            "Resumes that found no replay slot in time (--max-replays) and got a fresh session.",
+            self.replays_refused.get(),
+        );
+        counter(
+            "hub_replays_interrupted_total",
+            "Replays cut by a trim or an outage between pages; the socket got a fresh session.",
+            self.replays_interrupted.get(),
+        );
+        counter(
+            "hub_handshakes_refused_max_sessions_total",
+            "Handshakes refused with 503: --max-sessions reached.",
+            self.handshakes_refused_sessions.get(),
+        );
+        counter(
+            "hub_handshakes_refused_per_address_total",
+            "Handshakes refused with 429: --max-sessions-per-address reached for the client.",
+            self.handshakes_refused_per_address.get(),
+        );
+        counter(
+            "hub_handshakes_refused_unjoined_total",
+            "Handshakes refused with 503: --max-unjoined reached.",
+            self.handshakes_refused_unjoined.get(),
+        );
         out
     }
 }
@@ -126,6 +176,13 @@ mod tests {
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
+        metrics.replays_refused.add(6);
+        metrics.replays_interrupted.add(7);
+        metrics.engine_sessions.set(8);
+        metrics.unjoined_sessions.set(9);
+        metrics.handshakes_refused_sessions.add(10);
+        metrics.handshakes_refused_per_address.add(11);
+        metrics.handshakes_refused_unjoined.add(12);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -134,9 +191,16 @@ mod tests {
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
+            "hub_replays_refused_total 6\n",
+            "hub_replays_interrupted_total 7\n",
+            "# TYPE hub_engine_sessions gauge\nhub_engine_sessions 8\n",
+            "# TYPE hub_unjoined_sessions gauge\nhub_unjoined_sessions 9\n",
+            "hub_handshakes_refused_max_sessions_total 10\n",
+            "hub_handshakes_refused_per_address_total 11\n",
+            "hub_handshakes_refused_unjoined_total 12\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 13);
     }
 }

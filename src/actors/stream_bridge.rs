@@ -20,7 +20,7 @@ use super::hub::{Fanout, Hub};
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
-use crate::store::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use crate::store::{LogBackend, LogEvent, LogRead, SessionRecord, StoreError, StoreFuture};
 
 /// Append an event to the log. Resolves once it is in the log; delivery follows through the read loop.
 #[derive(Message)]
@@ -32,9 +32,9 @@ pub struct Publish {
     pub args: Arc<str>,
 }
 
-/// Read up to `count` entries after `after` (recovery replay).
+/// Read up to `count` entries after `after` (a page of a recovery replay).
 #[derive(Message)]
-#[rtype(result = "Result<Vec<LogEntry>, StoreError>")]
+#[rtype(result = "Result<LogRead, StoreError>")]
 pub struct ReadAfter {
     /// Exclusive start.
     pub after: StreamId,
@@ -168,7 +168,7 @@ impl Handler<LogEvent> for StreamBridge {
 }
 
 impl Handler<ReadAfter> for StreamBridge {
-    type Result = ResponseFuture<Result<Vec<LogEntry>, StoreError>>;
+    type Result = ResponseFuture<Result<LogRead, StoreError>>;
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
         self.when_reading(|log| log.read_after(msg.after, msg.count))

@@ -22,7 +22,7 @@ use log::{error, info, warn};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Value};
 
-use super::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use super::{LogBackend, LogEntry, LogEvent, LogRead, SessionRecord, StoreError, StoreFuture};
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::{Namespace, Target};
@@ -229,7 +229,7 @@ impl LogBackend for RedisLog {
         })
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead> {
         let mut eval = redis::cmd("EVAL");
         eval.arg(READ_AFTER_SCRIPT)
             .arg(1)
@@ -255,7 +255,16 @@ impl LogBackend for RedisLog {
                 lost_any: as_int(added) != as_int(length),
             };
             state.covers(after)?;
-            Ok(decode_entries(entries, &metrics.entries_skipped)?.0)
+            let read = match entries {
+                Value::Array(items) => items.len(),
+                _ => 0,
+            };
+            let (entries, last) = decode_entries(entries, &metrics.entries_skipped)?;
+            Ok(LogRead {
+                entries,
+                read,
+                last,
+            })
         })
     }
 
