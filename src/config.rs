@@ -132,6 +132,40 @@ pub struct Config {
     #[arg(long, env = "HUB_IDEMPOTENCY_MAX_KEYS", value_name = "N", value_parser = at_least_one,
           default_value_t = crate::store::DEFAULT_IDEMPOTENCY_MAX_KEYS)]
     pub idempotency_max_keys: usize,
+    /// Embedded log only: bytes of entries kept before the oldest are trimmed (with --max-len,
+    /// whichever is reached first)
+    // 64 MiB: the count cap alone lets 10,000 large entries take 680 MB.
+    #[arg(long, env = "HUB_MAX_LOG_BYTES", default_value = "67108864", value_name = "BYTES",
+          value_parser = at_least_one)]
+    pub max_log_bytes: usize,
+    /// Resumes replaying missed entries at once; more wait for a slot (--replay-wait-ms)
+    // Each replay holds about one page (256 KiB) and what is on its way to its client (another
+    // 256 KiB): 64 of them stay well under 64 MB.
+    #[arg(long, env = "HUB_MAX_REPLAYS", default_value = "64", value_name = "N",
+          value_parser = at_least_one)]
+    pub max_replays: usize,
+    /// How long a resume waits for a replay slot before it opens a fresh session instead
+    #[arg(long = "replay-wait-ms", env = "HUB_REPLAY_WAIT_MS", default_value = "5000",
+          value_name = "MS", value_parser = millis)]
+    pub replay_wait: Duration,
+    /// Engine.IO sessions open at once; handshakes past it get 503
+    #[arg(long, env = "HUB_MAX_SESSIONS", default_value = "100000", value_name = "N",
+          value_parser = at_least_one)]
+    pub max_sessions: usize,
+    /// Engine.IO sessions open at once per client address (IPv6: per /64); 429 past it; 0: no cap
+    /// (behind a proxy every client has the proxy's address)
+    #[arg(
+        long,
+        env = "HUB_MAX_SESSIONS_PER_ADDRESS",
+        default_value = "1000",
+        value_name = "N"
+    )]
+    pub max_sessions_per_address: usize,
+    /// Engine.IO sessions open at once that have not joined a namespace yet; handshakes past it
+    /// get 503
+    #[arg(long, env = "HUB_MAX_UNJOINED", default_value = "10000", value_name = "N",
+          value_parser = at_least_one)]
+    pub max_unjoined: usize,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]
@@ -344,6 +378,12 @@ mod tests {
             )
         );
         assert_eq!(c.idempotency_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(c.max_log_bytes, 64 * 1024 * 1024);
+        assert_eq!((c.max_replays, c.replay_wait), (64, Duration::from_secs(5)));
+        assert_eq!(
+            (c.max_sessions, c.max_sessions_per_address, c.max_unjoined),
+            (100_000, 1000, 10_000)
+        );
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -489,6 +529,16 @@ mod tests {
                 c.idempotency_ttl == Duration::from_secs(1)
             }),
             ("idempotency-max-keys", "9", |c| c.idempotency_max_keys == 9),
+            ("max-log-bytes", "1024", |c| c.max_log_bytes == 1024),
+            ("max-replays", "3", |c| c.max_replays == 3),
+            ("replay-wait-ms", "250", |c| {
+                c.replay_wait == Duration::from_millis(250)
+            }),
+            ("max-sessions", "50", |c| c.max_sessions == 50),
+            ("max-sessions-per-address", "0", |c| {
+                c.max_sessions_per_address == 0
+            }),
+            ("max-unjoined", "20", |c| c.max_unjoined == 20),
             ("public-dir", "/srv/www", |c| {
                 c.public_dir.as_os_str() == "/srv/www"
             }),

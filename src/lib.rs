@@ -12,10 +12,12 @@
 //! - [`http`]: routes, the Engine.IO endpoint, the notify endpoint, error answers.
 //! - [`config`]: settings from environment variables and flags.
 //! - [`log_limit`]: rate-limited log lines for what clients can cause.
+//! - [`admission`]: the caps on Engine.IO sessions (in all, per client address, not joined).
 
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod admission;
 pub mod app;
 pub mod config;
 pub(crate) mod http;
@@ -166,16 +168,23 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
             Box::new(log)
         }
         None => {
-            info!("log: embedded, max length {}", config.max_len);
-            Box::new(MemoryLog::new(config.max_len).with_idempotency(
-                config.idempotency_ttl,
-                config.idempotency_max_keys,
-                metrics.clone(),
-            ))
+            info!(
+                "log: embedded, max length {}, max {} bytes",
+                config.max_len, config.max_log_bytes
+            );
+            Box::new(
+                MemoryLog::new(config.max_len, config.max_log_bytes).with_idempotency(
+                    config.idempotency_ttl,
+                    config.idempotency_max_keys,
+                    metrics.clone(),
+                ),
+            )
         }
     };
     let bridge = StreamBridge::new(backend, hub.clone(), metrics.clone()).start();
-    let recovery = Recovery::new(bridge.clone(), config.recovery_window, metrics.clone()).start();
+    let recovery = Recovery::new(bridge.clone(), config.recovery_window, metrics.clone())
+        .with_replay_slots(config.max_replays, config.replay_wait)
+        .start();
     let registry = Registry::default().start();
 
     let settings = Arc::new(SessionSettings {
@@ -198,7 +207,13 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         registry: registry.clone(),
         metrics: metrics.clone(),
     };
+    let limits = admission::Limits {
+        sessions: config.max_sessions,
+        per_address: config.max_sessions_per_address,
+        unjoined: config.max_unjoined,
+    };
     let state = web::Data::new(http::AppState {
+        admission: admission::Admission::new(limits, metrics.clone()),
         parts,
         bridge,
         registry,

@@ -52,6 +52,10 @@ pub struct Metrics {
     pub sockets: Gauge,
     /// 1 while the log backend is reachable and its read loop reading (set by the backend).
     pub log_reading: Gauge,
+    /// Engine.IO sessions open (set by [`crate::admission`]).
+    pub engine_sessions: Gauge,
+    /// Engine.IO sessions open that have not joined a namespace (set by [`crate::admission`]).
+    pub unjoined_sessions: Gauge,
     /// Stream entries read but not delivered: other message types, targeted, volatile, binary, or
     /// malformed (Node peers write them; reference §4.4).
     pub entries_skipped: Counter,
@@ -72,6 +76,17 @@ pub struct Metrics {
     pub idempotent_replays: Counter,
     /// Idempotency keys the embedded log forgot before their time to live (its table was full).
     pub idempotency_keys_evicted: Counter,
+    /// Resumes that found no replay slot within `--replay-wait-ms` (they got a fresh session).
+    pub replays_refused: Counter,
+    /// Replays whose later page could not be read (trimmed meanwhile, backend down): the socket got
+    /// a fresh session after the entries already written.
+    pub replays_interrupted: Counter,
+    /// Handshakes refused: `--max-sessions` reached (503).
+    pub handshakes_refused_sessions: Counter,
+    /// Handshakes refused: `--max-sessions-per-address` reached for the client's address (429).
+    pub handshakes_refused_per_address: Counter,
+    /// Handshakes refused: `--max-unjoined` reached (503).
+    pub handshakes_refused_unjoined: Counter,
 }
 
 impl Metrics {
@@ -98,6 +113,16 @@ impl Metrics {
             "hub_appends_failing",
             "Whether the last append failed and no append or probe has succeeded since.",
             self.appends_failing.get(),
+        );
+        gauge(
+            "hub_engine_sessions",
+            "Engine.IO sessions open on this instance.",
+            self.engine_sessions.get(),
+        );
+        gauge(
+            "hub_unjoined_sessions",
+            "Engine.IO sessions open that have not joined a namespace yet.",
+            self.unjoined_sessions.get(),
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(
@@ -145,6 +170,31 @@ impl Metrics {
             "Idempotency keys the embedded log forgot before their time to live (table full).",
             self.idempotency_keys_evicted.get(),
         );
+        counter(
+            "hub_replays_refused_total",
+            "Resumes that found no replay slot in time (--max-replays) and got a fresh session.",
+            self.replays_refused.get(),
+        );
+        counter(
+            "hub_replays_interrupted_total",
+            "Replays cut by a trim or an outage between pages; the socket got a fresh session.",
+            self.replays_interrupted.get(),
+        );
+        counter(
+            "hub_handshakes_refused_max_sessions_total",
+            "Handshakes refused with 503: --max-sessions reached.",
+            self.handshakes_refused_sessions.get(),
+        );
+        counter(
+            "hub_handshakes_refused_per_address_total",
+            "Handshakes refused with 429: --max-sessions-per-address reached for the client.",
+            self.handshakes_refused_per_address.get(),
+        );
+        counter(
+            "hub_handshakes_refused_unjoined_total",
+            "Handshakes refused with 503: --max-unjoined reached.",
+            self.handshakes_refused_unjoined.get(),
+        );
         out
     }
 }
@@ -167,6 +217,13 @@ mod tests {
         metrics.appends_outcome_unknown.add(7);
         metrics.idempotent_replays.add(8);
         metrics.idempotency_keys_evicted.add(9);
+        metrics.replays_refused.add(16);
+        metrics.replays_interrupted.add(17);
+        metrics.engine_sessions.set(18);
+        metrics.unjoined_sessions.set(19);
+        metrics.handshakes_refused_sessions.add(20);
+        metrics.handshakes_refused_per_address.add(21);
+        metrics.handshakes_refused_unjoined.add(22);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -180,9 +237,16 @@ mod tests {
             "hub_appends_outcome_unknown_total 7\n",
             "hub_idempotent_replays_total 8\n",
             "hub_idempotency_keys_evicted_total 9\n",
+            "hub_replays_refused_total 16\n",
+            "hub_replays_interrupted_total 17\n",
+            "# TYPE hub_engine_sessions gauge\nhub_engine_sessions 18\n",
+            "# TYPE hub_unjoined_sessions gauge\nhub_unjoined_sessions 19\n",
+            "hub_handshakes_refused_max_sessions_total 20\n",
+            "hub_handshakes_refused_per_address_total 21\n",
+            "hub_handshakes_refused_unjoined_total 22\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 11);
+        assert_eq!(text.matches("# HELP ").count(), 18);
     }
 }

@@ -415,7 +415,7 @@ mod tests {
         let hub = Hub::new(1 << 20, metrics.clone()).start();
         let arbiter = actix::Arbiter::new();
         let bridge = StreamBridge::start_in_arbiter(&arbiter.handle(), move |_| {
-            StreamBridge::new(Box::new(MemoryLog::new(10)), hub, metrics)
+            StreamBridge::new(Box::new(MemoryLog::new(10, usize::MAX)), hub, metrics)
         });
         assert!(arbiter.stop());
         arbiter.join().expect("the bridge's arbiter stops");

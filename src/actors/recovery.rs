@@ -1,31 +1,51 @@
 //! Recovery: opens Socket.IO sessions, resuming them from a client's offset when it can (reference §3).
 //!
-//! Owns: the rules of connection state recovery; the records themselves live in the log backend.
-//! Receives: Open (a CONNECT, from Session), Keep (refresh a live or just-dropped session's record),
-//! Forget (a deliberate disconnect).
+//! Owns: the rules of connection state recovery and the replay slots (`--max-replays`); the records
+//! themselves live in the log backend.
+//! Receives: Open (a CONNECT, from Session), ReadMissed (the next page of a replay, from Session), Keep
+//! (refresh a live or just-dropped session's record), Forget (a deliberate disconnect).
 //! Sends: LoadSession, ReadAfter, Tip, SaveSession, DropSession to the StreamBridge.
 //!
 //! A resume succeeds only when the record is alive and every entry after the offset is still in the
-//! log; it then returns **all** of them, read in batches until the log's end, never a capped prefix.
-//! Anything else (unknown or expired pid, malformed offset, trimmed or never-issued offset, backend
-//! down) opens a fresh session instead: new sid and pid, `recovered` false, no error to the client.
+//! log; it then returns **all** of them, never a capped prefix: the first page with the answer, the
+//! others page by page as the client takes them ([`ReadMissed`]), until a page reaches the log's end.
+//! Every page is checked against trimming. Anything else (unknown or expired pid, malformed offset,
+//! trimmed or never-issued offset, backend down, no replay slot within `--replay-wait-ms`) opens a
+//! fresh session instead: new sid and pid, `recovered` false, no error to the client.
+//!
+//! ```text
+//! Open{pid,offset} ─► record? ─► replay slot (wait ≤ --replay-wait-ms) ─► first page ─► Opened{missed, more}
+//! ReadMissed(cursor) ─► next page (count sized to ~REPLAY_PAGE_BYTES) ─► ReplayPage{missed, more}
+//! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use log::{debug, warn};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::stream_bridge::{
     Barrier, DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip,
 };
+use crate::limited_warn;
+use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::target::Namespace;
 use crate::store::{LogEntry, SessionRecord, StoreError};
 
-/// Entries read per XRANGE while replaying.
+/// Entries read per page at most (XRANGE COUNT) while replaying.
 pub const REPLAY_BATCH: usize = 500;
+/// Entries read for a replay's first page, before their size is known.
+pub const FIRST_PAGE: usize = 8;
+/// Bytes a replay page aims at: each next page reads this over the mean entry size of the last one,
+/// so a page of 60 KB entries is a few entries, not 500 (30 MB), and one of small entries is 500.
+pub const REPLAY_PAGE_BYTES: usize = 256 * 1024;
+/// `--max-replays` when not set otherwise (tests).
+pub const DEFAULT_MAX_REPLAYS: usize = 64;
+/// `--replay-wait-ms` when not set otherwise (tests).
+pub const DEFAULT_REPLAY_WAIT: Duration = Duration::from_secs(5);
 
 /// A CONNECT on `nsp`, with the `pid` and `offset` of the client's auth if it sent both as strings.
 #[derive(Message, Debug)]
@@ -48,12 +68,51 @@ pub struct Opened {
     pub pid: Pid,
     /// Whether this resumed a previous session.
     pub recovered: bool,
-    /// On a resume: every entry of the namespace after the client's offset, in log order.
+    /// On a resume: the first page of the entries of the namespace after the client's offset, in
+    /// log order.
     pub missed: Vec<LogEntry>,
-    /// The client is up to date up to here: live entries at or before it are not for this socket.
-    /// `None` when the backend could not say (the session then starts without an offset).
+    /// On a resume whose first page did not reach the log's end: where the next page starts.
+    pub more: Option<ReplayCursor>,
+    /// The client is up to date up to here (on a resume: the newest entry read so far): live
+    /// entries at or before it are not for this socket. `None` when the backend could not say (the
+    /// session then starts without an offset).
     pub offset: Option<StreamId>,
+    /// On a resume: one of the `--max-replays` slots, held until the replay is written (dropped).
+    pub slot: Option<ReplaySlot>,
 }
+
+/// One of the `--max-replays` slots; released when dropped.
+#[derive(Debug)]
+pub struct ReplaySlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Where the next page of a replay starts, and how many entries it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayCursor {
+    /// The namespace replayed (entries of others are read, and passed over).
+    pub nsp: Namespace,
+    /// The newest entry read so far: the next page starts after it.
+    pub after: StreamId,
+    /// Entries the next page reads.
+    pub count: usize,
+}
+
+/// A page of a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPage {
+    /// The namespace's entries in it, in log order.
+    pub missed: Vec<LogEntry>,
+    /// The newest entry read so far, of any namespace: the client is up to date up to here once
+    /// `missed` is written.
+    pub read_to: StreamId,
+    /// Where the next page starts; `None` once a page reached the log's end.
+    pub more: Option<ReplayCursor>,
+}
+
+/// The next page of a replay (from the Session, once the client took the previous one). Fails with
+/// the log's error when an entry after the cursor was trimmed meanwhile, or the backend is down.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ReplayPage, StoreError>")]
+pub struct ReadMissed(pub ReplayCursor);
 
 /// Refresh a session record for another recovery window.
 #[derive(Message, Debug)]
@@ -76,6 +135,11 @@ pub struct Recovery {
     bridge: Addr<StreamBridge>,
     /// How long a record outlives its last refresh.
     window: Duration,
+    /// The `--max-replays` slots: each replay holds about a page and what is on its way to its
+    /// client, so the number of replays at once bounds what resumes can pin.
+    replay_slots: Arc<Semaphore>,
+    /// How long a resume waits for a slot (`--replay-wait-ms`).
+    replay_wait: Duration,
     /// Counts failed refreshes.
     metrics: Arc<Metrics>,
     /// Refreshes that failed since the last warning, and when that was: with Redis down, every
@@ -93,10 +157,19 @@ impl Recovery {
         Recovery {
             bridge,
             window,
+            replay_slots: Arc::new(Semaphore::new(DEFAULT_MAX_REPLAYS)),
+            replay_wait: DEFAULT_REPLAY_WAIT,
             metrics,
             failed_refreshes: 0,
             last_refresh_warning: None,
         }
+    }
+
+    /// At most `max` replays at once; a resume waits up to `wait` for a slot.
+    pub fn with_replay_slots(mut self, max: usize, wait: Duration) -> Recovery {
+        self.replay_slots = Arc::new(Semaphore::new(max.max(1)));
+        self.replay_wait = wait;
+        self
     }
 
     fn refresh_failed(&mut self, err: StoreError) {
@@ -128,6 +201,8 @@ enum ResumeRefused {
     MalformedOffset,
     #[error("unknown or expired session")]
     UnknownSession,
+    #[error("no replay slot free within the wait (--max-replays)")]
+    NoReplaySlot,
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -146,42 +221,59 @@ pub fn random_bytes() -> [u8; 16] {
     bytes
 }
 
-async fn resume(
+/// A resume's share of the actor: what it needs, cloned out of it.
+struct Resumer {
     bridge: Addr<StreamBridge>,
     window: Duration,
+    replay_slots: Arc<Semaphore>,
+    replay_wait: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// A resume that found no replay slot in time: at most a few lines a minute, however many.
+static NO_REPLAY_SLOT: LimitedLog = LimitedLog::per_minute(6);
+
+async fn resume(
+    resumer: &Resumer,
     nsp: Namespace,
     pid: String,
     offset: String,
 ) -> Result<Opened, ResumeRefused> {
+    let bridge = &resumer.bridge;
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
     let record = bridge
         .send(LoadSession(pid.clone()))
         .await??
         .ok_or(ResumeRefused::UnknownSession)?;
-    let mut missed = Vec::new();
-    let mut after = offset;
-    loop {
-        let batch = bridge
-            .send(ReadAfter {
-                after,
-                count: REPLAY_BATCH,
-            })
-            .await??;
-        let full = batch.len() == REPLAY_BATCH;
-        if let Some(last) = batch.last() {
-            after = last.id;
-        }
-        missed.extend(batch.into_iter().filter(|e| e.target.nsp == nsp));
-        if !full {
-            break;
-        }
-    }
+    let slot = actix::clock::timeout(
+        resumer.replay_wait,
+        resumer.replay_slots.clone().acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(slot)) = slot else {
+        resumer.metrics.replays_refused.inc();
+        limited_warn!(
+            NO_REPLAY_SLOT,
+            "resume refused, opening a fresh session: no replay slot free within {:?} (--max-replays)",
+            resumer.replay_wait
+        );
+        return Err(ResumeRefused::NoReplaySlot);
+    };
+    let first = read_page(
+        bridge,
+        ReplayCursor {
+            nsp,
+            after: offset,
+            count: FIRST_PAGE,
+        },
+    )
+    .await?;
     let sid = record.sid.clone();
     if let Err(err) = bridge
         .send(SaveSession {
             record,
-            ttl: window,
+            ttl: resumer.window,
         })
         .await?
     {
@@ -191,9 +283,56 @@ async fn resume(
         sid,
         pid,
         recovered: true,
-        missed,
-        offset: Some(after),
+        missed: first.missed,
+        more: first.more,
+        offset: Some(first.read_to),
+        slot: Some(ReplaySlot(slot)),
     })
+}
+
+/// Reads the page `cursor` points at: the namespace's entries in it, and where the next one starts
+/// (sized from this one's entries), unless this one reached the log's end.
+async fn read_page(
+    bridge: &Addr<StreamBridge>,
+    cursor: ReplayCursor,
+) -> Result<ReplayPage, StoreError> {
+    let read = bridge
+        .send(ReadAfter {
+            after: cursor.after,
+            count: cursor.count,
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(err.to_string()))??;
+    let read_to = read.last.unwrap_or(cursor.after);
+    let bytes: usize = read.entries.iter().map(|entry| entry.args.len()).sum();
+    let count = next_page_count(read.entries.len(), bytes);
+    // Fewer read than asked for: the log's end (entries skipped by the backend still count as read).
+    let more = (read.read >= cursor.count).then(|| ReplayCursor {
+        nsp: cursor.nsp.clone(),
+        after: read_to,
+        count,
+    });
+    let missed = read
+        .entries
+        .into_iter()
+        .filter(|entry| entry.target.nsp == cursor.nsp)
+        .collect();
+    Ok(ReplayPage {
+        missed,
+        read_to,
+        more,
+    })
+}
+
+/// Entries the next page reads, from the last one's: about [`REPLAY_PAGE_BYTES`], 1 to [`REPLAY_BATCH`].
+pub fn next_page_count(entries: usize, bytes: usize) -> usize {
+    match (entries, bytes) {
+        (0, _) => FIRST_PAGE,
+        (n, bytes) => {
+            let mean = (bytes / n).max(1);
+            (REPLAY_PAGE_BYTES / mean).clamp(1, REPLAY_BATCH)
+        }
+    }
 }
 
 async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
@@ -227,7 +366,9 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
         pid,
         recovered: false,
         missed: Vec::new(),
+        more: None,
         offset,
+        slot: None,
     }
 }
 
@@ -235,16 +376,31 @@ impl Handler<Open> for Recovery {
     type Result = ResponseFuture<Opened>;
 
     fn handle(&mut self, msg: Open, _: &mut Self::Context) -> Self::Result {
-        let (bridge, window) = (self.bridge.clone(), self.window);
+        let resumer = Resumer {
+            bridge: self.bridge.clone(),
+            window: self.window,
+            replay_slots: self.replay_slots.clone(),
+            replay_wait: self.replay_wait,
+            metrics: self.metrics.clone(),
+        };
         Box::pin(async move {
             if let (Some(pid), Some(offset)) = (msg.pid, msg.offset) {
-                match resume(bridge.clone(), window, msg.nsp, pid, offset).await {
+                match resume(&resumer, msg.nsp, pid, offset).await {
                     Ok(opened) => return opened,
                     Err(reason) => debug!("resume refused, opening a fresh session: {reason}"),
                 }
             }
-            open_fresh(bridge, window).await
+            open_fresh(resumer.bridge, resumer.window).await
         })
+    }
+}
+
+impl Handler<ReadMissed> for Recovery {
+    type Result = ResponseFuture<Result<ReplayPage, StoreError>>;
+
+    fn handle(&mut self, ReadMissed(cursor): ReadMissed, _: &mut Self::Context) -> Self::Result {
+        let bridge = self.bridge.clone();
+        Box::pin(async move { read_page(&bridge, cursor).await })
     }
 }
 
@@ -286,172 +442,4 @@ impl Handler<Forget> for Recovery {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::actors::hub::Hub;
-    use crate::actors::stream_bridge::Publish;
-    use crate::protocol::target::Target;
-    use crate::store::MemoryLog;
-
-    fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery>) {
-        let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(1 << 20, metrics.clone()).start();
-        let log = Box::new(MemoryLog::new(max_len));
-        let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
-        (
-            bridge.clone(),
-            Recovery::new(bridge, window, metrics).start(),
-        )
-    }
-
-    async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
-        let args: Arc<str> = Arc::from(format!("[\"n\",{n}]"));
-        bridge
-            .send(Publish {
-                target: Target::broadcast(Namespace::from(nsp)),
-                args,
-            })
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    fn open(pid: &Pid, offset: impl ToString) -> Open {
-        Open {
-            nsp: Namespace::main(),
-            pid: Some(pid.to_string()),
-            offset: Some(offset.to_string()),
-        }
-    }
-
-    #[actix::test]
-    async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
-        let (bridge, recovery) = start(10_000, Duration::from_secs(60));
-        let first = recovery
-            .send(Open {
-                nsp: Namespace::main(),
-                pid: None,
-                offset: None,
-            })
-            .await
-            .unwrap();
-        assert!(!first.recovered);
-        let offset = first.offset.unwrap();
-        let mut expected = Vec::new();
-        for n in 0..(REPLAY_BATCH * 2 + 7) {
-            let id = publish(&bridge, if n % 10 == 3 { "/other" } else { "/" }, n).await;
-            if n % 10 != 3 {
-                expected.push(id);
-            }
-        }
-        let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
-        assert!(resumed.recovered);
-        assert_eq!((resumed.sid, resumed.pid), (first.sid, first.pid));
-        assert_eq!(
-            resumed.missed.iter().map(|e| e.id).collect::<Vec<_>>(),
-            expected
-        );
-    }
-
-    #[actix::test]
-    async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_offset() {
-        let (bridge, recovery) = start(3, Duration::from_secs(60));
-        let first = recovery
-            .send(Open {
-                nsp: Namespace::main(),
-                pid: None,
-                offset: None,
-            })
-            .await
-            .unwrap();
-        let offset = publish(&bridge, "/", 0).await;
-        let refused = [
-            open(&Pid::from_wire("nobody"), offset),
-            open(&first.pid, "not-an-offset"),
-            open(&first.pid, StreamId::new(offset.ms + 60_000, 0)),
-        ];
-        for msg in refused {
-            let fresh = recovery.send(msg).await.unwrap();
-            assert!(!fresh.recovered);
-            assert_ne!(fresh.sid, first.sid);
-        }
-        for n in 1..5 {
-            publish(&bridge, "/", n).await;
-        }
-        let trimmed = recovery.send(open(&first.pid, offset)).await.unwrap();
-        assert!(
-            !trimmed.recovered && trimmed.missed.is_empty(),
-            "a trimmed offset never replays partially"
-        );
-    }
-
-    #[actix::test]
-    async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
-        let (_bridge, recovery) = start(10, Duration::from_millis(50));
-        let first = recovery
-            .send(Open {
-                nsp: Namespace::main(),
-                pid: None,
-                offset: None,
-            })
-            .await
-            .unwrap();
-        actix::clock::sleep(Duration::from_millis(80)).await;
-        let late = recovery
-            .send(open(&first.pid, first.offset.unwrap()))
-            .await
-            .unwrap();
-        assert!(!late.recovered);
-
-        recovery.send(Forget(late.pid.clone())).await.unwrap();
-        let forgotten = recovery
-            .send(open(&late.pid, late.offset.unwrap()))
-            .await
-            .unwrap();
-        assert!(!forgotten.recovered);
-    }
-
-    #[actix::test]
-    async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval() {
-        let (bridge, _) = start(10, Duration::from_secs(60));
-        let metrics = Arc::new(Metrics::default());
-        let mut recovery = Recovery::new(bridge, Duration::from_secs(60), metrics.clone());
-        let down = || StoreError::Unavailable("down".into());
-        recovery.refresh_failed(down());
-        assert_eq!(metrics.record_refreshes_failed.get(), 1);
-        assert_eq!(
-            recovery.failed_refreshes, 0,
-            "the first is reported at once"
-        );
-        let reported = recovery.last_refresh_warning.expect("reported");
-        recovery.refresh_failed(down());
-        recovery.refresh_failed(down());
-        assert_eq!(metrics.record_refreshes_failed.get(), 3);
-        assert_eq!(
-            recovery.failed_refreshes, 2,
-            "within the interval: counted for the next report"
-        );
-        assert_eq!(recovery.last_refresh_warning, Some(reported));
-        // An interval later, the next failure reports the count and starts over.
-        let earlier = reported.checked_sub(REFRESH_WARNING_EVERY).expect("uptime");
-        recovery.last_refresh_warning = Some(earlier);
-        recovery.refresh_failed(down());
-        assert_eq!(recovery.failed_refreshes, 0);
-        assert!(recovery.last_refresh_warning.is_some_and(|at| at > earlier));
-    }
-
-    #[actix::test]
-    async fn recovery_keep_writes_the_record_so_the_session_resumes() {
-        let (bridge, recovery) = start(10, Duration::from_secs(60));
-        let (sid, pid) = (Sid::from_wire("kept-sid"), Pid::from_wire("kept-pid"));
-        let offset = publish(&bridge, "/", 0).await;
-        recovery
-            .send(Keep(SessionRecord::new(&sid, &pid)))
-            .await
-            .unwrap();
-        // Keep's save is queued at the bridge before this resume's load.
-        let resumed = recovery.send(open(&pid, offset)).await.unwrap();
-        assert!(resumed.recovered, "a kept record resumes");
-        assert_eq!((resumed.sid, resumed.pid), (sid, pid));
-    }
-}
+mod tests;

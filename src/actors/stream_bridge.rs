@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 use crate::store::{
-    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture,
+    AppendKey, KeyedAppend, LogBackend, LogEvent, LogRead, SessionRecord, StoreError, StoreFuture,
 };
 
 /// How often the append path is probed while appends fail.
@@ -61,9 +61,9 @@ pub struct PublishOnce {
     pub key: AppendKey,
 }
 
-/// Read up to `count` entries after `after` (recovery replay).
+/// Read up to `count` entries after `after` (a page of a recovery replay).
 #[derive(Message)]
-#[rtype(result = "Result<Vec<LogEntry>, StoreError>")]
+#[rtype(result = "Result<LogRead, StoreError>")]
 pub struct ReadAfter {
     /// Exclusive start.
     pub after: StreamId,
@@ -260,7 +260,7 @@ impl Handler<LogEvent> for StreamBridge {
 }
 
 impl Handler<ReadAfter> for StreamBridge {
-    type Result = ResponseFuture<Result<Vec<LogEntry>, StoreError>>;
+    type Result = ResponseFuture<Result<LogRead, StoreError>>;
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
         self.when_reading(|log| log.read_after(msg.after, msg.count))

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::actors::disconnect::RequestAnswer;
+use crate::admission::Refusal;
 use crate::notification::{PublishError, ValidationError};
 
 /// An Engine.IO handshake or request refused, with Node's code and message.
@@ -50,6 +51,35 @@ impl ResponseError for EioError {
 
     fn error_response(&self) -> HttpResponse {
         HttpResponse::BadRequest().json(json!({ "code": self.code(), "message": self.to_string() }))
+    }
+}
+
+/// A handshake refused past a session cap ([`crate::admission`]): 503 (the hub is full) or 429
+/// (this client's address has too many), with the Engine.IO error body. The code is Node's 4
+/// ("Forbidden"), which Node answers for handshakes its `allowRequest` hook refuses, where such caps
+/// live in Node; the message says which cap. The official client treats any non-200 handshake as a
+/// transport error and reconnects with its backoff, which is what a full hub wants. `Retry-After`
+/// says when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HandshakeRefused(pub Refusal);
+
+/// Seconds a refused handshake is told to wait (`Retry-After`): the official client's backoff starts
+/// at 1 s and grows to 5 s.
+const RETRY_AFTER_SECS: u32 = 5;
+
+impl ResponseError for HandshakeRefused {
+    fn status_code(&self) -> StatusCode {
+        match self.0 {
+            Refusal::PerAddress => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Sessions | Refusal::Unjoined => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .insert_header(("retry-after", RETRY_AFTER_SECS.to_string()))
+            .json(json!({ "code": 4, "message": self.0.to_string() }))
     }
 }
 

@@ -31,6 +31,8 @@ use crate::metrics::Metrics;
 
 /// What the handlers share: addresses and settings, nothing mutable.
 pub struct AppState {
+    /// The caps on Engine.IO sessions; each new session gets a ticket from it.
+    pub admission: Arc<crate::admission::Admission>,
     /// What new sessions are made of.
     pub parts: SessionParts,
     /// The log's owner.

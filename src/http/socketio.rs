@@ -8,6 +8,7 @@
 //! GET  ?EIO=4&transport=websocket          WebSocket session: 101, then 0{…,"upgrades":[],…}
 //! GET  ?EIO=4&transport=websocket&sid=S    upgrade of polling session S: 101, then 2probe/3probe, 5
 //! anything refused                          400 {"code":N,"message":"…"} (or Node's empty 400 / 413)
+//! a handshake past a session cap            503 / 429 {"code":4,"message":"Too many …"} (crate::admission)
 //! GET  /socket.io/socket.io.min.js         the official client, from the local npm copy
 //! ```
 //!
@@ -29,7 +30,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use log::debug;
 use serde::Deserialize;
 
-use super::error::{ApiError, EioError};
+use super::error::{ApiError, EioError, HandshakeRefused};
 use super::AppState;
 use crate::actors::disconnect::{Disconnect, SessionError};
 use crate::actors::outbound::Outbound;
@@ -39,6 +40,7 @@ use crate::actors::session::{
     Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody, Session,
 };
 use crate::actors::ws_conn::{WsConn, WsConnId};
+use crate::admission::Ticket;
 use crate::app::Handshake;
 use crate::protocol::ids::EioSid;
 
@@ -120,8 +122,12 @@ pub async fn endpoint(
         return Err(EioError::BadRequest.into());
     }
     handshake_version(req.query_string())?;
+    let ticket = state
+        .admission
+        .admit(req.peer_addr().map(|addr| addr.ip()))
+        .map_err(HandshakeRefused)?;
     let handshake = Handshake::new(req.headers(), req.query_string(), req.peer_addr());
-    polling_handshake(&state, handshake).await
+    polling_handshake(&state, handshake, ticket).await
 }
 
 /// `/socket.io/<file>`: a client file, or (Node matches the path by prefix) the endpoint itself.
@@ -146,12 +152,14 @@ pub async fn client_file_or_endpoint(
 async fn polling_handshake(
     state: &AppState,
     handshake: Handshake,
+    ticket: Ticket,
 ) -> Result<HttpResponse, actix_web::Error> {
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
     let parts = state.parts.clone();
     let open = Session::open_packet(&eio_sid, &parts.settings, &["websocket"]);
-    let addr = Session::polling(eio_sid.clone(), parts, outbound.clone(), handshake).start();
+    let addr =
+        Session::polling(eio_sid.clone(), parts, outbound.clone(), handshake, ticket).start();
     register(state, &eio_sid, &addr, &outbound).await;
     Ok(text(open))
 }
@@ -260,14 +268,26 @@ async fn accept_websocket(
         return Err(EioError::BadRequest.into());
     }
     handshake_version(query)?;
-    // The WebSocket handshake is checked before a session exists for it.
+    // The WebSocket handshake is checked before a session exists for it, and refused past a cap
+    // before the upgrade, as a polling handshake is.
     actix_http::ws::verify_handshake(req.head())?;
+    let ticket = state
+        .admission
+        .admit(remote_addr.map(|addr| addr.ip()))
+        .map_err(HandshakeRefused)?;
     let eio_sid = EioSid::from_random(random_bytes());
     let outbound = Arc::new(Outbound::default());
     let conn = WsConnId::next();
     let handshake = Handshake::new(req.headers(), query, remote_addr);
     let parts = state.parts.clone();
-    let session = Session::websocket(eio_sid.clone(), parts, outbound.clone(), conn, handshake);
+    let session = Session::websocket(
+        eio_sid.clone(),
+        parts,
+        outbound.clone(),
+        conn,
+        handshake,
+        ticket,
+    );
     let addr = session.start();
     register(state, &eio_sid, &addr, &outbound).await;
     Ok((addr, outbound, conn))

@@ -1,6 +1,7 @@
 //! The embedded log: the same ids, trimming and recovery rules as Redis Streams, in process.
 //!
-//! Owns: the entries, the session records, the id of the newest trimmed entry, the idempotency keys.
+//! Owns: the entries (bounded in count and in bytes), the session records, the id of the newest
+//! trimmed entry, the idempotency keys.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -11,8 +12,8 @@ use actix::Recipient;
 
 use super::idempotency::AppendKeys;
 use super::{
-    now_ms, AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError,
-    StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
+    now_ms, AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, SessionRecord,
+    StoreError, StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
 };
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
@@ -25,10 +26,15 @@ static KEYS_EVICTED: LimitedLog = LimitedLog::per_minute(2);
 /// The embedded in-process log: the same ids, trimming and recovery rules as Redis Streams, for one
 /// instance without Redis. Nothing survives a restart.
 pub struct MemoryLog {
-    /// Entries, oldest first, at most `max_len`.
+    /// Entries, oldest first, at most `max_len` of them and `max_bytes` of them in all.
     entries: VecDeque<LogEntry>,
     /// The cap; the oldest entries are trimmed past it (exactly, where Redis trims approximately).
     max_len: usize,
+    /// The cap in bytes ([`entry_bytes`] summed): a count alone lets large entries take
+    /// gigabytes (10,000 entries of 64 KB are 680 MB).
+    max_bytes: usize,
+    /// [`entry_bytes`] of the entries held.
+    bytes: usize,
     /// The newest id ever assigned, so ids stay monotonic when the clock steps back.
     last_id: StreamId,
     /// The newest id trimmed away (Redis's `max-deleted-entry-id`): offsets before it cannot recover.
@@ -48,12 +54,28 @@ pub struct MemoryLog {
 /// Expired session records are swept after this many saves, so memory stays bounded without a timer.
 const SWEEP_EVERY: usize = 1024;
 
+/// What an entry costs the log, in bytes: its event text, its target's names, and the fixed parts
+/// (the entry itself and the text's reference-count header), so that even empty entries count.
+pub fn entry_bytes(entry: &LogEntry) -> usize {
+    let rooms = entry.target.rooms.iter().chain(&entry.target.except);
+    std::mem::size_of::<LogEntry>()
+        + 2 * std::mem::size_of::<usize>()
+        + entry.args.len()
+        + entry.target.nsp.as_str().len()
+        + rooms
+            .map(|room| std::mem::size_of_val(room) + room.as_str().len())
+            .sum::<usize>()
+}
+
 impl MemoryLog {
-    /// An empty log keeping at most `max_len` entries.
-    pub fn new(max_len: usize) -> MemoryLog {
+    /// An empty log keeping at most `max_len` entries and `max_bytes` bytes of them
+    /// ([`entry_bytes`]); the oldest are trimmed past either cap.
+    pub fn new(max_len: usize, max_bytes: usize) -> MemoryLog {
         MemoryLog {
             entries: VecDeque::new(),
             max_len: max_len.max(1),
+            max_bytes,
+            bytes: 0,
             last_id: StreamId::ZERO,
             max_deleted: StreamId::ZERO,
             sessions: HashMap::new(),
@@ -111,11 +133,17 @@ impl MemoryLog {
             target: target.clone(),
             args,
         };
+        self.bytes += entry_bytes(&entry);
         self.entries.push_back(entry.clone());
-        while self.entries.len() > self.max_len {
-            if let Some(trimmed) = self.entries.pop_front() {
-                self.max_deleted = trimmed.id;
-            }
+        // Trimmed from the head, as Redis trims: every entry after the newest trimmed one is still
+        // here, so `max_deleted` alone keeps the resume checks exact. An entry larger than the whole
+        // byte cap is trimmed at once (it was still handed on live).
+        while self.entries.len() > self.max_len || self.bytes > self.max_bytes {
+            let Some(trimmed) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= entry_bytes(&trimmed);
+            self.max_deleted = trimmed.id;
         }
         if let Some(sink) = &self.sink {
             sink.do_send(LogEvent::Entries(vec![entry]));
@@ -182,8 +210,12 @@ impl LogBackend for MemoryLog {
         done(Ok(()))
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
-        done(self.read_after_now(after, count))
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead> {
+        done(self.read_after_now(after, count).map(|entries| LogRead {
+            read: entries.len(),
+            last: entries.last().map(|entry| entry.id),
+            entries,
+        }))
     }
 
     fn tip(&mut self) -> StoreFuture<StreamId> {
@@ -229,7 +261,7 @@ mod tests {
 
     #[test]
     fn memory_log_assigns_increasing_ids() {
-        let mut log = MemoryLog::new(10);
+        let mut log = MemoryLog::new(10, usize::MAX);
         let ids: Vec<_> = (0..5)
             .map(|n| log.append_now(&everyone(), args(n)))
             .collect();
@@ -239,7 +271,7 @@ mod tests {
 
     #[test]
     fn memory_log_reads_strictly_after_the_offset_in_batches() {
-        let mut log = MemoryLog::new(10);
+        let mut log = MemoryLog::new(10, usize::MAX);
         let ids: Vec<_> = (0..5)
             .map(|n| log.append_now(&everyone(), args(n)))
             .collect();
@@ -255,7 +287,7 @@ mod tests {
 
     #[test]
     fn memory_log_trims_to_max_len_and_refuses_trimmed_offsets() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let ids: Vec<_> = (0..5)
             .map(|n| log.append_now(&everyone(), args(n)))
             .collect();
@@ -273,8 +305,51 @@ mod tests {
     }
 
     #[test]
+    fn memory_log_trims_to_max_bytes_and_refuses_exactly_the_trimmed_offsets() {
+        let big =
+            |n: u32| -> Arc<str> { Arc::from(format!("[\"n\",{n},\"{}\"]", "x".repeat(1000))) };
+        let one = entry_bytes(&LogEntry {
+            id: StreamId::ZERO,
+            target: everyone(),
+            args: big(0),
+        });
+        // Room for three entries and a half, whatever the count cap.
+        let mut log = MemoryLog::new(1000, one * 7 / 2);
+        let ids: Vec<_> = (0..10)
+            .map(|n| log.append_now(&everyone(), big(n)))
+            .collect();
+        assert_eq!(
+            log.entries.len(),
+            3,
+            "the byte cap trims, the count cap does not"
+        );
+        assert_eq!(log.bytes, 3 * one);
+        assert!(log.bytes <= log.max_bytes);
+        // ids[6] is the newest trimmed: resuming from it misses nothing, from ids[5] it would.
+        assert_eq!(
+            log.read_after_now(ids[5], 10),
+            Err(StoreError::OffsetTrimmed(ids[5]))
+        );
+        let after = log.read_after_now(ids[6], 10).unwrap();
+        assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), ids[7..]);
+        // An entry larger than the whole cap: trimmed at once, with everything before it.
+        let huge: Arc<str> = Arc::from(format!("[\"{}\"]", "y".repeat(one * 4)));
+        let id = log.append_now(&everyone(), huge);
+        assert!(log.entries.is_empty() && log.bytes == 0);
+        assert_eq!(
+            log.read_after_now(id, 10),
+            Ok(vec![]),
+            "the tip is not trimmed away"
+        );
+        assert_eq!(
+            log.read_after_now(ids[9], 10),
+            Err(StoreError::OffsetTrimmed(ids[9]))
+        );
+    }
+
+    #[test]
     fn memory_log_refuses_offsets_it_never_issued() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let id = log.append_now(&everyone(), args(0));
         let ahead = StreamId::new(id.ms + 1000, 0);
         assert_eq!(
@@ -289,7 +364,7 @@ mod tests {
 
     #[test]
     fn memory_log_session_records_expire() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let now = Instant::now();
         log.save_session_at(record("p1"), Duration::from_secs(60), now);
@@ -308,7 +383,7 @@ mod tests {
 
     #[test]
     fn memory_log_session_record_loads_before_its_deadline_and_not_at_it() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let saved = Instant::now();
         log.save_session_at(record("p1"), Duration::from_millis(50), saved);
@@ -326,7 +401,7 @@ mod tests {
 
     #[test]
     fn memory_log_session_record_past_its_deadline_does_not_load() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let saved = Instant::now();
         log.save_session_at(record("p1"), Duration::from_millis(50), saved);
@@ -338,7 +413,7 @@ mod tests {
 
     #[test]
     fn memory_log_sweeps_expired_records_on_the_sweep_every_th_save_even_if_never_read() {
-        let mut log = MemoryLog::new(3);
+        let mut log = MemoryLog::new(3, usize::MAX);
         let t0 = Instant::now();
         let sweep_at = t0 + Duration::from_millis(50);
         log.save_session_at(record("expired"), Duration::ZERO, t0);
@@ -377,7 +452,7 @@ mod tests {
     #[actix::test]
     async fn memory_log_starts_reading_after_its_newest_entry_and_hands_on_later_appends() {
         use actix::Actor;
-        let mut log = MemoryLog::new(10);
+        let mut log = MemoryLog::new(10, usize::MAX);
         log.append_now(&everyone(), args(0));
         let newest = log.append_now(&everyone(), args(1));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -413,7 +488,7 @@ mod tests {
 
     #[test]
     fn memory_log_appends_a_key_once_and_answers_retries_with_the_first_id() {
-        let mut log = MemoryLog::new(10);
+        let mut log = MemoryLog::new(10, usize::MAX);
         let now = Instant::now();
         let first = log.append_once_at(&everyone(), args(0), &append_key("k", "f"), now);
         let KeyedAppend::Appended(id) = first else {
@@ -439,7 +514,7 @@ mod tests {
     fn memory_log_appends_a_key_again_after_its_time_to_live() {
         let metrics = Arc::new(Metrics::default());
         let ttl = Duration::from_millis(50);
-        let mut log = MemoryLog::new(10).with_idempotency(ttl, 10, metrics);
+        let mut log = MemoryLog::new(10, usize::MAX).with_idempotency(ttl, 10, metrics);
         let t0 = Instant::now();
         log.append_once_at(&everyone(), args(0), &append_key("k", "f"), t0);
         let later = log.append_once_at(&everyone(), args(1), &append_key("k", "f"), t0 + ttl);
@@ -450,8 +525,11 @@ mod tests {
     #[test]
     fn memory_log_counts_keys_forgotten_past_its_bound() {
         let metrics = Arc::new(Metrics::default());
-        let mut log =
-            MemoryLog::new(10).with_idempotency(Duration::from_secs(60), 2, metrics.clone());
+        let mut log = MemoryLog::new(10, usize::MAX).with_idempotency(
+            Duration::from_secs(60),
+            2,
+            metrics.clone(),
+        );
         let now = Instant::now();
         for k in ["a", "b", "c"] {
             log.append_once_at(&everyone(), args(0), &append_key(k, "f"), now);
@@ -463,6 +541,6 @@ mod tests {
 
     #[test]
     fn memory_log_is_ready() {
-        assert!(MemoryLog::new(1).is_ready());
+        assert!(MemoryLog::new(1, usize::MAX).is_ready());
     }
 }

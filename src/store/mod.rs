@@ -76,6 +76,20 @@ impl SessionRecord {
     }
 }
 
+/// A read of the log after an offset: the entries that can be delivered, and how far the read went.
+/// Entries a backend cannot deliver (a Node peer's other message types) are skipped but still
+/// read, so a replay pages on from [`LogRead::last`], and knows it reached the log's end only when
+/// fewer than the entries it asked for were read (not delivered).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogRead {
+    /// The entries to deliver, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// Entries read, delivered or skipped.
+    pub read: usize,
+    /// The id of the newest entry read, delivered or skipped; `None` if nothing was read.
+    pub last: Option<StreamId>,
+}
+
 /// What went wrong in the log backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -125,9 +139,10 @@ pub trait LogBackend {
     /// Whether an append would be accepted now, without appending (after a failed append, readiness
     /// waits for this or for an append to succeed).
     fn probe_append(&mut self) -> StoreFuture<()>;
-    /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
-    /// entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest entry.
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>>;
+    /// Reads up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed`
+    /// if any entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest
+    /// entry: each call checks, so a replay read page by page notices a trim between its pages.
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead>;
     /// The id of the newest entry (`0-0` for an empty log).
     fn tip(&mut self) -> StoreFuture<StreamId>;
     /// Starts handing every entry appended from now on to `sink`, in log order, including this

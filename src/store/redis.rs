@@ -26,7 +26,8 @@ use redis::{AsyncConnectionConfig, Client, Value};
 
 use super::redis_append::{self, AppendLink, Fields};
 use super::{
-    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture,
+    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, SessionRecord, StoreError,
+    StoreFuture,
 };
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::ids::{Pid, StreamId};
@@ -287,7 +288,7 @@ impl LogBackend for RedisLog {
         Box::pin(async move { link.send(&probe).await.map(drop) })
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
+    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead> {
         let mut eval = redis::cmd("EVAL");
         eval.arg(READ_AFTER_SCRIPT)
             .arg(1)
@@ -313,7 +314,16 @@ impl LogBackend for RedisLog {
                 lost_any: as_int(added) != as_int(length),
             };
             state.covers(after)?;
-            Ok(decode_entries(entries, &metrics.entries_skipped)?.0)
+            let read = match entries {
+                Value::Array(items) => items.len(),
+                _ => 0,
+            };
+            let (entries, last) = decode_entries(entries, &metrics.entries_skipped)?;
+            Ok(LogRead {
+                entries,
+                read,
+                last,
+            })
         })
     }
 

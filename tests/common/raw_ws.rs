@@ -29,7 +29,21 @@ impl RawClient {
     }
 
     async fn connect_unbounded(addr: std::net::SocketAddr) -> RawClient {
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::handshake_unbounded(tcp).await
+    }
+
+    /// The WebSocket handshake on a connection the test opened itself (e.g. with a small buffer).
+    pub async fn handshake(tcp: TcpStream) -> RawClient {
+        within(
+            RAW_TIMEOUT,
+            "the WebSocket handshake",
+            Self::handshake_unbounded(tcp),
+        )
+        .await
+    }
+
+    async fn handshake_unbounded(mut tcp: TcpStream) -> RawClient {
         let request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                        Upgrade: websocket\r\nConnection: Upgrade\r\n\
                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";

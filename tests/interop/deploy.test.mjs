@@ -34,6 +34,8 @@ test("docker-compose.yml: Redis with AOF and a healthcheck on 6380, two hub inst
     assert.equal(hub.environment.REDIS_URL, "redis://redis:6379");
     assert.equal(hub.depends_on.redis.condition, "service_healthy");
     assert.ok(hub.healthcheck.test.join(" ").includes("/readyz"));
+    // Behind nginx every client has nginx's address: the hub's per-address cap is off, nginx's on.
+    assert.equal(hub.environment.HUB_MAX_SESSIONS_PER_ADDRESS, "0");
   }
 
   assert.match(nginx.image, /^nginx/);
@@ -41,6 +43,7 @@ test("docker-compose.yml: Redis with AOF and a healthcheck on 6380, two hub inst
   const [config] = nginx.volumes[0].split(":");
   const conf = fs.readFileSync(path.join(root, config), "utf8");
   assert.match(conf, /ip_hash;/, "sticky by client address");
+  assert.match(conf, /limit_conn per_client \d+;/, "connections limited per client address");
   assert.match(conf, /server hub1:3000;/);
   assert.match(conf, /server hub2:3000;/);
   assert.match(conf, /proxy_set_header Upgrade \$http_upgrade;/);

@@ -45,6 +45,7 @@ use super::outbound::{Out, Outbound};
 use super::recovery::{Keep, Recovery};
 use super::registry::{Registry, Remove};
 use super::ws_conn::{WsClose, WsConnId, WsLimits};
+use crate::admission::Ticket;
 use crate::app::{Handshake, Payload, SharedApp};
 use crate::metrics::Metrics;
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
@@ -183,6 +184,9 @@ pub struct Session {
     replies_in_flight: usize,
     /// Closed by the client over polling with no GET pending: one late GET still gets its noop.
     lingering: bool,
+    /// Its place under the session caps: marked joined on the first namespace joined, given back
+    /// when the actor is dropped.
+    ticket: Ticket,
 }
 
 /// How long a session closed by its polling client waits for the GET that may be on its way.
@@ -195,8 +199,16 @@ impl Session {
         parts: SessionParts,
         outbound: Arc<Outbound>,
         handshake: Handshake,
+        ticket: Ticket,
     ) -> Session {
-        Session::new(eio_sid, parts, outbound, handshake, Transport::polling())
+        Session::new(
+            eio_sid,
+            parts,
+            outbound,
+            handshake,
+            Transport::polling(),
+            ticket,
+        )
     }
 
     /// A session over the WebSocket `conn`, which will attach itself; the open packet goes first.
@@ -206,13 +218,14 @@ impl Session {
         outbound: Arc<Outbound>,
         conn: WsConnId,
         handshake: Handshake,
+        ticket: Ticket,
     ) -> Session {
         let open = Session::open_packet(&eio_sid, &parts.settings, &[]);
         let transport = Transport::Connecting {
             conn,
             pending: vec![Out::Text(open.into())],
         };
-        Session::new(eio_sid, parts, outbound, handshake, transport)
+        Session::new(eio_sid, parts, outbound, handshake, transport, ticket)
     }
 
     fn new(
@@ -221,6 +234,7 @@ impl Session {
         outbound: Arc<Outbound>,
         handshake: Handshake,
         transport: Transport,
+        ticket: Ticket,
     ) -> Session {
         let next_ping_at = Instant::now() + parts.settings.ping_interval;
         Session {
@@ -245,6 +259,7 @@ impl Session {
             overflowed: false,
             replies_in_flight: 0,
             lingering: false,
+            ticket,
         }
     }
 

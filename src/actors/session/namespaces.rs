@@ -12,12 +12,14 @@ use actix_web::web::Bytes;
 use log::{debug, trace};
 use serde_json::{json, Value};
 
-use super::socket::NsSocket;
+use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{random_bytes, Forget, Open, Opened};
+use crate::actors::recovery::{random_bytes, Forget, Open, Opened, ReadMissed, ReplayCursor};
 use crate::app::{ConnectRefusal, Payload, Reply};
+use crate::limited_warn;
+use crate::log_limit::LimitedLog;
 use crate::protocol::ids::Sid;
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
 use crate::protocol::target::Namespace;
@@ -28,6 +30,8 @@ const REPLAY_HIGH_WATER: usize = 256 * 1024;
 const REPLAY_PAUSE: Duration = Duration::from_millis(5);
 /// Application replies a session may have in flight before it is closed.
 const MAX_REPLIES_IN_FLIGHT: usize = 256;
+/// Replays cut between pages: logged at most a few times a minute.
+static REPLAY_INTERRUPTED: LimitedLog = LimitedLog::per_minute(6);
 
 /// A binary packet whose attachments are still arriving (across frames or POSTs).
 pub(crate) struct PendingBinary {
@@ -229,6 +233,7 @@ impl Session {
         if let Some(deadline) = self.connect_deadline.take() {
             ctx.cancel_future(deadline);
         }
+        self.ticket.joined();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());
             let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid);
@@ -269,8 +274,8 @@ impl Session {
         self.replay_step(nsp, ctx);
     }
 
-    /// Writes missed events while the client keeps up, then the CONNECT reply (reference §3.2: the
-    /// missed events come first).
+    /// Writes missed events while the client keeps up, reading the next page once one is written,
+    /// then the CONNECT reply (reference §3.2: the missed events come first).
     fn replay_step(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
         if self.closed.is_some() {
             return;
@@ -288,11 +293,82 @@ impl Session {
             return;
         };
         self.write_all(step.frames);
-        if step.done {
-            self.finish_join(nsp);
-        } else {
-            ctx.run_later(REPLAY_PAUSE, move |act, ctx| act.replay_step(nsp, ctx));
+        match step.next {
+            Next::Done => self.finish_join(nsp),
+            Next::Wait => {
+                ctx.run_later(REPLAY_PAUSE, move |act, ctx| act.replay_step(nsp, ctx));
+            }
+            Next::Read(cursor) => self.read_missed(nsp, cursor, ctx),
         }
+    }
+
+    /// Reads the replay's next page (the previous one is written and the client is taking it).
+    fn read_missed(&mut self, nsp: Namespace, cursor: ReplayCursor, ctx: &mut Context<Self>) {
+        let reading = self
+            .parts
+            .recovery
+            .send(ReadMissed(cursor))
+            .into_actor(self)
+            .map(move |page, act, ctx| {
+                if act.closed.is_some() {
+                    return;
+                }
+                let Some(socket @ NsSocket::Joining(_)) = act.sockets.get_mut(nsp.as_str()) else {
+                    return; // the session left or closed meanwhile
+                };
+                match page {
+                    Ok(Ok(page)) => {
+                        socket.on_replay_page(page);
+                        act.replay_step(nsp, ctx);
+                    }
+                    Ok(Err(err)) => act.replay_interrupted(nsp, err, ctx),
+                    Err(err) => {
+                        debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                        act.close(ctx, SessionError::Transport("recovery unreachable"))
+                    }
+                }
+            });
+        ctx.spawn(reading);
+    }
+
+    /// A later page of a replay could not be read: the entries written stay written (they cannot be
+    /// taken back), and the socket joins as a fresh session (`recovered` false, a new sid and pid,
+    /// the offset event at the tip) so the client knows the rest may be missing. Never a CONNECT
+    /// reply that claims a resume with a gap; never a close that would make the client's next resume
+    /// replay again what it already holds (it emits pre-reply events at its next CONNECT reply).
+    fn replay_interrupted(
+        &mut self,
+        nsp: Namespace,
+        err: crate::store::StoreError,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(socket) = self.sockets.get_mut(nsp.as_str()) else {
+            return;
+        };
+        if !socket.replay_failed() {
+            return;
+        }
+        self.parts.metrics.replays_interrupted.inc();
+        limited_warn!(
+            REPLAY_INTERRUPTED,
+            "replay interrupted eio_sid={} nsp={nsp}, joining as a fresh session: {err}",
+            self.eio_sid
+        );
+        let open = Open {
+            nsp: nsp.clone(),
+            pid: None,
+            offset: None,
+        };
+        let opening = self.parts.recovery.send(open).into_actor(self).map(
+            move |opened, act, ctx| match opened {
+                Ok(opened) => act.opened(nsp, opened, ctx),
+                Err(err) => {
+                    debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                    act.close(ctx, SessionError::Transport("recovery unreachable"))
+                }
+            },
+        );
+        ctx.spawn(opening);
     }
 
     fn finish_join(&mut self, nsp: Namespace) {

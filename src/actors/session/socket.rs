@@ -6,15 +6,21 @@
 //! Admitting ──admitted──► Joining { held, replay } ──replay steps──► complete ──► Joined { offset }
 //!   (the application decides)  (registered with the Hub: live batches are held)   (live batches written,
 //!                                                                                  ids ≤ offset skipped)
+//! replay: first page ─steps─► page written ─Next::Read─► (page read) ─on_replay_page─► steps … ─► Done
+//!                                            └─ read failed ─► replay_failed ─► (fresh Opened) ─► Done
 //! ```
+//!
+//! A replay holds one page of the log at a time: the next is read only once the client took the
+//! previous one (the actor steps while less than its high-water mark is on the way), so a client
+//! that does not read pins a page, not the backlog.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use serde_json::{json, Value};
 
 use crate::actors::hub::{frame_entry, Deliver, Frame};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::Opened;
+use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
 use crate::protocol::target::Namespace;
@@ -47,15 +53,44 @@ pub(crate) struct Joining {
     auth: Value,
 }
 
-/// A resume's missed entries, written a step at a time: a transport queues without bound, so a large
-/// replay written at once would sit in memory whole.
+/// A resume's missed entries, read a page and written a step at a time: a transport queues without
+/// bound, so a large replay read or written at once would sit in memory whole.
 struct Replay {
     sid: Sid,
     pid: Pid,
     recovered: bool,
+    /// The newest entry read so far; the socket's offset once joined.
     offset: Option<StreamId>,
-    missed: std::vec::IntoIter<LogEntry>,
+    /// The current page's entries not written yet.
+    missed: VecDeque<LogEntry>,
+    /// Entries replayed (for the log).
     count: usize,
+    /// Pages still to read.
+    pages: Pages,
+    /// Its replay slot, released when the replay is dropped (joined, left, or failed).
+    _slot: Option<ReplaySlot>,
+}
+
+/// The pages of a replay after the current one.
+enum Pages {
+    /// More to read, from here.
+    More(ReplayCursor),
+    /// The next page is being read.
+    Reading,
+    /// The last page was read.
+    End,
+}
+
+/// What the actor does after a replay step.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Next {
+    /// Every missed entry is written: complete the join.
+    Done,
+    /// The budget is spent: step again once the client took some.
+    Wait,
+    /// The page is written: read the next one ([`crate::actors::recovery::ReadMissed`]), then
+    /// [`NsSocket::on_replay_page`].
+    Read(ReplayCursor),
 }
 
 /// A joined socket.
@@ -114,8 +149,8 @@ pub(crate) struct Left {
 pub(crate) struct Step {
     /// Missed events to write now.
     pub frames: Vec<Out>,
-    /// Whether every missed entry is written (the join can complete).
-    pub done: bool,
+    /// What to do next.
+    pub next: Next,
 }
 
 impl NsSocket {
@@ -176,7 +211,8 @@ impl NsSocket {
         }
     }
 
-    /// Recovery's answer: the replay to write before the CONNECT reply.
+    /// Recovery's answer: the replay to write before the CONNECT reply. Also the fresh session that
+    /// replaces a replay that failed ([`Self::replay_failed`]): what was held is kept.
     pub(crate) fn on_opened(&mut self, opened: Opened) {
         if let NsSocket::Joining(joining) = self {
             let count = opened.missed.len();
@@ -185,15 +221,48 @@ impl NsSocket {
                 pid: opened.pid,
                 recovered: opened.recovered,
                 offset: opened.offset,
-                missed: opened.missed.into_iter(),
+                missed: opened.missed.into(),
                 count,
+                pages: opened.more.map_or(Pages::End, Pages::More),
+                _slot: opened.slot,
             });
         }
     }
 
+    /// The next page of the replay, read after [`Next::Read`]; ignored unless one was being read.
+    pub(crate) fn on_replay_page(&mut self, page: ReplayPage) {
+        let NsSocket::Joining(Joining {
+            replay: Some(replay),
+            ..
+        }) = self
+        else {
+            return;
+        };
+        if !matches!(replay.pages, Pages::Reading) {
+            return;
+        }
+        replay.count += page.missed.len();
+        replay.missed.extend(page.missed);
+        replay.offset = Some(page.read_to);
+        replay.pages = page.more.map_or(Pages::End, Pages::More);
+    }
+
+    /// The next page could not be read (trimmed meanwhile, backend down): the replay is dropped (and
+    /// its slot freed); the actor asks Recovery for a fresh session and hands it to
+    /// [`Self::on_opened`]. What was written stays written: the client holds events received before
+    /// a CONNECT reply and emits them once it gets one, and the fresh session's `recovered` false
+    /// tells it the rest may be missing. Returns whether a replay was dropped.
+    pub(crate) fn replay_failed(&mut self) -> bool {
+        match self {
+            NsSocket::Joining(joining) => joining.replay.take().is_some(),
+            _ => false,
+        }
+    }
+
     /// The next missed events, while less than `budget` bytes of them are written in this step
-    /// (a step writes at least nothing, at most one frame past the budget). `None` before Recovery
-    /// answered, or once the socket is no longer joining.
+    /// (a step writes at least nothing, at most one frame past the budget), and what to do next.
+    /// `None` before Recovery answered, while a page is being read, or once the socket is no longer
+    /// joining.
     pub(crate) fn replay_step(&mut self, budget: usize) -> Option<Step> {
         let NsSocket::Joining(Joining {
             replay: Some(replay),
@@ -202,11 +271,21 @@ impl NsSocket {
         else {
             return None;
         };
+        if matches!(replay.pages, Pages::Reading) {
+            return None;
+        }
         let mut frames = Vec::new();
         let mut bytes = 0;
         while bytes < budget {
-            let Some(entry) = replay.missed.next() else {
-                return Some(Step { frames, done: true });
+            let Some(entry) = replay.missed.pop_front() else {
+                let next = match std::mem::replace(&mut replay.pages, Pages::Reading) {
+                    Pages::More(cursor) => Next::Read(cursor),
+                    Pages::Reading | Pages::End => {
+                        replay.pages = Pages::End;
+                        Next::Done
+                    }
+                };
+                return Some(Step { frames, next });
             };
             if let Some(frame) = frame_entry(&entry) {
                 bytes += frame.text.len();
@@ -217,7 +296,7 @@ impl NsSocket {
         // behind it is written only once the client took the replay.
         Some(Step {
             frames,
-            done: false,
+            next: Next::Wait,
         })
     }
 
@@ -227,7 +306,8 @@ impl NsSocket {
     pub(crate) fn complete(&mut self, nsp: &Namespace) -> Option<Completed> {
         let finished = matches!(
             self,
-            NsSocket::Joining(Joining { replay: Some(replay), .. }) if replay.missed.len() == 0
+            NsSocket::Joining(Joining { replay: Some(replay), .. })
+                if replay.missed.is_empty() && matches!(replay.pages, Pages::End)
         );
         if !finished {
             return None;

@@ -41,7 +41,9 @@ fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
         pid: Pid::from_wire(format!("{sid}-pid")),
         recovered,
         missed: missed.iter().map(|&ms| entry(ms)).collect(),
+        more: None,
         offset: Some(id(offset)),
+        slot: None,
     }
 }
 
@@ -70,7 +72,7 @@ fn socket_fresh_join_replies_with_sid_pid_and_the_offset_event_then_goes_live() 
     );
     socket.on_opened(opened(false, "S1", &[], 5));
     let step = socket.replay_step(1 << 20).unwrap();
-    assert!(step.frames.is_empty() && step.done);
+    assert!(step.frames.is_empty() && step.next == Next::Done);
     let done = socket.complete(&nsp()).unwrap();
     assert_eq!(
         texts(&done.reply),
@@ -104,7 +106,7 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
         texts(&step.frames),
         [r#"42["n",6,"6-0"]"#, r#"42["n",7,"7-0"]"#]
     );
-    assert!(step.done);
+    assert!(step.next == Next::Done);
     let done = socket.complete(&nsp()).unwrap();
     assert_eq!(
         texts(&done.reply),
@@ -134,22 +136,28 @@ fn socket_replay_is_written_in_steps_within_the_budget() {
     // A budget of one frame: one frame per step, and the reply only after a step finds nothing left.
     let first = socket.replay_step(frame_len).unwrap();
     assert_eq!(texts(&first.frames), [r#"42["n",1,"1-0"]"#]);
-    assert!(!first.done);
+    assert!(first.next != Next::Done);
     assert!(
         socket.complete(&nsp()).is_none(),
         "not before the replay is written"
     );
     let none = socket.replay_step(0).unwrap();
-    assert!(none.frames.is_empty() && !none.done, "no budget, no frame");
+    assert!(
+        none.frames.is_empty() && none.next != Next::Done,
+        "no budget, no frame"
+    );
     assert_eq!(
         texts(&socket.replay_step(frame_len).unwrap().frames),
         [r#"42["n",2,"2-0"]"#]
     );
     let last = socket.replay_step(frame_len).unwrap();
     assert_eq!(texts(&last.frames), [r#"42["n",3,"3-0"]"#]);
-    assert!(!last.done, "over budget: the reply waits for the next step");
+    assert!(
+        last.next != Next::Done,
+        "over budget: the reply waits for the next step"
+    );
     let end = socket.replay_step(frame_len).unwrap();
-    assert!(end.frames.is_empty() && end.done);
+    assert!(end.frames.is_empty() && end.next == Next::Done);
     assert!(socket.complete(&nsp()).is_some());
 }
 
@@ -160,7 +168,7 @@ fn socket_failed_resume_becomes_a_fresh_session_from_the_tip() {
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[11, 12])), Live::Held));
     socket.on_opened(opened(false, "NEW", &[], 11));
-    assert!(socket.replay_step(1 << 20).unwrap().done);
+    assert!(socket.replay_step(1 << 20).unwrap().next == Next::Done);
     let done = socket.complete(&nsp()).unwrap();
     assert_eq!(
         texts(&done.reply),
@@ -290,4 +298,113 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
             &Pid::from_wire("S6-pid")
         )]
     );
+}
+
+/// A resume whose first page is `missed` and whose next page starts after `offset`.
+fn opened_with_more(sid: &str, missed: &[u64], offset: u64) -> Opened {
+    Opened {
+        more: Some(cursor(offset)),
+        ..opened(true, sid, missed, offset)
+    }
+}
+
+fn cursor(after: u64) -> ReplayCursor {
+    ReplayCursor {
+        nsp: nsp(),
+        after: id(after),
+        count: 2,
+    }
+}
+
+fn page(missed: &[u64], read_to: u64, more: bool) -> ReplayPage {
+    ReplayPage {
+        missed: missed.iter().map(|&ms| entry(ms)).collect(),
+        read_to: id(read_to),
+        more: more.then(|| cursor(read_to)),
+    }
+}
+
+#[test]
+fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplicates() {
+    let mut socket = joining();
+    assert!(matches!(socket.on_live(live(&[9, 10])), Live::Held));
+    socket.on_opened(opened_with_more("S1", &[5, 6], 6));
+    let first = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(
+        texts(&first.frames),
+        [r#"42["n",5,"5-0"]"#, r#"42["n",6,"6-0"]"#]
+    );
+    assert_eq!(
+        first.next,
+        Next::Read(cursor(6)),
+        "the page written: read the next"
+    );
+    assert!(
+        socket.replay_step(1 << 20).is_none(),
+        "nothing to step while a page is read"
+    );
+    assert!(
+        socket.complete(&nsp()).is_none(),
+        "not joined while pages remain"
+    );
+    // A live batch during the read is held too; the page read meanwhile covers 7 to 9 (8 was for
+    // another namespace: read, not replayed).
+    assert!(matches!(socket.on_live(live(&[11])), Live::Held));
+    socket.on_replay_page(page(&[7, 9], 9, true));
+    let second = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(
+        texts(&second.frames),
+        [r#"42["n",7,"7-0"]"#, r#"42["n",9,"9-0"]"#]
+    );
+    assert_eq!(second.next, Next::Read(cursor(9)));
+    socket.on_replay_page(page(&[10], 10, false));
+    let last = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(texts(&last.frames), [r#"42["n",10,"10-0"]"#]);
+    assert_eq!(last.next, Next::Done, "the log's end was reached");
+    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(texts(&done.reply), [r#"40{"sid":"S1","pid":"S1-pid"}"#]);
+    assert_eq!(
+        texts(&done.held),
+        [r#"42["n",11,"11-0"]"#],
+        "9 and 10 were replayed: written once"
+    );
+    assert_eq!(done.replayed, 5);
+}
+
+#[test]
+fn socket_page_arriving_when_none_was_asked_for_is_ignored() {
+    let mut socket = joining();
+    socket.on_opened(opened_with_more("S1", &[5], 5));
+    socket.on_replay_page(page(&[6], 6, false));
+    let step = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(texts(&step.frames), [r#"42["n",5,"5-0"]"#]);
+    assert_eq!(step.next, Next::Read(cursor(5)));
+}
+
+#[test]
+fn socket_replay_failed_between_pages_joins_as_a_fresh_session_keeping_what_it_held() {
+    let mut socket = joining();
+    socket.on_opened(opened_with_more("OLD", &[5, 6], 6));
+    let first = socket.replay_step(1 << 20).unwrap();
+    assert_eq!(first.frames.len(), 2, "written: cannot be taken back");
+    assert!(matches!(first.next, Next::Read(_)));
+    assert!(matches!(socket.on_live(live(&[20, 21])), Live::Held));
+    // The next page was trimmed away: the replay goes; no step, no completion until a fresh answer.
+    assert!(socket.replay_failed());
+    assert!(!socket.replay_failed(), "once");
+    assert!(socket.replay_step(1 << 20).is_none());
+    assert!(socket.complete(&nsp()).is_none());
+    socket.on_opened(opened(false, "NEW", &[], 20));
+    assert_eq!(socket.replay_step(1 << 20).unwrap().next, Next::Done);
+    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(
+        texts(&done.reply),
+        [
+            r#"40{"sid":"NEW","pid":"NEW-pid"}"#,
+            r#"42["hub:offset","20-0"]"#
+        ],
+        "a new pid: the client sees recovered false"
+    );
+    assert!(!done.recovered);
+    assert_eq!(texts(&done.held), [r#"42["n",21,"21-0"]"#]);
 }

@@ -1,0 +1,288 @@
+//! Recovery on the embedded log: resumes, refusals, pages, the replay cap, refreshes.
+
+use super::*;
+use crate::actors::hub::Hub;
+use crate::actors::stream_bridge::Publish;
+use crate::protocol::target::Target;
+use crate::store::MemoryLog;
+
+fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery>) {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(1 << 20, metrics.clone()).start();
+    let log = Box::new(MemoryLog::new(max_len, usize::MAX));
+    let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
+    (
+        bridge.clone(),
+        Recovery::new(bridge, window, metrics).start(),
+    )
+}
+
+async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
+    let args: Arc<str> = Arc::from(format!("[\"n\",{n}]"));
+    bridge
+        .send(Publish {
+            target: Target::broadcast(Namespace::from(nsp)),
+            args,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn open(pid: &Pid, offset: impl ToString) -> Open {
+    Open {
+        nsp: Namespace::main(),
+        pid: Some(pid.to_string()),
+        offset: Some(offset.to_string()),
+    }
+}
+
+#[actix::test]
+async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
+    let (bridge, recovery) = start(10_000, Duration::from_secs(60));
+    let first = recovery
+        .send(Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        })
+        .await
+        .unwrap();
+    assert!(!first.recovered);
+    let offset = first.offset.unwrap();
+    let mut expected = Vec::new();
+    for n in 0..(REPLAY_BATCH * 2 + 7) {
+        let id = publish(&bridge, if n % 10 == 3 { "/other" } else { "/" }, n).await;
+        if n % 10 != 3 {
+            expected.push(id);
+        }
+    }
+    let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
+    assert!(resumed.recovered);
+    assert_eq!((resumed.sid, resumed.pid), (first.sid, first.pid));
+    let (replayed, _) = read_all(&recovery, resumed.missed, resumed.more).await;
+    assert_eq!(replayed, expected);
+}
+
+/// Every page of a replay, read on until one reaches the log's end: the ids, and the pages read.
+async fn read_all(
+    recovery: &Addr<Recovery>,
+    first: Vec<LogEntry>,
+    mut more: Option<ReplayCursor>,
+) -> (Vec<StreamId>, usize) {
+    let mut ids: Vec<StreamId> = first.iter().map(|e| e.id).collect();
+    let mut pages = 1;
+    while let Some(cursor) = more {
+        let page = recovery.send(ReadMissed(cursor)).await.unwrap().unwrap();
+        ids.extend(page.missed.iter().map(|e| e.id));
+        more = page.more;
+        pages += 1;
+    }
+    (ids, pages)
+}
+
+#[test]
+fn recovery_sizes_each_page_to_about_the_page_bytes() {
+    assert_eq!(
+        next_page_count(0, 0),
+        FIRST_PAGE,
+        "nothing read: start small"
+    );
+    assert_eq!(next_page_count(8, 8 * 60_000), REPLAY_PAGE_BYTES / 60_000);
+    assert_eq!(
+        next_page_count(8, 8 * 40),
+        REPLAY_BATCH,
+        "small entries: a full batch"
+    );
+    assert_eq!(
+        next_page_count(1, 4 << 20),
+        1,
+        "an entry over the page: one at a time"
+    );
+}
+
+#[actix::test]
+async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhile() {
+    let (bridge, recovery) = start(50, Duration::from_secs(60));
+    let first = recovery
+        .send(Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        })
+        .await
+        .unwrap();
+    for n in 0..40 {
+        publish(&bridge, "/", n).await;
+    }
+    let resumed = recovery
+        .send(open(&first.pid, first.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(resumed.recovered);
+    assert_eq!(
+        resumed.missed.len(),
+        FIRST_PAGE,
+        "the answer holds one page, not the backlog"
+    );
+    let cursor = resumed.more.clone().expect("more pages to read");
+    assert_eq!(cursor.after, resumed.missed.last().unwrap().id);
+    // The log moves on under the replay: 30 more entries trim what the cursor still has to read.
+    for n in 40..70 {
+        publish(&bridge, "/", n).await;
+    }
+    assert_eq!(
+        recovery.send(ReadMissed(cursor.clone())).await.unwrap(),
+        Err(StoreError::OffsetTrimmed(cursor.after)),
+        "a page after a trim is refused, never skipped over"
+    );
+}
+
+#[actix::test]
+async fn recovery_caps_replays_at_once_and_opens_a_fresh_session_past_the_wait() {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(1 << 20, metrics.clone()).start();
+    let log = Box::new(MemoryLog::new(100, usize::MAX));
+    let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
+    let recovery = Recovery::new(bridge.clone(), Duration::from_secs(60), metrics.clone())
+        .with_replay_slots(1, Duration::from_millis(50))
+        .start();
+    let fresh = |recovery: &Addr<Recovery>| {
+        recovery.send(Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        })
+    };
+    let (a, b) = (
+        fresh(&recovery).await.unwrap(),
+        fresh(&recovery).await.unwrap(),
+    );
+    let c = fresh(&recovery).await.unwrap();
+    publish(&bridge, "/", 0).await;
+    let holding = recovery
+        .send(open(&a.pid, a.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(holding.recovered && holding.slot.is_some());
+    let refused = recovery
+        .send(open(&b.pid, b.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        !refused.recovered,
+        "no slot within the wait: a fresh session"
+    );
+    assert_ne!(refused.pid, b.pid);
+    assert_eq!(metrics.replays_refused.get(), 1);
+    // The replay written (its slot dropped), the next resume gets the slot.
+    drop(holding);
+    let resumed = recovery
+        .send(open(&c.pid, c.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(resumed.recovered, "the slot is free again");
+    assert_eq!(metrics.replays_refused.get(), 1);
+}
+
+#[actix::test]
+async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_offset() {
+    let (bridge, recovery) = start(3, Duration::from_secs(60));
+    let first = recovery
+        .send(Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        })
+        .await
+        .unwrap();
+    let offset = publish(&bridge, "/", 0).await;
+    let refused = [
+        open(&Pid::from_wire("nobody"), offset),
+        open(&first.pid, "not-an-offset"),
+        open(&first.pid, StreamId::new(offset.ms + 60_000, 0)),
+    ];
+    for msg in refused {
+        let fresh = recovery.send(msg).await.unwrap();
+        assert!(!fresh.recovered);
+        assert_ne!(fresh.sid, first.sid);
+    }
+    for n in 1..5 {
+        publish(&bridge, "/", n).await;
+    }
+    let trimmed = recovery.send(open(&first.pid, offset)).await.unwrap();
+    assert!(
+        !trimmed.recovered && trimmed.missed.is_empty(),
+        "a trimmed offset never replays partially"
+    );
+}
+
+#[actix::test]
+async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
+    let (_bridge, recovery) = start(10, Duration::from_millis(50));
+    let first = recovery
+        .send(Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        })
+        .await
+        .unwrap();
+    actix::clock::sleep(Duration::from_millis(80)).await;
+    let late = recovery
+        .send(open(&first.pid, first.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(!late.recovered);
+
+    recovery.send(Forget(late.pid.clone())).await.unwrap();
+    let forgotten = recovery
+        .send(open(&late.pid, late.offset.unwrap()))
+        .await
+        .unwrap();
+    assert!(!forgotten.recovered);
+}
+
+#[actix::test]
+async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval() {
+    let (bridge, _) = start(10, Duration::from_secs(60));
+    let metrics = Arc::new(Metrics::default());
+    let mut recovery = Recovery::new(bridge, Duration::from_secs(60), metrics.clone());
+    let down = || StoreError::Unavailable("down".into());
+    recovery.refresh_failed(down());
+    assert_eq!(metrics.record_refreshes_failed.get(), 1);
+    assert_eq!(
+        recovery.failed_refreshes, 0,
+        "the first is reported at once"
+    );
+    let reported = recovery.last_refresh_warning.expect("reported");
+    recovery.refresh_failed(down());
+    recovery.refresh_failed(down());
+    assert_eq!(metrics.record_refreshes_failed.get(), 3);
+    assert_eq!(
+        recovery.failed_refreshes, 2,
+        "within the interval: counted for the next report"
+    );
+    assert_eq!(recovery.last_refresh_warning, Some(reported));
+    // An interval later, the next failure reports the count and starts over.
+    let earlier = reported.checked_sub(REFRESH_WARNING_EVERY).expect("uptime");
+    recovery.last_refresh_warning = Some(earlier);
+    recovery.refresh_failed(down());
+    assert_eq!(recovery.failed_refreshes, 0);
+    assert!(recovery.last_refresh_warning.is_some_and(|at| at > earlier));
+}
+
+#[actix::test]
+async fn recovery_keep_writes_the_record_so_the_session_resumes() {
+    let (bridge, recovery) = start(10, Duration::from_secs(60));
+    let (sid, pid) = (Sid::from_wire("kept-sid"), Pid::from_wire("kept-pid"));
+    let offset = publish(&bridge, "/", 0).await;
+    recovery
+        .send(Keep(SessionRecord::new(&sid, &pid)))
+        .await
+        .unwrap();
+    // Keep's save is queued at the bridge before this resume's load.
+    let resumed = recovery.send(open(&pid, offset)).await.unwrap();
+    assert!(resumed.recovered, "a kept record resumes");
+    assert_eq!((resumed.sid, resumed.pid), (sid, pid));
+}
