@@ -121,6 +121,12 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_BUFFERED_BYTES", default_value = "8388608", value_name = "BYTES",
           value_parser = at_least_one)]
     pub max_buffered_bytes: usize,
+    /// Bytes all WebSockets together may hold for unfinished frames and fragmented messages; a
+    /// connection that would pass it is closed with 1013 (try again later)
+    // 64 MiB: 64 clients each sending a message at the 1 MB max payload at once.
+    #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
+          value_name = "BYTES", value_parser = at_least_one)]
+    pub max_unfinished_bytes: usize,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]
@@ -325,6 +331,7 @@ mod tests {
             (c.max_notify_bytes, c.max_buffered_bytes),
             (64 * 1024, 8 * 1024 * 1024)
         );
+        assert_eq!(c.max_unfinished_bytes, 64 * 1024 * 1024);
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -466,6 +473,9 @@ mod tests {
             ("recovery", "off", |c| !c.recovery),
             ("max-notify-bytes", "10", |c| c.max_notify_bytes == 10),
             ("max-buffered-bytes", "123", |c| c.max_buffered_bytes == 123),
+            ("max-unfinished-bytes", "456", |c| {
+                c.max_unfinished_bytes == 456
+            }),
             ("public-dir", "/srv/www", |c| {
                 c.public_dir.as_os_str() == "/srv/www"
             }),

@@ -43,6 +43,21 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Adds `n` unless the value would pass `limit`; whether it did. For gauges that are a bound's
+    /// own count (atomic: concurrent callers never pass the limit together).
+    pub fn add_within(&self, n: i64, limit: i64) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
+                value.checked_add(n).filter(|&after| after <= limit)
+            })
+            .is_ok()
+    }
+
+    /// Subtracts `n`.
+    pub fn sub(&self, n: i64) {
+        self.0.fetch_sub(n, Ordering::AcqRel);
+    }
 }
 
 /// The metrics of one instance (tests run several in one process, so not a global).
@@ -61,6 +76,12 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
+    /// Bytes all WebSockets hold for unfinished frames and fragmented messages: the count of the
+    /// `HUB_MAX_UNFINISHED_BYTES` budget itself (kept by `ws_read::UnfinishedBudget`).
+    pub ws_unfinished_bytes: Gauge,
+    /// WebSockets closed (1013) because their unfinished frames and messages would have passed
+    /// the instance's budget (`HUB_MAX_UNFINISHED_BYTES`).
+    pub ws_unfinished_refused: Counter,
 }
 
 impl Metrics {
@@ -82,6 +103,11 @@ impl Metrics {
             "hub_ready",
             "Whether the log backend is reachable and being read.",
             self.log_reading.get(),
+        );
+        gauge(
+            "hub_websocket_unfinished_bytes",
+            "Bytes WebSockets hold for unfinished frames and fragmented messages.",
+            self.ws_unfinished_bytes.get(),
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(
@@ -109,6 +135,11 @@ impl Metrics {
             "Session record refreshes that failed; those sessions may not resume.",
             self.record_refreshes_failed.get(),
         );
+        counter(
+            "hub_websocket_unfinished_refused_total",
+            "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
+            self.ws_unfinished_refused.get(),
+        );
         out
     }
 }
@@ -126,6 +157,9 @@ mod tests {
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
+        metrics.ws_unfinished_refused.add(6);
+        assert!(metrics.ws_unfinished_bytes.add_within(7, 7));
+        assert!(!metrics.ws_unfinished_bytes.add_within(1, 7));
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -134,9 +168,11 @@ mod tests {
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
+            "hub_websocket_unfinished_refused_total 6\n",
+            "# TYPE hub_websocket_unfinished_bytes gauge\nhub_websocket_unfinished_bytes 7\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 8);
     }
 }
