@@ -4,7 +4,8 @@
 #   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
 #   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
-#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, and the python-socketio client;
+#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
+#   and the python-socketio client;
 #   browser tests: the page on two instances in Debian's headless Chromium (playwright-core).
 #
 # Needs: the Rust toolchain, Node.js 20+ with npm, and Debian's apt-get (as root) for what is missing.

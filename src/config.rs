@@ -166,6 +166,12 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_UNJOINED", default_value = "10000", value_name = "N",
           value_parser = at_least_one)]
     pub max_unjoined: usize,
+    /// Bytes all WebSockets together may hold for unfinished frames and fragmented messages; a
+    /// connection that would pass it is closed with 1013 (try again later)
+    // 64 MiB: 64 clients each sending a message at the 1 MB max payload at once.
+    #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
+          value_name = "BYTES", value_parser = at_least_one)]
+    pub max_unfinished_bytes: usize,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]
@@ -384,6 +390,7 @@ mod tests {
             (c.max_sessions, c.max_sessions_per_address, c.max_unjoined),
             (100_000, 1000, 10_000)
         );
+        assert_eq!(c.max_unfinished_bytes, 64 * 1024 * 1024);
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -539,6 +546,9 @@ mod tests {
                 c.max_sessions_per_address == 0
             }),
             ("max-unjoined", "20", |c| c.max_unjoined == 20),
+            ("max-unfinished-bytes", "456", |c| {
+                c.max_unfinished_bytes == 456
+            }),
             ("public-dir", "/srv/www", |c| {
                 c.public_dir.as_os_str() == "/srv/www"
             }),

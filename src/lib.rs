@@ -46,6 +46,7 @@ use actors::recovery::{Flush, Recovery};
 use actors::registry::{CloseEvery, Registry};
 use actors::session::{Session, SessionParts, SessionSettings};
 use actors::stream_bridge::StreamBridge;
+use actors::ws_read::UnfinishedBudget;
 use app::{HubApp, SharedApp};
 use config::Config;
 use metrics::Metrics;
@@ -198,6 +199,10 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
         engine_echo: config.engine_echo,
         max_buffered: config.max_buffered_bytes,
+        unfinished: Arc::new(UnfinishedBudget::new(
+            config.max_unfinished_bytes,
+            metrics.clone(),
+        )),
     });
     let parts = SessionParts {
         settings,

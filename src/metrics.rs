@@ -43,6 +43,21 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Adds `n` unless the value would pass `limit`; whether it did. For gauges that are a bound's
+    /// own count (atomic: concurrent callers never pass the limit together).
+    pub fn add_within(&self, n: i64, limit: i64) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |value| {
+                value.checked_add(n).filter(|&after| after <= limit)
+            })
+            .is_ok()
+    }
+
+    /// Subtracts `n`.
+    pub fn sub(&self, n: i64) {
+        self.0.fetch_sub(n, Ordering::AcqRel);
+    }
 }
 
 /// The metrics of one instance (tests run several in one process, so not a global).
@@ -87,6 +102,12 @@ pub struct Metrics {
     pub handshakes_refused_per_address: Counter,
     /// Handshakes refused: `--max-unjoined` reached (503).
     pub handshakes_refused_unjoined: Counter,
+    /// Bytes all WebSockets hold for unfinished frames and fragmented messages: the count of the
+    /// `HUB_MAX_UNFINISHED_BYTES` budget itself (kept by `ws_read::UnfinishedBudget`).
+    pub ws_unfinished_bytes: Gauge,
+    /// WebSockets closed (1013) because their unfinished frames and messages would have passed
+    /// the instance's budget (`HUB_MAX_UNFINISHED_BYTES`).
+    pub ws_unfinished_refused: Counter,
 }
 
 impl Metrics {
@@ -123,6 +144,11 @@ impl Metrics {
             "hub_unjoined_sessions",
             "Engine.IO sessions open that have not joined a namespace yet.",
             self.unjoined_sessions.get(),
+        );
+        gauge(
+            "hub_websocket_unfinished_bytes",
+            "Bytes WebSockets hold for unfinished frames and fragmented messages.",
+            self.ws_unfinished_bytes.get(),
         );
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = write!(
@@ -195,6 +221,11 @@ impl Metrics {
             "Handshakes refused with 503: --max-unjoined reached.",
             self.handshakes_refused_unjoined.get(),
         );
+        counter(
+            "hub_websocket_unfinished_refused_total",
+            "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
+            self.ws_unfinished_refused.get(),
+        );
         out
     }
 }
@@ -224,6 +255,9 @@ mod tests {
         metrics.handshakes_refused_sessions.add(20);
         metrics.handshakes_refused_per_address.add(21);
         metrics.handshakes_refused_unjoined.add(22);
+        metrics.ws_unfinished_refused.add(23);
+        assert!(metrics.ws_unfinished_bytes.add_within(7, 7));
+        assert!(!metrics.ws_unfinished_bytes.add_within(1, 7));
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -244,9 +278,11 @@ mod tests {
             "hub_handshakes_refused_max_sessions_total 20\n",
             "hub_handshakes_refused_per_address_total 21\n",
             "hub_handshakes_refused_unjoined_total 22\n",
+            "hub_websocket_unfinished_refused_total 23\n",
+            "# TYPE hub_websocket_unfinished_bytes gauge\nhub_websocket_unfinished_bytes 7\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 18);
+        assert_eq!(text.matches("# HELP ").count(), 20);
     }
 }

@@ -9,6 +9,8 @@
 //! |---|---|---|---|---|
 //! | TransportClosed | transport close | bare (client sees 1005, as with Node) | `6` (noop) | - |
 //! | Transport(..) | transport error | 1002 | `1` (close) | 400, empty |
+//! | InvalidPayload(..) | transport error | 1007 | `1` | 400, empty |
+//! | UnfinishedOverBudget | transport error | 1013 (try again later) | `1` | - |
 //! | PingTimeout | ping timeout | bare | `1` | - |
 //! | Parse(..) | parse error | bare | `1` | 400, empty |
 //! | MessageTooBig | message too big | 1009 | `1` | 413, empty |
@@ -22,6 +24,8 @@
 
 use actix::Message;
 use actix_http::ws::CloseCode;
+
+use super::ws_frames::FramingError;
 
 /// Socket.IO's disconnect reasons (the strings a Node server reports), plus the hub's slow consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,16 @@ pub enum SessionError {
     /// The transport failed or was misused; the text says how.
     #[error("transport error: {0}")]
     Transport(&'static str),
+    /// Data that is not what its frame says: a text message or close reason that is not UTF-8
+    /// (RFC 6455 §8.1); the text says which.
+    #[error("invalid payload data: {0}")]
+    InvalidPayload(&'static str),
+    /// The bytes the instance holds for unfinished WebSocket frames and messages, this
+    /// connection's included, would pass `HUB_MAX_UNFINISHED_BYTES`. Not the client's fault
+    /// alone and temporary: 1013 "try again later" (IANA registry), not 1009, whose message is
+    /// within the max payload.
+    #[error("unfinished websocket frames over the instance's budget")]
+    UnfinishedOverBudget,
     /// No pong within the ping timeout (reference §1.7).
     #[error("no pong within the ping timeout")]
     PingTimeout,
@@ -107,6 +121,12 @@ impl SessionError {
             SessionError::Transport(_) => {
                 (DisconnectReason::TransportError, Some(CloseCode::Protocol))
             }
+            SessionError::InvalidPayload(_) => {
+                (DisconnectReason::TransportError, Some(CloseCode::Invalid))
+            }
+            SessionError::UnfinishedOverBudget => {
+                (DisconnectReason::TransportError, Some(CloseCode::Again))
+            }
             SessionError::PingTimeout => (DisconnectReason::PingTimeout, None),
             SessionError::Parse(_) => (DisconnectReason::ParseError, None),
             SessionError::MessageTooBig => (DisconnectReason::MessageTooBig, Some(CloseCode::Size)),
@@ -134,6 +154,19 @@ impl SessionError {
     }
 }
 
+impl From<FramingError> for SessionError {
+    /// Which ending a framing violation is (RFC 6455 §7.4.1 names the codes in `consequence`).
+    fn from(err: FramingError) -> SessionError {
+        match err {
+            FramingError::TooBig => SessionError::MessageTooBig,
+            FramingError::InvalidUtf8 | FramingError::CloseReasonNotUtf8 => {
+                SessionError::InvalidPayload(err.as_str())
+            }
+            _ => SessionError::Transport(err.as_str()),
+        }
+    }
+}
+
 /// End the session now, for this reason (from the Hub: too slow; the Registry: shutting down; the
 /// HTTP handlers: a polling POST that could not be read).
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -145,10 +178,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn framing_violations_close_with_the_codes_of_rfc_6455() {
+        let code = |err: FramingError| {
+            SessionError::from(err)
+                .consequence()
+                .close_code
+                .map(u16::from)
+        };
+        for protocol in [
+            FramingError::ReservedBits,
+            FramingError::UnknownOpcode(3),
+            FramingError::Unmasked,
+            FramingError::FragmentedControl,
+            FramingError::ControlTooLong,
+            FramingError::LengthMsbSet,
+            FramingError::ContinuationWithoutStart,
+            FramingError::MessageNotFinished,
+            FramingError::CloseTooShort,
+            FramingError::InvalidCloseCode(1005),
+        ] {
+            assert_eq!(code(protocol), Some(1002), "{protocol:?}");
+        }
+        assert_eq!(code(FramingError::InvalidUtf8), Some(1007));
+        assert_eq!(code(FramingError::CloseReasonNotUtf8), Some(1007));
+        assert_eq!(code(FramingError::TooBig), Some(1009));
+    }
+
+    #[test]
     fn consequence_maps_each_ending_to_its_close_code_and_answers() {
         let code = |err: SessionError| err.consequence().close_code.map(u16::from);
         assert_eq!(code(SessionError::TransportClosed), None);
         assert_eq!(code(SessionError::Transport("x")), Some(1002));
+        assert_eq!(code(SessionError::InvalidPayload("x")), Some(1007));
+        assert_eq!(code(SessionError::UnfinishedOverBudget), Some(1013));
         assert_eq!(code(SessionError::PingTimeout), None);
         assert_eq!(code(SessionError::Parse("x".into())), None);
         assert_eq!(code(SessionError::MessageTooBig), Some(1009));

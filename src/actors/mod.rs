@@ -12,6 +12,9 @@
 //!   its messages (`mod.rs`), the Engine.IO transports (`transport.rs`), the Socket.IO side
 //!   (`namespaces.rs`) and each namespace socket's state machine (`socket.rs`, no actor).
 //! - [`ws_conn::WsConn`]: one per WebSocket; carries frames between the socket and its Session.
+//! - [`ws_frames`]: RFC 6455 framing of what clients send: checks at each frame header, reassembly.
+//! - [`ws_read`]: a WebSocket's reading side, and the instance's budget of bytes held by unfinished
+//!   frames (no actor).
 //! - [`registry::Registry`]: Engine.IO sid → Session, for polling requests and upgrades.
 //! - [`hub::Hub`]: namespace → room → sockets; frames each log entry once and fans it out to its target.
 //! - [`stream_bridge::StreamBridge`]: the only owner of the log backend.
@@ -20,7 +23,8 @@
 //! - [`outbound`]: the per-client byte count of the slow-consumer bound, and the frame type.
 //!
 //! Imports go one way: session → {hub, recovery, registry, ws_conn}; recovery → stream_bridge → hub;
-//! all → {disconnect, outbound}.
+//! all → {disconnect, outbound}; ws_conn → ws_read → ws_frames; disconnect → ws_frames, which
+//! imports no actor file.
 //!
 //! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
 
@@ -32,3 +36,5 @@ pub(crate) mod registry;
 pub(crate) mod session;
 pub mod stream_bridge;
 pub(crate) mod ws_conn;
+pub(crate) mod ws_frames;
+pub(crate) mod ws_read;

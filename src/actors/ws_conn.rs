@@ -2,9 +2,10 @@
 //! from long-polling, reference §1.6).
 //!
 //! Owns: the TCP stream, taken over from the HTTP layer once the upgrade was answered
-//! (`http::socketio::websocket`), the reassembly of fragmented messages, and the bytes the socket
-//! has not taken yet.
-//! Receives: WebSocket frames from the client; WsWrite and WsClose from its Session.
+//! (`http::socketio::websocket`), its reader (`ws_read`: framing checks, reassembly, the budget
+//! of unfinished bytes), and the bytes the socket has not taken yet.
+//! Receives: the client's messages and control frames (from its reader); WsWrite and WsClose from
+//! its Session.
 //! Sends: WsEvent to its Session (attached, text, binary, closed). It decodes nothing: the Session
 //! speaks the protocol, whatever its transport.
 //!
@@ -14,25 +15,22 @@
 //! actor turn queued goes to the kernel when the turn is over, in one `write` (under load, the frames
 //! of many batches in one), and a socket that keeps up holds no buffer at all.
 
-use std::cell::{Cell, RefCell};
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_codec::Decoder;
-use actix_http::ws::{CloseCode, Codec, Frame, Item, ProtocolError};
+use actix_http::ws::CloseCode;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_core::Stream;
 
 use super::disconnect::SessionError;
 use super::outbound::{Out, Outbound};
+use super::ws_frames::Incoming;
+use super::ws_read::{FrameReader, ReadError, ReadGate, UnfinishedBudget};
 
 /// How long a closing connection waits, once its close frame is written, for the client to close
 /// its side before it is dropped.
@@ -47,9 +45,6 @@ const READ_RESUME_BELOW: usize = 64 * 1024;
 const WRITE_NOW_ABOVE: usize = 64 * 1024;
 /// When a new connection checks that its session took it (a session may end just as it comes up).
 const ATTACH_CHECK: Duration = Duration::from_secs(5);
-
-/// Bytes read from the socket per `read`.
-const READ_CHUNK: usize = 4096;
 
 /// Names one WebSocket connection, so a Session tells its transport from an upgrade probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,12 +65,14 @@ impl std::fmt::Display for WsConnId {
 }
 
 /// What a connection may hold: the session settings it needs, and no more.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WsLimits {
     /// Largest message accepted, fragments included (`HUB_MAX_PAYLOAD`).
     pub max_payload: usize,
     /// The slow-consumer bound (`HUB_MAX_BUFFERED_BYTES`).
     pub max_buffered: usize,
+    /// The instance's budget of bytes held by unfinished frames (`HUB_MAX_UNFINISHED_BYTES`).
+    pub unfinished: Arc<UnfinishedBudget>,
 }
 
 /// What a WsConn reports to its Session; `conn` tells which socket (a session may have two during
@@ -154,10 +151,8 @@ pub struct WsConn {
     outbound: Arc<Outbound>,
     /// The connection (shared with the frame reader).
     socket: Rc<TcpStream>,
-    /// What the client sent before the upgrade was answered (a pipelined first frame).
-    early: Option<BytesMut>,
-    /// Largest message accepted, fragments included.
-    max_payload: usize,
+    /// The reading side, until `started` makes it this actor's stream.
+    reader: Option<FrameReader>,
     /// The slow-consumer bound (`HUB_MAX_BUFFERED_BYTES`); twice that much unwritten ends the
     /// connection whatever its cause.
     max_buffered: usize,
@@ -171,8 +166,6 @@ pub struct WsConn {
     awaiting_writable: bool,
     /// Whether a Flush is on its way.
     flush_scheduled: bool,
-    /// A fragmented message being reassembled: (is text, bytes so far).
-    fragments: Option<(bool, BytesMut)>,
     /// Whether the Session was already told the connection ended.
     ended: bool,
     /// Our close frame is written (or queued): nothing follows it; the client closes its side.
@@ -191,20 +184,27 @@ impl WsConn {
         limits: WsLimits,
         open: Arc<AtomicUsize>,
     ) -> WsConn {
+        let socket = Rc::new(socket);
+        let reading = Rc::new(ReadGate::default());
+        let reader = FrameReader::new(
+            socket.clone(),
+            early,
+            limits.max_payload,
+            reading.clone(),
+            limits.unfinished,
+        );
         WsConn {
             id,
             session,
             outbound,
-            socket: Rc::new(socket),
-            early: Some(early),
-            max_payload: limits.max_payload,
+            socket,
+            reader: Some(reader),
             max_buffered: limits.max_buffered,
             unwritten: BytesMut::new(),
-            reading: Rc::default(),
+            reading,
             open,
             awaiting_writable: false,
             flush_scheduled: false,
-            fragments: None,
             ended: false,
             closing: false,
         }
@@ -352,47 +352,6 @@ impl WsConn {
         }
         ctx.stop();
     }
-
-    fn on_fragment(&mut self, item: Item, ctx: &mut Context<Self>) {
-        let (is_text, bytes, last) = match item {
-            Item::FirstText(b) => (Some(true), b, false),
-            Item::FirstBinary(b) => (Some(false), b, false),
-            Item::Continue(b) => (None, b, false),
-            Item::Last(b) => (None, b, true),
-        };
-        match (is_text, self.fragments.as_mut()) {
-            (Some(text), None) => self.fragments = Some((text, BytesMut::from(&bytes[..]))),
-            (None, Some((_, buffer))) => buffer.extend_from_slice(&bytes),
-            _ => {
-                return self.end(
-                    ctx,
-                    SessionError::Transport("websocket fragments out of order"),
-                )
-            }
-        }
-        if self
-            .fragments
-            .as_ref()
-            .is_some_and(|(_, buffer)| buffer.len() > self.max_payload)
-        {
-            return self.end(ctx, SessionError::MessageTooBig);
-        }
-        if let (true, Some((is_text, buffer))) = (last, self.fragments.take()) {
-            let bytes = buffer.freeze();
-            if is_text {
-                self.on_text(bytes, ctx);
-            } else {
-                self.report(WsEventKind::Binary(bytes));
-            }
-        }
-    }
-
-    fn on_text(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
-        match ByteString::try_from(bytes) {
-            Ok(text) => self.report(WsEventKind::Text(text)),
-            Err(_) => self.end(ctx, SessionError::Transport("websocket text is not UTF-8")),
-        }
-    }
 }
 
 impl Actor for WsConn {
@@ -400,17 +359,9 @@ impl Actor for WsConn {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.open.fetch_add(1, Ordering::Relaxed);
-        let early = self.early.take().unwrap_or_default();
-        ctx.add_stream(FrameReader {
-            socket: self.socket.clone(),
-            buffer: early,
-            codec: Codec::new().max_size(self.max_payload),
-            // A frame's header and mask on top of its payload.
-            max_frame: self.max_payload + 14,
-            gate: self.reading.clone(),
-            discarding: false,
-            done: false,
-        });
+        if let Some(reader) = self.reader.take() {
+            ctx.add_stream(reader);
+        }
         if !self.session.connected() {
             // Its session ended before this socket came up (e.g. a late upgrade probe).
             self.ended = true;
@@ -483,26 +434,28 @@ impl Handler<WsClose> for WsConn {
     }
 }
 
-impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
-    fn handle(&mut self, frame: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
+impl StreamHandler<Result<Incoming, ReadError>> for WsConn {
+    fn handle(&mut self, incoming: Result<Incoming, ReadError>, ctx: &mut Self::Context) {
         if self.closing {
             // Only the client's side of the close is awaited now.
             return;
         }
-        match frame {
-            Ok(Frame::Text(bytes)) => self.on_text(bytes, ctx),
-            Ok(Frame::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
-            Ok(Frame::Continuation(item)) => self.on_fragment(item, ctx),
-            Ok(Frame::Ping(bytes)) => {
+        match incoming {
+            Ok(Incoming::Text(text)) => self.report(WsEventKind::Text(text)),
+            Ok(Incoming::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
+            Ok(Incoming::Ping(bytes)) => {
                 self.outbound.encoded(bytes.len());
                 encode_frame(&mut self.unwritten, Opcode::Pong, &bytes);
                 self.schedule_flush(ctx);
             }
-            Ok(Frame::Pong(_)) => {}
-            Ok(Frame::Close(_)) => self.end(ctx, SessionError::TransportClosed),
-            Err(ProtocolError::Overflow) => self.end(ctx, SessionError::MessageTooBig),
-            Err(ProtocolError::Io(_)) => self.broken(ctx),
-            Err(_) => self.end(ctx, SessionError::Transport("websocket protocol error")),
+            Ok(Incoming::Pong) => {}
+            Ok(Incoming::Close) => self.end(ctx, SessionError::TransportClosed),
+            Err(ReadError::Framing(err)) => self.end(ctx, err.into()),
+            Err(ReadError::OverBudget) => self.end(ctx, SessionError::UnfinishedOverBudget),
+            Err(ReadError::Io(err)) => {
+                log::debug!("websocket read failed conn={}: {err}", self.id);
+                self.broken(ctx)
+            }
         }
     }
 
@@ -513,105 +466,6 @@ impl StreamHandler<Result<Frame, ProtocolError>> for WsConn {
             self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
         ctx.stop();
-    }
-}
-
-/// Whether a connection's reader may read; shared by the WsConn (which pauses and resumes it) and
-/// its FrameReader (which waits while paused).
-#[derive(Default)]
-struct ReadGate {
-    paused: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl ReadGate {
-    fn pause(&self) {
-        self.paused.set(true);
-    }
-
-    fn resume(&self) {
-        if self.paused.replace(false) {
-            if let Some(waker) = self.waker.borrow_mut().take() {
-                waker.wake();
-            }
-        }
-    }
-
-    /// Whether paused; if so, `cx` is woken on resume.
-    fn is_paused(&self, cx: &TaskContext<'_>) -> bool {
-        if self.paused.get() {
-            *self.waker.borrow_mut() = Some(cx.waker().clone());
-        }
-        self.paused.get()
-    }
-}
-
-/// The client's frames, read from the socket as they come. Between messages it holds no buffer.
-/// After a bad frame nothing more is decoded: the rest is read and dropped until the client closes
-/// (so our close frame is not lost to a reset), and the stream ends there.
-struct FrameReader {
-    socket: Rc<TcpStream>,
-    buffer: BytesMut,
-    codec: Codec,
-    /// The largest frame accepted: the codec only checks a frame's size once all of it is read.
-    max_frame: usize,
-    gate: Rc<ReadGate>,
-    /// A bad frame was read: discard until the end.
-    discarding: bool,
-    /// The end was reached.
-    done: bool,
-}
-
-impl Stream for FrameReader {
-    type Item = Result<Frame, ProtocolError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            if this.gate.is_paused(cx) {
-                return Poll::Pending;
-            }
-            if this.discarding {
-                this.buffer.clear();
-            } else {
-                match this.codec.decode(&mut this.buffer) {
-                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                    Ok(None) if this.buffer.len() > this.max_frame => {
-                        this.discarding = true;
-                        return Poll::Ready(Some(Err(ProtocolError::Overflow)));
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        this.discarding = true;
-                        return Poll::Ready(Some(Err(err)));
-                    }
-                }
-            }
-            if this.buffer.is_empty() {
-                this.buffer = BytesMut::new();
-            }
-            if let Err(err) = ready!(this.socket.poll_read_ready(cx)) {
-                this.done = true;
-                return Poll::Ready(Some(Err(ProtocolError::Io(err))));
-            }
-            let mut chunk = [0u8; READ_CHUNK];
-            match this.socket.try_read(&mut chunk) {
-                Ok(0) => this.done = true,
-                Ok(n) => this.buffer.extend_from_slice(&chunk[..n]),
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(err) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(ProtocolError::Io(err))));
-                }
-            }
-        }
     }
 }
 
@@ -640,6 +494,9 @@ mod tests {
 
     #[test]
     fn frames_decode_back_with_the_client_codec() {
+        use actix_codec::Decoder;
+        use actix_http::ws::{Codec, Frame};
+
         let mut bytes = framed(Opcode::Text, "é".repeat(100).as_bytes());
         let frame = Codec::new().client_mode().decode(&mut bytes).unwrap();
         assert!(matches!(frame, Some(Frame::Text(t)) if t == "é".repeat(100).as_bytes()));

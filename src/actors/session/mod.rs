@@ -45,6 +45,7 @@ use super::outbound::{Out, Outbound};
 use super::recovery::{Keep, Recovery};
 use super::registry::{Registry, Remove};
 use super::ws_conn::{WsClose, WsConnId, WsLimits};
+use super::ws_read::UnfinishedBudget;
 use crate::admission::Ticket;
 use crate::app::{Handshake, Payload, SharedApp};
 use crate::metrics::Metrics;
@@ -119,6 +120,9 @@ pub struct SessionSettings {
     pub engine_echo: bool,
     /// Bytes a polling queue may hold for a client that does not poll (the outgoing bound).
     pub max_buffered: usize,
+    /// Bytes all WebSockets of the instance may hold for unfinished frames and messages
+    /// (`HUB_MAX_UNFINISHED_BYTES`), shared by all of them.
+    pub unfinished: Arc<UnfinishedBudget>,
 }
 
 impl SessionSettings {
@@ -127,6 +131,7 @@ impl SessionSettings {
         WsLimits {
             max_payload: self.max_payload,
             max_buffered: self.max_buffered,
+            unfinished: self.unfinished.clone(),
         }
     }
 }

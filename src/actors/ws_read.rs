@@ -1,0 +1,259 @@
+//! Reading a client's WebSocket: the socket's bytes through the [`Deframer`] (`ws_frames`), and
+//! the bytes held for unfinished frames and messages charged to the instance's budget
+//! (`HUB_MAX_UNFINISHED_BYTES`).
+//!
+//! Owns: per connection, its deframer and its charge against the shared [`UnfinishedBudget`].
+//! Receives: bytes from the socket. Yields: [`Incoming`] messages and control frames to its WsConn,
+//! or a [`ReadError`] after which nothing more is decoded.
+//!
+//! What is charged: the bytes a connection holds while it waits for the rest of a frame or of a
+//! fragmented message. A frame that arrives whole in one read is decoded before anything is
+//! charged, so clients that send ordinary messages never touch the budget.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{ready, Context as TaskContext, Poll, Waker};
+
+use actix_web::rt::net::TcpStream;
+use actix_web::web::BytesMut;
+use futures_core::Stream;
+
+use super::ws_frames::{Deframer, FramingError, Incoming};
+use crate::limited_warn;
+use crate::log_limit::LimitedLog;
+use crate::metrics::Metrics;
+
+/// Bytes read from the socket per `read`.
+const READ_CHUNK: usize = 4096;
+
+/// Why a connection's reader stopped decoding.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The client broke a framing rule.
+    Framing(FramingError),
+    /// Its unfinished frames and messages would pass the instance's budget.
+    OverBudget,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+/// The bytes all connections of an instance may hold for unfinished frames and fragmented
+/// messages (`HUB_MAX_UNFINISHED_BYTES`). A connection whose growth would pass it is refused
+/// (close 1013); one that stays under it is not affected by others. The count itself is the
+/// `hub_websocket_unfinished_bytes` gauge.
+#[derive(Debug)]
+pub struct UnfinishedBudget {
+    limit: i64,
+    metrics: Arc<Metrics>,
+}
+
+/// Clients refused for the budget (the line is rate-limited: a flood of them is one line a while).
+static OVER_BUDGET: LimitedLog = LimitedLog::per_minute(6);
+
+impl UnfinishedBudget {
+    /// A budget of `limit` bytes, counted (and its refusals too) in `metrics`.
+    pub fn new(limit: usize, metrics: Arc<Metrics>) -> UnfinishedBudget {
+        UnfinishedBudget {
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+            metrics,
+        }
+    }
+
+    /// Bytes held now, by all connections.
+    pub fn held(&self) -> i64 {
+        self.metrics.ws_unfinished_bytes.get()
+    }
+
+    /// Takes `bytes` more, unless that passes the limit (then counts and logs the refusal).
+    fn grow(&self, bytes: usize) -> bool {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if self
+            .metrics
+            .ws_unfinished_bytes
+            .add_within(bytes, self.limit)
+        {
+            return true;
+        }
+        self.metrics.ws_unfinished_refused.inc();
+        limited_warn!(
+            OVER_BUDGET,
+            "websocket closed (1013): its unfinished frames would pass \
+             HUB_MAX_UNFINISHED_BYTES={} (held now: {})",
+            self.limit,
+            self.held()
+        );
+        false
+    }
+
+    fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+            self.metrics.ws_unfinished_bytes.sub(bytes);
+        }
+    }
+}
+
+/// Whether a connection's reader may read; shared by the WsConn (which pauses and resumes it) and
+/// its FrameReader (which waits while paused).
+#[derive(Default)]
+pub struct ReadGate {
+    paused: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl ReadGate {
+    /// Stop reading (the client does not take its output).
+    pub fn pause(&self) {
+        self.paused.set(true);
+    }
+
+    /// Read again.
+    pub fn resume(&self) {
+        if self.paused.replace(false) {
+            if let Some(waker) = self.waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Whether paused; if so, `cx` is woken on resume.
+    fn is_paused(&self, cx: &TaskContext<'_>) -> bool {
+        if self.paused.get() {
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+        }
+        self.paused.get()
+    }
+}
+
+/// The client's messages, read from the socket as they come. Between messages it holds no buffer.
+/// After an error nothing more is decoded: the rest is read and dropped until the client closes
+/// (so our close frame is not lost to a reset), and the stream ends there.
+pub struct FrameReader {
+    socket: Rc<TcpStream>,
+    deframer: Deframer,
+    gate: Rc<ReadGate>,
+    budget: Arc<UnfinishedBudget>,
+    /// What this connection has taken from the budget.
+    charged: usize,
+    /// An error was reported: discard until the end.
+    discarding: bool,
+    /// The end was reached.
+    done: bool,
+}
+
+impl FrameReader {
+    /// A reader of `socket`, starting with `early` (bytes that came with the upgrade request).
+    pub fn new(
+        socket: Rc<TcpStream>,
+        early: BytesMut,
+        max_payload: usize,
+        gate: Rc<ReadGate>,
+        budget: Arc<UnfinishedBudget>,
+    ) -> FrameReader {
+        FrameReader {
+            socket,
+            deframer: Deframer::new(early, max_payload),
+            gate,
+            budget,
+            charged: 0,
+            discarding: false,
+            done: false,
+        }
+    }
+
+    /// Charges (or gives back) the difference between what is held and what was charged; false if
+    /// the budget refuses.
+    fn settle(&mut self) -> bool {
+        let held = self.deframer.held();
+        if held > self.charged {
+            if !self.budget.grow(held - self.charged) {
+                return false;
+            }
+        } else if held < self.charged {
+            self.budget.release(self.charged - held);
+        }
+        self.charged = held;
+        true
+    }
+
+    /// Nothing more is decoded; what was held is given back.
+    fn fail(&mut self, err: ReadError) -> Poll<Option<Result<Incoming, ReadError>>> {
+        self.discarding = true;
+        self.deframer.clear();
+        self.settle();
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        self.budget.release(self.charged);
+    }
+}
+
+impl Stream for FrameReader {
+    type Item = Result<Incoming, ReadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if this.gate.is_paused(cx) {
+                return Poll::Pending;
+            }
+            if this.discarding {
+                this.deframer.clear();
+            } else {
+                match this.deframer.next() {
+                    Ok(Some(incoming)) => return Poll::Ready(Some(Ok(incoming))),
+                    Ok(None) => {}
+                    Err(err) => return this.fail(ReadError::Framing(err)),
+                }
+                // More bytes are needed: what waits for them counts against the budget.
+                if !this.settle() {
+                    return this.fail(ReadError::OverBudget);
+                }
+            }
+            if let Err(err) = ready!(this.socket.poll_read_ready(cx)) {
+                this.done = true;
+                return Poll::Ready(Some(Err(ReadError::Io(err))));
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            match this.socket.try_read(&mut chunk) {
+                Ok(0) => this.done = true,
+                Ok(n) => this.deframer.extend(&chunk[..n]),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(ReadError::Io(err))));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refuses_growth_past_its_limit_and_takes_back_releases() {
+        let metrics = Arc::new(Metrics::default());
+        let budget = UnfinishedBudget::new(100, metrics.clone());
+        assert!(budget.grow(60));
+        assert!(!budget.grow(41));
+        assert!(budget.grow(40));
+        budget.release(100);
+        assert_eq!(budget.held(), 0);
+        assert_eq!(metrics.ws_unfinished_refused.get(), 1);
+    }
+}
