@@ -61,6 +61,8 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
+    /// Requests (notify, polling POST) whose body did not arrive within the body timeout: 408.
+    pub request_body_timeouts: Counter,
 }
 
 impl Metrics {
@@ -109,6 +111,11 @@ impl Metrics {
             "Session record refreshes that failed; those sessions may not resume.",
             self.record_refreshes_failed.get(),
         );
+        counter(
+            "hub_request_body_timeouts_total",
+            "Requests answered 408 because their body did not arrive within the body timeout.",
+            self.request_body_timeouts.get(),
+        );
         out
     }
 }
@@ -126,6 +133,7 @@ mod tests {
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
+        metrics.request_body_timeouts.add(6);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -134,9 +142,10 @@ mod tests {
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
+            "hub_request_body_timeouts_total 6\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 7);
     }
 }

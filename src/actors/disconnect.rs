@@ -12,6 +12,7 @@
 //! | PingTimeout | ping timeout | bare | `1` | - |
 //! | Parse(..) | parse error | bare | `1` | 400, empty |
 //! | MessageTooBig | message too big | 1009 | `1` | 413, empty |
+//! | BodyTimeout | transport error | - (polling only) | `1` | 408, empty |
 //! | ConnectTimeout | connect timeout | bare | `1` | - |
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
@@ -62,6 +63,10 @@ pub enum SessionError {
     /// A message over the max payload (`HUB_MAX_PAYLOAD`).
     #[error("message larger than the max payload")]
     MessageTooBig,
+    /// A polling POST whose body did not arrive within `HUB_REQUEST_BODY_TIMEOUT_MS` (Engine.IO's
+    /// "http request timeout": Node answers 408 and closes the session).
+    #[error("polling body not received within the request body timeout")]
+    BodyTimeout,
     /// No namespace joined within the connect timeout.
     #[error("no namespace joined within the connect timeout")]
     ConnectTimeout,
@@ -83,6 +88,8 @@ pub enum RequestAnswer {
     EmptyBadRequest,
     /// 413 with an empty body.
     EmptyPayloadTooLarge,
+    /// 408 with an empty body.
+    EmptyRequestTimeout,
 }
 
 /// What a [`SessionError`] does on the wire.
@@ -110,6 +117,7 @@ impl SessionError {
             SessionError::PingTimeout => (DisconnectReason::PingTimeout, None),
             SessionError::Parse(_) => (DisconnectReason::ParseError, None),
             SessionError::MessageTooBig => (DisconnectReason::MessageTooBig, Some(CloseCode::Size)),
+            SessionError::BodyTimeout => (DisconnectReason::TransportError, None),
             SessionError::ConnectTimeout => (DisconnectReason::ConnectTimeout, None),
             SessionError::ShuttingDown => {
                 (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
@@ -125,10 +133,10 @@ impl SessionError {
             } else {
                 "1"
             },
-            request: if *self == SessionError::MessageTooBig {
-                RequestAnswer::EmptyPayloadTooLarge
-            } else {
-                RequestAnswer::EmptyBadRequest
+            request: match self {
+                SessionError::MessageTooBig => RequestAnswer::EmptyPayloadTooLarge,
+                SessionError::BodyTimeout => RequestAnswer::EmptyRequestTimeout,
+                _ => RequestAnswer::EmptyBadRequest,
             },
         }
     }
@@ -174,6 +182,14 @@ mod tests {
         assert_eq!(
             SessionError::Parse("x".into()).consequence().request,
             RequestAnswer::EmptyBadRequest
+        );
+        let timeout = SessionError::BodyTimeout.consequence();
+        assert_eq!(
+            (timeout.reason, timeout.request),
+            (
+                DisconnectReason::TransportError,
+                RequestAnswer::EmptyRequestTimeout
+            )
         );
     }
 }
