@@ -83,6 +83,8 @@ pub enum SessionError {
 
 /// What the polling request that ended a session is answered (Node's answers, reference §1.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The names say what Node sends (an empty body) and match `ApiError`'s variants of the same answers.
+#[allow(clippy::enum_variant_names)]
 pub enum RequestAnswer {
     /// 400 with an empty body.
     EmptyBadRequest,
