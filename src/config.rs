@@ -172,6 +172,24 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
           value_name = "BYTES", value_parser = at_least_one)]
     pub max_unfinished_bytes: usize,
+    /// Time a client has to send its request head once a connection is open, in milliseconds; past it:
+    /// 408 and the connection closed (actix-http's `client_request_timeout`: the first request of a
+    /// connection; later ones are bound by the keep-alive timeout until their first byte)
+    #[arg(long = "request-head-timeout-ms", env = "HUB_REQUEST_HEAD_TIMEOUT_MS",
+          default_value = "5000", value_name = "MS", value_parser = millis)]
+    pub request_head_timeout: Duration,
+    /// Time a request has to deliver its whole body (notify, polling POST), in milliseconds, from
+    /// the end of its head; past it: 408 and the connection closed
+    // Engine.IO's `httpRequestBodyTimeout` is 30 s; 10 s is ample for bodies bounded by
+    // HUB_MAX_NOTIFY_BYTES and HUB_MAX_PAYLOAD, and frees a trickling client's connection sooner.
+    #[arg(long = "request-body-timeout-ms", env = "HUB_REQUEST_BODY_TIMEOUT_MS",
+          default_value = "10000", value_name = "MS", value_parser = millis)]
+    pub request_body_timeout: Duration,
+    /// How long an idle keep-alive connection stays open between requests, in milliseconds
+    // Node's `server.keepAliveTimeout` default.
+    #[arg(long = "keep-alive-ms", env = "HUB_KEEP_ALIVE_MS", default_value = "5000",
+          value_name = "MS", value_parser = millis)]
+    pub keep_alive: Duration,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]
@@ -373,6 +391,14 @@ mod tests {
         assert!(c.redis_url.is_none() && c.cors_origins.is_empty());
         assert!(c.recovery && !c.engine_echo);
         assert_eq!(
+            (c.request_head_timeout, c.request_body_timeout, c.keep_alive),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                Duration::from_secs(5)
+            )
+        );
+        assert_eq!(
             (c.max_notify_bytes, c.max_buffered_bytes),
             (64 * 1024, 8 * 1024 * 1024)
         );
@@ -548,6 +574,15 @@ mod tests {
             ("max-unjoined", "20", |c| c.max_unjoined == 20),
             ("max-unfinished-bytes", "456", |c| {
                 c.max_unfinished_bytes == 456
+            }),
+            ("request-head-timeout-ms", "70", |c| {
+                c.request_head_timeout == Duration::from_millis(70)
+            }),
+            ("request-body-timeout-ms", "80", |c| {
+                c.request_body_timeout == Duration::from_millis(80)
+            }),
+            ("keep-alive-ms", "90", |c| {
+                c.keep_alive == Duration::from_millis(90)
             }),
             ("public-dir", "/srv/www", |c| {
                 c.public_dir.as_os_str() == "/srv/www"

@@ -225,6 +225,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         metrics,
         cors_origins: config.cors_origins.clone(),
         max_notify_bytes: config.max_notify_bytes,
+        request_body_timeout: config.request_body_timeout,
         client_dir: config.client_dir.clone(),
         path: config.path.clone(),
         open_websockets: Arc::default(),
@@ -268,6 +269,7 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
     // A client whose socket takes nothing for a whole heartbeat is gone or stuck, as the client
     // itself would conclude (reference §1.7).
     let dead_peer_timeout = config.ping_interval + config.ping_timeout;
+    let (request_head_timeout, keep_alive) = (config.request_head_timeout, config.keep_alive);
     let addr = listeners
         .first()
         .ok_or_else(|| io::Error::other("the host names no address"))?
@@ -299,6 +301,10 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
             let upgrades = state.clone();
             HttpService::build()
                 .local_addr(local)
+                // A connection's first request head must arrive in time (slow-header clients get
+                // 408); an idle keep-alive connection is closed after `keep_alive`.
+                .client_request_timeout(request_head_timeout)
+                .keep_alive(keep_alive)
                 // A long-polling GET whose client went away must end, so its session learns it
                 // (reference §1.4).
                 .h1_allow_half_closed(false)

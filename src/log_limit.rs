@@ -63,6 +63,74 @@ impl LimitedLog {
     }
 }
 
+/// Log targets outside the hub whose lines any client can cause, one per malformed request: actix-http's
+/// HTTP/1 dispatcher logs every request it cannot parse (a 100 KB URI, oversized or malformed headers)
+/// at ERROR as `stream error: …`.
+const CLIENT_CAUSED_TARGETS: [&str; 1] = ["actix_http::h1::dispatcher"];
+
+/// The lines of [`CLIENT_CAUSED_TARGETS`], all kinds together.
+static CLIENT_CAUSED: LimitedLog = LimitedLog::per_minute(6);
+
+/// A logger that passes every record to `inner`, but those of [`CLIENT_CAUSED_TARGETS`] only under a
+/// budget (six a minute, with the count held back): lines the hub's own code writes go through
+/// `limited_warn!`, lines its libraries write come through here.
+pub struct ClientCausedLimit<L> {
+    inner: L,
+}
+
+impl<L: log::Log> ClientCausedLimit<L> {
+    /// Wraps `inner`.
+    pub fn new(inner: L) -> Self {
+        ClientCausedLimit { inner }
+    }
+}
+
+impl<L: log::Log> log::Log for ClientCausedLimit<L> {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.inner.enabled(record.metadata()) {
+            return;
+        }
+        if !CLIENT_CAUSED_TARGETS.contains(&record.target()) {
+            return self.inner.log(record);
+        }
+        match CLIENT_CAUSED.admit() {
+            None => {}
+            Some(0) => self.inner.log(record),
+            Some(held) => self.inner.log(
+                &log::Record::builder()
+                    .metadata(record.metadata().clone())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .args(format_args!(
+                        "{} ({held} similar lines suppressed)",
+                        record.args()
+                    ))
+                    .build(),
+            ),
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush()
+    }
+}
+
+/// Installs `env_logger` (its filter from `RUST_LOG`, `default_filter` otherwise) behind
+/// [`ClientCausedLimit`]. For binaries; panics if a logger is already installed.
+pub fn init_logging(default_filter: &str) {
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter))
+            .build();
+    let max_level = logger.filter();
+    log::set_boxed_logger(Box::new(ClientCausedLimit::new(logger))).expect("one logger");
+    log::set_max_level(max_level);
+}
+
 /// `limited_warn!(STATIC, "format", args…)`: a warning under that static's budget.
 #[macro_export]
 macro_rules! limited_warn {

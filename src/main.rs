@@ -10,7 +10,7 @@ use log::{error, info};
 use realtime_hub::config::Config;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    realtime_hub::log_limit::init_logging("info");
     // clap prints the help (exit 0) or what is wrong with the command line (exit 2).
     let config = Config::from_env_and_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     let result = actix_web::rt::System::new().block_on(async move {

@@ -108,6 +108,8 @@ pub struct Metrics {
     /// WebSockets closed (1013) because their unfinished frames and messages would have passed
     /// the instance's budget (`HUB_MAX_UNFINISHED_BYTES`).
     pub ws_unfinished_refused: Counter,
+    /// Requests (notify, polling POST) whose body did not arrive within the body timeout: 408.
+    pub request_body_timeouts: Counter,
 }
 
 impl Metrics {
@@ -226,6 +228,11 @@ impl Metrics {
             "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
             self.ws_unfinished_refused.get(),
         );
+        counter(
+            "hub_request_body_timeouts_total",
+            "Requests answered 408 because their body did not arrive within the body timeout.",
+            self.request_body_timeouts.get(),
+        );
         out
     }
 }
@@ -258,6 +265,7 @@ mod tests {
         metrics.ws_unfinished_refused.add(23);
         assert!(metrics.ws_unfinished_bytes.add_within(7, 7));
         assert!(!metrics.ws_unfinished_bytes.add_within(1, 7));
+        metrics.request_body_timeouts.add(25);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -280,9 +288,10 @@ mod tests {
             "hub_handshakes_refused_unjoined_total 22\n",
             "hub_websocket_unfinished_refused_total 23\n",
             "# TYPE hub_websocket_unfinished_bytes gauge\nhub_websocket_unfinished_bytes 7\n",
+            "hub_request_body_timeouts_total 25\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 20);
+        assert_eq!(text.matches("# HELP ").count(), 21);
     }
 }

@@ -117,12 +117,15 @@ impl IdempotencyKey {
 
 impl NotifyRequest {
     /// A request from an HTTP body: empty (or blank) means "all defaults", as the Node original
-    /// treats it; anything else must be a JSON object (see [`NotifyRequest::from_value`]).
+    /// treats it; anything else must be a JSON object (see [`NotifyRequest::from_value`]). A string
+    /// with a lone surrogate escape (`"\ud83d"`) is accepted, the surrogate read as U+FFFD
+    /// ([`crate::protocol::json`]).
     pub fn from_body(body: &[u8]) -> Result<NotifyRequest, ValidationError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(NotifyRequest::default());
         }
-        let value: Value = serde_json::from_slice(body)
+        // Lone surrogate escapes (text cut inside an emoji) become U+FFFD, as on the socket.
+        let value = crate::protocol::json::from_slice(body)
             .map_err(|err| ValidationError::NotJson(err.to_string()))?;
         NotifyRequest::from_value(value)
     }
@@ -281,6 +284,17 @@ mod tests {
         let r = NotifyRequest::from_body(br#"{"title":null}"#).unwrap();
         assert_eq!((r.title, r.body), (None, None));
         assert!(NotifyRequest::from_body(b"  ").unwrap().title.is_none());
+    }
+
+    #[test]
+    fn parse_reads_lone_surrogates_as_the_replacement_character() {
+        let r = NotifyRequest::from_body(br#"{"title":"cut \ud83d","body":"\ude00x"}"#).unwrap();
+        assert_eq!(
+            (r.title.as_deref(), r.body.as_deref()),
+            (Some("cut \u{fffd}"), Some("\u{fffd}x"))
+        );
+        let r = NotifyRequest::from_body(br#"{"\ud83d":1,"title":"\ud83d\ude00"}"#).unwrap();
+        assert_eq!(r.title.as_deref(), Some("😀"));
     }
 
     #[test]

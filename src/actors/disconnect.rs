@@ -14,6 +14,7 @@
 //! | PingTimeout | ping timeout | bare | `1` | - |
 //! | Parse(..) | parse error | bare | `1` | 400, empty |
 //! | MessageTooBig | message too big | 1009 | `1` | 413, empty |
+//! | BodyTimeout | transport error | - (polling only) | `1` | 408, empty |
 //! | ConnectTimeout | connect timeout | bare | `1` | - |
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
@@ -76,6 +77,10 @@ pub enum SessionError {
     /// A message over the max payload (`HUB_MAX_PAYLOAD`).
     #[error("message larger than the max payload")]
     MessageTooBig,
+    /// A polling POST whose body did not arrive within `HUB_REQUEST_BODY_TIMEOUT_MS` (Engine.IO's
+    /// "http request timeout": Node answers 408 and closes the session).
+    #[error("polling body not received within the request body timeout")]
+    BodyTimeout,
     /// No namespace joined within the connect timeout.
     #[error("no namespace joined within the connect timeout")]
     ConnectTimeout,
@@ -92,11 +97,15 @@ pub enum SessionError {
 
 /// What the polling request that ended a session is answered (Node's answers, reference §1.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The names say what Node sends (an empty body) and match `ApiError`'s variants of the same answers.
+#[allow(clippy::enum_variant_names)]
 pub enum RequestAnswer {
     /// 400 with an empty body.
     EmptyBadRequest,
     /// 413 with an empty body.
     EmptyPayloadTooLarge,
+    /// 408 with an empty body.
+    EmptyRequestTimeout,
 }
 
 /// What a [`SessionError`] does on the wire.
@@ -130,6 +139,7 @@ impl SessionError {
             SessionError::PingTimeout => (DisconnectReason::PingTimeout, None),
             SessionError::Parse(_) => (DisconnectReason::ParseError, None),
             SessionError::MessageTooBig => (DisconnectReason::MessageTooBig, Some(CloseCode::Size)),
+            SessionError::BodyTimeout => (DisconnectReason::TransportError, None),
             SessionError::ConnectTimeout => (DisconnectReason::ConnectTimeout, None),
             SessionError::ShuttingDown => {
                 (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
@@ -145,10 +155,10 @@ impl SessionError {
             } else {
                 "1"
             },
-            request: if *self == SessionError::MessageTooBig {
-                RequestAnswer::EmptyPayloadTooLarge
-            } else {
-                RequestAnswer::EmptyBadRequest
+            request: match self {
+                SessionError::MessageTooBig => RequestAnswer::EmptyPayloadTooLarge,
+                SessionError::BodyTimeout => RequestAnswer::EmptyRequestTimeout,
+                _ => RequestAnswer::EmptyBadRequest,
             },
         }
     }
@@ -236,6 +246,14 @@ mod tests {
         assert_eq!(
             SessionError::Parse("x".into()).consequence().request,
             RequestAnswer::EmptyBadRequest
+        );
+        let timeout = SessionError::BodyTimeout.consequence();
+        assert_eq!(
+            (timeout.reason, timeout.request),
+            (
+                DisconnectReason::TransportError,
+                RequestAnswer::EmptyRequestTimeout
+            )
         );
     }
 }

@@ -18,7 +18,7 @@ use realtime_hub::app::SuiteApp;
 use realtime_hub::config::Config;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    realtime_hub::log_limit::init_logging("info");
     let engine_io = match std::env::args().nth(1).as_deref() {
         Some("engine.io") => true,
         Some("socket.io") => false,

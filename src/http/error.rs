@@ -95,6 +95,12 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The body did not arrive within the request body timeout. Nothing was published.
+    #[error("request body not received within {ms} ms")]
+    RequestTimeout {
+        /// The timeout, in milliseconds.
+        ms: u128,
+    },
     /// The log cannot accept it now (Redis down): retry later. Nothing was published.
     #[error("{}", PublishError::Unavailable)]
     Unavailable,
@@ -114,6 +120,9 @@ pub enum ApiError {
     /// A polling POST over the max payload: 413 with an empty body, as Node answers.
     #[error("")]
     EmptyPayloadTooLarge,
+    /// A polling POST whose body did not arrive in time: 408 with an empty body, as Node answers.
+    #[error("")]
+    EmptyRequestTimeout,
 }
 
 impl ResponseError for ApiError {
@@ -125,16 +134,24 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RequestTimeout { .. } | ApiError::EmptyRequestTimeout => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut answer = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is not worth waiting for: the connection closes after the answer.
+            answer.force_close();
+        }
         match self {
-            ApiError::EmptyBadRequest | ApiError::EmptyPayloadTooLarge => {
-                HttpResponse::build(self.status_code()).finish()
-            }
-            _ => HttpResponse::build(self.status_code()).json(json!({ "error": self.to_string() })),
+            ApiError::EmptyBadRequest
+            | ApiError::EmptyPayloadTooLarge
+            | ApiError::EmptyRequestTimeout => answer.finish(),
+            _ => answer.json(json!({ "error": self.to_string() })),
         }
     }
 }
@@ -160,6 +177,7 @@ impl From<RequestAnswer> for ApiError {
         match answer {
             RequestAnswer::EmptyBadRequest => ApiError::EmptyBadRequest,
             RequestAnswer::EmptyPayloadTooLarge => ApiError::EmptyPayloadTooLarge,
+            RequestAnswer::EmptyRequestTimeout => ApiError::EmptyRequestTimeout,
         }
     }
 }

@@ -15,18 +15,28 @@ pub mod error;
 pub mod notify;
 pub mod socketio;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use actix_files::Files;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{web, HttpResponse};
+use futures_core::Stream;
 use serde_json::json;
 
 use crate::actors::registry::Registry;
 use crate::actors::session::{Session, SessionParts};
 use crate::actors::stream_bridge::{IsReady, StreamBridge};
+use crate::limited_warn;
+use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 
 /// What the handlers share: addresses and settings, nothing mutable.
@@ -45,6 +55,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// Largest notify body.
     pub max_notify_bytes: usize,
+    /// Time a request has to deliver its whole body (`HUB_REQUEST_BODY_TIMEOUT_MS`).
+    pub request_body_timeout: Duration,
     /// Folder of the official client files.
     pub client_dir: PathBuf,
     /// Where the Engine.IO endpoint is (`HUB_PATH`), for the upgrades that bypass routing.
@@ -66,6 +78,108 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf, path: &str) 
             web::route().to(socketio::client_file_or_endpoint),
         )
         .service(Files::new("/", public_dir).index_file("index.html"));
+}
+
+/// Why a request body could not be taken whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// More than the limit.
+    TooLarge,
+    /// The connection failed while the body arrived (or its framing is broken).
+    Unreadable,
+    /// Not all of it within `AppState::request_body_timeout`.
+    TimedOut,
+}
+
+/// A body not taken whole, with the request's payload, unread: see [`BodyFailure::answer`].
+pub struct BodyFailure {
+    /// What went wrong.
+    pub error: BodyError,
+    payload: web::Payload,
+}
+
+impl BodyFailure {
+    /// `response`, sent with `connection: close`, keeping the unread payload alive until its body is
+    /// written. actix-http drains a dropped chunked request body for as long as the client sends it
+    /// (a trickling client would keep its connection after the answer); an unread one that is still
+    /// alive when the answer ends makes it close the connection instead.
+    pub fn answer(self, response: HttpResponse) -> HttpResponse {
+        let (mut head, body) = response.into_parts();
+        head.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        let bytes = body.try_into_bytes().unwrap_or_default();
+        head.set_body(ClosingBody {
+            size: bytes.len() as u64,
+            bytes: Some(bytes),
+            _payload: self.payload,
+        })
+        .map_into_boxed_body()
+    }
+}
+
+/// An answer's bytes, holding the request payload until they are written (see [`BodyFailure`]).
+struct ClosingBody {
+    size: u64,
+    bytes: Option<Bytes>,
+    _payload: web::Payload,
+}
+
+impl MessageBody for ClosingBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Sized(self.size)
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Poll::Ready(self.get_mut().bytes.take().map(Ok))
+    }
+}
+
+/// A body that does not arrive in time, per peer: a client can cause it, so rate-limited.
+static BODY_TIMEOUT: LimitedLog = LimitedLog::per_minute(6);
+
+/// Reads a whole request body of at most `limit` bytes within the request body timeout, counted from
+/// now (the end of the request head). A timeout is counted in `/metrics` and logged (rate-limited).
+/// On failure the caller answers with [`BodyFailure::answer`], which closes the connection.
+pub async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    state: &AppState,
+    what: &str,
+    peer: Option<SocketAddr>,
+) -> Result<Bytes, BodyFailure> {
+    let timeout = state.request_body_timeout;
+    let reading = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) =
+            std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await
+        {
+            let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    let error = match actix_web::rt::time::timeout(timeout, reading).await {
+        Ok(Ok(body)) => return Ok(body),
+        Ok(Err(error)) => error,
+        Err(_) => {
+            state.metrics.request_body_timeouts.inc();
+            let peer = peer.map_or_else(|| "?".to_owned(), |p| p.ip().to_string());
+            limited_warn!(
+                BODY_TIMEOUT,
+                "{what} body from {peer} not received within {timeout:?}: answered 408"
+            );
+            BodyError::TimedOut
+        }
+    };
+    Err(BodyFailure { error, payload })
 }
 
 async fn healthz() -> HttpResponse {

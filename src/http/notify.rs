@@ -4,15 +4,16 @@
 //! [Idempotency-Key: <key>] {"title"?: string, "body"?: string}  ──►  201 {"id": "<uuid>", "offset": "<entry id>"}
 //! invalid JSON / wrong types / bad key ─► 400   body over the limit ─► 413
 //! key reused with another title/body ─► 422     log down, nothing published / outcome unknown ─► 503
+//! body not received within HUB_REQUEST_BODY_TIMEOUT_MS ─► 408 {"error":"request body not received within … ms"}
 //! ```
 //! A key already appended answers 201 with the first `{id, offset}` and `Idempotent-Replayed: true`.
 //! Every error answer but "outcome unknown" means nothing was published (the statuses and texts are
 //! decided in `http/error.rs`).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::ApiError;
-use super::AppState;
+use super::{read_body, AppState, BodyError};
 use crate::notification::{self, IdempotencyKey, NotifyRequest, ValidationError};
 
 /// The request header carrying an idempotency key (Stripe's name, and the IETF HTTPAPI draft's).
@@ -35,11 +36,19 @@ pub async fn notify(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large);
     }
-    let body = payload
-        .to_bytes_limited(limit)
-        .await
-        .map_err(|_| too_large)?
-        .map_err(|err| ApiError::BadRequest(format!("could not read the body: {err}")))?;
+    let body = match read_body(payload, limit, &state, "notify", req.peer_addr()).await {
+        Ok(body) => body,
+        Err(failure) => {
+            let error = match failure.error {
+                BodyError::TooLarge => too_large,
+                BodyError::Unreadable => ApiError::BadRequest("could not read the body".into()),
+                BodyError::TimedOut => ApiError::RequestTimeout {
+                    ms: state.request_body_timeout.as_millis(),
+                },
+            };
+            return Ok(failure.answer(error.error_response()));
+        }
+    };
     let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(value) => Some(IdempotencyKey::parse(value.to_str().map_err(|_| {

@@ -31,7 +31,7 @@ use log::debug;
 use serde::Deserialize;
 
 use super::error::{ApiError, EioError, HandshakeRefused};
-use super::AppState;
+use super::{read_body, AppState, BodyError};
 use crate::actors::disconnect::{Disconnect, SessionError};
 use crate::actors::outbound::Outbound;
 use crate::actors::recovery::random_bytes;
@@ -419,17 +419,18 @@ async fn post(
         Ok(Err(refusal)) => return Err(refused(refusal)),
         Err(_) => return Err(EioError::SessionIdUnknown.into()),
     }
-    let body = match payload
-        .to_bytes_limited(state.parts.settings.max_payload)
-        .await
-    {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            let why = SessionError::Transport("polling body unreadable");
-            return Err(post_failed(&session, why));
-        }
-        Err(_) => {
-            return Err(post_failed(&session, SessionError::MessageTooBig));
+    let limit = state.parts.settings.max_payload;
+    let body = match read_body(payload, limit, state, "polling POST", req.peer_addr()).await {
+        Ok(body) => body,
+        Err(failure) => {
+            let why = match failure.error {
+                BodyError::Unreadable => SessionError::Transport("polling body unreadable"),
+                BodyError::TooLarge => SessionError::MessageTooBig,
+                // Node: 408, and the session ends ("http request timeout").
+                BodyError::TimedOut => SessionError::BodyTimeout,
+            };
+            let refusal = post_failed(&session, why);
+            return Ok(failure.answer(refusal.error_response()));
         }
     };
     match session.send(PostBody(body)).await {

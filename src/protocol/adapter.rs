@@ -59,7 +59,7 @@ pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<String, Skip> 
     let data = data.ok_or_else(|| Skip::Malformed("no data field".into()))?;
     // The adapter's own rule: JSON starts with '{'; anything else is base64 of msgpack.
     let message: Value = if data.starts_with('{') {
-        serde_json::from_str(data).map_err(|e| Skip::Malformed(e.to_string()))?
+        super::json::from_str(data).map_err(|e| Skip::Malformed(e.to_string()))?
     } else {
         let bytes = base64::decode(data).map_err(|e| Skip::Malformed(e.to_string()))?;
         match msgpack::decode(&bytes) {
@@ -92,6 +92,16 @@ pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<String, Skip> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_peers_lone_surrogate_is_delivered_as_the_replacement_character() {
+        // The adapter writes `JSON.stringify` of what a Node client sent: a lone half stays escaped.
+        let data = r#"{"packet":{"type":2,"data":["x","cut \ud83d"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}"#;
+        assert_eq!(
+            decode_broadcast(BROADCAST, Some(data)).unwrap(),
+            "[\"x\",\"cut \u{fffd}\"]"
+        );
+    }
 
     #[test]
     fn broadcast_data_matches_the_adapter_bytes() {

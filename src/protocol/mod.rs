@@ -16,6 +16,7 @@ pub mod adapter;
 pub mod base64;
 pub mod engineio;
 pub mod ids;
+pub mod json;
 pub mod msgpack;
 pub mod socketio;
 pub mod target;

@@ -152,6 +152,10 @@ pub fn decode(input: &str) -> Result<SioPacket, DecodeError> {
         if attachments > MAX_ATTACHMENTS {
             return Err(DecodeError::TooManyAttachments);
         }
+        // A binary packet announces at least one attachment (Node: `n < 1` is illegal).
+        if attachments == 0 {
+            return Err(DecodeError::IllegalAttachments);
+        }
         rest = after;
     }
 
@@ -177,9 +181,12 @@ pub fn decode(input: &str) -> Result<SioPacket, DecodeError> {
     let data = if rest.is_empty() {
         None
     } else {
-        let value: Value = serde_json::from_str(rest).map_err(|_| DecodeError::InvalidJson)?;
+        let mut value = super::json::from_str(rest).map_err(|_| DecodeError::InvalidJson)?;
         if !payload_is_valid(kind, &value) {
             return Err(DecodeError::InvalidPayload(kind));
+        }
+        if kind.is_binary() && !placeholders_are_valid(&mut value, attachments) {
+            return Err(DecodeError::IllegalAttachments);
         }
         Some(value)
     };
@@ -191,6 +198,41 @@ pub fn decode(input: &str) -> Result<SioPacket, DecodeError> {
         ack_id,
         data,
     })
+}
+
+/// Node's `reconstructPacket` check, at header time: every placeholder (an object whose
+/// `_placeholder` is `true`) names an attachment by a `num` in `0..attachments`. As in Node, a
+/// placeholder's other keys are ignored, two placeholders may name the same attachment, and an
+/// attachment no placeholder names is allowed. Stricter than Node on one input no encoder writes: a
+/// fractional `num` (Node resolves it to `undefined`) is refused. An integral float (`1.0`) is
+/// rewritten as the integer, so applications read every `num` with `as_u64`.
+fn placeholders_are_valid(value: &mut Value, attachments: usize) -> bool {
+    match value {
+        Value::Object(map) if map.get("_placeholder") == Some(&Value::Bool(true)) => {
+            let Some(num) = map.get_mut("num") else {
+                return false;
+            };
+            let index = match num.as_u64() {
+                Some(index) => index,
+                None => match num.as_f64() {
+                    Some(f) if f >= 0.0 && f.fract() == 0.0 && f < attachments as f64 => f as u64,
+                    _ => return false,
+                },
+            };
+            if index >= attachments as u64 {
+                return false;
+            }
+            *num = Value::from(index);
+            true
+        }
+        Value::Object(map) => map
+            .values_mut()
+            .all(|v| placeholders_are_valid(v, attachments)),
+        Value::Array(items) => items
+            .iter_mut()
+            .all(|v| placeholders_are_valid(v, attachments)),
+        _ => true,
+    }
 }
 
 /// Node's `isPayloadValid`: the JSON shape each packet type requires.
@@ -369,8 +411,6 @@ mod tests {
             (p.kind, p.attachments, p.nsp.as_str(), p.ack_id),
             (PacketKind::BinaryAck, 1, "/admin", Some(1))
         );
-        let p = decode("50-[\"none\"]").unwrap();
-        assert_eq!(p.attachments, 0);
     }
 
     #[test]
@@ -405,6 +445,63 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(decode(text), Err(expected), "decoding {text:?}");
         }
+    }
+
+    #[test]
+    fn decode_reads_lone_surrogates_as_the_replacement_character() {
+        // Text cut inside an emoji: `JSON.stringify` writes the lone half as an escape.
+        let p = decode(r#"2["x","\ud83d"]"#).unwrap();
+        assert_eq!(p.data, Some(json!(["x", "\u{fffd}"])));
+        let p = decode(r#"21["notify",{"title":"cut \ud83d"}]"#).unwrap();
+        assert_eq!(p.data, Some(json!(["notify", {"title": "cut \u{fffd}"}])));
+        let p = decode(r#"0{"tok\udc00":"\ude00\ud83d"}"#).unwrap();
+        assert_eq!(p.data, Some(json!({"tok\u{fffd}": "\u{fffd}\u{fffd}"})));
+        let p = decode(r#"3/admin,4["\ud83d\ude00","\udbff"]"#).unwrap();
+        assert_eq!(p.data, Some(json!(["😀", "\u{fffd}"])));
+        let p = decode(r#"51-["\ud83d",{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!(p.data.unwrap()[0], "\u{fffd}");
+    }
+
+    #[test]
+    fn decode_refuses_placeholders_that_name_no_attachment() {
+        for text in [
+            r#"51-["notify",{"_placeholder":true,"num":5}]"#,
+            r#"51-["a",{"_placeholder":true,"num":1}]"#,
+            r#"51-["a",{"_placeholder":true,"num":-1}]"#,
+            r#"51-["a",{"_placeholder":true,"num":0.5}]"#,
+            r#"51-["a",{"_placeholder":true,"num":"0"}]"#,
+            r#"51-["a",{"_placeholder":true,"num":null}]"#,
+            r#"51-["a",{"_placeholder":true}]"#,
+            r#"52-["a",{"x":[{"_placeholder":true,"num":0},{"_placeholder":true,"num":2}]}]"#,
+            r#"61-3[{"_placeholder":true,"num":1}]"#,
+            r#"50-["a"]"#,
+            r#"50-["a",{"_placeholder":true,"num":0}]"#,
+        ] {
+            assert_eq!(
+                decode(text),
+                Err(DecodeError::IllegalAttachments),
+                "decoding {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn decode_accepts_placeholders_as_node_reconstructs_them() {
+        // Extra keys are ignored, a num may repeat, an attachment may go unnamed, and a placeholder
+        // whose `_placeholder` is not `true` is plain data (socket.io-parser's `_reconstructPacket`).
+        for text in [
+            r#"51-["a",{"_placeholder":true,"num":0,"extra":1}]"#,
+            r#"52-["a",{"_placeholder":true,"num":1},{"_placeholder":true,"num":1}]"#,
+            r#"52-["a",{"_placeholder":true,"num":0}]"#,
+            r#"51-["a",{"_placeholder":"true","num":9}]"#,
+            r#"51-["a",{"_placeholder":false}]"#,
+        ] {
+            assert!(decode(text).is_ok(), "decoding {text}");
+        }
+        // A placeholder in a plain EVENT is plain data: Node reconstructs only binary packets.
+        assert!(decode(r#"2["a",{"_placeholder":true,"num":7}]"#).is_ok());
+        let p = decode(r#"51-["a",{"_placeholder":true,"num":0.0}]"#).unwrap();
+        assert_eq!(p.data.unwrap()[1]["num"].as_u64(), Some(0));
     }
 
     #[test]

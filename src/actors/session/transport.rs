@@ -372,13 +372,11 @@ impl Handler<PostBody> for Session {
         if let Transport::Polling(polling) = &mut self.transport {
             polling.post_in_progress = false;
         }
-        let Ok(text) = std::str::from_utf8(&body) else {
-            let why = SessionError::Parse("polling payload is not UTF-8".into());
-            self.close(ctx, why.clone());
-            return Err(PollRefused::Failed(why));
-        };
+        // Bytes that are not UTF-8 read as U+FFFD, as Node's `Buffer.toString()` reads a polling
+        // body: a client's text is never refused for its encoding alone.
+        let text = String::from_utf8_lossy(&body);
         // Packets before a bad one are still processed, as Node does (reference §1.2).
-        for packet in engineio::decode_payload(text) {
+        for packet in engineio::decode_payload(&text) {
             if self.closed.is_some() {
                 break;
             }
