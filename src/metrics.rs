@@ -61,6 +61,9 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
+    /// Times the read loop found the log's epoch changed (the log was deleted, flushed or replaced;
+    /// every client was disconnected and starts a fresh session).
+    pub log_epoch_changes: Counter,
 }
 
 impl Metrics {
@@ -109,6 +112,11 @@ impl Metrics {
             "Session record refreshes that failed; those sessions may not resume.",
             self.record_refreshes_failed.get(),
         );
+        counter(
+            "hub_log_epoch_changes_total",
+            "Times the log was found replaced (deleted, flushed, restarted empty); clients were disconnected.",
+            self.log_epoch_changes.get(),
+        );
         out
     }
 }
@@ -126,6 +134,7 @@ mod tests {
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
+        metrics.log_epoch_changes.add(6);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -134,9 +143,10 @@ mod tests {
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
+            "hub_log_epoch_changes_total 6\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 6);
+        assert_eq!(text.matches("# HELP ").count(), 7);
     }
 }

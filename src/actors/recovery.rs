@@ -1,14 +1,21 @@
 //! Recovery: opens Socket.IO sessions, resuming them from a client's offset when it can (reference §3).
 //!
 //! Owns: the rules of connection state recovery; the records themselves live in the log backend.
-//! Receives: Open (a CONNECT, from Session), Keep (refresh a live or just-dropped session's record),
-//! Forget (a deliberate disconnect).
-//! Sends: LoadSession, ReadAfter, Tip, SaveSession, DropSession to the StreamBridge.
+//! Receives: Open (a CONNECT, from Session), Keep (refresh a live session's copy), Release (a session
+//! dropped: its record becomes resumable), Forget (a deliberate disconnect).
+//! Sends: ClaimSession, ReadAfter, Tip, KeepLive, SaveSession, DropSession to the StreamBridge.
 //!
-//! A resume succeeds only when the record is alive and every entry after the offset is still in the
-//! log; it then returns **all** of them, read in batches until the log's end, never a capped prefix.
-//! Anything else (unknown or expired pid, malformed offset, trimmed or never-issued offset, backend
-//! down) opens a fresh session instead: new sid and pid, `recovered` false, no error to the client.
+//! A resume succeeds only when it claims the record (atomically and once: no two connections ever
+//! get one session), the record's epoch is the log's, every entry after the offset is still in the
+//! log, and none of them may be addressed to the socket without being deliverable; it then returns
+//! **all** of them, read in batches until the log's end, never a capped prefix. Anything else
+//! (unknown, expired, already claimed or still live pid, malformed offset, trimmed or never-issued
+//! offset, another epoch, an entry it cannot replay, backend down) opens a fresh session instead: new
+//! sid and pid, `recovered` false, no error to the client.
+//!
+//! A session still live is not resumable (as with Node, which writes its record only at disconnect):
+//! a resume of it waits, at most the claim wait (`HUB_INSTANCE_LEASE_MS`), for the old connection to
+//! drop (its record then appears) or its instance's lease to expire (it died), then fails cleanly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +24,17 @@ use actix::prelude::*;
 use log::{debug, warn};
 
 use super::stream_bridge::{
-    Barrier, DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip,
+    Barrier, ClaimSession, DropSession, KeepLive, ReadAfter, SaveSession, StreamBridge, Tip,
 };
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::target::Namespace;
-use crate::store::{LogEntry, SessionRecord, StoreError};
+use crate::store::{Claim, LogEntry, ReplayScope, SessionRecord, StoreError};
 
 /// Entries read per XRANGE while replaying.
 pub const REPLAY_BATCH: usize = 500;
+/// How often a resume of a live session asks again whether it dropped (or its instance died).
+const CLAIM_POLL: Duration = Duration::from_millis(50);
 
 /// A CONNECT on `nsp`, with the `pid` and `offset` of the client's auth if it sent both as strings.
 #[derive(Message, Debug)]
@@ -53,12 +62,20 @@ pub struct Opened {
     /// The client is up to date up to here: live entries at or before it are not for this socket.
     /// `None` when the backend could not say (the session then starts without an offset).
     pub offset: Option<StreamId>,
+    /// The socket's record, to keep (refresh) and release as it is: a resumed record's rooms and
+    /// data are kept through every rewrite (a Node peer's included), with the epoch checked.
+    pub record: SessionRecord,
 }
 
-/// Refresh a session record for another recovery window.
+/// Refresh a live session's copy for another recovery window (resumable only if this instance dies).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Keep(pub SessionRecord);
+
+/// The session dropped (not on purpose): its record becomes resumable, by a hub or a Node peer.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Release(pub SessionRecord);
 
 /// Delete a session record: the client disconnected on purpose.
 #[derive(Message, Debug)]
@@ -76,6 +93,8 @@ pub struct Recovery {
     bridge: Addr<StreamBridge>,
     /// How long a record outlives its last refresh.
     window: Duration,
+    /// How long a resume of a live session waits for it to drop or its instance's lease to expire.
+    claim_wait: Duration,
     /// Counts failed refreshes.
     metrics: Arc<Metrics>,
     /// Refreshes that failed since the last warning, and when that was: with Redis down, every
@@ -88,11 +107,18 @@ pub struct Recovery {
 const REFRESH_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 impl Recovery {
-    /// Recovery over `bridge`'s log, with records living `window` after their last refresh.
-    pub fn new(bridge: Addr<StreamBridge>, window: Duration, metrics: Arc<Metrics>) -> Recovery {
+    /// Recovery over `bridge`'s log, with records living `window` after their last refresh, and
+    /// resumes of live sessions waiting at most `claim_wait`.
+    pub fn new(
+        bridge: Addr<StreamBridge>,
+        window: Duration,
+        claim_wait: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Recovery {
         Recovery {
             bridge,
             window,
+            claim_wait,
             metrics,
             failed_refreshes: 0,
             last_refresh_warning: None,
@@ -126,8 +152,10 @@ impl Actor for Recovery {
 enum ResumeRefused {
     #[error("malformed offset")]
     MalformedOffset,
-    #[error("unknown or expired session")]
+    #[error("unknown, expired or already resumed session")]
     UnknownSession,
+    #[error("the session is still live")]
+    SessionLive,
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -146,19 +174,45 @@ pub fn random_bytes() -> [u8; 16] {
     bytes
 }
 
+/// Claims `pid`'s record; a live session's is waited for, at most `wait`.
+async fn claim(
+    bridge: &Addr<StreamBridge>,
+    pid: &Pid,
+    wait: Duration,
+) -> Result<SessionRecord, ResumeRefused> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match bridge.send(ClaimSession(pid.clone())).await?? {
+            Claim::Claimed(record) => return Ok(record),
+            Claim::Absent => return Err(ResumeRefused::UnknownSession),
+            Claim::Live if Instant::now() >= deadline => return Err(ResumeRefused::SessionLive),
+            Claim::Live => actix::clock::sleep(CLAIM_POLL).await,
+        }
+    }
+}
+
 async fn resume(
     bridge: Addr<StreamBridge>,
     window: Duration,
+    claim_wait: Duration,
     nsp: Namespace,
     pid: String,
     offset: String,
 ) -> Result<Opened, ResumeRefused> {
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
-    let record = bridge
-        .send(LoadSession(pid.clone()))
-        .await??
-        .ok_or(ResumeRefused::UnknownSession)?;
+    let mut record = claim(&bridge, &pid, claim_wait).await?;
+    // A record without an epoch was written by a Node peer: its offset is checked as Node checks it
+    // (trimming, deletion); the replay then holds to the log's current epoch.
+    let epoch = match record.epoch.clone() {
+        Some(epoch) => epoch,
+        None => bridge.send(Tip).await??.epoch,
+    };
+    let scope = ReplayScope {
+        epoch: epoch.clone(),
+        nsp: nsp.clone(),
+        rooms: record.rooms.clone(),
+    };
     let mut missed = Vec::new();
     let mut after = offset;
     loop {
@@ -166,21 +220,22 @@ async fn resume(
             .send(ReadAfter {
                 after,
                 count: REPLAY_BATCH,
+                scope: scope.clone(),
             })
             .await??;
         let full = batch.len() == REPLAY_BATCH;
         if let Some(last) = batch.last() {
             after = last.id;
         }
-        missed.extend(batch.into_iter().filter(|e| e.target.nsp == nsp));
+        missed.extend(batch.into_iter().filter(|e| scope.replays(&e.target)));
         if !full {
             break;
         }
     }
-    let sid = record.sid.clone();
+    record.epoch = Some(epoch);
     if let Err(err) = bridge
-        .send(SaveSession {
-            record,
+        .send(KeepLive {
+            record: record.clone(),
             ttl: window,
         })
         .await?
@@ -188,31 +243,20 @@ async fn resume(
         warn!("session record not refreshed, a later resume may fail: {err}");
     }
     Ok(Opened {
-        sid,
+        sid: record.sid.clone(),
         pid,
         recovered: true,
         missed,
         offset: Some(after),
+        record,
     })
 }
 
 async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
     let sid = Sid::from_random(random_bytes());
     let pid = Pid::from_random(random_bytes());
-    let record = SessionRecord::new(&sid, &pid);
-    match bridge
-        .send(SaveSession {
-            record,
-            ttl: window,
-        })
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
-        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
-    }
-    let offset = match bridge.send(Tip).await {
-        Ok(Ok(tip)) => Some(tip),
+    let position = match bridge.send(Tip).await {
+        Ok(Ok(position)) => Some(position),
         Ok(Err(err)) => {
             warn!("log tip unknown, sid={sid} starts without an offset: {err}");
             None
@@ -222,12 +266,27 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
             None
         }
     };
+    let (offset, epoch) = match position {
+        Some(position) => (Some(position.id), Some(position.epoch)),
+        None => (None, None),
+    };
+    let record = SessionRecord::new(&sid, &pid, epoch);
+    let kept = bridge.send(KeepLive {
+        record: record.clone(),
+        ttl: window,
+    });
+    match kept.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+    }
     Opened {
         sid,
         pid,
         recovered: false,
         missed: Vec::new(),
         offset,
+        record,
     }
 }
 
@@ -235,10 +294,10 @@ impl Handler<Open> for Recovery {
     type Result = ResponseFuture<Opened>;
 
     fn handle(&mut self, msg: Open, _: &mut Self::Context) -> Self::Result {
-        let (bridge, window) = (self.bridge.clone(), self.window);
+        let (bridge, window, claim_wait) = (self.bridge.clone(), self.window, self.claim_wait);
         Box::pin(async move {
             if let (Some(pid), Some(offset)) = (msg.pid, msg.offset) {
-                match resume(bridge.clone(), window, msg.nsp, pid, offset).await {
+                match resume(bridge.clone(), window, claim_wait, msg.nsp, pid, offset).await {
                     Ok(opened) => return opened,
                     Err(reason) => debug!("resume refused, opening a fresh session: {reason}"),
                 }
@@ -252,6 +311,22 @@ impl Handler<Keep> for Recovery {
     type Result = ();
 
     fn handle(&mut self, Keep(record): Keep, ctx: &mut Self::Context) {
+        let save = self.bridge.send(KeepLive {
+            record,
+            ttl: self.window,
+        });
+        ctx.spawn(save.into_actor(self).map(|saved, recovery, _| {
+            if let Ok(Err(err)) = saved {
+                recovery.refresh_failed(err);
+            }
+        }));
+    }
+}
+
+impl Handler<Release> for Recovery {
+    type Result = ();
+
+    fn handle(&mut self, Release(record): Release, ctx: &mut Self::Context) {
         let save = self.bridge.send(SaveSession {
             record,
             ttl: self.window,
@@ -300,8 +375,24 @@ mod tests {
         let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
         (
             bridge.clone(),
-            Recovery::new(bridge, window, metrics).start(),
+            Recovery::new(bridge, window, CLAIM_WAIT, metrics).start(),
         )
+    }
+
+    /// Short, so that tests of a live session's resume end soon.
+    const CLAIM_WAIT: Duration = Duration::from_millis(200);
+
+    fn fresh() -> Open {
+        Open {
+            nsp: Namespace::main(),
+            pid: None,
+            offset: None,
+        }
+    }
+
+    /// The session drops: its record becomes resumable (what the Session does on a lost transport).
+    async fn dropped(recovery: &Addr<Recovery>, opened: &Opened) {
+        recovery.send(Release(opened.record.clone())).await.unwrap();
     }
 
     async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
@@ -337,6 +428,7 @@ mod tests {
             .unwrap();
         assert!(!first.recovered);
         let offset = first.offset.unwrap();
+        dropped(&recovery, &first).await;
         let mut expected = Vec::new();
         for n in 0..(REPLAY_BATCH * 2 + 7) {
             let id = publish(&bridge, if n % 10 == 3 { "/other" } else { "/" }, n).await;
@@ -371,6 +463,7 @@ mod tests {
             open(&first.pid, StreamId::new(offset.ms + 60_000, 0)),
         ];
         for msg in refused {
+            dropped(&recovery, &first).await;
             let fresh = recovery.send(msg).await.unwrap();
             assert!(!fresh.recovered);
             assert_ne!(fresh.sid, first.sid);
@@ -378,6 +471,7 @@ mod tests {
         for n in 1..5 {
             publish(&bridge, "/", n).await;
         }
+        dropped(&recovery, &first).await;
         let trimmed = recovery.send(open(&first.pid, offset)).await.unwrap();
         assert!(
             !trimmed.recovered && trimmed.missed.is_empty(),
@@ -415,7 +509,8 @@ mod tests {
     async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval() {
         let (bridge, _) = start(10, Duration::from_secs(60));
         let metrics = Arc::new(Metrics::default());
-        let mut recovery = Recovery::new(bridge, Duration::from_secs(60), metrics.clone());
+        let mut recovery =
+            Recovery::new(bridge, Duration::from_secs(60), CLAIM_WAIT, metrics.clone());
         let down = || StoreError::Unavailable("down".into());
         recovery.refresh_failed(down());
         assert_eq!(metrics.record_refreshes_failed.get(), 1);
@@ -441,17 +536,91 @@ mod tests {
     }
 
     #[actix::test]
-    async fn recovery_keep_writes_the_record_so_the_session_resumes() {
+    async fn recovery_release_writes_the_record_so_the_session_resumes_once() {
         let (bridge, recovery) = start(10, Duration::from_secs(60));
         let (sid, pid) = (Sid::from_wire("kept-sid"), Pid::from_wire("kept-pid"));
         let offset = publish(&bridge, "/", 0).await;
-        recovery
-            .send(Keep(SessionRecord::new(&sid, &pid)))
-            .await
-            .unwrap();
-        // Keep's save is queued at the bridge before this resume's load.
+        let epoch = bridge.send(Tip).await.unwrap().unwrap().epoch;
+        let record = SessionRecord::new(&sid, &pid, Some(epoch));
+        recovery.send(Release(record)).await.unwrap();
+        // Release's save is queued at the bridge before this resume's claim.
         let resumed = recovery.send(open(&pid, offset)).await.unwrap();
-        assert!(resumed.recovered, "a kept record resumes");
-        assert_eq!((resumed.sid, resumed.pid), (sid, pid));
+        assert!(resumed.recovered, "a released record resumes");
+        assert_eq!((resumed.sid, resumed.pid.clone()), (sid, pid.clone()));
+        // The resumed session is live again: a second resume of it does not clone it.
+        let clone = recovery.send(open(&pid, offset)).await.unwrap();
+        assert!(!clone.recovered, "claimed once");
+        assert_ne!(clone.pid, pid);
+    }
+
+    #[actix::test]
+    async fn recovery_refuses_to_resume_a_live_session_and_resumes_it_once_dropped() {
+        let (_bridge, recovery) = start(10, Duration::from_secs(60));
+        let live = recovery.send(fresh()).await.unwrap();
+        let offset = live.offset.unwrap();
+        let clone = recovery.send(open(&live.pid, offset)).await.unwrap();
+        assert!(!clone.recovered, "a live session is not resumable");
+        assert_ne!((&clone.sid, &clone.pid), (&live.sid, &live.pid));
+
+        // The session drops while a resume waits for it: the resume gets it.
+        let waiting = recovery.send(open(&live.pid, offset));
+        let release = async {
+            actix::clock::sleep(CLAIM_WAIT / 4).await;
+            dropped(&recovery, &live).await;
+        };
+        let (resumed, ()) = futures_util::future::join(waiting, release).await;
+        let resumed = resumed.unwrap();
+        assert!(resumed.recovered);
+        assert_eq!((&resumed.sid, &resumed.pid), (&live.sid, &live.pid));
+        let third = recovery.send(open(&live.pid, offset)).await.unwrap();
+        assert!(!third.recovered, "a resumed session is live again");
+    }
+
+    #[actix::test]
+    async fn recovery_keeps_a_resumed_records_rooms_and_data() {
+        let (bridge, recovery) = start(10, Duration::from_secs(60));
+        let offset = publish(&bridge, "/", 0).await;
+        // A Node peer's record: no epoch, a room and data.
+        let (sid, pid) = (Sid::from_wire("node-sid"), Pid::from_wire("node-pid"));
+        let record = SessionRecord {
+            rooms: vec!["node-sid".into(), "ops".into()],
+            data: serde_json::json!({ "user": "alice" }),
+            ..SessionRecord::new(&sid, &pid, None)
+        };
+        recovery.send(Release(record.clone())).await.unwrap();
+        let resumed = recovery.send(open(&pid, offset)).await.unwrap();
+        assert!(resumed.recovered);
+        let epoch = bridge.send(Tip).await.unwrap().unwrap().epoch;
+        assert_eq!(
+            resumed.record,
+            SessionRecord {
+                epoch: Some(epoch),
+                ..record
+            },
+            "rooms and data as loaded, with the log's epoch"
+        );
+    }
+
+    #[actix::test]
+    async fn recovery_fails_cleanly_across_an_entry_addressed_to_the_socket_it_cannot_deliver() {
+        use crate::protocol::target::Room;
+        let (bridge, recovery) = start(10, Duration::from_secs(60));
+        let first = recovery.send(fresh()).await.unwrap();
+        let offset = first.offset.unwrap();
+        dropped(&recovery, &first).await;
+        let own_room = Target {
+            rooms: vec![Room::from(first.sid.as_str())],
+            ..Target::broadcast(Namespace::main())
+        };
+        bridge
+            .send(Publish {
+                target: own_room,
+                args: Arc::from("[\"n\",1]"),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
+        assert!(!resumed.recovered, "never recovered with a gap");
     }
 }

@@ -89,6 +89,47 @@ pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<String, Skip> 
     Ok(args.to_string())
 }
 
+/// socket.io-adapter's `shouldIncludePacket(sessionRooms, opts)`: `rooms` empty or one of them is the
+/// session's, and none of `except` is.
+pub fn included(session_rooms: &[String], rooms: &[&str], except: &[&str]) -> bool {
+    let member = |room: &&str| session_rooms.iter().any(|own| own == room);
+    (rooms.is_empty() || rooms.iter().any(member)) && !except.iter().any(member)
+}
+
+/// Whether the adapter's `restoreSession` would replay a stream entry (of the socket's namespace) to
+/// a socket in `session_rooms`, or fail on it: a BROADCAST whose `opts` include the socket, or whose
+/// `data` does not decode (binary attachments included: the hub's msgpack reader has no `bin`).
+/// Entries of other types are never replayed.
+pub fn may_address(kind: &str, data: Option<&str>, session_rooms: &[String]) -> bool {
+    if kind != BROADCAST {
+        return false;
+    }
+    let Some(data) = data else { return true };
+    let message: Option<Value> = if data.starts_with('{') {
+        serde_json::from_str(data).ok()
+    } else {
+        base64::decode(data)
+            .ok()
+            .and_then(|bytes| msgpack::decode(&bytes).ok())
+    };
+    let Some(message) = message else { return true };
+    let names = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|room| room.as_str().map(str::to_owned))
+            .collect()
+    };
+    let opts = &message["opts"];
+    match (names(&opts["rooms"]), names(&opts["except"])) {
+        (Some(rooms), Some(except)) => {
+            let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+            let except: Vec<&str> = except.iter().map(String::as_str).collect();
+            included(session_rooms, &rooms, &except)
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,11 +8,29 @@
 //! ```text
 //! append     XADD <key> MAXLEN ~ <max> * uid <uid> nsp / type 3 data {"packet":…,"opts":…}
 //! read loop  XREAD COUNT 500 BLOCK 2000 STREAMS <key> <last id handed on>  ──► LogEvent
-//! read_after EVAL (XINFO STREAM + XRANGE, atomically): entries after the offset, or refused if an
-//!            entry after it may have been trimmed or deleted, or the offset is ahead of the stream
-//! sessions   SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data}) PX <window> / GET / DEL
+//! read_after EVAL (XINFO STREAM + XINFO GROUPS + XRANGE, atomically): entries after the offset, or
+//!            refused if an entry after it may have been trimmed or deleted, the offset is ahead of the
+//!            stream, the stream's epoch is not the session's, or an entry may be for the socket but
+//!            cannot be delivered
+//! epoch      a consumer group of the stream named hub-epoch:<id>, created (MKSTREAM) if missing
+//! live       HSET hub:live:<pid> owner <uid> record <base64 record> + PEXPIRE <window>
+//! lease      SET hub:instance:<uid> 1 PX <lease>, refreshed every third of it
+//! dropped    SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data,epoch}) PX <window>, DEL the live copy
+//! resume     EVAL: GETDEL sio:session:<pid>; else the live copy, if its owner's lease has expired
 //! ```
 //! Needs Redis 7.0 or newer (for `max-deleted-entry-id`).
+//!
+//! **Why the epoch is a consumer group.** Group metadata lives inside the stream key: `DEL`,
+//! `FLUSHALL`/`FLUSHDB` and a restart without persistence remove it with the entries, trimming does
+//! not, and persistence (AOF, RDB) and replication keep it. Node peers are unaffected: they use XADD,
+//! XREAD and XRANGE, which ignore groups, and nothing reads through the group (its pending list stays
+//! empty). A replica promoted without the newest entries keeps the group but its `last-generated-id`
+//! goes back: the read loop, which knows the newest id it read, replaces the epoch then.
+//!
+//! **Why live sessions are not under `sio:session:`.** A Node peer resumes any record there (GETDEL);
+//! a session still live on a hub must not be resumable anywhere, so its copy for crash recovery lives
+//! under `hub:live:`, which only hubs read, and only once the owner's lease has expired (it died).
+//! The normal record is written when the session drops, as Node writes its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +40,10 @@ use log::{error, info, warn};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Value};
 
-use super::{LogBackend, LogEntry, LogEvent, SessionRecord, StoreError, StoreFuture};
+use super::{
+    Claim, Epoch, LogBackend, LogEntry, LogEvent, Position, ReplayScope, SessionRecord, StoreError,
+    StoreFuture,
+};
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::{Namespace, Target};
@@ -30,6 +51,107 @@ use crate::protocol::{adapter, base64, msgpack};
 
 /// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
 pub const SESSION_KEY_PREFIX: &str = "sio:session:";
+/// Key prefix of the copies of live sessions (a hash: `owner`, `record`), which Node peers never read.
+pub const LIVE_KEY_PREFIX: &str = "hub:live:";
+/// Key prefix of instance leases: `hub:instance:<uid>` exists while that instance is alive.
+pub const INSTANCE_KEY_PREFIX: &str = "hub:instance:";
+/// How often the read loop checks the stream's epoch (besides at every reconnect).
+const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Lua: `epoch_of(key)`, the stream's epoch (the smallest `hub-epoch:` group name, without the
+/// prefix), or nil; and `epoch_groups(key)`, every such group's name.
+macro_rules! epoch_lua {
+    () => {
+        r"
+local function epoch_groups(key)
+  local names = {}
+  if redis.call('EXISTS', key) == 0 then return names end
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and string.sub(group[i + 1], 1, 10) == 'hub-epoch:' then
+        table.insert(names, group[i + 1])
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+local function epoch_of(key)
+  local names = epoch_groups(key)
+  if names[1] then return string.sub(names[1], 11) end
+  return nil
+end
+"
+    };
+}
+
+/// The stream's epoch, created if it has none; replaced if the stream's `last-generated-id` is older
+/// than ARGV[2], the newest id the caller read from it (`0-0`: no check): it lost entries (a replica
+/// promoted without them). ARGV[1] is the epoch to create. Returns {epoch, newest entry id or 0-0}.
+const ENSURE_EPOCH_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local epoch = epoch_of(KEYS[1])
+if epoch and ARGV[2] ~= '0-0' then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' and older(info[i + 1], ARGV[2]) then
+      for _, name in ipairs(epoch_groups(KEYS[1])) do
+        redis.call('XGROUP', 'DESTROY', KEYS[1], name)
+      end
+      epoch = nil
+    end
+  end
+end
+if not epoch then
+  redis.call('XGROUP', 'CREATE', KEYS[1], 'hub-epoch:' .. ARGV[1], '$', 'MKSTREAM')
+  epoch = ARGV[1]
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if newest[1] then id = newest[1][1] end
+return {epoch, id}
+"
+);
+
+/// Takes a session's record, once: the dropped session's record (GETDEL, as the adapter does), else
+/// the live copy if its owner's lease (ARGV[1] .. owner) has expired. KEYS: record, live copy.
+/// Returns {'record', base64 record}, {'live'} or {'none'}.
+const CLAIM_SCRIPT: &str = r"
+local record = redis.call('GETDEL', KEYS[1])
+if record then return {'record', record} end
+local live = redis.call('HMGET', KEYS[2], 'owner', 'record')
+if not live[2] then return {'none'} end
+if live[1] and redis.call('EXISTS', ARGV[1] .. live[1]) == 1 then return {'live'} end
+redis.call('DEL', KEYS[2])
+return {'record', live[2]}
+";
+
+/// Writes a live session's copy unless another instance owns it now (it resumed the session after
+/// this one's lease expired). KEYS: live copy. ARGV: uid, record, ttl ms. Returns 1 if written.
+const KEEP_LIVE_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'record', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A session dropped: its record becomes resumable and its live copy goes, unless another instance
+/// owns the session now. KEYS: record, live copy. ARGV: uid, record, ttl ms. Returns 1 if written.
+const RELEASE_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[2], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+";
 /// Entries per XREAD.
 const READ_COUNT: usize = 500;
 /// How long one XREAD waits for new entries: short enough that a dead connection is noticed soon.
@@ -39,10 +161,13 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Read loop reconnect backoff: from the first to the last, doubling, with jitter.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// One atomic snapshot for a replay batch: what the stream lost so far, and the entries after the offset.
-/// Returns {max-deleted-entry-id, last-generated-id, first entry id or "", entries-added, length, entries}.
-const READ_AFTER_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}} end
+/// One atomic snapshot for a replay batch: what the stream lost so far, the entries after the offset,
+/// and the stream's epoch. Returns {max-deleted-entry-id, last-generated-id, first entry id or "",
+/// entries-added, length, entries, epoch or ""}.
+const READ_AFTER_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}, ''} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local f = {}
 for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
@@ -52,8 +177,9 @@ end
 local first = ''
 if f['first-entry'] then first = f['first-entry'][1] end
 return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
-        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}
-";
+        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), epoch_of(KEYS[1]) or ''}
+"
+);
 
 /// What the stream has lost: enough to tell whether every entry after an offset is still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +228,9 @@ pub struct RedisLog {
     /// `hub_ready` (whether the read loop is connected and reading) and `hub_stream_entries_skipped_total`
     /// (entries read but not delivered: other types, targeted, binary; counted, never fatal).
     metrics: Arc<Metrics>,
+    /// How long this instance's lease lives unrefreshed: its live sessions become resumable elsewhere
+    /// that long after it died.
+    lease: Duration,
 }
 
 impl RedisLog {
@@ -112,6 +241,7 @@ impl RedisLog {
         key: &str,
         max_len: usize,
         uid_bytes: [u8; 8],
+        lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
         let client = Client::open(url)
@@ -130,12 +260,56 @@ impl RedisLog {
             max_len,
             uid,
             metrics,
+            lease,
         })
     }
 
     fn session_key(pid: &str) -> String {
         format!("{SESSION_KEY_PREFIX}{pid}")
     }
+
+    fn live_key(pid: &str) -> String {
+        format!("{LIVE_KEY_PREFIX}{pid}")
+    }
+
+    /// Runs a record-writing script (KEEP_LIVE or RELEASE) with this instance's uid.
+    fn write_record(
+        &mut self,
+        script: &'static str,
+        keys: &[String],
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> StoreFuture<()> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(script).arg(keys.len());
+        for key in keys {
+            eval.arg(key);
+        }
+        eval.arg(&self.uid)
+            .arg(encode_record(record))
+            .arg(ttl.as_millis().max(1) as u64);
+        let mut conn = self.commands.clone();
+        let pid = record.pid.clone();
+        Box::pin(async move {
+            let written: i64 = eval.query_async(&mut conn).await.map_err(unavailable)?;
+            if written == 0 {
+                log::debug!("session record not written pid={pid}: another instance resumed it");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// base64(msgpack(record)), as the adapter's `persistSession` encodes it.
+fn encode_record(record: &SessionRecord) -> String {
+    let value = serde_json::to_value(record).expect("a session record always serializes");
+    base64::encode(&msgpack::encode(&value))
+}
+
+/// The inverse of [`encode_record`]; `None` for anything that does not decode as a record.
+fn decode_record(text: &str) -> Option<SessionRecord> {
+    let bytes = base64::decode(text).ok()?;
+    serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
 }
 
 fn unavailable(err: redis::RedisError) -> StoreError {
@@ -164,10 +338,12 @@ fn as_string(value: &Value) -> Option<String> {
     }
 }
 
-/// Counts what was read but is not for delivery.
+/// Counts what was read but is not for delivery. With a replay `scope`, an entry of its namespace
+/// that is not delivered but may be addressed to its socket (Node would replay it) fails the read.
 fn decode_entries(
     value: &Value,
     skipped: &Counter,
+    scope: Option<&ReplayScope>,
 ) -> Result<(Vec<LogEntry>, Option<StreamId>), StoreError> {
     let Value::Array(items) = value else {
         return Ok((Vec::new(), None));
@@ -199,6 +375,13 @@ fn decode_entries(
                 args: args.into(),
             }),
             Err(skip) => {
+                if let Some(scope) = scope {
+                    if nsp == scope.nsp.as_str()
+                        && adapter::may_address(&kind, field("data").as_deref(), &scope.rooms)
+                    {
+                        return Err(StoreError::Unreplayable(id));
+                    }
+                }
                 skipped.inc();
                 log::debug!("stream entry not delivered id={id}: {skip}");
             }
@@ -229,7 +412,13 @@ impl LogBackend for RedisLog {
         })
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<Vec<LogEntry>> {
+    fn read_after(
+        &mut self,
+        after: StreamId,
+        count: usize,
+        scope: &ReplayScope,
+    ) -> StoreFuture<Vec<LogEntry>> {
+        let scope = scope.clone();
         let mut eval = redis::cmd("EVAL");
         eval.arg(READ_AFTER_SCRIPT)
             .arg(1)
@@ -245,9 +434,16 @@ impl LogBackend for RedisLog {
                     "unexpected reply {reply:?}"
                 )));
             };
-            let [deleted, last, first, added, length, entries] = parts.as_slice() else {
+            let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
                 return Err(StoreError::Unavailable("unexpected reply length".into()));
             };
+            let found = as_string(epoch).unwrap_or_default();
+            if found != scope.epoch.as_str() {
+                return Err(StoreError::EpochChanged {
+                    expected: scope.epoch,
+                    found,
+                });
+            }
             let state = StreamState {
                 max_deleted: parse_id(deleted)?,
                 last_generated: parse_id(last)?,
@@ -255,69 +451,77 @@ impl LogBackend for RedisLog {
                 lost_any: as_int(added) != as_int(length),
             };
             state.covers(after)?;
-            Ok(decode_entries(entries, &metrics.entries_skipped)?.0)
+            Ok(decode_entries(entries, &metrics.entries_skipped, Some(&scope))?.0)
         })
     }
 
-    fn tip(&mut self) -> StoreFuture<StreamId> {
+    fn tip(&mut self) -> StoreFuture<Position> {
         let mut conn = self.commands.clone();
         let key = self.key.clone();
-        Box::pin(async move { newest_id(&mut conn, &key).await })
+        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO).await })
     }
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
         let reader = Reader {
             client: self.client.clone(),
             key: self.key.clone(),
-            sink,
+            sink: sink.clone(),
             metrics: self.metrics.clone(),
+            epoch: None,
         };
         actix::spawn(reader.run());
+        actix::spawn(keep_lease(
+            self.commands.clone(),
+            format!("{INSTANCE_KEY_PREFIX}{}", self.uid),
+            self.lease,
+            sink,
+        ));
         None
     }
 
-    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        let key = Self::session_key(record.pid.as_str());
-        let value = serde_json::to_value(&record).expect("a session record always serializes");
-        let encoded = base64::encode(&msgpack::encode(&value));
-        let mut conn = self.commands.clone();
-        let ttl_ms = ttl.as_millis().max(1) as u64;
-        Box::pin(async move {
-            let _: Value = redis::cmd("SET")
-                .arg(key)
-                .arg(encoded)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+    fn keep_live(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        let keys = [Self::live_key(record.pid.as_str())];
+        self.write_record(KEEP_LIVE_SCRIPT, &keys, &record, ttl)
     }
 
-    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>> {
-        let key = Self::session_key(pid.as_str());
+    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        let keys = [
+            Self::session_key(record.pid.as_str()),
+            Self::live_key(record.pid.as_str()),
+        ];
+        self.write_record(RELEASE_SCRIPT, &keys, &record, ttl)
+    }
+
+    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(CLAIM_SCRIPT)
+            .arg(2)
+            .arg(Self::session_key(pid.as_str()))
+            .arg(Self::live_key(pid.as_str()))
+            .arg(INSTANCE_KEY_PREFIX);
         let mut conn = self.commands.clone();
         Box::pin(async move {
-            let value: Option<String> = redis::cmd("GET")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            // A record that does not decode is treated as absent: the client gets a fresh session.
-            Ok(value.and_then(|text| {
-                let bytes = base64::decode(&text).ok()?;
-                serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
-            }))
+            let reply: Vec<String> = eval.query_async(&mut conn).await.map_err(unavailable)?;
+            Ok(match reply.as_slice() {
+                // A record that does not decode is treated as absent: the client gets a fresh session.
+                [kind, record] if kind == "record" => {
+                    decode_record(record).map_or(Claim::Absent, Claim::Claimed)
+                }
+                [kind] if kind == "live" => Claim::Live,
+                _ => Claim::Absent,
+            })
         })
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
-        let key = Self::session_key(pid.as_str());
+        let keys = [
+            Self::session_key(pid.as_str()),
+            Self::live_key(pid.as_str()),
+        ];
         let mut conn = self.commands.clone();
         Box::pin(async move {
             let _: Value = redis::cmd("DEL")
-                .arg(key)
+                .arg(&keys[..])
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
@@ -330,36 +534,64 @@ impl LogBackend for RedisLog {
     }
 }
 
-/// The newest id in the stream, `0-0` if it is empty or missing.
-async fn newest_id<C: redis::aio::ConnectionLike>(
+/// The stream's epoch (created if it has none, replaced if the stream's newest id is older than
+/// `read`, the newest id the caller read from it) and its newest entry's id (`0-0` if empty).
+async fn ensure_epoch<C: redis::aio::ConnectionLike>(
     conn: &mut C,
     key: &str,
-) -> Result<StreamId, StoreError> {
-    let reply: Value = redis::cmd("XREVRANGE")
-        .arg(key)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
+    read: StreamId,
+) -> Result<Position, StoreError> {
+    let (epoch, id): (String, String) = redis::cmd("EVAL")
+        .arg(ENSURE_EPOCH_SCRIPT)
         .arg(1)
+        .arg(key)
+        .arg(Epoch::random().as_str())
+        .arg(read.to_string())
         .query_async(conn)
         .await
         .map_err(unavailable)?;
-    match reply {
-        Value::Array(items) => match items.first() {
-            Some(Value::Array(pair)) => pair.first().map(parse_id).unwrap_or(Ok(StreamId::ZERO)),
-            _ => Ok(StreamId::ZERO),
-        },
-        _ => Ok(StreamId::ZERO),
+    Ok(Position {
+        id: id
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("{e}")))?,
+        epoch: Epoch::from(epoch.as_str()),
+    })
+}
+
+/// Keeps this instance's lease alive (a third of its time to live apart) while the bridge lives; a
+/// failed refresh is retried at the next tick (the read loop reports Redis being down).
+async fn keep_lease(
+    mut conn: ConnectionManager,
+    key: String,
+    ttl: Duration,
+    sink: Recipient<LogEvent>,
+) {
+    let ttl_ms = ttl.as_millis().max(1) as u64;
+    while sink.connected() {
+        let refreshed: Result<Value, _> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = refreshed {
+            log::debug!("instance lease not refreshed: {err}");
+        }
+        actix::clock::sleep(ttl / 3).await;
     }
 }
 
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
+/// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
 struct Reader {
     client: Client,
     key: String,
     sink: Recipient<LogEvent>,
     /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
     metrics: Arc<Metrics>,
+    /// The epoch the loop reads under; `None` until the first connect.
+    epoch: Option<Epoch>,
 }
 
 impl Reader {
@@ -373,7 +605,7 @@ impl Reader {
             .map_err(unavailable)
     }
 
-    async fn run(self) {
+    async fn run(mut self) {
         // Start after the newest entry at start-up (not `$`, which can skip entries between two reads).
         let mut last: Option<StreamId> = None;
         let mut delay = BACKOFF.0;
@@ -398,28 +630,67 @@ impl Reader {
         );
     }
 
+    /// Checks the stream's epoch (after `read`, the newest id handed on): if it changed, reports it
+    /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
+    async fn check_epoch(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        read: StreamId,
+    ) -> Result<(StreamId, bool), StoreError> {
+        let position = ensure_epoch(conn, &self.key, read).await?;
+        let newest = position.id;
+        match self.epoch.replace(position.epoch.clone()) {
+            Some(was) if was != position.epoch => {
+                error!(
+                    "stream {} was replaced (deleted, flushed, restarted without its data, or a replica \
+                     without its newest entries): epoch {was} is now {}; clients are disconnected and \
+                     cannot recover what they missed",
+                    self.key, position.epoch
+                );
+                self.sink.do_send(LogEvent::EpochChanged {
+                    was,
+                    now: position.epoch,
+                });
+                Ok((newest, true))
+            }
+            Some(_) => Ok((newest, false)),
+            None => {
+                info!("stream {} epoch {}", self.key, position.epoch);
+                Ok((newest, false))
+            }
+        }
+    }
+
     /// Reads until the connection fails; `Ok` only when the sink went away.
     async fn read(
-        &self,
+        &mut self,
         conn: &mut MultiplexedConnection,
         last: &mut Option<StreamId>,
     ) -> Result<(), StoreError> {
-        let from = match *last {
+        let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
+        let mut from = match *last {
+            Some(_) if replaced => newest,
             Some(from) => {
                 self.check_gap(conn, from).await?;
                 from
             }
             None => {
-                let newest = newest_id(conn, &self.key).await?;
                 info!("reading stream {} after {newest}", self.key);
-                *last = Some(newest);
                 self.sink.do_send(LogEvent::ReadingFrom(newest));
                 newest
             }
         };
-        let mut from = from;
+        *last = Some(from);
+        let mut checked = std::time::Instant::now();
         self.metrics.log_reading.set(1);
         while self.sink.connected() {
+            if checked.elapsed() >= EPOCH_CHECK_EVERY {
+                if let (newest, true) = self.check_epoch(conn, from).await? {
+                    from = newest;
+                    *last = Some(newest);
+                }
+                checked = std::time::Instant::now();
+            }
             let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)
@@ -437,7 +708,7 @@ impl Reader {
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped)?;
+                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped, None)?;
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);
@@ -464,7 +735,7 @@ impl Reader {
             .arg(0);
         let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
         if let Value::Array(parts) = reply {
-            if let [deleted, last, first, added, length, _] = parts.as_slice() {
+            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
                 let state = StreamState {
                     max_deleted: parse_id(deleted)?,
                     last_generated: parse_id(last)?,

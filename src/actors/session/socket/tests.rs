@@ -42,6 +42,11 @@ fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
         recovered,
         missed: missed.iter().map(|&ms| entry(ms)).collect(),
         offset: Some(id(offset)),
+        record: SessionRecord::new(
+            &Sid::from_wire(sid),
+            &Pid::from_wire(format!("{sid}-pid")),
+            None,
+        ),
     }
 }
 
@@ -215,7 +220,8 @@ fn socket_leave_in_each_state_says_what_to_undo() {
         left.record,
         Some(SessionRecord::new(
             &Sid::from_wire("S2"),
-            &Pid::from_wire("S2-pid")
+            &Pid::from_wire("S2-pid"),
+            None
         ))
     );
 }
@@ -287,7 +293,25 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
         records,
         [&SessionRecord::new(
             &Sid::from_wire("S6"),
-            &Pid::from_wire("S6-pid")
+            &Pid::from_wire("S6-pid"),
+            None
         )]
+    );
+}
+
+#[test]
+fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
+    let mut resumed = joining();
+    let mut answer = opened(true, "S8", &[], 5);
+    answer.record.rooms.push("ops".into());
+    answer.record.data = json!({"user": "alice"});
+    let record = answer.record.clone();
+    resumed.on_opened(answer);
+    resumed.replay_step(1 << 20);
+    resumed.complete(&nsp());
+    assert_eq!(
+        resumed.leave().record,
+        Some(record),
+        "rooms and data as loaded"
     );
 }
