@@ -328,28 +328,29 @@ async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_
     };
     // reference §4.4: io.emit("bin", Buffer.from([1,2,3]))
     let binary = "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    // `{sid}` stands for the dropped socket's id.
+    let cases = [
         (
             "except another room",
-            Box::new(move |_| plain(r#"{"rooms":[],"except":["other"],"flags":{}}"#)),
+            plain(r#"{"rooms":[],"except":["other"],"flags":{}}"#),
         ),
         (
             "volatile",
-            Box::new(move |_| plain(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#)),
+            plain(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#),
         ),
-        ("binary", Box::new(|_| binary.to_owned())),
+        ("binary", binary.to_owned()),
         (
             "to the socket's own room",
-            Box::new(move |sid| {
-                plain(&format!(
-                    r#"{{"rooms":["{sid}"],"except":[],"flags":{{}}}}"#
-                ))
-            }),
+            plain(r#"{"rooms":["{sid}"],"except":[],"flags":{}}"#),
         ),
     ];
     for (what, data) in cases {
         let (joined, first) = dropped_after_one(&hub).await;
-        node_entry(&redis, "test:undeliverable", &data(&joined.sid));
+        node_entry(
+            &redis,
+            "test:undeliverable",
+            &data.replace("{sid}", &joined.sid),
+        );
         let (_client, ids, _) = resume(&hub, &joined.pid, &first).await;
         assert_ne!(
             ids,

@@ -206,4 +206,35 @@ mod tests {
             Err(Skip::Malformed(_))
         ));
     }
+
+    #[test]
+    fn may_address_follows_the_adapters_should_include_packet_on_the_sessions_rooms() {
+        let rooms = vec!["S1".to_owned(), "ops".to_owned()];
+        let with =
+            |opts: &str| format!(r#"{{"packet":{{"type":2,"data":["n",1]}},"opts":{opts}}}"#);
+        let addressed = [
+            with(r#"{"rooms":[],"except":["other"],"flags":{}}"#),
+            with(r#"{"rooms":["S1"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":["x","ops"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#),
+            // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), msgpack with bin
+            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA=="
+                .into(),
+            "{not json".into(),
+            with(r#"{"flags":{}}"#),
+        ];
+        for data in &addressed {
+            assert!(may_address("3", Some(data), &rooms), "{data}");
+        }
+        assert!(may_address("3", None, &rooms));
+        let elsewhere = [
+            with(r#"{"rooms":["x"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":[],"except":["ops"],"flags":{}}"#),
+            with(r#"{"rooms":["S1"],"except":["S1"],"flags":{}}"#),
+        ];
+        for data in &elsewhere {
+            assert!(!may_address("3", Some(data), &rooms), "{data}");
+        }
+        assert!(!may_address("4", Some("{}"), &rooms), "not a broadcast");
+    }
 }

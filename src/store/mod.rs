@@ -22,6 +22,7 @@
 
 mod memory;
 mod redis;
+mod redis_identity;
 
 pub use self::memory::MemoryLog;
 pub use self::redis::RedisLog;
