@@ -372,3 +372,35 @@ async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_
     assert_eq!(ids, (joined.sid, joined.pid), "recovered");
     assert_eq!(replayed, [missed]);
 }
+
+#[actix_web::test]
+async fn a_replay_longer_than_a_batch_across_entries_not_for_the_socket_is_complete() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:long")).await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    // 700 entries as a Node peer writes them: every tenth to a room the socket is not in (read, not
+    // delivered), the others to everyone. A batch of 500 read holds fewer than 500 to deliver.
+    let write = r#"
+        local ids = {}
+        for n = 1, 700 do
+          local opts = '{"rooms":[],"except":[],"flags":{}}'
+          if n % 10 == 0 then opts = '{"rooms":["elsewhere"],"except":[],"flags":{}}' end
+          local data = '{"packet":{"type":2,"data":["notification",{"n":' .. n .. '}]},"opts":' .. opts .. '}'
+          local id = redis.call('XADD', KEYS[1], '*', 'uid', 'node', 'nsp', '/', 'type', '3', 'data', data)
+          if n % 10 ~= 0 then table.insert(ids, id) end
+        end
+        return ids"#;
+    let reply = redis.command(&["EVAL", write, "1", "test:long"]);
+    let expected: Vec<String> = reply
+        .split("\r\n")
+        .filter(|line| line.contains('-') && !line.starts_with(['*', '$']))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(expected.len(), 630);
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    assert_eq!(ids, (joined.sid, joined.pid), "recovered");
+    assert_eq!(
+        replayed, expected,
+        "every entry for the socket, none missing"
+    );
+}

@@ -293,39 +293,24 @@ impl LogBackend for RedisLog {
         scope: &ReplayScope,
     ) -> StoreFuture<Vec<LogEntry>> {
         let scope = scope.clone();
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(READ_AFTER_SCRIPT)
-            .arg(1)
-            .arg(&self.key)
-            .arg(after.next().to_string())
-            .arg(count);
+        let key = self.key.clone();
         let mut conn = self.commands.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            let reply: Value = eval.query_async(&mut conn).await.map_err(unavailable)?;
-            let Value::Array(parts) = reply else {
-                return Err(StoreError::Unavailable(format!(
-                    "unexpected reply {reply:?}"
-                )));
-            };
-            let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
-                return Err(StoreError::Unavailable("unexpected reply length".into()));
-            };
-            let found = as_string(epoch).unwrap_or_default();
-            if found != scope.epoch.as_str() {
-                return Err(StoreError::EpochChanged {
-                    expected: scope.epoch,
-                    found,
-                });
+            // Entries not delivered are not returned, yet callers take a short batch for the log's
+            // end: read on until `count` entries are found or the stream really ends, each batch
+            // checked in its own snapshot as a separate call would be.
+            let mut found = Vec::new();
+            let mut after = after;
+            loop {
+                let wanted = count - found.len();
+                let batch = read_batch(&mut conn, &key, after, wanted, &scope, &metrics).await?;
+                found.extend(batch.entries);
+                match batch.last {
+                    Some(last) if batch.read == wanted && found.len() < count => after = last,
+                    _ => return Ok(found),
+                }
             }
-            let state = StreamState {
-                max_deleted: parse_id(deleted)?,
-                last_generated: parse_id(last)?,
-                first: parse_id(first).ok(),
-                lost_any: as_int(added) != as_int(length),
-            };
-            state.covers(after)?;
-            Ok(decode_entries(entries, &metrics.entries_skipped, Some(&scope))?.0)
         })
     }
 
@@ -406,6 +391,69 @@ impl LogBackend for RedisLog {
     fn is_ready(&self) -> bool {
         self.metrics.log_reading.get() == 1
     }
+}
+
+/// One replay batch: what [`read_batch`] read.
+struct Batch {
+    /// The entries to deliver.
+    entries: Vec<LogEntry>,
+    /// How many stream entries were read (delivered or not).
+    read: usize,
+    /// The id of the last of them.
+    last: Option<StreamId>,
+}
+
+/// Up to `count` stream entries after `after`, in one atomic snapshot with the checks of
+/// [`LogBackend::read_after`].
+async fn read_batch(
+    conn: &mut ConnectionManager,
+    key: &str,
+    after: StreamId,
+    count: usize,
+    scope: &ReplayScope,
+    metrics: &Metrics,
+) -> Result<Batch, StoreError> {
+    let reply: Value = redis::cmd("EVAL")
+        .arg(READ_AFTER_SCRIPT)
+        .arg(1)
+        .arg(key)
+        .arg(after.next().to_string())
+        .arg(count)
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    let Value::Array(parts) = reply else {
+        return Err(StoreError::Unavailable(format!(
+            "unexpected reply {reply:?}"
+        )));
+    };
+    let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
+        return Err(StoreError::Unavailable("unexpected reply length".into()));
+    };
+    let found = as_string(epoch).unwrap_or_default();
+    if found != scope.epoch.as_str() {
+        return Err(StoreError::EpochChanged {
+            expected: scope.epoch.clone(),
+            found,
+        });
+    }
+    let state = StreamState {
+        max_deleted: parse_id(deleted)?,
+        last_generated: parse_id(last)?,
+        first: parse_id(first).ok(),
+        lost_any: as_int(added) != as_int(length),
+    };
+    state.covers(after)?;
+    let read = match entries {
+        Value::Array(items) => items.len(),
+        _ => 0,
+    };
+    let (entries, last) = decode_entries(entries, &metrics.entries_skipped, Some(scope))?;
+    Ok(Batch {
+        entries,
+        read,
+        last,
+    })
 }
 
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
