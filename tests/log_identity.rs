@@ -404,3 +404,24 @@ async fn a_replay_longer_than_a_batch_across_entries_not_for_the_socket_is_compl
         "every entry for the socket, none missing"
     );
 }
+
+#[actix_web::test]
+async fn a_live_session_on_the_embedded_log_is_not_cloned_and_resumes_once_dropped() {
+    let hub = start_hub(Config {
+        ping_interval: Duration::from_secs(60),
+        instance_lease: LEASE,
+        ..common::test_config()
+    });
+    let mut live = hub.joined().await;
+    let (_clone, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_ne!(ids.0, live.sid, "a live session is never cloned");
+    live.client.close().await;
+    let (_resumed, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_eq!(
+        ids,
+        (live.sid.clone(), live.pid.clone()),
+        "recovered once dropped"
+    );
+    let (_third, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_ne!(ids.0, live.sid, "and only once");
+}
