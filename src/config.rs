@@ -109,6 +109,12 @@ pub struct Config {
               PossibleValue::new("off").aliases(["false", "0"]),
           ]).map(|value| matches!(value.as_str(), "on" | "true" | "1")))]
     pub recovery: bool,
+    /// How long an instance's lease on Redis outlives its last refresh (refreshed every third of it):
+    /// a session live on an instance that died becomes resumable elsewhere this long after, and a
+    /// resume of a session still live waits at most this long for it to drop, then fails cleanly
+    #[arg(long = "instance-lease-ms", env = "HUB_INSTANCE_LEASE_MS", default_value = "3000",
+          value_name = "MS", value_parser = millis)]
+    pub instance_lease: Duration,
     /// Engine.IO only: echo every message (the Engine.IO conformance suite's application; no flag).
     #[arg(skip)]
     pub engine_echo: bool,
@@ -374,6 +380,7 @@ mod tests {
             (3000, 10_000, 1_000_000)
         );
         assert_eq!(c.recovery_window, Duration::from_millis(120_000));
+        assert_eq!(c.instance_lease, Duration::from_millis(3000));
         assert_eq!(
             (c.ping_interval, c.ping_timeout),
             (Duration::from_secs(25), Duration::from_secs(20))
@@ -556,6 +563,9 @@ mod tests {
                 c.cors_origins == ["https://a.test", "*"]
             }),
             ("recovery", "off", |c| !c.recovery),
+            ("instance-lease-ms", "500", |c| {
+                c.instance_lease == Duration::from_millis(500)
+            }),
             ("max-notify-bytes", "10", |c| c.max_notify_bytes == 10),
             ("max-buffered-bytes", "123", |c| c.max_buffered_bytes == 123),
             ("idempotency-ttl-ms", "1000", |c| {

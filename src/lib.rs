@@ -156,6 +156,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                 &config.stream_key,
                 config.max_len,
                 uid,
+                config.instance_lease,
                 metrics.clone(),
             )
             .map_err(io::Error::other)?
@@ -183,9 +184,14 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         }
     };
     let bridge = StreamBridge::new(backend, hub.clone(), metrics.clone()).start();
-    let recovery = Recovery::new(bridge.clone(), config.recovery_window, metrics.clone())
-        .with_replay_slots(config.max_replays, config.replay_wait)
-        .start();
+    let recovery = Recovery::new(
+        bridge.clone(),
+        config.recovery_window,
+        config.instance_lease,
+        metrics.clone(),
+    )
+    .with_replay_slots(config.max_replays, config.replay_wait)
+    .start();
     let registry = Registry::default().start();
 
     let settings = Arc::new(SessionSettings {

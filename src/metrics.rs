@@ -110,6 +110,9 @@ pub struct Metrics {
     pub ws_unfinished_refused: Counter,
     /// Requests (notify, polling POST) whose body did not arrive within the body timeout: 408.
     pub request_body_timeouts: Counter,
+    /// Times the read loop found the log's epoch changed (the log was deleted, flushed or replaced;
+    /// every client was disconnected and starts a fresh session).
+    pub log_epoch_changes: Counter,
 }
 
 impl Metrics {
@@ -233,6 +236,11 @@ impl Metrics {
             "Requests answered 408 because their body did not arrive within the body timeout.",
             self.request_body_timeouts.get(),
         );
+        counter(
+            "hub_log_epoch_changes_total",
+            "Times the log was found replaced (deleted, flushed, restarted empty); clients were disconnected.",
+            self.log_epoch_changes.get(),
+        );
         out
     }
 }
@@ -266,6 +274,7 @@ mod tests {
         assert!(metrics.ws_unfinished_bytes.add_within(7, 7));
         assert!(!metrics.ws_unfinished_bytes.add_within(1, 7));
         metrics.request_body_timeouts.add(25);
+        metrics.log_epoch_changes.add(26);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -289,9 +298,10 @@ mod tests {
             "hub_websocket_unfinished_refused_total 23\n",
             "# TYPE hub_websocket_unfinished_bytes gauge\nhub_websocket_unfinished_bytes 7\n",
             "hub_request_body_timeouts_total 25\n",
+            "hub_log_epoch_changes_total 26\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 21);
+        assert_eq!(text.matches("# HELP ").count(), 22);
     }
 }

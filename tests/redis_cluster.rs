@@ -200,15 +200,38 @@ async fn stream_entries_and_session_records_use_the_adapter_formats() {
         json!({"rooms": [], "except": [], "flags": {}})
     );
 
+    // While the session is live, nothing is under the adapter's key (a Node peer's GETDEL would
+    // resume it); the record is written when the session drops, as the adapter writes its own.
     let key = format!("sio:session:{}", joined.pid);
-    let stored = redis.command(&["GET", &key]);
+    assert_eq!(
+        redis.command(&["GET", &key]),
+        "$-1\r\n",
+        "no record while live"
+    );
+    let mut joined = joined;
+    joined.client.close().await;
+    let mut stored = redis.command(&["GET", &key]);
+    for _ in 0..250 {
+        if !stored.starts_with("$-1") {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        stored = redis.command(&["GET", &key]);
+    }
     let encoded = stored.split("\r\n").nth(1).unwrap();
     let record = realtime_hub::protocol::msgpack::decode(
         &realtime_hub::protocol::base64::decode(encoded).unwrap(),
-    );
+    )
+    .unwrap();
+    let epoch = record["epoch"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
         record,
-        Ok(json!({"sid": joined.sid, "pid": joined.pid, "rooms": [joined.sid], "data": null}))
+        json!({"sid": joined.sid, "pid": joined.pid, "rooms": [joined.sid], "data": {}, "epoch": epoch}),
+        "the adapter's fields and types (data {{}} as socket.io initialises it), plus the epoch"
+    );
+    assert!(
+        epoch.len() == 32 && epoch.bytes().all(|b| b.is_ascii_hexdigit()),
+        "epoch {epoch}"
     );
     let ttl: i64 = redis
         .command(&["PTTL", &key])

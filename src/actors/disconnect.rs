@@ -17,6 +17,7 @@
 //! | BodyTimeout | transport error | - (polling only) | `1` | 408, empty |
 //! | ConnectTimeout | connect timeout | bare | `1` | - |
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
+//! | LogReplaced | log replaced | 1012 (service restart) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
 //! | NotTheTransport(..) | transport close | bare | - | - |
 //!
@@ -45,6 +46,8 @@ pub enum DisconnectReason {
     ConnectTimeout,
     /// The server is stopping (SIGTERM).
     ServerShuttingDown,
+    /// The log's epoch changed: the client reconnects and its resume fails cleanly.
+    LogReplaced,
     /// The client does not read: it was given up on (outgoing bound).
     SlowConsumer,
 }
@@ -90,6 +93,11 @@ pub enum SessionError {
     /// The client does not take what is sent to it (`HUB_MAX_BUFFERED_BYTES`).
     #[error("client does not take what is sent to it")]
     SlowConsumer,
+    /// The log was replaced (its epoch changed): the client's offsets mean nothing now. It
+    /// reconnects (any closed transport makes the Socket.IO client reconnect) and its resume fails
+    /// cleanly, so it learns `recovered` false; its record is dropped, not kept.
+    #[error("the log was replaced")]
+    LogReplaced,
     /// A WebSocket that is not (or no longer) its session's transport; the text says which.
     #[error("websocket closed: {0}")]
     NotTheTransport(&'static str),
@@ -145,6 +153,7 @@ impl SessionError {
                 (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
             }
             SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
+            SessionError::LogReplaced => (DisconnectReason::LogReplaced, Some(CloseCode::Restart)),
             SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
         };
         Consequence {
@@ -227,6 +236,7 @@ mod tests {
         assert_eq!(code(SessionError::ConnectTimeout), None);
         assert_eq!(code(SessionError::ShuttingDown), Some(1001));
         assert_eq!(code(SessionError::SlowConsumer), None);
+        assert_eq!(code(SessionError::LogReplaced), Some(1012));
         assert_eq!(code(SessionError::NotTheTransport("probe")), None);
 
         let closed = SessionError::TransportClosed.consequence();

@@ -1,7 +1,7 @@
 //! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
 //! Owns: `namespace → {connection → member}` plus, per namespace, `room → {connection}`.
-//! Receives: Register, Unregister (from Session); Fanout (from StreamBridge); CountSessions.
+//! Receives: Register, Unregister (from Session); Fanout, DisconnectAll (from StreamBridge); CountSessions.
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
 //! it). Never touches the log or a socket.
 //!
@@ -93,6 +93,12 @@ pub struct Unregister {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Fanout(pub Vec<LogEntry>);
+
+/// End every registered session for this reason (the log was replaced under them). Each session
+/// unregisters itself as it closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectAll(pub SessionError);
 
 /// How many sockets are registered (what an orderly shutdown waits on).
 #[derive(Message)]
@@ -284,6 +290,19 @@ impl Handler<Fanout> for Hub {
         // Slow consumers may have left a namespace empty (a few namespaces: cheap either way).
         self.namespaces.retain(|_, index| !index.members.is_empty());
         self.counted();
+    }
+}
+
+impl Handler<DisconnectAll> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, DisconnectAll(why): DisconnectAll, _: &mut Self::Context) {
+        // A session in several namespaces is told once per namespace; it closes on the first.
+        for index in self.namespaces.values() {
+            for member in index.members.values() {
+                member.closer.do_send(Disconnect(why.clone()));
+            }
+        }
     }
 }
 

@@ -3,18 +3,26 @@
 //! Owns: the rules of connection state recovery and the replay slots (`--max-replays`); the records
 //! themselves live in the log backend.
 //! Receives: Open (a CONNECT, from Session), ReadMissed (the next page of a replay, from Session), Keep
-//! (refresh a live or just-dropped session's record), Forget (a deliberate disconnect).
-//! Sends: LoadSession, ReadAfter, Tip, SaveSession, DropSession to the StreamBridge.
+//! (refresh a live session's copy), Release (a session dropped: its record becomes resumable), Forget
+//! (a deliberate disconnect).
+//! Sends: ClaimSession, ReadAfter, Tip, KeepLive, SaveSession, DropSession to the StreamBridge.
 //!
-//! A resume succeeds only when the record is alive and every entry after the offset is still in the
-//! log; it then returns **all** of them, never a capped prefix: the first page with the answer, the
-//! others page by page as the client takes them ([`ReadMissed`]), until a page reaches the log's end.
-//! Every page is checked against trimming. Anything else (unknown or expired pid, malformed offset,
-//! trimmed or never-issued offset, backend down, no replay slot within `--replay-wait-ms`) opens a
-//! fresh session instead: new sid and pid, `recovered` false, no error to the client.
+//! A resume succeeds only when it claims the record (atomically and once: no two connections ever
+//! get one session), the record's epoch is the log's, every entry after the offset is still in the
+//! log, and none of them may be addressed to the socket without being deliverable; it then returns
+//! **all** of them, never a capped prefix: the first page with the answer, the others page by page as
+//! the client takes them ([`ReadMissed`]), until a page reaches the log's end, every page checked like
+//! the first. Anything else (unknown, expired, already claimed or still live pid, malformed offset,
+//! trimmed or never-issued offset, another epoch, an entry it cannot replay, backend down, no replay
+//! slot within `--replay-wait-ms`) opens a fresh session instead: new sid and pid, `recovered` false,
+//! no error to the client.
+//!
+//! A session still live is not resumable (as with Node, which writes its record only at disconnect):
+//! a resume of it waits, at most the claim wait (`HUB_INSTANCE_LEASE_MS`), for the old connection to
+//! drop (its record then appears) or its instance's lease to expire (it died), then fails cleanly.
 //!
 //! ```text
-//! Open{pid,offset} ─► record? ─► replay slot (wait ≤ --replay-wait-ms) ─► first page ─► Opened{missed, more}
+//! Open{pid,offset} ─► claim ─► replay slot (wait ≤ --replay-wait-ms) ─► first page ─► Opened{missed, more}
 //! ReadMissed(cursor) ─► next page (count sized to ~REPLAY_PAGE_BYTES) ─► ReplayPage{missed, more}
 //! ```
 
@@ -26,14 +34,14 @@ use log::{debug, warn};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::stream_bridge::{
-    Barrier, DropSession, LoadSession, ReadAfter, SaveSession, StreamBridge, Tip,
+    Barrier, ClaimSession, DropSession, KeepLive, ReadAfter, SaveSession, StreamBridge, Tip,
 };
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::target::Namespace;
-use crate::store::{LogEntry, SessionRecord, StoreError};
+use crate::store::{Claim, LogEntry, ReplayScope, SessionRecord, StoreError};
 
 /// Entries read per page at most (XRANGE COUNT) while replaying.
 pub const REPLAY_BATCH: usize = 500;
@@ -46,6 +54,8 @@ pub const REPLAY_PAGE_BYTES: usize = 256 * 1024;
 pub const DEFAULT_MAX_REPLAYS: usize = 64;
 /// `--replay-wait-ms` when not set otherwise (tests).
 pub const DEFAULT_REPLAY_WAIT: Duration = Duration::from_secs(5);
+/// How often a resume of a live session asks again whether it dropped (or its instance died).
+const CLAIM_POLL: Duration = Duration::from_millis(50);
 
 /// A CONNECT on `nsp`, with the `pid` and `offset` of the client's auth if it sent both as strings.
 #[derive(Message, Debug)]
@@ -79,6 +89,9 @@ pub struct Opened {
     pub offset: Option<StreamId>,
     /// On a resume: one of the `--max-replays` slots, held until the replay is written (dropped).
     pub slot: Option<ReplaySlot>,
+    /// The socket's record, to keep (refresh) and release as it is: a resumed record's rooms and
+    /// data are kept through every rewrite (a Node peer's included), with the epoch checked.
+    pub record: SessionRecord,
 }
 
 /// One of the `--max-replays` slots; released when dropped.
@@ -86,10 +99,11 @@ pub struct Opened {
 pub struct ReplaySlot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// Where the next page of a replay starts, and how many entries it reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplayCursor {
-    /// The namespace replayed (entries of others are read, and passed over).
-    pub nsp: Namespace,
+    /// Whose replay it is (epoch, namespace, rooms): entries not for the socket are read and passed
+    /// over, and every page is checked against the epoch.
+    pub scope: ReplayScope,
     /// The newest entry read so far: the next page starts after it.
     pub after: StreamId,
     /// Entries the next page reads.
@@ -97,7 +111,7 @@ pub struct ReplayCursor {
 }
 
 /// A page of a replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReplayPage {
     /// The namespace's entries in it, in log order.
     pub missed: Vec<LogEntry>,
@@ -114,10 +128,15 @@ pub struct ReplayPage {
 #[rtype(result = "Result<ReplayPage, StoreError>")]
 pub struct ReadMissed(pub ReplayCursor);
 
-/// Refresh a session record for another recovery window.
+/// Refresh a live session's copy for another recovery window (resumable only if this instance dies).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Keep(pub SessionRecord);
+
+/// The session dropped (not on purpose): its record becomes resumable, by a hub or a Node peer.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Release(pub SessionRecord);
 
 /// Delete a session record: the client disconnected on purpose.
 #[derive(Message, Debug)]
@@ -140,6 +159,8 @@ pub struct Recovery {
     replay_slots: Arc<Semaphore>,
     /// How long a resume waits for a slot (`--replay-wait-ms`).
     replay_wait: Duration,
+    /// How long a resume of a live session waits for it to drop or its instance's lease to expire.
+    claim_wait: Duration,
     /// Counts failed refreshes.
     metrics: Arc<Metrics>,
     /// Refreshes that failed since the last warning, and when that was: with Redis down, every
@@ -152,11 +173,18 @@ pub struct Recovery {
 const REFRESH_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 impl Recovery {
-    /// Recovery over `bridge`'s log, with records living `window` after their last refresh.
-    pub fn new(bridge: Addr<StreamBridge>, window: Duration, metrics: Arc<Metrics>) -> Recovery {
+    /// Recovery over `bridge`'s log, with records living `window` after their last refresh, and
+    /// resumes of live sessions waiting at most `claim_wait`.
+    pub fn new(
+        bridge: Addr<StreamBridge>,
+        window: Duration,
+        claim_wait: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Recovery {
         Recovery {
             bridge,
             window,
+            claim_wait,
             replay_slots: Arc::new(Semaphore::new(DEFAULT_MAX_REPLAYS)),
             replay_wait: DEFAULT_REPLAY_WAIT,
             metrics,
@@ -199,8 +227,10 @@ impl Actor for Recovery {
 enum ResumeRefused {
     #[error("malformed offset")]
     MalformedOffset,
-    #[error("unknown or expired session")]
+    #[error("unknown, expired or already resumed session")]
     UnknownSession,
+    #[error("the session is still live")]
+    SessionLive,
     #[error("no replay slot free within the wait (--max-replays)")]
     NoReplaySlot,
     #[error("{0}")]
@@ -227,11 +257,29 @@ struct Resumer {
     window: Duration,
     replay_slots: Arc<Semaphore>,
     replay_wait: Duration,
+    claim_wait: Duration,
     metrics: Arc<Metrics>,
 }
 
 /// A resume that found no replay slot in time: at most a few lines a minute, however many.
 static NO_REPLAY_SLOT: LimitedLog = LimitedLog::per_minute(6);
+
+/// Claims `pid`'s record; a live session's is waited for, at most `wait`.
+async fn claim(
+    bridge: &Addr<StreamBridge>,
+    pid: &Pid,
+    wait: Duration,
+) -> Result<SessionRecord, ResumeRefused> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match bridge.send(ClaimSession(pid.clone())).await?? {
+            Claim::Claimed(record) => return Ok(record),
+            Claim::Absent => return Err(ResumeRefused::UnknownSession),
+            Claim::Live if Instant::now() >= deadline => return Err(ResumeRefused::SessionLive),
+            Claim::Live => actix::clock::sleep(CLAIM_POLL).await,
+        }
+    }
+}
 
 async fn resume(
     resumer: &Resumer,
@@ -242,10 +290,18 @@ async fn resume(
     let bridge = &resumer.bridge;
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
-    let record = bridge
-        .send(LoadSession(pid.clone()))
-        .await??
-        .ok_or(ResumeRefused::UnknownSession)?;
+    let mut record = claim(bridge, &pid, resumer.claim_wait).await?;
+    // A record without an epoch was written by a Node peer: its offset is checked as Node checks it
+    // (trimming, deletion); the replay then holds to the log's current epoch.
+    let epoch = match record.epoch.clone() {
+        Some(epoch) => epoch,
+        None => bridge.send(Tip).await??.epoch,
+    };
+    let scope = ReplayScope {
+        epoch: epoch.clone(),
+        nsp,
+        rooms: record.rooms.clone(),
+    };
     let slot = actix::clock::timeout(
         resumer.replay_wait,
         resumer.replay_slots.clone().acquire_owned(),
@@ -263,16 +319,16 @@ async fn resume(
     let first = read_page(
         bridge,
         ReplayCursor {
-            nsp,
+            scope,
             after: offset,
             count: FIRST_PAGE,
         },
     )
     .await?;
-    let sid = record.sid.clone();
+    record.epoch = Some(epoch);
     if let Err(err) = bridge
-        .send(SaveSession {
-            record,
+        .send(KeepLive {
+            record: record.clone(),
             ttl: resumer.window,
         })
         .await?
@@ -280,13 +336,14 @@ async fn resume(
         warn!("session record not refreshed, a later resume may fail: {err}");
     }
     Ok(Opened {
-        sid,
+        sid: record.sid.clone(),
         pid,
         recovered: true,
         missed: first.missed,
         more: first.more,
         offset: Some(first.read_to),
         slot: Some(ReplaySlot(slot)),
+        record,
     })
 }
 
@@ -300,6 +357,7 @@ async fn read_page(
         .send(ReadAfter {
             after: cursor.after,
             count: cursor.count,
+            scope: cursor.scope.clone(),
         })
         .await
         .map_err(|err| StoreError::Unavailable(err.to_string()))??;
@@ -308,14 +366,14 @@ async fn read_page(
     let count = next_page_count(read.entries.len(), bytes);
     // Fewer read than asked for: the log's end (entries skipped by the backend still count as read).
     let more = (read.read >= cursor.count).then(|| ReplayCursor {
-        nsp: cursor.nsp.clone(),
+        scope: cursor.scope.clone(),
         after: read_to,
         count,
     });
     let missed = read
         .entries
         .into_iter()
-        .filter(|entry| entry.target.nsp == cursor.nsp)
+        .filter(|entry| cursor.scope.replays(&entry.target))
         .collect();
     Ok(ReplayPage {
         missed,
@@ -338,20 +396,8 @@ pub fn next_page_count(entries: usize, bytes: usize) -> usize {
 async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
     let sid = Sid::from_random(random_bytes());
     let pid = Pid::from_random(random_bytes());
-    let record = SessionRecord::new(&sid, &pid);
-    match bridge
-        .send(SaveSession {
-            record,
-            ttl: window,
-        })
-        .await
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
-        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
-    }
-    let offset = match bridge.send(Tip).await {
-        Ok(Ok(tip)) => Some(tip),
+    let position = match bridge.send(Tip).await {
+        Ok(Ok(position)) => Some(position),
         Ok(Err(err)) => {
             warn!("log tip unknown, sid={sid} starts without an offset: {err}");
             None
@@ -361,6 +407,20 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
             None
         }
     };
+    let (offset, epoch) = match position {
+        Some(position) => (Some(position.id), Some(position.epoch)),
+        None => (None, None),
+    };
+    let record = SessionRecord::new(&sid, &pid, epoch);
+    let kept = bridge.send(KeepLive {
+        record: record.clone(),
+        ttl: window,
+    });
+    match kept.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+    }
     Opened {
         sid,
         pid,
@@ -369,6 +429,7 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
         more: None,
         offset,
         slot: None,
+        record,
     }
 }
 
@@ -381,6 +442,7 @@ impl Handler<Open> for Recovery {
             window: self.window,
             replay_slots: self.replay_slots.clone(),
             replay_wait: self.replay_wait,
+            claim_wait: self.claim_wait,
             metrics: self.metrics.clone(),
         };
         Box::pin(async move {
@@ -408,6 +470,22 @@ impl Handler<Keep> for Recovery {
     type Result = ();
 
     fn handle(&mut self, Keep(record): Keep, ctx: &mut Self::Context) {
+        let save = self.bridge.send(KeepLive {
+            record,
+            ttl: self.window,
+        });
+        ctx.spawn(save.into_actor(self).map(|saved, recovery, _| {
+            if let Ok(Err(err)) = saved {
+                recovery.refresh_failed(err);
+            }
+        }));
+    }
+}
+
+impl Handler<Release> for Recovery {
+    type Result = ();
+
+    fn handle(&mut self, Release(record): Release, ctx: &mut Self::Context) {
         let save = self.bridge.send(SaveSession {
             record,
             ttl: self.window,

@@ -1,10 +1,13 @@
 //! StreamBridge: the only owner of the log backend.
 //!
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
-//! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); ReadAfter, Tip, SaveSession, LoadSession, DropSession
-//! (from Recovery); LogEvent (from the backend's read loop); IsReady (from `/readyz`).
+//! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); ReadAfter, Tip, KeepLive,
+//! SaveSession, ClaimSession, DropSession (from Recovery); LogEvent (from the backend's read loop);
+//! IsReady (from `/readyz`).
 //! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
-//! path as everyone else's, so every client sees one order.
+//! path as everyone else's, so every client sees one order. DisconnectAll to the Hub when the log's
+//! epoch changed: its clients' offsets mean nothing in the new log, and only a reconnect (whose resume
+//! then fails cleanly) tells them so.
 //!
 //! Until the read loop knows where it starts, Publish, Tip and ReadAfter are refused as unavailable:
 //! an entry appended, or an offset handed out, before that point could fall before the loop's start
@@ -19,15 +22,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use log::info;
+use log::{error, info};
 
-use super::hub::{Fanout, Hub};
+use super::disconnect::SessionError;
+use super::hub::{DisconnectAll, Fanout, Hub};
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 use crate::store::{
-    AppendKey, KeyedAppend, LogBackend, LogEvent, LogRead, SessionRecord, StoreError, StoreFuture,
+    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRead, Position, ReplayScope,
+    SessionRecord, StoreError, StoreFuture,
 };
 
 /// How often the append path is probed while appends fail.
@@ -69,14 +74,26 @@ pub struct ReadAfter {
     pub after: StreamId,
     /// Batch size.
     pub count: usize,
+    /// The epoch, namespace and rooms the read is checked against.
+    pub scope: ReplayScope,
 }
 
-/// The id of the newest entry.
+/// The id of the newest entry, and the log's epoch.
 #[derive(Message)]
-#[rtype(result = "Result<StreamId, StoreError>")]
+#[rtype(result = "Result<Position, StoreError>")]
 pub struct Tip;
 
-/// Write a session record with a time to live.
+/// Write (refresh) a live session's copy, resumable only if this instance dies.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct KeepLive {
+    /// The record.
+    pub record: SessionRecord,
+    /// When it expires.
+    pub ttl: Duration,
+}
+
+/// Write a dropped session's record, resumable anywhere, once.
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct SaveSession {
@@ -86,12 +103,12 @@ pub struct SaveSession {
     pub ttl: Duration,
 }
 
-/// Read a session record.
+/// Take a session record, atomically and once.
 #[derive(Message)]
-#[rtype(result = "Result<Option<SessionRecord>, StoreError>")]
-pub struct LoadSession(pub Pid);
+#[rtype(result = "Result<Claim, StoreError>")]
+pub struct ClaimSession(pub Pid);
 
-/// Delete a session record.
+/// Delete a session record and live copy.
 #[derive(Message)]
 #[rtype(result = "Result<(), StoreError>")]
 pub struct DropSession(pub Pid);
@@ -255,6 +272,11 @@ impl Handler<LogEvent> for StreamBridge {
                     self.hub.do_send(Fanout(entries));
                 }
             }
+            LogEvent::EpochChanged { was, now } => {
+                self.metrics.log_epoch_changes.inc();
+                error!("log epoch changed from {was} to {now}: disconnecting every client so it reconnects and learns it did not recover");
+                self.hub.do_send(DisconnectAll(SessionError::LogReplaced));
+            }
         }
     }
 }
@@ -263,15 +285,23 @@ impl Handler<ReadAfter> for StreamBridge {
     type Result = ResponseFuture<Result<LogRead, StoreError>>;
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
-        self.when_reading(|log| log.read_after(msg.after, msg.count))
+        self.when_reading(|log| log.read_after(msg.after, msg.count, &msg.scope))
     }
 }
 
 impl Handler<Tip> for StreamBridge {
-    type Result = ResponseFuture<Result<StreamId, StoreError>>;
+    type Result = ResponseFuture<Result<Position, StoreError>>;
 
     fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
         self.when_reading(|log| log.tip())
+    }
+}
+
+impl Handler<KeepLive> for StreamBridge {
+    type Result = ResponseFuture<Result<(), StoreError>>;
+
+    fn handle(&mut self, msg: KeepLive, _: &mut Self::Context) -> Self::Result {
+        self.backend.keep_live(msg.record, msg.ttl)
     }
 }
 
@@ -283,11 +313,11 @@ impl Handler<SaveSession> for StreamBridge {
     }
 }
 
-impl Handler<LoadSession> for StreamBridge {
-    type Result = ResponseFuture<Result<Option<SessionRecord>, StoreError>>;
+impl Handler<ClaimSession> for StreamBridge {
+    type Result = ResponseFuture<Result<Claim, StoreError>>;
 
-    fn handle(&mut self, LoadSession(pid): LoadSession, _: &mut Self::Context) -> Self::Result {
-        self.backend.load_session(&pid)
+    fn handle(&mut self, ClaimSession(pid): ClaimSession, _: &mut Self::Context) -> Self::Result {
+        self.backend.claim_session(&pid)
     }
 }
 

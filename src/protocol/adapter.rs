@@ -89,6 +89,47 @@ pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<String, Skip> 
     Ok(args.to_string())
 }
 
+/// socket.io-adapter's `shouldIncludePacket(sessionRooms, opts)`: `rooms` empty or one of them is the
+/// session's, and none of `except` is.
+pub fn included(session_rooms: &[String], rooms: &[&str], except: &[&str]) -> bool {
+    let member = |room: &&str| session_rooms.iter().any(|own| own == room);
+    (rooms.is_empty() || rooms.iter().any(member)) && !except.iter().any(member)
+}
+
+/// Whether the adapter's `restoreSession` would replay a stream entry (of the socket's namespace) to
+/// a socket in `session_rooms`, or fail on it: a BROADCAST whose `opts` include the socket, or whose
+/// `data` does not decode (binary attachments included: the hub's msgpack reader has no `bin`).
+/// Entries of other types are never replayed.
+pub fn may_address(kind: &str, data: Option<&str>, session_rooms: &[String]) -> bool {
+    if kind != BROADCAST {
+        return false;
+    }
+    let Some(data) = data else { return true };
+    let message: Option<Value> = if data.starts_with('{') {
+        serde_json::from_str(data).ok()
+    } else {
+        base64::decode(data)
+            .ok()
+            .and_then(|bytes| msgpack::decode(&bytes).ok())
+    };
+    let Some(message) = message else { return true };
+    let names = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|room| room.as_str().map(str::to_owned))
+            .collect()
+    };
+    let opts = &message["opts"];
+    match (names(&opts["rooms"]), names(&opts["except"])) {
+        (Some(rooms), Some(except)) => {
+            let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+            let except: Vec<&str> = except.iter().map(String::as_str).collect();
+            included(session_rooms, &rooms, &except)
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +215,36 @@ mod tests {
             decode_broadcast("3", None),
             Err(Skip::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn may_address_follows_the_adapters_should_include_packet_on_the_sessions_rooms() {
+        let rooms = vec!["S1".to_owned(), "ops".to_owned()];
+        let with =
+            |opts: &str| format!(r#"{{"packet":{{"type":2,"data":["n",1]}},"opts":{opts}}}"#);
+        let addressed = [
+            with(r#"{"rooms":[],"except":["other"],"flags":{}}"#),
+            with(r#"{"rooms":["S1"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":["x","ops"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#),
+            // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), msgpack with bin
+            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA=="
+                .into(),
+            "{not json".into(),
+            with(r#"{"flags":{}}"#),
+        ];
+        for data in &addressed {
+            assert!(may_address("3", Some(data), &rooms), "{data}");
+        }
+        assert!(may_address("3", None, &rooms));
+        let elsewhere = [
+            with(r#"{"rooms":["x"],"except":[],"flags":{}}"#),
+            with(r#"{"rooms":[],"except":["ops"],"flags":{}}"#),
+            with(r#"{"rooms":["S1"],"except":["S1"],"flags":{}}"#),
+        ];
+        for data in &elsewhere {
+            assert!(!may_address("3", Some(data), &rooms), "{data}");
+        }
+        assert!(!may_address("4", Some("{}"), &rooms), "not a broadcast");
     }
 }

@@ -1,7 +1,8 @@
 //! The embedded log: the same ids, trimming and recovery rules as Redis Streams, in process.
 //!
-//! Owns: the entries (bounded in count and in bytes), the session records, the id of the newest
-//! trimmed entry, the idempotency keys.
+//! Owns: the entries (bounded in count and in bytes), the session records (live copies and dropped
+//! sessions' records), the id of the newest trimmed entry, the idempotency keys, and the log's epoch
+//! (random per process: nothing survives a restart, so a restarted log is another log).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -12,8 +13,9 @@ use actix::Recipient;
 
 use super::idempotency::AppendKeys;
 use super::{
-    now_ms, AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, SessionRecord,
-    StoreError, StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
+    now_ms, AppendKey, Claim, Epoch, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead,
+    Position, ReplayScope, SessionRecord, StoreError, StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS,
+    DEFAULT_IDEMPOTENCY_TTL,
 };
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
@@ -39,8 +41,11 @@ pub struct MemoryLog {
     last_id: StreamId,
     /// The newest id trimmed away (Redis's `max-deleted-entry-id`): offsets before it cannot recover.
     max_deleted: StreamId,
-    /// Session records and when each expires.
-    sessions: HashMap<String, (SessionRecord, Instant)>,
+    /// Session records, when each expires, and whether its session is live (then not resumable:
+    /// its owner, this process, is alive).
+    sessions: HashMap<String, Stored>,
+    /// This log's identity: a new one per process.
+    epoch: Epoch,
     /// Saves since the last sweep of expired records.
     saves_since_sweep: usize,
     /// Where new entries go; `None` until `start_reading`.
@@ -49,6 +54,13 @@ pub struct MemoryLog {
     keys: AppendKeys,
     /// `hub_idempotency_keys_evicted_total`, once [`MemoryLog::with_idempotency`] gave it.
     metrics: Option<Arc<Metrics>>,
+}
+
+/// A session record as kept.
+struct Stored {
+    record: SessionRecord,
+    expires: Instant,
+    live: bool,
 }
 
 /// Expired session records are swept after this many saves, so memory stays bounded without a timer.
@@ -79,6 +91,7 @@ impl MemoryLog {
             last_id: StreamId::ZERO,
             max_deleted: StreamId::ZERO,
             sessions: HashMap::new(),
+            epoch: Epoch::random(),
             saves_since_sweep: 0,
             sink: None,
             keys: AppendKeys::new(DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_MAX_KEYS),
@@ -151,7 +164,18 @@ impl MemoryLog {
         id
     }
 
-    fn read_after_now(&self, after: StreamId, count: usize) -> Result<Vec<LogEntry>, StoreError> {
+    fn read_after_now(
+        &self,
+        after: StreamId,
+        count: usize,
+        scope: &ReplayScope,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        if scope.epoch != self.epoch {
+            return Err(StoreError::EpochChanged {
+                expected: scope.epoch.clone(),
+                found: self.epoch.to_string(),
+            });
+        }
         if after < self.max_deleted {
             return Err(StoreError::OffsetTrimmed(after));
         }
@@ -159,32 +183,48 @@ impl MemoryLog {
             return Err(StoreError::OffsetAhead(after));
         }
         let start = self.entries.partition_point(|e| e.id <= after);
-        Ok(self.entries.range(start..).take(count).cloned().collect())
+        let batch: Vec<LogEntry> = self.entries.range(start..).take(count).cloned().collect();
+        if let Some(held) = batch
+            .iter()
+            .find(|e| !scope.replays(&e.target) && scope.addressed(&e.target))
+        {
+            return Err(StoreError::Unreplayable(held.id));
+        }
+        Ok(batch)
     }
 
-    /// The record of `pid` if it is still live at `now` (it expires at its deadline, not after).
-    /// `now` is a parameter so tests can put it exactly on a deadline.
-    fn load_session_at(&mut self, pid: &Pid, now: Instant) -> Option<SessionRecord> {
+    /// Takes the record of `pid` if it is unexpired at `now` (it expires at its deadline, not after)
+    /// and its session is not live. `now` is a parameter so tests can put it exactly on a deadline.
+    fn claim_session_at(&mut self, pid: &Pid, now: Instant) -> Claim {
         match self.sessions.get(pid.as_str()) {
-            Some((record, expires)) if *expires > now => Some(record.clone()),
+            Some(stored) if stored.expires > now && stored.live => Claim::Live,
+            Some(stored) if stored.expires > now => match self.sessions.remove(pid.as_str()) {
+                Some(stored) => Claim::Claimed(stored.record),
+                None => Claim::Absent,
+            },
             Some(_) => {
                 self.sessions.remove(pid.as_str());
-                None
+                Claim::Absent
             }
-            None => None,
+            None => Claim::Absent,
         }
     }
 
-    /// Saves `record` at `now`, live for `ttl`; every [`SWEEP_EVERY`]th save first drops the
-    /// records expired at `now`. `now` is a parameter so tests can put it exactly on a deadline.
-    fn save_session_at(&mut self, record: SessionRecord, ttl: Duration, now: Instant) {
+    /// Saves `record` at `now`, kept for `ttl`, as a live session's or a dropped one's; every
+    /// [`SWEEP_EVERY`]th save first drops the records expired at `now`. `now` is a parameter so tests
+    /// can put it exactly on a deadline.
+    fn save_session_at(&mut self, record: SessionRecord, ttl: Duration, now: Instant, live: bool) {
         self.saves_since_sweep += 1;
         if self.saves_since_sweep >= SWEEP_EVERY {
-            self.sessions.retain(|_, (_, expires)| *expires > now);
+            self.sessions.retain(|_, stored| stored.expires > now);
             self.saves_since_sweep = 0;
         }
-        self.sessions
-            .insert(record.pid.to_string(), (record, now + ttl));
+        let stored = Stored {
+            record,
+            expires: now + ttl,
+            live,
+        };
+        self.sessions.insert(stored.record.pid.to_string(), stored);
     }
 }
 
@@ -210,16 +250,27 @@ impl LogBackend for MemoryLog {
         done(Ok(()))
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead> {
-        done(self.read_after_now(after, count).map(|entries| LogRead {
-            read: entries.len(),
-            last: entries.last().map(|entry| entry.id),
-            entries,
-        }))
+    fn read_after(
+        &mut self,
+        after: StreamId,
+        count: usize,
+        scope: &ReplayScope,
+    ) -> StoreFuture<LogRead> {
+        done(
+            self.read_after_now(after, count, scope)
+                .map(|entries| LogRead {
+                    read: entries.len(),
+                    last: entries.last().map(|entry| entry.id),
+                    entries,
+                }),
+        )
     }
 
-    fn tip(&mut self) -> StoreFuture<StreamId> {
-        done(Ok(self.last_id))
+    fn tip(&mut self) -> StoreFuture<Position> {
+        done(Ok(Position {
+            id: self.last_id,
+            epoch: self.epoch.clone(),
+        }))
     }
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
@@ -227,13 +278,18 @@ impl LogBackend for MemoryLog {
         Some(self.last_id)
     }
 
-    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        self.save_session_at(record, ttl, Instant::now());
+    fn keep_live(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        self.save_session_at(record, ttl, Instant::now(), true);
         done(Ok(()))
     }
 
-    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>> {
-        done(Ok(self.load_session_at(pid, Instant::now())))
+    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        self.save_session_at(record, ttl, Instant::now(), false);
+        done(Ok(()))
+    }
+
+    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim> {
+        done(Ok(self.claim_session_at(pid, Instant::now())))
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
@@ -275,14 +331,19 @@ mod tests {
         let ids: Vec<_> = (0..5)
             .map(|n| log.append_now(&everyone(), args(n)))
             .collect();
-        let batch = log.read_after_now(ids[1], 2).unwrap();
+        let batch = log.read_after_now(ids[1], 2, &scope(&log)).unwrap();
         assert_eq!(
             batch.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![ids[2], ids[3]]
         );
         assert_eq!(&*batch[0].args, "[\"n\",2]");
-        assert_eq!(log.read_after_now(ids[4], 2).unwrap(), vec![]);
-        assert_eq!(log.read_after_now(StreamId::ZERO, 100).unwrap().len(), 5);
+        assert_eq!(log.read_after_now(ids[4], 2, &scope(&log)).unwrap(), vec![]);
+        assert_eq!(
+            log.read_after_now(StreamId::ZERO, 100, &scope(&log))
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[test]
@@ -293,15 +354,18 @@ mod tests {
             .collect();
         assert_eq!(log.entries.len(), 3);
         assert_eq!(
-            log.read_after_now(ids[0], 10),
+            log.read_after_now(ids[0], 10, &scope(&log)),
             Err(StoreError::OffsetTrimmed(ids[0]))
         );
         assert_eq!(
-            log.read_after_now(StreamId::ZERO, 10),
+            log.read_after_now(StreamId::ZERO, 10, &scope(&log)),
             Err(StoreError::OffsetTrimmed(StreamId::ZERO))
         );
         // The newest trimmed entry is the client's last one: everything after it is still there.
-        assert_eq!(log.read_after_now(ids[1], 10).unwrap().len(), 3);
+        assert_eq!(
+            log.read_after_now(ids[1], 10, &scope(&log)).unwrap().len(),
+            3
+        );
     }
 
     #[test]
@@ -327,22 +391,22 @@ mod tests {
         assert!(log.bytes <= log.max_bytes);
         // ids[6] is the newest trimmed: resuming from it misses nothing, from ids[5] it would.
         assert_eq!(
-            log.read_after_now(ids[5], 10),
+            log.read_after_now(ids[5], 10, &scope(&log)),
             Err(StoreError::OffsetTrimmed(ids[5]))
         );
-        let after = log.read_after_now(ids[6], 10).unwrap();
+        let after = log.read_after_now(ids[6], 10, &scope(&log)).unwrap();
         assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), ids[7..]);
         // An entry larger than the whole cap: trimmed at once, with everything before it.
         let huge: Arc<str> = Arc::from(format!("[\"{}\"]", "y".repeat(one * 4)));
         let id = log.append_now(&everyone(), huge);
         assert!(log.entries.is_empty() && log.bytes == 0);
         assert_eq!(
-            log.read_after_now(id, 10),
+            log.read_after_now(id, 10, &scope(&log)),
             Ok(vec![]),
             "the tip is not trimmed away"
         );
         assert_eq!(
-            log.read_after_now(ids[9], 10),
+            log.read_after_now(ids[9], 10, &scope(&log)),
             Err(StoreError::OffsetTrimmed(ids[9]))
         );
     }
@@ -353,13 +417,96 @@ mod tests {
         let id = log.append_now(&everyone(), args(0));
         let ahead = StreamId::new(id.ms + 1000, 0);
         assert_eq!(
-            log.read_after_now(ahead, 10),
+            log.read_after_now(ahead, 10, &scope(&log)),
             Err(StoreError::OffsetAhead(ahead))
         );
     }
 
+    fn scope(log: &MemoryLog) -> ReplayScope {
+        ReplayScope {
+            epoch: log.epoch.clone(),
+            nsp: crate::protocol::target::Namespace::main(),
+            rooms: vec!["s1".into()],
+        }
+    }
+
     fn record(pid: &str) -> SessionRecord {
-        SessionRecord::new(&Sid::from_wire("s1"), &Pid::from_wire(pid))
+        SessionRecord::new(&Sid::from_wire("s1"), &Pid::from_wire(pid), None)
+    }
+
+    fn claimed(pid: &str) -> Claim {
+        Claim::Claimed(record(pid))
+    }
+
+    #[test]
+    fn memory_log_refuses_a_replay_under_another_epoch() {
+        let mut log = MemoryLog::new(10, usize::MAX);
+        let id = log.append_now(&everyone(), args(0));
+        // Another process's log (the embedded log of a restarted hub): another epoch.
+        let other = MemoryLog::new(10, usize::MAX);
+        assert_eq!(
+            log.read_after_now(StreamId::ZERO, 10, &scope(&other)),
+            Err(StoreError::EpochChanged {
+                expected: other.epoch.clone(),
+                found: log.epoch.to_string(),
+            })
+        );
+        assert_eq!(
+            log.read_after_now(StreamId::ZERO, 10, &scope(&log))
+                .unwrap()[0]
+                .id,
+            id
+        );
+    }
+
+    #[test]
+    fn memory_log_refuses_a_replay_across_an_entry_addressed_to_the_socket_that_is_not_a_broadcast()
+    {
+        use crate::protocol::target::Room;
+        let mut log = MemoryLog::new(10, usize::MAX);
+        let to = |rooms: &[&str], except: &[&str]| Target {
+            rooms: rooms.iter().map(|r| Room::from(*r)).collect(),
+            except: except.iter().map(|r| Room::from(*r)).collect(),
+            ..everyone()
+        };
+        let before = log.append_now(&everyone(), args(0));
+        // Not for socket s1: read (and skipped by the replay), never refused.
+        log.append_now(&to(&["elsewhere"], &[]), args(1));
+        log.append_now(&to(&[], &["s1"]), args(2));
+        assert_eq!(
+            log.read_after_now(before, 10, &scope(&log))
+                .map(|b| b.len()),
+            Ok(2)
+        );
+        // For s1 (its own room; everyone but another room): refused.
+        for target in [to(&["s1"], &[]), to(&[], &["elsewhere"])] {
+            let mut log = MemoryLog::new(10, usize::MAX);
+            let before = log.append_now(&everyone(), args(0));
+            let held = log.append_now(&target, args(1));
+            assert_eq!(
+                log.read_after_now(before, 10, &scope(&log)),
+                Err(StoreError::Unreplayable(held)),
+                "{target:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_log_session_record_of_a_live_session_is_not_claimable_and_a_dropped_one_is_claimed_once(
+    ) {
+        let mut log = MemoryLog::new(3, usize::MAX);
+        let pid = Pid::from_wire("p1");
+        let now = Instant::now();
+        log.save_session_at(record("p1"), Duration::from_secs(60), now, true);
+        assert_eq!(log.claim_session_at(&pid, now), Claim::Live);
+        assert_eq!(log.claim_session_at(&pid, now), Claim::Live, "still there");
+        log.save_session_at(record("p1"), Duration::from_secs(60), now, false);
+        assert_eq!(log.claim_session_at(&pid, now), claimed("p1"));
+        assert_eq!(
+            log.claim_session_at(&pid, now),
+            Claim::Absent,
+            "claimed once"
+        );
     }
 
     #[test]
@@ -367,12 +514,12 @@ mod tests {
         let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let now = Instant::now();
-        log.save_session_at(record("p1"), Duration::from_secs(60), now);
-        assert_eq!(log.load_session_at(&pid, now), Some(record("p1")));
-        log.save_session_at(record("p1"), Duration::ZERO, now);
+        log.save_session_at(record("p1"), Duration::from_secs(60), now, false);
+        assert_eq!(log.claim_session_at(&pid, now), claimed("p1"));
+        log.save_session_at(record("p1"), Duration::ZERO, now, false);
         assert_eq!(
-            log.load_session_at(&pid, now),
-            None,
+            log.claim_session_at(&pid, now),
+            Claim::Absent,
             "ttl zero: expired at once"
         );
         assert!(
@@ -386,15 +533,17 @@ mod tests {
         let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let saved = Instant::now();
-        log.save_session_at(record("p1"), Duration::from_millis(50), saved);
-        assert_eq!(log.load_session_at(&pid, saved), Some(record("p1")));
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
+        assert_eq!(log.claim_session_at(&pid, saved), claimed("p1"));
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.load_session_at(&pid, saved + Duration::from_millis(49)),
-            Some(record("p1"))
+            log.claim_session_at(&pid, saved + Duration::from_millis(49)),
+            claimed("p1")
         );
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.load_session_at(&pid, saved + Duration::from_millis(50)),
-            None
+            log.claim_session_at(&pid, saved + Duration::from_millis(50)),
+            Claim::Absent
         );
         assert!(log.sessions.is_empty(), "removed when read at its deadline");
     }
@@ -404,10 +553,10 @@ mod tests {
         let mut log = MemoryLog::new(3, usize::MAX);
         let pid = Pid::from_wire("p1");
         let saved = Instant::now();
-        log.save_session_at(record("p1"), Duration::from_millis(50), saved);
+        log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.load_session_at(&pid, saved + Duration::from_millis(51)),
-            None
+            log.claim_session_at(&pid, saved + Duration::from_millis(51)),
+            Claim::Absent
         );
     }
 
@@ -416,19 +565,19 @@ mod tests {
         let mut log = MemoryLog::new(3, usize::MAX);
         let t0 = Instant::now();
         let sweep_at = t0 + Duration::from_millis(50);
-        log.save_session_at(record("expired"), Duration::ZERO, t0);
-        log.save_session_at(record("at-deadline"), Duration::from_millis(50), t0);
-        log.save_session_at(record("live"), Duration::from_secs(60), t0);
+        log.save_session_at(record("expired"), Duration::ZERO, t0, false);
+        log.save_session_at(record("at-deadline"), Duration::from_millis(50), t0, false);
+        log.save_session_at(record("live"), Duration::from_secs(60), t0, false);
         // Saves 4 to SWEEP_EVERY - 1, all of one pid: no sweep yet.
         for _ in 4..SWEEP_EVERY {
-            log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at);
+            log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at, false);
         }
         let mut pids: Vec<&str> = log.sessions.keys().map(String::as_str).collect();
         pids.sort_unstable();
         assert_eq!(pids, ["at-deadline", "expired", "filler", "live"]);
 
         // Save number SWEEP_EVERY sweeps first: what expired by `sweep_at` goes, the rest stays.
-        log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at);
+        log.save_session_at(record("filler"), Duration::from_secs(60), sweep_at, false);
         let mut pids: Vec<&str> = log.sessions.keys().map(String::as_str).collect();
         pids.sort_unstable();
         assert_eq!(pids, ["filler", "live"]);

@@ -9,10 +9,17 @@
 //!
 //! ```text
 //! append ──► entry "<ms>-<seq>" ──► (read loop) ──► LogEvent::Entries ──► StreamBridge ──► Hub
-//! read_after(offset) ──► the entries after it, or OffsetTrimmed / OffsetAhead (never a partial replay)
-//! save/load/drop_session ──► session records with a time to live (the recovery window)
+//! read_after(offset, scope) ──► the entries after it, or OffsetTrimmed / OffsetAhead / EpochChanged /
+//!                               Unreplayable (never a partial replay)
+//! keep_live ──► the live copy of a session (never resumable while its owner lives)
+//! save_session ──► the record of a dropped session (resumable once, by a hub or a Node peer)
+//! claim_session ──► takes a record atomically, once
 //! append_once(key) ──► the entry, or the first append's id if the key was seen (idempotent publish)
 //! ```
+//!
+//! **Epoch.** The log has an identity ([`Epoch`]) stored with it: a random id that a deleted, flushed,
+//! or replaced log does not keep. Every session record carries the epoch its offsets belong to, and a
+//! resume whose epoch is not the log's is refused: offsets are comparable only within one epoch.
 //!
 //! An append that fails says whether anything may have been written: [`StoreError::Unavailable`]
 //! only when nothing was (the command was never sent, or the log answered that it refused it),
@@ -22,6 +29,7 @@ mod idempotency;
 mod memory;
 mod redis;
 mod redis_append;
+mod redis_identity;
 
 pub use self::idempotency::{
     AppendKey, KeyedAppend, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
@@ -38,7 +46,7 @@ use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::ids::{Pid, Sid, StreamId};
-use crate::protocol::target::Target;
+use crate::protocol::target::{Namespace, Target};
 
 /// One broadcast in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +59,43 @@ pub struct LogEntry {
     pub args: Arc<str>,
 }
 
-/// What recovery needs to resume a session (reference §3.3).
+/// The identity of a log: offsets are comparable only within one epoch. A random 128-bit id as hex,
+/// stored with the log (on Redis: as the name of a consumer group of the stream, `hub-epoch:<id>`, so
+/// that whatever removes the stream removes its epoch; the embedded log: one per process).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Epoch(String);
+
+impl Epoch {
+    /// A new random epoch.
+    pub fn random() -> Epoch {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)
+            .expect("the OS random generator is available on every supported platform");
+        Epoch(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The epoch as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Epoch {
+    fn from(text: &str) -> Self {
+        Epoch(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What recovery needs to resume a session (reference §3.3), in the adapter's record format:
+/// `{sid, pid, rooms, data}` as `persistSession` writes it, plus `epoch`, which the adapter's decoder
+/// (and socket.io's `Socket` constructor, which reads only sid, pid, rooms and data) ignores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The socket id the client keeps on recovery.
@@ -60,18 +104,27 @@ pub struct SessionRecord {
     pub pid: Pid,
     /// Rooms to rejoin (the socket's own sid room included, as Node stores it).
     pub rooms: Vec<String>,
-    /// `socket.data`.
+    /// `socket.data`: `{}` for a new socket, as socket.io initialises it; kept as loaded otherwise.
+    #[serde(default = "empty_data")]
     pub data: serde_json::Value,
+    /// The log epoch its offsets belong to; `None` in a record written by a Node peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+}
+
+fn empty_data() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 impl SessionRecord {
-    /// A new socket's record: only its own room, no data.
-    pub fn new(sid: &Sid, pid: &Pid) -> SessionRecord {
+    /// A new socket's record: only its own room, `data` `{}`, offsets of `epoch`.
+    pub fn new(sid: &Sid, pid: &Pid, epoch: Option<Epoch>) -> SessionRecord {
         SessionRecord {
             sid: sid.clone(),
             pid: pid.clone(),
             rooms: vec![sid.to_string()],
-            data: serde_json::Value::Null,
+            data: empty_data(),
+            epoch,
         }
     }
 }
@@ -88,6 +141,50 @@ pub struct LogRead {
     pub read: usize,
     /// The id of the newest entry read, delivered or skipped; `None` if nothing was read.
     pub last: Option<StreamId>,
+}
+
+/// What [`LogBackend::claim_session`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The record of a dropped session (or of one whose owner died), now taken: nobody else gets it.
+    Claimed(SessionRecord),
+    /// The session is live on an instance that is alive: not resumable (yet).
+    Live,
+    /// No such session (unknown, expired, already claimed, or forgotten).
+    Absent,
+}
+
+/// Whose replay a read is for, checked in the same atomic snapshot as the entries it returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayScope {
+    /// The epoch the offsets belong to; the read fails with `EpochChanged` if the log's differs.
+    pub epoch: Epoch,
+    /// The socket's namespace.
+    pub nsp: Namespace,
+    /// The socket's rooms (its record's).
+    pub rooms: Vec<String>,
+}
+
+impl ReplayScope {
+    /// Whether the socket would get an entry for `target`, by socket.io-adapter's rule (the adapter's
+    /// `shouldIncludePacket`): in one of `rooms` (or `rooms` empty), in none of `except`.
+    pub fn addressed(&self, target: &Target) -> bool {
+        fn names(rooms: &[crate::protocol::target::Room]) -> Vec<&str> {
+            rooms.iter().map(|r| r.as_str()).collect()
+        }
+        target.nsp == self.nsp
+            && crate::protocol::adapter::included(
+                &self.rooms,
+                &names(&target.rooms),
+                &names(&target.except),
+            )
+    }
+
+    /// Whether an entry for `target` is replayed to this socket: only broadcasts to the whole namespace
+    /// (anything narrower that is addressed to it refuses the replay, see [`StoreError::Unreplayable`]).
+    pub fn replays(&self, target: &Target) -> bool {
+        target.nsp == self.nsp && target.rooms.is_empty() && target.except.is_empty()
+    }
 }
 
 /// What went wrong in the log backend.
@@ -107,10 +204,32 @@ pub enum StoreError {
     /// The offset is past the newest entry: the log never issued it.
     #[error("offset {0} is ahead of the log")]
     OffsetAhead(StreamId),
+    /// The log is not the one the offset belongs to (deleted, flushed, restarted without its data,
+    /// replaced by a replica that lacks entries): its epoch differs.
+    #[error("the log's epoch changed (the offset belongs to {expected}, the log is {found})")]
+    EpochChanged {
+        /// The epoch of the session's offsets.
+        expected: Epoch,
+        /// The log's (empty: it has none yet).
+        found: String,
+    },
+    /// An entry after the offset may be addressed to the socket but the hub cannot deliver it yet
+    /// (rooms, except, volatile, binary, malformed): a replay without it would have a hole.
+    #[error("entry {0} may be addressed to the socket and cannot be replayed")]
+    Unreplayable(StreamId),
 }
 
 /// A backend call in flight.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>>>;
+
+/// Where the log ends, and its identity, read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The newest entry's id (`0-0` for an empty log).
+    pub id: StreamId,
+    /// The log's epoch.
+    pub epoch: Epoch,
+}
 
 /// What a backend's read loop reports, in log order.
 #[derive(Message, Debug, Clone)]
@@ -120,6 +239,14 @@ pub enum LogEvent {
     ReadingFrom(StreamId),
     /// New entries.
     Entries(Vec<LogEntry>),
+    /// The log's identity changed under the loop (it was deleted, flushed, or replaced): offsets
+    /// handed out before are not comparable with the log's any more.
+    EpochChanged {
+        /// The epoch the loop had read under.
+        was: Epoch,
+        /// The log's epoch now.
+        now: Epoch,
+    },
 }
 
 /// The log interface of DESIGN.md §4, implemented by the embedded log and by Redis Streams.
@@ -139,21 +266,36 @@ pub trait LogBackend {
     /// Whether an append would be accepted now, without appending (after a failed append, readiness
     /// waits for this or for an append to succeed).
     fn probe_append(&mut self) -> StoreFuture<()>;
-    /// Reads up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed`
-    /// if any entry after `after` is gone, and `OffsetAhead` if `after` is newer than the newest
-    /// entry: each call checks, so a replay read page by page notices a trim between its pages.
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead>;
-    /// The id of the newest entry (`0-0` for an empty log).
-    fn tip(&mut self) -> StoreFuture<StreamId>;
+    /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
+    /// entry after `after` is gone, `OffsetAhead` if `after` is newer than the newest entry,
+    /// `EpochChanged` if the log's epoch is not `scope.epoch`, and `Unreplayable` if an entry among
+    /// those returned may be addressed to `scope`'s socket but cannot be delivered: all checked in one
+    /// atomic snapshot with the entries.
+    /// Each call checks, so a replay read page by page notices a trim or an epoch change between its
+    /// pages. The [`LogRead`] counts skipped entries as read, so a page short of delivered entries
+    /// is not taken for the log's end.
+    fn read_after(
+        &mut self,
+        after: StreamId,
+        count: usize,
+        scope: &ReplayScope,
+    ) -> StoreFuture<LogRead>;
+    /// The id of the newest entry (`0-0` for an empty log) and the log's epoch (created if the log
+    /// has none yet).
+    fn tip(&mut self) -> StoreFuture<Position>;
     /// Starts handing every entry appended from now on to `sink`, in log order, including this
     /// instance's own appends (one delivery path for all). Returns where reading starts when that is
     /// known at once; otherwise the loop reports it with [`LogEvent::ReadingFrom`].
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId>;
-    /// Writes a session record that expires after `ttl`.
+    /// Writes (or refreshes) the copy of a **live** session, for its recovery should this instance
+    /// die: it expires after `ttl`, and is resumable only once this instance's lease has expired.
+    fn keep_live(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()>;
+    /// The session dropped: writes its record where any instance (hub or Node peer) can resume it,
+    /// expiring after `ttl`, and removes its live copy (as Node writes its record at disconnect).
     fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()>;
-    /// Reads an unexpired session record.
-    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>>;
-    /// Deletes a session record (a deliberate disconnect is not recoverable).
+    /// Takes a session's record atomically, once (the adapter's GETDEL): see [`Claim`].
+    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim>;
+    /// Deletes a session's record and live copy (a deliberate disconnect is not recoverable).
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()>;
     /// Whether the backend is reachable and its read loop running.
     fn is_ready(&self) -> bool;

@@ -10,11 +10,29 @@
 //!            (its own connection, every failure classified: see `redis_append.rs`)
 //! append_once EVAL: GET hub:idempotency:{<key>}:<idempotency key>, else the same XADD and SET … PX
 //! read loop  XREAD COUNT 500 BLOCK 2000 STREAMS <key> <last id handed on>  ──► LogEvent
-//! read_after EVAL (XINFO STREAM + XRANGE, atomically): entries after the offset, or refused if an
-//!            entry after it may have been trimmed or deleted, or the offset is ahead of the stream
-//! sessions   SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data}) PX <window> / GET / DEL
+//! read_after EVAL (XINFO STREAM + XINFO GROUPS + XRANGE, atomically): entries after the offset, or
+//!            refused if an entry after it may have been trimmed or deleted, the offset is ahead of the
+//!            stream, the stream's epoch is not the session's, or an entry may be for the socket but
+//!            cannot be delivered
+//! epoch      a consumer group of the stream named hub-epoch:<id>, created (MKSTREAM) if missing
+//! live       HSET hub:live:<pid> owner <uid> record <base64 record> + PEXPIRE <window>
+//! lease      SET hub:instance:<uid> 1 PX <lease>, refreshed every third of it
+//! dropped    SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data,epoch}) PX <window>, DEL the live copy
+//! resume     EVAL: GETDEL sio:session:<pid>; else the live copy, if its owner's lease has expired
 //! ```
 //! Needs Redis 7.0 or newer (for `max-deleted-entry-id`).
+//!
+//! **Why the epoch is a consumer group.** Group metadata lives inside the stream key: `DEL`,
+//! `FLUSHALL`/`FLUSHDB` and a restart without persistence remove it with the entries, trimming does
+//! not, and persistence (AOF, RDB) and replication keep it. Node peers are unaffected: they use XADD,
+//! XREAD and XRANGE, which ignore groups, and nothing reads through the group (its pending list stays
+//! empty). A replica promoted without the newest entries keeps the group but its `last-generated-id`
+//! goes back: the read loop, which knows the newest id it read, replaces the epoch then.
+//!
+//! **Why live sessions are not under `sio:session:`.** A Node peer resumes any record there (GETDEL);
+//! a session still live on a hub must not be resumable anywhere, so its copy for crash recovery lives
+//! under `hub:live:`, which only hubs read, and only once the owner's lease has expired (it died).
+//! The normal record is written when the session drops, as Node writes its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,17 +43,24 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, Value};
 
 use super::redis_append::{self, AppendLink, Fields};
+use super::redis_identity::{
+    decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_SCRIPT, INSTANCE_KEY_PREFIX,
+    KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
+};
 use super::{
-    AppendKey, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, SessionRecord, StoreError,
-    StoreFuture,
+    AppendKey, Claim, Epoch, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, Position,
+    ReplayScope, SessionRecord, StoreError, StoreFuture,
 };
 use crate::metrics::{Counter, Metrics};
+use crate::protocol::adapter;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::{Namespace, Target};
-use crate::protocol::{adapter, base64, msgpack};
 
 /// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
 pub const SESSION_KEY_PREFIX: &str = "sio:session:";
+/// How often the read loop checks the stream's epoch (besides at every reconnect).
+const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// Entries per XREAD.
 const READ_COUNT: usize = 500;
 /// How long one XREAD waits for new entries: short enough that a dead connection is noticed soon.
@@ -44,22 +69,6 @@ const READ_BLOCK: Duration = Duration::from_millis(2000);
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Read loop reconnect backoff: from the first to the last, doubling, with jitter.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
-
-/// One atomic snapshot for a replay batch: what the stream lost so far, and the entries after the offset.
-/// Returns {max-deleted-entry-id, last-generated-id, first entry id or "", entries-added, length, entries}.
-const READ_AFTER_SCRIPT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}} end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local f = {}
-for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
-if f['max-deleted-entry-id'] == nil then
-  return redis.error_reply('Redis 7.0 or newer is needed (XINFO STREAM max-deleted-entry-id)')
-end
-local first = ''
-if f['first-entry'] then first = f['first-entry'][1] end
-return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
-        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])}
-";
 
 /// What the stream has lost: enough to tell whether every entry after an offset is still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +122,9 @@ pub struct RedisLog {
     /// `hub_ready` (whether the read loop is connected and reading) and `hub_stream_entries_skipped_total`
     /// (entries read but not delivered: other types, targeted, binary; counted, never fatal).
     metrics: Arc<Metrics>,
+    /// How long this instance's lease lives unrefreshed: its live sessions become resumable elsewhere
+    /// that long after it died.
+    lease: Duration,
 }
 
 impl RedisLog {
@@ -123,6 +135,7 @@ impl RedisLog {
         key: &str,
         max_len: usize,
         uid_bytes: [u8; 8],
+        lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
         let client = Client::open(url)
@@ -144,6 +157,7 @@ impl RedisLog {
             max_len,
             uid,
             metrics,
+            lease,
         })
     }
 
@@ -168,9 +182,40 @@ impl RedisLog {
     fn session_key(pid: &str) -> String {
         format!("{SESSION_KEY_PREFIX}{pid}")
     }
+
+    fn live_key(pid: &str) -> String {
+        format!("{LIVE_KEY_PREFIX}{pid}")
+    }
+
+    /// Runs a record-writing script (KEEP_LIVE or RELEASE) with this instance's uid.
+    fn write_record(
+        &mut self,
+        script: &'static str,
+        keys: &[String],
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> StoreFuture<()> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(script).arg(keys.len());
+        for key in keys {
+            eval.arg(key);
+        }
+        eval.arg(&self.uid)
+            .arg(encode_record(record))
+            .arg(ttl.as_millis().max(1) as u64);
+        let mut conn = self.commands.clone();
+        let pid = record.pid.clone();
+        Box::pin(async move {
+            let written: i64 = eval.query_async(&mut conn).await.map_err(unavailable)?;
+            if written == 0 {
+                log::debug!("session record not written pid={pid}: another instance resumed it");
+            }
+            Ok(())
+        })
+    }
 }
 
-fn unavailable(err: redis::RedisError) -> StoreError {
+pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
@@ -196,10 +241,12 @@ fn as_string(value: &Value) -> Option<String> {
     }
 }
 
-/// Counts what was read but is not for delivery.
+/// Counts what was read but is not for delivery. With a replay `scope`, an entry of its namespace
+/// that is not delivered but may be addressed to its socket (Node would replay it) fails the read.
 fn decode_entries(
     value: &Value,
     skipped: &Counter,
+    scope: Option<&ReplayScope>,
 ) -> Result<(Vec<LogEntry>, Option<StreamId>), StoreError> {
     let Value::Array(items) = value else {
         return Ok((Vec::new(), None));
@@ -231,6 +278,13 @@ fn decode_entries(
                 args: args.into(),
             }),
             Err(skip) => {
+                if let Some(scope) = scope {
+                    if nsp == scope.nsp.as_str()
+                        && adapter::may_address(&kind, field("data").as_deref(), &scope.rooms)
+                    {
+                        return Err(StoreError::Unreplayable(id));
+                    }
+                }
                 skipped.inc();
                 log::debug!("stream entry not delivered id={id}: {skip}");
             }
@@ -288,104 +342,90 @@ impl LogBackend for RedisLog {
         Box::pin(async move { link.send(&probe).await.map(drop) })
     }
 
-    fn read_after(&mut self, after: StreamId, count: usize) -> StoreFuture<LogRead> {
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(READ_AFTER_SCRIPT)
-            .arg(1)
-            .arg(&self.key)
-            .arg(after.next().to_string())
-            .arg(count);
+    fn read_after(
+        &mut self,
+        after: StreamId,
+        count: usize,
+        scope: &ReplayScope,
+    ) -> StoreFuture<LogRead> {
+        let scope = scope.clone();
+        let key = self.key.clone();
         let mut conn = self.commands.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            let reply: Value = eval.query_async(&mut conn).await.map_err(unavailable)?;
-            let Value::Array(parts) = reply else {
-                return Err(StoreError::Unavailable(format!(
-                    "unexpected reply {reply:?}"
-                )));
-            };
-            let [deleted, last, first, added, length, entries] = parts.as_slice() else {
-                return Err(StoreError::Unavailable("unexpected reply length".into()));
-            };
-            let state = StreamState {
-                max_deleted: parse_id(deleted)?,
-                last_generated: parse_id(last)?,
-                first: parse_id(first).ok(),
-                lost_any: as_int(added) != as_int(length),
-            };
-            state.covers(after)?;
-            let read = match entries {
-                Value::Array(items) => items.len(),
-                _ => 0,
-            };
-            let (entries, last) = decode_entries(entries, &metrics.entries_skipped)?;
-            Ok(LogRead {
-                entries,
-                read,
-                last,
-            })
+            // One snapshot per call: entries not for delivery are skipped but counted as read, so
+            // the caller pages on from `last` and never takes a short page for the log's end.
+            read_batch(&mut conn, &key, after, count, &scope, &metrics).await
         })
     }
 
-    fn tip(&mut self) -> StoreFuture<StreamId> {
+    fn tip(&mut self) -> StoreFuture<Position> {
         let mut conn = self.commands.clone();
         let key = self.key.clone();
-        Box::pin(async move { newest_id(&mut conn, &key).await })
+        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO).await })
     }
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
         let reader = Reader {
             client: self.client.clone(),
             key: self.key.clone(),
-            sink,
+            sink: sink.clone(),
             metrics: self.metrics.clone(),
+            epoch: None,
         };
         actix::spawn(reader.run());
+        actix::spawn(keep_lease(
+            self.commands.clone(),
+            format!("{INSTANCE_KEY_PREFIX}{}", self.uid),
+            self.lease,
+            sink,
+        ));
         None
     }
 
-    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        let key = Self::session_key(record.pid.as_str());
-        let value = serde_json::to_value(&record).expect("a session record always serializes");
-        let encoded = base64::encode(&msgpack::encode(&value));
-        let mut conn = self.commands.clone();
-        let ttl_ms = ttl.as_millis().max(1) as u64;
-        Box::pin(async move {
-            let _: Value = redis::cmd("SET")
-                .arg(key)
-                .arg(encoded)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+    fn keep_live(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        let keys = [Self::live_key(record.pid.as_str())];
+        self.write_record(KEEP_LIVE_SCRIPT, &keys, &record, ttl)
     }
 
-    fn load_session(&mut self, pid: &Pid) -> StoreFuture<Option<SessionRecord>> {
-        let key = Self::session_key(pid.as_str());
+    fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
+        let keys = [
+            Self::session_key(record.pid.as_str()),
+            Self::live_key(record.pid.as_str()),
+        ];
+        self.write_record(RELEASE_SCRIPT, &keys, &record, ttl)
+    }
+
+    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(CLAIM_SCRIPT)
+            .arg(2)
+            .arg(Self::session_key(pid.as_str()))
+            .arg(Self::live_key(pid.as_str()))
+            .arg(INSTANCE_KEY_PREFIX);
         let mut conn = self.commands.clone();
         Box::pin(async move {
-            let value: Option<String> = redis::cmd("GET")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            // A record that does not decode is treated as absent: the client gets a fresh session.
-            Ok(value.and_then(|text| {
-                let bytes = base64::decode(&text).ok()?;
-                serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
-            }))
+            let reply: Vec<String> = eval.query_async(&mut conn).await.map_err(unavailable)?;
+            Ok(match reply.as_slice() {
+                // A record that does not decode is treated as absent: the client gets a fresh session.
+                [kind, record] if kind == "record" => {
+                    decode_record(record).map_or(Claim::Absent, Claim::Claimed)
+                }
+                [kind] if kind == "live" => Claim::Live,
+                _ => Claim::Absent,
+            })
         })
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
-        let key = Self::session_key(pid.as_str());
+        let keys = [
+            Self::session_key(pid.as_str()),
+            Self::live_key(pid.as_str()),
+        ];
         let mut conn = self.commands.clone();
         Box::pin(async move {
             let _: Value = redis::cmd("DEL")
-                .arg(key)
+                .arg(&keys[..])
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
@@ -398,36 +438,69 @@ impl LogBackend for RedisLog {
     }
 }
 
-/// The newest id in the stream, `0-0` if it is empty or missing.
-async fn newest_id<C: redis::aio::ConnectionLike>(
-    conn: &mut C,
+/// Up to `count` stream entries after `after`, in one atomic snapshot with the checks of
+/// [`LogBackend::read_after`].
+async fn read_batch(
+    conn: &mut ConnectionManager,
     key: &str,
-) -> Result<StreamId, StoreError> {
-    let reply: Value = redis::cmd("XREVRANGE")
-        .arg(key)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
+    after: StreamId,
+    count: usize,
+    scope: &ReplayScope,
+    metrics: &Metrics,
+) -> Result<LogRead, StoreError> {
+    let reply: Value = redis::cmd("EVAL")
+        .arg(READ_AFTER_SCRIPT)
         .arg(1)
+        .arg(key)
+        .arg(after.next().to_string())
+        .arg(count)
         .query_async(conn)
         .await
         .map_err(unavailable)?;
-    match reply {
-        Value::Array(items) => match items.first() {
-            Some(Value::Array(pair)) => pair.first().map(parse_id).unwrap_or(Ok(StreamId::ZERO)),
-            _ => Ok(StreamId::ZERO),
-        },
-        _ => Ok(StreamId::ZERO),
+    let Value::Array(parts) = reply else {
+        return Err(StoreError::Unavailable(format!(
+            "unexpected reply {reply:?}"
+        )));
+    };
+    let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
+        return Err(StoreError::Unavailable("unexpected reply length".into()));
+    };
+    let found = as_string(epoch).unwrap_or_default();
+    if found != scope.epoch.as_str() {
+        return Err(StoreError::EpochChanged {
+            expected: scope.epoch.clone(),
+            found,
+        });
     }
+    let state = StreamState {
+        max_deleted: parse_id(deleted)?,
+        last_generated: parse_id(last)?,
+        first: parse_id(first).ok(),
+        lost_any: as_int(added) != as_int(length),
+    };
+    state.covers(after)?;
+    let read = match entries {
+        Value::Array(items) => items.len(),
+        _ => 0,
+    };
+    let (entries, last) = decode_entries(entries, &metrics.entries_skipped, Some(scope))?;
+    Ok(LogRead {
+        entries,
+        read,
+        last,
+    })
 }
 
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
+/// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
 struct Reader {
     client: Client,
     key: String,
     sink: Recipient<LogEvent>,
     /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
     metrics: Arc<Metrics>,
+    /// The epoch the loop reads under; `None` until the first connect.
+    epoch: Option<Epoch>,
 }
 
 impl Reader {
@@ -441,7 +514,7 @@ impl Reader {
             .map_err(unavailable)
     }
 
-    async fn run(self) {
+    async fn run(mut self) {
         // Start after the newest entry at start-up (not `$`, which can skip entries between two reads).
         let mut last: Option<StreamId> = None;
         let mut delay = BACKOFF.0;
@@ -466,28 +539,67 @@ impl Reader {
         );
     }
 
+    /// Checks the stream's epoch (after `read`, the newest id handed on): if it changed, reports it
+    /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
+    async fn check_epoch(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        read: StreamId,
+    ) -> Result<(StreamId, bool), StoreError> {
+        let position = ensure_epoch(conn, &self.key, read).await?;
+        let newest = position.id;
+        match self.epoch.replace(position.epoch.clone()) {
+            Some(was) if was != position.epoch => {
+                error!(
+                    "stream {} was replaced (deleted, flushed, restarted without its data, or a replica \
+                     without its newest entries): epoch {was} is now {}; clients are disconnected and \
+                     cannot recover what they missed",
+                    self.key, position.epoch
+                );
+                self.sink.do_send(LogEvent::EpochChanged {
+                    was,
+                    now: position.epoch,
+                });
+                Ok((newest, true))
+            }
+            Some(_) => Ok((newest, false)),
+            None => {
+                info!("stream {} epoch {}", self.key, position.epoch);
+                Ok((newest, false))
+            }
+        }
+    }
+
     /// Reads until the connection fails; `Ok` only when the sink went away.
     async fn read(
-        &self,
+        &mut self,
         conn: &mut MultiplexedConnection,
         last: &mut Option<StreamId>,
     ) -> Result<(), StoreError> {
-        let from = match *last {
+        let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
+        let mut from = match *last {
+            Some(_) if replaced => newest,
             Some(from) => {
                 self.check_gap(conn, from).await?;
                 from
             }
             None => {
-                let newest = newest_id(conn, &self.key).await?;
                 info!("reading stream {} after {newest}", self.key);
-                *last = Some(newest);
                 self.sink.do_send(LogEvent::ReadingFrom(newest));
                 newest
             }
         };
-        let mut from = from;
+        *last = Some(from);
+        let mut checked = std::time::Instant::now();
         self.metrics.log_reading.set(1);
         while self.sink.connected() {
+            if checked.elapsed() >= EPOCH_CHECK_EVERY {
+                if let (newest, true) = self.check_epoch(conn, from).await? {
+                    from = newest;
+                    *last = Some(newest);
+                }
+                checked = std::time::Instant::now();
+            }
             let reply: Value = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)
@@ -505,7 +617,7 @@ impl Reader {
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped)?;
+                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped, None)?;
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);
@@ -532,7 +644,7 @@ impl Reader {
             .arg(0);
         let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
         if let Value::Array(parts) = reply {
-            if let [deleted, last, first, added, length, _] = parts.as_slice() {
+            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
                 let state = StreamState {
                     max_deleted: parse_id(deleted)?,
                     last_generated: parse_id(last)?,

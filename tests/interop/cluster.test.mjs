@@ -2,33 +2,16 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import net from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { startHub, notify, connectClient, waitFor, sleep } from "./hub.mjs";
-import { startRedis, freePort, waitForPort } from "./redis.mjs";
+import { startRedis } from "./redis.mjs";
+import { startNodePeer as startPeer } from "./peer.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const redis = await startRedis();
 after(() => redis.stop());
 
 /** The Node original's server (socket.io + redis-streams-adapter) on the same Redis and stream. */
-async function startNodePeer(stream) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [path.join(here, "node-peer.mjs"), String(port), redis.url, stream], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  await waitForPort(port);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
+const startNodePeer = (stream) => startPeer(redis.url, stream);
 
 /**
  * A TCP load balancer with failover: new connections go to the first target that accepts them, as a

@@ -13,8 +13,24 @@ fn start(max_len: usize, window: Duration) -> (Addr<StreamBridge>, Addr<Recovery
     let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
     (
         bridge.clone(),
-        Recovery::new(bridge, window, metrics).start(),
+        Recovery::new(bridge, window, CLAIM_WAIT, metrics).start(),
     )
+}
+
+/// Short, so that tests of a live session's resume end soon.
+const CLAIM_WAIT: Duration = Duration::from_millis(200);
+
+fn fresh() -> Open {
+    Open {
+        nsp: Namespace::main(),
+        pid: None,
+        offset: None,
+    }
+}
+
+/// The session drops: its record becomes resumable (what the Session does on a lost transport).
+async fn dropped(recovery: &Addr<Recovery>, opened: &Opened) {
+    recovery.send(Release(opened.record.clone())).await.unwrap();
 }
 
 async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
@@ -50,6 +66,7 @@ async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
         .unwrap();
     assert!(!first.recovered);
     let offset = first.offset.unwrap();
+    dropped(&recovery, &first).await;
     let mut expected = Vec::new();
     for n in 0..(REPLAY_BATCH * 2 + 7) {
         let id = publish(&bridge, if n % 10 == 3 { "/other" } else { "/" }, n).await;
@@ -112,6 +129,7 @@ async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhi
         })
         .await
         .unwrap();
+    dropped(&recovery, &first).await;
     for n in 0..40 {
         publish(&bridge, "/", n).await;
     }
@@ -144,9 +162,14 @@ async fn recovery_caps_replays_at_once_and_opens_a_fresh_session_past_the_wait()
     let hub = Hub::new(1 << 20, metrics.clone()).start();
     let log = Box::new(MemoryLog::new(100, usize::MAX));
     let bridge = StreamBridge::new(log, hub, metrics.clone()).start();
-    let recovery = Recovery::new(bridge.clone(), Duration::from_secs(60), metrics.clone())
-        .with_replay_slots(1, Duration::from_millis(50))
-        .start();
+    let recovery = Recovery::new(
+        bridge.clone(),
+        Duration::from_secs(60),
+        CLAIM_WAIT,
+        metrics.clone(),
+    )
+    .with_replay_slots(1, Duration::from_millis(50))
+    .start();
     let fresh = |recovery: &Addr<Recovery>| {
         recovery.send(Open {
             nsp: Namespace::main(),
@@ -159,6 +182,9 @@ async fn recovery_caps_replays_at_once_and_opens_a_fresh_session_past_the_wait()
         fresh(&recovery).await.unwrap(),
     );
     let c = fresh(&recovery).await.unwrap();
+    for opened in [&a, &b, &c] {
+        dropped(&recovery, opened).await;
+    }
     publish(&bridge, "/", 0).await;
     let holding = recovery
         .send(open(&a.pid, a.offset.unwrap()))
@@ -203,6 +229,8 @@ async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_off
         open(&first.pid, StreamId::new(offset.ms + 60_000, 0)),
     ];
     for msg in refused {
+        // Released again each time: a failed resume consumes the record, as Node's GETDEL does.
+        dropped(&recovery, &first).await;
         let fresh = recovery.send(msg).await.unwrap();
         assert!(!fresh.recovered);
         assert_ne!(fresh.sid, first.sid);
@@ -210,6 +238,7 @@ async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_off
     for n in 1..5 {
         publish(&bridge, "/", n).await;
     }
+    dropped(&recovery, &first).await;
     let trimmed = recovery.send(open(&first.pid, offset)).await.unwrap();
     assert!(
         !trimmed.recovered && trimmed.missed.is_empty(),
@@ -228,6 +257,7 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
         })
         .await
         .unwrap();
+    dropped(&recovery, &first).await;
     actix::clock::sleep(Duration::from_millis(80)).await;
     let late = recovery
         .send(open(&first.pid, first.offset.unwrap()))
@@ -235,6 +265,8 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
         .unwrap();
     assert!(!late.recovered);
 
+    // Dropped, then forgotten: the forget is what refuses the resume.
+    dropped(&recovery, &late).await;
     recovery.send(Forget(late.pid.clone())).await.unwrap();
     let forgotten = recovery
         .send(open(&late.pid, late.offset.unwrap()))
@@ -247,7 +279,7 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
 async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval() {
     let (bridge, _) = start(10, Duration::from_secs(60));
     let metrics = Arc::new(Metrics::default());
-    let mut recovery = Recovery::new(bridge, Duration::from_secs(60), metrics.clone());
+    let mut recovery = Recovery::new(bridge, Duration::from_secs(60), CLAIM_WAIT, metrics.clone());
     let down = || StoreError::Unavailable("down".into());
     recovery.refresh_failed(down());
     assert_eq!(metrics.record_refreshes_failed.get(), 1);
@@ -273,16 +305,90 @@ async fn recovery_counts_every_failed_refresh_and_reports_them_once_per_interval
 }
 
 #[actix::test]
-async fn recovery_keep_writes_the_record_so_the_session_resumes() {
+async fn recovery_release_writes_the_record_so_the_session_resumes_once() {
     let (bridge, recovery) = start(10, Duration::from_secs(60));
     let (sid, pid) = (Sid::from_wire("kept-sid"), Pid::from_wire("kept-pid"));
     let offset = publish(&bridge, "/", 0).await;
-    recovery
-        .send(Keep(SessionRecord::new(&sid, &pid)))
-        .await
-        .unwrap();
-    // Keep's save is queued at the bridge before this resume's load.
+    let epoch = bridge.send(Tip).await.unwrap().unwrap().epoch;
+    let record = SessionRecord::new(&sid, &pid, Some(epoch));
+    recovery.send(Release(record)).await.unwrap();
+    // Release's save is queued at the bridge before this resume's claim.
     let resumed = recovery.send(open(&pid, offset)).await.unwrap();
-    assert!(resumed.recovered, "a kept record resumes");
-    assert_eq!((resumed.sid, resumed.pid), (sid, pid));
+    assert!(resumed.recovered, "a released record resumes");
+    assert_eq!((resumed.sid, resumed.pid.clone()), (sid, pid.clone()));
+    // The resumed session is live again: a second resume of it does not clone it.
+    let clone = recovery.send(open(&pid, offset)).await.unwrap();
+    assert!(!clone.recovered, "claimed once");
+    assert_ne!(clone.pid, pid);
+}
+
+#[actix::test]
+async fn recovery_refuses_to_resume_a_live_session_and_resumes_it_once_dropped() {
+    let (_bridge, recovery) = start(10, Duration::from_secs(60));
+    let live = recovery.send(fresh()).await.unwrap();
+    let offset = live.offset.unwrap();
+    let clone = recovery.send(open(&live.pid, offset)).await.unwrap();
+    assert!(!clone.recovered, "a live session is not resumable");
+    assert_ne!((&clone.sid, &clone.pid), (&live.sid, &live.pid));
+
+    // The session drops while a resume waits for it: the resume gets it.
+    let waiting = recovery.send(open(&live.pid, offset));
+    let release = async {
+        actix::clock::sleep(CLAIM_WAIT / 4).await;
+        dropped(&recovery, &live).await;
+    };
+    let (resumed, ()) = futures_util::future::join(waiting, release).await;
+    let resumed = resumed.unwrap();
+    assert!(resumed.recovered);
+    assert_eq!((&resumed.sid, &resumed.pid), (&live.sid, &live.pid));
+    let third = recovery.send(open(&live.pid, offset)).await.unwrap();
+    assert!(!third.recovered, "a resumed session is live again");
+}
+
+#[actix::test]
+async fn recovery_keeps_a_resumed_records_rooms_and_data() {
+    let (bridge, recovery) = start(10, Duration::from_secs(60));
+    let offset = publish(&bridge, "/", 0).await;
+    // A Node peer's record: no epoch, a room and data.
+    let (sid, pid) = (Sid::from_wire("node-sid"), Pid::from_wire("node-pid"));
+    let record = SessionRecord {
+        rooms: vec!["node-sid".into(), "ops".into()],
+        data: serde_json::json!({ "user": "alice" }),
+        ..SessionRecord::new(&sid, &pid, None)
+    };
+    recovery.send(Release(record.clone())).await.unwrap();
+    let resumed = recovery.send(open(&pid, offset)).await.unwrap();
+    assert!(resumed.recovered);
+    let epoch = bridge.send(Tip).await.unwrap().unwrap().epoch;
+    assert_eq!(
+        resumed.record,
+        SessionRecord {
+            epoch: Some(epoch),
+            ..record
+        },
+        "rooms and data as loaded, with the log's epoch"
+    );
+}
+
+#[actix::test]
+async fn recovery_fails_cleanly_across_an_entry_addressed_to_the_socket_it_cannot_deliver() {
+    use crate::protocol::target::Room;
+    let (bridge, recovery) = start(10, Duration::from_secs(60));
+    let first = recovery.send(fresh()).await.unwrap();
+    let offset = first.offset.unwrap();
+    dropped(&recovery, &first).await;
+    let own_room = Target {
+        rooms: vec![Room::from(first.sid.as_str())],
+        ..Target::broadcast(Namespace::main())
+    };
+    bridge
+        .send(Publish {
+            target: own_room,
+            args: Arc::from("[\"n\",1]"),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
+    assert!(!resumed.recovered, "never recovered with a gap");
 }

@@ -7,7 +7,7 @@
 //! reassembled ([`namespaces`]).
 //! Receives: WsEvent (from its WsConn), Poll / PostBegin / PostBody / PollAbandoned (from the HTTP
 //! handlers), Deliver (from the Hub), Disconnect (from the Hub, the Registry, the HTTP handlers).
-//! Sends: Register/Unregister to the Hub; Open, Keep, Forget to Recovery; Remove to the Registry;
+//! Sends: Register/Unregister to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
 //! WsWrite/WsClose to its WsConn; events to the [`Application`](crate::app::Application).
 //!
 //! Every ending goes through [`Session::close`] with a [`SessionError`], whose consequence (reason,
@@ -42,7 +42,7 @@ use self::transport::{Probe, Transport};
 use super::disconnect::{Disconnect, SessionError};
 use super::hub::{ConnId, Deliver, Hub, Unregister};
 use super::outbound::{Out, Outbound};
-use super::recovery::{Keep, Recovery};
+use super::recovery::{Forget, Keep, Recovery, Release};
 use super::registry::{Registry, Remove};
 use super::ws_conn::{WsClose, WsConnId, WsLimits};
 use super::ws_read::UnfinishedBudget;
@@ -337,10 +337,15 @@ impl Session {
             let left = socket.leave();
             self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
             self.outbound.received(left.held_bytes);
-            // Keep before Unregister: once the Hub has seen this session leave, its record is
+            // Release before Unregister: once the Hub has seen this session leave, its record is
             // already queued for saving, so a shutdown that waits for the Hub to empty can flush it.
+            // A session of a replaced log is not resumable (its offsets mean nothing now).
             if let Some(record) = left.record {
-                self.parts.recovery.do_send(Keep(record));
+                if why == SessionError::LogReplaced {
+                    self.parts.recovery.do_send(Forget(record.pid));
+                } else {
+                    self.parts.recovery.do_send(Release(record));
+                }
             }
             if left.registered {
                 self.parts.hub.do_send(Unregister {

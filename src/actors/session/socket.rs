@@ -58,6 +58,8 @@ pub(crate) struct Joining {
 struct Replay {
     sid: Sid,
     pid: Pid,
+    /// The record to keep once joined (a resumed one as loaded).
+    record: SessionRecord,
     recovered: bool,
     /// The newest entry read so far; the socket's offset once joined.
     offset: Option<StreamId>,
@@ -219,6 +221,7 @@ impl NsSocket {
             joining.replay = Some(Replay {
                 sid: opened.sid,
                 pid: opened.pid,
+                record: opened.record,
                 recovered: opened.recovered,
                 offset: opened.offset,
                 missed: opened.missed.into(),
@@ -329,8 +332,7 @@ impl NsSocket {
                 json!([OFFSET_EVENT, tip.to_string()]),
             ));
         }
-        let record = SessionRecord::new(&replay.sid, &replay.pid);
-        let mut joined = Joined::new(Some(record), replay.offset);
+        let mut joined = Joined::new(Some(replay.record), replay.offset);
         let mut frames = Vec::new();
         let mut held_bytes = 0;
         for deliver in held {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::protocol::target::Target;
+use crate::store::{Epoch, ReplayScope};
 
 fn nsp() -> Namespace {
     Namespace::main()
@@ -44,6 +45,11 @@ fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
         more: None,
         offset: Some(id(offset)),
         slot: None,
+        record: SessionRecord::new(
+            &Sid::from_wire(sid),
+            &Pid::from_wire(format!("{sid}-pid")),
+            None,
+        ),
     }
 }
 
@@ -223,7 +229,8 @@ fn socket_leave_in_each_state_says_what_to_undo() {
         left.record,
         Some(SessionRecord::new(
             &Sid::from_wire("S2"),
-            &Pid::from_wire("S2-pid")
+            &Pid::from_wire("S2-pid"),
+            None
         ))
     );
 }
@@ -295,7 +302,8 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
         records,
         [&SessionRecord::new(
             &Sid::from_wire("S6"),
-            &Pid::from_wire("S6-pid")
+            &Pid::from_wire("S6-pid"),
+            None
         )]
     );
 }
@@ -310,7 +318,11 @@ fn opened_with_more(sid: &str, missed: &[u64], offset: u64) -> Opened {
 
 fn cursor(after: u64) -> ReplayCursor {
     ReplayCursor {
-        nsp: nsp(),
+        scope: ReplayScope {
+            epoch: Epoch::from("e1"),
+            nsp: nsp(),
+            rooms: Vec::new(),
+        },
         after: id(after),
         count: 2,
     }
@@ -407,4 +419,21 @@ fn socket_replay_failed_between_pages_joins_as_a_fresh_session_keeping_what_it_h
     );
     assert!(!done.recovered);
     assert_eq!(texts(&done.held), [r#"42["n",21,"21-0"]"#]);
+}
+
+#[test]
+fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
+    let mut resumed = joining();
+    let mut answer = opened(true, "S8", &[], 5);
+    answer.record.rooms.push("ops".into());
+    answer.record.data = json!({"user": "alice"});
+    let record = answer.record.clone();
+    resumed.on_opened(answer);
+    resumed.replay_step(1 << 20);
+    resumed.complete(&nsp());
+    assert_eq!(
+        resumed.leave().record,
+        Some(record),
+        "rooms and data as loaded"
+    );
 }

@@ -1,0 +1,193 @@
+//! The Redis backend's log identity and session claims: the Lua scripts that keep the stream's epoch
+//! and take session records atomically, the record codec, and this instance's lease (see
+//! [`super::redis`] for why the epoch is a consumer group and live sessions live under `hub:live:`).
+
+use std::time::Duration;
+
+use actix::Recipient;
+use redis::aio::ConnectionManager;
+use redis::Value;
+
+use super::redis::unavailable;
+use super::{Epoch, LogEvent, Position, SessionRecord, StoreError};
+use crate::protocol::ids::StreamId;
+use crate::protocol::{base64, msgpack};
+
+/// Key prefix of the copies of live sessions (a hash: `owner`, `record`), which Node peers never read.
+pub(super) const LIVE_KEY_PREFIX: &str = "hub:live:";
+/// Key prefix of instance leases: `hub:instance:<uid>` exists while that instance is alive.
+pub(super) const INSTANCE_KEY_PREFIX: &str = "hub:instance:";
+
+/// Lua: `epoch_of(key)`, the stream's epoch (the smallest `hub-epoch:` group name, without the
+/// prefix), or nil; and `epoch_groups(key)`, every such group's name.
+macro_rules! epoch_lua {
+    () => {
+        r"
+local function epoch_groups(key)
+  local names = {}
+  if redis.call('EXISTS', key) == 0 then return names end
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and string.sub(group[i + 1], 1, 10) == 'hub-epoch:' then
+        table.insert(names, group[i + 1])
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+local function epoch_of(key)
+  local names = epoch_groups(key)
+  if names[1] then return string.sub(names[1], 11) end
+  return nil
+end
+"
+    };
+}
+
+/// The stream's epoch, created if it has none; replaced if the stream's `last-generated-id` is older
+/// than ARGV[2], the newest id the caller read from it (`0-0`: no check): it lost entries (a replica
+/// promoted without them). ARGV[1] is the epoch to create. Returns {epoch, newest entry id or 0-0}.
+pub(super) const ENSURE_EPOCH_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq < bseq)
+end
+local epoch = epoch_of(KEYS[1])
+if epoch and ARGV[2] ~= '0-0' then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' and older(info[i + 1], ARGV[2]) then
+      for _, name in ipairs(epoch_groups(KEYS[1])) do
+        redis.call('XGROUP', 'DESTROY', KEYS[1], name)
+      end
+      epoch = nil
+    end
+  end
+end
+if not epoch then
+  redis.call('XGROUP', 'CREATE', KEYS[1], 'hub-epoch:' .. ARGV[1], '$', 'MKSTREAM')
+  epoch = ARGV[1]
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if newest[1] then id = newest[1][1] end
+return {epoch, id}
+"
+);
+
+/// Takes a session's record, once: the dropped session's record (GETDEL, as the adapter does), else
+/// the live copy if its owner's lease (ARGV[1] .. owner) has expired. KEYS: record, live copy.
+/// Returns {'record', base64 record}, {'live'} or {'none'}.
+pub(super) const CLAIM_SCRIPT: &str = r"
+local record = redis.call('GETDEL', KEYS[1])
+if record then return {'record', record} end
+local live = redis.call('HMGET', KEYS[2], 'owner', 'record')
+if not live[2] then return {'none'} end
+if live[1] and redis.call('EXISTS', ARGV[1] .. live[1]) == 1 then return {'live'} end
+redis.call('DEL', KEYS[2])
+return {'record', live[2]}
+";
+
+/// Writes a live session's copy unless another instance owns it now (it resumed the session after
+/// this one's lease expired). KEYS: live copy. ARGV: uid, record, ttl ms. Returns 1 if written.
+pub(super) const KEEP_LIVE_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'record', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A session dropped: its record becomes resumable and its live copy goes, unless another instance
+/// owns the session now. KEYS: record, live copy. ARGV: uid, record, ttl ms. Returns 1 if written.
+pub(super) const RELEASE_SCRIPT: &str = r"
+local owner = redis.call('HGET', KEYS[2], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+";
+/// One atomic snapshot for a replay batch: what the stream lost so far, the entries after the offset,
+/// and the stream's epoch. Returns {max-deleted-entry-id, last-generated-id, first entry id or "",
+/// entries-added, length, entries, epoch or ""}.
+pub(super) const READ_AFTER_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}, ''} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local f = {}
+for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+if f['max-deleted-entry-id'] == nil then
+  return redis.error_reply('Redis 7.0 or newer is needed (XINFO STREAM max-deleted-entry-id)')
+end
+local first = ''
+if f['first-entry'] then first = f['first-entry'][1] end
+return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
+        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), epoch_of(KEYS[1]) or ''}
+"
+);
+
+/// base64(msgpack(record)), as the adapter's `persistSession` encodes it.
+pub(super) fn encode_record(record: &SessionRecord) -> String {
+    let value = serde_json::to_value(record).expect("a session record always serializes");
+    base64::encode(&msgpack::encode(&value))
+}
+
+/// The inverse of [`encode_record`]; `None` for anything that does not decode as a record.
+pub(super) fn decode_record(text: &str) -> Option<SessionRecord> {
+    let bytes = base64::decode(text).ok()?;
+    serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
+}
+
+/// The stream's epoch (created if it has none, replaced if the stream's newest id is older than
+/// `read`, the newest id the caller read from it) and its newest entry's id (`0-0` if empty).
+pub(super) async fn ensure_epoch<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    read: StreamId,
+) -> Result<Position, StoreError> {
+    let (epoch, id): (String, String) = redis::cmd("EVAL")
+        .arg(ENSURE_EPOCH_SCRIPT)
+        .arg(1)
+        .arg(key)
+        .arg(Epoch::random().as_str())
+        .arg(read.to_string())
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(Position {
+        id: id
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("{e}")))?,
+        epoch: Epoch::from(epoch.as_str()),
+    })
+}
+
+/// Keeps this instance's lease alive (a third of its time to live apart) while the bridge lives; a
+/// failed refresh is retried at the next tick (the read loop reports Redis being down).
+pub(super) async fn keep_lease(
+    mut conn: ConnectionManager,
+    key: String,
+    ttl: Duration,
+    sink: Recipient<LogEvent>,
+) {
+    let ttl_ms = ttl.as_millis().max(1) as u64;
+    while sink.connected() {
+        let refreshed: Result<Value, _> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = refreshed {
+            log::debug!("instance lease not refreshed: {err}");
+        }
+        actix::clock::sleep(ttl / 3).await;
+    }
+}

@@ -1,0 +1,427 @@
+//! The log's identity (its epoch) and the session records, on a real Redis: a resume is exact or a
+//! fresh session, whatever happened to the stream, and a session is resumed once, never while live.
+
+mod common;
+
+use std::time::Duration;
+
+use awc::ws::CloseCode;
+use common::redis_server::RedisServer;
+use common::{event_args, redis_config, start_hub, Joined, Received, TestHub, WsClient};
+use realtime_hub::config::Config;
+use realtime_hub::protocol::{base64, msgpack};
+use serde_json::{json, Value};
+
+/// A short lease, so a resume of a live session gives up well within the test's receive timeout.
+const LEASE: Duration = Duration::from_millis(500);
+
+fn config(redis: &RedisServer, key: &str) -> Config {
+    Config {
+        ping_interval: Duration::from_secs(60),
+        instance_lease: LEASE,
+        ..redis_config(&redis.url(), key)
+    }
+}
+
+async fn ready_hub(config: Config) -> TestHub {
+    let hub = start_hub(config);
+    hub.wait_ready().await;
+    hub
+}
+
+/// The next notification's offset (the event's last argument).
+async fn next_offset(client: &mut WsClient) -> String {
+    let frame = client.recv_text_answering_pings().await;
+    let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
+    assert_eq!(args[0], "notification", "{frame}");
+    args[2].as_str().unwrap().to_owned()
+}
+
+/// Sends `40{pid, offset}` on a new connection; returns it, the CONNECT reply's ids, and the
+/// notifications replayed before that reply.
+async fn resume(
+    hub: &TestHub,
+    pid: &str,
+    offset: &str,
+) -> (WsClient, (String, String), Vec<String>) {
+    let (mut client, _) = hub.eio().await;
+    client
+        .send(&format!("40{}", json!({ "pid": pid, "offset": offset })))
+        .await;
+    let mut replayed = Vec::new();
+    loop {
+        let frame = client.recv_text_answering_pings().await;
+        if let Some(ids) = frame.strip_prefix("40") {
+            let reply: Value = serde_json::from_str(ids).unwrap();
+            let ids = (
+                reply["sid"].as_str().unwrap().to_owned(),
+                reply["pid"].as_str().unwrap().to_owned(),
+            );
+            return (client, ids, replayed);
+        }
+        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
+        replayed.push(args[2].as_str().unwrap().to_owned());
+    }
+}
+
+/// The first bulk string of a raw RESP reply, if any.
+fn bulk(reply: &str) -> Option<String> {
+    let mut lines = reply.split("\r\n");
+    let head = lines.next()?;
+    if !head.starts_with('$') || head == "$-1" {
+        return None;
+    }
+    lines.next().map(str::to_owned)
+}
+
+/// The session record at `key` (base64 msgpack), decoded.
+fn record_at(redis: &RedisServer, key: &str) -> Option<Value> {
+    let encoded = bulk(&redis.command(&["GET", key]))?;
+    Some(msgpack::decode(&base64::decode(&encoded).unwrap()).unwrap())
+}
+
+/// Waits until the record at `key` exists (a dropped session's is written as it closes).
+async fn wait_record(redis: &RedisServer, key: &str) -> Value {
+    for _ in 0..250 {
+        if let Some(record) = record_at(redis, key) {
+            return record;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no session record at {key} within 5 s");
+}
+
+/// Waits until the hub closes `client` with the close code 1012 (the log was replaced).
+async fn expect_log_replaced(client: &mut WsClient) {
+    assert_eq!(
+        client.expect_closed().await,
+        Received::Close(Some(CloseCode::Restart)),
+        "the client is disconnected so it reconnects and learns it did not recover"
+    );
+}
+
+/// A client that received one notification and dropped; returns it with that notification's offset.
+async fn dropped_after_one(hub: &TestHub) -> (Joined, String) {
+    let mut joined = hub.joined().await;
+    let first = hub.publish("seen").await;
+    assert_eq!(next_offset(&mut joined.client).await, first);
+    joined.client.close().await;
+    (joined, first)
+}
+
+#[actix_web::test]
+async fn resume_after_the_stream_was_deleted_is_a_fresh_session_not_a_partial_replay() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:del")).await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    hub.publish("missed, then deleted").await;
+    redis.command(&["DEL", "test:del"]);
+    hub.publish("after the delete").await;
+
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    assert_ne!(
+        ids,
+        (joined.sid, joined.pid),
+        "recovered=false: a fresh session"
+    );
+    assert!(replayed.is_empty(), "nothing replayed: {replayed:?}");
+}
+
+#[actix_web::test]
+async fn clients_connected_when_the_stream_is_flushed_are_disconnected_and_resume_as_fresh_sessions(
+) {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:flush")).await;
+    let mut joined = hub.joined().await;
+    let seen = hub.publish("seen").await;
+    assert_eq!(next_offset(&mut joined.client).await, seen);
+    redis.command(&["FLUSHALL"]);
+    expect_log_replaced(&mut joined.client).await;
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &seen).await;
+    assert_ne!(ids, (joined.sid, joined.pid), "recovered=false");
+    assert!(replayed.is_empty());
+    assert_eq!(
+        hub.get_status("/metrics").await,
+        200,
+        "the hub keeps serving"
+    );
+}
+
+#[actix_web::test]
+async fn clients_connected_when_redis_restarts_without_its_data_are_disconnected_and_resume_as_fresh_sessions(
+) {
+    let mut redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:restart")).await;
+    let mut joined = hub.joined().await;
+    let seen = hub.publish("seen").await;
+    assert_eq!(next_offset(&mut joined.client).await, seen);
+    redis.stop();
+    redis.restart();
+    expect_log_replaced(&mut joined.client).await;
+    hub.wait_ready().await;
+    let (_client, ids, _) = resume(&hub, &joined.pid, &seen).await;
+    assert_ne!(ids, (joined.sid, joined.pid), "recovered=false");
+    // A fresh client on the new log is served as usual.
+    let mut fresh = hub.joined().await;
+    let after = hub.publish("after").await;
+    assert_eq!(next_offset(&mut fresh.client).await, after);
+}
+
+#[actix_web::test]
+async fn a_stream_that_went_back_in_history_gets_a_new_epoch_and_its_clients_are_disconnected() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:back")).await;
+    let mut joined = hub.joined().await;
+    let kept = hub.publish("kept").await;
+    assert_eq!(next_offset(&mut joined.client).await, kept);
+    let lost = hub.publish("lost").await;
+    assert_eq!(next_offset(&mut joined.client).await, lost);
+    // A replica promoted without the newest entry: the same stream, epoch group included, one entry
+    // short (its last-generated-id goes back).
+    let groups = redis.command(&["XINFO", "GROUPS", "test:back"]);
+    let epoch = groups
+        .split("\r\n")
+        .find(|line| line.starts_with("hub-epoch:"))
+        .unwrap_or_else(|| panic!("the stream has an epoch group: {groups}"))
+        .to_owned();
+    let replace = "redis.call('DEL', KEYS[1]) \
+                   redis.call('XADD', KEYS[1], ARGV[1], 'uid', 'x', 'nsp', '/', 'type', '3', 'data', '{}') \
+                   redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '$')";
+    redis.command(&["EVAL", replace, "1", "test:back", &kept, &epoch]);
+    expect_log_replaced(&mut joined.client).await;
+    let groups = redis.command(&["XINFO", "GROUPS", "test:back"]);
+    assert!(
+        !groups.contains(&epoch),
+        "the old epoch is replaced: {groups}"
+    );
+    let (_client, ids, _) = resume(&hub, &joined.pid, &kept).await;
+    assert_ne!(ids, (joined.sid, joined.pid), "recovered=false");
+}
+
+#[actix_web::test]
+async fn a_live_session_is_not_resumable_and_a_dropped_one_is_resumed_once() {
+    let redis = RedisServer::start();
+    let a = ready_hub(config(&redis, "test:clone")).await;
+    let b = ready_hub(config(&redis, "test:clone")).await;
+    let mut live = a.joined().await;
+    // Another connection with the live session's pid, on either instance: a fresh session.
+    for hub in [&a, &b] {
+        let (_clone, ids, _) = resume(hub, &live.pid, &live.offset).await;
+        assert_ne!(ids.0, live.sid, "a live session is never cloned");
+        assert_ne!(ids.1, live.pid);
+    }
+    assert_eq!(
+        redis.command(&["GETDEL", &format!("sio:session:{}", live.pid)]),
+        "$-1\r\n",
+        "a Node peer's GETDEL finds no record while the session is live"
+    );
+    let seen = a.publish("still live").await;
+    assert_eq!(
+        next_offset(&mut live.client).await,
+        seen,
+        "the original keeps its session"
+    );
+
+    live.client.close().await;
+    let missed = a.publish("missed").await;
+    let (_resumed, ids, replayed) = resume(&b, &live.pid, &seen).await;
+    assert_eq!(ids, (live.sid.clone(), live.pid.clone()), "recovered");
+    assert_eq!(replayed, [missed]);
+    let (_third, ids, _) = resume(&a, &live.pid, &seen).await;
+    assert_ne!(
+        ids.0, live.sid,
+        "resumed once: a third connection gets a fresh session"
+    );
+}
+
+/// A live copy as an instance writes it, owned by `owner`.
+fn plant_live_copy(redis: &RedisServer, owner: &str, record: &Value) {
+    let encoded = base64::encode(&msgpack::encode(record));
+    let key = format!("hub:live:{}", record["pid"].as_str().unwrap());
+    redis.command(&["HSET", &key, "owner", owner, "record", &encoded]);
+    redis.command(&["PEXPIRE", &key, "60000"]);
+}
+
+#[actix_web::test]
+async fn a_session_live_on_a_dead_instance_resumes_once_its_lease_expired_and_not_before() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:lease")).await;
+    let offset = hub.publish("before").await;
+    let epoch = {
+        let groups = redis.command(&["XINFO", "GROUPS", "test:lease"]);
+        groups
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("hub-epoch:"))
+            .unwrap()
+            .to_owned()
+    };
+    let record = |n: u32| {
+        json!({"sid": format!("sid{n}"), "pid": format!("pid{n}"), "rooms": [format!("sid{n}")],
+               "data": {}, "epoch": epoch})
+    };
+    // Its owner's lease is alive: the owner lives, the session is live there.
+    redis.command(&["SET", "hub:instance:alive", "1", "PX", "60000"]);
+    plant_live_copy(&redis, "alive", &record(1));
+    let (_c, ids, _) = resume(&hub, "pid1", &offset).await;
+    assert_ne!(ids.0, "sid1", "not resumable while its instance lives");
+    // No lease: its owner died (SIGKILL); the session resumes, once.
+    plant_live_copy(&redis, "dead", &record(2));
+    let missed = hub.publish("missed").await;
+    let (_c, ids, replayed) = resume(&hub, "pid2", &offset).await;
+    assert_eq!(ids, ("sid2".to_owned(), "pid2".to_owned()), "recovered");
+    assert_eq!(replayed, [missed]);
+    let (_c, ids, _) = resume(&hub, "pid2", &offset).await;
+    assert_ne!(ids.0, "sid2", "once");
+}
+
+#[actix_web::test]
+async fn a_node_peers_record_resumed_and_dropped_again_keeps_its_rooms_and_data() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:node-record")).await;
+    let offset = hub.publish("seen on node").await;
+    // As the adapter's persistSession writes it: no epoch, a room, data.
+    let node =
+        json!({"sid": "nsid", "pid": "npid", "rooms": ["nsid", "ops"], "data": {"user": "alice"}});
+    let encoded = base64::encode(&msgpack::encode(&node));
+    redis.command(&["SET", "sio:session:npid", &encoded, "PX", "60000"]);
+    let (mut client, ids, _) = resume(&hub, "npid", &offset).await;
+    assert_eq!(ids, ("nsid".to_owned(), "npid".to_owned()), "recovered");
+    client.close().await;
+    let written = wait_record(&redis, "sio:session:npid").await;
+    assert_eq!(written["rooms"], json!(["nsid", "ops"]));
+    assert_eq!(written["data"], json!({"user": "alice"}));
+    assert_eq!(
+        (written["sid"].as_str(), written["pid"].as_str()),
+        (Some("nsid"), Some("npid"))
+    );
+    assert!(
+        written["epoch"].is_string(),
+        "with the log's epoch: {written}"
+    );
+}
+
+/// Appends an entry as a Node peer's adapter writes it.
+fn node_entry(redis: &RedisServer, key: &str, data: &str) {
+    redis.command(&[
+        "XADD",
+        key,
+        "*",
+        "uid",
+        "0123456789abcdef",
+        "nsp",
+        "/",
+        "type",
+        "3",
+        "data",
+        data,
+    ]);
+}
+
+#[actix_web::test]
+async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_fresh_session() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:undeliverable")).await;
+    let plain = |opts: &str| {
+        format!(
+            r#"{{"packet":{{"type":2,"data":["notification",{{"title":"n"}}]}},"opts":{opts}}}"#
+        )
+    };
+    // reference §4.4: io.emit("bin", Buffer.from([1,2,3]))
+    let binary = "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
+    // `{sid}` stands for the dropped socket's id.
+    let cases = [
+        (
+            "except another room",
+            plain(r#"{"rooms":[],"except":["other"],"flags":{}}"#),
+        ),
+        (
+            "volatile",
+            plain(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#),
+        ),
+        ("binary", binary.to_owned()),
+        (
+            "to the socket's own room",
+            plain(r#"{"rooms":["{sid}"],"except":[],"flags":{}}"#),
+        ),
+    ];
+    for (what, data) in cases {
+        let (joined, first) = dropped_after_one(&hub).await;
+        node_entry(
+            &redis,
+            "test:undeliverable",
+            &data.replace("{sid}", &joined.sid),
+        );
+        let (_client, ids, _) = resume(&hub, &joined.pid, &first).await;
+        assert_ne!(
+            ids,
+            (joined.sid.clone(), joined.pid.clone()),
+            "{what}: never recovered with a gap"
+        );
+    }
+    // Entries not for the socket (by the adapter's rule) are no gap: the resume succeeds without them.
+    let (joined, first) = dropped_after_one(&hub).await;
+    node_entry(
+        &redis,
+        "test:undeliverable",
+        &plain(r#"{"rooms":["elsewhere"],"except":[],"flags":{}}"#),
+    );
+    let except_it = format!(r#"{{"rooms":[],"except":["{}"],"flags":{{}}}}"#, joined.sid);
+    node_entry(&redis, "test:undeliverable", &plain(&except_it));
+    let missed = hub.publish("missed").await;
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    assert_eq!(ids, (joined.sid, joined.pid), "recovered");
+    assert_eq!(replayed, [missed]);
+}
+
+#[actix_web::test]
+async fn a_replay_longer_than_a_batch_across_entries_not_for_the_socket_is_complete() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:long")).await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    // 700 entries as a Node peer writes them: every tenth to a room the socket is not in (read, not
+    // delivered), the others to everyone. A batch of 500 read holds fewer than 500 to deliver.
+    let write = r#"
+        local ids = {}
+        for n = 1, 700 do
+          local opts = '{"rooms":[],"except":[],"flags":{}}'
+          if n % 10 == 0 then opts = '{"rooms":["elsewhere"],"except":[],"flags":{}}' end
+          local data = '{"packet":{"type":2,"data":["notification",{"n":' .. n .. '}]},"opts":' .. opts .. '}'
+          local id = redis.call('XADD', KEYS[1], '*', 'uid', 'node', 'nsp', '/', 'type', '3', 'data', data)
+          if n % 10 ~= 0 then table.insert(ids, id) end
+        end
+        return ids"#;
+    let reply = redis.command(&["EVAL", write, "1", "test:long"]);
+    let expected: Vec<String> = reply
+        .split("\r\n")
+        .filter(|line| line.contains('-') && !line.starts_with(['*', '$']))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(expected.len(), 630);
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    assert_eq!(ids, (joined.sid, joined.pid), "recovered");
+    assert_eq!(
+        replayed, expected,
+        "every entry for the socket, none missing"
+    );
+}
+
+#[actix_web::test]
+async fn a_live_session_on_the_embedded_log_is_not_cloned_and_resumes_once_dropped() {
+    let hub = start_hub(Config {
+        ping_interval: Duration::from_secs(60),
+        instance_lease: LEASE,
+        ..common::test_config()
+    });
+    let mut live = hub.joined().await;
+    let (_clone, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_ne!(ids.0, live.sid, "a live session is never cloned");
+    live.client.close().await;
+    let (_resumed, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_eq!(
+        ids,
+        (live.sid.clone(), live.pid.clone()),
+        "recovered once dropped"
+    );
+    let (_third, ids, _) = resume(&hub, &live.pid, &live.offset).await;
+    assert_ne!(ids.0, live.sid, "and only once");
+}
