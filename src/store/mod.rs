@@ -30,6 +30,7 @@ mod memory;
 mod redis;
 mod redis_append;
 mod redis_identity;
+mod redis_reader;
 
 pub use self::idempotency::{
     AppendKey, KeyedAppend, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,

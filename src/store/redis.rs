@@ -38,18 +38,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use log::{error, info, warn};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Value};
 
 use super::redis_append::{self, AppendLink, Fields};
 use super::redis_identity::{
     decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_SCRIPT, INSTANCE_KEY_PREFIX,
     KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
+use super::redis_reader::Reader;
 use super::{
-    AppendKey, Claim, Epoch, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, Position,
-    ReplayScope, SessionRecord, StoreError, StoreFuture,
+    AppendKey, Claim, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, Position, ReplayScope,
+    SessionRecord, StoreError, StoreFuture,
 };
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::adapter;
@@ -59,28 +59,29 @@ use crate::protocol::target::{Namespace, Target};
 /// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
 pub const SESSION_KEY_PREFIX: &str = "sio:session:";
 /// How often the read loop checks the stream's epoch (besides at every reconnect).
-const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
+pub(super) const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Entries per XREAD.
-const READ_COUNT: usize = 500;
+pub(super) const READ_COUNT: usize = 500;
 /// How long one XREAD waits for new entries: short enough that a dead connection is noticed soon.
-const READ_BLOCK: Duration = Duration::from_millis(2000);
+pub(super) const READ_BLOCK: Duration = Duration::from_millis(2000);
 /// How long any other command may take before it counts as failed.
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Read loop reconnect backoff: from the first to the last, doubling, with jitter.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+pub(super) const BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
 
 /// What the stream has lost: enough to tell whether every entry after an offset is still there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StreamState {
+pub(super) struct StreamState {
     /// The newest id removed by XDEL (trimming does not move it).
-    max_deleted: StreamId,
+    pub(super) max_deleted: StreamId,
     /// The newest id ever assigned.
-    last_generated: StreamId,
+    pub(super) last_generated: StreamId,
     /// The oldest entry still in the stream.
-    first: Option<StreamId>,
+    pub(super) first: Option<StreamId>,
     /// Whether any entry was ever removed (by trimming or XDEL).
-    lost_any: bool,
+    pub(super) lost_any: bool,
 }
 
 impl StreamState {
@@ -88,7 +89,7 @@ impl StreamState {
     /// after `after` are all there when nothing was ever removed, or when an entry at or before `after`
     /// still exists; an offset before the first entry is refused otherwise, even if nothing after it
     /// happened to be trimmed (as the Node adapter refuses an offset whose entry is gone).
-    fn covers(&self, after: StreamId) -> Result<(), StoreError> {
+    pub(super) fn covers(&self, after: StreamId) -> Result<(), StoreError> {
         if after > self.last_generated {
             return Err(StoreError::OffsetAhead(after));
         }
@@ -219,21 +220,21 @@ pub(super) fn unavailable(err: redis::RedisError) -> StoreError {
     StoreError::Unavailable(err.to_string())
 }
 
-fn parse_id(value: &Value) -> Result<StreamId, StoreError> {
+pub(super) fn parse_id(value: &Value) -> Result<StreamId, StoreError> {
     let text = as_string(value)
         .ok_or_else(|| StoreError::Unavailable(format!("unexpected reply {value:?}")))?;
     text.parse()
         .map_err(|e| StoreError::Unavailable(format!("{e}")))
 }
 
-fn as_int(value: &Value) -> Option<i64> {
+pub(super) fn as_int(value: &Value) -> Option<i64> {
     match value {
         Value::Int(n) => Some(*n),
         other => as_string(other)?.parse().ok(),
     }
 }
 
-fn as_string(value: &Value) -> Option<String> {
+pub(super) fn as_string(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
         Value::SimpleString(text) => Some(text.clone()),
@@ -243,7 +244,7 @@ fn as_string(value: &Value) -> Option<String> {
 
 /// Counts what was read but is not for delivery. With a replay `scope`, an entry of its namespace
 /// that is not delivered but may be addressed to its socket (Node would replay it) fails the read.
-fn decode_entries(
+pub(super) fn decode_entries(
     value: &Value,
     skipped: &Counter,
     scope: Option<&ReplayScope>,
@@ -489,183 +490,6 @@ async fn read_batch(
         read,
         last,
     })
-}
-
-/// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
-/// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
-struct Reader {
-    client: Client,
-    key: String,
-    sink: Recipient<LogEvent>,
-    /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
-    metrics: Arc<Metrics>,
-    /// The epoch the loop reads under; `None` until the first connect.
-    epoch: Option<Epoch>,
-}
-
-impl Reader {
-    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn run(mut self) {
-        // Start after the newest entry at start-up (not `$`, which can skip entries between two reads).
-        let mut last: Option<StreamId> = None;
-        let mut delay = BACKOFF.0;
-        while self.sink.connected() {
-            let result = match self.connect().await {
-                Ok(mut conn) => self.read(&mut conn, &mut last).await,
-                Err(err) => Err(err),
-            };
-            if let Err(err) = result {
-                self.metrics.log_reading.set(0);
-                let jittered = delay.mul_f64(0.5 + jitter());
-                warn!("stream read failed, retrying in {jittered:?}: {err}");
-                actix::clock::sleep(jittered).await;
-                delay = (delay * 2).min(BACKOFF.1);
-            } else {
-                delay = BACKOFF.0;
-            }
-        }
-        info!(
-            "stream read loop stopped, last entry read {}",
-            last.unwrap_or_default()
-        );
-    }
-
-    /// Checks the stream's epoch (after `read`, the newest id handed on): if it changed, reports it
-    /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
-    async fn check_epoch(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        read: StreamId,
-    ) -> Result<(StreamId, bool), StoreError> {
-        let position = ensure_epoch(conn, &self.key, read).await?;
-        let newest = position.id;
-        match self.epoch.replace(position.epoch.clone()) {
-            Some(was) if was != position.epoch => {
-                error!(
-                    "stream {} was replaced (deleted, flushed, restarted without its data, or a replica \
-                     without its newest entries): epoch {was} is now {}; clients are disconnected and \
-                     cannot recover what they missed",
-                    self.key, position.epoch
-                );
-                self.sink.do_send(LogEvent::EpochChanged {
-                    was,
-                    now: position.epoch,
-                });
-                Ok((newest, true))
-            }
-            Some(_) => Ok((newest, false)),
-            None => {
-                info!("stream {} epoch {}", self.key, position.epoch);
-                Ok((newest, false))
-            }
-        }
-    }
-
-    /// Reads until the connection fails; `Ok` only when the sink went away.
-    async fn read(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        last: &mut Option<StreamId>,
-    ) -> Result<(), StoreError> {
-        let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
-        let mut from = match *last {
-            Some(_) if replaced => newest,
-            Some(from) => {
-                self.check_gap(conn, from).await?;
-                from
-            }
-            None => {
-                info!("reading stream {} after {newest}", self.key);
-                self.sink.do_send(LogEvent::ReadingFrom(newest));
-                newest
-            }
-        };
-        *last = Some(from);
-        let mut checked = std::time::Instant::now();
-        self.metrics.log_reading.set(1);
-        while self.sink.connected() {
-            if checked.elapsed() >= EPOCH_CHECK_EVERY {
-                if let (newest, true) = self.check_epoch(conn, from).await? {
-                    from = newest;
-                    *last = Some(newest);
-                }
-                checked = std::time::Instant::now();
-            }
-            let reply: Value = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .arg("BLOCK")
-                .arg(READ_BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&self.key)
-                .arg(from.to_string())
-                .query_async(conn)
-                .await
-                .map_err(unavailable)?;
-            let Value::Array(streams) = reply else {
-                continue;
-            }; // nil: nothing new
-            for stream in &streams {
-                let Value::Array(pair) = stream else { continue };
-                let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped, None)?;
-                if let Some(newest) = newest {
-                    from = newest;
-                    *last = Some(newest);
-                }
-                if !entries.is_empty() {
-                    self.sink.do_send(LogEvent::Entries(entries));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// After a reconnect: were entries we never read trimmed while we were away?
-    async fn check_gap(
-        &self,
-        conn: &mut MultiplexedConnection,
-        from: StreamId,
-    ) -> Result<(), StoreError> {
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(READ_AFTER_SCRIPT)
-            .arg(1)
-            .arg(&self.key)
-            .arg(from.next().to_string())
-            .arg(0);
-        let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
-        if let Value::Array(parts) = reply {
-            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
-                let state = StreamState {
-                    max_deleted: parse_id(deleted)?,
-                    last_generated: parse_id(last)?,
-                    first: parse_id(first).ok(),
-                    lost_any: as_int(added) != as_int(length),
-                };
-                if let Err(StoreError::OffsetTrimmed(_)) = state.covers(from) {
-                    error!("entries after {from} were trimmed before this instance read them: they are lost to its clients");
-                }
-            }
-        }
-        info!("stream read loop reconnected, resuming after {from}");
-        Ok(())
-    }
-}
-
-/// A number in [0, 1) that differs between instances and calls, for backoff jitter.
-fn jitter() -> f64 {
-    let mut byte = [0u8; 2];
-    let _ = getrandom::fill(&mut byte);
-    f64::from(u16::from_le_bytes(byte)) / 65536.0
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub(crate) struct Joining {
     /// Live batches that arrived meanwhile, released after the replay.
     held: Vec<Deliver>,
     /// What Recovery answered; `None` until it did.
-    replay: Option<Replay>,
+    replay: Option<Box<Replay>>,
     auth: Value,
 }
 
@@ -218,7 +218,7 @@ impl NsSocket {
     pub(crate) fn on_opened(&mut self, opened: Opened) {
         if let NsSocket::Joining(joining) = self {
             let count = opened.missed.len();
-            joining.replay = Some(Replay {
+            joining.replay = Some(Box::new(Replay {
                 sid: opened.sid,
                 pid: opened.pid,
                 record: opened.record,
@@ -228,7 +228,7 @@ impl NsSocket {
                 count,
                 pages: opened.more.map_or(Pages::End, Pages::More),
                 _slot: opened.slot,
-            });
+            }));
         }
     }
 

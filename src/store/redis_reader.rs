@@ -1,0 +1,195 @@
+//! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
+//! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
+
+use std::sync::Arc;
+
+use actix::Recipient;
+use log::{error, info, warn};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Value};
+
+use super::redis::{
+    as_int, decode_entries, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT,
+    EPOCH_CHECK_EVERY, READ_BLOCK, READ_COUNT,
+};
+use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
+use super::{Epoch, LogEvent, StoreError};
+use crate::metrics::Metrics;
+use crate::protocol::ids::StreamId;
+
+/// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
+/// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
+pub(super) struct Reader {
+    pub(super) client: Client,
+    pub(super) key: String,
+    pub(super) sink: Recipient<LogEvent>,
+    /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
+    pub(super) metrics: Arc<Metrics>,
+    /// The epoch the loop reads under; `None` until the first connect.
+    pub(super) epoch: Option<Epoch>,
+}
+
+impl Reader {
+    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(super) async fn run(mut self) {
+        // Start after the newest entry at start-up (not `$`, which can skip entries between two reads).
+        let mut last: Option<StreamId> = None;
+        let mut delay = BACKOFF.0;
+        while self.sink.connected() {
+            let result = match self.connect().await {
+                Ok(mut conn) => self.read(&mut conn, &mut last).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                self.metrics.log_reading.set(0);
+                let jittered = delay.mul_f64(0.5 + jitter());
+                warn!("stream read failed, retrying in {jittered:?}: {err}");
+                actix::clock::sleep(jittered).await;
+                delay = (delay * 2).min(BACKOFF.1);
+            } else {
+                delay = BACKOFF.0;
+            }
+        }
+        info!(
+            "stream read loop stopped, last entry read {}",
+            last.unwrap_or_default()
+        );
+    }
+
+    /// Checks the stream's epoch (after `read`, the newest id handed on): if it changed, reports it
+    /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
+    async fn check_epoch(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        read: StreamId,
+    ) -> Result<(StreamId, bool), StoreError> {
+        let position = ensure_epoch(conn, &self.key, read).await?;
+        let newest = position.id;
+        match self.epoch.replace(position.epoch.clone()) {
+            Some(was) if was != position.epoch => {
+                error!(
+                    "stream {} was replaced (deleted, flushed, restarted without its data, or a replica \
+                     without its newest entries): epoch {was} is now {}; clients are disconnected and \
+                     cannot recover what they missed",
+                    self.key, position.epoch
+                );
+                self.sink.do_send(LogEvent::EpochChanged {
+                    was,
+                    now: position.epoch,
+                });
+                Ok((newest, true))
+            }
+            Some(_) => Ok((newest, false)),
+            None => {
+                info!("stream {} epoch {}", self.key, position.epoch);
+                Ok((newest, false))
+            }
+        }
+    }
+
+    /// Reads until the connection fails; `Ok` only when the sink went away.
+    async fn read(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        last: &mut Option<StreamId>,
+    ) -> Result<(), StoreError> {
+        let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
+        let mut from = match *last {
+            Some(_) if replaced => newest,
+            Some(from) => {
+                self.check_gap(conn, from).await?;
+                from
+            }
+            None => {
+                info!("reading stream {} after {newest}", self.key);
+                self.sink.do_send(LogEvent::ReadingFrom(newest));
+                newest
+            }
+        };
+        *last = Some(from);
+        let mut checked = std::time::Instant::now();
+        self.metrics.log_reading.set(1);
+        while self.sink.connected() {
+            if checked.elapsed() >= EPOCH_CHECK_EVERY {
+                if let (newest, true) = self.check_epoch(conn, from).await? {
+                    from = newest;
+                    *last = Some(newest);
+                }
+                checked = std::time::Instant::now();
+            }
+            let reply: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.key)
+                .arg(from.to_string())
+                .query_async(conn)
+                .await
+                .map_err(unavailable)?;
+            let Value::Array(streams) = reply else {
+                continue;
+            }; // nil: nothing new
+            for stream in &streams {
+                let Value::Array(pair) = stream else { continue };
+                let Some(items) = pair.get(1) else { continue };
+                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped, None)?;
+                if let Some(newest) = newest {
+                    from = newest;
+                    *last = Some(newest);
+                }
+                if !entries.is_empty() {
+                    self.sink.do_send(LogEvent::Entries(entries));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a reconnect: were entries we never read trimmed while we were away?
+    async fn check_gap(
+        &self,
+        conn: &mut MultiplexedConnection,
+        from: StreamId,
+    ) -> Result<(), StoreError> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(READ_AFTER_SCRIPT)
+            .arg(1)
+            .arg(&self.key)
+            .arg(from.next().to_string())
+            .arg(0);
+        let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
+        if let Value::Array(parts) = reply {
+            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
+                let state = StreamState {
+                    max_deleted: parse_id(deleted)?,
+                    last_generated: parse_id(last)?,
+                    first: parse_id(first).ok(),
+                    lost_any: as_int(added) != as_int(length),
+                };
+                if let Err(StoreError::OffsetTrimmed(_)) = state.covers(from) {
+                    error!("entries after {from} were trimmed before this instance read them: they are lost to its clients");
+                }
+            }
+        }
+        info!("stream read loop reconnected, resuming after {from}");
+        Ok(())
+    }
+}
+
+/// A number in [0, 1) that differs between instances and calls, for backoff jitter.
+fn jitter() -> f64 {
+    let mut byte = [0u8; 2];
+    let _ = getrandom::fill(&mut byte);
+    f64::from(u16::from_le_bytes(byte)) / 65536.0
+}
