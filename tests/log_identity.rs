@@ -425,3 +425,92 @@ async fn a_live_session_on_the_embedded_log_is_not_cloned_and_resumes_once_dropp
     let (_third, ids, _) = resume(&hub, &live.pid, &live.offset).await;
     assert_ne!(ids.0, live.sid, "and only once");
 }
+
+#[actix_web::test]
+async fn a_session_opened_while_the_epoch_was_unknown_is_never_resumed_across_a_replaced_log() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:noepoch")).await;
+    hub.publish("before").await;
+    // Redis frozen through the CONNECT: the log's tip and epoch cannot be read (2 s timeout).
+    redis.signal("STOP");
+    let (mut client, _) = hub.eio().await;
+    client.send("40").await;
+    actix_web::rt::time::sleep(Duration::from_millis(2500)).await;
+    redis.signal("CONT");
+    let (sid, pid) = client.recv_connect().await;
+    let first = hub.publish("seen").await;
+    assert_eq!(
+        next_offset(&mut client).await,
+        first,
+        "no offset event: the next is the publish"
+    );
+    client.close().await;
+    hub.publish("missed, then deleted").await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        record_at(&redis, &format!("sio:session:{pid}")),
+        None,
+        "a session whose epoch is unknown is not recorded: its offsets could not be checked"
+    );
+    redis.command(&["DEL", "test:noepoch"]);
+    hub.publish("after the delete").await;
+    let (_client, ids, replayed) = resume(&hub, &pid, &first).await;
+    assert_ne!(ids, (sid, pid), "recovered=false: a fresh session");
+    assert!(replayed.is_empty(), "nothing replayed: {replayed:?}");
+}
+
+#[actix_web::test]
+async fn a_resume_keeps_no_live_copy_until_its_replay_is_written() {
+    let redis = RedisServer::start();
+    let hub = ready_hub(config(&redis, "test:midreplay")).await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    // More than the replay's high water mark (256 KiB), so the replay waits for the client.
+    let body = "x".repeat(8 * 1024);
+    for n in 0..64 {
+        let (status, answer) = hub
+            .notify(&json!({ "title": format!("missed {n}"), "body": body }).to_string())
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (mut client, _) = hub.eio().await;
+    client
+        .send(&format!(
+            "40{}",
+            json!({ "pid": joined.pid, "offset": first })
+        ))
+        .await;
+    // The first replayed event: the replay has begun, its record is claimed.
+    let frame = client.recv_text_answering_pings().await;
+    assert!(
+        event_args(&frame).is_some(),
+        "a replayed event, got {frame}"
+    );
+    let live_key = format!("hub:live:{}", joined.pid);
+    assert_eq!(
+        redis.command(&["EXISTS", &live_key]).trim(),
+        ":0",
+        "mid-replay nothing is resumable: an instance dying now leaves no second replay"
+    );
+    assert_eq!(
+        record_at(&redis, &format!("sio:session:{}", joined.pid)),
+        None
+    );
+    let mut replayed = 1;
+    loop {
+        let frame = client.recv_text_answering_pings().await;
+        if frame.starts_with("40") {
+            break;
+        }
+        replayed += 1;
+    }
+    assert_eq!(replayed, 64, "the whole replay, then the CONNECT reply");
+    let mut kept = String::new();
+    for _ in 0..250 {
+        kept = redis.command(&["EXISTS", &live_key]);
+        if kept.trim() == ":1" {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept.trim(), ":1", "joined: the session is kept live again");
+}

@@ -325,16 +325,12 @@ async fn resume(
         },
     )
     .await?;
+    // No live copy yet: the claim took the record, and the Session keeps it live only once the
+    // replay is written and the join completes. An instance that stops or dies mid-replay so leaves
+    // nothing to resume: the client's next resume fails cleanly, instead of replaying from the old
+    // offset what it already holds (the official client keeps events received before a CONNECT reply
+    // across a reconnect, and would emit them twice).
     record.epoch = Some(epoch);
-    if let Err(err) = bridge
-        .send(KeepLive {
-            record: record.clone(),
-            ttl: resumer.window,
-        })
-        .await?
-    {
-        warn!("session record not refreshed, a later resume may fail: {err}");
-    }
     Ok(Opened {
         sid: record.sid.clone(),
         pid,
@@ -393,17 +389,29 @@ pub fn next_page_count(entries: usize, bytes: usize) -> usize {
     }
 }
 
+/// A fresh session opened while the log could not be asked: one line per minute or so, however
+/// many clients connect during an outage.
+static TIP_UNKNOWN: LimitedLog = LimitedLog::per_minute(6);
+/// A fresh session whose live copy could not be written.
+static NOT_KEPT: LimitedLog = LimitedLog::per_minute(6);
+
 async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
     let sid = Sid::from_random(random_bytes());
     let pid = Pid::from_random(random_bytes());
     let position = match bridge.send(Tip).await {
         Ok(Ok(position)) => Some(position),
         Ok(Err(err)) => {
-            warn!("log tip unknown, sid={sid} starts without an offset: {err}");
+            limited_warn!(
+                TIP_UNKNOWN,
+                "log tip unknown, sid={sid} starts without an offset and cannot be resumed: {err}"
+            );
             None
         }
         Err(err) => {
-            warn!("log tip unknown, sid={sid} starts without an offset: {err}");
+            limited_warn!(
+                TIP_UNKNOWN,
+                "log tip unknown, sid={sid} starts without an offset and cannot be resumed: {err}"
+            );
             None
         }
     };
@@ -412,14 +420,24 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
         None => (None, None),
     };
     let record = SessionRecord::new(&sid, &pid, epoch);
-    let kept = bridge.send(KeepLive {
-        record: record.clone(),
-        ttl: window,
-    });
-    match kept.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
-        Err(err) => warn!("session record not saved, sid={sid} cannot be resumed: {err}"),
+    // Without the log's epoch the session's offsets could not be checked on a resume (the log may be
+    // replaced meanwhile): nothing is kept for it, ever (see `resumable`), so its resume fails cleanly.
+    if resumable(&record) {
+        let kept = bridge.send(KeepLive {
+            record: record.clone(),
+            ttl: window,
+        });
+        match kept.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => limited_warn!(
+                NOT_KEPT,
+                "session record not saved, sid={sid} cannot be resumed: {err}"
+            ),
+            Err(err) => limited_warn!(
+                NOT_KEPT,
+                "session record not saved, sid={sid} cannot be resumed: {err}"
+            ),
+        }
     }
     Opened {
         sid,
@@ -431,6 +449,12 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
         slot: None,
         record,
     }
+}
+
+/// Whether a hub session's record may be written: only with the epoch its offsets belong to. (A Node
+/// peer's record has none, but the hub stamps the log's epoch on it when it resumes one.)
+fn resumable(record: &SessionRecord) -> bool {
+    record.epoch.is_some()
 }
 
 impl Handler<Open> for Recovery {
@@ -470,6 +494,9 @@ impl Handler<Keep> for Recovery {
     type Result = ();
 
     fn handle(&mut self, Keep(record): Keep, ctx: &mut Self::Context) {
+        if !resumable(&record) {
+            return;
+        }
         let save = self.bridge.send(KeepLive {
             record,
             ttl: self.window,
@@ -486,6 +513,9 @@ impl Handler<Release> for Recovery {
     type Result = ();
 
     fn handle(&mut self, Release(record): Release, ctx: &mut Self::Context) {
+        if !resumable(&record) {
+            return;
+        }
         let save = self.bridge.send(SaveSession {
             record,
             ttl: self.window,

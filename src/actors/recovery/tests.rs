@@ -356,7 +356,16 @@ async fn recovery_keeps_a_resumed_records_rooms_and_data() {
         data: serde_json::json!({ "user": "alice" }),
         ..SessionRecord::new(&sid, &pid, None)
     };
-    recovery.send(Release(record.clone())).await.unwrap();
+    // Written to the log as a Node peer writes it (the hub's own Release refuses a record without
+    // an epoch: see the next test).
+    bridge
+        .send(SaveSession {
+            record: record.clone(),
+            ttl: Duration::from_secs(60),
+        })
+        .await
+        .unwrap()
+        .unwrap();
     let resumed = recovery.send(open(&pid, offset)).await.unwrap();
     assert!(resumed.recovered);
     let epoch = bridge.send(Tip).await.unwrap().unwrap().epoch;
@@ -368,6 +377,21 @@ async fn recovery_keeps_a_resumed_records_rooms_and_data() {
         },
         "rooms and data as loaded, with the log's epoch"
     );
+}
+
+#[actix::test]
+async fn recovery_writes_no_record_for_a_session_whose_epoch_was_unknown() {
+    let (bridge, recovery) = start(10, Duration::from_secs(60));
+    let offset = publish(&bridge, "/", 0).await;
+    // A hub session opened while the log could not be asked has no epoch: its offsets could not be
+    // checked against a replaced log, so neither a refresh nor a release writes it.
+    let (sid, pid) = (Sid::from_wire("blind-sid"), Pid::from_wire("blind-pid"));
+    let record = SessionRecord::new(&sid, &pid, None);
+    recovery.send(Keep(record.clone())).await.unwrap();
+    recovery.send(Release(record)).await.unwrap();
+    let resumed = recovery.send(open(&pid, offset)).await.unwrap();
+    assert!(!resumed.recovered, "nothing to resume: a fresh session");
+    assert_ne!(resumed.pid, pid);
 }
 
 #[actix::test]

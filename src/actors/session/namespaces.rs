@@ -16,7 +16,7 @@ use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{random_bytes, Forget, Open, Opened, ReadMissed, ReplayCursor};
+use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
 use crate::app::{ConnectRefusal, Payload, Reply};
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
@@ -380,6 +380,9 @@ impl Session {
             return;
         };
         self.write_all(done.reply);
+        if let Some(record) = done.keep {
+            self.parts.recovery.do_send(Keep(record));
+        }
         debug!(
             "socket joined eio_sid={} nsp={nsp} sid={} recovered={} replayed={}",
             self.eio_sid, done.sid, done.recovered, done.replayed

@@ -134,6 +134,10 @@ pub(crate) struct Completed {
     pub recovered: bool,
     /// Entries replayed before the reply.
     pub replayed: usize,
+    /// On a resume: the record to keep live from now on. Recovery writes no live copy while the
+    /// replay is being written, so an instance that dies mid-replay leaves nothing resumable (a second
+    /// replay from the old offset would duplicate what the client already holds).
+    pub keep: Option<SessionRecord>,
 }
 
 /// What a socket that goes leaves behind.
@@ -332,6 +336,7 @@ impl NsSocket {
                 json!([OFFSET_EVENT, tip.to_string()]),
             ));
         }
+        let keep = replay.recovered.then(|| replay.record.clone());
         let mut joined = Joined::new(Some(replay.record), replay.offset);
         let mut frames = Vec::new();
         let mut held_bytes = 0;
@@ -348,6 +353,7 @@ impl NsSocket {
             sid: replay.sid,
             recovered: replay.recovered,
             replayed: replay.count,
+            keep,
         })
     }
 }

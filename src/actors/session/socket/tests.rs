@@ -437,3 +437,26 @@ fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
         "rooms and data as loaded"
     );
 }
+
+#[test]
+fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
+    let mut resumed = joining();
+    resumed.on_opened(opened(true, "S9", &[5], 5));
+    let record = opened(true, "S9", &[], 5).record;
+    let step = resumed.replay_step(1 << 20).unwrap();
+    assert_eq!(step.next, Next::Done);
+    let done = resumed.complete(&nsp()).unwrap();
+    assert_eq!(
+        done.keep,
+        Some(record),
+        "the replay written: now the session is kept live"
+    );
+    let mut fresh = joining();
+    fresh.on_opened(opened(false, "F1", &[], 5));
+    fresh.replay_step(1 << 20);
+    assert_eq!(
+        fresh.complete(&nsp()).unwrap().keep,
+        None,
+        "a fresh session's live copy is written by Recovery"
+    );
+}
