@@ -174,7 +174,9 @@ function chaosClient(url) {
     timeout: 10_000,
   });
   const client = { socket, events: [] };
-  socket.on("connect", () => client.events.push({ kind: "connect", recovered: socket.recovered === true }));
+  socket.on("connect", () =>
+    client.events.push({ kind: "connect", recovered: socket.recovered === true, at: Date.now() }),
+  );
   socket.on("disconnect", () => client.events.push({ kind: "disconnect" }));
   // A recovered reconnect hands its replay over before its `connect` event: the window of a resume
   // runs from the disconnect to the first notification after that connect.
@@ -284,7 +286,10 @@ async function clientFlood(urls, seconds) {
 }
 
 /** Splits each client's events into segments and counts what the table reports. */
-function account(clients, acked) {
+function account(clients, acked, faults) {
+  // The fault a clean failure followed: the last one injected before it.
+  const phaseOf = (at) => faults.filter((f) => f.startedAt <= at).at(-1)?.name ?? "before any fault";
+  const cleanByPhase = new Map();
   const ackedOffsets = acked.map((a) => a.offset).sort(compareOffsets);
   const lastAcked = ackedOffsets[ackedOffsets.length - 1];
   const totals = { delivered: 0, lost: 0, duplicated: 0, reordered: 0, exact: 0, failedCleanly: 0, partial: 0 };
@@ -300,7 +305,11 @@ function account(clients, acked) {
         droppedAt = segment ? segment.offsets.length : null;
       } else if (event.kind === "connect") {
         if (!event.recovered || !segment) {
-          if (segment) totals.failedCleanly++;
+          if (segment) {
+            totals.failedCleanly++;
+            const phase = phaseOf(event.at);
+            cleanByPhase.set(phase, (cleanByPhase.get(phase) ?? 0) + 1);
+          }
           segment = { offsets: [], resumes: [] };
           segments.push(segment);
         } else {
@@ -341,7 +350,7 @@ function account(clients, acked) {
       }
     }
   }
-  return { totals, lostExamples };
+  return { totals, lostExamples, cleanByPhase };
 }
 
 async function main() {
@@ -365,8 +374,10 @@ async function main() {
     await sleep(PHASE_MS);
     log(name);
     const started = Date.now();
-    const detail = await action();
-    faults.push({ name, seconds: ((Date.now() - started) / 1000).toFixed(1), detail: detail ?? "" });
+    const entry = { name, startedAt: started, seconds: "", detail: "" };
+    faults.push(entry);
+    entry.detail = (await action()) ?? "";
+    entry.seconds = ((Date.now() - started) / 1000).toFixed(1);
   };
   try {
     await fault("SIGKILL of instance A, restarted 3 s later", async () => {
@@ -413,7 +424,7 @@ async function main() {
   await sleep(1000); // a late duplicate would arrive now
   clearInterval(sampler);
   [a, b].forEach((i) => i.sampleRss());
-  const { totals, lostExamples } = account(clients, pub.acked);
+  const { totals, lostExamples, cleanByPhase } = account(clients, pub.acked, faults);
   const retried = pub.acked.filter((x) => x.attempts > 1).length;
   for (const c of clients) c.socket.close();
   await Promise.all([proxyA.stop(), proxyB.stop()]);
@@ -439,6 +450,8 @@ async function main() {
   for (const f of faults) console.log(`  ${f.name} (${f.seconds} s)${f.detail ? `: ${f.detail}` : ""}`);
   console.log(`\n| chaos (${CLIENTS} clients, ${RATE}/s) | |\n|---|---:|`);
   for (const [name, value] of rows) console.log(`| ${name} | ${value} |`);
+  console.log("\nresumes failed cleanly, by the fault before them:");
+  for (const [phase, n] of cleanByPhase) console.log(`  ${n}: ${phase}`);
   if (lostExamples.length) console.log("\nlost, first examples:", JSON.stringify(lostExamples));
   const broken = totals.lost + totals.duplicated + totals.reordered + totals.partial;
   process.exit(broken === 0 ? 0 : 1);
