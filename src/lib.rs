@@ -222,6 +222,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         sessions: config.max_sessions,
         per_address: config.max_sessions_per_address,
         unjoined: config.max_unjoined,
+        unjoined_per_address: config.max_unjoined_per_address,
     };
     let state = web::Data::new(http::AppState {
         admission: admission::Admission::new(limits, metrics.clone()),
