@@ -189,6 +189,18 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
           value_name = "BYTES", value_parser = at_least_one)]
     pub max_unfinished_bytes: usize,
+    /// Bytes of unfinished frames and fragmented messages each WebSocket may hold without charging
+    /// HUB_MAX_UNFINISHED_BYTES; what it holds beyond them is charged
+    // 64 KiB: a notify at the HTTP endpoint's default max (HUB_MAX_NOTIFY_BYTES) and any ordinary
+    // Socket.IO message fit whole, so a full budget never refuses them. Its total is bounded by the
+    // connections the session caps admit (64 KiB × 1,000 per address with the defaults).
+    #[arg(
+        long,
+        env = "HUB_UNFINISHED_ALLOWANCE_BYTES",
+        default_value = "65536",
+        value_name = "BYTES"
+    )]
+    pub unfinished_allowance_bytes: usize,
     /// Time a client has to send its request head once a connection is open, in milliseconds; past it:
     /// 408 and the connection closed (actix-http's `client_request_timeout`: the first request of a
     /// connection; later ones are bound by the keep-alive timeout until their first byte)
@@ -436,6 +448,7 @@ mod tests {
         );
         assert_eq!(c.max_unjoined_per_address, 100);
         assert_eq!(c.max_unfinished_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.unfinished_allowance_bytes, 64 * 1024);
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -599,6 +612,9 @@ mod tests {
             }),
             ("max-unfinished-bytes", "456", |c| {
                 c.max_unfinished_bytes == 456
+            }),
+            ("unfinished-allowance-bytes", "0", |c| {
+                c.unfinished_allowance_bytes == 0
             }),
             ("request-head-timeout-ms", "70", |c| {
                 c.request_head_timeout == Duration::from_millis(70)

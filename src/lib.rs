@@ -207,6 +207,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         max_buffered: config.max_buffered_bytes,
         unfinished: Arc::new(UnfinishedBudget::new(
             config.max_unfinished_bytes,
+            config.unfinished_allowance_bytes,
             metrics.clone(),
         )),
     });
