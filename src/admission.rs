@@ -1,7 +1,8 @@
 //! Admission: how many Engine.IO sessions are open, in all, per client address, and not yet joined
-//! to a namespace; a handshake past a cap is refused before a session exists for it.
+//! to a namespace (in all and per client address); a handshake past a cap is refused before a
+//! session exists for it.
 //!
-//! Owns: the three counts, behind one mutex (handshakes and session ends are rare next to messages),
+//! Owns: the counts, behind one mutex (handshakes and session ends are rare next to messages),
 //! and the gauges and refusal counters of `/metrics` they feed.
 //! Used by: the Engine.IO endpoint (polling handshakes, WebSocket handshakes without a sid), which
 //! asks [`Admission::admit`] and hands the [`Ticket`] to the new Session; the Session marks it
@@ -10,11 +11,18 @@
 //! ```text
 //! handshake ─► admit(peer) ─► Ticket ─► Session ─ first namespace joined ─► Ticket::joined
 //!                 │                         └─ session ends ─► Ticket dropped: counts given back
-//!                 └─► Refusal::{Sessions, Unjoined} → 503, Refusal::PerAddress → 429
+//!                 └─► Refusal::{Sessions, Unjoined} → 503,
+//!                     Refusal::{PerAddress, UnjoinedPerAddress} → 429
 //! ```
 //!
+//! Why a per-address share of the unjoined places: a handshake costs nothing and holds its place
+//! for the connect timeout, so without it a few addresses renewing handshakes fill `--max-unjoined`
+//! and lock every new client out; with it, filling the pool takes
+//! `--max-unjoined / --max-unjoined-per-address` addresses (100 with the defaults).
+//!
 //! A client address is the TCP peer's: behind a proxy every client has the proxy's, so the
-//! per-address cap must be off there (`--max-sessions-per-address 0`) and done by the proxy.
+//! per-address caps must be off there (`--max-sessions-per-address 0`,
+//! `--max-unjoined-per-address 0`) and done by the proxy.
 //! IPv6 addresses count per /64 prefix, the block one subscriber gets: per address, one host could
 //! take as many places as it likes.
 
@@ -35,6 +43,9 @@ pub struct Limits {
     pub per_address: usize,
     /// Sessions open at once that have not joined a namespace yet (`--max-unjoined`).
     pub unjoined: usize,
+    /// Sessions open at once per client address that have not joined a namespace yet
+    /// (`--max-unjoined-per-address`); 0: no cap.
+    pub unjoined_per_address: usize,
 }
 
 /// Why a handshake was refused; its text is the answer's `message`.
@@ -49,13 +60,23 @@ pub enum Refusal {
     /// `--max-unjoined` reached: 503.
     #[error("Too many sessions not joined to a namespace")]
     Unjoined,
+    /// `--max-unjoined-per-address` reached for this client's address: 429.
+    #[error("Too many sessions not joined to a namespace from this address")]
+    UnjoinedPerAddress,
 }
 
 #[derive(Default)]
 struct Counts {
     sessions: usize,
     unjoined: usize,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: HashMap<IpAddr, FromAddress>,
+}
+
+/// One client address's sessions; the entry is removed when both are 0.
+#[derive(Default, Clone, Copy)]
+struct FromAddress {
+    sessions: usize,
+    unjoined: usize,
 }
 
 /// The counts and their caps, shared by the endpoint and every session's ticket.
@@ -68,6 +89,7 @@ pub struct Admission {
 static REFUSED_SESSIONS: LimitedLog = LimitedLog::per_minute(6);
 static REFUSED_PER_ADDRESS: LimitedLog = LimitedLog::per_minute(6);
 static REFUSED_UNJOINED: LimitedLog = LimitedLog::per_minute(6);
+static REFUSED_UNJOINED_PER_ADDRESS: LimitedLog = LimitedLog::per_minute(6);
 
 impl Admission {
     /// Counts under `limits`, reported in `metrics`.
@@ -84,14 +106,24 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Result<Ticket, Refusal> {
         let key = peer.map(address_key);
         let mut counts = self.lock();
-        let from_peer = key.map_or(0, |key| counts.per_address.get(&key).copied().unwrap_or(0));
+        let from_peer = key
+            .and_then(|key| counts.per_address.get(&key).copied())
+            .unwrap_or_default();
+        let known = key.is_some();
+        // The address's own shares before the pool's: a client that filled its share is told so
+        // (429), not that the instance is full.
         let refusal = if counts.sessions >= self.limits.sessions {
             Some(Refusal::Sessions)
         } else if self.limits.per_address > 0
-            && key.is_some()
-            && from_peer >= self.limits.per_address
+            && known
+            && from_peer.sessions >= self.limits.per_address
         {
             Some(Refusal::PerAddress)
+        } else if self.limits.unjoined_per_address > 0
+            && known
+            && from_peer.unjoined >= self.limits.unjoined_per_address
+        {
+            Some(Refusal::UnjoinedPerAddress)
         } else if counts.unjoined >= self.limits.unjoined {
             Some(Refusal::Unjoined)
         } else {
@@ -125,13 +157,24 @@ impl Admission {
                         self.limits.unjoined
                     );
                 }
+                Refusal::UnjoinedPerAddress => {
+                    self.metrics.handshakes_refused_unjoined_per_address.inc();
+                    limited_warn!(
+                        REFUSED_UNJOINED_PER_ADDRESS,
+                        "handshake refused from {peer}: {} sessions from it not joined to a \
+                         namespace (--max-unjoined-per-address)",
+                        self.limits.unjoined_per_address
+                    );
+                }
             }
             return Err(refusal);
         }
         counts.sessions += 1;
         counts.unjoined += 1;
         if let Some(key) = key {
-            *counts.per_address.entry(key).or_default() += 1;
+            let from_peer = counts.per_address.entry(key).or_default();
+            from_peer.sessions += 1;
+            from_peer.unjoined += 1;
         }
         self.publish(&counts);
         Ok(Ticket {
@@ -182,6 +225,9 @@ impl Ticket {
         self.joined = true;
         let mut counts = self.admission.lock();
         counts.unjoined = counts.unjoined.saturating_sub(1);
+        if let Some(from_peer) = self.key.and_then(|key| counts.per_address.get_mut(&key)) {
+            from_peer.unjoined = from_peer.unjoined.saturating_sub(1);
+        }
         self.admission.publish(&counts);
     }
 }
@@ -194,9 +240,12 @@ impl Drop for Ticket {
             counts.unjoined = counts.unjoined.saturating_sub(1);
         }
         if let Some(key) = self.key {
-            if let Some(n) = counts.per_address.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
+            if let Some(from_peer) = counts.per_address.get_mut(&key) {
+                from_peer.sessions = from_peer.sessions.saturating_sub(1);
+                if !self.joined {
+                    from_peer.unjoined = from_peer.unjoined.saturating_sub(1);
+                }
+                if from_peer.sessions == 0 {
                     counts.per_address.remove(&key);
                 }
             }
@@ -223,6 +272,7 @@ mod tests {
             sessions,
             per_address,
             unjoined,
+            unjoined_per_address: 0,
         };
         Admission::new(limits, Arc::new(Metrics::default()))
     }
@@ -295,5 +345,96 @@ mod tests {
         assert_eq!(admission.metrics.unjoined_sessions.get(), 1);
         assert_eq!(admission.metrics.engine_sessions.get(), 1);
         assert_eq!(admission.metrics.handshakes_refused_unjoined.get(), 2);
+    }
+}
+
+#[cfg(test)]
+mod unjoined_per_address {
+    use super::*;
+
+    fn admission(unjoined: usize, unjoined_per_address: usize) -> Arc<Admission> {
+        let limits = Limits {
+            sessions: 100,
+            per_address: 0,
+            unjoined,
+            unjoined_per_address,
+        };
+        Admission::new(limits, Arc::new(Metrics::default()))
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn admission_caps_unjoined_sessions_per_address_and_ipv6_per_64_prefix() {
+        let admission = admission(100, 2);
+        let mut a = admission.admit(ip("10.0.0.1")).unwrap();
+        let _b = admission.admit(ip("::ffff:10.0.0.1")).unwrap();
+        assert_eq!(
+            admission.admit(ip("10.0.0.1")).unwrap_err(),
+            Refusal::UnjoinedPerAddress
+        );
+        assert!(admission.admit(ip("10.0.0.2")).is_ok(), "other addresses");
+        // Joined sessions do not count against the share: a join frees one place, once.
+        a.joined();
+        a.joined();
+        let _c = admission.admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            admission.admit(ip("10.0.0.1")).unwrap_err(),
+            Refusal::UnjoinedPerAddress
+        );
+        let _d = admission.admit(ip("2001:db8:0:1::1")).unwrap();
+        let _e = admission.admit(ip("2001:db8:0:1::2")).unwrap();
+        assert_eq!(
+            admission.admit(ip("2001:db8:0:1:ffff::9")).unwrap_err(),
+            Refusal::UnjoinedPerAddress
+        );
+        assert_eq!(
+            admission
+                .metrics
+                .handshakes_refused_unjoined_per_address
+                .get(),
+            3
+        );
+        assert_eq!(admission.metrics.handshakes_refused_unjoined.get(), 0);
+    }
+
+    #[test]
+    fn unjoined_share_is_given_back_when_a_session_ends_joined_or_not() {
+        let admission = admission(100, 1);
+        let unjoined = admission.admit(ip("10.0.0.1")).unwrap();
+        drop(unjoined);
+        let mut joined = admission.admit(ip("10.0.0.1")).unwrap();
+        joined.joined();
+        // A joined session keeps its address entry (it still counts in all); its end removes it.
+        let waiting = admission.admit(ip("10.0.0.1")).unwrap();
+        drop(joined);
+        assert_eq!(
+            admission.admit(ip("10.0.0.1")).unwrap_err(),
+            Refusal::UnjoinedPerAddress,
+            "the unjoined one still holds the share"
+        );
+        drop(waiting);
+        assert!(admission.lock().per_address.is_empty(), "nothing left over");
+        assert_eq!(admission.metrics.unjoined_sessions.get(), 0);
+        assert_eq!(admission.metrics.engine_sessions.get(), 0);
+        assert!(admission.admit(ip("10.0.0.1")).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_the_unjoined_share_off_and_unknown_addresses_count_in_all_only() {
+        let off = admission(3, 0);
+        let tickets: Vec<_> = (0..3).map(|_| off.admit(ip("10.0.0.1")).unwrap()).collect();
+        assert_eq!(
+            off.admit(ip("10.0.0.2")).unwrap_err(),
+            Refusal::Unjoined,
+            "the pool's own cap still holds"
+        );
+        drop(tickets);
+        let on = admission(3, 1);
+        let _a = on.admit(None).unwrap();
+        let _b = on.admit(None).unwrap();
+        assert!(on.admit(ip("10.0.0.1")).is_ok());
     }
 }

@@ -172,12 +172,35 @@ pub struct Config {
     #[arg(long, env = "HUB_MAX_UNJOINED", default_value = "10000", value_name = "N",
           value_parser = at_least_one)]
     pub max_unjoined: usize,
+    /// Engine.IO sessions open at once per client address (IPv6: per /64) that have not joined a
+    /// namespace yet; 429 past it; 0: no cap (behind a proxy every client has the proxy's address)
+    // 100: filling the --max-unjoined pool (10,000) takes 100 addresses, not 10; a browser opens
+    // one session per tab, a NAT of a few dozen users a few dozen at once.
+    #[arg(
+        long,
+        env = "HUB_MAX_UNJOINED_PER_ADDRESS",
+        default_value = "100",
+        value_name = "N"
+    )]
+    pub max_unjoined_per_address: usize,
     /// Bytes all WebSockets together may hold for unfinished frames and fragmented messages; a
     /// connection that would pass it is closed with 1013 (try again later)
     // 64 MiB: 64 clients each sending a message at the 1 MB max payload at once.
     #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
           value_name = "BYTES", value_parser = at_least_one)]
     pub max_unfinished_bytes: usize,
+    /// Bytes of unfinished frames and fragmented messages each WebSocket may hold without charging
+    /// HUB_MAX_UNFINISHED_BYTES; what it holds beyond them is charged
+    // 64 KiB: a notify at the HTTP endpoint's default max (HUB_MAX_NOTIFY_BYTES) and any ordinary
+    // Socket.IO message fit whole, so a full budget never refuses them. Its total is bounded by the
+    // connections the session caps admit (64 KiB × 1,000 per address with the defaults).
+    #[arg(
+        long,
+        env = "HUB_UNFINISHED_ALLOWANCE_BYTES",
+        default_value = "65536",
+        value_name = "BYTES"
+    )]
+    pub unfinished_allowance_bytes: usize,
     /// Time a client has to send its request head once a connection is open, in milliseconds; past it:
     /// 408 and the connection closed (actix-http's `client_request_timeout`: the first request of a
     /// connection; later ones are bound by the keep-alive timeout until their first byte)
@@ -423,7 +446,9 @@ mod tests {
             (c.max_sessions, c.max_sessions_per_address, c.max_unjoined),
             (100_000, 1000, 10_000)
         );
+        assert_eq!(c.max_unjoined_per_address, 100);
         assert_eq!(c.max_unfinished_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.unfinished_allowance_bytes, 64 * 1024);
         assert_eq!(c.public_dir, project_path("public"));
         assert_eq!(
             c.client_dir,
@@ -582,8 +607,14 @@ mod tests {
                 c.max_sessions_per_address == 0
             }),
             ("max-unjoined", "20", |c| c.max_unjoined == 20),
+            ("max-unjoined-per-address", "0", |c| {
+                c.max_unjoined_per_address == 0
+            }),
             ("max-unfinished-bytes", "456", |c| {
                 c.max_unfinished_bytes == 456
+            }),
+            ("unfinished-allowance-bytes", "0", |c| {
+                c.unfinished_allowance_bytes == 0
             }),
             ("request-head-timeout-ms", "70", |c| {
                 c.request_head_timeout == Duration::from_millis(70)

@@ -207,6 +207,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         max_buffered: config.max_buffered_bytes,
         unfinished: Arc::new(UnfinishedBudget::new(
             config.max_unfinished_bytes,
+            config.unfinished_allowance_bytes,
             metrics.clone(),
         )),
     });
@@ -222,6 +223,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         sessions: config.max_sessions,
         per_address: config.max_sessions_per_address,
         unjoined: config.max_unjoined,
+        unjoined_per_address: config.max_unjoined_per_address,
     };
     let state = web::Data::new(http::AppState {
         admission: admission::Admission::new(limits, metrics.clone()),

@@ -102,6 +102,8 @@ pub struct Metrics {
     pub handshakes_refused_per_address: Counter,
     /// Handshakes refused: `--max-unjoined` reached (503).
     pub handshakes_refused_unjoined: Counter,
+    /// Handshakes refused: `--max-unjoined-per-address` reached for the client's address (429).
+    pub handshakes_refused_unjoined_per_address: Counter,
     /// Bytes all WebSockets hold for unfinished frames and fragmented messages: the count of the
     /// `HUB_MAX_UNFINISHED_BYTES` budget itself (kept by `ws_read::UnfinishedBudget`).
     pub ws_unfinished_bytes: Gauge,
@@ -227,6 +229,11 @@ impl Metrics {
             self.handshakes_refused_unjoined.get(),
         );
         counter(
+            "hub_handshakes_refused_unjoined_per_address_total",
+            "Handshakes refused with 429: --max-unjoined-per-address reached for the client.",
+            self.handshakes_refused_unjoined_per_address.get(),
+        );
+        counter(
             "hub_websocket_unfinished_refused_total",
             "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
             self.ws_unfinished_refused.get(),
@@ -275,6 +282,7 @@ mod tests {
         assert!(!metrics.ws_unfinished_bytes.add_within(1, 7));
         metrics.request_body_timeouts.add(25);
         metrics.log_epoch_changes.add(26);
+        metrics.handshakes_refused_unjoined_per_address.add(27);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -299,9 +307,10 @@ mod tests {
             "# TYPE hub_websocket_unfinished_bytes gauge\nhub_websocket_unfinished_bytes 7\n",
             "hub_request_body_timeouts_total 25\n",
             "hub_log_epoch_changes_total 26\n",
+            "hub_handshakes_refused_unjoined_per_address_total 27\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 22);
+        assert_eq!(text.matches("# HELP ").count(), 23);
     }
 }

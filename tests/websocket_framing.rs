@@ -428,19 +428,93 @@ async fn metric_reaches(hub: &TestHub, name: &str, ok: impl Fn(i64) -> bool) {
     .await;
 }
 
+/// Bytes of unfinished frames each connection holds without charging the budget (the default).
+const ALLOWANCE: usize = 64 * 1024;
+
+#[test]
+fn the_allowance_is_the_default_setting() {
+    assert_eq!(Config::default().unfinished_allowance_bytes, ALLOWANCE);
+}
+
+/// A raw client that holds `held` bytes of a text frame announcing `announced`.
+async fn hog(hub: &TestHub, announced: u64, held: usize) -> RawClient {
+    let mut client = opened(hub).await;
+    send(&mut client, &head(0x81, announced)).await;
+    send(&mut client, &masked_from(0, &vec![b'x'; held])).await;
+    client
+}
+
+#[actix_web::test]
+async fn ordinary_messages_are_served_while_others_hold_the_whole_budget() {
+    let mut config = quiet_config();
+    config.max_payload = 1_000_000;
+    config.max_unfinished_bytes = 2_000_000;
+    let limit = config.max_unfinished_bytes as i64;
+    let hub = start_hub(config);
+    let mut healthy = joined(&hub).await;
+
+    // Two clients hold most of a 1 MB frame each (the issue's reproduction), and a third tops the
+    // budget up to within 2,000 bytes of its limit, whatever each is charged.
+    let mut hogs = vec![
+        hog(&hub, 999_500, 999_000).await,
+        hog(&hub, 999_500, 999_000).await,
+    ];
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| {
+        n >= 2 * (14 + 999_000 - ALLOWANCE as i64)
+    })
+    .await;
+    let room = limit - metric(&hub, "hub_websocket_unfinished_bytes").await;
+    if room > 2_000 {
+        let filler = (room - 2_000) as usize + ALLOWANCE - 14;
+        hogs.push(hog(&hub, filler as u64 + 500, filler).await);
+    }
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| {
+        n >= limit - 2_000
+    })
+    .await;
+
+    // A joined client's ordinary messages, each in one frame larger than what is left of the
+    // budget (and than one 4 KiB read): acknowledged and published.
+    for size in [6_000, 60_000] {
+        let title = format!("ordinary {size}");
+        let body = "b".repeat(size);
+        let notify = format!(r#"421["notify",{{"title":"{title}","body":"{body}"}}]"#);
+        send(&mut healthy, &frame(0x81, notify.as_bytes())).await;
+        ack_and_broadcast(&mut healthy, &title).await;
+    }
+    assert_eq!(
+        metric(&hub, "hub_websocket_unfinished_refused_total").await,
+        0
+    );
+
+    // Another hog is still refused with 1013, counted; the healthy client is still served.
+    let mut third = hog(&hub, 999_500, 999_000).await;
+    expect_close(&mut third, 1013, "a third hog over the budget").await;
+    assert_eq!(
+        metric(&hub, "hub_websocket_unfinished_refused_total").await,
+        1
+    );
+    let offset = hub.publish("after").await;
+    let frame = read_text_until(&mut healthy, |t| t.contains(r#""after""#)).await;
+    assert_eq!(event_args(&frame).unwrap()[2], offset.as_str());
+    drop(hogs);
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
+}
+
 #[actix_web::test]
 async fn unfinished_frames_past_the_budget_close_with_1013_and_others_are_served() {
     let mut config = quiet_config();
-    config.max_payload = 100_000;
+    config.max_payload = 200_000;
     config.max_unfinished_bytes = 64_000;
     let hub = start_hub(config);
     let mut healthy = hub.joined().await;
 
-    // Two clients each hold 25 KB of a 30 KB text frame: 50 KB of the 64 KB budget.
-    let message = format!(r#"42["chat","{}"]"#, "x".repeat(30_000 - 13));
-    assert_eq!(message.len(), 30_000);
+    // Two clients each hold 25 KB past their allowance of a text frame 30 KB past it: 50 KB of the
+    // 64 KB budget.
+    let message = format!(r#"42["chat","{}"]"#, "x".repeat(ALLOWANCE + 30_000 - 13));
+    assert_eq!(message.len(), ALLOWANCE + 30_000);
     let full = frame(0x81, message.as_bytes());
-    let (part, rest) = full.split_at(8 + 25_000);
+    let (part, rest) = full.split_at(ALLOWANCE + 25_000);
     let mut holders = Vec::new();
     for held in [25_000, 50_000] {
         let mut client = joined(&hub).await;
@@ -489,11 +563,11 @@ async fn unfinished_frames_past_the_budget_close_with_1013_and_others_are_served
 #[actix_web::test]
 async fn a_closed_connection_gives_back_what_it_held() {
     let mut config = quiet_config();
-    config.max_payload = 100_000;
+    config.max_payload = 200_000;
     let hub = start_hub(config);
     let mut client = joined(&hub).await;
-    send(&mut client, &head(0x82, 50_000)).await;
-    send(&mut client, &masked_from(0, &[0; 20_000])).await;
+    send(&mut client, &head(0x82, ALLOWANCE as u64 + 50_000)).await;
+    send(&mut client, &masked_from(0, &vec![0; ALLOWANCE + 20_000])).await;
     metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n >= 20_000).await;
     drop(client);
     metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;

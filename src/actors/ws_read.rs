@@ -7,8 +7,12 @@
 //! or a [`ReadError`] after which nothing more is decoded.
 //!
 //! What is charged: the bytes a connection holds while it waits for the rest of a frame or of a
-//! fragmented message. A frame that arrives whole in one read is decoded before anything is
-//! charged, so clients that send ordinary messages never touch the budget.
+//! fragmented message, beyond its own allowance (`HUB_UNFINISHED_ALLOWANCE_BYTES`, 64 KiB).
+//! The socket is read 4 KiB at a time and a message of a few KiB already spans TCP segments, so
+//! "whole in one read" cannot be what spares ordinary messages: without the allowance, clients
+//! holding the budget full got every other client's 6 KB message refused. Within the allowance a
+//! connection never touches the budget; the allowance's total is bounded by the connections the
+//! session caps let in.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -41,12 +45,14 @@ pub enum ReadError {
 }
 
 /// The bytes all connections of an instance may hold for unfinished frames and fragmented
-/// messages (`HUB_MAX_UNFINISHED_BYTES`). A connection whose growth would pass it is refused
-/// (close 1013); one that stays under it is not affected by others. The count itself is the
-/// `hub_websocket_unfinished_bytes` gauge.
+/// messages (`HUB_MAX_UNFINISHED_BYTES`), past each connection's own allowance
+/// (`HUB_UNFINISHED_ALLOWANCE_BYTES`). A connection whose growth would pass it is refused
+/// (close 1013); one that stays under it, or within its allowance, is not affected by others. The
+/// count itself (allowances not included) is the `hub_websocket_unfinished_bytes` gauge.
 #[derive(Debug)]
 pub struct UnfinishedBudget {
     limit: i64,
+    allowance: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -54,12 +60,19 @@ pub struct UnfinishedBudget {
 static OVER_BUDGET: LimitedLog = LimitedLog::per_minute(6);
 
 impl UnfinishedBudget {
-    /// A budget of `limit` bytes, counted (and its refusals too) in `metrics`.
-    pub fn new(limit: usize, metrics: Arc<Metrics>) -> UnfinishedBudget {
+    /// A budget of `limit` bytes shared by all connections, charged for what each holds beyond
+    /// `allowance` bytes; counted (and its refusals too) in `metrics`.
+    pub fn new(limit: usize, allowance: usize, metrics: Arc<Metrics>) -> UnfinishedBudget {
         UnfinishedBudget {
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
+            allowance,
             metrics,
         }
+    }
+
+    /// What a connection holding `held` bytes is charged: what passes its allowance.
+    fn charge_for(&self, held: usize) -> usize {
+        held.saturating_sub(self.allowance)
     }
 
     /// Bytes held now, by all connections.
@@ -81,8 +94,9 @@ impl UnfinishedBudget {
         limited_warn!(
             OVER_BUDGET,
             "websocket closed (1013): its unfinished frames would pass \
-             HUB_MAX_UNFINISHED_BYTES={} (held now: {})",
+             HUB_MAX_UNFINISHED_BYTES={} (held now past the allowances of {} bytes: {})",
             self.limit,
+            self.allowance,
             self.held()
         );
         false
@@ -136,7 +150,7 @@ pub struct FrameReader {
     deframer: Deframer,
     gate: Rc<ReadGate>,
     budget: Arc<UnfinishedBudget>,
-    /// What this connection has taken from the budget.
+    /// What this connection has taken from the budget (what it holds beyond its allowance).
     charged: usize,
     /// An error was reported: discard until the end.
     discarding: bool,
@@ -164,18 +178,18 @@ impl FrameReader {
         }
     }
 
-    /// Charges (or gives back) the difference between what is held and what was charged; false if
-    /// the budget refuses.
+    /// Charges (or gives back) the difference between what is held past the allowance and what
+    /// was charged; false if the budget refuses.
     fn settle(&mut self) -> bool {
-        let held = self.deframer.held();
-        if held > self.charged {
-            if !self.budget.grow(held - self.charged) {
+        let charge = self.budget.charge_for(self.deframer.held());
+        if charge > self.charged {
+            if !self.budget.grow(charge - self.charged) {
                 return false;
             }
-        } else if held < self.charged {
-            self.budget.release(self.charged - held);
+        } else if charge < self.charged {
+            self.budget.release(self.charged - charge);
         }
-        self.charged = held;
+        self.charged = charge;
         true
     }
 
@@ -248,12 +262,21 @@ mod tests {
     #[test]
     fn budget_refuses_growth_past_its_limit_and_takes_back_releases() {
         let metrics = Arc::new(Metrics::default());
-        let budget = UnfinishedBudget::new(100, metrics.clone());
+        let budget = UnfinishedBudget::new(100, 0, metrics.clone());
         assert!(budget.grow(60));
         assert!(!budget.grow(41));
         assert!(budget.grow(40));
         budget.release(100);
         assert_eq!(budget.held(), 0);
         assert_eq!(metrics.ws_unfinished_refused.get(), 1);
+    }
+
+    #[test]
+    fn each_connection_is_charged_only_past_its_allowance() {
+        let budget = UnfinishedBudget::new(100, 64, Arc::new(Metrics::default()));
+        assert_eq!(budget.charge_for(0), 0);
+        assert_eq!(budget.charge_for(64), 0);
+        assert_eq!(budget.charge_for(65), 1);
+        assert_eq!(budget.charge_for(200), 136);
     }
 }

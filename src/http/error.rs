@@ -71,7 +71,7 @@ const RETRY_AFTER_SECS: u32 = 5;
 impl ResponseError for HandshakeRefused {
     fn status_code(&self) -> StatusCode {
         match self.0 {
-            Refusal::PerAddress => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::PerAddress | Refusal::UnjoinedPerAddress => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Sessions | Refusal::Unjoined => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -36,6 +36,7 @@ test("docker-compose.yml: Redis with AOF and a healthcheck on 6380, two hub inst
     assert.ok(hub.healthcheck.test.join(" ").includes("/readyz"));
     // Behind nginx every client has nginx's address: the hub's per-address cap is off, nginx's on.
     assert.equal(hub.environment.HUB_MAX_SESSIONS_PER_ADDRESS, "0");
+    assert.equal(hub.environment.HUB_MAX_UNJOINED_PER_ADDRESS, "0");
   }
 
   assert.match(nginx.image, /^nginx/);
