@@ -572,4 +572,91 @@ mod tests {
         assert_eq!(d.next(), Ok(Some(Incoming::Text(ByteString::from("abcd")))));
         assert_eq!(d.held(), 0);
     }
+
+    #[test]
+    fn header_lengths_and_limits_at_their_edges() {
+        // A header is 2 bytes, the extended length (0, 2 or 8), then the 4-byte mask key.
+        let header = |bytes: &[u8], unfinished, max| check_header(bytes, unfinished, max);
+        let short = frame(0x81, &[b'a'; 125]);
+        assert_eq!(
+            header(&short, None, 1 << 20).unwrap().unwrap().header_len,
+            6
+        );
+        let medium = frame(0x81, &[b'a'; 126]);
+        let parsed = header(&medium, None, 1 << 20).unwrap().unwrap();
+        assert_eq!((parsed.header_len, parsed.payload_len), (8, 126));
+        let long = frame(0x82, &vec![0; 65_536]);
+        let parsed = header(&long, None, 1 << 20).unwrap().unwrap();
+        assert_eq!((parsed.header_len, parsed.payload_len), (14, 65_536));
+        // A control frame may carry 125 bytes, not 126 (RFC 6455 §5.5).
+        assert!(header(&frame(0x89, &[0; 125]), None, 1 << 20)
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            header(&frame(0x89, &[0; 126]), None, 1 << 20),
+            Err(FramingError::ControlTooLong)
+        );
+        // A message may reach the max payload exactly, over its fragments too.
+        assert!(header(&frame(0x00, &[0; 10]), Some(90), 100)
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            header(&frame(0x00, &[0; 11]), Some(90), 100),
+            Err(FramingError::TooBig)
+        );
+        // The largest 64-bit length without its top bit is only too big; with it, illegal (§5.2).
+        let mut top = vec![0x82, 0x80 | 127];
+        top.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+        assert_eq!(header(&top, None, 1 << 20), Err(FramingError::TooBig));
+        top[2] = 0x80;
+        assert_eq!(header(&top, None, 1 << 20), Err(FramingError::LengthMsbSet));
+        // A continuation with nothing to continue (§5.4).
+        assert_eq!(
+            header(&frame(0x80, b"x"), None, 1 << 20),
+            Err(FramingError::ContinuationWithoutStart)
+        );
+    }
+
+    #[test]
+    fn code_points_cut_at_several_fragment_edges_make_one_text() {
+        // "aé€b" with é (C3 A9) and € (E2 82 AC) each cut between two fragments.
+        let mut bytes = frame(0x01, b"a\xC3");
+        bytes.extend(frame(0x00, b"\xA9\xE2\x82"));
+        bytes.extend(frame(0x80, b"\xACb"));
+        assert_eq!(deframe(&bytes, 1 << 20), [text_of("aé€b")]);
+        // The checked prefix grows by what each fragment adds: "ab", then "cde" and half of é.
+        let mut grows = frame(0x01, b"ab");
+        grows.extend(frame(0x00, b"cde\xC3"));
+        grows.extend(frame(0x80, b"\xA9"));
+        assert_eq!(deframe(&grows, 1 << 20), [text_of("abcdeé")]);
+        // A byte no continuation can make valid, after a cut code point that was completed.
+        let mut bad = frame(0x01, b"a\xC3");
+        bad.extend(frame(0x00, b"\xA9\xFF"));
+        assert_eq!(deframe(&bad, 1 << 20), [Err(FramingError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn each_framing_error_names_its_violation() {
+        // The description is what the session's close logs: one per violation, each naming it.
+        let all = [
+            FramingError::ReservedBits,
+            FramingError::UnknownOpcode(3),
+            FramingError::Unmasked,
+            FramingError::FragmentedControl,
+            FramingError::ControlTooLong,
+            FramingError::LengthMsbSet,
+            FramingError::ContinuationWithoutStart,
+            FramingError::MessageNotFinished,
+            FramingError::TooBig,
+            FramingError::CloseTooShort,
+            FramingError::InvalidCloseCode(1005),
+            FramingError::InvalidUtf8,
+            FramingError::CloseReasonNotUtf8,
+        ];
+        let names: std::collections::HashSet<&str> = all.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names.len(), all.len(), "{names:?}");
+        assert!(names
+            .iter()
+            .all(|name| name.starts_with("websocket") || name.starts_with("unmasked websocket")));
+    }
 }
