@@ -358,8 +358,9 @@ async fn read_page(
         .await
         .map_err(|err| StoreError::Unavailable(err.to_string()))??;
     let read_to = read.last.unwrap_or(cursor.after);
-    let bytes: usize = read.entries.iter().map(|entry| entry.args.len()).sum();
-    let count = next_page_count(read.entries.len(), bytes);
+    // Sized by every entry read, skipped ones included: entries the backend does not hand on still
+    // cost their size in the next page's reply.
+    let count = next_page_count(read.read, read.bytes);
     // Fewer read than asked for: the log's end (entries skipped by the backend still count as read).
     let more = (read.read >= cursor.count).then(|| ReplayCursor {
         scope: cursor.scope.clone(),

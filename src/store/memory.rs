@@ -260,6 +260,7 @@ impl LogBackend for MemoryLog {
             self.read_after_now(after, count, scope)
                 .map(|entries| LogRead {
                     read: entries.len(),
+                    bytes: entries.iter().map(|entry| entry.args.len()).sum(),
                     last: entries.last().map(|entry| entry.id),
                     entries,
                 }),

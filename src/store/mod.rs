@@ -142,6 +142,9 @@ pub struct LogRead {
     pub read: usize,
     /// The id of the newest entry read, delivered or skipped; `None` if nothing was read.
     pub last: Option<StreamId>,
+    /// Bytes of every entry read, delivered or skipped (their field values): what the next page of a
+    /// replay is sized by, so entries the hub skips count too.
+    pub bytes: usize,
 }
 
 /// What [`LogBackend::claim_session`] found.

@@ -484,12 +484,38 @@ async fn read_batch(
         Value::Array(items) => items.len(),
         _ => 0,
     };
+    let bytes = raw_bytes(entries);
     let (entries, last) = decode_entries(entries, &metrics.entries_skipped, Some(scope))?;
     Ok(LogRead {
         entries,
         read,
         last,
+        bytes,
     })
+}
+
+/// Bytes of the field values of an XRANGE reply's entries, delivered or not: a page of large entries
+/// the hub skips (a Node peer's other kinds) sizes the next page as much as one it delivers.
+fn raw_bytes(entries: &Value) -> usize {
+    let Value::Array(items) = entries else {
+        return 0;
+    };
+    items
+        .iter()
+        .filter_map(|item| match item {
+            Value::Array(pair) => match pair.get(1) {
+                Some(Value::Array(fields)) => Some(fields),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .map(|field| match field {
+            Value::BulkString(bytes) => bytes.len(),
+            Value::SimpleString(text) => text.len(),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -537,5 +563,26 @@ mod tests {
             state(0, 10, None, true).covers(id(9)),
             Err(StoreError::OffsetTrimmed(id(9)))
         );
+    }
+
+    #[test]
+    fn raw_bytes_counts_every_entry_read_delivered_or_skipped() {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let entry = |id: &str, fields: &[&str]| {
+            Value::Array(vec![
+                bulk(id),
+                Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+            ])
+        };
+        let big = "x".repeat(60_000);
+        let reply = Value::Array(vec![
+            // A broadcast the hub delivers, and an entry of another kind it skips.
+            entry("1-0", &["uid", "ab", "nsp", "/", "type", "3", "data", "{}"]),
+            entry("2-0", &["uid", "ab", "nsp", "/", "type", "5", "data", &big]),
+        ]);
+        let delivered = 3 + 2 + 3 + 1 + 4 + 1 + 4 + 2;
+        let skipped = 3 + 2 + 3 + 1 + 4 + 1 + 4 + 60_000;
+        assert_eq!(raw_bytes(&reply), delivered + skipped);
+        assert_eq!(raw_bytes(&Value::Nil), 0);
     }
 }
