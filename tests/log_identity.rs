@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use awc::ws::CloseCode;
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_hub, Joined, Received, TestHub, WsClient};
+use common::{
+    event_args, redis_config, start_hub, start_ready_hub, Joined, Received, TestHub, WsClient,
+};
 use realtime_hub::config::Config;
 use realtime_hub::protocol::{base64, msgpack};
 use serde_json::{json, Value};
@@ -21,12 +23,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         instance_lease: LEASE,
         ..redis_config(&redis.url(), key)
     }
-}
-
-async fn ready_hub(config: Config) -> TestHub {
-    let hub = start_hub(config);
-    hub.wait_ready().await;
-    hub
 }
 
 /// The next notification's offset (the event's last argument).
@@ -44,10 +40,7 @@ async fn resume(
     pid: &str,
     offset: &str,
 ) -> (WsClient, (String, String), Vec<String>) {
-    let (mut client, _) = hub.eio().await;
-    client
-        .send(&format!("40{}", json!({ "pid": pid, "offset": offset })))
-        .await;
+    let mut client = hub.send_resume(pid, offset).await;
     let mut replayed = Vec::new();
     loop {
         let frame = client.recv_text_answering_pings().await;
@@ -112,7 +105,7 @@ async fn dropped_after_one(hub: &TestHub) -> (Joined, String) {
 #[actix_web::test]
 async fn resume_after_the_stream_was_deleted_is_a_fresh_session_not_a_partial_replay() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:del")).await;
+    let hub = start_ready_hub(config(&redis, "test:del")).await;
     let (joined, first) = dropped_after_one(&hub).await;
     hub.publish("missed, then deleted").await;
     redis.command(&["DEL", "test:del"]);
@@ -131,7 +124,7 @@ async fn resume_after_the_stream_was_deleted_is_a_fresh_session_not_a_partial_re
 async fn clients_connected_when_the_stream_is_flushed_are_disconnected_and_resume_as_fresh_sessions(
 ) {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:flush")).await;
+    let hub = start_ready_hub(config(&redis, "test:flush")).await;
     let mut joined = hub.joined().await;
     let seen = hub.publish("seen").await;
     assert_eq!(next_offset(&mut joined.client).await, seen);
@@ -151,7 +144,7 @@ async fn clients_connected_when_the_stream_is_flushed_are_disconnected_and_resum
 async fn clients_connected_when_redis_restarts_without_its_data_are_disconnected_and_resume_as_fresh_sessions(
 ) {
     let mut redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:restart")).await;
+    let hub = start_ready_hub(config(&redis, "test:restart")).await;
     let mut joined = hub.joined().await;
     let seen = hub.publish("seen").await;
     assert_eq!(next_offset(&mut joined.client).await, seen);
@@ -170,7 +163,7 @@ async fn clients_connected_when_redis_restarts_without_its_data_are_disconnected
 #[actix_web::test]
 async fn a_stream_that_went_back_in_history_gets_a_new_epoch_and_its_clients_are_disconnected() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:back")).await;
+    let hub = start_ready_hub(config(&redis, "test:back")).await;
     let mut joined = hub.joined().await;
     let kept = hub.publish("kept").await;
     assert_eq!(next_offset(&mut joined.client).await, kept);
@@ -201,8 +194,8 @@ async fn a_stream_that_went_back_in_history_gets_a_new_epoch_and_its_clients_are
 #[actix_web::test]
 async fn a_live_session_is_not_resumable_and_a_dropped_one_is_resumed_once() {
     let redis = RedisServer::start();
-    let a = ready_hub(config(&redis, "test:clone")).await;
-    let b = ready_hub(config(&redis, "test:clone")).await;
+    let a = start_ready_hub(config(&redis, "test:clone")).await;
+    let b = start_ready_hub(config(&redis, "test:clone")).await;
     let mut live = a.joined().await;
     // Another connection with the live session's pid, on either instance: a fresh session.
     for hub in [&a, &b] {
@@ -245,7 +238,7 @@ fn plant_live_copy(redis: &RedisServer, owner: &str, record: &Value) {
 #[actix_web::test]
 async fn a_session_live_on_a_dead_instance_resumes_once_its_lease_expired_and_not_before() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:lease")).await;
+    let hub = start_ready_hub(config(&redis, "test:lease")).await;
     let offset = hub.publish("before").await;
     let epoch = {
         let groups = redis.command(&["XINFO", "GROUPS", "test:lease"]);
@@ -277,7 +270,7 @@ async fn a_session_live_on_a_dead_instance_resumes_once_its_lease_expired_and_no
 #[actix_web::test]
 async fn a_node_peers_record_resumed_and_dropped_again_keeps_its_rooms_and_data() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:node-record")).await;
+    let hub = start_ready_hub(config(&redis, "test:node-record")).await;
     let offset = hub.publish("seen on node").await;
     // As the adapter's persistSession writes it: no epoch, a room, data.
     let node =
@@ -320,7 +313,7 @@ fn node_entry(redis: &RedisServer, key: &str, data: &str) {
 #[actix_web::test]
 async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_fresh_session() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:undeliverable")).await;
+    let hub = start_ready_hub(config(&redis, "test:undeliverable")).await;
     let plain = |opts: &str| {
         format!(
             r#"{{"packet":{{"type":2,"data":["notification",{{"title":"n"}}]}},"opts":{opts}}}"#
@@ -376,7 +369,7 @@ async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_
 #[actix_web::test]
 async fn a_replay_longer_than_a_batch_across_entries_not_for_the_socket_is_complete() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:long")).await;
+    let hub = start_ready_hub(config(&redis, "test:long")).await;
     let (joined, first) = dropped_after_one(&hub).await;
     // 700 entries as a Node peer writes them: every tenth to a room the socket is not in (read, not
     // delivered), the others to everyone. A batch of 500 read holds fewer than 500 to deliver.
@@ -429,7 +422,7 @@ async fn a_live_session_on_the_embedded_log_is_not_cloned_and_resumes_once_dropp
 #[actix_web::test]
 async fn a_session_opened_while_the_epoch_was_unknown_is_never_resumed_across_a_replaced_log() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:noepoch")).await;
+    let hub = start_ready_hub(config(&redis, "test:noepoch")).await;
     hub.publish("before").await;
     // Redis frozen through the CONNECT: the log's tip and epoch cannot be read (2 s timeout).
     redis.signal("STOP");
@@ -462,7 +455,7 @@ async fn a_session_opened_while_the_epoch_was_unknown_is_never_resumed_across_a_
 #[actix_web::test]
 async fn a_resume_keeps_no_live_copy_until_its_replay_is_written() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:midreplay")).await;
+    let hub = start_ready_hub(config(&redis, "test:midreplay")).await;
     let (joined, first) = dropped_after_one(&hub).await;
     // More than the replay's high water mark (256 KiB), so the replay waits for the client.
     let body = "x".repeat(8 * 1024);

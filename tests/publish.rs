@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use common::redis_server::RedisServer;
 use common::WAIT_TIMEOUT;
-use common::{event_args, redis_config, start_hub, test_config, within, Joined, Received, TestHub};
+use common::{
+    event_args, redis_config, start_hub, start_ready_hub, test_config, within, Joined, Received,
+    TestHub,
+};
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
 
@@ -22,12 +25,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         ping_interval: Duration::from_secs(60),
         ..redis_config(&redis.url(), key)
     }
-}
-
-async fn ready_hub(config: Config) -> TestHub {
-    let hub = start_hub(config);
-    hub.wait_ready().await;
-    hub
 }
 
 /// An answer to `POST /notifications/notify`.
@@ -161,7 +158,7 @@ async fn until_readyz(hub: &TestHub, status: u16) {
 #[actix_web::test]
 async fn publish_while_redis_is_stopped_is_an_unknown_outcome_not_nothing_published() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:stopped")).await;
+    let hub = start_ready_hub(config(&redis, "test:stopped")).await;
     let mut client = hub.joined().await;
     // The append connection is up before Redis stops: the append will be sent.
     next_is_sentinel(&hub, &mut client, "warm-up").await;
@@ -183,7 +180,7 @@ async fn publish_while_redis_is_stopped_is_an_unknown_outcome_not_nothing_publis
 #[actix_web::test]
 async fn keyed_retry_after_an_unknown_outcome_publishes_once_with_the_first_id_and_offset() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:retry")).await;
+    let hub = start_ready_hub(config(&redis, "test:retry")).await;
     let mut client = hub.joined().await;
     next_is_sentinel(&hub, &mut client, "warm-up").await;
     let key = "8e03978e-40d5-43e8-bc93-6894a57f9324";
@@ -222,7 +219,7 @@ async fn keyed_retry_after_an_unknown_outcome_publishes_once_with_the_first_id_a
 #[actix_web::test]
 async fn socket_notify_with_an_idempotency_key_is_retried_safely_after_an_unknown_outcome() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:socket-retry")).await;
+    let hub = start_ready_hub(config(&redis, "test:socket-retry")).await;
     let mut publisher = hub.joined().await;
     let mut receiver = hub.joined().await;
     next_is_sentinel(&hub, &mut receiver, "warm-up").await;
@@ -253,7 +250,7 @@ async fn socket_notify_with_an_idempotency_key_is_retried_safely_after_an_unknow
 async fn publish_whose_connection_is_reset_mid_command_is_an_unknown_outcome_and_a_keyed_retry_publishes_once(
 ) {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:reset")).await;
+    let hub = start_ready_hub(config(&redis, "test:reset")).await;
     let mut client = hub.joined().await;
     next_is_sentinel(&hub, &mut client, "warm-up").await;
 
@@ -294,7 +291,7 @@ async fn publish_whose_connection_is_reset_mid_command_is_an_unknown_outcome_and
 #[actix_web::test]
 async fn publish_while_redis_is_down_answers_nothing_was_published_and_publishes_nothing() {
     let mut redis = RedisServer::start_persistent();
-    let hub = ready_hub(config(&redis, "test:down")).await;
+    let hub = start_ready_hub(config(&redis, "test:down")).await;
     let mut client = hub.joined().await;
     next_is_sentinel(&hub, &mut client, "warm-up").await;
 
@@ -323,7 +320,7 @@ async fn publish_while_redis_is_down_answers_nothing_was_published_and_publishes
 async fn append_refused_by_redis_is_nothing_published_and_makes_the_instance_unready_until_appends_succeed(
 ) {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:refused")).await;
+    let hub = start_ready_hub(config(&redis, "test:refused")).await;
     let mut client = hub.joined().await;
     next_is_sentinel(&hub, &mut client, "warm-up").await;
     assert_eq!(metric(&hub, "hub_appends_failing").await, 0);
@@ -364,7 +361,7 @@ async fn append_refused_by_redis_is_nothing_published_and_makes_the_instance_unr
 #[actix_web::test]
 async fn idempotency_key_reused_with_another_body_is_422_on_redis() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:conflict")).await;
+    let hub = start_ready_hub(config(&redis, "test:conflict")).await;
     let mut client = hub.joined().await;
     let first = post(&hub, r#"{"title":"a"}"#, Some("k-conflict")).await;
     assert_eq!(first.status, 201, "{first:?}");

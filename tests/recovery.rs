@@ -4,18 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event_args, start_hub, test_config, within, TestHub, WsClient};
+use common::{event_args, start_hub, test_config, within, WsClient};
 use realtime_hub::config::Config;
 use serde_json::json;
-
-/// Opens a new connection and sends CONNECT with the given pid and offset.
-async fn reconnect(hub: &TestHub, pid: &str, offset: &str) -> WsClient {
-    let (mut client, _) = hub.eio().await;
-    client
-        .send(&format!("40{}", json!({ "pid": pid, "offset": offset })))
-        .await;
-    client
-}
 
 #[actix_web::test]
 async fn recovery_writes_missed_events_in_order_before_the_connect_reply() {
@@ -29,7 +20,7 @@ async fn recovery_writes_missed_events_in_order_before_the_connect_reply() {
     joined.client.close().await;
 
     let missed = [hub.publish("missed 1").await, hub.publish("missed 2").await];
-    let mut client = reconnect(&hub, &joined.pid, &first).await;
+    let mut client = hub.send_resume(&joined.pid, &first).await;
     for (offset, title) in missed.iter().zip(["missed 1", "missed 2"]) {
         let args = event_args(&client.recv_text_answering_pings().await).unwrap();
         assert_eq!(
@@ -57,7 +48,7 @@ async fn fresh_client_recovers_from_the_offset_event() {
     let mut joined = hub.joined().await;
     joined.client.close().await;
     let missed = hub.publish("while away").await;
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     let args = event_args(&client.recv_text_answering_pings().await).unwrap();
     assert_eq!(args[2], missed.as_str());
     assert_eq!(client.recv_connect().await, (joined.sid, joined.pid));
@@ -68,7 +59,7 @@ async fn recovery_with_nothing_missed_keeps_the_session_and_sends_no_offset_even
     let hub = start_hub(test_config());
     let mut joined = hub.joined().await;
     joined.client.close().await;
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     assert_eq!(
         client.recv_connect().await,
         (joined.sid.clone(), joined.pid.clone())
@@ -102,7 +93,7 @@ async fn recovery_fails_cleanly_for_unknown_pid_and_malformed_or_future_offset()
         (joined.pid.as_str(), "not-an-offset"),
         (joined.pid.as_str(), "99999999999999-0"),
     ] {
-        let mut client = reconnect(&hub, pid, offset).await;
+        let mut client = hub.send_resume(pid, offset).await;
         assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
     }
 }
@@ -116,7 +107,7 @@ async fn recovery_fails_cleanly_after_the_window() {
     joined.client.close().await;
     hub.publish("late").await;
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
 }
 
@@ -132,7 +123,7 @@ async fn live_session_record_is_kept_fresh_beyond_the_window() {
         assert_eq!(joined.client.recv_text().await, "2");
         joined.client.send("3").await;
     }
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     assert_eq!(client.recv_connect().await, (joined.sid, joined.pid));
 }
 
@@ -152,7 +143,7 @@ async fn large_replay_is_complete_and_in_order() {
         assert_eq!(status, 201);
         missed.push(answer["offset"].as_str().unwrap().to_owned());
     }
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     for offset in &missed {
         assert_eq!(
             event_args(&client.recv_text().await).unwrap()[2],
@@ -176,7 +167,7 @@ async fn handover_while_publishing_is_gapless_and_duplicate_free() {
     }
     // Resume while notifications keep coming: some land before the replay's last read (replayed,
     // and also buffered live: skipped once), some after (buffered, then released).
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     let url = hub.url("/notifications/notify");
     let publisher = actix_web::rt::spawn(async move {
         let mut offsets = Vec::new();
@@ -224,7 +215,7 @@ async fn recovery_fails_cleanly_when_the_offset_was_trimmed() {
     for n in 0..8 {
         hub.publish(&n.to_string()).await;
     }
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
 }
 
@@ -235,7 +226,7 @@ async fn deliberate_disconnect_is_not_recoverable() {
     joined.client.send("41").await;
     joined.client.close().await;
     actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    let mut client = reconnect(&hub, &joined.pid, &joined.offset).await;
+    let mut client = hub.send_resume(&joined.pid, &joined.offset).await;
     assert_fresh_session(&mut client, &joined.sid, &joined.pid).await;
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_hub, within, Joined, TestHub};
+use common::{event_args, redis_config, start_ready_hub, within, Joined, TestHub};
 use futures_util::future::join;
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
@@ -17,12 +17,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         ping_interval: Duration::from_secs(60),
         ..redis_config(&redis.url(), key)
     }
-}
-
-async fn ready_hub(config: Config) -> TestHub {
-    let hub = start_hub(config);
-    hub.wait_ready().await;
-    hub
 }
 
 /// The offsets of the next `n` notification events.
@@ -49,8 +43,8 @@ fn sorted(mut ids: Vec<String>) -> Vec<String> {
 #[actix_web::test]
 async fn two_instances_deliver_every_notification_to_every_client_once_in_one_order() {
     let redis = RedisServer::start();
-    let a = ready_hub(config(&redis, "test:fanout")).await;
-    let b = ready_hub(config(&redis, "test:fanout")).await;
+    let a = start_ready_hub(config(&redis, "test:fanout")).await;
+    let b = start_ready_hub(config(&redis, "test:fanout")).await;
     let mut clients = Vec::new();
     for hub in [&a, &a, &a, &b, &b, &b] {
         clients.push(hub.joined().await);
@@ -92,8 +86,8 @@ async fn two_instances_deliver_every_notification_to_every_client_once_in_one_or
 #[actix_web::test]
 async fn client_recovers_on_another_instance_exactly_what_it_missed() {
     let redis = RedisServer::start();
-    let a = ready_hub(config(&redis, "test:cross")).await;
-    let b = ready_hub(config(&redis, "test:cross")).await;
+    let a = start_ready_hub(config(&redis, "test:cross")).await;
+    let b = start_ready_hub(config(&redis, "test:cross")).await;
     let mut joined = a.joined().await;
     let first = a.publish("seen").await;
     assert_eq!(offsets(&mut joined, 1).await, std::slice::from_ref(&first));
@@ -131,7 +125,7 @@ async fn client_recovers_on_another_instance_exactly_what_it_missed() {
 #[actix_web::test]
 async fn offset_trimmed_out_of_the_stream_fails_cleanly() {
     let redis = RedisServer::start();
-    let hub = ready_hub(Config {
+    let hub = start_ready_hub(Config {
         max_len: 100,
         ..config(&redis, "test:trim")
     })
@@ -172,7 +166,7 @@ async fn offset_trimmed_out_of_the_stream_fails_cleanly() {
 #[actix_web::test]
 async fn stream_entries_and_session_records_use_the_adapter_formats() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:format")).await;
+    let hub = start_ready_hub(config(&redis, "test:format")).await;
     let joined = hub.joined().await;
     let offset = hub.publish("format").await;
 
@@ -248,7 +242,7 @@ async fn stream_entries_and_session_records_use_the_adapter_formats() {
 #[actix_web::test]
 async fn redis_outage_refuses_publishes_then_delivers_every_accepted_one_exactly_once() {
     let mut redis = RedisServer::start_persistent();
-    let hub = ready_hub(config(&redis, "test:outage")).await;
+    let hub = start_ready_hub(config(&redis, "test:outage")).await;
     let mut clients = [hub.joined().await, hub.joined().await];
 
     let mut accepted = Vec::new();

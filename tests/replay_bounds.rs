@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::raw_ws::RawClient;
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_hub, within, TestHub, WsClient, WAIT_TIMEOUT};
+use common::{event_args, redis_config, start_ready_hub, within, TestHub, WsClient, WAIT_TIMEOUT};
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
@@ -24,12 +24,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         ping_timeout: Duration::from_secs(60),
         ..redis_config(&redis.url(), key)
     }
-}
-
-async fn ready_hub(config: Config) -> TestHub {
-    let hub = start_hub(config);
-    hub.wait_ready().await;
-    hub
 }
 
 /// `n` sessions joined then dropped: their (pid, offset) to resume from.
@@ -188,7 +182,7 @@ async fn stalled_resumes_pin_a_page_each_not_the_backlog_and_give_it_back_when_t
     let key = "test:replay-rss";
     // Sessions and a 90 MB backlog made on one instance; resumed on another, whose memory is
     // measured (its read loop starts at the stream's end, so only the resumes read the backlog).
-    let maker = ready_hub(config(&redis, key)).await;
+    let maker = start_ready_hub(config(&redis, key)).await;
     let sessions = dropped_sessions(&maker, 5).await;
     publish_large(&maker, 1500, 60_000).await;
     let hub = HubProcess::start(&redis, key);
@@ -233,23 +227,14 @@ async fn stalled_resumes_pin_a_page_each_not_the_backlog_and_give_it_back_when_t
     );
 }
 
-/// Sends CONNECT with the pid and offset on a new connection.
-async fn resume(hub: &TestHub, pid: &str, offset: &str) -> WsClient {
-    let (mut client, _) = hub.eio().await;
-    client
-        .send(&format!("40{}", json!({ "pid": pid, "offset": offset })))
-        .await;
-    client
-}
-
 #[actix_web::test]
 async fn replay_of_many_pages_reaches_a_slow_reader_whole_and_in_order_then_goes_live() {
     let redis = RedisServer::start();
-    let hub = ready_hub(config(&redis, "test:replay-slow")).await;
+    let hub = start_ready_hub(config(&redis, "test:replay-slow")).await;
     let (pid, offset) = dropped_sessions(&hub, 1).await.remove(0);
     // About 2 MB of 30 KB entries: pages of a few entries, many of them.
     let missed = publish_large(&hub, 70, 30_000).await;
-    let mut client = resume(&hub, &pid, &offset).await;
+    let mut client = hub.send_resume(&pid, &offset).await;
     // Every event until the one published after the join, and where the CONNECT reply came.
     let (mut events, mut connect_at, mut live, mut after) = (Vec::new(), None, None, None);
     while after.is_none() || events.last() != after.as_ref() {
@@ -299,7 +284,7 @@ async fn expect_fresh_session(client: &mut WsClient, old_pid: &str) -> usize {
 #[actix_web::test]
 async fn replays_past_the_cap_wait_then_get_a_fresh_session_while_others_are_served() {
     let redis = RedisServer::start();
-    let hub = ready_hub(Config {
+    let hub = start_ready_hub(Config {
         max_replays: 1,
         replay_wait: Duration::from_millis(300),
         ..config(&redis, "test:replay-cap")
@@ -312,7 +297,7 @@ async fn replays_past_the_cap_wait_then_get_a_fresh_session_while_others_are_ser
 
     let holding = stalled_resume(hub.addr, &sessions[0].0, &sessions[0].1).await;
     replay_began(&holding).await;
-    let mut refused = resume(&hub, &sessions[1].0, &sessions[1].1).await;
+    let mut refused = hub.send_resume(&sessions[1].0, &sessions[1].1).await;
     assert_eq!(
         expect_fresh_session(&mut refused, &sessions[1].0).await,
         0,
@@ -337,7 +322,7 @@ async fn replays_past_the_cap_wait_then_get_a_fresh_session_while_others_are_ser
 async fn trim_between_pages_ends_in_a_fresh_session_after_the_entries_written() {
     let redis = RedisServer::start();
     let key = "test:replay-trim";
-    let hub = ready_hub(config(&redis, key)).await;
+    let hub = start_ready_hub(config(&redis, key)).await;
     let (pid, offset) = dropped_sessions(&hub, 1).await.remove(0);
     // 12 MB: more than the connection's buffers hold, so the replay is still paging after the
     // first entry is read.

@@ -22,6 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { io } from "socket.io-client";
+import { startFailoverProxy } from "../interop/redis.mjs";
 
 const HUB_BIN = path.resolve(process.argv[2] ?? "target/release/realtime-hub");
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 200);
@@ -131,37 +132,6 @@ function hubInstance(name, port, redisUrl) {
     },
   };
   return instance;
-}
-
-/** A TCP balancer that prefers the first port and fails over to the next, as health checks would. */
-async function failoverProxy(ports) {
-  const sockets = new Set();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => client.destroy());
-    const tryTarget = (i) => {
-      if (i >= ports.length) return client.destroy();
-      const upstream = net.connect(ports[i], "127.0.0.1");
-      let connected = false;
-      upstream.on("error", () => (connected ? client.destroy() : tryTarget(i + 1)));
-      upstream.once("connect", () => {
-        connected = true;
-        client.pipe(upstream).pipe(client);
-        upstream.on("close", () => client.destroy());
-        client.on("close", () => upstream.destroy());
-      });
-    };
-    tryTarget(0);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    async stop() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 /** An official client that records every connect (recovered or not) and every offset received. */
@@ -361,8 +331,8 @@ async function main() {
   const a = hubInstance("instance A", await freePort(), redis.url);
   const b = hubInstance("instance B", await freePort(), redis.url);
   await Promise.all([a.start(), b.start()]);
-  const proxyA = await failoverProxy([a.port, b.port]);
-  const proxyB = await failoverProxy([b.port, a.port]);
+  const proxyA = await startFailoverProxy([a.port, b.port]);
+  const proxyB = await startFailoverProxy([b.port, a.port]);
   const sampler = setInterval(() => [a, b].forEach((i) => i.sampleRss()), 500);
 
   log(`${CLIENTS} clients over two instances, ${RATE} notifications/s, phases of ${PHASE_MS / 1000}s`);

@@ -76,6 +76,13 @@ pub fn start_hub(config: Config) -> TestHub {
     start_hub_with(config, false)
 }
 
+/// Starts a hub and waits (bounded) until it is ready: on Redis, until its read loop reads.
+pub async fn start_ready_hub(config: Config) -> TestHub {
+    let hub = start_hub(config);
+    hub.wait_ready().await;
+    hub
+}
+
 /// Starts a hub whose sockets `app` answers (e.g. an application that refuses some CONNECTs).
 pub fn start_hub_with_app(config: Config, app: realtime_hub::app::SharedApp) -> TestHub {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -234,6 +241,19 @@ impl TestHub {
             Ok(res) => res.status().as_u16(),
             Err(_) => 0,
         }
+    }
+
+    /// A new WebSocket connection that has sent CONNECT with `pid` and `offset` (a resume attempt);
+    /// nothing read yet.
+    pub async fn send_resume(&self, pid: &str, offset: &str) -> WsClient {
+        let (mut client, _) = self.eio().await;
+        client
+            .send(&format!(
+                "40{}",
+                serde_json::json!({ "pid": pid, "offset": offset })
+            ))
+            .await;
+        client
     }
 
     /// Waits (bounded) until `/readyz` answers 200: the log is reachable and being read.

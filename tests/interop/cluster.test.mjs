@@ -2,9 +2,8 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { startHub, notify, connectClient, waitFor, sleep } from "./hub.mjs";
-import { startRedis } from "./redis.mjs";
+import { startRedis, startFailoverProxy } from "./redis.mjs";
 import { startNodePeer as startPeer } from "./peer.mjs";
 
 const redis = await startRedis();
@@ -12,40 +11,6 @@ after(() => redis.stop());
 
 /** The Node original's server (socket.io + redis-streams-adapter) on the same Redis and stream. */
 const startNodePeer = (stream) => startPeer(redis.url, stream);
-
-/**
- * A TCP load balancer with failover: new connections go to the first target that accepts them, as a
- * load balancer's health checks would route around a dead instance.
- */
-async function startFailoverProxy(ports) {
-  const sockets = new Set();
-  const server = net.createServer((client) => {
-    sockets.add(client);
-    client.on("close", () => sockets.delete(client));
-    client.on("error", () => client.destroy());
-    const tryTarget = (i) => {
-      if (i >= ports.length) return client.destroy();
-      const upstream = net.connect(ports[i], "127.0.0.1");
-      let connected = false;
-      upstream.on("error", () => (connected ? client.destroy() : tryTarget(i + 1)));
-      upstream.once("connect", () => {
-        connected = true;
-        client.pipe(upstream).pipe(client);
-        upstream.on("close", () => client.destroy());
-        client.on("close", () => upstream.destroy());
-      });
-    };
-    tryTarget(0);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    async stop() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 const portOf = (url) => Number(new URL(url).port);
 

@@ -1,4 +1,5 @@
-// Test fixture: a real redis-server (Debian's package) on a free loopback port, stopped by the test.
+// Test fixtures: a real redis-server (Debian's package) on a free loopback port, stopped by the test, and
+// a TCP load balancer with failover in front of several instances.
 
 import { spawn } from "node:child_process";
 import net from "node:net";
@@ -58,6 +59,40 @@ export async function startRedis() {
       child.kill("SIGTERM");
       await exited;
       fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A TCP load balancer with failover: new connections go to the first target that accepts them, as a
+ * load balancer's health checks would route around a dead instance.
+ */
+export async function startFailoverProxy(ports) {
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => client.destroy());
+    const tryTarget = (i) => {
+      if (i >= ports.length) return client.destroy();
+      const upstream = net.connect(ports[i], "127.0.0.1");
+      let connected = false;
+      upstream.on("error", () => (connected ? client.destroy() : tryTarget(i + 1)));
+      upstream.once("connect", () => {
+        connected = true;
+        client.pipe(upstream).pipe(client);
+        upstream.on("close", () => client.destroy());
+        client.on("close", () => upstream.destroy());
+      });
+    };
+    tryTarget(0);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
     },
   };
 }
