@@ -1,0 +1,61 @@
+//! The value parsers of the settings: each refuses what would stop the hub from working, with a
+//! message saying what is expected.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A path inside the project: relative to the working directory when it exists there (a deployment
+/// that copies `public/` next to the binary), else to the source tree the binary was built from
+/// (`cargo run` and the tests, from any directory).
+pub(super) fn project_path(relative: &str) -> PathBuf {
+    let here = PathBuf::from(relative);
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+    }
+}
+
+/// A size or a count: zero would stop the hub from working, so it is refused rather than obeyed.
+pub(super) fn at_least_one(value: &str) -> Result<usize, &'static str> {
+    match value.parse() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number of at least 1"),
+    }
+}
+
+/// A duration in milliseconds, at least 1 (a zero timer would fire at once).
+pub(super) fn millis(value: &str) -> Result<Duration, &'static str> {
+    match value.parse() {
+        Ok(n) if n >= 1 => Ok(Duration::from_millis(n)),
+        _ => Err("expected a whole number of milliseconds, at least 1"),
+    }
+}
+
+/// The endpoint's path with exactly one trailing slash, as the router matches it.
+pub(super) fn endpoint_path(value: &str) -> Result<String, &'static str> {
+    if !value.starts_with('/') {
+        return Err("expected a path starting with /");
+    }
+    Ok(format!("{}/", value.trim_end_matches('/')))
+}
+
+/// The non-empty items of a comma-separated list, trimmed.
+pub(super) fn list(value: &str) -> Result<Vec<String>, Infallible> {
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// At least one namespace, each starting with `/` as Socket.IO names them.
+pub(super) fn namespaces(value: &str) -> Result<Vec<String>, &'static str> {
+    let Ok(namespaces) = list(value);
+    if namespaces.is_empty() || namespaces.iter().any(|n| !n.starts_with('/')) {
+        return Err("expected namespaces starting with /, e.g. /,/admin");
+    }
+    Ok(namespaces)
+}
