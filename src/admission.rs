@@ -1,6 +1,6 @@
 //! Admission: how many Engine.IO sessions are open, in all, per client address, and not yet joined
-//! to a namespace (in all and per client address); a handshake past a cap is refused before a
-//! session exists for it.
+//! to a namespace (in all and per client address), and how many a client address opens per second;
+//! a handshake past a cap or the rate is refused before a session exists for it.
 //!
 //! Owns: the counts, behind one mutex (handshakes and session ends are rare next to messages),
 //! and the gauges and refusal counters of `/metrics` they feed.
@@ -12,7 +12,7 @@
 //! handshake ─► admit(peer) ─► Ticket ─► Session ─ first namespace joined ─► Ticket::joined
 //!                 │                         └─ session ends ─► Ticket dropped: counts given back
 //!                 └─► Refusal::{Sessions, Unjoined} → 503,
-//!                     Refusal::{PerAddress, UnjoinedPerAddress} → 429
+//!                     Refusal::{PerAddress, UnjoinedPerAddress, ConnectionRate} → 429
 //! ```
 //!
 //! Why a per-address share of the unjoined places: a handshake costs nothing and holds its place
@@ -21,8 +21,8 @@
 //! `--max-unjoined / --max-unjoined-per-address` addresses (100 with the defaults).
 //!
 //! A client address is the TCP peer's: behind a proxy every client has the proxy's, so the
-//! per-address caps must be off there (`--max-sessions-per-address 0`,
-//! `--max-unjoined-per-address 0`) and done by the proxy.
+//! per-address caps and rate must be off there (`--max-sessions-per-address 0`,
+//! `--max-unjoined-per-address 0`, `--connections-per-second-per-address 0`) and done by the proxy.
 //! IPv6 addresses count per /64 prefix, the block one subscriber gets: per address, one host could
 //! take as many places as it likes.
 
@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
+use crate::rate_limit::{KeyedLimit, RetryAfter};
 
 /// The caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub struct Limits {
     /// Sessions open at once per client address that have not joined a namespace yet
     /// (`--max-unjoined-per-address`); 0: no cap.
     pub unjoined_per_address: usize,
+    /// New sessions per second per client address (`--connections-per-second-per-address`); 0: no
+    /// limit.
+    pub connections_per_second: u32,
 }
 
 /// Why a handshake was refused; its text is the answer's `message`.
@@ -63,6 +67,10 @@ pub enum Refusal {
     /// `--max-unjoined-per-address` reached for this client's address: 429.
     #[error("Too many sessions not joined to a namespace from this address")]
     UnjoinedPerAddress,
+    /// `--connections-per-second-per-address` reached for this client's address: 429, with the
+    /// whole seconds until it may try again.
+    #[error("Too many new sessions per second from this address")]
+    ConnectionRate(RetryAfter),
 }
 
 #[derive(Default)]
@@ -83,6 +91,8 @@ struct FromAddress {
 pub struct Admission {
     limits: Limits,
     counts: Mutex<Counts>,
+    /// New sessions per second per address key.
+    rate: KeyedLimit<IpAddr>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,6 +100,7 @@ static REFUSED_SESSIONS: LimitedLog = LimitedLog::per_minute(6);
 static REFUSED_PER_ADDRESS: LimitedLog = LimitedLog::per_minute(6);
 static REFUSED_UNJOINED: LimitedLog = LimitedLog::per_minute(6);
 static REFUSED_UNJOINED_PER_ADDRESS: LimitedLog = LimitedLog::per_minute(6);
+static REFUSED_RATE: LimitedLog = LimitedLog::per_minute(6);
 
 impl Admission {
     /// Counts under `limits`, reported in `metrics`.
@@ -97,6 +108,7 @@ impl Admission {
         Arc::new(Admission {
             limits,
             counts: Mutex::default(),
+            rate: KeyedLimit::per_second(limits.connections_per_second),
             metrics,
         })
     }
@@ -105,6 +117,19 @@ impl Admission {
     /// The refusal is counted in `/metrics` and logged (rate-limited) here.
     pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Result<Ticket, Refusal> {
         let key = peer.map(address_key);
+        // The rate first, outside the lock: a client opening sessions in a loop is told to slow
+        // down whatever the counts are.
+        if let Some(Err(wait)) = key.map(|key| self.rate.check(&key)) {
+            self.metrics.handshakes_refused_rate.inc();
+            limited_warn!(
+                REFUSED_RATE,
+                "handshake refused from {}: over {} new sessions per second from it \
+                 (--connections-per-second-per-address)",
+                peer.map_or_else(String::new, |ip| ip.to_string()),
+                self.limits.connections_per_second
+            );
+            return Err(Refusal::ConnectionRate(wait));
+        }
         let mut counts = self.lock();
         let from_peer = key
             .and_then(|key| counts.per_address.get(&key).copied())
@@ -157,6 +182,8 @@ impl Admission {
                         self.limits.unjoined
                     );
                 }
+                // Answered above, before the counts.
+                Refusal::ConnectionRate(_) => {}
                 Refusal::UnjoinedPerAddress => {
                     self.metrics.handshakes_refused_unjoined_per_address.inc();
                     limited_warn!(
@@ -195,8 +222,9 @@ impl Admission {
     }
 }
 
-/// IPv4 (IPv4-mapped IPv6 too) as it is; IPv6 by its /64 prefix.
-fn address_key(ip: IpAddr) -> IpAddr {
+/// A client address as the per-address caps and limits count it: IPv4 (IPv4-mapped IPv6 too) as it
+/// is; IPv6 by its /64 prefix.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -273,6 +301,7 @@ mod tests {
             per_address,
             unjoined,
             unjoined_per_address: 0,
+            connections_per_second: 0,
         };
         Admission::new(limits, Arc::new(Metrics::default()))
     }
@@ -358,6 +387,7 @@ mod unjoined_per_address {
             per_address: 0,
             unjoined,
             unjoined_per_address,
+            connections_per_second: 0,
         };
         Admission::new(limits, Arc::new(Metrics::default()))
     }
@@ -436,5 +466,48 @@ mod unjoined_per_address {
         let _a = on.admit(None).unwrap();
         let _b = on.admit(None).unwrap();
         assert!(on.admit(ip("10.0.0.1")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod connection_rate {
+    use super::*;
+
+    #[test]
+    fn admission_refuses_new_sessions_past_the_rate_per_address_ipv6_per_64_prefix() {
+        let limits = Limits {
+            sessions: 100,
+            per_address: 0,
+            unjoined: 100,
+            unjoined_per_address: 0,
+            connections_per_second: 2,
+        };
+        let admission = Admission::new(limits, Arc::new(Metrics::default()));
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let _a = admission.admit(ip("10.0.0.1")).unwrap();
+        let _b = admission.admit(ip("::ffff:10.0.0.1")).unwrap();
+        let refusal = admission.admit(ip("10.0.0.1")).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::ConnectionRate(RetryAfter(1))),
+            "{refusal:?}"
+        );
+        assert!(admission.admit(ip("10.0.0.2")).is_ok(), "other addresses");
+        let _c = admission.admit(ip("2001:db8:0:1::1")).unwrap();
+        let _d = admission.admit(ip("2001:db8:0:1::2")).unwrap();
+        assert!(matches!(
+            admission.admit(ip("2001:db8:0:1:ffff::9")),
+            Err(Refusal::ConnectionRate(_))
+        ));
+        assert!(admission.admit(ip("2001:db8:0:2::1")).is_ok());
+        assert!(
+            admission.admit(None).is_ok(),
+            "an unknown address has no rate"
+        );
+        assert_eq!(admission.metrics.handshakes_refused_rate.get(), 2);
+        assert_eq!(
+            admission.metrics.engine_sessions.get(),
+            4,
+            "refusals hold no place"
+        );
     }
 }

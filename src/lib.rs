@@ -13,6 +13,7 @@
 //! - [`config`]: settings from environment variables and flags.
 //! - [`log_limit`]: rate-limited log lines for what clients can cause.
 //! - [`admission`]: the caps on Engine.IO sessions (in all, per client address, not joined).
+//! - [`rate_limit`]: per-client rate limits (publishes per address and key, new sessions per address).
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod notification;
 pub mod protocol;
+pub mod rate_limit;
 pub mod store;
 
 use std::io;
@@ -224,14 +226,34 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         per_address: config.max_sessions_per_address,
         unjoined: config.max_unjoined,
         unjoined_per_address: config.max_unjoined_per_address,
+        connections_per_second: config.security.connections_per_second_per_address,
     };
+    let security = &config.security;
+    let publishers = http::guard::Publishers::new(
+        &security.api_keys,
+        security.publish_per_second_per_address,
+        security.publish_per_second_per_key,
+    );
+    if publishers.keys_required() {
+        // How many, never which: the keys themselves are never logged.
+        info!(
+            "publishing requires one of {} API keys (HUB_API_KEYS)",
+            security.api_keys.len()
+        );
+    } else {
+        warn!(
+            "open mode: anyone who can reach this hub may publish (POST /notifications/notify); \
+             set HUB_API_KEYS (or --api-keys) to one or more comma-separated keys to require one"
+        );
+    }
     let state = web::Data::new(http::AppState {
         admission: admission::Admission::new(limits, metrics.clone()),
         parts,
         bridge,
         registry,
         metrics,
-        cors_origins: config.cors_origins.clone(),
+        origins: http::origin::OriginPolicy::new(&config.cors_origins),
+        publishers,
         max_notify_bytes: config.max_notify_bytes,
         request_body_timeout: config.request_body_timeout,
         client_dir: config.client_dir.clone(),

@@ -104,6 +104,20 @@ pub struct Metrics {
     pub handshakes_refused_unjoined: Counter,
     /// Handshakes refused: `--max-unjoined-per-address` reached for the client's address (429).
     pub handshakes_refused_unjoined_per_address: Counter,
+    /// Handshakes refused: `--connections-per-second-per-address` reached for the client's
+    /// address (429).
+    pub handshakes_refused_rate: Counter,
+    /// Requests refused with 403 for their `Origin` (neither the hub's own nor allowed): publishes
+    /// and Engine.IO requests.
+    pub origin_refused: Counter,
+    /// Publishes refused with 401: no API key or a wrong one.
+    pub publish_unauthorized: Counter,
+    /// Publishes refused with 415: not `application/json`.
+    pub publish_unsupported_media_type: Counter,
+    /// Publishes refused with 429: `--publish-per-second-per-address` reached for the client.
+    pub publish_rate_limited_per_address: Counter,
+    /// Publishes refused with 429: `--publish-per-second-per-key` reached for the API key.
+    pub publish_rate_limited_per_key: Counter,
     /// Bytes all WebSockets hold for unfinished frames and fragmented messages: the count of the
     /// `HUB_MAX_UNFINISHED_BYTES` budget itself (kept by `ws_read::UnfinishedBudget`).
     pub ws_unfinished_bytes: Gauge,
@@ -234,6 +248,36 @@ impl Metrics {
             self.handshakes_refused_unjoined_per_address.get(),
         );
         counter(
+            "hub_handshakes_refused_rate_total",
+            "Handshakes refused with 429: --connections-per-second-per-address reached for the client.",
+            self.handshakes_refused_rate.get(),
+        );
+        counter(
+            "hub_origin_refused_total",
+            "Publishes and Engine.IO requests refused with 403: Origin neither the hub's own nor in HUB_CORS_ORIGINS.",
+            self.origin_refused.get(),
+        );
+        counter(
+            "hub_publish_unauthorized_total",
+            "Publishes refused with 401: no API key, or a wrong one.",
+            self.publish_unauthorized.get(),
+        );
+        counter(
+            "hub_publish_unsupported_media_type_total",
+            "Publishes refused with 415: the body is not declared application/json.",
+            self.publish_unsupported_media_type.get(),
+        );
+        counter(
+            "hub_publish_rate_limited_per_address_total",
+            "Publishes refused with 429: --publish-per-second-per-address reached for the client.",
+            self.publish_rate_limited_per_address.get(),
+        );
+        counter(
+            "hub_publish_rate_limited_per_key_total",
+            "Publishes refused with 429: --publish-per-second-per-key reached for the API key.",
+            self.publish_rate_limited_per_key.get(),
+        );
+        counter(
             "hub_websocket_unfinished_refused_total",
             "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
             self.ws_unfinished_refused.get(),
@@ -283,6 +327,12 @@ mod tests {
         metrics.request_body_timeouts.add(25);
         metrics.log_epoch_changes.add(26);
         metrics.handshakes_refused_unjoined_per_address.add(27);
+        metrics.handshakes_refused_rate.add(28);
+        metrics.origin_refused.add(29);
+        metrics.publish_unauthorized.add(30);
+        metrics.publish_unsupported_media_type.add(31);
+        metrics.publish_rate_limited_per_address.add(32);
+        metrics.publish_rate_limited_per_key.add(33);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -308,9 +358,15 @@ mod tests {
             "hub_request_body_timeouts_total 25\n",
             "hub_log_epoch_changes_total 26\n",
             "hub_handshakes_refused_unjoined_per_address_total 27\n",
+            "# TYPE hub_handshakes_refused_rate_total counter\nhub_handshakes_refused_rate_total 28\n",
+            "# TYPE hub_origin_refused_total counter\nhub_origin_refused_total 29\n",
+            "# TYPE hub_publish_unauthorized_total counter\nhub_publish_unauthorized_total 30\n",
+            "hub_publish_unsupported_media_type_total 31\n",
+            "hub_publish_rate_limited_per_address_total 32\n",
+            "hub_publish_rate_limited_per_key_total 33\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 23);
+        assert_eq!(text.matches("# HELP ").count(), 29);
     }
 }

@@ -173,7 +173,12 @@ async fn handover_while_publishing_is_gapless_and_duplicate_free() {
         let mut offsets = Vec::new();
         for n in 0..200 {
             let body = json!({ "title": format!("live {n}") }).to_string();
-            let mut res = awc::Client::new().post(&url).send_body(body).await.unwrap();
+            let mut res = awc::Client::new()
+                .post(&url)
+                .insert_header(("content-type", "application/json"))
+                .send_body(body)
+                .await
+                .unwrap();
             let answer: serde_json::Value = res.json().await.unwrap();
             offsets.push(answer["offset"].as_str().unwrap().to_owned());
         }

@@ -57,6 +57,7 @@ async fn two_instances_deliver_every_notification_to_every_client_once_in_one_or
                 let body = json!({ "title": format!("{name}{n}") }).to_string();
                 let mut res = awc::Client::new()
                     .post(&hub_url)
+                    .insert_header(("content-type", "application/json"))
                     .send_body(body)
                     .await
                     .unwrap();

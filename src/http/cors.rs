@@ -4,7 +4,9 @@
 //! allowed origin O, credentials:  Access-Control-Allow-Origin: O, -Allow-Credentials: true, Vary: Origin
 //! "*" configured:                 Access-Control-Allow-Origin: *   (no credentials: browsers refuse both)
 //! OPTIONS preflight:              204, -Allow-Methods GET,HEAD,PUT,PATCH,POST,DELETE, -Allow-Headers echoed
-//! other origins:                  no CORS headers (the browser blocks the response)
+//! every answer to an allowed one: Access-Control-Expose-Headers: Retry-After, WWW-Authenticate, …
+//! other origins:                  no CORS headers (the browser blocks the response); a publish or
+//!                                 an Engine.IO request from one is refused with 403 (http/origin.rs)
 //! ```
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -21,21 +23,17 @@ pub async fn cors(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let allowed = req.headers().get(header::ORIGIN).cloned().filter(|origin| {
-        let origins = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.cors_origins.as_slice())
-            .unwrap_or(&[]);
-        origins
-            .iter()
-            .any(|o| o == "*" || origin.as_bytes() == o.as_bytes())
-    });
+    // The same list the Origin checks of publishes and Engine.IO requests admit (http/origin.rs).
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let allowed = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|origin| state.as_ref().is_some_and(|s| s.origins.listed(origin)))
+        .cloned();
     let Some(origin) = allowed else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let any = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.cors_origins.iter().any(|o| o == "*"));
+    let any = state.is_some_and(|s| s.origins.any());
     if req.method() == Method::OPTIONS
         && req
             .headers()
@@ -58,7 +56,15 @@ pub async fn cors(
     Ok(response.map_into_left_body())
 }
 
+/// The answer headers a page on an allowed origin may read besides the CORS-safelisted ones: when
+/// to retry a 429/503, the challenge of a 401, and whether a 201 repeats a first answer.
+const EXPOSED: &str = "Retry-After, WWW-Authenticate, Idempotent-Replayed";
+
 fn allow(headers: &mut HeaderMap, origin: HeaderValue, any: bool) {
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED),
+    );
     if any {
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,

@@ -3,7 +3,7 @@
 //! Engine.IO errors follow Node's answers byte for byte (reference §1.1): `400 {"code":N,"message":"…"}`.
 //! API errors are `{"error":"…"}` with the status saying whose fault it is.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
@@ -29,6 +29,10 @@ pub enum EioError {
     /// `EIO` is not `4`.
     #[error("Unsupported protocol version")]
     UnsupportedProtocolVersion,
+    /// An `Origin` neither the hub's own nor in `HUB_CORS_ORIGINS` (`crate::http::origin`): 403,
+    /// Node's answer when its `allowRequest` refuses.
+    #[error("Forbidden")]
+    Forbidden,
 }
 
 impl EioError {
@@ -39,6 +43,7 @@ impl EioError {
             EioError::SessionIdUnknown => 1,
             EioError::BadHandshakeMethod => 2,
             EioError::BadRequest => 3,
+            EioError::Forbidden => 4,
             EioError::UnsupportedProtocolVersion => 5,
         }
     }
@@ -46,11 +51,15 @@ impl EioError {
 
 impl ResponseError for EioError {
     fn status_code(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
+        match self {
+            EioError::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::BadRequest().json(json!({ "code": self.code(), "message": self.to_string() }))
+        HttpResponse::build(self.status_code())
+            .json(json!({ "code": self.code(), "message": self.to_string() }))
     }
 }
 
@@ -66,22 +75,32 @@ pub struct HandshakeRefused(pub Refusal);
 
 /// Seconds a refused handshake is told to wait (`Retry-After`): the official client's backoff starts
 /// at 1 s and grows to 5 s.
-const RETRY_AFTER_SECS: u32 = 5;
+const RETRY_AFTER_SECS: u64 = 5;
 
 impl ResponseError for HandshakeRefused {
     fn status_code(&self) -> StatusCode {
         match self.0 {
-            Refusal::PerAddress | Refusal::UnjoinedPerAddress => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::PerAddress | Refusal::UnjoinedPerAddress | Refusal::ConnectionRate(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Refusal::Sessions | Refusal::Unjoined => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let retry_after = match self.0 {
+            // When the address's next token is back.
+            Refusal::ConnectionRate(wait) => wait.0,
+            _ => RETRY_AFTER_SECS,
+        };
         HttpResponse::build(self.status_code())
-            .insert_header(("retry-after", RETRY_AFTER_SECS.to_string()))
+            .insert_header(("retry-after", retry_after.to_string()))
             .json(json!({ "code": 4, "message": self.0.to_string() }))
     }
 }
+
+/// The challenge of a 401 (RFC 6750 §3).
+const BEARER_CHALLENGE: &str = "Bearer realm=\"realtime-hub\"";
 
 /// An API request refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +133,30 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound,
+    /// API keys are configured and the request has none or a wrong one: 401 with
+    /// `WWW-Authenticate: Bearer` (RFC 6750 §3: `error="invalid_token"` only when one was given).
+    #[error(
+        "{}: send Authorization: Bearer <key> or X-API-Key: <key>",
+        if *invalid { "invalid API key" } else { "an API key is required" }
+    )]
+    Unauthorized {
+        /// A key was given, and it is not one of them.
+        invalid: bool,
+    },
+    /// The request's `Origin` is neither the hub's own nor in `HUB_CORS_ORIGINS`: 403.
+    #[error("cross-origin request refused: Origin is neither this hub nor in HUB_CORS_ORIGINS")]
+    ForeignOrigin,
+    /// The body is not declared `application/json`: 415.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// Over a publish rate limit (`per`: "client address" or "API key"): 429 with `Retry-After`.
+    #[error("too many publishes for this {per}: retry after {retry_after} s")]
+    TooManyPublishes {
+        /// Whole seconds until a publish may succeed (at least 1).
+        retry_after: u64,
+        /// What the limit counts.
+        per: &'static str,
+    },
     /// A polling request refused as Node refuses it: 400 with an empty body.
     #[error("")]
     EmptyBadRequest,
@@ -138,6 +181,10 @@ impl ResponseError for ApiError {
                 StatusCode::REQUEST_TIMEOUT
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::ForeignOrigin => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyPublishes { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -146,6 +193,21 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body is not worth waiting for: the connection closes after the answer.
             answer.force_close();
+        }
+        match self {
+            ApiError::Unauthorized { invalid: false } => {
+                answer.insert_header((header::WWW_AUTHENTICATE, BEARER_CHALLENGE));
+            }
+            ApiError::Unauthorized { invalid: true } => {
+                answer.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("{BEARER_CHALLENGE}, error=\"invalid_token\""),
+                ));
+            }
+            ApiError::TooManyPublishes { retry_after, .. } => {
+                answer.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            _ => {}
         }
         match self {
             ApiError::EmptyBadRequest

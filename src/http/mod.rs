@@ -12,7 +12,9 @@
 
 pub mod cors;
 pub mod error;
+pub mod guard;
 pub mod notify;
+pub mod origin;
 pub mod socketio;
 
 use std::net::SocketAddr;
@@ -51,8 +53,10 @@ pub struct AppState {
     pub registry: Addr<Registry<Session>>,
     /// Every counter, for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Origins allowed cross-site (`*` for any).
-    pub cors_origins: Vec<String>,
+    /// Origins allowed besides the hub's own (`HUB_CORS_ORIGINS`): CORS and the Origin checks.
+    pub origins: origin::OriginPolicy,
+    /// The API keys and publish rate limits ([`guard::Publisher`]).
+    pub publishers: guard::Publishers,
     /// Largest notify body.
     pub max_notify_bytes: usize,
     /// Time a request has to deliver its whole body (`HUB_REQUEST_BODY_TIMEOUT_MS`).

@@ -7,12 +7,16 @@
 //! body not received within HUB_REQUEST_BODY_TIMEOUT_MS ─► 408 {"error":"request body not received within … ms"}
 //! ```
 //! A key already appended answers 201 with the first `{id, offset}` and `Idempotent-Replayed: true`.
+//! Before any of that, the [`Publisher`] guard (`http/guard.rs`): a foreign `Origin` ─► 403, no or a
+//! wrong API key when keys are set ─► 401, over a publish rate ─► 429 with `Retry-After`; then a
+//! body not declared `application/json` ─► 415 (the body is not read for any of them).
 //! Every error answer but "outcome unknown" means nothing was published (the statuses and texts are
 //! decided in `http/error.rs`).
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use super::error::ApiError;
+use super::guard::{require_json, Publisher};
 use super::{read_body, AppState, BodyError};
 use crate::notification::{self, IdempotencyKey, NotifyRequest, ValidationError};
 
@@ -23,10 +27,12 @@ pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The handler.
 pub async fn notify(
+    _publisher: Publisher,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    require_json(req.headers(), &state.metrics)?;
     let limit = state.max_notify_bytes;
     let too_large = ApiError::PayloadTooLarge { limit };
     let declared = req

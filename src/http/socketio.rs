@@ -8,7 +8,8 @@
 //! GET  ?EIO=4&transport=websocket          WebSocket session: 101, then 0{…,"upgrades":[],…}
 //! GET  ?EIO=4&transport=websocket&sid=S    upgrade of polling session S: 101, then 2probe/3probe, 5
 //! anything refused                          400 {"code":N,"message":"…"} (or Node's empty 400 / 413)
-//! a handshake past a session cap            503 / 429 {"code":4,"message":"Too many …"} (crate::admission)
+//! any request with a foreign Origin         403 {"code":4,"message":"Forbidden"} (http/origin.rs)
+//! a handshake past a session cap or rate    503 / 429 {"code":4,"message":"Too many …"} (crate::admission)
 //! GET  /socket.io/socket.io.min.js         the official client, from the local npm copy
 //! ```
 //!
@@ -42,7 +43,12 @@ use crate::actors::session::{
 use crate::actors::ws_conn::{WsConn, WsConnId};
 use crate::admission::Ticket;
 use crate::app::Handshake;
+use crate::limited_warn;
+use crate::log_limit::LimitedLog;
 use crate::protocol::ids::EioSid;
+
+/// A foreign Origin on the Engine.IO endpoint: a page can cause it repeatedly, so rate-limited.
+static REFUSED_ORIGIN: LimitedLog = LimitedLog::per_minute(6);
 
 /// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
 const CLIENT_FILES: [&str; 6] = [
@@ -63,8 +69,16 @@ struct EioQuery {
 }
 
 /// Node's checks common to every Engine.IO request, in Node's order (`BaseServer.verify`): the
-/// query, the transport, the Origin header. Gives whether it is a WebSocket request, and its sid.
-fn verify(query: &str, headers: &HeaderMap) -> Result<(bool, Option<String>), EioError> {
+/// query, the transport, the Origin header (its bytes, then whether it may use the hub: see
+/// `http/origin.rs`; every request is checked, handshakes and the polls and upgrades of a session,
+/// so a session never serves a foreign page, even one that learnt its sid). Gives whether it is a
+/// WebSocket request, and its sid.
+fn verify(
+    state: &AppState,
+    query: &str,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(bool, Option<String>), EioError> {
     let query = web::Query::<EioQuery>::from_query(query).map_err(|_| EioError::BadRequest)?;
     let websocket = match query.transport.as_deref() {
         Some("polling") => false,
@@ -78,6 +92,17 @@ fn verify(query: &str, headers: &HeaderMap) -> Result<(bool, Option<String>), Ei
             .any(|&b| b != b'\t' && !(0x20..=0x7e).contains(&b) && b < 0x80)
         {
             return Err(EioError::BadRequest);
+        }
+        if !state.origins.admits(headers) {
+            state.metrics.origin_refused.inc();
+            limited_warn!(
+                REFUSED_ORIGIN,
+                "Engine.IO request from {} refused (403): Origin {:?} is neither this hub nor in \
+                 HUB_CORS_ORIGINS",
+                peer.map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string()),
+                String::from_utf8_lossy(origin.as_bytes())
+            );
+            return Err(EioError::Forbidden);
         }
     }
     Ok((websocket, query.into_inner().sid))
@@ -104,7 +129,7 @@ pub async fn endpoint(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (websocket, sid) = verify(req.query_string(), req.headers())?;
+    let (websocket, sid) = verify(&state, req.query_string(), req.headers(), req.peer_addr())?;
     if let Some(sid) = sid {
         let session = lookup(&state, sid).await?;
         return match (websocket, req.method()) {
@@ -251,7 +276,7 @@ async fn accept_websocket(
         return Err(super::error::ApiError::NotFound.into());
     }
     let query = req.uri().query().unwrap_or("");
-    let (websocket, sid) = verify(query, req.headers())?;
+    let (websocket, sid) = verify(state, query, req.headers(), remote_addr)?;
     if let Some(sid) = sid {
         let session = lookup(state, sid).await?;
         if !websocket || req.method() != Method::GET {
