@@ -170,8 +170,15 @@ async fn cross_site_posts_are_refused_in_open_mode_and_nothing_is_appended() {
 }
 
 #[actix_web::test]
-async fn json_from_the_hubs_own_origin_an_allowed_one_or_no_origin_is_published() {
+async fn json_is_published_from_the_hubs_own_origin_an_allowed_one_or_none_and_no_other() {
     let hub = start_hub(restricted());
+    let refused = notify(
+        &hub,
+        &[JSON, "origin: http://good.example.evil.example"],
+        BODY,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.json);
     let own = format!("origin: http://{}", hub.addr);
     let own_https = format!("origin: https://{}", hub.addr);
     for headers in [
@@ -202,6 +209,12 @@ async fn json_from_the_hubs_own_origin_an_allowed_one_or_no_origin_is_published(
     assert_eq!(
         notify(&null, &[JSON, "origin: null"], BODY).await.status,
         201
+    );
+    assert_eq!(
+        notify(&null, &[JSON, "origin: http://evil.example"], BODY)
+            .await
+            .status,
+        403
     );
 }
 
