@@ -37,6 +37,8 @@ test("docker-compose.yml: Redis with AOF and a healthcheck on 6380, two hub inst
     // Behind nginx every client has nginx's address: the hub's per-address cap is off, nginx's on.
     assert.equal(hub.environment.HUB_MAX_SESSIONS_PER_ADDRESS, "0");
     assert.equal(hub.environment.HUB_MAX_UNJOINED_PER_ADDRESS, "0");
+    assert.equal(hub.environment.HUB_CONNECTIONS_PER_SECOND_PER_ADDRESS, "0");
+    assert.equal(hub.environment.HUB_PUBLISH_PER_SECOND_PER_ADDRESS, "0");
   }
 
   assert.match(nginx.image, /^nginx/);
@@ -102,6 +104,17 @@ test("through nginx with the compose load-balancer config, clients on both insta
 
     const offsets = [];
     for (const target of [lb.url, a.url, b.url, lb.url]) offsets.push((await notify(target, { title: target })).offset);
+    // The page's own origin through the proxy (nginx passes the Host with its port): accepted.
+    const own = await fetch(`${lb.url}/notifications/notify`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: lb.url },
+      body: JSON.stringify({ title: "from the page" }),
+    });
+    assert.equal(own.status, 201, await own.clone().text());
+    offsets.push((await own.json()).offset);
+    const handshake = await fetch(`${lb.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: lb.url } });
+    assert.equal(handshake.status, 200, "the page's own origin opens a session through the proxy");
+    await handshake.arrayBuffer();
     for (const client of clients) {
       await waitFor(() => client.received.length === offsets.length, "every notification arrives");
     }
