@@ -56,6 +56,8 @@ use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+/// The access log line: actix's default (`%a "%r" %s %b …`) with the method and path only.
+const ACCESS_LOG: &str = r#"%a "%{method}xi %U" %s %b "%{Referer}i" "%{User-Agent}i" %T"#;
 /// How long a shutdown waits for sessions to close and their records to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -326,7 +328,13 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(http::cors::cors))
                 // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
-                .wrap(middleware::Logger::default().exclude_regex(&quiet_path))
+                // actix's default line, with the path for the request line: a query string is
+                // never logged (a client that put a credential in a URL would have it logged).
+                .wrap(
+                    middleware::Logger::new(ACCESS_LOG)
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .exclude_regex(&quiet_path),
+                )
                 .configure(|cfg| http::configure(cfg, public_dir.clone(), &path));
             let upgrades = state.clone();
             HttpService::build()
