@@ -115,6 +115,11 @@ pub struct Metrics {
     /// Times the read loop found the log's epoch changed (the log was deleted, flushed or replaced;
     /// every client was disconnected and starts a fresh session).
     pub log_epoch_changes: Counter,
+    /// Client events refused for `HUB_SOCKET_EVENTS_PER_SECOND` (acked `{"error":"rate limited"}`
+    /// when the client asked for an ack, dropped otherwise).
+    pub socket_events_rate_limited: Counter,
+    /// Connections disconnected for sending past the rate limit beyond `HUB_SOCKET_ABUSE_LIMIT`.
+    pub socket_abuse_disconnects: Counter,
 }
 
 impl Metrics {
@@ -248,6 +253,16 @@ impl Metrics {
             "Times the log was found replaced (deleted, flushed, restarted empty); clients were disconnected.",
             self.log_epoch_changes.get(),
         );
+        counter(
+            "hub_socket_events_rate_limited_total",
+            "Client events refused for HUB_SOCKET_EVENTS_PER_SECOND (acked rate limited, or dropped).",
+            self.socket_events_rate_limited.get(),
+        );
+        counter(
+            "hub_socket_abuse_disconnects_total",
+            "Connections disconnected for events past the rate limit beyond HUB_SOCKET_ABUSE_LIMIT.",
+            self.socket_abuse_disconnects.get(),
+        );
         out
     }
 }
@@ -283,6 +298,8 @@ mod tests {
         metrics.request_body_timeouts.add(25);
         metrics.log_epoch_changes.add(26);
         metrics.handshakes_refused_unjoined_per_address.add(27);
+        metrics.socket_events_rate_limited.add(28);
+        metrics.socket_abuse_disconnects.add(29);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -308,9 +325,11 @@ mod tests {
             "hub_request_body_timeouts_total 25\n",
             "hub_log_epoch_changes_total 26\n",
             "hub_handshakes_refused_unjoined_per_address_total 27\n",
+            "# TYPE hub_socket_events_rate_limited_total counter\nhub_socket_events_rate_limited_total 28\n",
+            "# TYPE hub_socket_abuse_disconnects_total counter\nhub_socket_abuse_disconnects_total 29\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 23);
+        assert_eq!(text.matches("# HELP ").count(), 25);
     }
 }

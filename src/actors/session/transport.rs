@@ -229,7 +229,7 @@ impl Session {
 }
 
 /// A polling payload: packets joined by the record separator; binary messages as `b<base64>`.
-fn encode_payload(frames: Vec<Out>) -> String {
+pub(super) fn encode_payload(frames: Vec<Out>) -> String {
     let mut payload = String::new();
     for (i, frame) in frames.into_iter().enumerate() {
         if i > 0 {
@@ -281,12 +281,12 @@ impl Handler<Poll> for Session {
         if self.pong_overdue() {
             self.close(ctx, SessionError::PingTimeout);
         }
-        if self.lingering {
-            // The GET that was on its way when the client closed: its noop, then the session is gone.
-            self.lingering = false;
+        if let Some(answer) = self.lingering.take() {
+            // The GET that was on its way when the session closed: its noop (or DISCONNECTs), then
+            // the session is gone.
             self.parts.registry.do_send(Remove(self.eio_sid.clone()));
             ctx.stop();
-            return Ok(PollAnswer::Now("6".to_owned()));
+            return Ok(PollAnswer::Now(answer));
         }
         if self.closed.is_some() {
             return Err(PollRefused::Gone);
