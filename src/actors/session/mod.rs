@@ -341,10 +341,8 @@ impl Session {
         }
         // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
-        // it first), then the session is gone. So does the GET of a client disconnected by the
-        // server: it gets the DISCONNECT packets and the close.
-        let awaited_get = self.transport.is_polling_without_get()
-            && (why == SessionError::TransportClosed || consequence.server_disconnect);
+        // it first), then the session is gone.
+        let without_get = self.transport.is_polling_without_get();
         // Node's `socket.disconnect(true)`: a DISCONNECT per namespace socket before the transport
         // closes, so the client knows the server ended it and does not reconnect.
         let mut farewell = Vec::new();
@@ -373,14 +371,28 @@ impl Session {
                 });
             }
         }
-        let last_answer = if farewell.is_empty() {
-            consequence.waiting_get.to_owned()
+        // Over polling the last answer is what was queued before the DISCONNECTs (the rate-limited
+        // acks that led to them, as a WebSocket client gets them), the DISCONNECTs, and the close.
+        // The answer one more GET still gets once the session is closed, if any.
+        let mut linger_with = (without_get && why == SessionError::TransportClosed).then(|| "6");
+        if !farewell.is_empty() && matches!(self.transport, Transport::Polling(_)) {
+            // Over polling the DISCONNECTs go after what was queued before them (the rate-limited
+            // acks that led to them, as a WebSocket client gets them), and the close packet in the
+            // next answer, as Node does: the official client handles a DISCONNECT a tick after it
+            // decodes it, so a close in the same payload would be seen first, as a transport close
+            // to reconnect from.
+            let mut frames = self.take_polling_queue();
+            frames.extend(farewell.iter().cloned());
+            let payload = transport::encode_payload(frames);
+            if without_get {
+                self.lingering = Some(payload);
+            } else {
+                self.release_poll(&payload);
+                linger_with = Some("1");
+            }
         } else {
-            let mut frames = farewell.clone();
-            frames.push(Out::Text(ByteString::from_static("1")));
-            transport::encode_payload(frames)
-        };
-        self.release_poll(&last_answer);
+            self.release_poll(consequence.waiting_get);
+        }
         if matches!(self.transport, Transport::WebSocket { .. }) {
             self.write_all(farewell);
         }
@@ -396,12 +408,10 @@ impl Session {
                 .addr
                 .do_send(WsClose(SessionError::NotTheTransport("its session ended")));
         }
-        if awaited_get {
-            self.lingering = Some(if consequence.server_disconnect {
-                last_answer
-            } else {
-                "6".to_owned()
-            });
+        if let Some(answer) = linger_with {
+            self.lingering = Some(answer.to_owned());
+        }
+        if self.lingering.is_some() {
             ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
             return;
         }

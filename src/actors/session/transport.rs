@@ -71,6 +71,18 @@ impl Transport {
     }
 }
 
+impl Session {
+    /// What the polling queue holds, taken out of it (and no longer counted as on its way): for a
+    /// last answer that ends with the close.
+    pub(super) fn take_polling_queue(&mut self) -> Vec<Out> {
+        let Transport::Polling(polling) = &mut self.transport else {
+            return Vec::new();
+        };
+        self.outbound.polled(mem::take(&mut polling.queued_bytes));
+        mem::take(&mut polling.queue)
+    }
+}
+
 /// Flush the polling queue at the end of the actor turn that wrote to it.
 #[derive(Message)]
 #[rtype(result = "()")]
