@@ -374,7 +374,7 @@ impl Session {
         // Over polling the last answer is what was queued before the DISCONNECTs (the rate-limited
         // acks that led to them, as a WebSocket client gets them), the DISCONNECTs, and the close.
         // The answer one more GET still gets once the session is closed, if any.
-        let mut linger_with = (without_get && why == SessionError::TransportClosed).then(|| "6");
+        let mut linger_with = (without_get && why == SessionError::TransportClosed).then_some("6");
         if !farewell.is_empty() && matches!(self.transport, Transport::Polling(_)) {
             // Over polling the DISCONNECTs go after what was queued before them (the rate-limited
             // acks that led to them, as a WebSocket client gets them), and the close packet in the
