@@ -46,7 +46,7 @@ use log::{info, warn};
 use actors::hub::{CountSessions, Hub};
 use actors::recovery::{Flush, Recovery};
 use actors::registry::{CloseEvery, Registry};
-use actors::session::{Session, SessionParts, SessionSettings};
+use actors::session::{EventRate, Session, SessionParts, SessionSettings};
 use actors::stream_bridge::StreamBridge;
 use actors::ws_read::UnfinishedBudget;
 use app::{HubApp, SharedApp};
@@ -214,6 +214,10 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
             config.unfinished_allowance_bytes,
             metrics.clone(),
         )),
+        event_rate: EventRate::new(
+            config.security.socket_events_per_second,
+            config.security.socket_abuse_limit,
+        ),
     });
     let parts = SessionParts {
         settings,

@@ -129,6 +129,11 @@ pub struct Metrics {
     /// Times the read loop found the log's epoch changed (the log was deleted, flushed or replaced;
     /// every client was disconnected and starts a fresh session).
     pub log_epoch_changes: Counter,
+    /// Client events refused for `HUB_SOCKET_EVENTS_PER_SECOND` (acked `{"error":"rate limited"}`
+    /// when the client asked for an ack, dropped otherwise).
+    pub socket_events_rate_limited: Counter,
+    /// Connections disconnected for sending past the rate limit beyond `HUB_SOCKET_ABUSE_LIMIT`.
+    pub socket_abuse_disconnects: Counter,
 }
 
 impl Metrics {
@@ -292,6 +297,16 @@ impl Metrics {
             "Times the log was found replaced (deleted, flushed, restarted empty); clients were disconnected.",
             self.log_epoch_changes.get(),
         );
+        counter(
+            "hub_socket_events_rate_limited_total",
+            "Client events refused for HUB_SOCKET_EVENTS_PER_SECOND (acked rate limited, or dropped).",
+            self.socket_events_rate_limited.get(),
+        );
+        counter(
+            "hub_socket_abuse_disconnects_total",
+            "Connections disconnected for events past the rate limit beyond HUB_SOCKET_ABUSE_LIMIT.",
+            self.socket_abuse_disconnects.get(),
+        );
         out
     }
 }
@@ -333,6 +348,8 @@ mod tests {
         metrics.publish_unsupported_media_type.add(31);
         metrics.publish_rate_limited_per_address.add(32);
         metrics.publish_rate_limited_per_key.add(33);
+        metrics.socket_events_rate_limited.add(34);
+        metrics.socket_abuse_disconnects.add(35);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -364,9 +381,11 @@ mod tests {
             "hub_publish_unsupported_media_type_total 31\n",
             "hub_publish_rate_limited_per_address_total 32\n",
             "hub_publish_rate_limited_per_key_total 33\n",
+            "# TYPE hub_socket_events_rate_limited_total counter\nhub_socket_events_rate_limited_total 34\n",
+            "# TYPE hub_socket_abuse_disconnects_total counter\nhub_socket_abuse_disconnects_total 35\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 29);
+        assert_eq!(text.matches("# HELP ").count(), 31);
     }
 }

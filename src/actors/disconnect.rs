@@ -19,7 +19,14 @@
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
 //! | LogReplaced | log replaced | 1012 (service restart) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
+//! | EventAbuse | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
 //! | NotTheTransport(..) | transport close | bare | - | - |
+//!
+//! Two endings are not recoverable (the session records are dropped, not kept): LogReplaced (the
+//! offsets mean nothing now) and EventAbuse (a server-side disconnect; Node does not keep such a
+//! session either). EventAbuse also sends each namespace socket a DISCONNECT packet first, as Node's
+//! `socket.disconnect(true)` does, so the official client reports "io server disconnect" and does
+//! not reconnect.
 //!
 //! `NotTheTransport` ends a WebSocket, not a session: an upgrade probe refused or timed out, a
 //! WebSocket whose session is gone (reference §1.6: Node closes those with a bare close frame).
@@ -50,6 +57,9 @@ pub enum DisconnectReason {
     LogReplaced,
     /// The client does not read: it was given up on (outgoing bound).
     SlowConsumer,
+    /// The server disconnected the sockets (Node's reason for `socket.disconnect()` on the server):
+    /// here, for sending events past the rate limit for too long.
+    ServerNamespaceDisconnect,
 }
 
 /// Why a session ends. The message is for the log (debug level: a client's fault or departure).
@@ -101,6 +111,11 @@ pub enum SessionError {
     /// A WebSocket that is not (or no longer) its session's transport; the text says which.
     #[error("websocket closed: {0}")]
     NotTheTransport(&'static str),
+    /// The client kept sending events past `HUB_SOCKET_EVENTS_PER_SECOND` until more than
+    /// `HUB_SOCKET_ABUSE_LIMIT` were refused: its sockets get a DISCONNECT packet (the client does
+    /// not reconnect) and its session records are dropped (it cannot resume either).
+    #[error("events past the rate limit beyond the abuse limit")]
+    EventAbuse,
 }
 
 /// What the polling request that ended a session is answered (Node's answers, reference §1.4).
@@ -128,6 +143,11 @@ pub struct Consequence {
     pub waiting_get: &'static str,
     /// The answer of the polling request that caused it, if a request did.
     pub request: RequestAnswer,
+    /// Whether the session records are kept for a resume (released) or dropped (forgotten).
+    pub recoverable: bool,
+    /// Whether each namespace socket is sent a DISCONNECT packet `41<nsp>` before the transport
+    /// closes (over polling: the waiting GET gets them, then the close packet).
+    pub server_disconnect: bool,
 }
 
 impl SessionError {
@@ -155,6 +175,7 @@ impl SessionError {
             SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
             SessionError::LogReplaced => (DisconnectReason::LogReplaced, Some(CloseCode::Restart)),
             SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
+            SessionError::EventAbuse => (DisconnectReason::ServerNamespaceDisconnect, None),
         };
         Consequence {
             reason,
@@ -169,6 +190,8 @@ impl SessionError {
                 SessionError::BodyTimeout => RequestAnswer::EmptyRequestTimeout,
                 _ => RequestAnswer::EmptyBadRequest,
             },
+            recoverable: !matches!(self, SessionError::LogReplaced | SessionError::EventAbuse),
+            server_disconnect: *self == SessionError::EventAbuse,
         }
     }
 }
@@ -238,6 +261,7 @@ mod tests {
         assert_eq!(code(SessionError::SlowConsumer), None);
         assert_eq!(code(SessionError::LogReplaced), Some(1012));
         assert_eq!(code(SessionError::NotTheTransport("probe")), None);
+        assert_eq!(code(SessionError::EventAbuse), None);
 
         let closed = SessionError::TransportClosed.consequence();
         assert_eq!(
@@ -265,5 +289,27 @@ mod tests {
                 RequestAnswer::EmptyRequestTimeout
             )
         );
+    }
+
+    #[test]
+    fn consequence_of_abuse_is_a_server_disconnect_that_cannot_be_resumed() {
+        let abuse = SessionError::EventAbuse.consequence();
+        assert_eq!(abuse.reason, DisconnectReason::ServerNamespaceDisconnect);
+        assert!(abuse.server_disconnect && !abuse.recoverable);
+        let replaced = SessionError::LogReplaced.consequence();
+        assert!(!replaced.server_disconnect && !replaced.recoverable);
+        for kept in [
+            SessionError::TransportClosed,
+            SessionError::PingTimeout,
+            SessionError::ShuttingDown,
+            SessionError::SlowConsumer,
+            SessionError::Parse("x".into()),
+        ] {
+            let consequence = kept.consequence();
+            assert!(
+                consequence.recoverable && !consequence.server_disconnect,
+                "{kept:?}"
+            );
+        }
     }
 }

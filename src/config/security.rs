@@ -52,8 +52,9 @@ pub struct Security {
     /// The `iss` connect tokens must carry, when set
     #[arg(long, env = "HUB_JWT_ISSUER", value_name = "ISSUER")]
     pub jwt_issuer: Option<String>,
-    /// Events per second each socket may send (`notify`); past it the event is acknowledged
-    /// {"error":"rate limited"}; 0: no limit
+    /// Events per second each connection may send, all its namespaces together (`notify`, any
+    /// event), with a burst of as many; past it the event is not handled and is acknowledged
+    /// {"error":"rate limited"} (dropped if it asked no ack); 0: no limit
     #[arg(
         long,
         env = "HUB_SOCKET_EVENTS_PER_SECOND",
@@ -61,8 +62,9 @@ pub struct Security {
         value_name = "N"
     )]
     pub socket_events_per_second: u32,
-    /// Rate-limited events a socket may accumulate (forgiven at the events rate) before it is
-    /// disconnected for abuse
+    /// Rate-limited events a connection may accumulate (forgiven at the events rate) before it is
+    /// disconnected for abuse: a DISCONNECT on each namespace (the client does not reconnect), and
+    /// its session cannot be resumed; 0: at the first rate-limited event
     #[arg(
         long,
         env = "HUB_SOCKET_ABUSE_LIMIT",

@@ -353,6 +353,14 @@ impl WsClient {
             .expect("send text");
     }
 
+    /// Sends a text frame; whether it was sent (false once the hub has closed the connection).
+    pub async fn try_send(&mut self, text: &str) -> bool {
+        let sent = self.framed.send(ws::Message::Text(text.to_owned().into()));
+        within(WAIT_TIMEOUT, "a text frame to be sent", sent)
+            .await
+            .is_ok()
+    }
+
     /// Sends a binary frame.
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         let sent = self.framed.send(ws::Message::Binary(bytes.into()));

@@ -3,8 +3,9 @@
 //!
 //! Owns: the transport ([`transport`]: a polling queue and its pending GET, or a WsConn, the upgrade
 //! probe), the heartbeat and connect timers, the sockets of every namespace joined ([`socket`]: their
-//! recovery state and the log id of the last broadcast written to them), and binary packets being
-//! reassembled ([`namespaces`]).
+//! recovery state and the log id of the last broadcast written to them), binary packets being
+//! reassembled ([`namespaces`]), and the connection's event budget ([`event_limit`]: one for the
+//! connection, whatever namespaces it joined).
 //! Receives: WsEvent (from its WsConn), Poll / PostBegin / PostBody / PollAbandoned (from the HTTP
 //! handlers), Deliver (from the Hub), Disconnect (from the Hub, the Registry, the HTTP handlers).
 //! Sends: Register/Unregister to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
@@ -22,6 +23,7 @@
 //!         ─► release the held frames, skipping ids at or before the offset; from then on live
 //! ```
 
+mod event_limit;
 mod namespaces;
 mod socket;
 mod transport;
@@ -36,6 +38,8 @@ use log::debug;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use self::event_limit::EventLimit;
+pub use self::event_limit::EventRate;
 use self::namespaces::PendingBinary;
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
@@ -123,6 +127,9 @@ pub struct SessionSettings {
     /// Bytes all WebSockets of the instance may hold for unfinished frames and messages
     /// (`HUB_MAX_UNFINISHED_BYTES`), shared by all of them.
     pub unfinished: Arc<UnfinishedBudget>,
+    /// The events each connection may send (`HUB_SOCKET_EVENTS_PER_SECOND`, `HUB_SOCKET_ABUSE_LIMIT`);
+    /// `None`: no limit.
+    pub event_rate: Option<EventRate>,
 }
 
 impl SessionSettings {
@@ -187,8 +194,11 @@ pub struct Session {
     overflowed: bool,
     /// Application replies still being worked out (bounded: a client cannot queue endless work).
     replies_in_flight: usize,
-    /// Closed by the client over polling with no GET pending: one late GET still gets its noop.
-    lingering: bool,
+    /// The client's event budget, one for the connection (all its namespaces); `None`: no limit.
+    events: Option<EventLimit>,
+    /// Closed over polling with no GET pending (by the client, or by the server with DISCONNECT
+    /// packets): what one late GET still gets (a noop, or the DISCONNECTs and the close).
+    lingering: Option<String>,
     /// Its place under the session caps: marked joined on the first namespace joined, given back
     /// when the actor is dropped.
     ticket: Ticket,
@@ -242,6 +252,7 @@ impl Session {
         ticket: Ticket,
     ) -> Session {
         let next_ping_at = Instant::now() + parts.settings.ping_interval;
+        let events = parts.settings.event_rate.as_ref().map(EventLimit::new);
         Session {
             eio_sid,
             parts,
@@ -263,7 +274,8 @@ impl Session {
             flush_scheduled: false,
             overflowed: false,
             replies_in_flight: 0,
-            lingering: false,
+            events,
+            lingering: None,
             ticket,
         }
     }
@@ -330,21 +342,26 @@ impl Session {
         // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
         // it first), then the session is gone.
-        let awaited_get =
-            self.transport.is_polling_without_get() && why == SessionError::TransportClosed;
-        self.release_poll(consequence.waiting_get);
+        let without_get = self.transport.is_polling_without_get();
+        // Node's `socket.disconnect(true)`: a DISCONNECT per namespace socket before the transport
+        // closes, so the client knows the server ended it and does not reconnect.
+        let mut farewell = Vec::new();
         for (nsp, socket) in self.sockets.take() {
+            if consequence.server_disconnect {
+                let packet = SioPacket::new(PacketKind::Disconnect, nsp.as_str(), None);
+                farewell.push(Out::Text(format!("4{}", socketio::encode(&packet)).into()));
+            }
             let left = socket.leave();
             self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
             self.outbound.received(left.held_bytes);
             // Release before Unregister: once the Hub has seen this session leave, its record is
             // already queued for saving, so a shutdown that waits for the Hub to empty can flush it.
-            // A session of a replaced log is not resumable (its offsets mean nothing now).
+            // A session of a replaced log, or one the server disconnected, is not resumable.
             if let Some(record) = left.record {
-                if why == SessionError::LogReplaced {
-                    self.parts.recovery.do_send(Forget(record.pid));
-                } else {
+                if consequence.recoverable {
                     self.parts.recovery.do_send(Release(record));
+                } else {
+                    self.parts.recovery.do_send(Forget(record.pid));
                 }
             }
             if left.registered {
@@ -353,6 +370,31 @@ impl Session {
                     nsp,
                 });
             }
+        }
+        // Over polling the last answer is what was queued before the DISCONNECTs (the rate-limited
+        // acks that led to them, as a WebSocket client gets them), the DISCONNECTs, and the close.
+        // The answer one more GET still gets once the session is closed, if any.
+        let mut linger_with = (without_get && why == SessionError::TransportClosed).then_some("6");
+        if !farewell.is_empty() && matches!(self.transport, Transport::Polling(_)) {
+            // Over polling the DISCONNECTs go after what was queued before them (the rate-limited
+            // acks that led to them, as a WebSocket client gets them), and the close packet in the
+            // next answer, as Node does: the official client handles a DISCONNECT a tick after it
+            // decodes it, so a close in the same payload would be seen first, as a transport close
+            // to reconnect from.
+            let mut frames = self.take_polling_queue();
+            frames.extend(farewell.iter().cloned());
+            let payload = transport::encode_payload(frames);
+            if without_get {
+                self.lingering = Some(payload);
+            } else {
+                self.release_poll(&payload);
+                linger_with = Some("1");
+            }
+        } else {
+            self.release_poll(consequence.waiting_get);
+        }
+        if matches!(self.transport, Transport::WebSocket { .. }) {
+            self.write_all(farewell);
         }
         if let Transport::WebSocket { addr, .. } = &self.transport {
             addr.do_send(WsClose(why.clone()));
@@ -366,8 +408,10 @@ impl Session {
                 .addr
                 .do_send(WsClose(SessionError::NotTheTransport("its session ended")));
         }
-        if awaited_get {
-            self.lingering = true;
+        if let Some(answer) = linger_with {
+            self.lingering = Some(answer.to_owned());
+        }
+        if self.lingering.is_some() {
             ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
             return;
         }

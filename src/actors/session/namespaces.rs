@@ -12,6 +12,7 @@ use actix_web::web::Bytes;
 use log::{debug, trace};
 use serde_json::{json, Value};
 
+use super::event_limit::Verdict;
 use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
@@ -32,6 +33,10 @@ const REPLAY_PAUSE: Duration = Duration::from_millis(5);
 const MAX_REPLIES_IN_FLIGHT: usize = 256;
 /// Replays cut between pages: logged at most a few times a minute.
 static REPLAY_INTERRUPTED: LimitedLog = LimitedLog::per_minute(6);
+/// Events refused for the rate limit: logged at most a few times a minute, whatever the clients do.
+static EVENTS_RATE_LIMITED: LimitedLog = LimitedLog::per_minute(6);
+/// Connections disconnected for abuse: likewise.
+static EVENT_ABUSE: LimitedLog = LimitedLog::per_minute(6);
 
 /// A binary packet whose attachments are still arriving (across frames or POSTs).
 pub(crate) struct PendingBinary {
@@ -122,6 +127,27 @@ impl Session {
         ack_id: Option<u64>,
         ctx: &mut Context<Self>,
     ) {
+        // Every client event passes the connection's budget first (whatever its name or namespace):
+        // a refused one costs an ack at most, and never reaches the application.
+        let verdict = match (&mut self.events, &self.parts.settings.event_rate) {
+            (Some(events), Some(rate)) => events.check(rate),
+            _ => Verdict::Pass,
+        };
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Refused => return self.rate_limited(&nsp, ack_id),
+            Verdict::Abuse => {
+                self.parts.metrics.socket_abuse_disconnects.inc();
+                limited_warn!(
+                    EVENT_ABUSE,
+                    "connection disconnected for abuse eio_sid={} addr={}: events past the rate \
+                     limit beyond the abuse limit",
+                    self.eio_sid,
+                    self.client_addr()
+                );
+                return self.close(ctx, SessionError::EventAbuse);
+            }
+        }
         if self.replies_in_flight >= MAX_REPLIES_IN_FLIGHT {
             let why = SessionError::Transport("too many events awaiting replies");
             return self.close(ctx, why);
@@ -147,6 +173,32 @@ impl Session {
                 act.emit(&nsp, ack, Some(id), PacketKind::Ack);
             }
         }));
+    }
+
+    /// An event past the rate limit: not handed to the application; its ack, if the client asked
+    /// for one, says why (as a refused `notify` says `{"error":"forbidden"}`).
+    fn rate_limited(&mut self, nsp: &str, ack_id: Option<u64>) {
+        self.parts.metrics.socket_events_rate_limited.inc();
+        limited_warn!(
+            EVENTS_RATE_LIMITED,
+            "event refused eio_sid={} nsp={nsp} addr={}: over the connection's rate limit",
+            self.eio_sid,
+            self.client_addr()
+        );
+        if let Some(id) = ack_id {
+            let answer = Payload {
+                data: vec![json!({ "error": "rate limited" })],
+                attachments: Vec::new(),
+            };
+            self.emit(nsp, answer, Some(id), PacketKind::Ack);
+        }
+    }
+
+    /// The client's address for a log line (`-` when unknown).
+    fn client_addr(&self) -> String {
+        self.handshake
+            .remote_addr
+            .map_or_else(|| "-".to_owned(), |addr| addr.ip().to_string())
     }
 
     fn on_client_ack(&mut self, nsp: &str, id: u64, answer: Payload) {

@@ -71,6 +71,18 @@ impl Transport {
     }
 }
 
+impl Session {
+    /// What the polling queue holds, taken out of it (and no longer counted as on its way): for a
+    /// last answer that ends with the close.
+    pub(super) fn take_polling_queue(&mut self) -> Vec<Out> {
+        let Transport::Polling(polling) = &mut self.transport else {
+            return Vec::new();
+        };
+        self.outbound.polled(mem::take(&mut polling.queued_bytes));
+        mem::take(&mut polling.queue)
+    }
+}
+
 /// Flush the polling queue at the end of the actor turn that wrote to it.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -229,7 +241,7 @@ impl Session {
 }
 
 /// A polling payload: packets joined by the record separator; binary messages as `b<base64>`.
-fn encode_payload(frames: Vec<Out>) -> String {
+pub(super) fn encode_payload(frames: Vec<Out>) -> String {
     let mut payload = String::new();
     for (i, frame) in frames.into_iter().enumerate() {
         if i > 0 {
@@ -281,12 +293,12 @@ impl Handler<Poll> for Session {
         if self.pong_overdue() {
             self.close(ctx, SessionError::PingTimeout);
         }
-        if self.lingering {
-            // The GET that was on its way when the client closed: its noop, then the session is gone.
-            self.lingering = false;
+        if let Some(answer) = self.lingering.take() {
+            // The GET that was on its way when the session closed: its noop (or DISCONNECTs), then
+            // the session is gone.
             self.parts.registry.do_send(Remove(self.eio_sid.clone()));
             ctx.stop();
-            return Ok(PollAnswer::Now("6".to_owned()));
+            return Ok(PollAnswer::Now(answer));
         }
         if self.closed.is_some() {
             return Err(PollRefused::Gone);
