@@ -56,8 +56,10 @@ use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
-/// The access log line: actix's default (`%a "%r" %s %b …`) with the method and path only.
-const ACCESS_LOG: &str = r#"%a "%{method}xi %U" %s %b "%{Referer}i" "%{User-Agent}i" %T"#;
+/// The access log line: actix's default (`%a "%r" %s %b …`) with the method and path only, and
+/// without `Referer`: a query string (a credential someone put in a URL) must not reach the log
+/// through either.
+const ACCESS_LOG: &str = r#"%a "%{method}xi %U" %s %b "%{User-Agent}i" %T"#;
 /// How long a shutdown waits for sessions to close and their records to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -243,7 +245,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
     if publishers.keys_required() {
         // How many, never which: the keys themselves are never logged.
         info!(
-            "publishing requires one of {} API keys (HUB_API_KEYS)",
+            "publishing requires an API key (HUB_API_KEYS: {} configured)",
             security.api_keys.len()
         );
     } else {

@@ -68,13 +68,25 @@ async fn api_keys_are_never_logged_and_open_mode_warns_once_at_start() {
     config.security.api_keys = vec![Secret::from("sekrit-k1"), Secret::from("sekrit-k2")];
     let hub = start_hub(config);
     assert_eq!(lines_containing("open mode"), 0, "keys are set");
-    assert_eq!(lines_containing("requires one of 2 API keys"), 1);
-    let cases: [(&str, &[&str], u16); 6] = [
+    assert_eq!(
+        lines_containing("requires an API key (HUB_API_KEYS: 2 configured)"),
+        1
+    );
+    let cases: [(&str, &[&str], u16); 7] = [
         ("", &[], 401),
         ("", &["authorization: Bearer sekrit-guess"], 401),
         ("?api_key=sekrit-k1", &[], 401),
         ("?api_key=sekrit-k1", &["x-api-key: sekrit-k2"], 201),
         ("", &["authorization: Bearer sekrit-k1"], 201),
+        // A browser sends the page's whole URL as Referer, query string included.
+        (
+            "",
+            &[
+                "x-api-key: sekrit-k2",
+                "referer: http://hub.example/?api_key=sekrit-k1",
+            ],
+            201,
+        ),
         (
             "",
             &["x-api-key: sekrit-k1", "origin: http://evil.example"],

@@ -16,7 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 mod parse;
 mod security;
 
-use parse::{at_least_one, endpoint_path, list, millis, namespaces, project_path};
+use parse::{at_least_one, endpoint_path, millis, namespaces, origins, project_path};
 pub use security::{Command, Secret, Security, TokenRequest};
 
 /// The whole configuration of one hub instance.
@@ -102,9 +102,10 @@ pub struct Config {
     #[arg(long, env = "HUB_NAMESPACES", default_value = "/", value_name = "LIST",
           value_parser = namespaces)]
     pub namespaces: ::std::vec::Vec<String>,
-    /// Comma-separated origins allowed cross-site, or `*` for any; none: same origin only
+    /// Comma-separated origins allowed cross-site (`scheme://host[:port]`), `*` for any, `null`
+    /// for sandboxed pages; none: same origin only
     #[arg(long, env = "HUB_CORS_ORIGINS", default_value = "", hide_default_value = true,
-          value_name = "LIST", value_parser = list)]
+          value_name = "LIST", value_parser = origins)]
     pub cors_origins: ::std::vec::Vec<String>,
     /// Connection state recovery, on or off
     // true/false and 1/0 are accepted too (hidden from the help), as the hand-written parser did.

@@ -59,3 +59,40 @@ pub(super) fn namespaces(value: &str) -> Result<Vec<String>, &'static str> {
     }
     Ok(namespaces)
 }
+
+/// The origins of `HUB_CORS_ORIGINS` as browsers send them in `Origin` (RFC 6454 §6.2):
+/// `scheme://host[:port]`, lowercase, without a default port (80 for http, 443 for https) or a
+/// trailing `/`; or `*`, or `null`. Anything else (a path, a query, user info, no scheme) is
+/// refused here: it could never match, and every request from that page would get 403.
+pub(super) fn origins(value: &str) -> Result<Vec<String>, String> {
+    let Ok(items) = list(value);
+    items.iter().map(|item| origin(item)).collect()
+}
+
+fn origin(item: &str) -> Result<String, String> {
+    if item == "*" || item == "null" {
+        return Ok(item.to_owned());
+    }
+    let refused = || {
+        format!("{item:?} is not an origin: expected scheme://host[:port] (e.g. https://app.example), * or null")
+    };
+    let lower = item.trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = lower.split_once("://").ok_or_else(refused)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if !scheme_ok || authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(refused());
+    }
+    let default_port = match scheme {
+        "http" => Some(":80"),
+        "https" => Some(":443"),
+        _ => None,
+    };
+    let authority = match default_port {
+        Some(port) => authority.strip_suffix(port).unwrap_or(authority),
+        None => authority,
+    };
+    Ok(format!("{scheme}://{authority}"))
+}

@@ -130,14 +130,20 @@ fn secret(value: &str) -> Result<Secret, &'static str> {
     Ok(Secret::from(value))
 }
 
-/// The non-empty items of a comma-separated list of secrets, trimmed.
+/// The non-empty items of a comma-separated list of secrets, trimmed, each once: a key listed twice
+/// would otherwise count as two keys (two rate buckets, and an index that names neither).
 fn secrets(value: &str) -> Result<Vec<Secret>, &'static str> {
-    Ok(value
+    let mut secrets: Vec<Secret> = Vec::new();
+    for item in value
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
-        .map(Secret::from)
-        .collect())
+    {
+        if !secrets.iter().any(|known| known.expose() == item) {
+            secrets.push(Secret::from(item));
+        }
+    }
+    Ok(secrets)
 }
 
 /// A lifetime such as `90s`, `15m`, `1h` or `7d`, at least a second.
@@ -167,6 +173,11 @@ mod tests {
         let shown = format!("{:?}", secrets(" k1 ,k2,").unwrap());
         assert!(!shown.contains("k1") && !shown.contains("k2"), "{shown}");
         assert_eq!(secrets(" k1 ,k2,").unwrap().len(), 2);
+        assert_eq!(
+            secrets("a,b,b,a,c").unwrap(),
+            ["a", "b", "c"].map(Secret::from),
+            "each key once, in order"
+        );
         assert_eq!(secret("s3cr3t").unwrap().expose(), "s3cr3t");
         assert!(secret("").is_err());
     }

@@ -376,3 +376,41 @@ fn help_lists_every_setting() {
         );
     }
 }
+
+#[test]
+fn cors_origins_are_kept_as_browsers_send_them_or_refused() {
+    let c = config(
+        &[],
+        &[
+            "--cors-origins",
+            "HTTPS://App.Example/, http://a.test:80, https://b.test:443, http://c.test:8080, *, null, capacitor://localhost",
+        ],
+    );
+    assert_eq!(
+        c.cors_origins,
+        [
+            "https://app.example",
+            "http://a.test",
+            "https://b.test",
+            "http://c.test:8080",
+            "*",
+            "null",
+            "capacitor://localhost"
+        ]
+    );
+    for refused in [
+        "app.example",
+        "https://app.example/path",
+        "https://user@app.example",
+        "https://app.example?x=1",
+        "https://",
+        "://app.example",
+        "1http://app.example",
+    ] {
+        assert_eq!(
+            rejected(&[], &["--cors-origins", refused]),
+            ErrorKind::ValueValidation,
+            "{refused}"
+        );
+    }
+}

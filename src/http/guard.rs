@@ -87,7 +87,8 @@ impl Publishers {
     ) -> Result<Publisher, ApiError> {
         let metrics: &Metrics = &state.metrics;
         let client = peer.map(|peer| address_key(peer.ip()));
-        let shown = || client.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+        // The peer as it connected (the bucket above is its /64 for IPv6, not an address).
+        let shown = || peer.map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string());
         if !state.origins.admits(headers) {
             metrics.origin_refused.inc();
             limited_warn!(
