@@ -1,7 +1,6 @@
 // Browser demo of the notification hub. Plain ES2020, no build step.
-// index.html loads the Socket.IO client first, then calls
-// NotificationHubApp.start() (or NotificationHubApp.fail(message) when the
-// client could not be loaded at all).
+// loader.js loads the Socket.IO client, then calls NotificationHubApp.start()
+// (or NotificationHubApp.fail(message) when the client could not be loaded).
 "use strict";
 
 (function () {
