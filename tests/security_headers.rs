@@ -157,3 +157,31 @@ async fn engine_io_long_polling_and_the_websocket_upgrade_work_with_the_headers(
         frames.push(ws.recv_text_answering_pings().await);
     }
 }
+
+#[actix_web::test]
+async fn a_refused_websocket_upgrade_carries_them_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = start_hub(test_config());
+    // Engine.IO v3 is not served: the upgrade is answered 400 outside the app's middleware.
+    let answer = within(WAIT_TIMEOUT, "the refused upgrade's answer", async {
+        let mut tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        let request = "GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\r\nhost: localhost\r\n\
+            connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\
+            sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await;
+    let (head, _) = answer.split_once("\r\n\r\n").expect("an answer head");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    let csp = assert_security_headers("refused upgrade", &headers);
+    assert_eq!(csp, "default-src 'none'; frame-ancestors 'none'");
+}

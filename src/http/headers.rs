@@ -9,9 +9,9 @@
 //! anything else:  Content-Security-Policy: default-src 'none'; frame-ancestors 'none'
 //! ```
 //!
-//! A header a handler set itself is kept. The WebSocket upgrade (101) leaves the HTTP dispatcher
-//! before any route (see `crate::http::socketio::websocket`), so it carries none of these: a
-//! browser applies none of them to a WebSocket anyway.
+//! A header a handler set itself is kept. A WebSocket upgrade leaves the HTTP dispatcher before
+//! any route (see `crate::http::socketio::websocket`): a refused one gets them there; the `101`
+//! carries none, as a browser applies none of them to a WebSocket.
 //!
 //! Why `no-referrer` rather than `strict-origin-when-cross-origin`: neither the hub nor the page
 //! reads `Referer`, and the page's one cross-site request (the CDN fallback of the client) then
