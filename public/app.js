@@ -1,7 +1,14 @@
 // Browser demo of the notification hub. Plain ES2020, no build step.
-// index.html loads the Socket.IO client first, then calls
-// NotificationHubApp.start() (or NotificationHubApp.fail(message) when the
-// client could not be loaded at all).
+// loader.js loads the Socket.IO client, then calls NotificationHubApp.start()
+// (or NotificationHubApp.fail(message) when the client could not be loaded).
+//
+// Two modes, as the hub is configured. Open (no HUB_JWT_SECRET): the page
+// connects without credentials and publishes with POST /notifications/notify.
+// Token: the hub answers a CONNECT without a valid token with the error
+// "unauthorized"; the page then asks for a token (a JWT), keeps it in
+// sessionStorage (this tab only; never in the URL, never in localStorage),
+// sends it as `auth.token` on every (re)connect, and publishes over its socket
+// (`notify` with an acknowledgement), where the hub knows who is publishing.
 "use strict";
 
 (function () {
@@ -10,6 +17,10 @@
   const TRANSPORTS = ["polling", "websocket"];
 
   const NOTIFY_URL = "/notifications/notify";
+  // sessionStorage key of the pasted token.
+  const TOKEN_KEY = "realtime-hub.token";
+  // How long a `notify` over the socket waits for the hub's acknowledgement.
+  const SOCKET_SEND_TIMEOUT_MS = 10000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -26,6 +37,13 @@
     sendStatus: $("send-status"),
     feed: $("feed"),
     feedEmpty: $("feed-empty"),
+    identityLine: $("identity-line"),
+    identity: $("identity"),
+    tokenForm: $("token-form"),
+    token: $("token"),
+    tokenHint: $("token-hint"),
+    tokenError: $("token-error"),
+    forgetToken: $("forget-token"),
   };
 
   let socket = null;
@@ -37,6 +55,112 @@
   let replayedSinceDisconnect = 0;
   let hasConnectedBefore = false;
   let droppedByUser = false;
+  // Set once the hub refused a CONNECT as "unauthorized": it requires a token.
+  let tokenRequired = false;
+  // The token the current (or last) CONNECT carried; "" for none.
+  let sentToken = "";
+
+  // ---- token -------------------------------------------------------------
+
+  // sessionStorage can be unavailable (storage disabled): the page then works
+  // as in open mode, and a pasted token lasts until the page is left.
+  let tokenInMemory = "";
+
+  function storedToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch (_) {
+      return tokenInMemory;
+    }
+  }
+
+  function storeToken(token) {
+    tokenInMemory = token;
+    try {
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+    } catch (_) {
+      // Kept in memory only (see above).
+    }
+  }
+
+  // Token mode: the hub asked for a token, or one was pasted in this tab.
+  function tokenMode() {
+    return tokenRequired || storedToken() !== "";
+  }
+
+  // The token's `sub`, for display only. This decodes the payload WITHOUT
+  // checking the signature: it is not a verification, and nothing here trusts
+  // it. The hub verified the token before it accepted the connection; the page
+  // merely shows whose token it sent. null when there is no readable `sub`.
+  function displayedSubject(token) {
+    try {
+      const part = token.split(".")[1];
+      const base64 = part.replace(/-/g, "+").replace(/_/g, "/");
+      const binary = window.atob(base64 + "===".slice((base64.length + 3) % 4));
+      const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+      const payload = JSON.parse(new TextDecoder().decode(bytes));
+      return typeof payload.sub === "string" && payload.sub ? payload.sub : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function showIdentity(token) {
+    const sub = token ? displayedSubject(token) : null;
+    els.identity.textContent = sub || "";
+    els.identityLine.hidden = !sub;
+  }
+
+  function showTokenForm(hint) {
+    els.tokenHint.textContent = hint;
+    els.tokenForm.hidden = false;
+  }
+
+  function hideTokenForm() {
+    els.tokenForm.hidden = true;
+    els.tokenError.textContent = "";
+  }
+
+  function updateForgetButton() {
+    els.forgetToken.hidden = storedToken() === "";
+  }
+
+  // A fresh connection with the current token (or none): the old one, if
+  // any, ends first, as it was made with another identity.
+  function reconnectWithCurrentToken() {
+    if (!socket) return;
+    droppedByUser = false;
+    socket.io.reconnection(true);
+    if (socket.connected || socket.active) socket.disconnect();
+    socket.connect();
+  }
+
+  function useToken(event) {
+    if (event) event.preventDefault();
+    const token = els.token.value.trim();
+    if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) {
+      els.tokenError.textContent =
+        "That is not a token: a JWT is three parts separated by dots (header.payload.signature).";
+      return;
+    }
+    // Out of the page's DOM as soon as it is stored.
+    els.token.value = "";
+    els.tokenError.textContent = "";
+    storeToken(token);
+    updateForgetButton();
+    logLine("Connecting with the token…");
+    reconnectWithCurrentToken();
+  }
+
+  function forgetToken() {
+    storeToken("");
+    els.token.value = "";
+    showIdentity("");
+    updateForgetButton();
+    logLine("Token forgotten.");
+    reconnectWithCurrentToken();
+  }
 
   // ---- status ------------------------------------------------------------
 
@@ -161,7 +285,15 @@
   }
 
   function connectSocket() {
-    socket = window.io({ transports: TRANSPORTS });
+    socket = window.io({
+      transports: TRANSPORTS,
+      // A function, so every (re)connect sends the token stored now, not the
+      // one there was when the page loaded.
+      auth: (send) => {
+        sentToken = storedToken();
+        send(sentToken ? { token: sentToken } : {});
+      },
+    });
     window.NotificationHubApp.socket = socket;
 
     socket.on("connect", () => {
@@ -171,6 +303,8 @@
       replayedSinceDisconnect = 0;
       droppedByUser = false;
       setOnline(true, socket.id);
+      hideTokenForm();
+      showIdentity(sentToken);
       if (!hasConnectedBefore) {
         logLine("Connected.", "ok");
       } else if (recovered) {
@@ -200,6 +334,22 @@
     socket.on("connect_error", (err) => {
       setOnline(false);
       const msg = err && err.message ? err.message : String(err);
+      if (msg === "unauthorized") {
+        // The hub requires a token and the CONNECT had none, or one it refused
+        // (expired, badly signed, another audience). The client does not retry
+        // a refused CONNECT; the page connects again once a token is pasted.
+        tokenRequired = true;
+        showIdentity("");
+        const refused = sentToken !== "";
+        showTokenForm(
+          refused
+            ? "The hub refused the token (expired or not valid here). Paste a new one."
+            : "This hub requires a token (a JWT). Paste yours to connect."
+        );
+        logLine(refused ? "Connection refused: the token was not accepted." :
+          "Connection refused: this hub requires a token.", "error");
+        return;
+      }
       logLine("Connection error: " + msg + "." +
         (willRetry() ? " Retrying…" : " Click Reconnect to try again."), "error");
     });
@@ -249,6 +399,40 @@
     els.sendStatus.textContent = "";
   }
 
+  function showSent(offset) {
+    els.sendError.textContent = "";
+    els.sendStatus.textContent = "Sent" + (typeof offset === "string" ? " (offset " + offset + ")" : "") + ".";
+    els.title.value = "";
+    els.message.value = "";
+    els.message.focus();
+  }
+
+  // What an acknowledged {"error"} means, for the person at the page.
+  const SOCKET_REFUSALS = {
+    forbidden: "this token does not allow publishing",
+    "rate limited": "too many notifications at once; wait a moment",
+  };
+
+  // Token mode: over the socket, as the identity the hub verified.
+  function sendOverSocket(payload) {
+    if (!socket || !socket.connected) {
+      showSendError("Send failed: not connected.");
+      return;
+    }
+    socket.timeout(SOCKET_SEND_TIMEOUT_MS).emit("notify", payload, (err, ack) => {
+      if (err) {
+        showSendError("Send failed: the hub did not answer within " + SOCKET_SEND_TIMEOUT_MS / 1000 + " s.");
+        return;
+      }
+      if (ack && typeof ack.error === "string") {
+        const why = SOCKET_REFUSALS[ack.error];
+        showSendError("Send refused: " + ack.error + (why ? " (" + why + ")." : "."));
+        return;
+      }
+      showSent(ack && ack.offset);
+    });
+  }
+
   async function send(event) {
     if (event) event.preventDefault();
     const title = els.title.value.trim();
@@ -257,6 +441,11 @@
     // Empty fields are omitted so the server's defaults apply.
     if (title) payload.title = title;
     if (body.trim()) payload.body = body;
+
+    if (tokenMode()) {
+      sendOverSocket(payload);
+      return;
+    }
 
     let response;
     try {
@@ -286,12 +475,7 @@
       return;
     }
 
-    els.sendError.textContent = "";
-    els.sendStatus.textContent =
-      "Sent" + (data && typeof data.offset === "string" ? " (offset " + data.offset + ")" : "") + ".";
-    els.title.value = "";
-    els.message.value = "";
-    els.message.focus();
+    showSent(data && data.offset);
   }
 
   // ---- wiring ------------------------------------------------------------
@@ -303,6 +487,9 @@
   });
   els.drop.addEventListener("click", dropConnection);
   els.reconnect.addEventListener("click", reconnect);
+  els.tokenForm.addEventListener("submit", useToken);
+  els.forgetToken.addEventListener("click", forgetToken);
+  updateForgetButton();
 
   let started = false;
 

@@ -341,6 +341,8 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
                         .custom_request_replace("method", |req| req.method().to_string())
                         .exclude_regex(&quiet_path),
                 )
+                // Outermost: CORS preflights and errors that escaped the routes get them too.
+                .wrap(middleware::from_fn(http::headers::security_headers))
                 .configure(|cfg| http::configure(cfg, public_dir.clone(), &path));
             let upgrades = state.clone();
             HttpService::build()
@@ -362,8 +364,11 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
                     http::socketio::websocket(upgrades.clone(), req, framed)
                 }))
                 .finish(map_config(
-                    app.into_factory()
-                        .map_err(|err: actix_web::Error| err.as_response_error().error_response()),
+                    app.into_factory().map_err(|err: actix_web::Error| {
+                        let mut answer = err.as_response_error().error_response();
+                        http::headers::add(answer.headers_mut());
+                        answer
+                    }),
                     // Its host and address only serve URL generation, which the hub does not use.
                     |_| AppConfig::default(),
                 ))

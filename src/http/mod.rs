@@ -9,10 +9,13 @@
 //! GET  /readyz                  the log backend is reachable and its read loop running
 //! GET  /metrics                 Prometheus text: every counter of `crate::metrics`
 //! ```
+//!
+//! Every answer carries the security headers of [`headers`].
 
 pub mod cors;
 pub mod error;
 pub mod guard;
+pub mod headers;
 pub mod notify;
 pub mod origin;
 pub mod socketio;

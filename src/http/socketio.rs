@@ -320,7 +320,9 @@ async fn accept_websocket(
 
 /// Writes the answer `refusal` gives, as actix-web would have, and closes the connection.
 async fn refuse(socket: &TcpStream, refusal: actix_web::Error) -> io::Result<()> {
-    let response = refusal.as_response_error().error_response();
+    let mut response = refusal.as_response_error().error_response();
+    // Outside the app's middleware, so added here, as on every other answer.
+    super::headers::add(response.headers_mut());
     let mut head = format!("HTTP/1.1 {}\r\n", response.status());
     for (name, value) in response.headers() {
         head.push_str(name.as_str());
