@@ -96,6 +96,11 @@ pub struct Metrics {
     /// Replays whose later page could not be read (trimmed meanwhile, backend down): the socket got
     /// a fresh session after the entries already written.
     pub replays_interrupted: Counter,
+    /// CONNECTs the application refused (`44<nsp>,{"message":…}`; with JWT: no valid token).
+    pub connects_refused: Counter,
+    /// Resumes presenting another user's session (the record's `sub` differs): a fresh session, the
+    /// record left to its owner.
+    pub resumes_not_owner: Counter,
     /// Handshakes refused: `--max-sessions` reached (503).
     pub handshakes_refused_sessions: Counter,
     /// Handshakes refused: `--max-sessions-per-address` reached for the client's address (429).
@@ -214,6 +219,16 @@ impl Metrics {
             self.replays_interrupted.get(),
         );
         counter(
+            "hub_connects_refused_total",
+            "CONNECTs refused by the application (with JWT: no valid token): 44 unauthorized.",
+            self.connects_refused.get(),
+        );
+        counter(
+            "hub_resumes_not_owner_total",
+            "Resumes of another user's session: a fresh session, the record left to its owner.",
+            self.resumes_not_owner.get(),
+        );
+        counter(
             "hub_handshakes_refused_max_sessions_total",
             "Handshakes refused with 503: --max-sessions reached.",
             self.handshakes_refused_sessions.get(),
@@ -283,6 +298,8 @@ mod tests {
         metrics.request_body_timeouts.add(25);
         metrics.log_epoch_changes.add(26);
         metrics.handshakes_refused_unjoined_per_address.add(27);
+        metrics.connects_refused.add(28);
+        metrics.resumes_not_owner.add(29);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -308,9 +325,11 @@ mod tests {
             "hub_request_body_timeouts_total 25\n",
             "hub_log_epoch_changes_total 26\n",
             "hub_handshakes_refused_unjoined_per_address_total 27\n",
+            "# TYPE hub_connects_refused_total counter\nhub_connects_refused_total 28\n",
+            "# TYPE hub_resumes_not_owner_total counter\nhub_resumes_not_owner_total 29\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 23);
+        assert_eq!(text.matches("# HELP ").count(), 25);
     }
 }

@@ -36,7 +36,7 @@ use log::debug;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use self::namespaces::PendingBinary;
+use self::namespaces::{ExpiryTimers, PendingBinary};
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
 use super::disconnect::{Disconnect, SessionError};
@@ -192,6 +192,8 @@ pub struct Session {
     /// Its place under the session caps: marked joined on the first namespace joined, given back
     /// when the actor is dropped.
     ticket: Ticket,
+    /// When each socket's token expires (JWT mode).
+    expiry_timers: ExpiryTimers,
 }
 
 /// How long a session closed by its polling client waits for the GET that may be on its way.
@@ -265,6 +267,7 @@ impl Session {
             replies_in_flight: 0,
             lingering: false,
             ticket,
+            expiry_timers: ExpiryTimers::default(),
         }
     }
 
