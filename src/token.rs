@@ -10,7 +10,7 @@
 //!       ─► Identity { sub, expires_at: exp, scope }
 //! ```
 //!
-//! No leeway: a token is valid until its `exp` second, and a live socket is closed at that second
+//! No leeway: a token is valid until its `exp` second starts, and a live socket is closed then
 //! (`Session`'s expiry timer), so admission and expiry agree. Issuers whose clocks drift should mint
 //! tokens that outlive the drift.
 
@@ -107,6 +107,9 @@ impl TokenVerifier {
         let validation = |alg: Algorithm| {
             let mut validation = Validation::new(alg);
             validation.leeway = 0;
+            // RFC 7519 §4.1.4: valid only *before* `exp`; the library's own check admits the `exp`
+            // second itself, when the live socket's timer has already closed it.
+            validation.reject_tokens_expiring_in_less_than = 1;
             validation.validate_nbf = true;
             validation.validate_aud = security.jwt_audience.is_some();
             let mut required = vec!["exp"];
