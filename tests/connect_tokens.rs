@@ -448,11 +448,11 @@ fn openssl_key(dir: &Path, name: &str, genpkey: &[&str]) -> (PathBuf, Vec<u8>) {
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
     let run = |args: &[&str]| {
-        let status = Command::new("openssl")
+        let out = Command::new("openssl")
             .args(args)
-            .status()
+            .output()
             .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
     };
     let mut args = vec!["genpkey"];
     args.extend_from_slice(genpkey);
@@ -549,6 +549,33 @@ async fn jwt_rs256_and_es256_public_keys_verify_as_well_as_hs256() {
     assert!(reply.starts_with("40{"), "{reply}");
 }
 
+/// Runs the hub binary with `args` and `env` (HUB_JWT_SECRET removed unless given), bounded: a
+/// binary that serves instead of exiting is killed and fails the test.
+fn run_hub_binary(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_realtime-hub"));
+    command
+        .args(args)
+        .env_remove("HUB_JWT_SECRET")
+        .env("PORT", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the hub binary starts");
+    let deadline = std::time::Instant::now() + WAIT_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("realtime-hub {args:?} did not exit within {WAIT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[actix_web::test]
 async fn jwt_key_files_that_cannot_be_used_stop_the_start() {
     let dir = temp_dir("bad-keys");
@@ -581,11 +608,7 @@ async fn jwt_key_files_that_cannot_be_used_stop_the_start() {
         let err = realtime_hub::start(&config).err().expect("refused");
         assert!(err.to_string().contains(says), "{file:?}: {err}");
         // The binary exits non-zero, saying why.
-        let out = Command::new(env!("CARGO_BIN_EXE_realtime-hub"))
-            .env("PORT", "0")
-            .env("HUB_JWT_PUBLIC_KEY_FILE", &file)
-            .output()
-            .unwrap();
+        let out = run_hub_binary(&[], &[("HUB_JWT_PUBLIC_KEY_FILE", file.as_os_str())]);
         assert_eq!(out.status.code(), Some(1), "{file:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(says),
@@ -596,16 +619,16 @@ async fn jwt_key_files_that_cannot_be_used_stop_the_start() {
 
 #[actix_web::test]
 async fn token_command_mints_what_the_hub_accepts_and_needs_a_secret() {
-    let bin = env!("CARGO_BIN_EXE_realtime-hub");
-    let out = Command::new(bin)
-        .args([
+    let out = run_hub_binary(
+        &[
             "token", "--sub", "alice", "--ttl", "90s", "--scope", "notify",
-        ])
-        .env("HUB_JWT_SECRET", SECRET)
-        .env("HUB_JWT_AUDIENCE", "hub")
-        .env("HUB_JWT_ISSUER", "dev")
-        .output()
-        .unwrap();
+        ],
+        &[
+            ("HUB_JWT_SECRET", SECRET.as_ref()),
+            ("HUB_JWT_AUDIENCE", "hub".as_ref()),
+            ("HUB_JWT_ISSUER", "dev".as_ref()),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let minted = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut config = jwt_config(test_config());
@@ -623,11 +646,7 @@ async fn token_command_mints_what_the_hub_accepts_and_needs_a_secret() {
     let ttl = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!((claims["sub"].as_str(), ttl), (Some("alice"), 90));
 
-    let out = Command::new(bin)
-        .args(["token", "--sub", "alice"])
-        .env_remove("HUB_JWT_SECRET")
-        .output()
-        .unwrap();
+    let out = run_hub_binary(&["token", "--sub", "alice"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HUB_JWT_SECRET"));
     assert!(out.stdout.is_empty());
