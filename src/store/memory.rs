@@ -197,9 +197,7 @@ impl MemoryLog {
     /// and its session is not live. `now` is a parameter so tests can put it exactly on a deadline.
     fn claim_session_at(&mut self, pid: &Pid, owner: Option<&str>, now: Instant) -> Claim {
         match self.sessions.get(pid.as_str()) {
-            Some(stored) if stored.expires > now && !stored.record.owned_by(owner) => {
-                Claim::NotOwner
-            }
+            Some(s) if s.expires > now && !s.record.owned_by(owner) => Claim::NotOwner,
             Some(stored) if stored.expires > now && stored.live => Claim::Live,
             Some(stored) if stored.expires > now => match self.sessions.remove(pid.as_str()) {
                 Some(stored) => Claim::Claimed(stored.record),
@@ -503,11 +501,8 @@ mod tests {
         let now = Instant::now();
         log.save_session_at(record("p1"), Duration::from_secs(60), now, true);
         assert_eq!(log.claim_session_at(&pid, None, now), Claim::Live);
-        assert_eq!(
-            log.claim_session_at(&pid, None, now),
-            Claim::Live,
-            "still there"
-        );
+        let again = log.claim_session_at(&pid, None, now);
+        assert_eq!(again, Claim::Live, "still there");
         log.save_session_at(record("p1"), Duration::from_secs(60), now, false);
         assert_eq!(log.claim_session_at(&pid, None, now), claimed("p1"));
         assert_eq!(
