@@ -25,7 +25,10 @@ use actix_web::web::Bytes;
 use serde_json::{json, Value};
 
 use crate::actors::stream_bridge::StreamBridge;
+use crate::log_limit::LimitedLog;
 use crate::notification::{self, IdempotencyKey, NotifyRequest};
+use crate::token::{self, TokenVerifier};
+use crate::{limited_info, limited_warn};
 
 /// The HTTP request that opened an Engine.IO session (Socket.IO's `socket.handshake`): what an
 /// application may check before admitting a socket.
@@ -88,8 +91,51 @@ pub struct ConnectRefusal {
     pub data: Option<Value>,
 }
 
-/// An admission decision that may take time (a token check, a lookup).
-pub type AdmitFuture = Pin<Box<dyn Future<Output = Result<(), ConnectRefusal>>>>;
+/// Who an admitted socket is, as the application established it at the CONNECT: kept by the socket
+/// for its whole life (compact: a session may live for hours), checked by a resume (its record
+/// carries `sub`), and handed to the application with every event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The user's id (the token's `sub`); `None`: anonymous (open mode, or a token without `sub`).
+    pub sub: Option<Box<str>>,
+    /// When the socket's credential expires (the token's `exp`), seconds since the Unix epoch: the
+    /// socket's transport is closed then, so the client reconnects with a fresh token. `None`: never.
+    pub expires_at: Option<u64>,
+    /// What the socket may do.
+    pub scope: Scope,
+}
+
+/// What a socket may do: the permissions of its token's `scope` claim (RFC 8693 §4.2, space-separated)
+/// that the hub knows, or what the mode grants everyone without tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope(u8);
+
+impl Scope {
+    /// Nothing.
+    pub const NONE: Scope = Scope(0);
+    /// `notify`: publish with the socket's `notify` event.
+    pub const NOTIFY: Scope = Scope(1);
+
+    /// The known permissions among a `scope` claim's space-separated names; others are ignored.
+    pub fn from_claim(claim: &str) -> Scope {
+        let mut scope = Scope::NONE;
+        for name in claim.split(' ') {
+            if name == "notify" {
+                scope.0 |= Scope::NOTIFY.0;
+            }
+        }
+        scope
+    }
+
+    /// Whether every permission of `wanted` is granted.
+    pub fn allows(self, wanted: Scope) -> bool {
+        self.0 & wanted.0 == wanted.0
+    }
+}
+
+/// An admission decision that may take time (a token check, a lookup): the socket's identity, or
+/// the refusal.
+pub type AdmitFuture = Pin<Box<dyn Future<Output = Result<Identity, ConnectRefusal>>>>;
 
 /// One event: `[name, …args]` as JSON (binary values as placeholders), and its attachments in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,14 +178,21 @@ pub trait Application: Send + Sync + 'static {
     fn namespaces(&self) -> &[String];
     /// Whether a socket may join `nsp`: asked with the session's handshake and the CONNECT's `auth`
     /// (`{}` when the client sent none) before the socket is registered or anything is replayed.
-    /// Admits everyone unless overridden.
+    /// Admits everyone (anonymous, no permissions, no expiry) unless overridden.
     fn authorize(&self, _nsp: &str, _handshake: &Handshake, _auth: &Value) -> AdmitFuture {
-        Box::pin(ready(Ok(())))
+        Box::pin(ready(Ok(Identity::default())))
     }
     /// A socket joined `nsp` with `auth` (`{}` when the client sent none).
     fn on_connect(&self, nsp: &str, auth: &Value) -> Vec<Payload>;
-    /// An event from a client. `wants_ack` says whether the client asked for an acknowledgement.
-    fn on_event(&self, nsp: &str, event: Payload, wants_ack: bool) -> ReplyFuture;
+    /// An event from a client whose socket was admitted as `identity`. `wants_ack` says whether the
+    /// client asked for an acknowledgement.
+    fn on_event(
+        &self,
+        nsp: &str,
+        identity: &Identity,
+        event: Payload,
+        wants_ack: bool,
+    ) -> ReplyFuture;
     /// A client's acknowledgement of an event emitted with [`Reply::ask`]: events to emit in return.
     fn on_ack(&self, _nsp: &str, _answer: Payload) -> Vec<Payload> {
         Vec::new()
@@ -150,12 +203,35 @@ pub trait Application: Send + Sync + 'static {
 pub struct HubApp {
     bridge: Addr<StreamBridge>,
     namespaces: Vec<String>,
+    /// With JWT configured: every CONNECT needs a valid token.
+    tokens: Option<Arc<TokenVerifier>>,
+    /// What a socket may do without tokens: everything in open mode; nothing with API keys set
+    /// (publishing then needs a key, so the socket `notify` is off).
+    tokenless: Scope,
 }
 
+/// Refused CONNECTs: their reasons, a few lines a minute however many arrive.
+static UNAUTHORIZED: LimitedLog = LimitedLog::per_minute(6);
+/// Refused `notify` events.
+static FORBIDDEN: LimitedLog = LimitedLog::per_minute(6);
+
 impl HubApp {
-    /// The hub's application, publishing through `bridge`, serving `namespaces`.
+    /// The hub's application, publishing through `bridge`, serving `namespaces`, in open mode.
     pub fn new(bridge: Addr<StreamBridge>, namespaces: Vec<String>) -> HubApp {
-        HubApp { bridge, namespaces }
+        HubApp {
+            bridge,
+            namespaces,
+            tokens: None,
+            tokenless: Scope::NOTIFY,
+        }
+    }
+
+    /// With `tokens`, every CONNECT needs a valid token (its `scope` says whether `notify` is
+    /// allowed); without, `notify` is allowed unless `api_keys` (publishing needs a key then).
+    pub fn with_security(mut self, tokens: Option<Arc<TokenVerifier>>, api_keys: bool) -> HubApp {
+        self.tokens = tokens;
+        self.tokenless = if api_keys { Scope::NONE } else { Scope::NOTIFY };
+        self
     }
 }
 
@@ -164,14 +240,49 @@ impl Application for HubApp {
         &self.namespaces
     }
 
+    /// Open or API-key mode: everyone, anonymous. JWT mode: a valid token (`auth.token`, else
+    /// `Authorization: Bearer` on the handshake), or `44<nsp>,{"message":"unauthorized"}` with no
+    /// detail (the reason goes to a rate-limited log line).
+    fn authorize(&self, nsp: &str, handshake: &Handshake, auth: &Value) -> AdmitFuture {
+        let Some(tokens) = &self.tokens else {
+            let identity = Identity {
+                scope: self.tokenless,
+                ..Identity::default()
+            };
+            return Box::pin(ready(Ok(identity)));
+        };
+        let verified = token::presented(auth, handshake.header("authorization"))
+            .and_then(|token| tokens.verify(token));
+        let decision = verified.map_err(|reason| {
+            let from = handshake.remote_addr.map(|addr| addr.ip().to_string());
+            limited_warn!(
+                UNAUTHORIZED,
+                "CONNECT refused nsp={nsp} from={}: {reason}",
+                from.as_deref().unwrap_or("-")
+            );
+            ConnectRefusal {
+                message: "unauthorized".to_owned(),
+                data: None,
+            }
+        });
+        Box::pin(ready(decision))
+    }
+
     fn on_connect(&self, _: &str, _: &Value) -> Vec<Payload> {
         Vec::new()
     }
 
     /// `socket.emit("notify", {title?, body?, idempotencyKey?}, ack)` publishes a notification on
     /// `/`, exactly as `POST /notifications/notify` does (`idempotencyKey` as its `Idempotency-Key`
-    /// header), and acknowledges `{"id","offset"}` or `{"error"}`.
-    fn on_event(&self, _: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
+    /// header), and acknowledges `{"id","offset"}` or `{"error"}`; `{"error":"forbidden"}` when the
+    /// socket may not publish (its identity's scope lacks `notify`), the connection kept.
+    fn on_event(
+        &self,
+        nsp: &str,
+        identity: &Identity,
+        event: Payload,
+        wants_ack: bool,
+    ) -> ReplyFuture {
         if event.data.first().and_then(Value::as_str) != Some("notify") {
             return Box::pin(ready(Reply::default()));
         }
@@ -182,6 +293,14 @@ impl Application for HubApp {
             }),
             ..Reply::default()
         };
+        if !identity.scope.allows(Scope::NOTIFY) {
+            limited_info!(
+                FORBIDDEN,
+                "notify refused nsp={nsp} sub={}: not in the socket's scope",
+                identity.sub.as_deref().unwrap_or("-")
+            );
+            return Box::pin(ready(ack(json!({ "error": "forbidden" }))));
+        }
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
         // The key is read apart: it is not part of the notification (`from_value` ignores it).
         let parsed = IdempotencyKey::from_payload(&body)
@@ -229,7 +348,7 @@ impl Application for SuiteApp {
         vec![Payload::event("auth", [auth.clone()])]
     }
 
-    fn on_event(&self, _: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
+    fn on_event(&self, _: &str, _: &Identity, event: Payload, wants_ack: bool) -> ReplyFuture {
         let mut reply = Reply::default();
         match event.data.first().and_then(Value::as_str) {
             Some("message") => {

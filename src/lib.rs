@@ -14,6 +14,7 @@
 //! - [`log_limit`]: rate-limited log lines for what clients can cause.
 //! - [`admission`]: the caps on Engine.IO sessions (in all, per client address, not joined).
 //! - [`rate_limit`]: per-client rate limits (publishes per address and key, new sessions per address).
+//! - [`token`]: connect tokens (JWT): who a socket is, checked at its CONNECT.
 
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod notification;
 pub mod protocol;
 pub mod rate_limit;
 pub mod store;
+pub mod token;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -125,11 +127,46 @@ impl Shutdown {
 
 /// Starts the notification hub: the actors and the HTTP server. Must run inside an actix `System`;
 /// the caller awaits (or spawns) `server`.
+/// A key file that cannot be used is an error (the binary exits with status 1).
 pub fn start(config: &Config) -> io::Result<RunningHub> {
     let namespaces = config.namespaces.clone();
+    let security = &config.security;
+    let tokens = token::TokenVerifier::from_settings(security)
+        .map_err(io::Error::other)?
+        .map(Arc::new);
+    log_connect_mode(config, tokens.as_deref());
+    let api_keys = !security.api_keys.is_empty();
     start_with(config, move |bridge| {
-        Arc::new(HubApp::new(bridge, namespaces))
+        Arc::new(HubApp::new(bridge, namespaces).with_security(tokens, api_keys))
     })
+}
+
+/// The start-up lines saying who may connect and who may publish with the socket `notify` (which
+/// algorithms and key sources, never a secret).
+fn log_connect_mode(config: &Config, tokens: Option<&token::TokenVerifier>) {
+    let security = &config.security;
+    match tokens {
+        Some(tokens) => {
+            info!(
+                "connect: JWT required ({}); socket notify: tokens with scope \"notify\"",
+                tokens.summary()
+            );
+            if security
+                .jwt_secret
+                .as_ref()
+                .is_some_and(|secret| secret.expose().len() < token::MIN_HS256_SECRET_BYTES)
+            {
+                warn!(
+                    "HUB_JWT_SECRET is shorter than {} bytes (RFC 7518 §3.2 asks for 256 bits or more)",
+                    token::MIN_HS256_SECRET_BYTES
+                );
+            }
+        }
+        None if security.api_keys.is_empty() => {
+            info!("connect: open (no token); socket notify: allowed to every socket")
+        }
+        None => info!("connect: open (no token); socket notify: off (API keys set, JWT not)"),
+    }
 }
 
 /// Starts a hub whose sockets are answered by the application `app` makes (given the log's owner, to

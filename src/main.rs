@@ -1,5 +1,7 @@
 //! The hub's binary: read the configuration, start logging, run until SIGINT/SIGTERM, then stop in
 //! order (sessions closed with "going away", their records written, within a bounded time).
+//! `realtime-hub token --sub alice [--ttl 1h] [--scope notify]` prints a development connect token
+//! instead (HS256, signed with the configured HUB_JWT_SECRET).
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -7,12 +9,16 @@ use std::task::Poll;
 
 use actix_web::rt::signal;
 use log::{error, info};
-use realtime_hub::config::Config;
+use realtime_hub::config::{Command, Config, TokenRequest};
+use realtime_hub::token::{self, Mint};
 
 fn main() -> ExitCode {
     realtime_hub::log_limit::init_logging("info");
     // clap prints the help (exit 0) or what is wrong with the command line (exit 2).
     let config = Config::from_env_and_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
+    if let Some(Command::Token(request)) = &config.command {
+        return print_token(&config, request);
+    }
     let result = actix_web::rt::System::new().block_on(async move {
         let hub = realtime_hub::start(&config)?;
         let shutdown = hub.shutdown.clone();
@@ -32,6 +38,35 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             error!("hub stopped: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `realtime-hub token`: the token on stdout (exit 0); without HUB_JWT_SECRET, why on stderr (exit 2,
+/// as for any other unusable command line).
+fn print_token(config: &Config, request: &TokenRequest) -> ExitCode {
+    use std::io::Write;
+    let security = &config.security;
+    let Some(secret) = &security.jwt_secret else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: `token` signs with HUB_JWT_SECRET (or --jwt-secret), which is not set"
+        );
+        return ExitCode::from(2);
+    };
+    let claims = Mint {
+        sub: &request.sub,
+        ttl: request.ttl,
+        scope: &request.scope,
+        audience: security.jwt_audience.as_deref(),
+        issuer: security.jwt_issuer.as_deref(),
+    };
+    match token::mint(secret, &claims) {
+        Ok(token) if writeln!(std::io::stdout(), "{token}").is_ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: token not signed: {err}");
             ExitCode::FAILURE
         }
     }

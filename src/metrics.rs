@@ -96,6 +96,11 @@ pub struct Metrics {
     /// Replays whose later page could not be read (trimmed meanwhile, backend down): the socket got
     /// a fresh session after the entries already written.
     pub replays_interrupted: Counter,
+    /// CONNECTs the application refused (`44<nsp>,{"message":…}`; with JWT: no valid token).
+    pub connects_refused: Counter,
+    /// Resumes presenting another user's session (the record's `sub` differs): a fresh session, the
+    /// record left to its owner.
+    pub resumes_not_owner: Counter,
     /// Handshakes refused: `--max-sessions` reached (503).
     pub handshakes_refused_sessions: Counter,
     /// Handshakes refused: `--max-sessions-per-address` reached for the client's address (429).
@@ -233,6 +238,16 @@ impl Metrics {
             self.replays_interrupted.get(),
         );
         counter(
+            "hub_connects_refused_total",
+            "CONNECTs refused by the application (with JWT: no valid token): 44 unauthorized.",
+            self.connects_refused.get(),
+        );
+        counter(
+            "hub_resumes_not_owner_total",
+            "Resumes of another user's session: a fresh session, the record left to its owner.",
+            self.resumes_not_owner.get(),
+        );
+        counter(
             "hub_handshakes_refused_max_sessions_total",
             "Handshakes refused with 503: --max-sessions reached.",
             self.handshakes_refused_sessions.get(),
@@ -350,6 +365,8 @@ mod tests {
         metrics.publish_rate_limited_per_key.add(33);
         metrics.socket_events_rate_limited.add(34);
         metrics.socket_abuse_disconnects.add(35);
+        metrics.connects_refused.add(36);
+        metrics.resumes_not_owner.add(37);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -383,9 +400,11 @@ mod tests {
             "hub_publish_rate_limited_per_key_total 33\n",
             "# TYPE hub_socket_events_rate_limited_total counter\nhub_socket_events_rate_limited_total 34\n",
             "# TYPE hub_socket_abuse_disconnects_total counter\nhub_socket_abuse_disconnects_total 35\n",
+            "# TYPE hub_connects_refused_total counter\nhub_connects_refused_total 36\n",
+            "# TYPE hub_resumes_not_owner_total counter\nhub_resumes_not_owner_total 37\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 31);
+        assert_eq!(text.matches("# HELP ").count(), 33);
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{event_args, start_hub_with_app, test_config, Received, TestHub};
 use realtime_hub::app::{
-    AdmitFuture, Application, ConnectRefusal, Handshake, Payload, ReplyFuture, SuiteApp,
+    AdmitFuture, Application, ConnectRefusal, Handshake, Identity, Payload, ReplyFuture, SuiteApp,
 };
 use serde_json::{json, Value};
 
@@ -47,7 +47,7 @@ impl Application for TokenApp {
             auth: auth.clone(),
         });
         let decision = if auth["token"] == "letmein" {
-            Ok(())
+            Ok(Identity::default())
         } else {
             Err(ConnectRefusal {
                 message: "not authorized".into(),
@@ -61,8 +61,14 @@ impl Application for TokenApp {
         Vec::new()
     }
 
-    fn on_event(&self, nsp: &str, event: Payload, wants_ack: bool) -> ReplyFuture {
-        self.suite.on_event(nsp, event, wants_ack)
+    fn on_event(
+        &self,
+        nsp: &str,
+        identity: &Identity,
+        event: Payload,
+        wants_ack: bool,
+    ) -> ReplyFuture {
+        self.suite.on_event(nsp, identity, event, wants_ack)
     }
 }
 

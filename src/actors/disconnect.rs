@@ -20,6 +20,7 @@
 //! | LogReplaced | log replaced | 1012 (service restart) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
 //! | EventAbuse | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
+//! | TokenExpired | token expired | 1008 (policy violation) | `1` | - |
 //! | NotTheTransport(..) | transport close | bare | - | - |
 //!
 //! Two endings are not recoverable (the session records are dropped, not kept): LogReplaced (the
@@ -60,6 +61,8 @@ pub enum DisconnectReason {
     /// The server disconnected the sockets (Node's reason for `socket.disconnect()` on the server):
     /// here, for sending events past the rate limit for too long.
     ServerNamespaceDisconnect,
+    /// A socket's connect token (JWT) expired: the client reconnects with a fresh one.
+    TokenExpired,
 }
 
 /// Why a session ends. The message is for the log (debug level: a client's fault or departure).
@@ -108,6 +111,11 @@ pub enum SessionError {
     /// cleanly, so it learns `recovered` false; its record is dropped, not kept.
     #[error("the log was replaced")]
     LogReplaced,
+    /// A socket's connect token expired (its `exp`). The transport is closed, not the Socket.IO
+    /// socket: a DISCONNECT packet would make the official client stop, a closed transport makes it
+    /// reconnect ("transport close") with a fresh token and resume; the records are kept for that.
+    #[error("connect token expired")]
+    TokenExpired,
     /// A WebSocket that is not (or no longer) its session's transport; the text says which.
     #[error("websocket closed: {0}")]
     NotTheTransport(&'static str),
@@ -174,6 +182,7 @@ impl SessionError {
             }
             SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
             SessionError::LogReplaced => (DisconnectReason::LogReplaced, Some(CloseCode::Restart)),
+            SessionError::TokenExpired => (DisconnectReason::TokenExpired, Some(CloseCode::Policy)),
             SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
             SessionError::EventAbuse => (DisconnectReason::ServerNamespaceDisconnect, None),
         };

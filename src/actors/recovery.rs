@@ -14,8 +14,11 @@
 //! the client takes them ([`ReadMissed`]), until a page reaches the log's end, every page checked like
 //! the first. Anything else (unknown, expired, already claimed or still live pid, malformed offset,
 //! trimmed or never-issued offset, another epoch, an entry it cannot replay, backend down, no replay
-//! slot within `--replay-wait-ms`) opens a fresh session instead: new sid and pid, `recovered` false,
-//! no error to the client.
+//! slot within `--replay-wait-ms`, a session of another user) opens a fresh session instead: new sid
+//! and pid, `recovered` false, no error to the client.
+//!
+//! A session belongs to the user its socket was admitted as (its record's `sub`): a resume by another
+//! user (or an anonymous one) neither gets it nor takes it, so its owner can still resume it.
 //!
 //! A session still live is not resumable (as with Node, which writes its record only at disconnect):
 //! a resume of it waits, at most the claim wait (`HUB_INSTANCE_LEASE_MS`), for the old connection to
@@ -67,6 +70,9 @@ pub struct Open {
     pub pid: Option<String>,
     /// `auth.offset`, the last entry the client received.
     pub offset: Option<String>,
+    /// The socket's user (`sub`): a resume claims only a record of the same user, and a fresh
+    /// session's record carries it.
+    pub owner: Option<Box<str>>,
 }
 
 /// The socket to accept, and what to send it before the CONNECT reply.
@@ -231,6 +237,8 @@ enum ResumeRefused {
     UnknownSession,
     #[error("the session is still live")]
     SessionLive,
+    #[error("the session belongs to another user")]
+    NotOwner,
     #[error("no replay slot free within the wait (--max-replays)")]
     NoReplaySlot,
     #[error("{0}")]
@@ -264,17 +272,26 @@ struct Resumer {
 /// A resume that found no replay slot in time: at most a few lines a minute, however many.
 static NO_REPLAY_SLOT: LimitedLog = LimitedLog::per_minute(6);
 
-/// Claims `pid`'s record; a live session's is waited for, at most `wait`.
+/// A resume of another user's session: a few lines a minute.
+static NOT_OWNER: LimitedLog = LimitedLog::per_minute(6);
+
+/// Claims `pid`'s record if `owner` owns it; a live session's is waited for, at most `wait`.
 async fn claim(
     bridge: &Addr<StreamBridge>,
     pid: &Pid,
+    owner: Option<&str>,
     wait: Duration,
 ) -> Result<SessionRecord, ResumeRefused> {
     let deadline = Instant::now() + wait;
     loop {
-        match bridge.send(ClaimSession(pid.clone())).await?? {
+        let claim = ClaimSession {
+            pid: pid.clone(),
+            owner: owner.map(Box::from),
+        };
+        match bridge.send(claim).await?? {
             Claim::Claimed(record) => return Ok(record),
             Claim::Absent => return Err(ResumeRefused::UnknownSession),
+            Claim::NotOwner => return Err(ResumeRefused::NotOwner),
             Claim::Live if Instant::now() >= deadline => return Err(ResumeRefused::SessionLive),
             Claim::Live => actix::clock::sleep(CLAIM_POLL).await,
         }
@@ -286,11 +303,12 @@ async fn resume(
     nsp: Namespace,
     pid: String,
     offset: String,
+    owner: Option<&str>,
 ) -> Result<Opened, ResumeRefused> {
     let bridge = &resumer.bridge;
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
-    let mut record = claim(bridge, &pid, resumer.claim_wait).await?;
+    let mut record = claim(bridge, &pid, owner, resumer.claim_wait).await?;
     // A record without an epoch was written by a Node peer: its offset is checked as Node checks it
     // (trimming, deletion); the replay then holds to the log's current epoch.
     let epoch = match record.epoch.clone() {
@@ -396,7 +414,11 @@ static TIP_UNKNOWN: LimitedLog = LimitedLog::per_minute(6);
 /// A fresh session whose live copy could not be written.
 static NOT_KEPT: LimitedLog = LimitedLog::per_minute(6);
 
-async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
+async fn open_fresh(
+    bridge: Addr<StreamBridge>,
+    window: Duration,
+    owner: Option<Box<str>>,
+) -> Opened {
     let sid = Sid::from_random(random_bytes());
     let pid = Pid::from_random(random_bytes());
     let position = match bridge.send(Tip).await {
@@ -420,7 +442,8 @@ async fn open_fresh(bridge: Addr<StreamBridge>, window: Duration) -> Opened {
         Some(position) => (Some(position.id), Some(position.epoch)),
         None => (None, None),
     };
-    let record = SessionRecord::new(&sid, &pid, epoch);
+    let mut record = SessionRecord::new(&sid, &pid, epoch);
+    record.sub = owner.map(String::from);
     // Without the log's epoch the session's offsets could not be checked on a resume (the log may be
     // replaced meanwhile): nothing is kept for it, ever (see `resumable`), so its resume fails cleanly.
     if resumable(&record) {
@@ -472,12 +495,24 @@ impl Handler<Open> for Recovery {
         };
         Box::pin(async move {
             if let (Some(pid), Some(offset)) = (msg.pid, msg.offset) {
-                match resume(&resumer, msg.nsp, pid, offset).await {
+                // Another user's session is a clean failure, as the protocol has one: a fresh
+                // session (`recovered` false), not a refusal. The socket's own token is valid, and a
+                // refused CONNECT would leave the official client stuck: it keeps sending the same
+                // pid (e.g. a shared browser after another user logged in) and does not retry.
+                match resume(&resumer, msg.nsp, pid, offset, msg.owner.as_deref()).await {
                     Ok(opened) => return opened,
+                    Err(ResumeRefused::NotOwner) => {
+                        resumer.metrics.resumes_not_owner.inc();
+                        limited_warn!(
+                            NOT_OWNER,
+                            "resume of another user's session refused (sub={}), opening a fresh session",
+                            msg.owner.as_deref().unwrap_or("-")
+                        );
+                    }
                     Err(reason) => debug!("resume refused, opening a fresh session: {reason}"),
                 }
             }
-            open_fresh(resumer.bridge, resumer.window).await
+            open_fresh(resumer.bridge, resumer.window, msg.owner).await
         })
     }
 }

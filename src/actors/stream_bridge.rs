@@ -103,10 +103,15 @@ pub struct SaveSession {
     pub ttl: Duration,
 }
 
-/// Take a session record, atomically and once.
+/// Take a session record, atomically and once, if `owner` owns it (see [`LogBackend::claim_session`]).
 #[derive(Message)]
 #[rtype(result = "Result<Claim, StoreError>")]
-pub struct ClaimSession(pub Pid);
+pub struct ClaimSession {
+    /// The session.
+    pub pid: Pid,
+    /// The resuming socket's `sub`; the record's must be the same.
+    pub owner: Option<Box<str>>,
+}
 
 /// Delete a session record and live copy.
 #[derive(Message)]
@@ -316,8 +321,9 @@ impl Handler<SaveSession> for StreamBridge {
 impl Handler<ClaimSession> for StreamBridge {
     type Result = ResponseFuture<Result<Claim, StoreError>>;
 
-    fn handle(&mut self, ClaimSession(pid): ClaimSession, _: &mut Self::Context) -> Self::Result {
-        self.backend.claim_session(&pid)
+    fn handle(&mut self, claim: ClaimSession, _: &mut Self::Context) -> Self::Result {
+        self.backend
+            .claim_session(&claim.pid, claim.owner.as_deref())
     }
 }
 

@@ -195,8 +195,9 @@ impl MemoryLog {
 
     /// Takes the record of `pid` if it is unexpired at `now` (it expires at its deadline, not after)
     /// and its session is not live. `now` is a parameter so tests can put it exactly on a deadline.
-    fn claim_session_at(&mut self, pid: &Pid, now: Instant) -> Claim {
+    fn claim_session_at(&mut self, pid: &Pid, owner: Option<&str>, now: Instant) -> Claim {
         match self.sessions.get(pid.as_str()) {
+            Some(s) if s.expires > now && !s.record.owned_by(owner) => Claim::NotOwner,
             Some(stored) if stored.expires > now && stored.live => Claim::Live,
             Some(stored) if stored.expires > now => match self.sessions.remove(pid.as_str()) {
                 Some(stored) => Claim::Claimed(stored.record),
@@ -289,8 +290,8 @@ impl LogBackend for MemoryLog {
         done(Ok(()))
     }
 
-    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim> {
-        done(Ok(self.claim_session_at(pid, Instant::now())))
+    fn claim_session(&mut self, pid: &Pid, owner: Option<&str>) -> StoreFuture<Claim> {
+        done(Ok(self.claim_session_at(pid, owner, Instant::now())))
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
@@ -499,12 +500,13 @@ mod tests {
         let pid = Pid::from_wire("p1");
         let now = Instant::now();
         log.save_session_at(record("p1"), Duration::from_secs(60), now, true);
-        assert_eq!(log.claim_session_at(&pid, now), Claim::Live);
-        assert_eq!(log.claim_session_at(&pid, now), Claim::Live, "still there");
+        assert_eq!(log.claim_session_at(&pid, None, now), Claim::Live);
+        let again = log.claim_session_at(&pid, None, now);
+        assert_eq!(again, Claim::Live, "still there");
         log.save_session_at(record("p1"), Duration::from_secs(60), now, false);
-        assert_eq!(log.claim_session_at(&pid, now), claimed("p1"));
+        assert_eq!(log.claim_session_at(&pid, None, now), claimed("p1"));
         assert_eq!(
-            log.claim_session_at(&pid, now),
+            log.claim_session_at(&pid, None, now),
             Claim::Absent,
             "claimed once"
         );
@@ -516,10 +518,10 @@ mod tests {
         let pid = Pid::from_wire("p1");
         let now = Instant::now();
         log.save_session_at(record("p1"), Duration::from_secs(60), now, false);
-        assert_eq!(log.claim_session_at(&pid, now), claimed("p1"));
+        assert_eq!(log.claim_session_at(&pid, None, now), claimed("p1"));
         log.save_session_at(record("p1"), Duration::ZERO, now, false);
         assert_eq!(
-            log.claim_session_at(&pid, now),
+            log.claim_session_at(&pid, None, now),
             Claim::Absent,
             "ttl zero: expired at once"
         );
@@ -535,15 +537,15 @@ mod tests {
         let pid = Pid::from_wire("p1");
         let saved = Instant::now();
         log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
-        assert_eq!(log.claim_session_at(&pid, saved), claimed("p1"));
+        assert_eq!(log.claim_session_at(&pid, None, saved), claimed("p1"));
         log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.claim_session_at(&pid, saved + Duration::from_millis(49)),
+            log.claim_session_at(&pid, None, saved + Duration::from_millis(49)),
             claimed("p1")
         );
         log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.claim_session_at(&pid, saved + Duration::from_millis(50)),
+            log.claim_session_at(&pid, None, saved + Duration::from_millis(50)),
             Claim::Absent
         );
         assert!(log.sessions.is_empty(), "removed when read at its deadline");
@@ -556,7 +558,7 @@ mod tests {
         let saved = Instant::now();
         log.save_session_at(record("p1"), Duration::from_millis(50), saved, false);
         assert_eq!(
-            log.claim_session_at(&pid, saved + Duration::from_millis(51)),
+            log.claim_session_at(&pid, None, saved + Duration::from_millis(51)),
             Claim::Absent
         );
     }

@@ -13,7 +13,7 @@
 //!                               Unreplayable (never a partial replay)
 //! keep_live ──► the live copy of a session (never resumable while its owner lives)
 //! save_session ──► the record of a dropped session (resumable once, by a hub or a Node peer)
-//! claim_session ──► takes a record atomically, once
+//! claim_session ──► takes a record atomically, once, if the resuming user owns it (`sub`)
 //! append_once(key) ──► the entry, or the first append's id if the key was seen (idempotent publish)
 //! ```
 //!
@@ -95,8 +95,9 @@ impl std::fmt::Display for Epoch {
 }
 
 /// What recovery needs to resume a session (reference §3.3), in the adapter's record format:
-/// `{sid, pid, rooms, data}` as `persistSession` writes it, plus `epoch`, which the adapter's decoder
-/// (and socket.io's `Socket` constructor, which reads only sid, pid, rooms and data) ignores.
+/// `{sid, pid, rooms, data}` as `persistSession` writes it, plus `epoch` and `sub`, which the
+/// adapter's decoder (and socket.io's `Socket` constructor, which reads only sid, pid, rooms and
+/// data) ignores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The socket id the client keeps on recovery.
@@ -111,6 +112,10 @@ pub struct SessionRecord {
     /// The log epoch its offsets belong to; `None` in a record written by a Node peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Epoch>,
+    /// The user it belongs to (the token's `sub`): only a socket admitted as the same user resumes
+    /// it. `None`: anonymous (open mode, a token without `sub`, or a record written by a Node peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 fn empty_data() -> serde_json::Value {
@@ -118,7 +123,7 @@ fn empty_data() -> serde_json::Value {
 }
 
 impl SessionRecord {
-    /// A new socket's record: only its own room, `data` `{}`, offsets of `epoch`.
+    /// A new socket's record: only its own room, `data` `{}`, offsets of `epoch`, anonymous.
     pub fn new(sid: &Sid, pid: &Pid, epoch: Option<Epoch>) -> SessionRecord {
         SessionRecord {
             sid: sid.clone(),
@@ -126,7 +131,14 @@ impl SessionRecord {
             rooms: vec![sid.to_string()],
             data: empty_data(),
             epoch,
+            sub: None,
         }
+    }
+
+    /// Whether the socket of user `owner` (`None`: anonymous) may resume this session: the record's
+    /// `sub` is the same (both absent counts).
+    pub fn owned_by(&self, owner: Option<&str>) -> bool {
+        self.sub.as_deref() == owner
     }
 }
 
@@ -156,6 +168,8 @@ pub enum Claim {
     Live,
     /// No such session (unknown, expired, already claimed, or forgotten).
     Absent,
+    /// The session belongs to another user: left as it is, so its owner can still resume it.
+    NotOwner,
 }
 
 /// Whose replay a read is for, checked in the same atomic snapshot as the entries it returns.
@@ -297,8 +311,10 @@ pub trait LogBackend {
     /// The session dropped: writes its record where any instance (hub or Node peer) can resume it,
     /// expiring after `ttl`, and removes its live copy (as Node writes its record at disconnect).
     fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()>;
-    /// Takes a session's record atomically, once (the adapter's GETDEL): see [`Claim`].
-    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim>;
+    /// Takes a session's record atomically, once (the adapter's GETDEL), if it is `owner`'s
+    /// ([`SessionRecord::owned_by`]): see [`Claim`]. Another user's record is not taken (nor
+    /// touched): someone who learned a pid cannot deny its owner the resume.
+    fn claim_session(&mut self, pid: &Pid, owner: Option<&str>) -> StoreFuture<Claim>;
     /// Deletes a session's record and live copy (a deliberate disconnect is not recoverable).
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()>;
     /// Whether the backend is reachable and its read loop running.

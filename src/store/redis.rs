@@ -43,8 +43,8 @@ use redis::{Client, Value};
 
 use super::redis_append::{self, AppendLink, Fields};
 use super::redis_identity::{
-    decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_SCRIPT, INSTANCE_KEY_PREFIX,
-    KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
+    decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT,
+    INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
 use super::redis_reader::Reader;
 use super::{
@@ -397,23 +397,54 @@ impl LogBackend for RedisLog {
         self.write_record(RELEASE_SCRIPT, &keys, &record, ttl)
     }
 
-    fn claim_session(&mut self, pid: &Pid) -> StoreFuture<Claim> {
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(CLAIM_SCRIPT)
+    /// Two steps: peek, check the owner here (the record is the adapter's base64 msgpack, which
+    /// Lua cannot read), then take it only if it is still what was peeked. Another user's record is
+    /// never touched.
+    fn claim_session(&mut self, pid: &Pid, owner: Option<&str>) -> StoreFuture<Claim> {
+        let keys = [
+            Self::session_key(pid.as_str()),
+            Self::live_key(pid.as_str()),
+        ];
+        let mut peek = redis::cmd("EVAL");
+        peek.arg(CLAIM_PEEK_SCRIPT)
             .arg(2)
-            .arg(Self::session_key(pid.as_str()))
-            .arg(Self::live_key(pid.as_str()))
+            .arg(&keys[..])
             .arg(INSTANCE_KEY_PREFIX);
+        let owner = owner.map(str::to_owned);
         let mut conn = self.commands.clone();
         Box::pin(async move {
-            let reply: Vec<String> = eval.query_async(&mut conn).await.map_err(unavailable)?;
-            Ok(match reply.as_slice() {
-                // A record that does not decode is treated as absent: the client gets a fresh session.
-                [kind, record] if kind == "record" => {
-                    decode_record(record).map_or(Claim::Absent, Claim::Claimed)
+            let reply: Vec<String> = peek.query_async(&mut conn).await.map_err(unavailable)?;
+            let (kind, text, instance) = match reply.as_slice() {
+                [kind, text] if kind == "record" => (kind, text, ""),
+                [kind, text, instance] if kind == "orphan" => (kind, text, instance.as_str()),
+                [kind, text] if kind == "live" => {
+                    let theirs = decode_record(text).is_some_and(|r| !r.owned_by(owner.as_deref()));
+                    return Ok(if theirs { Claim::NotOwner } else { Claim::Live });
                 }
-                [kind] if kind == "live" => Claim::Live,
-                _ => Claim::Absent,
+                _ => return Ok(Claim::Absent),
+            };
+            // A record that does not decode is treated as absent (left to expire): the client gets
+            // a fresh session.
+            let Some(record) = decode_record(text) else {
+                return Ok(Claim::Absent);
+            };
+            if !record.owned_by(owner.as_deref()) {
+                return Ok(Claim::NotOwner);
+            }
+            let taken: i64 = redis::cmd("EVAL")
+                .arg(CLAIM_TAKE_SCRIPT)
+                .arg(2)
+                .arg(&keys[..])
+                .arg(kind)
+                .arg(text)
+                .arg(instance)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(if taken == 1 {
+                Claim::Claimed(record)
+            } else {
+                Claim::Absent
             })
         })
     }

@@ -80,17 +80,34 @@ return {epoch, id}
 "
 );
 
-/// Takes a session's record, once: the dropped session's record (GETDEL, as the adapter does), else
-/// the live copy if its owner's lease (ARGV[1] .. owner) has expired. KEYS: record, live copy.
-/// Returns {'record', base64 record}, {'live'} or {'none'}.
-pub(super) const CLAIM_SCRIPT: &str = r"
-local record = redis.call('GETDEL', KEYS[1])
+/// Looks at a session's record without taking it (the first half of a claim: the caller decodes it
+/// and checks its owner, which Lua cannot read from the adapter's base64 msgpack): the dropped
+/// session's record, else the live copy, resumable only if its instance's lease (ARGV[1] .. owner)
+/// has expired. KEYS: record, live copy. Returns {'record', base64 record}, {'live', base64 record},
+/// {'orphan', base64 record, instance uid} or {'none'}.
+pub(super) const CLAIM_PEEK_SCRIPT: &str = r"
+local record = redis.call('GET', KEYS[1])
 if record then return {'record', record} end
 local live = redis.call('HMGET', KEYS[2], 'owner', 'record')
 if not live[2] then return {'none'} end
-if live[1] and redis.call('EXISTS', ARGV[1] .. live[1]) == 1 then return {'live'} end
+if live[1] and redis.call('EXISTS', ARGV[1] .. live[1]) == 1 then return {'live', live[2]} end
+return {'orphan', live[2], live[1] or ''}
+";
+
+/// The second half of a claim: takes what CLAIM_PEEK_SCRIPT saw if it is still exactly that (compare
+/// and delete), so of concurrent claims one wins, and a record rewritten meanwhile is not taken.
+/// KEYS: record, live copy. ARGV: 'record' or 'orphan', the base64 record, the live copy's instance
+/// uid ('' for a record). Returns 1 if taken, 0 if not.
+pub(super) const CLAIM_TAKE_SCRIPT: &str = r"
+if ARGV[1] == 'record' then
+  if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local live = redis.call('HMGET', KEYS[2], 'owner', 'record')
+if live[2] ~= ARGV[2] or (live[1] or '') ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[2])
-return {'record', live[2]}
+return 1
 ";
 
 /// Writes a live session's copy unless another instance owns it now (it resumed the session after

@@ -25,6 +25,7 @@ fn fresh() -> Open {
         nsp: Namespace::main(),
         pid: None,
         offset: None,
+        owner: None,
     }
 }
 
@@ -50,6 +51,7 @@ fn open(pid: &Pid, offset: impl ToString) -> Open {
         nsp: Namespace::main(),
         pid: Some(pid.to_string()),
         offset: Some(offset.to_string()),
+        owner: None,
     }
 }
 
@@ -61,6 +63,7 @@ async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
             nsp: Namespace::main(),
             pid: None,
             offset: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -126,6 +129,7 @@ async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhi
             nsp: Namespace::main(),
             pid: None,
             offset: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -175,6 +179,7 @@ async fn recovery_caps_replays_at_once_and_opens_a_fresh_session_past_the_wait()
             nsp: Namespace::main(),
             pid: None,
             offset: None,
+            owner: None,
         })
     };
     let (a, b) = (
@@ -219,6 +224,7 @@ async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_off
             nsp: Namespace::main(),
             pid: None,
             offset: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -254,6 +260,7 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
             nsp: Namespace::main(),
             pid: None,
             offset: None,
+            owner: None,
         })
         .await
         .unwrap();
@@ -415,4 +422,54 @@ async fn recovery_fails_cleanly_across_an_entry_addressed_to_the_socket_it_canno
         .unwrap();
     let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
     assert!(!resumed.recovered, "never recovered with a gap");
+}
+
+#[actix::test]
+async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner() {
+    let (bridge, recovery) = start(100, Duration::from_secs(60));
+    let as_user = |open: Open, sub: Option<&str>| Open {
+        owner: sub.map(Box::from),
+        ..open
+    };
+    let first = recovery
+        .send(as_user(fresh(), Some("alice")))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.record.sub.as_deref(),
+        Some("alice"),
+        "the record carries the user"
+    );
+    let offset = first.offset.unwrap();
+    // Live: another user is refused at once (no wait for the session to drop).
+    let live = recovery
+        .send(as_user(open(&first.pid, offset), Some("mallory")))
+        .await
+        .unwrap();
+    assert!(!live.recovered);
+    dropped(&recovery, &first).await;
+    let missed = publish(&bridge, "/", 1).await;
+    for thief in [Some("mallory"), None] {
+        let refused = recovery
+            .send(as_user(open(&first.pid, offset), thief))
+            .await
+            .unwrap();
+        assert!(!refused.recovered, "{thief:?} resumed alice's session");
+        assert!(refused.missed.is_empty());
+        assert_ne!(refused.pid, first.pid);
+        assert_eq!(
+            refused.record.sub.as_deref(),
+            thief,
+            "its own fresh session"
+        );
+    }
+    let owner = recovery
+        .send(as_user(open(&first.pid, offset), Some("alice")))
+        .await
+        .unwrap();
+    assert!(owner.recovered, "the record was left to its owner");
+    assert_eq!(
+        owner.missed.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [missed]
+    );
 }

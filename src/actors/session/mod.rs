@@ -40,7 +40,7 @@ use tokio::sync::oneshot;
 
 use self::event_limit::EventLimit;
 pub use self::event_limit::EventRate;
-use self::namespaces::PendingBinary;
+use self::namespaces::{ExpiryTimers, PendingBinary};
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
 use super::disconnect::{Disconnect, SessionError};
@@ -202,6 +202,8 @@ pub struct Session {
     /// Its place under the session caps: marked joined on the first namespace joined, given back
     /// when the actor is dropped.
     ticket: Ticket,
+    /// When each socket's token expires (JWT mode).
+    expiry_timers: ExpiryTimers,
 }
 
 /// How long a session closed by its polling client waits for the GET that may be on its way.
@@ -277,6 +279,7 @@ impl Session {
             events,
             lingering: None,
             ticket,
+            expiry_timers: ExpiryTimers::default(),
         }
     }
 

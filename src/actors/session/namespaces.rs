@@ -18,7 +18,7 @@ use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
 use crate::actors::outbound::Out;
 use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
-use crate::app::{ConnectRefusal, Payload, Reply};
+use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::protocol::ids::Sid;
@@ -99,7 +99,7 @@ impl Session {
                 let auth = packet.data.unwrap_or_else(|| json!({}));
                 self.admit(Namespace::from(nsp), auth, ctx)
             }
-            (_, true, PacketKind::Disconnect) => self.leave(&nsp),
+            (_, true, PacketKind::Disconnect) => self.leave(&nsp, ctx),
             (_, true, PacketKind::Event | PacketKind::BinaryEvent) => {
                 if let Some(Value::Array(data)) = packet.data {
                     self.on_event(nsp, Payload { data, attachments }, packet.ack_id, ctx);
@@ -152,8 +152,14 @@ impl Session {
             let why = SessionError::Transport("too many events awaiting replies");
             return self.close(ctx, why);
         }
+        let Some(identity) = self.sockets.get(&nsp).and_then(NsSocket::identity) else {
+            return;
+        };
         self.replies_in_flight += 1;
-        let reply = self.parts.app.on_event(&nsp, event, ack_id.is_some());
+        let reply = self
+            .parts
+            .app
+            .on_event(&nsp, identity, event, ack_id.is_some());
         ctx.spawn(reply.into_actor(self).map(move |reply: Reply, act, _| {
             act.replies_in_flight -= 1;
             if act.closed.is_some() || !matches!(act.sockets.get(&nsp), Some(NsSocket::Joined(_))) {
@@ -236,7 +242,7 @@ impl Session {
     fn admitted(
         &mut self,
         nsp: Namespace,
-        decision: Result<(), ConnectRefusal>,
+        decision: Result<Identity, ConnectRefusal>,
         ctx: &mut Context<Self>,
     ) {
         let still_asking = matches!(
@@ -247,7 +253,12 @@ impl Session {
             return;
         }
         match decision {
-            Ok(()) => self.join(nsp, ctx),
+            Ok(identity) => {
+                if let Some(expires_at) = identity.expires_at {
+                    self.expire_at(nsp.clone(), expires_at, ctx);
+                }
+                self.join(nsp, identity, ctx)
+            }
             Err(refusal) => self.refuse(&nsp, refusal),
         }
     }
@@ -255,6 +266,7 @@ impl Session {
     /// The application refused the CONNECT: `44<nsp>,{"message":…}`; the session stays open.
     fn refuse(&mut self, nsp: &Namespace, refusal: ConnectRefusal) {
         self.sockets.remove(nsp.as_str());
+        self.parts.metrics.connects_refused.inc();
         debug!(
             "socket refused eio_sid={} nsp={nsp}: {}",
             self.eio_sid, refusal.message
@@ -267,8 +279,27 @@ impl Session {
         self.write_text(format!("4{}", socketio::encode(&reply)));
     }
 
-    /// Admitted: registered with the Hub first, then resumed or opened fresh.
-    fn join(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
+    /// The socket's credential expires at `expires_at` (seconds since the Unix epoch): then the whole
+    /// Engine.IO session closes as a dropped transport does (no Socket.IO DISCONNECT, which would stop
+    /// the client), its records written, so the official client reconnects ("transport close") with
+    /// a fresh token and resumes what it missed meanwhile. One timer per socket, cancelled if it leaves.
+    fn expire_at(&mut self, nsp: Namespace, expires_at: u64, ctx: &mut Context<Self>) {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(expires_at);
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let name = nsp.clone();
+        let timer = ctx.run_later(left, move |act, ctx| {
+            debug!("token expired eio_sid={} nsp={name}", act.eio_sid);
+            act.close(ctx, SessionError::TokenExpired);
+        });
+        self.expiry_timers.cancel(nsp.as_str(), ctx);
+        self.expiry_timers.0.push((nsp, timer));
+    }
+
+    /// Admitted as `identity`: registered with the Hub first, then resumed or opened fresh (a resume
+    /// only of a session whose record's `sub` is the identity's).
+    fn join(&mut self, nsp: Namespace, identity: Identity, ctx: &mut Context<Self>) {
         let Some(NsSocket::Admitting { auth }) = self.sockets.get(nsp.as_str()) else {
             return;
         };
@@ -288,7 +319,7 @@ impl Session {
         self.ticket.joined();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());
-            let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid);
+            let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid, identity);
             self.sockets.insert(nsp.clone(), joined);
             self.write_all(vec![reply]);
             for payload in self.parts.app.on_connect(nsp.as_str(), &auth) {
@@ -296,15 +327,16 @@ impl Session {
             }
             return;
         }
-        if let Some(socket) = self.sockets.get_mut(nsp.as_str()) {
-            socket.admitted();
-        }
         let field = |key: &str| auth.get(key).and_then(Value::as_str).map(str::to_owned);
         let open = Open {
             nsp: nsp.clone(),
             pid: field("pid"),
             offset: field("offset"),
+            owner: identity.sub.clone(),
         };
+        if let Some(socket) = self.sockets.get_mut(nsp.as_str()) {
+            socket.admitted(identity);
+        }
         // Spawned, not awaited: pongs and live frames keep being handled while Recovery works.
         let opening = self.parts.recovery.send(open).into_actor(self).map(
             move |opened, act, ctx| match opened {
@@ -400,6 +432,7 @@ impl Session {
         if !socket.replay_failed() {
             return;
         }
+        let owner = socket.identity().and_then(|identity| identity.sub.clone());
         self.parts.metrics.replays_interrupted.inc();
         limited_warn!(
             REPLAY_INTERRUPTED,
@@ -410,6 +443,7 @@ impl Session {
             nsp: nsp.clone(),
             pid: None,
             offset: None,
+            owner,
         };
         let opening = self.parts.recovery.send(open).into_actor(self).map(
             move |opened, act, ctx| match opened {
@@ -449,10 +483,11 @@ impl Session {
 
     /// The client left a namespace on purpose (`41`): nothing is sent back, and it is not recoverable.
     /// Only a joined socket can leave: before its CONNECT reply a `41` is an invalid state (§2.7).
-    fn leave(&mut self, nsp: &str) {
+    fn leave(&mut self, nsp: &str, ctx: &mut Context<Self>) {
         let Some(socket) = self.sockets.remove(nsp) else {
             return;
         };
+        self.expiry_timers.cancel(nsp, ctx);
         let left = socket.leave();
         self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
         self.outbound.received(left.held_bytes);
@@ -465,6 +500,20 @@ impl Session {
         debug!("socket left eio_sid={} nsp={nsp}", self.eio_sid);
         if let Some(record) = left.record {
             self.parts.recovery.do_send(Forget(record.pid));
+        }
+    }
+}
+
+/// The expiry timers of a session's sockets (JWT mode only; empty, without allocation, otherwise).
+#[derive(Default)]
+pub(crate) struct ExpiryTimers(Vec<(Namespace, SpawnHandle)>);
+
+impl ExpiryTimers {
+    /// Cancels `nsp`'s timer, if it has one.
+    fn cancel(&mut self, nsp: &str, ctx: &mut Context<Session>) {
+        if let Some(at) = self.0.iter().position(|(name, _)| name.as_str() == nsp) {
+            let (_, timer) = self.0.swap_remove(at);
+            ctx.cancel_future(timer);
         }
     }
 }

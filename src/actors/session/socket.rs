@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::actors::hub::{frame_entry, Deliver, Frame};
 use crate::actors::outbound::Out;
 use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
+use crate::app::Identity;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
 use crate::protocol::target::Namespace;
@@ -51,6 +52,8 @@ pub(crate) struct Joining {
     /// What Recovery answered; `None` until it did.
     replay: Option<Box<Replay>>,
     auth: Value,
+    /// Who the application admitted.
+    identity: Identity,
 }
 
 /// A resume's missed entries, read a page and written a step at a time: a transport queues without
@@ -105,6 +108,8 @@ pub(crate) struct Joined {
     pub record: Option<SessionRecord>,
     /// The newest log id written to the client (or known to it); frames at or before it are skipped.
     offset: Option<StreamId>,
+    /// Who the application admitted: handed to it with every event.
+    pub identity: Identity,
 }
 
 /// What a live batch means for a socket.
@@ -165,22 +170,36 @@ impl NsSocket {
         NsSocket::Admitting { auth }
     }
 
-    /// Admitted: from now on live batches are held until the join completes.
-    pub(crate) fn admitted(&mut self) {
+    /// Admitted as `identity`: from now on live batches are held until the join completes.
+    pub(crate) fn admitted(&mut self, identity: Identity) {
         if let NsSocket::Admitting { auth } = self {
             *self = NsSocket::Joining(Joining {
                 held: Vec::new(),
                 replay: None,
                 auth: std::mem::take(auth),
+                identity,
             });
         }
     }
 
     /// Joined at once, without recovery (`HUB_RECOVERY=off`): the socket and its CONNECT reply
     /// `40{"sid":…}` (no pid: the client does not try to recover).
-    pub(crate) fn joined_without_recovery(nsp: &Namespace, sid: Sid) -> (NsSocket, Out) {
+    pub(crate) fn joined_without_recovery(
+        nsp: &Namespace,
+        sid: Sid,
+        identity: Identity,
+    ) -> (NsSocket, Out) {
         let reply = frame(PacketKind::Connect, nsp, json!({ "sid": sid.as_str() }));
-        (NsSocket::Joined(Joined::new(None, None)), reply)
+        (NsSocket::Joined(Joined::new(None, None, identity)), reply)
+    }
+
+    /// Who the application admitted (joining or joined); `None` while it is deciding.
+    pub(crate) fn identity(&self) -> Option<&Identity> {
+        match self {
+            NsSocket::Admitting { .. } => None,
+            NsSocket::Joining(joining) => Some(&joining.identity),
+            NsSocket::Joined(joined) => Some(&joined.identity),
+        }
     }
 
     /// A live batch from the Hub.
@@ -323,6 +342,7 @@ impl NsSocket {
             held,
             replay: Some(replay),
             auth,
+            identity,
         }) = std::mem::replace(self, NsSocket::Admitting { auth: Value::Null })
         else {
             unreachable!("matched as joining with a replay above");
@@ -337,7 +357,7 @@ impl NsSocket {
             ));
         }
         let keep = replay.recovered.then(|| replay.record.clone());
-        let mut joined = Joined::new(Some(replay.record), replay.offset);
+        let mut joined = Joined::new(Some(replay.record), replay.offset, identity);
         let mut frames = Vec::new();
         let mut held_bytes = 0;
         for deliver in held {
@@ -359,12 +379,13 @@ impl NsSocket {
 }
 
 impl Joined {
-    fn new(record: Option<SessionRecord>, offset: Option<StreamId>) -> Joined {
+    fn new(record: Option<SessionRecord>, offset: Option<StreamId>, identity: Identity) -> Joined {
         Joined {
             next_ack_id: 0,
             awaiting_acks: HashSet::new(),
             record,
             offset,
+            identity,
         }
     }
 

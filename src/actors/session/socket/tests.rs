@@ -65,7 +65,7 @@ fn texts(frames: &[Out]) -> Vec<String> {
 
 fn joining() -> NsSocket {
     let mut socket = NsSocket::admitting(json!({"token": "t"}));
-    socket.admitted();
+    socket.admitted(Identity::default());
     socket
 }
 
@@ -237,7 +237,8 @@ fn socket_leave_in_each_state_says_what_to_undo() {
 
 #[test]
 fn socket_joined_without_recovery_replies_with_a_sid_only() {
-    let (mut socket, reply) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S3"));
+    let (mut socket, reply) =
+        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S3"), Identity::default());
     assert_eq!(texts(&[reply]), [r#"40{"sid":"S3"}"#]);
     match socket.on_live(live(&[1])) {
         Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",1,"1-0"]"#]),
@@ -248,7 +249,8 @@ fn socket_joined_without_recovery_replies_with_a_sid_only() {
 
 #[test]
 fn socket_asks_with_increasing_ack_ids_each_answered_once() {
-    let (socket, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S4"));
+    let (socket, _) =
+        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S4"), Identity::default());
     let NsSocket::Joined(mut joined) = socket else {
         panic!("joined");
     };
@@ -266,7 +268,8 @@ fn sockets_list_finds_replaces_and_removes_by_namespace() {
     sockets.insert(nsp(), NsSocket::admitting(json!({})));
     sockets.insert(Namespace::from("/admin"), NsSocket::admitting(json!({})));
     assert!(!sockets.any_admitted(), "being admitted is not admitted");
-    let (joined, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S5"));
+    let (joined, _) =
+        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S5"), Identity::default());
     sockets.insert(nsp(), joined);
     assert!(sockets.any_admitted());
     assert!(matches!(sockets.get("/"), Some(NsSocket::Joined(_))));
@@ -295,7 +298,8 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
     resumed.complete(&nsp());
     sockets.insert(nsp(), resumed);
     sockets.insert(Namespace::from("/joining"), joining());
-    let (without, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S7"));
+    let (without, _) =
+        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S7"), Identity::default());
     sockets.insert(Namespace::from("/plain"), without);
     let records: Vec<&SessionRecord> = sockets.records().collect();
     assert_eq!(
