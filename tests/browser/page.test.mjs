@@ -370,8 +370,6 @@ function mintToken(claims) {
 }
 
 test("with HUB_JWT_SECRET: the page asks for a token, keeps it in this tab, shows whose it is, publishes over the socket",
-  // Needs JWT verification on CONNECT (issue 12 item 3, branch sec-jwt): remove this flag once merged.
-  { todo: "passes once JWT verification on CONNECT is merged" },
   async () => {
     const hub = await startHub({ HUB_JWT_SECRET: JWT_SECRET });
     const exp = Math.floor(Date.now() / 1000) + 3600;
