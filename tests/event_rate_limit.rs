@@ -437,3 +437,72 @@ async fn rate_limit_applies_at_its_setting_and_zero_disables_it() {
         hub.handle.stop(false).await;
     }
 }
+
+/// Reads `client` until the answer to a CONNECT on `/`: `Ok(())` admitted, `Err(frame)` refused.
+async fn connect_answer(client: &mut WsClient) -> Result<(), String> {
+    within(WAIT_TIMEOUT, "the CONNECT answer", async {
+        loop {
+            match client.recv().await {
+                Received::Text(frame) if frame.starts_with("40") => return Ok(()),
+                Received::Text(frame) if frame.starts_with("44") => return Err(frame),
+                Received::Text(_) => {}
+                other => panic!("connection ended while connecting: {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn rate_limit_counts_connects_so_a_connect_disconnect_loop_is_refused_and_then_disconnected()
+{
+    let hub = start_hub(limited_config(1, 1000));
+    let (mut client, _) = hub.eio().await;
+    let started = Instant::now();
+    let (mut admitted, mut refused) = (0, 0);
+    for _ in 0..10 {
+        client.send("40").await;
+        match connect_answer(&mut client).await {
+            Ok(()) => {
+                admitted += 1;
+                client.send("41").await;
+            }
+            Err(frame) => {
+                assert_eq!(frame, r#"44{"message":"rate limited"}"#);
+                refused += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    // The first CONNECT (one per served namespace) is free; the rest spend the allowance.
+    assert!(
+        admitted <= 1 + most_passed(1, 1, elapsed),
+        "{admitted} CONNECTs admitted in {elapsed:?} at 1 a second"
+    );
+    assert_eq!(admitted + refused, 10);
+    assert!(metric(&hub, "hub_socket_events_rate_limited_total").await >= refused as u64);
+    // Refused, not closed: once the allowance refills, the same connection joins.
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    client.send("40").await;
+    assert_eq!(connect_answer(&mut client).await, Ok(()));
+
+    // Past the abuse limit the loop ends the connection, as a flood of events does.
+    let hub = start_hub(limited_config(1, 3));
+    let (mut client, _) = hub.eio().await;
+    for _ in 0..2 {
+        client.send("40").await;
+        assert_eq!(connect_answer(&mut client).await, Ok(()));
+        client.send("41").await;
+    }
+    for _ in 0..10 {
+        if !client.try_send("40").await {
+            break;
+        }
+    }
+    let (_, disconnected) = read_until_disconnected(&mut client).await;
+    assert!(
+        !disconnected,
+        "no namespace was joined by the loop's end: no DISCONNECT packet, the connection closed"
+    );
+    assert!(metric(&hub, "hub_socket_abuse_disconnects_total").await >= 1);
+}

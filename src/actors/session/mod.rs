@@ -196,6 +196,9 @@ pub struct Session {
     replies_in_flight: usize,
     /// The client's event budget, one for the connection (all its namespaces); `None`: no limit.
     events: Option<EventLimit>,
+    /// CONNECT packets admitted to the budget check so far: one per served namespace is free (a
+    /// client joining what it needs), later ones (a CONNECT / DISCONNECT loop) spend the budget.
+    connects: u16,
     /// Closed over polling with no GET pending (by the client, or by the server with DISCONNECT
     /// packets): what one late GET still gets (a noop, or the DISCONNECTs and the close).
     lingering: Option<String>,
@@ -276,6 +279,7 @@ impl Session {
             flush_scheduled: false,
             overflowed: false,
             replies_in_flight: 0,
+            connects: 0,
             events,
             lingering: None,
             ticket,

@@ -35,6 +35,8 @@ const MAX_REPLIES_IN_FLIGHT: usize = 256;
 static REPLAY_INTERRUPTED: LimitedLog = LimitedLog::per_minute(6);
 /// Events refused for the rate limit: logged at most a few times a minute, whatever the clients do.
 static EVENTS_RATE_LIMITED: LimitedLog = LimitedLog::per_minute(6);
+/// CONNECTs refused for the rate limit: likewise.
+static CONNECT_RATE_LIMITED: LimitedLog = LimitedLog::per_minute(6);
 /// Connections disconnected for abuse: likewise.
 static EVENT_ABUSE: LimitedLog = LimitedLog::per_minute(6);
 
@@ -96,6 +98,17 @@ impl Session {
                 self.write_text(format!("4{}", socketio::encode(&reply)));
             }
             (false, _, PacketKind::Connect) => {
+                // A CONNECT costs a token check and a recovery lookup (a record write when it
+                // leaves): past one per served namespace it spends the connection's allowance as
+                // an event does, so a CONNECT / DISCONNECT loop is bounded like a flood of events.
+                self.connects = self.connects.saturating_add(1);
+                if usize::from(self.connects) > self.parts.app.namespaces().len() {
+                    match self.charge_allowance(ctx) {
+                        Verdict::Pass => {}
+                        Verdict::Refused => return self.connect_rate_limited(&nsp),
+                        Verdict::Abuse => return,
+                    }
+                }
                 let auth = packet.data.unwrap_or_else(|| json!({}));
                 self.admit(Namespace::from(nsp), auth, ctx)
             }
@@ -129,24 +142,10 @@ impl Session {
     ) {
         // Every client event passes the connection's budget first (whatever its name or namespace):
         // a refused one costs an ack at most, and never reaches the application.
-        let verdict = match (&mut self.events, &self.parts.settings.event_rate) {
-            (Some(events), Some(rate)) => events.check(rate),
-            _ => Verdict::Pass,
-        };
-        match verdict {
+        match self.charge_allowance(ctx) {
             Verdict::Pass => {}
             Verdict::Refused => return self.rate_limited(&nsp, ack_id),
-            Verdict::Abuse => {
-                self.parts.metrics.socket_abuse_disconnects.inc();
-                limited_warn!(
-                    EVENT_ABUSE,
-                    "connection disconnected for abuse eio_sid={} addr={}: events past the rate \
-                     limit beyond the abuse limit",
-                    self.eio_sid,
-                    self.client_addr()
-                );
-                return self.close(ctx, SessionError::EventAbuse);
-            }
+            Verdict::Abuse => return,
         }
         if self.replies_in_flight >= MAX_REPLIES_IN_FLIGHT {
             let why = SessionError::Transport("too many events awaiting replies");
@@ -179,6 +178,42 @@ impl Session {
                 act.emit(&nsp, ack, Some(id), PacketKind::Ack);
             }
         }));
+    }
+
+    /// Charges one client packet that makes the hub work (an event, a CONNECT) to the connection's
+    /// allowance. On [`Verdict::Abuse`] the session is already closed for abuse (counted, logged).
+    fn charge_allowance(&mut self, ctx: &mut Context<Self>) -> Verdict {
+        let verdict = match (&mut self.events, &self.parts.settings.event_rate) {
+            (Some(events), Some(rate)) => events.check(rate),
+            _ => Verdict::Pass,
+        };
+        if verdict == Verdict::Abuse {
+            self.parts.metrics.socket_abuse_disconnects.inc();
+            limited_warn!(
+                EVENT_ABUSE,
+                "connection disconnected for abuse eio_sid={} addr={}: events past the rate \
+                 limit beyond the abuse limit",
+                self.eio_sid,
+                self.client_addr()
+            );
+            self.close(ctx, SessionError::EventAbuse);
+        }
+        verdict
+    }
+
+    /// A CONNECT past the rate limit: refused as a middleware refuses one (reference §2.3), the
+    /// connection kept; the client may CONNECT again once its allowance refills.
+    fn connect_rate_limited(&mut self, nsp: &str) {
+        self.parts.metrics.socket_events_rate_limited.inc();
+        limited_warn!(
+            CONNECT_RATE_LIMITED,
+            "CONNECT refused eio_sid={} nsp={nsp} addr={}: over the connection's rate limit",
+            self.eio_sid,
+            self.client_addr()
+        );
+        let refusal = json!({ "message": "rate limited" });
+        let reply = SioPacket::new(PacketKind::ConnectError, nsp, Some(refusal));
+        self.write_text(format!("4{}", socketio::encode(&reply)));
     }
 
     /// An event past the rate limit: not handed to the application; its ack, if the client asked
