@@ -66,10 +66,22 @@ pub enum TokenRejected {
     /// The header names an algorithm no configured key verifies (`none` included: it does not parse).
     #[error("algorithm {0:?} is not accepted")]
     Algorithm(Algorithm),
-    /// Malformed, bad signature, expired, not yet valid, wrong `aud`/`iss`, missing `exp`.
+    /// `sub` empty or longer than [`MAX_SUBJECT_BYTES`]: it names a user, in records and rooms.
+    #[error("sub is empty or longer than {MAX_SUBJECT_BYTES} bytes")]
+    Subject,
+    /// `exp` later than [`LATEST_EXPIRY`]: no clock or timer can represent it.
+    #[error("exp {0} is beyond the year 9999")]
+    FarExpiry(u64),
+    /// Malformed, bad signature, expired, not yet valid, wrong `aud`/`iss`, missing `exp` or `sub`.
     #[error("{0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
 }
+
+/// The longest `sub` accepted, in bytes: a user's id, kept by every session record.
+pub const MAX_SUBJECT_BYTES: usize = 256;
+/// The latest `exp` accepted (9999-12-31T23:59:59Z): a token past it is refused rather than given a
+/// timer no clock can reach (the addition would overflow).
+pub const LATEST_EXPIRY: u64 = 253_402_300_799;
 
 /// The claims the hub reads; others are ignored.
 #[derive(Debug, Deserialize)]
@@ -112,7 +124,9 @@ impl TokenVerifier {
             validation.reject_tokens_expiring_in_less_than = 1;
             validation.validate_nbf = true;
             validation.validate_aud = security.jwt_audience.is_some();
-            let mut required = vec!["exp"];
+            // `sub` too: every socket of JWT mode is someone's, and a session is resumable only
+            // by the same `sub` (without one, any token could resume any other sub-less session).
+            let mut required = vec!["exp", "sub"];
             if let Some(audience) = &security.jwt_audience {
                 validation.set_audience(&[audience]);
                 required.push("aud");
@@ -177,6 +191,13 @@ impl TokenVerifier {
             _ => return Err(TokenRejected::Algorithm(alg)),
         };
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)?.claims;
+        let sub_len = claims.sub.as_deref().map_or(0, str::len);
+        if sub_len == 0 || sub_len > MAX_SUBJECT_BYTES {
+            return Err(TokenRejected::Subject);
+        }
+        if claims.exp > LATEST_EXPIRY {
+            return Err(TokenRejected::FarExpiry(claims.exp));
+        }
         Ok(Identity {
             sub: claims.sub.map(String::into_boxed_str),
             expires_at: Some(claims.exp),

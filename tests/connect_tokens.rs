@@ -205,6 +205,22 @@ async fn jwt_tokens_that_are_not_valid_are_all_refused_alike() {
             json!({ "token": sign(Algorithm::HS512, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(), &good) }),
         ),
         ("tampered payload", json!({ "token": tampered })),
+        // Every JWT socket is someone's: a sub-less token could resume any other sub-less session.
+        ("no sub", json!({ "token": hs(without("sub")) })),
+        ("empty sub", json!({ "token": hs(with("sub", json!(""))) })),
+        (
+            "sub over 256 bytes",
+            json!({ "token": hs(with("sub", json!("a".repeat(257)))) }),
+        ),
+        (
+            "sub not a string",
+            json!({ "token": hs(with("sub", json!(7))) }),
+        ),
+        // An expiry no clock can reach once panicked the session's timer arithmetic.
+        (
+            "exp past the year 9999",
+            json!({ "token": hs(with("exp", json!(u64::MAX))) }),
+        ),
     ];
     for (what, auth) in refused {
         let (_, reply) = connect(&hub, auth).await;

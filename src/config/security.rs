@@ -34,11 +34,13 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Security {
     /// Comma-separated API keys that may publish (several at once, for rotation); given as
-    /// `Authorization: Bearer <key>` or `X-API-Key: <key>`; unset: anyone may publish (open mode)
+    /// `Authorization: Bearer <key>` or `X-API-Key: <key>`; unset: anyone may publish (open mode).
+    /// Prefer the variable: a flag's value shows in `ps`
     #[arg(long, env = "HUB_API_KEYS", default_value = "", hide_default_value = true,
           hide_env_values = true, value_name = "LIST", value_parser = secrets)]
     pub api_keys: ::std::vec::Vec<Secret>,
-    /// HS256 secret that signs connect tokens (JWT); with it, every CONNECT needs a valid token
+    /// HS256 secret that signs connect tokens (JWT); with it, every CONNECT needs a valid token.
+    /// Prefer the variable: a flag's value shows in `ps`
     #[arg(long, env = "HUB_JWT_SECRET", hide_env_values = true, value_name = "SECRET",
           value_parser = secret)]
     pub jwt_secret: Option<Secret>,
@@ -146,9 +148,11 @@ fn secrets(value: &str) -> Result<Vec<Secret>, &'static str> {
     Ok(secrets)
 }
 
-/// A lifetime such as `90s`, `15m`, `1h` or `7d`, at least a second.
+/// A lifetime such as `90s`, `15m`, `1h` or `7d`, at least a second and at most 100 years (a
+/// token's `exp` must stay before the year 9999, and a development token has no use for more).
 fn lifetime(value: &str) -> Result<Duration, &'static str> {
-    const EXPECTED: &str = "expected a number and a unit (s, m, h or d), e.g. 1h";
+    const EXPECTED: &str = "expected a number and a unit (s, m, h or d), e.g. 1h, at most 36500d";
+    const LONGEST: u64 = 36_500 * 86_400;
     let (unit_at, _) = value.char_indices().last().ok_or(EXPECTED)?;
     let (count, unit) = value.split_at(unit_at);
     let seconds: u64 = match unit {
@@ -159,7 +163,9 @@ fn lifetime(value: &str) -> Result<Duration, &'static str> {
         _ => return Err(EXPECTED),
     };
     match count.parse::<u64>() {
-        Ok(count) if count >= 1 => Ok(Duration::from_secs(count.saturating_mul(seconds))),
+        Ok(count) if count >= 1 && count.saturating_mul(seconds) <= LONGEST => {
+            Ok(Duration::from_secs(count * seconds))
+        }
         _ => Err(EXPECTED),
     }
 }
@@ -188,7 +194,19 @@ mod tests {
         assert_eq!(lifetime("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(lifetime("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(lifetime("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        for refused in ["", "h", "0h", "1", "1w", "-1h", "1é", "1.5h"] {
+        assert_eq!(lifetime("36500d"), Ok(Duration::from_secs(36_500 * 86_400)));
+        for refused in [
+            "",
+            "h",
+            "0h",
+            "1",
+            "1w",
+            "-1h",
+            "1é",
+            "1.5h",
+            "36501d",
+            "99999999999999999d",
+        ] {
             assert!(lifetime(refused).is_err(), "{refused:?} accepted");
         }
     }

@@ -17,7 +17,9 @@ use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
+use crate::actors::recovery::{
+    random_bytes, Forget, Keep, Open, Opened, ReadMissed, Release, ReplayCursor,
+};
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
@@ -319,7 +321,11 @@ impl Session {
     /// the client), its records written, so the official client reconnects ("transport close") with
     /// a fresh token and resumes what it missed meanwhile. One timer per socket, cancelled if it leaves.
     fn expire_at(&mut self, nsp: Namespace, expires_at: u64, ctx: &mut Context<Self>) {
-        let at = std::time::UNIX_EPOCH + Duration::from_secs(expires_at);
+        // Verified tokens expire by the year 9999 (`token::LATEST_EXPIRY`); checked all the same,
+        // as an overflow here would panic the session.
+        let Some(at) = std::time::UNIX_EPOCH.checked_add(Duration::from_secs(expires_at)) else {
+            return;
+        };
         let left = at
             .duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO);
@@ -387,7 +393,22 @@ impl Session {
 
     fn opened(&mut self, nsp: Namespace, opened: Opened, ctx: &mut Context<Self>) {
         let Some(socket @ NsSocket::Joining(_)) = self.sockets.get_mut(nsp.as_str()) else {
-            return; // the session left or closed meanwhile
+            // The session closed while Recovery claimed the record (e.g. its token expired during
+            // the claim's wait): a resumed record goes back, as a joining socket's does on close,
+            // so the owner's next resume still finds it.
+            if opened.recovered {
+                let recoverable = self
+                    .closed
+                    .as_ref()
+                    .is_none_or(|why| why.consequence().recoverable);
+                let record = opened.record;
+                if recoverable {
+                    self.parts.recovery.do_send(Release(record));
+                } else {
+                    self.parts.recovery.do_send(Forget(record.pid));
+                }
+            }
+            return;
         };
         socket.on_opened(opened);
         self.replay_step(nsp, ctx);

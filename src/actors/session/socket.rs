@@ -225,8 +225,13 @@ impl NsSocket {
             },
             NsSocket::Joining(joining) => Left {
                 registered: true,
-                record: None,
                 held_bytes: joining.held.iter().map(|d| d.bytes).sum(),
+                // A resume's claim took its record from the store: it goes back, else the owner's
+                // next resume (the client still holds its pid and offset) would find nothing. A
+                // fresh session's client never learnt its pid: nothing to keep.
+                record: joining
+                    .replay
+                    .and_then(|replay| replay.recovered.then_some(replay.record)),
             },
             NsSocket::Joined(joined) => Left {
                 registered: true,

@@ -200,10 +200,18 @@ fn socket_leaving_during_a_replay_releases_what_it_held_and_writes_nothing() {
         left,
         Left {
             registered: true,
-            record: None,
+            record: Some(opened(true, "S1", &[], 7).record),
             held_bytes: live(&[8]).bytes,
         },
-        "registered with the Hub, no record to keep (never joined), the held batch to release"
+        "registered with the Hub, the resumed record given back (its claim took it from the \
+         store: dropped here, the owner's next resume would find nothing), the held batch to release"
+    );
+    let mut fresh = joining();
+    fresh.on_opened(opened(false, "S2", &[], 7));
+    assert_eq!(
+        fresh.leave().record,
+        None,
+        "a fresh session that never told its client its pid has no record worth keeping"
     );
 }
 
