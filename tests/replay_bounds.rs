@@ -1,7 +1,8 @@
 //! Replays on a real Redis read page by page as the client takes them: resumes that do not read pin
 //! a page each, not the backlog (measured on the hub binary's RSS); a replay of many pages arrives
 //! whole and in order to a slow reader; replays at once are capped (`--max-replays`); a trim between
-//! pages ends in a fresh session, never in a resume with a gap.
+//! pages ends in a fresh session, never in a resume with a gap; a resume cut before it joined leaves
+//! the session resumable.
 
 mod common;
 
@@ -358,4 +359,38 @@ async fn trim_between_pages_ends_in_a_fresh_session_after_the_entries_written() 
     let live = hub.publish("after the trim").await;
     let frame = client.read_text().await;
     assert_eq!(event_args(&frame).unwrap()[2], live.as_str(), "{frame}");
+}
+
+#[actix_web::test]
+async fn resume_cut_before_its_join_leaves_the_session_resumable_with_everything_it_missed() {
+    let redis = RedisServer::start();
+    let hub = start_ready_hub(config(&redis, "test:replay-cut")).await;
+    let (pid, offset) = dropped_sessions(&hub, 1).await.remove(0);
+    // About 2 MB: the replay stalls behind a client that reads nothing, so the socket is still
+    // joining (its record claimed from Redis) when the connection drops.
+    let missed = publish_large(&hub, 70, 30_000).await;
+    let stalled = stalled_resume(hub.addr, &pid, &offset).await;
+    replay_began(&stalled).await;
+    drop(stalled);
+    let ended = async {
+        while hub.sessions().await > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    within(WAIT_TIMEOUT, "the cut session to end", ended).await;
+
+    // The claim took the record; the cut gives it back: the next resume recovers, whole.
+    let mut client = hub.send_resume(&pid, &offset).await;
+    let mut events = Vec::new();
+    loop {
+        let frame = client.recv_text_answering_pings().await;
+        if let Some(reply) = frame.strip_prefix("40") {
+            let reply: Value = serde_json::from_str(reply).unwrap();
+            assert_eq!(reply["pid"], pid.as_str(), "recovered: {reply}");
+            break;
+        }
+        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
+        events.push(args[2].as_str().unwrap().to_owned());
+    }
+    assert_eq!(events, missed, "every missed entry, in order, once");
 }
