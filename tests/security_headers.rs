@@ -102,12 +102,18 @@ async fn the_page_policy_allows_exactly_the_cdn_url_the_loader_falls_back_to() {
         .and_then(|rest| rest.split('"').next())
         .expect("the loader names its CDN fallback as src: \"…\"");
     assert!(src.starts_with("https://cdn.socket.io/"), "{src}");
+    let integrity = loader
+        .split("integrity: \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the loader pins its CDN fallback as integrity: \"sha384-…\"");
+    assert!(integrity.starts_with("sha384-"), "{integrity}");
     let hub = start_hub(test_config());
     let (_, headers, _) = get(&hub, "/").await;
     let csp = assert_security_headers("/", &headers);
     assert!(
-        csp.contains(&format!("script-src 'self' {src};")),
-        "the policy does not allow {src}: {csp}"
+        csp.contains(&format!("script-src 'self' {src} '{integrity}';")),
+        "the policy does not allow {src} by its URL and its hash {integrity}: {csp}"
     );
 }
 

@@ -35,13 +35,26 @@ macro_rules! socket_io_cdn {
     };
 }
 
+/// The sha384 of that file (npm's bytes), as `public/loader.js` gives it in `integrity`
+/// (tests/security_headers.rs checks that the two agree; the browser test, that it is the npm copy's).
+macro_rules! socket_io_cdn_hash {
+    () => {
+        "sha384-mkQ3/7FUtcGyoppY6bz/PORYoGqOl7/aSUMn2ymDOJcapfS6PHqxhRTMh1RR0Q6+"
+    };
+}
+
 /// The page's policy: its own scripts, styles, images and connections (same-origin `ws:`/`wss:`
 /// included: CSP Level 3 lets `'self'` match them), the pinned CDN copy of the client by its exact
-/// URL, and nothing inline, no plugins, no `<base>`, no framing.
+/// URL and by its hash (CSP Level 3 §8.3: a hash source matches an external script whose
+/// `integrity` has that hash; the URL keeps browsers without that rule working, and the
+/// `integrity` itself refuses other bytes either way), and nothing inline, no plugins, no
+/// `<base>`, no framing.
 pub const PAGE_POLICY: &str = concat!(
     "default-src 'self'; script-src 'self' ",
     socket_io_cdn!(),
-    "; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; ",
+    " '",
+    socket_io_cdn_hash!(),
+    "'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; ",
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 );
 

@@ -261,7 +261,7 @@ test("without internet: the client comes from the hub, and the CDN fallback is p
   const { page, context, problems, requested, csp } = await openPage(`${hubA.url}/`);
   try {
     assert.ok(csp, "the page is served with a Content-Security-Policy");
-    assert.ok(csp.includes(`script-src 'self' ${cdn.src};`), `the policy allows exactly the pinned URL: ${csp}`);
+    assert.ok(csp.includes(`script-src 'self' ${cdn.src} '${digest}';`), `the policy allows exactly the pinned URL and hash: ${csp}`);
     await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
     assert.ok(requested.some((u) => u.endsWith("/socket.io/socket.io.min.js")));
     assert.ok(requested.every((u) => u.startsWith(hubA.url)), `only the hub was asked: ${requested.join(" ")}`);
