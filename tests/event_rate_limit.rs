@@ -506,3 +506,19 @@ async fn rate_limit_counts_connects_so_a_connect_disconnect_loop_is_refused_and_
     );
     assert!(metric(&hub, "hub_socket_abuse_disconnects_total").await >= 1);
 }
+
+#[actix_web::test]
+async fn rate_limit_counts_client_acks_so_a_flood_of_them_is_dropped_then_disconnected() {
+    let hub = start_hub(limited_config(5, 20));
+    let mut client = hub.joined().await;
+    // Acks of ids the server never asked: each costs a parse and a lookup, and spends the budget.
+    for id in 0..200 {
+        if !client.client.try_send(&format!("43{id}[\"x\"]")).await {
+            break;
+        }
+    }
+    let (_, disconnected) = read_until_disconnected(&mut client.client).await;
+    assert!(disconnected, "a DISCONNECT for the joined namespace before the close");
+    assert!(metric(&hub, "hub_socket_events_rate_limited_total").await >= 20);
+    assert_eq!(metric(&hub, "hub_socket_abuse_disconnects_total").await, 1);
+}

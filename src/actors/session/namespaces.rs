@@ -122,6 +122,13 @@ impl Session {
             }
             // Acks of events the server emitted asking for one; an unknown id is ignored (§2.4).
             (_, true, PacketKind::Ack | PacketKind::BinaryAck) => {
+                // Acks spend the allowance too (an unknown id costs a parse and a lookup): a flood
+                // of them is dropped, then disconnected, as a flood of events is.
+                match self.charge_allowance(ctx) {
+                    Verdict::Pass => {}
+                    Verdict::Refused => return self.parts.metrics.socket_events_rate_limited.inc(),
+                    Verdict::Abuse => return,
+                }
                 if let (Some(id), Some(Value::Array(data))) = (packet.ack_id, packet.data) {
                     self.on_client_ack(&nsp, id, Payload { data, attachments });
                 }
