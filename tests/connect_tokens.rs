@@ -106,23 +106,13 @@ async fn expect_silence(client: &mut WsClient, period: Duration) {
     }
 }
 
-/// The value of metric `name` in `/metrics`.
-async fn metric(hub: &TestHub, name: &str) -> i64 {
-    let (_, text, _) = hub.http("GET", "/metrics", "").await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-        .parse()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn jwt_connect_without_a_token_is_refused_unauthorized_and_never_registered() {
     let hub = common::start_hub(jwt_config(test_config()));
     let (mut anonymous, reply) = connect(&hub, json!({})).await;
     assert_eq!(reply, UNAUTHORIZED, "exactly, no detail about why");
     assert_eq!(hub.sessions().await, 0, "the Hub never registered it");
-    assert_eq!(metric(&hub, "hub_connects_refused_total").await, 1);
+    assert_eq!(hub.metric("hub_connects_refused_total").await, 1);
     // A broadcast does not reach it; a socket with a token gets it.
     let (mut member, ..) = join(&hub, json!({ "token": token("alice", 60, "") })).await;
     hub.publish("for members").await;
@@ -380,7 +370,7 @@ async fn resume_is_bound_to_the_sessions_user(hub: &TestHub) {
         Some(missed.as_str())
     );
     assert_eq!(back.recv_connect().await, (sid, pid));
-    assert_eq!(metric(hub, "hub_resumes_not_owner_total").await, 1);
+    assert_eq!(hub.metric("hub_resumes_not_owner_total").await, 1);
 }
 
 #[actix_web::test]

@@ -12,9 +12,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{
-    event_args, start_hub, test_config, within, Received, TestHub, WsClient, WAIT_TIMEOUT,
-};
+use common::{event_args, start_hub, test_config, within, Received, WsClient, WAIT_TIMEOUT};
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
 
@@ -105,15 +103,6 @@ fn most_passed(per_second: u32, burst: u32, elapsed: Duration) -> usize {
     burst as usize + (f64::from(per_second) * elapsed.as_secs_f64()).floor() as usize
 }
 
-/// A counter's value in `GET /metrics`.
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, text, _) = hub.http("GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
-}
-
 /// Reads `client` until a notification titled `title` arrives (others skipped).
 async fn await_notification(client: &mut WsClient, title: &str) {
     let waiting = async {
@@ -186,8 +175,8 @@ async fn rate_limit_acks_a_flood_past_the_default_limit_without_disconnecting_it
         .await;
     let last = read_acks(&mut flooder.client, 1).await;
     assert!(last.contains_key(&("/".to_owned(), 1000)));
-    assert!(metric(&hub, "hub_socket_events_rate_limited_total").await >= limited as u64);
-    assert_eq!(metric(&hub, "hub_socket_abuse_disconnects_total").await, 0);
+    assert!(hub.metric("hub_socket_events_rate_limited_total").await >= limited as u64);
+    assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 0);
 }
 
 /// Reads a connection the hub disconnects for abuse up to its close: the rate-limited acks before
@@ -244,7 +233,7 @@ async fn rate_limit_past_the_abuse_limit_disconnects_the_flooder_for_good_while_
         (abuse_limit as usize..=most_passed(per_second, abuse_limit, elapsed)).contains(&limited),
         "{limited} refusals acked before the disconnect, in {elapsed:?}"
     );
-    assert_eq!(metric(&hub, "hub_socket_abuse_disconnects_total").await, 1);
+    assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 1);
     // The others are still served.
     hub.publish("after the abuse").await;
     await_notification(&mut other.client, "after the abuse").await;
@@ -310,7 +299,7 @@ async fn rate_limit_abuse_over_polling_answers_the_acks_and_the_disconnect_then_
         limited >= 20,
         "the refusals' acks first, as over a WebSocket: {answer}"
     );
-    assert_eq!(metric(&hub, "hub_socket_abuse_disconnects_total").await, 1);
+    assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 1);
 }
 
 #[actix_web::test]
@@ -336,7 +325,7 @@ async fn rate_limit_drops_events_without_ack_silently_and_counts_them() {
         acks.contains_key(&("/".to_owned(), 999)),
         "events without an ack got none: {acks:?}"
     );
-    let refused = metric(&hub, "hub_socket_events_rate_limited_total").await as usize;
+    let refused = hub.metric("hub_socket_events_rate_limited_total").await as usize;
     let passed_at_most = most_passed(per_second, per_second, elapsed);
     assert!(
         refused >= 201 - passed_at_most.min(201) && refused <= 201 - per_second as usize,
@@ -480,7 +469,7 @@ async fn rate_limit_counts_connects_so_a_connect_disconnect_loop_is_refused_and_
         "{admitted} CONNECTs admitted in {elapsed:?} at 1 a second"
     );
     assert_eq!(admitted + refused, 10);
-    assert!(metric(&hub, "hub_socket_events_rate_limited_total").await >= refused as u64);
+    assert!(hub.metric("hub_socket_events_rate_limited_total").await >= refused as u64);
     // Refused, not closed: once the allowance refills, the same connection joins.
     actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
     client.send("40").await;
@@ -504,7 +493,7 @@ async fn rate_limit_counts_connects_so_a_connect_disconnect_loop_is_refused_and_
         !disconnected,
         "no namespace was joined by the loop's end: no DISCONNECT packet, the connection closed"
     );
-    assert!(metric(&hub, "hub_socket_abuse_disconnects_total").await >= 1);
+    assert!(hub.metric("hub_socket_abuse_disconnects_total").await >= 1);
 }
 
 #[actix_web::test]
@@ -518,7 +507,10 @@ async fn rate_limit_counts_client_acks_so_a_flood_of_them_is_dropped_then_discon
         }
     }
     let (_, disconnected) = read_until_disconnected(&mut client.client).await;
-    assert!(disconnected, "a DISCONNECT for the joined namespace before the close");
-    assert!(metric(&hub, "hub_socket_events_rate_limited_total").await >= 20);
-    assert_eq!(metric(&hub, "hub_socket_abuse_disconnects_total").await, 1);
+    assert!(
+        disconnected,
+        "a DISCONNECT for the joined namespace before the close"
+    );
+    assert!(hub.metric("hub_socket_events_rate_limited_total").await >= 20);
+    assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 1);
 }

@@ -79,16 +79,6 @@ async fn get_from(
     }
 }
 
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, text, _) = hub.http("GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn handshakes_with_a_foreign_origin_get_403_before_any_session_exists_others_connect() {
     let hub = start_hub(Config {
@@ -108,11 +98,11 @@ async fn handshakes_with_a_foreign_origin_get_403_before_any_session_exists_othe
         }
     }
     assert_eq!(
-        metric(&hub, "hub_engine_sessions").await,
+        hub.metric("hub_engine_sessions").await,
         0,
         "no session was made"
     );
-    assert_eq!(metric(&hub, "hub_origin_refused_total").await, 6);
+    assert_eq!(hub.metric("hub_origin_refused_total").await, 6);
 
     // Allowed, the hub's own, or none (Node, Python, curl): served.
     let own = format!("http://{}", hub.addr);
@@ -184,7 +174,7 @@ async fn past_the_connection_rate_of_an_address_handshakes_get_429_and_other_add
         );
         assert!(refused.retry_after.is_some_and(|s| s >= 1));
     }
-    assert!(metric(&hub, "hub_handshakes_refused_rate_total").await >= 2);
+    assert!(hub.metric("hub_handshakes_refused_rate_total").await >= 2);
     // Another address: served, polling and WebSocket.
     assert_eq!(
         get_from(&hub, "127.0.0.2", POLLING, None, false)

@@ -130,16 +130,6 @@ async fn readyz(hub: &TestHub) -> u16 {
     hub.get_status("/readyz").await
 }
 
-/// The value of metric `name` in `/metrics`.
-async fn metric(hub: &TestHub, name: &str) -> i64 {
-    let (_, text, _) = hub.http("GET", "/metrics", "").await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Waits (bounded) for /readyz to answer `status`.
 async fn until_readyz(hub: &TestHub, status: u16) {
     let waiting = async {
@@ -174,7 +164,7 @@ async fn publish_while_redis_is_stopped_is_an_unknown_outcome_not_nothing_publis
     // It was published after all: every client receives it.
     let (notification, _) = next_notification(&mut client).await;
     assert_eq!(notification["title"], "t");
-    assert_eq!(metric(&hub, "hub_appends_outcome_unknown_total").await, 1);
+    assert_eq!(hub.metric("hub_appends_outcome_unknown_total").await, 1);
 }
 
 #[actix_web::test]
@@ -306,7 +296,7 @@ async fn publish_while_redis_is_down_answers_nothing_was_published_and_publishes
             "connection refused: never sent: {answer:?}"
         );
     }
-    assert!(metric(&hub, "hub_appends_failed_total").await >= 2);
+    assert!(hub.metric("hub_appends_failed_total").await >= 2);
     redis.restart();
     hub.wait_ready().await;
     next_is_sentinel(&hub, &mut client, "nothing published during the outage").await;
@@ -323,7 +313,7 @@ async fn append_refused_by_redis_is_nothing_published_and_makes_the_instance_unr
     let hub = start_ready_hub(config(&redis, "test:refused")).await;
     let mut client = hub.joined().await;
     next_is_sentinel(&hub, &mut client, "warm-up").await;
-    assert_eq!(metric(&hub, "hub_appends_failing").await, 0);
+    assert_eq!(hub.metric("hub_appends_failing").await, 0);
 
     // Out of memory: Redis refuses writes (XADD, the keyed script's XADD) and still serves reads,
     // so the read loop stays healthy.
@@ -340,16 +330,16 @@ async fn append_refused_by_redis_is_nothing_published_and_makes_the_instance_unr
             "/readyz right after a failed append"
         );
     }
-    assert_eq!(metric(&hub, "hub_appends_failing").await, 1);
-    assert_eq!(metric(&hub, "hub_appends_failed_total").await, 2);
-    assert_eq!(metric(&hub, "hub_appends_outcome_unknown_total").await, 0);
+    assert_eq!(hub.metric("hub_appends_failing").await, 1);
+    assert_eq!(hub.metric("hub_appends_failed_total").await, 2);
+    assert_eq!(hub.metric("hub_appends_outcome_unknown_total").await, 0);
 
     assert!(redis
         .command(&["CONFIG", "SET", "maxmemory", "0"])
         .starts_with("+OK"));
     // Nobody publishes: the probe alone makes the instance ready again.
     until_readyz(&hub, 200).await;
-    assert_eq!(metric(&hub, "hub_appends_failing").await, 0);
+    assert_eq!(hub.metric("hub_appends_failing").await, 0);
     let retry = post(&hub, r#"{"title":"refused"}"#, Some("oom-key")).await;
     assert_eq!((retry.status, retry.replayed), (201, false), "{retry:?}");
     let (notification, _) = next_notification(&mut client).await;
@@ -429,7 +419,7 @@ async fn embedded_log_publishes_a_key_once_on_both_doors() {
         "{ack}"
     );
     next_is_sentinel(&hub, &mut client, "conflicts publish nothing").await;
-    assert_eq!(metric(&hub, "hub_idempotent_replays_total").await, 2);
+    assert_eq!(hub.metric("hub_idempotent_replays_total").await, 2);
 }
 
 #[actix_web::test]

@@ -85,16 +85,6 @@ async fn notify(hub: &TestHub, headers: &[&str], body: &str) -> Answer {
 const JSON: &str = "content-type: application/json";
 const BODY: &str = r#"{"title":"x"}"#;
 
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, text, _) = hub.http("GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// The next notification `joined` receives is `title` (nothing was appended before it).
 async fn next_received_is(joined: &mut Joined, title: &str) {
     let frame = joined.client.recv_text_answering_pings().await;
@@ -159,8 +149,8 @@ async fn cross_site_posts_are_refused_in_open_mode_and_nothing_is_appended() {
             refused += 1;
         }
         assert_eq!(
-            metric(&hub, "hub_origin_refused_total").await
-                + metric(&hub, "hub_publish_unsupported_media_type_total").await,
+            hub.metric("hub_origin_refused_total").await
+                + hub.metric("hub_publish_unsupported_media_type_total").await,
             refused
         );
         // Nothing was appended: the first notification the client gets is the next one published.
@@ -276,7 +266,7 @@ async fn with_api_keys_a_publish_needs_one_of_them_in_a_header() {
             .status,
         415
     );
-    assert_eq!(metric(&hub, "hub_publish_unauthorized_total").await, 10);
+    assert_eq!(hub.metric("hub_publish_unauthorized_total").await, 10);
 
     for (key, title) in [
         ("authorization: Bearer k2", "with k2"),
@@ -327,7 +317,8 @@ async fn past_the_publish_rate_of_an_address_429_with_retry_after_and_other_addr
     let refused = publish_until_refused(&hub, "127.0.0.1", &[JSON], 100).await;
     assert_rate_limited(&refused);
     assert_eq!(
-        metric(&hub, "hub_publish_rate_limited_per_address_total").await,
+        hub.metric("hub_publish_rate_limited_per_address_total")
+            .await,
         1
     );
 
@@ -373,9 +364,10 @@ async fn past_the_publish_rate_of_a_key_429_with_retry_after_and_other_keys_publ
     );
     let k2 = notify(&hub, &[JSON, "x-api-key: k2"], BODY).await;
     assert_eq!(k2.status, 201, "{}", k2.json);
-    assert!(metric(&hub, "hub_publish_rate_limited_per_key_total").await >= 2);
+    assert!(hub.metric("hub_publish_rate_limited_per_key_total").await >= 2);
     assert_eq!(
-        metric(&hub, "hub_publish_rate_limited_per_address_total").await,
+        hub.metric("hub_publish_rate_limited_per_address_total")
+            .await,
         0
     );
 }

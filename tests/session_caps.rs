@@ -47,16 +47,6 @@ async fn assert_still_receive(hub: &TestHub, joined: &mut [&mut Joined], title: 
     }
 }
 
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, text, _) = hub.http("GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn session_cap_refuses_handshakes_past_it_with_503_and_keeps_serving_joined_clients() {
     let hub = start_hub(Config {
@@ -77,10 +67,11 @@ async fn session_cap_refuses_handshakes_past_it_with_503_and_keeps_serving_joine
     );
     assert_ws_refused(&hub, 503).await;
     assert_eq!(
-        metric(&hub, "hub_handshakes_refused_max_sessions_total").await,
+        hub.metric("hub_handshakes_refused_max_sessions_total")
+            .await,
         2
     );
-    assert_eq!(metric(&hub, "hub_engine_sessions").await, 3);
+    assert_eq!(hub.metric("hub_engine_sessions").await, 3);
 
     assert_still_receive(&hub, &mut [&mut joined], "still served").await;
     // A session that ends gives its place back.
@@ -113,7 +104,7 @@ async fn per_address_cap_refuses_handshakes_past_it_with_429_and_keeps_serving_j
     );
     assert_ws_refused(&hub, 429).await;
     assert_eq!(
-        metric(&hub, "hub_handshakes_refused_per_address_total").await,
+        hub.metric("hub_handshakes_refused_per_address_total").await,
         2
     );
     assert_still_receive(&hub, &mut [&mut joined], "still served").await;
@@ -139,11 +130,8 @@ async fn unjoined_cap_refuses_handshakes_while_sessions_have_not_joined_and_a_jo
         json!({ "code": 4, "message": "Too many sessions not joined to a namespace" })
     );
     assert_ws_refused(&hub, 503).await;
-    assert_eq!(
-        metric(&hub, "hub_handshakes_refused_unjoined_total").await,
-        2
-    );
-    assert_eq!(metric(&hub, "hub_unjoined_sessions").await, 2);
+    assert_eq!(hub.metric("hub_handshakes_refused_unjoined_total").await, 2);
+    assert_eq!(hub.metric("hub_unjoined_sessions").await, 2);
     assert_still_receive(&hub, &mut [&mut joined, &mut second], "still served").await;
 
     // One of them joins: a place for a new handshake.
@@ -182,7 +170,7 @@ async fn polling_handshake_from(hub: &TestHub, source: &str) -> (u16, Value) {
 async fn metric_becomes(hub: &TestHub, name: &str, value: u64) {
     let what = format!("{name} to become {value}");
     within(WAIT_TIMEOUT, &what, async {
-        while metric(hub, name).await != value {
+        while hub.metric(name).await != value {
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -223,13 +211,11 @@ async fn unjoined_share_per_address_refuses_that_address_with_429_and_others_are
     );
     assert_ws_refused(&hub, 429).await;
     assert_eq!(
-        metric(&hub, "hub_handshakes_refused_unjoined_per_address_total").await,
+        hub.metric("hub_handshakes_refused_unjoined_per_address_total")
+            .await,
         2
     );
-    assert_eq!(
-        metric(&hub, "hub_handshakes_refused_unjoined_total").await,
-        0
-    );
+    assert_eq!(hub.metric("hub_handshakes_refused_unjoined_total").await, 0);
 
     // Another address still gets sessions, polling and WebSocket, while the pool has room.
     let (status, body) = polling_handshake_from(&hub, "127.0.0.2").await;
@@ -246,7 +232,7 @@ async fn unjoined_share_per_address_refuses_that_address_with_429_and_others_are
         other.read_text().await.starts_with("40{"),
         "the CONNECT reply"
     );
-    assert_eq!(metric(&hub, "hub_unjoined_sessions").await, 3);
+    assert_eq!(hub.metric("hub_unjoined_sessions").await, 3);
     assert_still_receive(&hub, &mut [&mut joined], "still served").await;
 
     // One of 127.0.0.1's sessions joins: a place in its share again.
@@ -281,7 +267,7 @@ async fn unjoined_places_are_given_back_however_a_session_ends() {
 
     // A WebSocket dropped before joining.
     let (mut client, _) = hub.eio().await;
-    assert_eq!(metric(&hub, "hub_unjoined_sessions").await, 1);
+    assert_eq!(hub.metric("hub_unjoined_sessions").await, 1);
     client.close().await;
     metric_becomes(&hub, "hub_unjoined_sessions", 0).await;
 
@@ -289,11 +275,11 @@ async fn unjoined_places_are_given_back_however_a_session_ends() {
     let mut joined = hub.joined().await;
     joined.client.send("40/custom,").await;
     let mut second = hub.joined().await;
-    assert_eq!(metric(&hub, "hub_unjoined_sessions").await, 0);
+    assert_eq!(hub.metric("hub_unjoined_sessions").await, 0);
     joined.client.close().await;
     metric_becomes(&hub, "hub_engine_sessions", 1).await;
     hub.polling_session("/socket.io/").await;
-    assert_eq!(metric(&hub, "hub_unjoined_sessions").await, 1);
+    assert_eq!(hub.metric("hub_unjoined_sessions").await, 1);
     assert_eq!(polling_handshake(&hub).await.0, 429, "the share is still 1");
     assert_still_receive(&hub, &mut [&mut second], "still served").await;
 }

@@ -407,21 +407,11 @@ async fn message_of_exactly_the_max_payload_in_fragments_is_accepted() {
 
 // 7(d): the bytes unfinished frames hold, over all connections.
 
-async fn metric(hub: &TestHub, name: &str) -> i64 {
-    let (status, body, _) = hub.http("GET", "/metrics", "").await;
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-        .parse()
-        .unwrap()
-}
-
 /// Waits (bounded) until `name` satisfies `ok`.
 async fn metric_reaches(hub: &TestHub, name: &str, ok: impl Fn(i64) -> bool) {
     let what = format!("{name} in /metrics");
     within(WAIT_TIMEOUT, &what, async {
-        while !ok(metric(hub, name).await) {
+        while !ok(hub.metric(name).await as i64) {
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -463,7 +453,7 @@ async fn ordinary_messages_are_served_while_others_hold_the_whole_budget() {
         n >= 2 * (14 + 999_000 - ALLOWANCE as i64)
     })
     .await;
-    let room = limit - metric(&hub, "hub_websocket_unfinished_bytes").await;
+    let room = limit - hub.metric("hub_websocket_unfinished_bytes").await as i64;
     if room > 2_000 {
         let filler = (room - 2_000) as usize + ALLOWANCE - 14;
         hogs.push(hog(&hub, filler as u64 + 500, filler).await);
@@ -483,7 +473,7 @@ async fn ordinary_messages_are_served_while_others_hold_the_whole_budget() {
         ack_and_broadcast(&mut healthy, &title).await;
     }
     assert_eq!(
-        metric(&hub, "hub_websocket_unfinished_refused_total").await,
+        hub.metric("hub_websocket_unfinished_refused_total").await,
         0
     );
 
@@ -491,7 +481,7 @@ async fn ordinary_messages_are_served_while_others_hold_the_whole_budget() {
     let mut third = hog(&hub, 999_500, 999_000).await;
     expect_close(&mut third, 1013, "a third hog over the budget").await;
     assert_eq!(
-        metric(&hub, "hub_websocket_unfinished_refused_total").await,
+        hub.metric("hub_websocket_unfinished_refused_total").await,
         1
     );
     let offset = hub.publish("after").await;
@@ -528,7 +518,7 @@ async fn unfinished_frames_past_the_budget_close_with_1013_and_others_are_served
     send(&mut third, part).await;
     expect_close(&mut third, 1013, "over the budget").await;
     assert_eq!(
-        metric(&hub, "hub_websocket_unfinished_refused_total").await,
+        hub.metric("hub_websocket_unfinished_refused_total").await,
         1
     );
 

@@ -278,6 +278,15 @@ impl TestHub {
         .expect("hub answers")
     }
 
+    /// A counter or gauge of `GET /metrics` (Prometheus text: the line `<name> <value>`).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (status, text, _) = self.http("GET", "/metrics", "").await;
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    }
+
     /// `POST /notifications/notify` with a raw body; returns the status and the JSON answer.
     pub async fn notify(&self, body: &str) -> (u16, Value) {
         // awc bounds the wait for the response head, not for its body.
