@@ -29,6 +29,8 @@ command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # chromium: the page's tests drive Debian's Chromium with playwright-core (never a browser download).
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+# openssl: the connect-token tests make their RS256 and ES256 key pairs with it.
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   step "installing ${apt_packages[*]} (Debian packages)"
   if [ "$(id -u)" -ne 0 ]; then
