@@ -55,6 +55,14 @@ fn print_token(config: &Config, request: &TokenRequest) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    if secret.expose().len() < token::MIN_HS256_SECRET_BYTES {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: HUB_JWT_SECRET is shorter than {} bytes (RFC 7518 §3.2): tokens signed with \
+             it can be forged by guessing it",
+            token::MIN_HS256_SECRET_BYTES
+        );
+    }
     let claims = Mint {
         sub: &request.sub,
         ttl: request.ttl,

@@ -656,4 +656,14 @@ async fn token_command_mints_what_the_hub_accepts_and_needs_a_secret() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HUB_JWT_SECRET"));
     assert!(out.stdout.is_empty());
+
+    // A sub the hub would refuse is refused here, not minted.
+    for sub in [String::new(), "a".repeat(257)] {
+        let out = run_hub_binary(
+            &["token", "--sub", &sub],
+            &[("HUB_JWT_SECRET", SECRET.as_ref())],
+        );
+        assert_eq!(out.status.code(), Some(2), "sub of {} bytes", sub.len());
+        assert!(out.stdout.is_empty());
+    }
 }

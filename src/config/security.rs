@@ -113,8 +113,8 @@ pub enum Command {
 /// `realtime-hub token --sub alice [--ttl 1h] [--scope notify]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenRequest {
-    /// The user's id (`sub`)
-    #[arg(long)]
+    /// The user's id (`sub`), 1 to 256 bytes
+    #[arg(long, value_parser = subject)]
     pub sub: String,
     /// How long the token is valid: a number and a unit, `s`, `m`, `h` or `d` (e.g. 90s, 1h)
     #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = lifetime)]
@@ -146,6 +146,18 @@ fn secrets(value: &str) -> Result<Vec<Secret>, &'static str> {
         }
     }
     Ok(secrets)
+}
+
+/// A `sub` the hub accepts: 1 to [`crate::token::MAX_SUBJECT_BYTES`] bytes (a token with another
+/// would be minted only to be refused).
+fn subject(value: &str) -> Result<String, String> {
+    let max = crate::token::MAX_SUBJECT_BYTES;
+    if value.is_empty() || value.len() > max {
+        return Err(format!(
+            "expected 1 to {max} bytes, the sub the hub accepts"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// A lifetime such as `90s`, `15m`, `1h` or `7d`, at least a second and at most 100 years (a
@@ -186,6 +198,14 @@ mod tests {
         );
         assert_eq!(secret("s3cr3t").unwrap().expose(), "s3cr3t");
         assert!(secret("").is_err());
+    }
+
+    #[test]
+    fn subjects_are_what_the_hub_accepts() {
+        assert_eq!(subject("alice").as_deref(), Ok("alice"));
+        assert_eq!(subject(&"é".repeat(128)).map(|s| s.len()), Ok(256));
+        assert!(subject("").is_err());
+        assert!(subject(&"a".repeat(257)).is_err());
     }
 
     #[test]
