@@ -152,4 +152,26 @@ mod tests {
             "its count was kept: a new bucket holds 10"
         );
     }
+
+    #[test]
+    fn keyed_limit_sweeps_at_most_once_per_interval_and_again_when_it_has_passed() {
+        let clock = FakeRelativeClock::default();
+        let limit = KeyedLimit::with_clock(10, clock.clone());
+        assert_eq!(
+            limit.check(&0u32),
+            Ok(()),
+            "the first check sweeps (nothing)"
+        );
+        for key in 1..=100u32 {
+            assert_eq!(limit.check(&key), Ok(()));
+        }
+        // Full again after 100 ms, but the last sweep was less than SWEEP_EVERY ago: kept.
+        clock.advance(SWEEP_EVERY - Duration::from_millis(1));
+        assert_eq!(limit.check(&500), Ok(()));
+        assert_eq!(limit.tracked(), 102, "no sweep within the interval");
+        // Exactly one interval after the last sweep: this check sweeps.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(limit.check(&501), Ok(()));
+        assert_eq!(limit.tracked(), 2, "500 (drawn down 1 ms ago) and 501");
+    }
 }
