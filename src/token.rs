@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn the_start_up_summary_names_the_algorithm_and_claims_never_the_secret() {
+        let mut settings = security("s3cr3t-value-of-the-test");
+        settings.jwt_audience = Some("hub".into());
+        settings.jwt_issuer = Some("https://issuer.test".into());
+        let verifier = TokenVerifier::from_settings(&settings).unwrap().unwrap();
+        let summary = verifier.summary();
+        assert_eq!(
+            summary,
+            r#"HS256 (HUB_JWT_SECRET), aud "hub", iss "https://issuer.test""#
+        );
+        assert!(!format!("{summary} {verifier:?}").contains("s3cr3t"));
+    }
+
+    #[test]
     fn a_minted_token_verifies_with_its_sub_expiry_and_scope() {
         let verifier = TokenVerifier::from_settings(&security("s"))
             .unwrap()
