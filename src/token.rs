@@ -342,6 +342,35 @@ mod tests {
         assert!(!format!("{summary} {verifier:?}").contains("s3cr3t"));
     }
 
+    /// An HS256 token with exactly these claims.
+    fn signed(secret: &str, claims: &serde_json::Value) -> String {
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).unwrap()
+    }
+
+    #[test]
+    fn sub_must_be_1_to_256_bytes_and_exp_at_most_the_end_of_9999() {
+        let verifier = TokenVerifier::from_settings(&security("s"))
+            .unwrap()
+            .unwrap();
+        let exp = jsonwebtoken::get_current_timestamp() + 60;
+        let with_sub =
+            |sub: &str| verifier.verify(&signed("s", &json!({ "sub": sub, "exp": exp })));
+        assert!(with_sub(&"a".repeat(MAX_SUBJECT_BYTES)).is_ok());
+        assert!(matches!(with_sub(""), Err(TokenRejected::Subject)));
+        let long = "a".repeat(MAX_SUBJECT_BYTES + 1);
+        assert!(matches!(with_sub(&long), Err(TokenRejected::Subject)));
+        let with_exp = |exp: u64| verifier.verify(&signed("s", &json!({ "sub": "a", "exp": exp })));
+        assert_eq!(
+            with_exp(LATEST_EXPIRY).unwrap().expires_at,
+            Some(LATEST_EXPIRY)
+        );
+        assert!(matches!(
+            with_exp(LATEST_EXPIRY + 1),
+            Err(TokenRejected::FarExpiry(_))
+        ));
+    }
+
     #[test]
     fn a_minted_token_verifies_with_its_sub_expiry_and_scope() {
         let verifier = TokenVerifier::from_settings(&security("s"))
