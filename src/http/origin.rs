@@ -140,6 +140,9 @@ mod tests {
         assert!(none.admits(&headers(Some("http://hub.example"), "hub.example:80")));
         assert!(!none.admits(&headers(Some("http://hub.example"), "hub.example:443")));
         assert!(none.admits(&headers(Some("http://[::1]:3000"), "[::1]:3000")));
+        // An IPv6 host without a port: its colons are not a port separator.
+        assert!(none.admits(&headers(Some("http://[::1]"), "[::1]")));
+        assert!(none.admits(&headers(Some("http://[::1]"), "[::1]:80")));
         assert!(!none.admits(&headers(Some("http://[::1]:3000"), "[::2]:3000")));
 
         let listed = OriginPolicy::new(&["https://app.example".into(), "null".into()]);
