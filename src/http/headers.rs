@@ -135,9 +135,15 @@ mod tests {
     }
 
     #[test]
-    fn the_page_policy_allows_no_inline_code_and_the_cdn_by_its_exact_url() {
+    fn the_page_policy_allows_no_inline_code_and_the_cdn_by_its_exact_url_and_hash() {
         assert!(!PAGE_POLICY.contains("unsafe"), "{PAGE_POLICY}");
-        assert!(PAGE_POLICY.contains(concat!("script-src 'self' ", socket_io_cdn!(), ";")));
+        assert!(PAGE_POLICY.contains(concat!(
+            "script-src 'self' ",
+            socket_io_cdn!(),
+            " '",
+            socket_io_cdn_hash!(),
+            "';"
+        )));
         assert!(PAGE_POLICY.contains("frame-ancestors 'none'"));
         assert!(RESOURCE_POLICY.contains("frame-ancestors 'none'"));
     }
