@@ -113,7 +113,7 @@ pub struct SessionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Epoch>,
     /// The user it belongs to (the token's `sub`): only a socket admitted as the same user resumes
-    /// it. `None`: anonymous (open mode, a token without `sub`, or a record written by a Node peer).
+    /// it. `None`: anonymous (a socket admitted without a token, or a record written by a Node peer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
 }

@@ -365,11 +365,7 @@ impl Session {
             // already queued for saving, so a shutdown that waits for the Hub to empty can flush it.
             // A session of a replaced log, or one the server disconnected, is not resumable.
             if let Some(record) = left.record {
-                if consequence.recoverable {
-                    self.parts.recovery.do_send(Release(record));
-                } else {
-                    self.parts.recovery.do_send(Forget(record.pid));
-                }
+                self.give_back(record, consequence.recoverable);
             }
             if left.registered {
                 self.parts.hub.do_send(Unregister {
@@ -378,8 +374,6 @@ impl Session {
                 });
             }
         }
-        // Over polling the last answer is what was queued before the DISCONNECTs (the rate-limited
-        // acks that led to them, as a WebSocket client gets them), the DISCONNECTs, and the close.
         // The answer one more GET still gets once the session is closed, if any.
         let mut linger_with = (without_get && why == SessionError::TransportClosed).then_some("6");
         if !farewell.is_empty() && matches!(self.transport, Transport::Polling(_)) {
@@ -539,6 +533,18 @@ impl Handler<Deliver> for Session {
             // Still counted as on its way until written, so a slow replay stays within the bound.
             Live::Held => self.held_bytes += bytes,
             Live::Dropped => self.outbound.received(bytes),
+        }
+    }
+}
+
+impl Session {
+    /// A session record this session holds no more: resumable again (by a hub or a Node peer) when
+    /// the way it ended allows it, else deleted (a replaced log, a server-side disconnect).
+    fn give_back(&self, record: crate::store::SessionRecord, recoverable: bool) {
+        if recoverable {
+            self.parts.recovery.do_send(Release(record));
+        } else {
+            self.parts.recovery.do_send(Forget(record.pid));
         }
     }
 }

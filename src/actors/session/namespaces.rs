@@ -17,9 +17,7 @@ use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{
-    random_bytes, Forget, Keep, Open, Opened, ReadMissed, Release, ReplayCursor,
-};
+use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
@@ -408,12 +406,7 @@ impl Session {
                     .closed
                     .as_ref()
                     .is_none_or(|why| why.consequence().recoverable);
-                let record = opened.record;
-                if recoverable {
-                    self.parts.recovery.do_send(Release(record));
-                } else {
-                    self.parts.recovery.do_send(Forget(record.pid));
-                }
+                self.give_back(opened.record, recoverable);
             }
             return;
         };
