@@ -125,7 +125,7 @@ impl Admission {
                 REFUSED_RATE,
                 "handshake refused from {}: over {} new sessions per second from it \
                  (--connections-per-second-per-address)",
-                peer.map_or_else(String::new, |ip| ip.to_string()),
+                peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
                 self.limits.connections_per_second
             );
             return Err(Refusal::ConnectionRate(wait));

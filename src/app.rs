@@ -96,7 +96,7 @@ pub struct ConnectRefusal {
 /// carries `sub`), and handed to the application with every event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
-    /// The user's id (the token's `sub`); `None`: anonymous (open mode, or a token without `sub`).
+    /// The user's id (the token's `sub`, required in JWT mode); `None`: anonymous (no token).
     pub sub: Option<Box<str>>,
     /// When the socket's credential expires (the token's `exp`), seconds since the Unix epoch: the
     /// socket's transport is closed then, so the client reconnects with a fresh token. `None`: never.
