@@ -11,18 +11,30 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 mod parse;
 mod security;
 
-use parse::{at_least_one, endpoint_path, millis, namespaces, origins, project_path};
+use parse::{
+    at_least_one, endpoint_path, millis, namespaces, origins, project_path, threshold_or_off,
+};
 pub use security::{Command, Secret, Security, TokenRequest};
+
+/// How Socket.IO packets are encoded on the wire (Node's `parser` server option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Parser {
+    /// `socket.io-parser`: text packets, binary as placeholders plus attachments (reference §2).
+    #[default]
+    Json,
+    /// `socket.io-msgpack-parser`: every packet one msgpack-encoded binary message.
+    Msgpack,
+}
 
 /// The whole configuration of one hub instance.
 ///
 /// Each field's first doc line is also its `--help` text.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "realtime-hub",
     about = "A Socket.IO v5 notification hub with connection state recovery",
@@ -225,6 +237,29 @@ pub struct Config {
     #[arg(long = "keep-alive-ms", env = "HUB_KEEP_ALIVE_MS", default_value = "5000",
           value_name = "MS", value_parser = millis)]
     pub keep_alive: Duration,
+    /// Socket.IO packet encoding: `json` (Socket.IO's default parser) or `msgpack`
+    /// (`socket.io-msgpack-parser`: every packet one binary message); clients must use the same
+    // Node selects it with `new Server({ parser })`; one parser per server, as there.
+    #[arg(long, env = "HUB_PARSER", default_value = "json", value_name = "PARSER",
+          value_parser = PossibleValuesParser::new(["json", "msgpack"])
+              .map(|value| if value == "msgpack" { Parser::Msgpack } else { Parser::Json }))]
+    pub parser: Parser,
+    /// Long-polling responses larger than this many bytes are compressed (gzip or deflate, as the
+    /// client accepts); `off`: never
+    // Engine.IO's `httpCompression: { threshold: 1024 }` default.
+    #[arg(long, env = "HUB_HTTP_COMPRESSION_THRESHOLD", default_value = "1024",
+          value_name = "BYTES", value_parser = threshold_or_off)]
+    // Fully qualified: clap then hands the parsed `Option` over whole (`off` is `None`).
+    pub http_compression_threshold: ::std::option::Option<usize>,
+    /// Rooms each socket may join with the `join` event (its own sid room and `user:<sub>` not
+    /// counted); a join past it is refused with an error ack
+    #[arg(
+        long,
+        env = "HUB_MAX_ROOMS_PER_SOCKET",
+        default_value = "100",
+        value_name = "N"
+    )]
+    pub max_rooms_per_socket: usize,
     /// Folder of the page served at `/`
     #[arg(long, env = "HUB_PUBLIC_DIR", value_name = "DIR",
           default_value_os_t = project_path("public"))]

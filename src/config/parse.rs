@@ -51,6 +51,17 @@ pub(super) fn list(value: &str) -> Result<Vec<String>, Infallible> {
         .collect())
 }
 
+/// A byte count, or `off` for none (`HUB_HTTP_COMPRESSION_THRESHOLD`).
+pub(super) fn threshold_or_off(value: &str) -> Result<Option<usize>, &'static str> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| "expected a number of bytes, or off")
+}
+
 /// At least one namespace, each starting with `/` as Socket.IO names them.
 pub(super) fn namespaces(value: &str) -> Result<Vec<String>, &'static str> {
     let Ok(namespaces) = list(value);

@@ -54,6 +54,12 @@ pub struct Security {
     /// The `iss` connect tokens must carry, when set
     #[arg(long, env = "HUB_JWT_ISSUER", value_name = "ISSUER")]
     pub jwt_issuer: Option<String>,
+    /// Comma-separated glob patterns (`*`, `?`, `[…]`) of rooms any socket may `join` besides those
+    /// its token's `rooms` claim allows, e.g. `news,team-*`; in open mode (no JWT) every room may be
+    /// joined
+    #[arg(long, env = "HUB_PUBLIC_ROOMS", default_value = "", hide_default_value = true,
+          value_name = "LIST", value_parser = super::parse::list)]
+    pub public_rooms: ::std::vec::Vec<String>,
     /// Events per second each connection may send, all its namespaces together (`notify`, any
     /// event), with a burst of as many; past it the event is not handled and is acknowledged
     /// {"error":"rate limited"} (dropped if it asked no ack); 0: no limit

@@ -276,6 +276,11 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
         ("keep-alive-ms", "90", |c| {
             c.keep_alive == Duration::from_millis(90)
         }),
+        ("parser", "msgpack", |c| c.parser == super::Parser::Msgpack),
+        ("http-compression-threshold", "off", |c| {
+            c.http_compression_threshold.is_none()
+        }),
+        ("max-rooms-per-socket", "3", |c| c.max_rooms_per_socket == 3),
         ("public-dir", "/srv/www", |c| {
             c.public_dir.as_os_str() == "/srv/www"
         }),
@@ -296,6 +301,9 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
         }),
         ("jwt-issuer", "auth", |c| {
             c.security.jwt_issuer.as_deref() == Some("auth")
+        }),
+        ("public-rooms", "news, team-*", |c| {
+            c.security.public_rooms == ["news", "team-*"]
         }),
         ("socket-events-per-second", "7", |c| {
             c.security.socket_events_per_second == 7
