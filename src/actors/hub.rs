@@ -19,11 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::{debug, warn};
 
 use super::disconnect::{Disconnect, SessionError};
-use super::outbound::{wire_len, Outbound};
+use super::outbound::{wire_len, Out, Outbound};
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
 use crate::protocol::socketio;
@@ -42,13 +43,49 @@ impl ConnId {
     }
 }
 
-/// One framed broadcast: the complete Engine.IO text frame and the log id it carries as offset.
+/// One framed broadcast: its Engine.IO messages and the log id it carries as offset, shared by
+/// every recipient.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The entry's log id, so a session can skip what it already sent (recovery handover).
     pub id: StreamId,
-    /// `42[…,"<id>"]`, shared by every recipient.
-    pub text: ByteString,
+    /// The packet: `42[…,"<id>"]` as text (`45N-[…]` for a binary event, its attachments after
+    /// it), or one binary message with the msgpack parser.
+    pub packet: Out,
+    /// A binary event's attachments, each one binary message, in order; empty otherwise.
+    pub attachments: Arc<[Bytes]>,
+}
+
+impl Frame {
+    /// A frame of one text packet.
+    pub fn text(id: StreamId, text: ByteString) -> Frame {
+        Frame {
+            id,
+            packet: Out::Text(text),
+            attachments: Arc::from([]),
+        }
+    }
+
+    /// Its Engine.IO messages, in the order they are written.
+    pub fn messages(&self) -> impl Iterator<Item = Out> + '_ {
+        std::iter::once(self.packet.clone())
+            .chain(self.attachments.iter().cloned().map(Out::Binary))
+    }
+
+    /// Its payload bytes, all messages together.
+    pub fn len(&self) -> usize {
+        self.packet.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Its size on the wire, all messages together (as [`Outbound`] counts it).
+    pub fn wire_len(&self) -> usize {
+        wire_len(self.packet.len())
+            + self
+                .attachments
+                .iter()
+                .map(|a| wire_len(a.len()))
+                .sum::<usize>()
+    }
 }
 
 /// Frames for a session, in log order.
@@ -316,7 +353,7 @@ impl Handler<CountSessions> for Hub {
 
 /// The size of a batch on the wire.
 fn wire_bytes(frames: &[Frame]) -> usize {
-    frames.iter().map(|f| wire_len(f.text.len())).sum()
+    frames.iter().map(Frame::wire_len).sum()
 }
 
 /// The Engine.IO frame of a log entry, its id appended as the recovery offset.
@@ -326,10 +363,7 @@ pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
         &entry.args,
         &entry.id.to_string(),
     )?;
-    Some(Frame {
-        id: entry.id,
-        text: ByteString::from(text),
-    })
+    Some(Frame::text(entry.id, ByteString::from(text)))
 }
 
 #[cfg(test)]
@@ -373,7 +407,14 @@ mod tests {
     }
 
     fn texts(deliver: &Deliver) -> Vec<String> {
-        deliver.frames.iter().map(|f| f.text.to_string()).collect()
+        deliver.frames.iter().map(text_of).collect()
+    }
+
+    fn text_of(frame: &Frame) -> String {
+        match &frame.packet {
+            Out::Text(text) => text.to_string(),
+            Out::Binary(_) => panic!("a text frame"),
+        }
     }
 
     fn entry(ms: u64, nsp: &str) -> LogEntry {
@@ -430,7 +471,7 @@ mod tests {
             Arc::ptr_eq(&a.frames, &b.frames),
             "both sessions share one encoded batch"
         );
-        let texts: Vec<&str> = a.frames.iter().map(|f| &*f.text).collect();
+        let texts: Vec<String> = a.frames.iter().map(text_of).collect();
         assert_eq!(texts, vec![r#"42["n",1,"1-0"]"#, r#"42["n",1,"3-0"]"#]);
         assert_eq!(a.bytes, 2 * wire_len(r#"42["n",1,"1-0"]"#.len()));
     }

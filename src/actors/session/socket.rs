@@ -319,8 +319,8 @@ impl NsSocket {
                 return Some(Step { frames, next });
             };
             if let Some(frame) = frame_entry(&entry) {
-                bytes += frame.text.len();
-                frames.push(Out::Text(frame.text));
+                bytes += frame.len();
+                frames.extend(frame.messages());
             }
         }
         // Over budget: even if nothing is left, the reply waits for the next step, so what is held
@@ -401,7 +401,7 @@ impl Joined {
             if self.offset.is_some_and(|offset| frame.id <= offset) {
                 continue;
             }
-            out.push(Out::Text(frame.text.clone()));
+            out.extend(frame.messages());
             self.offset = Some(frame.id);
         }
         out

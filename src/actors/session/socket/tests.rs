@@ -28,7 +28,7 @@ fn live(ms: &[u64]) -> Deliver {
         .iter()
         .map(|&ms| frame_entry(&entry(ms)).unwrap())
         .collect();
-    let bytes = frames.iter().map(|f| f.text.len()).sum();
+    let bytes = frames.iter().map(Frame::len).sum();
     Deliver {
         nsp: nsp(),
         frames: frames.into(),
@@ -138,7 +138,7 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
 fn socket_replay_is_written_in_steps_within_the_budget() {
     let mut socket = joining();
     socket.on_opened(opened(true, "S1", &[1, 2, 3], 3));
-    let frame_len = frame_entry(&entry(1)).unwrap().text.len();
+    let frame_len = frame_entry(&entry(1)).unwrap().len();
     // A budget of one frame: one frame per step, and the reply only after a step finds nothing left.
     let first = socket.replay_step(frame_len).unwrap();
     assert_eq!(texts(&first.frames), [r#"42["n",1,"1-0"]"#]);
@@ -193,7 +193,7 @@ fn socket_leaving_during_a_replay_releases_what_it_held_and_writes_nothing() {
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[8])), Live::Held));
     socket.on_opened(opened(true, "S1", &[6, 7], 7));
-    let frame_len = frame_entry(&entry(6)).unwrap().text.len();
+    let frame_len = frame_entry(&entry(6)).unwrap().len();
     assert_eq!(socket.replay_step(frame_len).unwrap().frames.len(), 1);
     let left = socket.leave();
     assert_eq!(
