@@ -6,6 +6,7 @@
 //! cargo bench --bench hub_bench -- fanout --urls http://127.0.0.1:3001,http://127.0.0.1:3002 \
 //!     --clients 1000 --rate 50 --seconds 20 --pids hub=123,hub=456,redis=789
 //! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
+//!            targeted --jwt-secret S              (each client its own user room, one recipient each)
 //!            floor                                (no server: the kernel's share of a delivery)
 //! ```
 //! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
@@ -40,6 +41,8 @@ struct Options {
     publish: bool,
     /// soak: seconds to wait after connecting, before publishing (so every process is connected).
     warmup: f64,
+    /// targeted: the hub's HS256 secret; client `i` connects with a token for `sub` `u<i>`.
+    jwt_secret: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Options {
@@ -54,6 +57,7 @@ fn parse_options(args: &[String]) -> Options {
         drain: Duration::from_secs(10),
         publish: true,
         warmup: 0.0,
+        jwt_secret: None,
     };
     let mut it = args.iter().skip(1);
     while let Some(flag) = it.next() {
@@ -66,6 +70,7 @@ fn parse_options(args: &[String]) -> Options {
             "--drain" => o.drain = Duration::from_secs_f64(value.parse().expect("--drain")),
             "--publish" => o.publish = value.parse().expect("--publish true|false"),
             "--warmup" => o.warmup = value.parse().expect("--warmup"),
+            "--jwt-secret" => o.jwt_secret = Some(value.clone()),
             "--pids" => {
                 o.pids = value
                     .split(',')
@@ -199,6 +204,8 @@ struct Client {
     pid: Option<String>,
     offset: Option<String>,
     sid: Option<String>,
+    /// A connect token (JWT), sent as `auth.token` with every CONNECT.
+    token: Option<String>,
 }
 
 /// A client-side WebSocket: frames from the server are unmasked, frames to it are masked.
@@ -355,9 +362,18 @@ impl Client {
         if !open.starts_with('0') {
             return Err(format!("expected open packet, got {open}"));
         }
-        let connect = match (&self.pid, &self.offset) {
-            (Some(pid), Some(offset)) => format!("40{}", json!({ "pid": pid, "offset": offset })),
-            _ => "40".to_owned(),
+        let mut auth = serde_json::Map::new();
+        if let (Some(pid), Some(offset)) = (&self.pid, &self.offset) {
+            auth.insert("pid".into(), json!(pid));
+            auth.insert("offset".into(), json!(offset));
+        }
+        if let Some(token) = &self.token {
+            auth.insert("token".into(), json!(token));
+        }
+        let connect = if auth.is_empty() {
+            "40".to_owned()
+        } else {
+            format!("40{}", Value::Object(auth))
         };
         conn.text(&connect).await?;
         let resuming = self.pid.is_some();
@@ -540,6 +556,7 @@ async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<R
             pid: None,
             offset: None,
             sid: None,
+            token: o.jwt_secret.as_deref().map(|secret| token_for(secret, i)),
         };
         let jitter = jitter.then(|| (o.urls.clone(), i));
         actix_web::rt::spawn(client.run(stop.clone(), jitter));
@@ -564,9 +581,33 @@ async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<R
     seen
 }
 
+/// A connect token for client `i` (`sub` `u<i>`, valid for a day), signed with the hub's secret.
+fn token_for(secret: &str, i: usize) -> String {
+    let claims = realtime_hub::token::Mint {
+        sub: &format!("u{i}"),
+        ttl: Duration::from_secs(86_400),
+        scope: "",
+        audience: None,
+        issuer: None,
+    };
+    realtime_hub::token::mint(&realtime_hub::config::Secret::from(secret), &claims)
+        .expect("an HS256 token signs")
+}
+
 /// Publishes at `rate` per second for `seconds` (open loop), spread over the URLs. Returns which
 /// sequence numbers were accepted (201); the others were refused.
 async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bool> {
+    publish_to(o, rate, seconds, first_seq, None).await
+}
+
+/// [`publish`], each notification `n` to `user:u<to[n]>` when `to` is given, else to everyone.
+async fn publish_to(
+    o: &Options,
+    rate: f64,
+    seconds: f64,
+    first_seq: u32,
+    to: Option<&[usize]>,
+) -> Vec<bool> {
     let http = publisher();
     let total = (rate * seconds).round() as u32;
     let accepted = Rc::new(RefCell::new(vec![false; total as usize]));
@@ -578,9 +619,12 @@ async fn publish(o: &Options, rate: f64, seconds: f64, first_seq: u32) -> Vec<bo
             actix_web::rt::time::sleep(wait).await;
         }
         let url = format!("{}/notifications/notify", o.urls[n as usize % o.urls.len()]);
-        let body =
-            json!({ "title": "bench", "body": format!("seq={} t={}", first_seq + n, now_us()) })
-                .to_string();
+        let mut body =
+            json!({ "title": "bench", "body": format!("seq={} t={}", first_seq + n, now_us()) });
+        if let Some(to) = to {
+            body["to"] = json!(format!("user:u{}", to[n as usize]));
+        }
+        let body = body.to_string();
         let (http, accepted) = (http.clone(), accepted.clone());
         tasks.push(actix_web::rt::spawn(async move {
             let ok = http
@@ -730,6 +774,90 @@ async fn fanout(o: &Options, burst: bool) -> Value {
     report
 }
 
+/// targeted: N clients, client `i` connected as user `u<i>` (so alone in room `user:u<i>`), and
+/// notifications at a rate, each to one random user: every recipient checked (its own once, nobody
+/// else's). The hub's CPU while publishing, less its CPU over as long an idle stretch just before
+/// (heartbeats of N connections), per notification: what one targeted notification costs, which
+/// should not grow with N.
+async fn targeted(o: &Options) -> Value {
+    assert!(
+        o.jwt_secret.is_some(),
+        "targeted needs --jwt-secret (the hub's HUB_JWT_SECRET)"
+    );
+    let stop = Rc::new(Cell::new(false));
+    let seen = open_clients(o, &stop, false).await;
+    let connected = seen.iter().filter(|s| s.borrow().connected).count() as u64;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let idle = Sampler::start(&o.pids);
+    actix_web::rt::time::sleep(Duration::from_secs_f64(o.seconds)).await;
+    let idle_cpu = hub_cpu(&idle.finish());
+    let total = (o.rate * o.seconds).round() as usize;
+    let mut rng = Rng::new(total as u64);
+    let to: Vec<usize> = (0..total)
+        .map(|_| rng.between(0, o.clients as u64) as usize)
+        .collect();
+    let sampler = Sampler::start(&o.pids);
+    let accepted = publish_to(o, o.rate, o.seconds, 0, Some(&to)).await;
+    let ok = accepted.iter().filter(|a| **a).count() as u64;
+    let expected: u64 = (0..total)
+        .filter(|&n| accepted[n] && seen[to[n]].borrow().connected)
+        .count() as u64;
+    wait_delivered(&seen, expected, o.drain).await;
+    let usage = sampler.finish();
+    stop.set(true);
+    let (mut lost, mut misdelivered, mut duplicated, mut delivered) = (0u64, 0u64, 0u64, 0u64);
+    let mut latencies = Vec::new();
+    let mut mine: Vec<Vec<u32>> = vec![Vec::new(); seen.len()];
+    for (n, &k) in to.iter().enumerate() {
+        if accepted[n] {
+            mine[k].push(n as u32);
+        }
+    }
+    for (i, s) in seen.iter().enumerate() {
+        let s = s.borrow();
+        if !s.connected {
+            continue;
+        }
+        let mut got = s.seqs.clone();
+        delivered += got.len() as u64;
+        got.sort_unstable();
+        let before = got.len();
+        got.dedup();
+        duplicated += (before - got.len()) as u64;
+        misdelivered += got
+            .iter()
+            .filter(|q| mine[i].binary_search(q).is_err())
+            .count() as u64;
+        lost += mine[i]
+            .iter()
+            .filter(|q| got.binary_search(q).is_err())
+            .count() as u64;
+        latencies.extend(&s.latencies_us);
+    }
+    latencies.sort_unstable();
+    let busy_cpu = hub_cpu(&usage);
+    json!({
+        "scenario": "targeted",
+        "clients": o.clients,
+        "connected": connected,
+        "rate": o.rate,
+        "accepted": ok,
+        "refused": accepted.len() as u64 - ok,
+        "delivered": delivered,
+        "lost": lost,
+        "misdelivered": misdelivered,
+        "duplicated": duplicated,
+        "latency_ms": {
+            "p50": percentile(&latencies, 50.0), "p90": percentile(&latencies, 90.0),
+            "p99": percentile(&latencies, 99.0), "p99_9": percentile(&latencies, 99.9),
+        },
+        "hub_cpu_idle_s": idle_cpu,
+        "hub_cpu_s": busy_cpu,
+        "hub_cpu_us_per_notification": (busy_cpu - idle_cpu).max(0.0) * 1e6 / ok.max(1) as f64,
+        "processes": process_report(&usage),
+    })
+}
+
 /// idle: N connections that only answer pings; the hub's RSS growth per connection.
 async fn idle(o: &Options) -> Value {
     let before: Vec<u64> = o
@@ -843,7 +971,10 @@ fn main() {
             "jitter" => jitter(&o).await,
             "soak" => soak(&o).await,
             "floor" => floor(&o).await,
-            other => panic!("unknown scenario {other:?}: fanout | idle | jitter | burst | floor"),
+            "targeted" => targeted(&o).await,
+            other => panic!(
+                "unknown scenario {other:?}: fanout | idle | jitter | burst | targeted | floor"
+            ),
         };
         print(&report);
     });
@@ -957,6 +1088,7 @@ async fn smoke() {
         drain: Duration::from_secs(10),
         publish: true,
         warmup: 0.0,
+        jwt_secret: None,
     };
     let report = fanout(&o, false).await;
     assert_eq!(report["connected"], 10, "{report}");

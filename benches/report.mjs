@@ -40,6 +40,18 @@ const metrics = [
   ["burst: lost", (r) => r("burst")?.lost, "lower"],
 ];
 
+// targeted: hub only (the Node original has no rooms), with few and with many sockets connected.
+const [few, many] = (process.env.TARGETED_SIZES ?? "100 10000").split(" ");
+const targeted = (size) => (r) => r(`targeted-${size}`);
+const missed = (t) => (t ? t.lost + t.misdelivered + t.duplicated : NaN);
+metrics.push(
+  [`targeted: hub CPU µs per notification (${few} sockets, 200/s)`, (r) => targeted(few)(r)?.hub_cpu_us_per_notification, "lower"],
+  [`targeted: hub CPU µs per notification (${many} sockets, 200/s)`, (r) => targeted(many)(r)?.hub_cpu_us_per_notification, "lower"],
+  [`targeted: p99 latency ms (${few} sockets)`, (r) => targeted(few)(r)?.latency_ms.p99, "lower"],
+  [`targeted: p99 latency ms (${many} sockets)`, (r) => targeted(many)(r)?.latency_ms.p99, "lower"],
+  [`targeted: lost + misdelivered + duplicated`, (r) => missed(targeted(few)(r)) + missed(targeted(many)(r)), "lower"],
+);
+
 const rows = [];
 const json = {};
 for (const [label, get, better] of metrics) {
@@ -68,4 +80,10 @@ const perDelivery = json["hub CPU µs per delivery (fanout, 50/s)"];
 console.log(`\nkernel floor (no server): ${fmt(writeFloor)} µs CPU per write, ${fmt(readFloor)} µs per read`);
 console.log(`hub above the floor at 50/s: ${fmt(perDelivery.hub - writeFloor)} µs per delivery (${other}: ${fmt(perDelivery.node - writeFloor)} µs)`);
 json.floor = { write_us: writeFloor, read_us: readFloor };
+const perTargeted = (size) => json[`targeted: hub CPU µs per notification (${size} sockets, 200/s)`].hub;
+const scale = perTargeted(many) / perTargeted(few);
+const broadcastP99 = json["p99 latency ms at 200/s (sweep)"].hub;
+const targetedP99 = json[`targeted: p99 latency ms (${many} sockets)`].hub;
+console.log(`targeted: CPU per notification with ${many} sockets / with ${few}: ${fmt(scale)} (scale-free: 1.0); p99 ${fmt(targetedP99)} ms vs broadcast p99 at 200/s ${fmt(broadcastP99)} ms`);
+json.targeted = { cpu_scale: scale, p99_ms: targetedP99, broadcast_p99_ms: broadcastP99 };
 console.log(`BENCH ${JSON.stringify({ runs, metrics: json })}`);

@@ -12,7 +12,10 @@
 # loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
 # sweep (highest rate with p99 under 50 ms for the hub, under 1 s for Node),
 # idle (10 000 connections, RSS per connection), jitter (clients dropping and resuming, half on the
-# other instance), burst (20x the rate for a second).
+# other instance), burst (20x the rate for a second), targeted (hub only, the Node original has no
+# rooms: each client connected with a token as its own user, 200 notifications/s each to one random
+# user, with 100 and with 10 000 clients: the cost of one targeted notification should not grow with
+# the sockets connected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,9 @@ if [ -n "${BENCH_QUICK:-}" ]; then
 else
   fanout_clients=1000; fanout_seconds=20; idle_clients=10000; jitter_clients=200; jitter_seconds=40; sweep_seconds=5
 fi
+targeted_sizes="100 $idle_clients"
+# Only the bench's hubs and tokens know it; a fresh one per run.
+jwt_secret=$(head -c 24 /dev/urandom | base64)
 results=$(mktemp -d)
 pids=()
 cleanup() {
@@ -50,14 +56,16 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Sources for many connections: 127.0.0.1..8 (about 28 000 ephemeral ports each).
 sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8
 
-start_cluster() { # impl → sets urls, pidlist
-  local impl=$1 redis_port p1 p2
+start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs require connect tokens
+  local impl=$1 jwt=${2:-} redis_port p1 p2
   redis_port=$(free_port)
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
   redis_pid=$!; pids+=("$redis_pid"); wait_port "$redis_port"
   p1=$(free_port); p2=$(free_port)
   for port in "$p1" "$p2"; do
-    if [ "$impl" = rust ]; then
+    if [ "$impl" = rust ] && [ -n "$jwt" ]; then
+      HUB_JWT_SECRET="$jwt_secret" REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
+    elif [ "$impl" = rust ]; then
       REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
     elif [ -n "$against" ]; then
       REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn "$against" &
@@ -111,7 +119,14 @@ for run in $(seq 1 "$runs"); do
     start_cluster "$impl"
     bench "$impl-$run-idle" idle --clients "$idle_clients"
     stop_cluster
+    if [ "$impl" = rust ]; then
+      for size in $targeted_sizes; do
+        start_cluster rust jwt
+        bench "rust-$run-targeted-$size" targeted --clients "$size" --rate 200 --seconds "$fanout_seconds" --jwt-secret "$jwt_secret"
+        stop_cluster
+      done
+    fi
   done
 done
 
-node benches/report.mjs "$results" "$runs" "$other_label"
+TARGETED_SIZES="$targeted_sizes" node benches/report.mjs "$results" "$runs" "$other_label"
