@@ -9,6 +9,10 @@
 // sessionStorage (this tab only; never in the URL, never in localStorage),
 // sends it as `auth.token` on every (re)connect, and publishes over its socket
 // (`notify` with an acknowledgement), where the hub knows who is publishing.
+//
+// Either way a send goes to everyone, to one user (`to: "user:<id>"`: every
+// page connected with that user's token), or to a room; the page joins and
+// leaves rooms with the `join` / `leave` events (acknowledged {ok} or {error}).
 "use strict";
 
 (function () {
@@ -19,8 +23,10 @@
   const NOTIFY_URL = "/notifications/notify";
   // sessionStorage key of the pasted token.
   const TOKEN_KEY = "realtime-hub.token";
-  // How long a `notify` over the socket waits for the hub's acknowledgement.
+  // How long a `notify` (or `join`, `leave`) over the socket waits for the hub's acknowledgement.
   const SOCKET_SEND_TIMEOUT_MS = 10000;
+  // The hub's prefix of a user's own room (README "Rooms and targeted notifications").
+  const USER_ROOM_PREFIX = "user:";
 
   const $ = (id) => document.getElementById(id);
 
@@ -44,6 +50,13 @@
     tokenHint: $("token-hint"),
     tokenError: $("token-error"),
     forgetToken: $("forget-token"),
+    toKind: $("to-kind"),
+    toName: $("to-name"),
+    toHint: $("to-hint"),
+    roomForm: $("room-form"),
+    room: $("room"),
+    roomError: $("room-error"),
+    rooms: $("rooms"),
   };
 
   let socket = null;
@@ -59,6 +72,10 @@
   let tokenRequired = false;
   // The token the current (or last) CONNECT carried; "" for none.
   let sentToken = "";
+  // Rooms this page joined, in the order joined. The hub keeps them with the
+  // session (a recovered reconnect is still in them); after a fresh session the
+  // page joins them again.
+  const joinedRooms = [];
 
   // ---- token -------------------------------------------------------------
 
@@ -129,6 +146,9 @@
   // A fresh connection with the current token (or none): the old one, if
   // any, ends first, as it was made with another identity.
   function reconnectWithCurrentToken() {
+    // Another identity: the rooms were the last one's.
+    joinedRooms.length = 0;
+    renderRooms();
     if (!socket) return;
     droppedByUser = false;
     socket.io.reconnection(true);
@@ -317,6 +337,7 @@
         logLine("Reconnected: new session (nothing replayed).", "warn");
       }
       hasConnectedBefore = true;
+      if (!recovered) rejoinRooms();
     });
 
     socket.on("disconnect", (reason) => {
@@ -392,16 +413,118 @@
     socket.connect();
   }
 
+  // ---- rooms -------------------------------------------------------------
+
+  function renderRooms() {
+    els.rooms.replaceChildren(
+      ...joinedRooms.map((room) => {
+        const li = document.createElement("li");
+        li.className = "room";
+        li.dataset.room = room;
+        const name = document.createElement("span");
+        name.textContent = room;
+        const leave = document.createElement("button");
+        leave.type = "button";
+        leave.className = "button button-secondary";
+        leave.textContent = "Leave";
+        leave.setAttribute("aria-label", "Leave " + room);
+        leave.addEventListener("click", () => leaveRoom(room));
+        li.append(name, leave);
+        return li;
+      })
+    );
+  }
+
+  // Emits `event` with `room` and calls `done(error)` with the hub's refusal
+  // (or a timeout, or "not connected"), `done(null)` when it answered {ok}.
+  function roomRequest(event, room, done) {
+    if (!socket || !socket.connected) {
+      done("not connected");
+      return;
+    }
+    socket.timeout(SOCKET_SEND_TIMEOUT_MS).emit(event, room, (err, ack) => {
+      if (err) done("the hub did not answer within " + SOCKET_SEND_TIMEOUT_MS / 1000 + " s");
+      else if (ack && ack.ok === true) done(null);
+      else done(ack && typeof ack.error === "string" ? ack.error : "unexpected answer");
+    });
+  }
+
+  function joinRoom(event) {
+    if (event) event.preventDefault();
+    const room = els.room.value.trim();
+    if (!room) {
+      els.roomError.textContent = "Type the name of a room to join.";
+      return;
+    }
+    roomRequest("join", room, (error) => {
+      if (error) {
+        els.roomError.textContent = "Could not join " + room + ": " + error + ".";
+        return;
+      }
+      els.roomError.textContent = "";
+      els.room.value = "";
+      if (!joinedRooms.includes(room)) joinedRooms.push(room);
+      renderRooms();
+    });
+  }
+
+  function leaveRoom(room) {
+    roomRequest("leave", room, (error) => {
+      if (error) {
+        els.roomError.textContent = "Could not leave " + room + ": " + error + ".";
+        return;
+      }
+      els.roomError.textContent = "";
+      joinedRooms.splice(joinedRooms.indexOf(room), 1);
+      renderRooms();
+    });
+  }
+
+  // A fresh session is in no room: join the page's rooms again.
+  function rejoinRooms() {
+    for (const room of joinedRooms.slice()) {
+      roomRequest("join", room, (error) => {
+        if (!error) return;
+        els.roomError.textContent = "Could not join " + room + " again: " + error + ".";
+        joinedRooms.splice(joinedRooms.indexOf(room), 1);
+        renderRooms();
+      });
+    }
+  }
+
   // ---- sending -----------------------------------------------------------
+
+  const TO_HINTS = {
+    everyone: "Every connected page gets it.",
+    user: "Every page connected with this user's token gets it (the user's id, the token's sub).",
+    room: "Every page that joined this room gets it.",
+  };
+
+  function onToKind() {
+    const kind = els.toKind.value;
+    els.toName.hidden = kind === "everyone";
+    els.toName.placeholder = kind === "user" ? "user id, e.g. alice" : "room name, e.g. ops";
+    els.toHint.textContent = TO_HINTS[kind];
+  }
+
+  // The `to` of the notify request, "" for everyone, or null when a name is missing.
+  function recipient() {
+    const kind = els.toKind.value;
+    if (kind === "everyone") return "";
+    const name = els.toName.value.trim();
+    if (!name) return null;
+    return kind === "user" ? USER_ROOM_PREFIX + name : name;
+  }
 
   function showSendError(message) {
     els.sendError.textContent = message;
     els.sendStatus.textContent = "";
   }
 
-  function showSent(offset) {
+  function showSent(offset, to) {
     els.sendError.textContent = "";
-    els.sendStatus.textContent = "Sent" + (typeof offset === "string" ? " (offset " + offset + ")" : "") + ".";
+    els.sendStatus.textContent = "Sent" + (to ? " to " + to : "") +
+      (typeof offset === "string" ? " (offset " + offset + ")" : "") + ".";
     els.title.value = "";
     els.message.value = "";
     els.message.focus();
@@ -415,6 +538,7 @@
 
   // Token mode: over the socket, as the identity the hub verified.
   function sendOverSocket(payload) {
+    const to = payload.to;
     if (!socket || !socket.connected) {
       showSendError("Send failed: not connected.");
       return;
@@ -429,7 +553,7 @@
         showSendError("Send refused: " + ack.error + (why ? " (" + why + ")." : "."));
         return;
       }
-      showSent(ack && ack.offset);
+      showSent(ack && ack.offset, to);
     });
   }
 
@@ -441,6 +565,13 @@
     // Empty fields are omitted so the server's defaults apply.
     if (title) payload.title = title;
     if (body.trim()) payload.body = body;
+    const to = recipient();
+    if (to === null) {
+      showSendError(els.toKind.value === "user" ? "Type the id of the user to send to." :
+        "Type the name of the room to send to.");
+      return;
+    }
+    if (to) payload.to = to;
 
     if (tokenMode()) {
       sendOverSocket(payload);
@@ -475,7 +606,7 @@
       return;
     }
 
-    showSent(data && data.offset);
+    showSent(data && data.offset, to);
   }
 
   // ---- wiring ------------------------------------------------------------
@@ -489,6 +620,9 @@
   els.reconnect.addEventListener("click", reconnect);
   els.tokenForm.addEventListener("submit", useToken);
   els.forgetToken.addEventListener("click", forgetToken);
+  els.toKind.addEventListener("change", onToKind);
+  els.roomForm.addEventListener("submit", joinRoom);
+  onToKind();
   updateForgetButton();
 
   let started = false;

@@ -422,3 +422,65 @@ test("with HUB_JWT_SECRET: the page asks for a token, keeps it in this tab, show
       await hub.stop();
     }
   });
+
+/** Sends from the page to `kind` ("everyone", "user" or "room") named `name`. */
+async function sendTo(page, kind, name, title, body) {
+  await page.selectOption("#to-kind", kind);
+  if (kind !== "everyone") await page.fill("#to-name", name);
+  await send(page, title, body);
+}
+
+const titles = async (page) => (await feed(page)).map((item) => item.title);
+
+test("two people on two instances: a notification to one user or room reaches only them, and everyone still reaches both",
+  async () => {
+    // README's demo: alice on instance A, bob on instance B, one Redis; `ops` is a public room.
+    const stream = { ...env, HUB_STREAM_KEY: "browser:people", HUB_JWT_SECRET: JWT_SECRET, HUB_PUBLIC_ROOMS: "ops" };
+    const [one, two] = [await startHub(stream), await startHub(stream)];
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const people = [];
+    try {
+      for (const [hub, sub] of [[one, "alice"], [two, "bob"]]) {
+        const person = await openPage(`${hub.url}/`);
+        people.push(person);
+        await person.page.waitForSelector("#token-form:not([hidden])", { timeout: 10_000 });
+        await person.page.fill("#token", mintToken({ sub, exp, scope: "notify" }));
+        await person.page.click("#use-token");
+        await online(person.page);
+        assert.equal(await person.page.textContent("#identity"), sub, "the page shows who it is connected as");
+      }
+      const [alice, bob] = people.map((p) => p.page);
+
+      await sendTo(alice, "user", "bob", "For bob", "only bob sees this");
+      await waitForFeed(bob, 1, "bob gets the notification to user bob");
+      assert.match(await alice.textContent("#send-status"), /^Sent to user:bob \(offset /);
+
+      await bob.fill("#room", "ops");
+      await bob.click("#join");
+      await bob.waitForSelector('#rooms li[data-room="ops"]', { timeout: 10_000 });
+      await sendTo(alice, "room", "ops", "For ops", "only the ops room sees this");
+      await waitForFeed(bob, 2, "bob, in ops, gets the notification to ops");
+
+      // In log order: once alice has the broadcast sent after them, she would have had the others.
+      await sendTo(alice, "everyone", "", "For everyone", "both see this");
+      await waitForFeed(alice, 1, "alice gets the broadcast");
+      await waitForFeed(bob, 3, "bob gets the broadcast");
+      assert.deepEqual(await titles(alice), ["For everyone"], "alice never sees what was meant for bob or ops");
+      assert.deepEqual(await titles(bob), ["For everyone", "For ops", "For bob"]);
+
+      // A room the hub does not allow: refused with the hub's reason, the page stays connected.
+      await alice.fill("#room", "user:bob");
+      await alice.click("#join");
+      await alice.waitForFunction(() => document.querySelector("#room-error").textContent.includes("user:bob"));
+      assert.match(await alice.textContent("#room-error"), /^Could not join user:bob: /);
+      assert.equal(await status(alice), "online");
+      await alice.screenshot({ path: path.join(ARTIFACTS, "page-two-people.png"), fullPage: true });
+      for (const person of people) {
+        assert.deepEqual(person.violations, []);
+        assert.deepEqual(person.problems, []);
+      }
+    } finally {
+      for (const person of people) await person.context.close();
+      await Promise.all([one.stop(), two.stop()]);
+    }
+  });
