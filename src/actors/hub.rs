@@ -1,27 +1,33 @@
 //! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
-//! Owns: `namespace → {connection → member}` plus, per namespace, `room → {connection}`.
-//! Receives: Register, Unregister (from Session); Fanout, DisconnectAll (from StreamBridge); CountSessions.
+//! Owns: per namespace, `connection → (member, its rooms)` and `room → {connection}` ([`index`]).
+//! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll (from
+//! StreamBridge); CountSessions.
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
 //! it). Never touches the log or a socket.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
-//! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace,
-//! anything narrower is filtered per member (socket.io-adapter's `apply`), in log order either way.
+//! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace.
+//! A batch with narrower entries goes to its recipients only (socket.io-adapter's `apply`: the members
+//! of an entry's rooms, each once, minus its `except`), found through the room index, so its cost
+//! grows with its recipients, not with the sockets; recipients that get the same entries share one
+//! batch, and each gets one Deliver per batch, in log order.
 //!
 //! The Hub also enforces the slow-consumer bound (DESIGN.md §5) on each session's [`Outbound`]: past
 //! the bound it stops delivering to it and gives up on it (the connection is dropped without
 //! flushing), and the client recovers what it missed on reconnect.
 
-use std::collections::{HashMap, HashSet};
+mod index;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
 use bytestring::ByteString;
-use log::{debug, warn};
+use log::{debug, trace, warn};
 
 use super::disconnect::{Disconnect, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
@@ -30,6 +36,7 @@ use crate::protocol::ids::StreamId;
 use crate::protocol::socketio;
 use crate::protocol::target::{Namespace, Room, Target};
 use crate::store::LogEntry;
+use index::NamespaceIndex;
 
 /// Names one session inside this process; never leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +121,32 @@ pub struct Register {
     pub closer: Recipient<Disconnect>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
+    /// The rooms it is in from the start (`user:<sub>`); the others follow with [`Join`] once known.
+    pub rooms: Vec<Room>,
+}
+
+/// Put a registered socket in rooms (rooms it is in already are skipped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Join {
+    /// The session's connection.
+    pub conn: ConnId,
+    /// The socket's namespace.
+    pub nsp: Namespace,
+    /// The rooms.
+    pub rooms: Vec<Room>,
+}
+
+/// Take a registered socket out of rooms (rooms it is not in are skipped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The session's connection.
+    pub conn: ConnId,
+    /// The socket's namespace.
+    pub nsp: Namespace,
+    /// The rooms.
+    pub rooms: Vec<Room>,
 }
 
 /// Stop delivering what is emitted on `nsp` to the connection.
@@ -149,38 +182,10 @@ struct Member {
     outbound: Arc<Outbound>,
 }
 
-/// The sockets of one namespace.
-#[derive(Default)]
-struct NamespaceIndex {
-    members: HashMap<ConnId, Member>,
-    /// Who is in which room (room membership arrives with the rooms issue; empty until then).
-    rooms: HashMap<Room, HashSet<ConnId>>,
-}
-
-impl NamespaceIndex {
-    /// Forgets `conn`: its membership and every room it was in (rooms left empty go too).
-    fn remove(&mut self, conn: ConnId) {
-        self.members.remove(&conn);
-        self.rooms.retain(|_, members| {
-            members.remove(&conn);
-            !members.is_empty()
-        });
-    }
-
-    /// Whether `conn` is a recipient of `target` (socket.io-adapter's `apply`).
-    fn matches(&self, conn: ConnId, target: &Target) -> bool {
-        target.matches(target.nsp.as_str(), |room| {
-            self.rooms
-                .get(room)
-                .is_some_and(|members| members.contains(&conn))
-        })
-    }
-}
-
 /// The actor.
 pub struct Hub {
-    /// Who listens on which namespace.
-    namespaces: HashMap<Namespace, NamespaceIndex>,
+    /// Who listens on which namespace, and in which rooms.
+    namespaces: HashMap<Namespace, NamespaceIndex<Member>>,
     /// Bytes a client may have on its way before it is given up on.
     max_pending: usize,
     /// `hub_sessions`, the unframed-entry and slow-consumer counters.
@@ -198,7 +203,7 @@ impl Hub {
     }
 
     fn count(&self) -> usize {
-        self.namespaces.values().map(|n| n.members.len()).sum()
+        self.namespaces.values().map(NamespaceIndex::len).sum()
     }
 
     fn counted(&self) {
@@ -249,9 +254,28 @@ impl Handler<Register> for Hub {
         self.namespaces
             .entry(msg.nsp)
             .or_default()
-            .members
-            .insert(msg.conn, member);
+            .insert(msg.conn, member, msg.rooms);
         self.counted();
+    }
+}
+
+impl Handler<Join> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, _: &mut Self::Context) {
+        if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
+            index.join(msg.conn, msg.rooms);
+        }
+    }
+}
+
+impl Handler<Leave> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
+        if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
+            index.leave(msg.conn, &msg.rooms);
+        }
     }
 }
 
@@ -261,7 +285,7 @@ impl Handler<Unregister> for Hub {
     fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
         if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
             index.remove(msg.conn);
-            if index.members.is_empty() {
+            if index.is_empty() {
                 self.namespaces.remove(&msg.nsp);
             }
         }
@@ -292,32 +316,40 @@ impl Handler<Fanout> for Hub {
             let Some(index) = self.namespaces.get_mut(&nsp) else {
                 continue;
             };
-            let everyone = framed.iter().all(|(target, _)| target.is_broadcast());
-            // Framed and measured once, shared by every member, when the batch is for everyone.
-            let shared: Arc<[Frame]> = if everyone {
-                framed.iter().map(|(_, frame)| frame.clone()).collect()
-            } else {
-                Arc::from([])
-            };
-            let shared_bytes = wire_bytes(&shared);
             let mut gone = Vec::new();
-            for (conn, member) in &index.members {
-                let batch = if everyone {
-                    (shared.clone(), shared_bytes)
-                } else {
-                    let mine: Arc<[Frame]> = framed
-                        .iter()
-                        .filter(|(target, _)| index.matches(*conn, target))
-                        .map(|(_, frame)| frame.clone())
-                        .collect();
-                    if mine.is_empty() {
-                        continue;
+            if framed.iter().all(|(target, _)| target.is_broadcast()) {
+                // Framed and measured once, shared by every member.
+                let shared: Arc<[Frame]> = framed.into_iter().map(|(_, frame)| frame).collect();
+                let bytes = wire_bytes(&shared);
+                for (conn, member) in index.members() {
+                    if !Hub::deliver(member, conn, &nsp, (shared.clone(), bytes), max_pending) {
+                        gone.push(conn);
                     }
-                    let bytes = wire_bytes(&mine);
-                    (mine, bytes)
-                };
-                if !Hub::deliver(member, *conn, &nsp, batch, max_pending) {
-                    gone.push(*conn);
+                }
+            } else {
+                let targets: Vec<&Target> = framed.iter().map(|(target, _)| target).collect();
+                let recipients = index.recipients(&targets);
+                trace!(
+                    "fanout nsp={nsp} entries={} recipients={} visited={}",
+                    framed.len(),
+                    recipients.picks.len(),
+                    recipients.visited
+                );
+                // Recipients of the same entries share one batch, framed and measured once.
+                let mut batches: HashMap<Vec<usize>, (Arc<[Frame]>, usize)> = HashMap::new();
+                for (conn, picks) in recipients.picks {
+                    let Some(member) = index.get(conn) else {
+                        continue;
+                    };
+                    let batch = batches.entry(picks).or_insert_with_key(|picks| {
+                        let mine: Arc<[Frame]> =
+                            picks.iter().map(|&at| framed[at].1.clone()).collect();
+                        let bytes = wire_bytes(&mine);
+                        (mine, bytes)
+                    });
+                    if !Hub::deliver(member, conn, &nsp, batch.clone(), max_pending) {
+                        gone.push(conn);
+                    }
                 }
             }
             for conn in gone {
@@ -325,7 +357,7 @@ impl Handler<Fanout> for Hub {
             }
         }
         // Slow consumers may have left a namespace empty (a few namespaces: cheap either way).
-        self.namespaces.retain(|_, index| !index.members.is_empty());
+        self.namespaces.retain(|_, index| !index.is_empty());
         self.counted();
     }
 }
@@ -336,7 +368,7 @@ impl Handler<DisconnectAll> for Hub {
     fn handle(&mut self, DisconnectAll(why): DisconnectAll, _: &mut Self::Context) {
         // A session in several namespaces is told once per namespace; it closes on the first.
         for index in self.namespaces.values() {
-            for member in index.members.values() {
+            for (_, member) in index.members() {
                 member.closer.do_send(Disconnect(why.clone()));
             }
         }
@@ -432,6 +464,14 @@ mod tests {
     }
 
     fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> Session {
+        register_in(hub, tx, &[])
+    }
+
+    fn register_in(
+        hub: &Addr<Hub>,
+        tx: &mpsc::UnboundedSender<Deliver>,
+        rooms: &[&str],
+    ) -> Session {
         let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
         let (bye_tx, goodbyes) = mpsc::unbounded_channel();
         let collector = Collector(tx.clone(), bye_tx).start();
@@ -442,6 +482,7 @@ mod tests {
             session,
             closer,
             outbound: outbound.clone(),
+            rooms: rooms.iter().map(|room| Room::from(*room)).collect(),
         });
         Session {
             conn,
@@ -569,28 +610,6 @@ mod tests {
         assert_eq!(metrics.entries_unframed.get(), 1);
     }
 
-    #[test]
-    fn namespace_index_matches_by_room_and_forgets_a_removed_connection_everywhere() {
-        let (a, b) = (ConnId::next(), ConnId::next());
-        let mut index = NamespaceIndex::default();
-        index.rooms.insert(Room::from("ops"), HashSet::from([a, b]));
-        index.rooms.insert(Room::from("solo"), HashSet::from([a]));
-        let to = |room: &str| Target {
-            rooms: vec![Room::from(room)],
-            ..Target::broadcast(Namespace::main())
-        };
-        assert!(index.matches(a, &to("solo")) && !index.matches(b, &to("solo")));
-        assert!(index.matches(b, &to("ops")));
-        index.remove(a);
-        assert!(!index.matches(a, &to("ops")));
-        assert!(index.matches(b, &to("ops")), "others stay in the room");
-        assert_eq!(
-            index.rooms.keys().map(Room::as_str).collect::<Vec<_>>(),
-            ["ops"],
-            "a room left empty is dropped"
-        );
-    }
-
     #[actix::test]
     async fn hub_sends_a_targeted_entry_only_to_sockets_in_its_rooms() {
         let (hub, _) = hub(1 << 20);
@@ -606,5 +625,138 @@ mod tests {
         hub.do_send(Fanout(vec![to_room, entry(2, "/")]));
         let texts = texts(&recv(&mut rx).await);
         assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#], "no socket is in ops");
+    }
+
+    fn targeted(ms: u64, rooms: &[&str], except: &[&str]) -> LogEntry {
+        let names = |names: &[&str]| names.iter().map(|room| Room::from(*room)).collect();
+        LogEntry {
+            target: Target {
+                rooms: names(rooms),
+                except: names(except),
+                ..Target::broadcast(Namespace::main())
+            },
+            ..entry(ms, "/")
+        }
+    }
+
+    /// Every Deliver a session gets until the Hub answered a message sent after the fan-out.
+    async fn delivered(hub: &Addr<Hub>, rx: &mut mpsc::UnboundedReceiver<Deliver>) -> Vec<Deliver> {
+        // The Hub handled the Fanout before this; each Collector forwards in its own turn, so
+        // collect what arrives within a short, bounded drain after that.
+        hub.send(CountSessions).await.unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(deliver)) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            got.push(deliver);
+        }
+        got
+    }
+
+    #[actix::test]
+    async fn hub_delivers_an_entry_to_a_socket_in_two_of_its_rooms_once() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register_in(&hub, &tx, &["ops", "dev"]);
+        let (other_tx, mut other) = mpsc::unbounded_channel();
+        register_in(&hub, &other_tx, &["sales"]);
+        hub.do_send(Fanout(vec![targeted(1, &["ops", "dev"], &[])]));
+        let got = delivered(&hub, &mut rx).await;
+        assert_eq!(got.len(), 1, "one Deliver");
+        assert_eq!(texts(&got[0]), [r#"42["n",1,"1-0"]"#], "the entry once");
+        assert!(
+            delivered(&hub, &mut other).await.is_empty(),
+            "not in its rooms"
+        );
+    }
+
+    #[actix::test]
+    async fn hub_leaves_out_sockets_in_an_except_room() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register_in(&hub, &tx, &["ops"]);
+        let (muted_tx, mut muted) = mpsc::unbounded_channel();
+        register_in(&hub, &muted_tx, &["ops", "muted"]);
+        let (plain_tx, mut plain) = mpsc::unbounded_channel();
+        register_in(&hub, &plain_tx, &[]);
+        hub.do_send(Fanout(vec![
+            targeted(1, &["ops"], &["muted"]),
+            targeted(2, &[], &["muted"]),
+        ]));
+        let got = delivered(&hub, &mut rx).await;
+        assert_eq!(texts(&got[0]), [r#"42["n",1,"1-0"]"#, r#"42["n",1,"2-0"]"#]);
+        assert!(delivered(&hub, &mut muted).await.is_empty());
+        let got = delivered(&hub, &mut plain).await;
+        assert_eq!(
+            texts(&got[0]),
+            [r#"42["n",1,"2-0"]"#],
+            "except-only reaches the rest"
+        );
+    }
+
+    #[actix::test]
+    async fn hub_keeps_log_order_and_one_deliver_per_recipient_in_a_mixed_batch() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register_in(&hub, &tx, &["ops"]);
+        let (b_tx, mut b) = mpsc::unbounded_channel();
+        register_in(&hub, &b_tx, &[]);
+        let (c_tx, mut c) = mpsc::unbounded_channel();
+        register_in(&hub, &c_tx, &[]);
+        hub.do_send(Fanout(vec![
+            targeted(1, &["ops"], &[]),
+            entry(2, "/"),
+            targeted(3, &["nobody"], &[]),
+            targeted(4, &["ops"], &[]),
+            entry(5, "/"),
+        ]));
+        let got = delivered(&hub, &mut rx).await;
+        assert_eq!(got.len(), 1);
+        let ids: Vec<String> = got[0].frames.iter().map(|f| f.id.to_string()).collect();
+        assert_eq!(ids, ["1-0", "2-0", "4-0", "5-0"]);
+        let (b, c) = (delivered(&hub, &mut b).await, delivered(&hub, &mut c).await);
+        assert_eq!((b.len(), c.len()), (1, 1));
+        assert_eq!(texts(&b[0]), [r#"42["n",1,"2-0"]"#, r#"42["n",1,"5-0"]"#]);
+        assert!(
+            Arc::ptr_eq(&b[0].frames, &c[0].frames),
+            "recipients of the same entries share one batch"
+        );
+        assert_eq!(b[0].bytes, 2 * wire_len(r#"42["n",1,"2-0"]"#.len()));
+    }
+
+    #[actix::test]
+    async fn hub_follows_joins_and_leaves_and_forgets_rooms_on_unregister() {
+        let (hub, _) = hub(1 << 20);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let session = register(&hub, &tx);
+        let rooms = |names: &[&str]| names.iter().map(|r| Room::from(*r)).collect();
+        hub.do_send(Join {
+            conn: session.conn,
+            nsp: Namespace::main(),
+            rooms: rooms(&["ops", "dev"]),
+        });
+        hub.do_send(Fanout(vec![targeted(1, &["ops"], &[])]));
+        assert_eq!(texts(&recv(&mut rx).await), [r#"42["n",1,"1-0"]"#]);
+        hub.do_send(Leave {
+            conn: session.conn,
+            nsp: Namespace::main(),
+            rooms: rooms(&["ops"]),
+        });
+        hub.do_send(Fanout(vec![
+            targeted(2, &["ops"], &[]),
+            targeted(3, &["dev"], &[]),
+        ]));
+        assert_eq!(
+            texts(&recv(&mut rx).await),
+            [r#"42["n",1,"3-0"]"#],
+            "left ops only"
+        );
+        hub.do_send(Unregister {
+            conn: session.conn,
+            nsp: Namespace::main(),
+        });
+        hub.do_send(Fanout(vec![targeted(4, &["dev"], &[])]));
+        assert!(delivered(&hub, &mut rx).await.is_empty());
+        assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
     }
 }
