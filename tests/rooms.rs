@@ -1,9 +1,9 @@
 //! Rooms on the wire: the `join` / `leave` events and their acks, refusals that keep the socket,
 //! targeted entries reaching exactly their recipients (once each, `except` honoured, a user's room,
 //! a socket's sid room), and a resume that replays exactly the socket's own missed entries and puts
-//! it back in its rooms. Embedded log here: targeted entries are appended through the StreamBridge
-//! (`Publish` with a `Target`), the path every publish takes; `rooms_redis.rs` does the same across
-//! two instances on Redis.
+//! it back in its rooms. On the embedded log, targeted entries are appended through the StreamBridge
+//! (`Publish` with a `Target`), the path every publish takes; on Redis (two instances sharing one
+//! stream), a Node peer's adapter writes them, as `XADD` does here.
 
 mod common;
 
@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
-use common::{event_args, test_config, within, Received, TestHub, WsClient, WAIT_TIMEOUT};
+use common::redis_server::RedisServer;
+use common::{
+    event_args, redis_config, test_config, within, Received, TestHub, WsClient, WAIT_TIMEOUT,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use realtime_hub::actors::stream_bridge::{Publish, StreamBridge};
 use realtime_hub::app::HubApp;
@@ -389,5 +392,139 @@ async fn a_resumed_socket_gets_exactly_its_own_missed_entries_and_is_back_in_its
         got.push(bob.next().await);
     }
     assert_eq!(got, [2, 4, 5, 7]);
+    bob.silent().await;
+}
+
+/// Two instances on one Redis stream, JWT with `ops` public.
+async fn redis_pair(redis: &RedisServer, key: &str) -> (TestHub, TestHub) {
+    let config = || {
+        let mut config = jwt_config(&["ops"], 100);
+        let on_redis = redis_config(&redis.url(), key);
+        config.redis_url = on_redis.redis_url;
+        config.stream_key = on_redis.stream_key;
+        config
+    };
+    let (a, _) = start(&config());
+    let (b, _) = start(&config());
+    a.wait_ready().await;
+    b.wait_ready().await;
+    (a, b)
+}
+
+/// Appends `["n",n]` to `to` minus `except` on `/` as a Node peer's adapter writes it; its id.
+fn node_publish(redis: &RedisServer, key: &str, to: &[&str], except: &[&str], n: u64) -> String {
+    let data = json!({
+        "packet": { "type": 2, "data": ["n", n] },
+        "opts": { "rooms": to, "except": except, "flags": {} },
+    });
+    let data = data.to_string();
+    let args = [
+        "XADD",
+        key,
+        "*",
+        "uid",
+        "node-peer",
+        "nsp",
+        "/",
+        "type",
+        "3",
+        "data",
+        &data,
+    ];
+    let answer = redis.command(&args);
+    // A bulk string: `$<len>\r\n<id>\r\n`.
+    answer
+        .lines()
+        .nth(1)
+        .expect("an entry id")
+        .trim()
+        .to_owned()
+}
+
+#[actix_web::test]
+#[ignore = "needs the Redis read path to deliver targeted entries (issue 13 item 3, another branch): remove at merge"]
+async fn redis_two_instances_deliver_a_users_room_to_all_of_its_sockets_once_and_to_no_other() {
+    let redis = RedisServer::start();
+    let key = "test:rooms:user";
+    let (a, b) = redis_pair(&redis, key).await;
+    let mut alice_a = join(&a, json!({ "token": token("alice", &[]) })).await;
+    let mut alice_b = join(&b, json!({ "token": token("alice", &[]) })).await;
+    let mut bob = join(&a, json!({ "token": token("bob", &[]) })).await;
+    for socket in [&mut alice_a, &mut bob] {
+        assert_eq!(socket.join_room("ops").await, json!({ "ok": true }));
+    }
+    node_publish(&redis, key, &["user:alice"], &[], 1);
+    node_publish(&redis, key, &["ops", "user:alice"], &[], 2);
+    node_publish(&redis, key, &["ops"], &["user:bob"], 3);
+    node_publish(&redis, key, &[&alice_b.sid], &[], 4);
+    node_publish(&redis, key, &[], &["ops"], 5);
+    for (socket, expected) in [
+        (&mut alice_a, vec![1, 2, 3]),
+        (&mut alice_b, vec![1, 2, 4, 5]),
+        (&mut bob, vec![2]),
+    ] {
+        let mut got = Vec::new();
+        for _ in 0..expected.len() {
+            got.push(socket.next().await);
+        }
+        assert_eq!(got, expected, "each once, in log order");
+        socket.silent().await;
+    }
+}
+
+#[actix_web::test]
+#[ignore = "needs the Redis read path to deliver targeted entries (issue 13 item 3, another branch): remove at merge"]
+async fn redis_a_socket_resumed_on_the_other_instance_gets_exactly_its_own_and_keeps_its_rooms() {
+    let redis = RedisServer::start();
+    let key = "test:rooms:resume";
+    let (a, b) = redis_pair(&redis, key).await;
+    let alice_token = token("alice", &[]);
+    let mut alice = join(&a, json!({ "token": alice_token })).await;
+    assert_eq!(alice.join_room("ops").await, json!({ "ok": true }));
+    let mut bob = join(&b, json!({ "token": token("bob", &[]) })).await;
+    alice.client.close().await;
+    let sid = alice.sid.clone();
+    let mut mine = Vec::new();
+    for (n, to, except, for_alice) in [
+        (1, vec!["ops"], vec![], true),
+        (2, vec!["user:bob"], vec![], false),
+        (3, vec!["user:alice"], vec![], true),
+        (4, vec!["sales"], vec![], false),
+        (5, vec![sid.as_str()], vec![], true),
+        (6, vec![], vec!["ops"], false),
+        (7, vec!["ops", "user:alice"], vec![], true),
+    ] {
+        let id = node_publish(&redis, key, &to, &except, n);
+        if for_alice {
+            mine.push((n, id));
+        }
+    }
+    let (mut client, _) = b.eio().await;
+    let resume = json!({ "token": alice_token, "pid": alice.pid, "offset": alice.offset });
+    client.send(&format!("40{resume}")).await;
+    for (n, id) in &mine {
+        let text = client.recv_text_answering_pings().await;
+        let args = event_args(&text).unwrap_or_else(|| panic!("a replayed event, got {text}"));
+        assert_eq!(
+            (args[1].as_u64(), args[2].as_str()),
+            (Some(*n), Some(id.as_str()))
+        );
+    }
+    assert_eq!(
+        client.recv_connect().await,
+        (alice.sid.clone(), alice.pid.clone())
+    );
+    let mut alice = Socket {
+        client,
+        next_ack: 1,
+        ..alice
+    };
+    node_publish(&redis, key, &["ops"], &[], 8);
+    assert_eq!(alice.next().await, 8, "back in ops, on the other instance");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(bob.next().await);
+    }
+    assert_eq!(got, [2, 6]);
     bob.silent().await;
 }
