@@ -360,13 +360,11 @@ async fn resume(
     // Never the last page, even at the log's end: the Session tells the Hub the record's rooms
     // when it gets this answer, and only a read issued after that covers the entries to those
     // rooms that the Hub fanned out before it knew them (see `Session::opened`).
-    let more = first.more.or_else(|| {
-        Some(ReplayCursor {
-            scope,
-            after: first.read_to,
-            count: FIRST_PAGE,
-        })
-    });
+    let more = first.more.or(Some(ReplayCursor {
+        scope,
+        after: first.read_to,
+        count: FIRST_PAGE,
+    }));
     Ok(Opened {
         sid: record.sid.clone(),
         pid,
