@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use crate::actors::stream_bridge::StreamBridge;
 use crate::log_limit::LimitedLog;
 use crate::notification::{self, IdempotencyKey, NotifyRequest};
+use crate::rooms::RoomPatterns;
 use crate::token::{self, TokenVerifier};
 use crate::{limited_info, limited_warn};
 
@@ -103,6 +104,15 @@ pub struct Identity {
     pub expires_at: Option<u64>,
     /// What the socket may do.
     pub scope: Scope,
+    /// Glob patterns of the rooms it may `join` (the token's `rooms` claim); empty without a token.
+    pub rooms: Box<[Box<str>]>,
+}
+
+impl Identity {
+    /// Its personal room, `user:<sub>`, when it has a `sub`.
+    pub fn user_room(&self) -> Option<String> {
+        self.sub.as_deref().map(crate::rooms::user_room)
+    }
 }
 
 /// What a socket may do: the permissions of its token's `scope` claim (RFC 8693 §4.2, space-separated)
@@ -193,6 +203,12 @@ pub trait Application: Send + Sync + 'static {
         event: Payload,
         wants_ack: bool,
     ) -> ReplyFuture;
+    /// Whether a socket admitted as `identity` may `join` `room` of `nsp` (a name that passed
+    /// [`crate::rooms::check_name`]). Every room unless overridden, as [`Self::authorize`] admits
+    /// everyone.
+    fn may_join(&self, _nsp: &str, _identity: &Identity, _room: &str) -> bool {
+        true
+    }
     /// A client's acknowledgement of an event emitted with [`Reply::ask`]: events to emit in return.
     fn on_ack(&self, _nsp: &str, _answer: Payload) -> Vec<Payload> {
         Vec::new()
@@ -208,6 +224,8 @@ pub struct HubApp {
     /// What a socket may do without tokens: everything in open mode; nothing with API keys set
     /// (publishing then needs a key, so the socket `notify` is off).
     tokenless: Scope,
+    /// Rooms any socket may join with JWT configured (`HUB_PUBLIC_ROOMS`).
+    public_rooms: RoomPatterns,
 }
 
 /// Refused CONNECTs: their reasons, a few lines a minute however many arrive.
@@ -223,7 +241,15 @@ impl HubApp {
             namespaces,
             tokens: None,
             tokenless: Scope::NOTIFY,
+            public_rooms: RoomPatterns::empty(),
         }
+    }
+
+    /// With JWT configured, any socket may also join the rooms matching `public_rooms`
+    /// (`HUB_PUBLIC_ROOMS`), besides those its token's `rooms` claim allows.
+    pub fn with_public_rooms(mut self, public_rooms: RoomPatterns) -> HubApp {
+        self.public_rooms = public_rooms;
+        self
     }
 
     /// With `tokens`, every CONNECT needs a valid token (its `scope` says whether `notify` is
@@ -270,6 +296,18 @@ impl Application for HubApp {
 
     fn on_connect(&self, _: &str, _: &Value) -> Vec<Payload> {
         Vec::new()
+    }
+
+    /// Open or API-key mode (no JWT): every room. JWT mode: rooms matching `HUB_PUBLIC_ROOMS` or a
+    /// pattern of the token's `rooms` claim.
+    fn may_join(&self, _nsp: &str, identity: &Identity, room: &str) -> bool {
+        if self.tokens.is_none() || self.public_rooms.matches(room) {
+            return true;
+        }
+        // Compiled per join (a few patterns, events are rate limited) rather than kept compiled
+        // by every socket for its whole life; the token's patterns were checked at its CONNECT.
+        !identity.rooms.is_empty()
+            && RoomPatterns::new(&identity.rooms).is_ok_and(|claim| claim.matches(room))
     }
 
     /// `socket.emit("notify", {title?, body?, idempotencyKey?}, ack)` publishes a notification on

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod notification;
 pub mod protocol;
 pub mod rate_limit;
+pub mod rooms;
 pub mod store;
 pub mod token;
 
@@ -54,6 +55,7 @@ use actors::ws_read::UnfinishedBudget;
 use app::{HubApp, SharedApp};
 use config::Config;
 use metrics::Metrics;
+use rooms::RoomPatterns;
 use store::{LogBackend, MemoryLog, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
@@ -136,8 +138,11 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
         .map(Arc::new);
     log_connect_mode(config, tokens.as_deref());
     let api_keys = !security.api_keys.is_empty();
+    let public_rooms = RoomPatterns::new(&security.public_rooms)
+        .map_err(|err| io::Error::other(format!("HUB_PUBLIC_ROOMS: {err}")))?;
     start_with(config, move |bridge| {
-        Arc::new(HubApp::new(bridge, namespaces).with_security(tokens, api_keys))
+        let app = HubApp::new(bridge, namespaces).with_security(tokens, api_keys);
+        Arc::new(app.with_public_rooms(public_rooms))
     })
 }
 
@@ -257,6 +262,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
             config.security.socket_events_per_second,
             config.security.socket_abuse_limit,
         ),
+        max_rooms: config.max_rooms_per_socket,
     });
     let parts = SessionParts {
         settings,

@@ -137,6 +137,14 @@ pub struct Metrics {
     /// Client events refused for `HUB_SOCKET_EVENTS_PER_SECOND` (acked `{"error":"rate limited"}`
     /// when the client asked for an ack, dropped otherwise).
     pub socket_events_rate_limited: Counter,
+    /// `join` / `leave` events refused: no string, or a name outside the rules.
+    pub rooms_refused_invalid: Counter,
+    /// `join` / `leave` events refused: a reserved room (`user:…`, a socket id's shape).
+    pub rooms_refused_reserved: Counter,
+    /// `join` events refused: neither the token's `rooms` claim nor `HUB_PUBLIC_ROOMS` allows it.
+    pub rooms_refused_forbidden: Counter,
+    /// `join` events refused: `HUB_MAX_ROOMS_PER_SOCKET` reached.
+    pub rooms_refused_too_many: Counter,
     /// Connections disconnected for sending past the rate limit beyond `HUB_SOCKET_ABUSE_LIMIT`.
     pub socket_abuse_disconnects: Counter,
 }
@@ -322,6 +330,19 @@ impl Metrics {
             "Connections disconnected for events past the rate limit beyond HUB_SOCKET_ABUSE_LIMIT.",
             self.socket_abuse_disconnects.get(),
         );
+        let name = "hub_room_events_refused_total";
+        let _ = write!(
+            out,
+            "# HELP {name} join/leave events refused, by reason.\n# TYPE {name} counter\n"
+        );
+        for (reason, counter) in [
+            ("invalid", &self.rooms_refused_invalid),
+            ("reserved", &self.rooms_refused_reserved),
+            ("forbidden", &self.rooms_refused_forbidden),
+            ("too_many", &self.rooms_refused_too_many),
+        ] {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", counter.get());
+        }
         out
     }
 }
@@ -367,6 +388,10 @@ mod tests {
         metrics.socket_abuse_disconnects.add(35);
         metrics.connects_refused.add(36);
         metrics.resumes_not_owner.add(37);
+        metrics.rooms_refused_invalid.add(38);
+        metrics.rooms_refused_reserved.add(39);
+        metrics.rooms_refused_forbidden.add(40);
+        metrics.rooms_refused_too_many.add(41);
         let text = metrics.render();
         for line in [
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
@@ -402,9 +427,14 @@ mod tests {
             "# TYPE hub_socket_abuse_disconnects_total counter\nhub_socket_abuse_disconnects_total 35\n",
             "# TYPE hub_connects_refused_total counter\nhub_connects_refused_total 36\n",
             "# TYPE hub_resumes_not_owner_total counter\nhub_resumes_not_owner_total 37\n",
+            "# TYPE hub_room_events_refused_total counter\n",
+            "hub_room_events_refused_total{reason=\"invalid\"} 38\n",
+            "hub_room_events_refused_total{reason=\"reserved\"} 39\n",
+            "hub_room_events_refused_total{reason=\"forbidden\"} 40\n",
+            "hub_room_events_refused_total{reason=\"too_many\"} 41\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 33);
+        assert_eq!(text.matches("# HELP ").count(), 34);
     }
 }

@@ -72,6 +72,10 @@ pub enum TokenRejected {
     /// `exp` later than [`LATEST_EXPIRY`]: no clock or timer can represent it.
     #[error("exp {0} is beyond the year 9999")]
     FarExpiry(u64),
+    /// The `rooms` claim has more than [`MAX_ROOM_PATTERNS`] patterns, one longer than
+    /// [`MAX_ROOM_PATTERN_BYTES`], or one that is not a glob: every socket keeps its patterns.
+    #[error("rooms claim: {0}")]
+    Rooms(String),
     /// Malformed, bad signature, expired, not yet valid, wrong `aud`/`iss`, missing `exp` or `sub`.
     #[error("{0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
@@ -79,6 +83,10 @@ pub enum TokenRejected {
 
 /// The longest `sub` accepted, in bytes: a user's id, kept by every session record.
 pub const MAX_SUBJECT_BYTES: usize = 256;
+/// The most patterns a token's `rooms` claim may carry (each socket keeps them for its life).
+pub const MAX_ROOM_PATTERNS: usize = 64;
+/// The longest pattern of a `rooms` claim, in bytes.
+pub const MAX_ROOM_PATTERN_BYTES: usize = 256;
 /// The latest `exp` accepted (9999-12-31T23:59:59Z): a token past it is refused rather than given a
 /// timer no clock can reach (the addition would overflow).
 pub const LATEST_EXPIRY: u64 = 253_402_300_799;
@@ -94,6 +102,9 @@ struct Claims {
     /// RFC 8693 §4.2: space-separated permissions.
     #[serde(default)]
     scope: Option<String>,
+    /// Glob patterns of the rooms the socket may `join` (see [`crate::rooms::RoomPatterns`]).
+    #[serde(default)]
+    rooms: Option<Vec<String>>,
 }
 
 /// Verifies connect tokens with the configured keys.
@@ -198,12 +209,29 @@ impl TokenVerifier {
         if claims.exp > LATEST_EXPIRY {
             return Err(TokenRejected::FarExpiry(claims.exp));
         }
+        let rooms = room_patterns(claims.rooms.unwrap_or_default())?;
         Ok(Identity {
             sub: claims.sub.map(String::into_boxed_str),
             expires_at: Some(claims.exp),
             scope: Scope::from_claim(claims.scope.as_deref().unwrap_or("")),
+            rooms,
         })
     }
+}
+
+/// The `rooms` claim's patterns, checked now (count, length, glob syntax) so a bad claim is the
+/// token's refusal, not a silent "forbidden" at every `join`.
+fn room_patterns(claim: Vec<String>) -> Result<Box<[Box<str>]>, TokenRejected> {
+    if claim.len() > MAX_ROOM_PATTERNS {
+        let why = format!("more than {MAX_ROOM_PATTERNS} patterns");
+        return Err(TokenRejected::Rooms(why));
+    }
+    if claim.iter().any(|p| p.len() > MAX_ROOM_PATTERN_BYTES) {
+        let why = format!("a pattern longer than {MAX_ROOM_PATTERN_BYTES} bytes");
+        return Err(TokenRejected::Rooms(why));
+    }
+    crate::rooms::RoomPatterns::new(&claim).map_err(|err| TokenRejected::Rooms(err.to_string()))?;
+    Ok(claim.into_iter().map(String::into_boxed_str).collect())
 }
 
 /// Reads a PEM public key and tells its algorithm: RS256 for RSA, ES256 for EC on P-256.
@@ -389,6 +417,35 @@ mod tests {
         );
         let plain = verifier.verify(&minted("s", "bob", 60, "")).unwrap();
         assert!(!plain.scope.allows(Scope::NOTIFY));
+    }
+
+    #[test]
+    fn the_rooms_claim_is_kept_as_patterns_and_a_bad_one_refuses_the_token() {
+        let verifier = TokenVerifier::from_settings(&security("s"))
+            .unwrap()
+            .unwrap();
+        let exp = jsonwebtoken::get_current_timestamp() + 60;
+        let with_rooms = |rooms: serde_json::Value| {
+            verifier.verify(&signed(
+                "s",
+                &json!({ "sub": "a", "exp": exp, "rooms": rooms }),
+            ))
+        };
+        let identity = with_rooms(json!(["ops", "team-*"])).unwrap();
+        assert_eq!(&*identity.rooms, [Box::from("ops"), Box::from("team-*")]);
+        let none = verifier.verify(&signed("s", &json!({ "sub": "a", "exp": exp })));
+        assert!(none.unwrap().rooms.is_empty(), "no claim: no patterns");
+        let many: Vec<String> = (0..=MAX_ROOM_PATTERNS).map(|n| format!("r{n}")).collect();
+        let long = "a".repeat(MAX_ROOM_PATTERN_BYTES + 1);
+        for bad in [
+            json!(many),
+            json!([long]),
+            json!(["[a"]),
+            json!("ops"),
+            json!([1]),
+        ] {
+            assert!(with_rooms(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

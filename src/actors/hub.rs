@@ -1,27 +1,33 @@
 //! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
-//! Owns: `namespace → {connection → member}` plus, per namespace, `room → {connection}`.
-//! Receives: Register, Unregister (from Session); Fanout, DisconnectAll (from StreamBridge); CountSessions.
+//! Owns: per namespace, `connection → (member, its rooms)` and `room → {connection}` ([`index`]).
+//! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll (from
+//! StreamBridge); CountSessions.
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
 //! it). Never touches the log or a socket.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
-//! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace,
-//! anything narrower is filtered per member (socket.io-adapter's `apply`), in log order either way.
+//! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace.
+//! A batch with narrower entries goes to its recipients only (socket.io-adapter's `apply`: the members
+//! of an entry's rooms, each once, minus its `except`), found through the room index, so its cost
+//! grows with its recipients, not with the sockets; recipients that get the same entries share one
+//! batch, and each gets one Deliver per batch, in log order.
 //!
 //! The Hub also enforces the slow-consumer bound (DESIGN.md §5) on each session's [`Outbound`]: past
 //! the bound it stops delivering to it and gives up on it (the connection is dropped without
 //! flushing), and the client recovers what it missed on reconnect.
 
-use std::collections::{HashMap, HashSet};
+mod index;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use actix_web::web::Bytes;
 use bytestring::ByteString;
-use log::{debug, warn};
+use log::{debug, trace, warn};
 
 use super::disconnect::{Disconnect, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
@@ -30,6 +36,7 @@ use crate::protocol::ids::StreamId;
 use crate::protocol::socketio;
 use crate::protocol::target::{Namespace, Room, Target};
 use crate::store::LogEntry;
+use index::NamespaceIndex;
 
 /// Names one session inside this process; never leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +121,32 @@ pub struct Register {
     pub closer: Recipient<Disconnect>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
+    /// The rooms it is in from the start (`user:<sub>`); the others follow with [`Join`] once known.
+    pub rooms: Vec<Room>,
+}
+
+/// Put a registered socket in rooms (rooms it is in already are skipped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Join {
+    /// The session's connection.
+    pub conn: ConnId,
+    /// The socket's namespace.
+    pub nsp: Namespace,
+    /// The rooms.
+    pub rooms: Vec<Room>,
+}
+
+/// Take a registered socket out of rooms (rooms it is not in are skipped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The session's connection.
+    pub conn: ConnId,
+    /// The socket's namespace.
+    pub nsp: Namespace,
+    /// The rooms.
+    pub rooms: Vec<Room>,
 }
 
 /// Stop delivering what is emitted on `nsp` to the connection.
@@ -149,38 +182,10 @@ struct Member {
     outbound: Arc<Outbound>,
 }
 
-/// The sockets of one namespace.
-#[derive(Default)]
-struct NamespaceIndex {
-    members: HashMap<ConnId, Member>,
-    /// Who is in which room (room membership arrives with the rooms issue; empty until then).
-    rooms: HashMap<Room, HashSet<ConnId>>,
-}
-
-impl NamespaceIndex {
-    /// Forgets `conn`: its membership and every room it was in (rooms left empty go too).
-    fn remove(&mut self, conn: ConnId) {
-        self.members.remove(&conn);
-        self.rooms.retain(|_, members| {
-            members.remove(&conn);
-            !members.is_empty()
-        });
-    }
-
-    /// Whether `conn` is a recipient of `target` (socket.io-adapter's `apply`).
-    fn matches(&self, conn: ConnId, target: &Target) -> bool {
-        target.matches(target.nsp.as_str(), |room| {
-            self.rooms
-                .get(room)
-                .is_some_and(|members| members.contains(&conn))
-        })
-    }
-}
-
 /// The actor.
 pub struct Hub {
-    /// Who listens on which namespace.
-    namespaces: HashMap<Namespace, NamespaceIndex>,
+    /// Who listens on which namespace, and in which rooms.
+    namespaces: HashMap<Namespace, NamespaceIndex<Member>>,
     /// Bytes a client may have on its way before it is given up on.
     max_pending: usize,
     /// `hub_sessions`, the unframed-entry and slow-consumer counters.
@@ -198,7 +203,7 @@ impl Hub {
     }
 
     fn count(&self) -> usize {
-        self.namespaces.values().map(|n| n.members.len()).sum()
+        self.namespaces.values().map(NamespaceIndex::len).sum()
     }
 
     fn counted(&self) {
@@ -249,9 +254,28 @@ impl Handler<Register> for Hub {
         self.namespaces
             .entry(msg.nsp)
             .or_default()
-            .members
-            .insert(msg.conn, member);
+            .insert(msg.conn, member, msg.rooms);
         self.counted();
+    }
+}
+
+impl Handler<Join> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Join, _: &mut Self::Context) {
+        if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
+            index.join(msg.conn, msg.rooms);
+        }
+    }
+}
+
+impl Handler<Leave> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Self::Context) {
+        if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
+            index.leave(msg.conn, &msg.rooms);
+        }
     }
 }
 
@@ -261,7 +285,7 @@ impl Handler<Unregister> for Hub {
     fn handle(&mut self, msg: Unregister, _: &mut Self::Context) {
         if let Some(index) = self.namespaces.get_mut(&msg.nsp) {
             index.remove(msg.conn);
-            if index.members.is_empty() {
+            if index.is_empty() {
                 self.namespaces.remove(&msg.nsp);
             }
         }
@@ -292,32 +316,40 @@ impl Handler<Fanout> for Hub {
             let Some(index) = self.namespaces.get_mut(&nsp) else {
                 continue;
             };
-            let everyone = framed.iter().all(|(target, _)| target.is_broadcast());
-            // Framed and measured once, shared by every member, when the batch is for everyone.
-            let shared: Arc<[Frame]> = if everyone {
-                framed.iter().map(|(_, frame)| frame.clone()).collect()
-            } else {
-                Arc::from([])
-            };
-            let shared_bytes = wire_bytes(&shared);
             let mut gone = Vec::new();
-            for (conn, member) in &index.members {
-                let batch = if everyone {
-                    (shared.clone(), shared_bytes)
-                } else {
-                    let mine: Arc<[Frame]> = framed
-                        .iter()
-                        .filter(|(target, _)| index.matches(*conn, target))
-                        .map(|(_, frame)| frame.clone())
-                        .collect();
-                    if mine.is_empty() {
-                        continue;
+            if framed.iter().all(|(target, _)| target.is_broadcast()) {
+                // Framed and measured once, shared by every member.
+                let shared: Arc<[Frame]> = framed.into_iter().map(|(_, frame)| frame).collect();
+                let bytes = wire_bytes(&shared);
+                for (conn, member) in index.members() {
+                    if !Hub::deliver(member, conn, &nsp, (shared.clone(), bytes), max_pending) {
+                        gone.push(conn);
                     }
-                    let bytes = wire_bytes(&mine);
-                    (mine, bytes)
-                };
-                if !Hub::deliver(member, *conn, &nsp, batch, max_pending) {
-                    gone.push(*conn);
+                }
+            } else {
+                let targets: Vec<&Target> = framed.iter().map(|(target, _)| target).collect();
+                let recipients = index.recipients(&targets);
+                trace!(
+                    "fanout nsp={nsp} entries={} recipients={} visited={}",
+                    framed.len(),
+                    recipients.picks.len(),
+                    recipients.visited
+                );
+                // Recipients of the same entries share one batch, framed and measured once.
+                let mut batches: HashMap<Vec<usize>, (Arc<[Frame]>, usize)> = HashMap::new();
+                for (conn, picks) in recipients.picks {
+                    let Some(member) = index.get(conn) else {
+                        continue;
+                    };
+                    let batch = batches.entry(picks).or_insert_with_key(|picks| {
+                        let mine: Arc<[Frame]> =
+                            picks.iter().map(|&at| framed[at].1.clone()).collect();
+                        let bytes = wire_bytes(&mine);
+                        (mine, bytes)
+                    });
+                    if !Hub::deliver(member, conn, &nsp, batch.clone(), max_pending) {
+                        gone.push(conn);
+                    }
                 }
             }
             for conn in gone {
@@ -325,7 +357,7 @@ impl Handler<Fanout> for Hub {
             }
         }
         // Slow consumers may have left a namespace empty (a few namespaces: cheap either way).
-        self.namespaces.retain(|_, index| !index.members.is_empty());
+        self.namespaces.retain(|_, index| !index.is_empty());
         self.counted();
     }
 }
@@ -336,7 +368,7 @@ impl Handler<DisconnectAll> for Hub {
     fn handle(&mut self, DisconnectAll(why): DisconnectAll, _: &mut Self::Context) {
         // A session in several namespaces is told once per namespace; it closes on the first.
         for index in self.namespaces.values() {
-            for member in index.members.values() {
+            for (_, member) in index.members() {
                 member.closer.do_send(Disconnect(why.clone()));
             }
         }
@@ -367,244 +399,4 @@ pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-    use tokio::sync::mpsc;
-
-    /// How long a test waits for something the Hub sends, so a fault fails the test, not hangs it.
-    const DEADLINE: Duration = Duration::from_secs(5);
-
-    /// Forwards every Deliver (and Disconnect) into a channel, so a test can see what a session gets.
-    struct Collector(
-        mpsc::UnboundedSender<Deliver>,
-        mpsc::UnboundedSender<Disconnect>,
-    );
-
-    impl Actor for Collector {
-        type Context = Context<Self>;
-    }
-
-    impl Handler<Disconnect> for Collector {
-        type Result = ();
-        fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
-            let _ = self.1.send(msg);
-        }
-    }
-
-    impl Handler<Deliver> for Collector {
-        type Result = ();
-        fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
-            let _ = self.0.send(msg);
-        }
-    }
-
-    async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
-        tokio::time::timeout(DEADLINE, rx.recv())
-            .await
-            .expect("the hub sent nothing within the deadline")
-            .expect("channel open")
-    }
-
-    fn texts(deliver: &Deliver) -> Vec<String> {
-        deliver.frames.iter().map(text_of).collect()
-    }
-
-    fn text_of(frame: &Frame) -> String {
-        match &frame.packet {
-            Out::Text(text) => text.to_string(),
-            Out::Binary(_) => panic!("a text frame"),
-        }
-    }
-
-    fn entry(ms: u64, nsp: &str) -> LogEntry {
-        LogEntry {
-            id: StreamId::new(ms, 0),
-            target: Target::broadcast(Namespace::from(nsp)),
-            args: Arc::from("[\"n\",1]"),
-        }
-    }
-
-    struct Session {
-        conn: ConnId,
-        outbound: Arc<Outbound>,
-        goodbyes: mpsc::UnboundedReceiver<Disconnect>,
-    }
-
-    fn register(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>) -> Session {
-        let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
-        let (bye_tx, goodbyes) = mpsc::unbounded_channel();
-        let collector = Collector(tx.clone(), bye_tx).start();
-        let (session, closer) = (collector.clone().recipient(), collector.recipient());
-        hub.do_send(Register {
-            conn,
-            nsp: Namespace::main(),
-            session,
-            closer,
-            outbound: outbound.clone(),
-        });
-        Session {
-            conn,
-            outbound,
-            goodbyes,
-        }
-    }
-
-    fn hub(max_pending: usize) -> (Addr<Hub>, Arc<Metrics>) {
-        let metrics = Arc::new(Metrics::default());
-        (Hub::new(max_pending, metrics.clone()).start(), metrics)
-    }
-
-    #[actix::test]
-    async fn hub_frames_each_entry_once_and_delivers_the_same_buffer_to_every_session() {
-        let (hub, _) = hub(1 << 20);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        register(&hub, &tx);
-        register(&hub, &tx);
-        hub.do_send(Fanout(vec![
-            entry(1, "/"),
-            entry(2, "/other"),
-            entry(3, "/"),
-        ]));
-        let (a, b) = (recv(&mut rx).await, recv(&mut rx).await);
-        assert!(
-            Arc::ptr_eq(&a.frames, &b.frames),
-            "both sessions share one encoded batch"
-        );
-        let texts: Vec<String> = a.frames.iter().map(text_of).collect();
-        assert_eq!(texts, vec![r#"42["n",1,"1-0"]"#, r#"42["n",1,"3-0"]"#]);
-        assert_eq!(a.bytes, 2 * wire_len(r#"42["n",1,"1-0"]"#.len()));
-    }
-
-    #[actix::test]
-    async fn hub_counts_registered_sockets() {
-        let (hub, metrics) = hub(1 << 20);
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let first = register(&hub, &tx);
-        register(&hub, &tx);
-        assert_eq!(hub.send(CountSessions).await.unwrap(), 2);
-        assert_eq!(metrics.sockets.get(), 2);
-        hub.do_send(Unregister {
-            conn: first.conn,
-            nsp: Namespace::main(),
-        });
-        assert_eq!(hub.send(CountSessions).await.unwrap(), 1);
-        assert_eq!(metrics.sockets.get(), 1);
-    }
-
-    #[actix::test]
-    async fn hub_gives_up_on_a_session_whose_pending_bytes_pass_the_bound() {
-        let (hub, metrics) = hub(100);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut slow = register(&hub, &tx);
-        let (healthy_tx, mut healthy) = mpsc::unbounded_channel();
-        let fast = register(&hub, &healthy_tx);
-        slow.outbound.encoded(70); // written, never taken: the client does not read
-        hub.do_send(Fanout(vec![entry(1, "/")]));
-        assert_eq!(
-            recv(&mut rx).await.bytes,
-            17,
-            "72 + 17 bytes is within the bound"
-        );
-        assert_eq!(slow.outbound.pending(), 89);
-        recv(&mut healthy).await;
-        fast.outbound.received(17);
-        hub.do_send(Fanout(vec![entry(2, "/")]));
-        assert_eq!(
-            hub.send(CountSessions).await.unwrap(),
-            1,
-            "past the bound: dropped"
-        );
-        assert!(slow.outbound.is_aborted());
-        assert_eq!(
-            recv(&mut slow.goodbyes).await,
-            Disconnect(SessionError::SlowConsumer)
-        );
-        assert_eq!(metrics.sockets.get(), 1, "the healthy one stays");
-        assert!(rx.try_recv().is_err());
-        let texts = texts(&recv(&mut healthy).await);
-        assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#]);
-        assert!(!fast.outbound.is_aborted());
-    }
-
-    #[actix::test]
-    async fn hub_delivers_exactly_up_to_the_bound() {
-        // 83 + 17 = 100: at the bound is still within it.
-        let (hub, _) = hub(100);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let session = register(&hub, &tx);
-        session.outbound.encoded(81);
-        hub.do_send(Fanout(vec![entry(1, "/")]));
-        assert_eq!(recv(&mut rx).await.bytes, 17);
-        assert_eq!(hub.send(CountSessions).await.unwrap(), 1);
-        assert!(!session.outbound.is_aborted());
-    }
-
-    #[actix::test]
-    async fn hub_stops_delivering_after_unregister() {
-        let (hub, _) = hub(1 << 20);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let session = register(&hub, &tx);
-        hub.do_send(Unregister {
-            conn: session.conn,
-            nsp: Namespace::main(),
-        });
-        hub.do_send(Fanout(vec![entry(1, "/")]));
-        assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
-        assert!(rx.try_recv().is_err());
-    }
-
-    #[actix::test]
-    async fn hub_counts_entries_it_cannot_frame_and_delivers_the_rest() {
-        let (hub, metrics) = hub(1 << 20);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        register(&hub, &tx);
-        let unframed = LogEntry {
-            args: Arc::from("{}"),
-            ..entry(1, "/")
-        };
-        hub.do_send(Fanout(vec![unframed, entry(2, "/")]));
-        let texts = texts(&recv(&mut rx).await);
-        assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#]);
-        assert_eq!(metrics.entries_unframed.get(), 1);
-    }
-
-    #[test]
-    fn namespace_index_matches_by_room_and_forgets_a_removed_connection_everywhere() {
-        let (a, b) = (ConnId::next(), ConnId::next());
-        let mut index = NamespaceIndex::default();
-        index.rooms.insert(Room::from("ops"), HashSet::from([a, b]));
-        index.rooms.insert(Room::from("solo"), HashSet::from([a]));
-        let to = |room: &str| Target {
-            rooms: vec![Room::from(room)],
-            ..Target::broadcast(Namespace::main())
-        };
-        assert!(index.matches(a, &to("solo")) && !index.matches(b, &to("solo")));
-        assert!(index.matches(b, &to("ops")));
-        index.remove(a);
-        assert!(!index.matches(a, &to("ops")));
-        assert!(index.matches(b, &to("ops")), "others stay in the room");
-        assert_eq!(
-            index.rooms.keys().map(Room::as_str).collect::<Vec<_>>(),
-            ["ops"],
-            "a room left empty is dropped"
-        );
-    }
-
-    #[actix::test]
-    async fn hub_sends_a_targeted_entry_only_to_sockets_in_its_rooms() {
-        let (hub, _) = hub(1 << 20);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        register(&hub, &tx);
-        let to_room = LogEntry {
-            target: Target {
-                rooms: vec![Room::from("ops")],
-                ..Target::broadcast(Namespace::main())
-            },
-            ..entry(1, "/")
-        };
-        hub.do_send(Fanout(vec![to_room, entry(2, "/")]));
-        let texts = texts(&recv(&mut rx).await);
-        assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#], "no socket is in ops");
-    }
-}
+mod tests;

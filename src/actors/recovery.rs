@@ -309,6 +309,14 @@ async fn resume(
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
     let mut record = claim(bridge, &pid, owner, resumer.claim_wait).await?;
+    // The socket's rooms, as it resumes in them and as its replay is addressed: the record's, with
+    // its sid room (a Node peer writes it too) and its user's room (the claim checked the owner).
+    let own = std::iter::once(record.sid.to_string()).chain(owner.map(crate::rooms::user_room));
+    for room in own {
+        if !record.rooms.contains(&room) {
+            record.rooms.push(room);
+        }
+    }
     // A record without an epoch was written by a Node peer: its offset is checked as Node checks it
     // (trimming, deletion); the replay then holds to the log's current epoch.
     let epoch = match record.epoch.clone() {
@@ -337,7 +345,7 @@ async fn resume(
     let first = read_page(
         bridge,
         ReplayCursor {
-            scope,
+            scope: scope.clone(),
             after: offset,
             count: FIRST_PAGE,
         },
@@ -349,12 +357,20 @@ async fn resume(
     // offset what it already holds (the official client keeps events received before a CONNECT reply
     // across a reconnect, and would emit them twice).
     record.epoch = Some(epoch);
+    // Never the last page, even at the log's end: the Session tells the Hub the record's rooms
+    // when it gets this answer, and only a read issued after that covers the entries to those
+    // rooms that the Hub fanned out before it knew them (see `Session::opened`).
+    let more = first.more.or(Some(ReplayCursor {
+        scope,
+        after: first.read_to,
+        count: FIRST_PAGE,
+    }));
     Ok(Opened {
         sid: record.sid.clone(),
         pid,
         recovered: true,
         missed: first.missed,
-        more: first.more,
+        more,
         offset: Some(first.read_to),
         slot: Some(ReplaySlot(slot)),
         record,
@@ -443,6 +459,10 @@ async fn open_fresh(
         None => (None, None),
     };
     let mut record = SessionRecord::new(&sid, &pid, epoch);
+    // Its rooms from the start: its sid room and, with a token, its user's room.
+    record
+        .rooms
+        .extend(owner.as_deref().map(crate::rooms::user_room));
     record.sub = owner.map(String::from);
     // Without the log's epoch the session's offsets could not be checked on a resume (the log may be
     // replaced meanwhile): nothing is kept for it, ever (see `resumable`), so its resume fails cleanly.

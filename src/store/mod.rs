@@ -179,7 +179,7 @@ pub struct ReplayScope {
     pub epoch: Epoch,
     /// The socket's namespace.
     pub nsp: Namespace,
-    /// The socket's rooms (its record's).
+    /// The socket's rooms (its record's, with its sid room and `user:<sub>`).
     pub rooms: Vec<String>,
 }
 
@@ -198,10 +198,11 @@ impl ReplayScope {
             )
     }
 
-    /// Whether an entry for `target` is replayed to this socket: only broadcasts to the whole namespace
-    /// (anything narrower that is addressed to it refuses the replay, see [`StoreError::Unreplayable`]).
+    /// Whether an entry for `target` is replayed to this socket: exactly when it is
+    /// [`addressed`](Self::addressed) to it, as the adapter's `restoreSession` replays (its rooms
+    /// are the record's: its sid room, `user:<sub>` and those it joined).
     pub fn replays(&self, target: &Target) -> bool {
-        target.nsp == self.nsp && target.rooms.is_empty() && target.except.is_empty()
+        self.addressed(target)
     }
 }
 

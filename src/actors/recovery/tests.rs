@@ -402,26 +402,100 @@ async fn recovery_writes_no_record_for_a_session_whose_epoch_was_unknown() {
 }
 
 #[actix::test]
-async fn recovery_fails_cleanly_across_an_entry_addressed_to_the_socket_it_cannot_deliver() {
+async fn recovery_replays_exactly_the_entries_addressed_to_the_socket_in_its_rooms() {
     use crate::protocol::target::Room;
-    let (bridge, recovery) = start(10, Duration::from_secs(60));
-    let first = recovery.send(fresh()).await.unwrap();
+    let (bridge, recovery) = start(100, Duration::from_secs(60));
+    let first = recovery
+        .send(Open {
+            owner: Some("alice".into()),
+            ..fresh()
+        })
+        .await
+        .unwrap();
+    let sid = first.sid.to_string();
+    assert_eq!(first.record.rooms, [sid.clone(), "user:alice".to_owned()]);
     let offset = first.offset.unwrap();
-    dropped(&recovery, &first).await;
-    let own_room = Target {
-        rooms: vec![Room::from(first.sid.as_str())],
+    // It had joined ops before it dropped (the Session keeps its record's rooms).
+    let mut record = first.record.clone();
+    record.rooms.push("ops".into());
+    recovery.send(Release(record)).await.unwrap();
+    let to = |rooms: &[&str], except: &[&str]| Target {
+        rooms: rooms.iter().map(|r| Room::from(*r)).collect(),
+        except: except.iter().map(|r| Room::from(*r)).collect(),
         ..Target::broadcast(Namespace::main())
     };
+    let mut expected = Vec::new();
+    for (n, (target, mine)) in [
+        (to(&[], &[]), true),
+        (to(&[&sid], &[]), true),
+        (to(&["user:alice"], &[]), true),
+        (to(&["user:bob"], &[]), false),
+        (to(&["ops", "user:alice", &sid], &[]), true),
+        (to(&["sales"], &[]), false),
+        (to(&[], &["ops"]), false),
+        (to(&[], &["sales"]), true),
+        (to(&["ops"], &["user:alice"]), false),
+        (Target::broadcast(Namespace::from("/other")), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = bridge
+            .send(Publish {
+                target,
+                args: Arc::from(format!("[\"n\",{n}]")),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        if mine {
+            expected.push(id);
+        }
+    }
+    let resumed = recovery
+        .send(Open {
+            owner: Some("alice".into()),
+            ..open(&first.pid, offset)
+        })
+        .await
+        .unwrap();
+    assert!(resumed.recovered);
+    assert_eq!(resumed.record.rooms, [sid.as_str(), "user:alice", "ops"]);
+    let (replayed, _) = read_all(&recovery, resumed.missed, resumed.more).await;
+    assert_eq!(replayed, expected, "its own, in order, each once");
+}
+
+#[actix::test]
+async fn recovery_resume_adds_the_sid_and_user_rooms_a_record_lacks() {
+    let (bridge, recovery) = start(10, Duration::from_secs(60));
+    let offset = publish(&bridge, "/", 0).await;
+    let (sid, pid) = (Sid::from_wire("node-sid"), Pid::from_wire("node-pid"));
+    let record = SessionRecord {
+        rooms: vec!["ops".into()],
+        sub: Some("alice".into()),
+        ..SessionRecord::new(&sid, &pid, None)
+    };
     bridge
-        .send(Publish {
-            target: own_room,
-            args: Arc::from("[\"n\",1]"),
+        .send(SaveSession {
+            record,
+            ttl: Duration::from_secs(60),
         })
         .await
         .unwrap()
         .unwrap();
-    let resumed = recovery.send(open(&first.pid, offset)).await.unwrap();
-    assert!(!resumed.recovered, "never recovered with a gap");
+    let resumed = recovery
+        .send(Open {
+            owner: Some("alice".into()),
+            ..open(&pid, offset)
+        })
+        .await
+        .unwrap();
+    assert!(resumed.recovered);
+    assert_eq!(resumed.record.rooms, ["ops", "node-sid", "user:alice"]);
+    assert!(
+        resumed.more.is_some(),
+        "a resume's first page is never its last (the Hub learns the rooms first)"
+    );
 }
 
 #[actix::test]

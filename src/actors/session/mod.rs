@@ -8,7 +8,7 @@
 //! connection, whatever namespaces it joined).
 //! Receives: WsEvent (from its WsConn), Poll / PostBegin / PostBody / PollAbandoned (from the HTTP
 //! handlers), Deliver (from the Hub), Disconnect (from the Hub, the Registry, the HTTP handlers).
-//! Sends: Register/Unregister to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
+//! Sends: Register/Unregister/Join/Leave to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
 //! WsWrite/WsClose to its WsConn; events to the [`Application`](crate::app::Application).
 //!
 //! Every ending goes through [`Session::close`] with a [`SessionError`], whose consequence (reason,
@@ -25,6 +25,7 @@
 
 mod event_limit;
 mod namespaces;
+mod rooms;
 mod socket;
 mod transport;
 
@@ -130,6 +131,8 @@ pub struct SessionSettings {
     /// The events each connection may send (`HUB_SOCKET_EVENTS_PER_SECOND`, `HUB_SOCKET_ABUSE_LIMIT`);
     /// `None`: no limit.
     pub event_rate: Option<EventRate>,
+    /// Rooms each socket may join with the `join` event (`HUB_MAX_ROOMS_PER_SOCKET`).
+    pub max_rooms: usize,
 }
 
 impl SessionSettings {

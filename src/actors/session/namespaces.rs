@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::event_limit::Verdict;
 use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
-use crate::actors::hub::{Register, Unregister};
+use crate::actors::hub::{Join, Leave, Register, Unregister};
 use crate::actors::outbound::Out;
 use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
@@ -153,6 +153,11 @@ impl Session {
             Verdict::Pass => {}
             Verdict::Refused => return self.rate_limited(&nsp, ack_id),
             Verdict::Abuse => return,
+        }
+        // `join` and `leave` are the hub's own: they change the socket's rooms, which the session
+        // keeps (see `rooms.rs`); the application only says who may join what.
+        if let Some(join) = super::rooms::room_event(&event) {
+            return self.on_room_event(&nsp, join, &event, ack_id);
         }
         if self.replies_in_flight >= MAX_REPLIES_IN_FLIGHT {
             let why = SessionError::Transport("too many events awaiting replies");
@@ -351,13 +356,15 @@ impl Session {
         };
         let auth = auth.clone();
         // Register first: every entry read from the log from now on reaches this socket, so the
-        // replay only has to cover what came before (DESIGN.md §3, the handover).
+        // replay only has to cover what came before (DESIGN.md §3, the handover). In the rooms known
+        // now (`user:<sub>`); the others follow once Recovery answered (see `opened`).
         self.parts.hub.do_send(Register {
             conn: self.conn,
             nsp: nsp.clone(),
             session: ctx.address().recipient(),
             closer: ctx.address().recipient(),
             outbound: self.outbound.clone(),
+            rooms: NsSocket::registered_rooms(&identity),
         });
         if let Some(deadline) = self.connect_deadline.take() {
             ctx.cancel_future(deadline);
@@ -365,6 +372,12 @@ impl Session {
         self.ticket.joined();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());
+            // Its sid room before the CONNECT reply: nobody can address it before they learn it.
+            self.parts.hub.do_send(Join {
+                conn: self.conn,
+                nsp: nsp.clone(),
+                rooms: vec![crate::protocol::target::Room::from(sid.as_str())],
+            });
             let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid, identity);
             self.sockets.insert(nsp.clone(), joined);
             self.write_all(vec![reply]);
@@ -410,7 +423,28 @@ impl Session {
             }
             return;
         };
-        socket.on_opened(opened);
+        let change = socket.on_opened(opened);
+        // The record's rooms (its sid room, a resumed socket's joined rooms) reach the Hub before
+        // the replay's next read is issued (Recovery never makes a resume's first page its last):
+        // an entry to one of them that the Hub fanned out before this Join, without this socket,
+        // was appended before that read, so the read finds it; one fanned out after reaches the
+        // socket live (the Hub's mailbox keeps this Join ahead of it), and the offset check drops
+        // whichever copy comes second. A fresh session's sid room cannot have been addressed yet:
+        // nobody knows the sid before the CONNECT reply, written after this.
+        if !change.leave.is_empty() {
+            self.parts.hub.do_send(Leave {
+                conn: self.conn,
+                nsp: nsp.clone(),
+                rooms: change.leave,
+            });
+        }
+        if !change.join.is_empty() {
+            self.parts.hub.do_send(Join {
+                conn: self.conn,
+                nsp: nsp.clone(),
+                rooms: change.join,
+            });
+        }
         self.replay_step(nsp, ctx);
     }
 

@@ -24,7 +24,8 @@ use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
 use crate::app::Identity;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
-use crate::protocol::target::Namespace;
+use crate::protocol::target::{Namespace, Room};
+use crate::rooms::{self, RoomRefusal};
 use crate::store::{LogEntry, SessionRecord};
 
 /// The event a fresh session receives right after CONNECT, carrying the log tip as its (last, string)
@@ -54,6 +55,9 @@ pub(crate) struct Joining {
     auth: Value,
     /// Who the application admitted.
     identity: Identity,
+    /// The rooms the Hub has for it: `user:<sub>` from its Register, then its record's once
+    /// Recovery answered (see [`NsSocket::on_opened`]).
+    hub_rooms: Vec<Room>,
 }
 
 /// A resume's missed entries, read a page and written a step at a time: a transport queues without
@@ -110,6 +114,21 @@ pub(crate) struct Joined {
     offset: Option<StreamId>,
     /// Who the application admitted: handed to it with every event.
     pub identity: Identity,
+    /// The rooms it is in (its sid room, `user:<sub>` with a token, and those it joined), as the
+    /// Hub has them; mirrored in `record.rooms`.
+    rooms: Vec<Room>,
+    /// How many of `rooms` were given rather than joined (its sid room, `user:<sub>`): not
+    /// counted against the room limit.
+    given: usize,
+}
+
+/// How the Hub's rooms for a socket change once Recovery answered.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RoomChange {
+    /// Rooms to put it in.
+    pub join: Vec<Room>,
+    /// Rooms to take it out of (a fresh session that replaced a failed resume).
+    pub leave: Vec<Room>,
 }
 
 /// What a live batch means for a socket.
@@ -170,27 +189,39 @@ impl NsSocket {
         NsSocket::Admitting { auth }
     }
 
-    /// Admitted as `identity`: from now on live batches are held until the join completes.
+    /// The rooms a socket admitted as `identity` is registered with: `user:<sub>` when it has a
+    /// `sub` (its sid room, and a resumed record's rooms, are known only once Recovery answered).
+    pub(crate) fn registered_rooms(identity: &Identity) -> Vec<Room> {
+        identity.user_room().map(Room::from).into_iter().collect()
+    }
+
+    /// Admitted as `identity` and registered with [`Self::registered_rooms`]: from now on live
+    /// batches are held until the join completes.
     pub(crate) fn admitted(&mut self, identity: Identity) {
         if let NsSocket::Admitting { auth } = self {
             *self = NsSocket::Joining(Joining {
                 held: Vec::new(),
                 replay: None,
                 auth: std::mem::take(auth),
+                hub_rooms: NsSocket::registered_rooms(&identity),
                 identity,
             });
         }
     }
 
     /// Joined at once, without recovery (`HUB_RECOVERY=off`): the socket and its CONNECT reply
-    /// `40{"sid":…}` (no pid: the client does not try to recover).
+    /// `40{"sid":…}` (no pid: the client does not try to recover). It was registered with
+    /// [`Self::registered_rooms`]; its sid room is the Hub's to add.
     pub(crate) fn joined_without_recovery(
         nsp: &Namespace,
         sid: Sid,
         identity: Identity,
     ) -> (NsSocket, Out) {
         let reply = frame(PacketKind::Connect, nsp, json!({ "sid": sid.as_str() }));
-        (NsSocket::Joined(Joined::new(None, None, identity)), reply)
+        let mut rooms = NsSocket::registered_rooms(&identity);
+        rooms.insert(0, Room::from(sid.as_str()));
+        let joined = Joined::new(None, None, identity, rooms);
+        (NsSocket::Joined(joined), reply)
     }
 
     /// Who the application admitted (joining or joined); `None` while it is deciding.
@@ -242,9 +273,31 @@ impl NsSocket {
     }
 
     /// Recovery's answer: the replay to write before the CONNECT reply. Also the fresh session that
-    /// replaces a replay that failed ([`Self::replay_failed`]): what was held is kept.
-    pub(crate) fn on_opened(&mut self, opened: Opened) {
+    /// replaces a replay that failed ([`Self::replay_failed`]): what was held is kept. Returns how
+    /// the Hub's rooms for the socket change: its record's rooms (its sid room, a resumed socket's
+    /// joined rooms), which the actor tells the Hub before the replay's next read (see
+    /// `Session::opened`).
+    pub(crate) fn on_opened(&mut self, opened: Opened) -> RoomChange {
+        let mut change = RoomChange::default();
         if let NsSocket::Joining(joining) = self {
+            let rooms: Vec<Room> = opened
+                .record
+                .rooms
+                .iter()
+                .map(|r| Room::from(r.as_str()))
+                .collect();
+            change.join = rooms
+                .iter()
+                .filter(|r| !joining.hub_rooms.contains(r))
+                .cloned()
+                .collect();
+            change.leave = joining
+                .hub_rooms
+                .iter()
+                .filter(|r| !rooms.contains(r))
+                .cloned()
+                .collect();
+            joining.hub_rooms = rooms;
             let count = opened.missed.len();
             joining.replay = Some(Box::new(Replay {
                 sid: opened.sid,
@@ -258,6 +311,7 @@ impl NsSocket {
                 _slot: opened.slot,
             }));
         }
+        change
     }
 
     /// The next page of the replay, read after [`Next::Read`]; ignored unless one was being read.
@@ -348,6 +402,7 @@ impl NsSocket {
             replay: Some(replay),
             auth,
             identity,
+            hub_rooms,
         }) = std::mem::replace(self, NsSocket::Admitting { auth: Value::Null })
         else {
             unreachable!("matched as joining with a replay above");
@@ -362,7 +417,7 @@ impl NsSocket {
             ));
         }
         let keep = replay.recovered.then(|| replay.record.clone());
-        let mut joined = Joined::new(Some(replay.record), replay.offset, identity);
+        let mut joined = Joined::new(Some(replay.record), replay.offset, identity, hub_rooms);
         let mut frames = Vec::new();
         let mut held_bytes = 0;
         for deliver in held {
@@ -384,14 +439,63 @@ impl NsSocket {
 }
 
 impl Joined {
-    fn new(record: Option<SessionRecord>, offset: Option<StreamId>, identity: Identity) -> Joined {
+    fn new(
+        record: Option<SessionRecord>,
+        offset: Option<StreamId>,
+        identity: Identity,
+        rooms: Vec<Room>,
+    ) -> Joined {
+        let given = rooms
+            .iter()
+            .filter(|room| rooms::check_name(room.as_str()) == Err(RoomRefusal::Reserved))
+            .count();
         Joined {
             next_ack_id: 0,
             awaiting_acks: HashSet::new(),
             record,
             offset,
             identity,
+            rooms,
+            given,
         }
+    }
+
+    /// The rooms it is in.
+    pub(crate) fn rooms(&self) -> &[Room] {
+        &self.rooms
+    }
+
+    /// Joins `room` (a name that passed [`rooms::check_name`] and the application's permission):
+    /// `Ok(Some(room))` for the Hub and the record (which is updated), `Ok(None)` if it is in the
+    /// room already, [`RoomRefusal::TooMany`] past `max` joined rooms.
+    pub(crate) fn join_room(
+        &mut self,
+        room: &str,
+        max: usize,
+    ) -> Result<Option<Room>, RoomRefusal> {
+        if self.rooms.iter().any(|own| own.as_str() == room) {
+            return Ok(None);
+        }
+        if self.rooms.len() - self.given >= max {
+            return Err(RoomRefusal::TooMany);
+        }
+        let room = Room::from(room);
+        self.rooms.push(room.clone());
+        if let Some(record) = &mut self.record {
+            record.rooms.push(room.to_string());
+        }
+        Ok(Some(room))
+    }
+
+    /// Leaves `room` (a name that passed [`rooms::check_name`]): the room for the Hub and the record
+    /// (which is updated), or `None` if it was not in it.
+    pub(crate) fn leave_room(&mut self, room: &str) -> Option<Room> {
+        let at = self.rooms.iter().position(|own| own.as_str() == room)?;
+        let room = self.rooms.remove(at);
+        if let Some(record) = &mut self.record {
+            record.rooms.retain(|own| own != room.as_str());
+        }
+        Some(room)
     }
 
     /// The frames the client does not have yet, in order; advances the offset past them.

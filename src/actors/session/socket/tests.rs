@@ -472,3 +472,95 @@ fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
         "a fresh session's live copy is written by Recovery"
     );
 }
+
+fn joining_as(sub: &str) -> NsSocket {
+    let mut socket = NsSocket::admitting(json!({}));
+    let identity = Identity {
+        sub: Some(sub.into()),
+        ..Identity::default()
+    };
+    assert_eq!(
+        NsSocket::registered_rooms(&identity),
+        [Room::from("user:alice")]
+    );
+    socket.admitted(identity);
+    socket
+}
+
+fn joined_rooms(socket: &NsSocket) -> Vec<&str> {
+    match socket {
+        NsSocket::Joined(joined) => joined.rooms().iter().map(Room::as_str).collect(),
+        _ => panic!("joined"),
+    }
+}
+
+#[test]
+fn socket_opened_tells_the_hub_its_record_rooms_beyond_the_registered_user_room() {
+    let mut socket = joining_as("alice");
+    let mut answer = opened(true, "S1", &[], 5);
+    answer.record.rooms = vec!["S1".into(), "ops".into(), "user:alice".into()];
+    let change = socket.on_opened(answer);
+    assert_eq!(change.join, [Room::from("S1"), Room::from("ops")]);
+    assert!(change.leave.is_empty());
+    socket.replay_step(1 << 20).unwrap();
+    socket.complete(&nsp()).unwrap();
+    assert_eq!(joined_rooms(&socket), ["S1", "ops", "user:alice"]);
+}
+
+#[test]
+fn socket_fresh_session_after_a_failed_replay_leaves_the_old_records_rooms() {
+    let mut socket = joining_as("alice");
+    let mut answer = opened_with_more("OLD", &[5], 5);
+    answer.record.rooms = vec!["OLD".into(), "ops".into(), "user:alice".into()];
+    socket.on_opened(answer);
+    socket.replay_step(1 << 20).unwrap();
+    assert!(socket.replay_failed());
+    let mut fresh = opened(false, "NEW", &[], 9);
+    fresh.record.rooms = vec!["NEW".into(), "user:alice".into()];
+    let change = socket.on_opened(fresh);
+    assert_eq!(change.join, [Room::from("NEW")]);
+    assert_eq!(change.leave, [Room::from("OLD"), Room::from("ops")]);
+}
+
+#[test]
+fn socket_joins_and_leaves_rooms_in_its_record_within_the_limit() {
+    let mut socket = joining_as("alice");
+    let mut answer = opened(false, "AbCdEfGhIjKlMnOpQr_-12", &[], 5);
+    answer.record.rooms.push("user:alice".into());
+    socket.on_opened(answer);
+    socket.replay_step(1 << 20).unwrap();
+    socket.complete(&nsp()).unwrap();
+    let NsSocket::Joined(joined) = &mut socket else {
+        panic!("joined");
+    };
+    assert_eq!(joined.join_room("ops", 2), Ok(Some(Room::from("ops"))));
+    assert_eq!(joined.join_room("ops", 2), Ok(None), "in it already");
+    assert_eq!(joined.join_room("dev", 2), Ok(Some(Room::from("dev"))));
+    assert_eq!(
+        joined.join_room("sales", 2),
+        Err(RoomRefusal::TooMany),
+        "two joined: the sid and user rooms do not count"
+    );
+    let record_rooms = |joined: &Joined| joined.record.as_ref().unwrap().rooms.clone();
+    assert_eq!(
+        record_rooms(joined),
+        ["AbCdEfGhIjKlMnOpQr_-12", "user:alice", "ops", "dev"]
+    );
+    assert_eq!(joined.leave_room("ops"), Some(Room::from("ops")));
+    assert_eq!(joined.leave_room("ops"), None);
+    assert_eq!(joined.join_room("sales", 2), Ok(Some(Room::from("sales"))));
+    assert_eq!(
+        record_rooms(joined),
+        ["AbCdEfGhIjKlMnOpQr_-12", "user:alice", "dev", "sales"]
+    );
+}
+
+#[test]
+fn socket_joined_without_recovery_is_in_its_sid_and_user_rooms() {
+    let identity = Identity {
+        sub: Some("alice".into()),
+        ..Identity::default()
+    };
+    let (socket, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S1"), identity);
+    assert_eq!(joined_rooms(&socket), ["S1", "user:alice"]);
+}
