@@ -356,14 +356,24 @@ fn wire_bytes(frames: &[Frame]) -> usize {
     frames.iter().map(Frame::wire_len).sum()
 }
 
-/// The Engine.IO frame of a log entry, its id appended as the recovery offset.
+/// The Engine.IO frames of a log entry, as socket.io writes a broadcast (Socket.IO §2.1, §2.2, §3.2):
+/// `42[…,"<id>"]`, its id appended as the recovery offset; a volatile entry without the offset
+/// (`42[…]`, as socket.io-adapter's `addOffsetIfNecessary` leaves it); with attachments a
+/// BINARY_EVENT `45N-[…,"<id>"]` followed by its N binary messages. `None` if `args` is not an event
+/// array.
 pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
-    let text = socketio::broadcast_frame(
+    let offset = (!entry.volatile).then(|| entry.id.to_string());
+    let text = socketio::event_frame(
         entry.target.nsp.as_str(),
         &entry.args,
-        &entry.id.to_string(),
+        offset.as_deref(),
+        entry.attachments.len(),
     )?;
-    Some(Frame::text(entry.id, ByteString::from(text)))
+    Some(Frame {
+        id: entry.id,
+        packet: Out::Text(ByteString::from(text)),
+        attachments: entry.attachments.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -418,11 +428,11 @@ mod tests {
     }
 
     fn entry(ms: u64, nsp: &str) -> LogEntry {
-        LogEntry {
-            id: StreamId::new(ms, 0),
-            target: Target::broadcast(Namespace::from(nsp)),
-            args: Arc::from("[\"n\",1]"),
-        }
+        LogEntry::event(
+            StreamId::new(ms, 0),
+            Target::broadcast(Namespace::from(nsp)),
+            Arc::from("[\"n\",1]"),
+        )
     }
 
     struct Session {
@@ -606,5 +616,51 @@ mod tests {
         hub.do_send(Fanout(vec![to_room, entry(2, "/")]));
         let texts = texts(&recv(&mut rx).await);
         assert_eq!(texts, vec![r#"42["n",1,"2-0"]"#], "no socket is in ops");
+    }
+
+    #[test]
+    fn frame_entry_frames_a_volatile_entry_without_its_offset() {
+        // socket.io-adapter's addOffsetIfNecessary: no offset on volatile packets (reference §3.2).
+        let volatile = LogEntry {
+            volatile: true,
+            ..entry(7, "/")
+        };
+        let frame = frame_entry(&volatile).unwrap();
+        assert_eq!(text_of(&frame), r#"42["n",1]"#);
+        assert_eq!(
+            frame.id,
+            StreamId::new(7, 0),
+            "the id still orders it for the session"
+        );
+        let in_admin = LogEntry {
+            volatile: true,
+            ..entry(7, "/admin")
+        };
+        assert_eq!(
+            text_of(&frame_entry(&in_admin).unwrap()),
+            r#"42/admin,["n",1]"#
+        );
+    }
+
+    #[test]
+    fn frame_entry_frames_attachments_as_a_binary_event_followed_by_its_binary_messages() {
+        // reference §3.2, observed from Node: 451-["bin",{"_placeholder":true,"num":0},"<offset>"]
+        let binary = LogEntry {
+            args: Arc::from(
+                r#"["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            ),
+            attachments: Arc::from([Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[])]),
+            ..entry(5, "/admin")
+        };
+        let frame = frame_entry(&binary).unwrap();
+        assert_eq!(
+            text_of(&frame),
+            r#"452-/admin,["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},"5-0"]"#
+        );
+        let messages: Vec<Out> = frame.messages().collect();
+        assert_eq!(messages.len(), 3);
+        assert!(matches!(&messages[1], Out::Binary(b) if b.as_ref() == [1, 2, 3]));
+        assert!(matches!(&messages[2], Out::Binary(b) if b.is_empty()));
+        assert_eq!(frame.len(), frame.packet.len() + 3);
     }
 }
