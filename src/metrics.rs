@@ -71,9 +71,11 @@ pub struct Metrics {
     pub engine_sessions: Gauge,
     /// Engine.IO sessions open that have not joined a namespace (set by [`crate::admission`]).
     pub unjoined_sessions: Gauge,
-    /// Stream entries read but not delivered: other message types, targeted, volatile, binary, or
-    /// malformed (Node peers write them; reference §4.4).
+    /// Stream entries read but not delivered because they cannot be: message types that are not
+    /// broadcasts (v0.2 heartbeats and requests), or malformed (reference §4.4).
     pub entries_skipped: Counter,
+    /// A Node peer's entries the hub refuses to deliver, by kind (`hub_stream_entries_refused_total`).
+    pub entries_refused: Refused,
     /// Log entries that do not frame as an event array (never delivered).
     pub entries_unframed: Counter,
     /// Clients dropped because they did not take what was sent to them (the outgoing bound).
@@ -149,6 +151,18 @@ pub struct Metrics {
     pub socket_abuse_disconnects: Counter,
 }
 
+/// A Node peer's stream entries the hub reads and does not serve, one counter per `kind` label.
+#[derive(Debug, Default)]
+pub struct Refused {
+    /// `kind="ack"`: broadcasts whose emitter waits for acknowledgements (`packet.id`, `requestId`),
+    /// which only the emitting instance can collect.
+    pub ack: Counter,
+    /// `kind="not_event"`: BROADCAST entries whose packet is not an EVENT with an event array.
+    pub not_event: Counter,
+    /// `kind="room_operation"`: SOCKETS_JOIN / SOCKETS_LEAVE (`io.in(…).socketsJoin(…)`), not applied.
+    pub room_operation: Counter,
+}
+
 impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
@@ -197,7 +211,7 @@ impl Metrics {
         };
         counter(
             "hub_stream_entries_skipped_total",
-            "Stream entries read but not delivered (not a plain broadcast, or malformed).",
+            "Stream entries read but not delivered: not a broadcast or room operation, or malformed.",
             self.entries_skipped.get(),
         );
         counter(
@@ -343,6 +357,22 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", counter.get());
         }
+        let refused = &self.entries_refused;
+        let _ = write!(
+            out,
+            "# HELP hub_stream_entries_refused_total A Node peer's stream entries read and not served, \
+             by kind.\n# TYPE hub_stream_entries_refused_total counter\n"
+        );
+        for (kind, value) in [
+            ("ack", refused.ack.get()),
+            ("not_event", refused.not_event.get()),
+            ("room_operation", refused.room_operation.get()),
+        ] {
+            let _ = writeln!(
+                out,
+                "hub_stream_entries_refused_total{{kind=\"{kind}\"}} {value}"
+            );
+        }
         out
     }
 }
@@ -357,6 +387,9 @@ mod tests {
         metrics.sockets.set(3);
         metrics.log_reading.set(1);
         metrics.entries_skipped.add(2);
+        metrics.entries_refused.ack.add(38);
+        metrics.entries_refused.not_event.add(39);
+        metrics.entries_refused.room_operation.add(40);
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
         metrics.record_refreshes_failed.add(5);
@@ -397,6 +430,9 @@ mod tests {
             "# TYPE hub_sessions gauge\nhub_sessions 3\n",
             "# TYPE hub_ready gauge\nhub_ready 1\n",
             "# TYPE hub_stream_entries_skipped_total counter\nhub_stream_entries_skipped_total 2\n",
+            "# TYPE hub_stream_entries_refused_total counter\nhub_stream_entries_refused_total{kind=\"ack\"} 38\n",
+            "hub_stream_entries_refused_total{kind=\"not_event\"} 39\n",
+            "hub_stream_entries_refused_total{kind=\"room_operation\"} 40\n",
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
             "hub_session_record_refreshes_failed_total 5\n",
@@ -435,6 +471,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 34);
+        assert_eq!(text.matches("# HELP ").count(), 35);
     }
 }

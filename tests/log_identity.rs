@@ -311,7 +311,8 @@ fn node_entry(redis: &RedisServer, key: &str, data: &str) {
 }
 
 #[actix_web::test]
-async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_fresh_session() {
+async fn resume_replays_a_node_peers_entries_addressed_to_the_socket_leaves_out_volatile_ones_and_refuses_undecodable_ones(
+) {
     let redis = RedisServer::start();
     let hub = start_ready_hub(config(&redis, "test:undeliverable")).await;
     let plain = |opts: &str| {
@@ -319,25 +320,65 @@ async fn resume_across_an_entry_for_the_socket_that_the_hub_cannot_deliver_is_a_
             r#"{{"packet":{{"type":2,"data":["notification",{{"title":"n"}}]}},"opts":{opts}}}"#
         )
     };
-    // reference §4.4: io.emit("bin", Buffer.from([1,2,3]))
-    let binary = "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
-    // `{sid}` stands for the dropped socket's id.
+    // `{sid}` stands for the dropped socket's id. Replayed as the adapter's restoreSession replays
+    // them (binary ones too: see tests/interop/kinds.test.mjs); volatile ones are left out.
     let cases = [
         (
             "except another room",
             plain(r#"{"rooms":[],"except":["other"],"flags":{}}"#),
+            true,
         ),
         (
             "volatile",
             plain(r#"{"rooms":[],"except":[],"flags":{"volatile":true}}"#),
+            false,
         ),
-        ("binary", binary.to_owned()),
         (
             "to the socket's own room",
             plain(r#"{"rooms":["{sid}"],"except":[],"flags":{}}"#),
+            true,
         ),
     ];
-    for (what, data) in cases {
+    for (what, data, replayed_too) in cases {
+        let (joined, first) = dropped_after_one(&hub).await;
+        let reply = redis.command(&[
+            "XADD",
+            "test:undeliverable",
+            "*",
+            "uid",
+            "0123456789abcdef",
+            "nsp",
+            "/",
+            "type",
+            "3",
+            "data",
+            &data.replace("{sid}", &joined.sid),
+        ]);
+        let entry = bulk(&reply).expect("XADD answers the entry id");
+        let missed = hub.publish("missed").await;
+        let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+        assert_eq!(
+            ids,
+            (joined.sid.clone(), joined.pid.clone()),
+            "{what}: recovered"
+        );
+        let expected = if replayed_too {
+            vec![entry, missed]
+        } else {
+            vec![missed]
+        };
+        assert_eq!(replayed, expected, "{what}");
+    }
+    // What the adapter's restoreSession fails on too: a broadcast that does not decode, a packet
+    // addressed to the socket that is not an event. A fresh session, never a gap.
+    for (what, data) in [
+        ("malformed", "{broken".to_owned()),
+        (
+            "not an event",
+            r#"{"packet":{"type":3,"data":["x"]},"opts":{"rooms":["{sid}"],"except":[],"flags":{}}}"#
+                .to_owned(),
+        ),
+    ] {
         let (joined, first) = dropped_after_one(&hub).await;
         node_entry(
             &redis,

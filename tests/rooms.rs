@@ -442,7 +442,6 @@ fn node_publish(redis: &RedisServer, key: &str, to: &[&str], except: &[&str], n:
 }
 
 #[actix_web::test]
-#[ignore = "needs the Redis read path to deliver targeted entries (issue 13 item 3, another branch): remove at merge"]
 async fn redis_two_instances_deliver_a_users_room_to_all_of_its_sockets_once_and_to_no_other() {
     let redis = RedisServer::start();
     let key = "test:rooms:user";
@@ -473,7 +472,6 @@ async fn redis_two_instances_deliver_a_users_room_to_all_of_its_sockets_once_and
 }
 
 #[actix_web::test]
-#[ignore = "needs the Redis read path to deliver targeted entries (issue 13 item 3, another branch): remove at merge"]
 async fn redis_a_socket_resumed_on_the_other_instance_gets_exactly_its_own_and_keeps_its_rooms() {
     let redis = RedisServer::start();
     let key = "test:rooms:resume";

@@ -388,14 +388,24 @@ fn wire_bytes(frames: &[Frame]) -> usize {
     frames.iter().map(Frame::wire_len).sum()
 }
 
-/// The Engine.IO frame of a log entry, its id appended as the recovery offset.
+/// The Engine.IO frames of a log entry, as socket.io writes a broadcast (Socket.IO §2.1, §2.2, §3.2):
+/// `42[…,"<id>"]`, its id appended as the recovery offset; a volatile entry without the offset
+/// (`42[…]`, as socket.io-adapter's `addOffsetIfNecessary` leaves it); with attachments a
+/// BINARY_EVENT `45N-[…,"<id>"]` followed by its N binary messages. `None` if `args` is not an event
+/// array.
 pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
-    let text = socketio::broadcast_frame(
+    let offset = (!entry.volatile).then(|| entry.id.to_string());
+    let text = socketio::event_frame(
         entry.target.nsp.as_str(),
         &entry.args,
-        &entry.id.to_string(),
+        offset.as_deref(),
+        entry.attachments.len(),
     )?;
-    Some(Frame::text(entry.id, ByteString::from(text)))
+    Some(Frame {
+        id: entry.id,
+        packet: Out::Text(ByteString::from(text)),
+        attachments: entry.attachments.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Maps keep their keys as strings and their order (Node's `@msgpack/msgpack` writes named maps). Values
-//! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at.
+//! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at, except by
+//! [`decode_with_attachments`], which takes `bin` values out as Socket.IO attachments (§2.2).
 
 use serde_json::{Map, Number, Value};
 
@@ -143,7 +144,11 @@ fn encode_len(len: usize, fix: u8, mark16: u8, mark32: u8, out: &mut Vec<u8>) {
 
 /// Decodes exactly one value that fills `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        attachments: None,
+    };
     let value = reader.value(0)?;
     if reader.pos != bytes.len() {
         return Err(MsgpackError::Trailing);
@@ -151,9 +156,32 @@ pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
     Ok(value)
 }
 
+/// Decodes exactly one value that fills `bytes`, taking each `bin` value (bin 8/16/32) out as an
+/// attachment: in its place the value holds socket.io-parser's placeholder
+/// `{"_placeholder":true,"num":N}`, N counting the `bin` values in the order they are read (array
+/// index order, map entry order: the depth-first order socket.io-parser numbers them in, §2.2).
+///
+/// ```text
+/// 92 a3"bin" c4 03 010203   → (["bin",{"_placeholder":true,"num":0}], [[1,2,3]])
+/// ```
+pub fn decode_with_attachments(bytes: &[u8]) -> Result<(Value, Vec<Vec<u8>>), MsgpackError> {
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        attachments: Some(Vec::new()),
+    };
+    let value = reader.value(0)?;
+    if reader.pos != bytes.len() {
+        return Err(MsgpackError::Trailing);
+    }
+    Ok((value, reader.attachments.unwrap_or_default()))
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// `Some`: `bin` values are taken out here (see [`decode_with_attachments`]); `None`: refused.
+    attachments: Option<Vec<Vec<u8>>>,
 }
 
 impl Reader<'_> {
@@ -191,6 +219,22 @@ impl Reader<'_> {
         String::from_utf8(bytes.to_vec()).map_err(|_| MsgpackError::InvalidUtf8)
     }
 
+    /// A `bin` whose length takes `width` bytes: an attachment and its placeholder, or refused (see
+    /// `attachments`).
+    fn bin(&mut self, marker: u8, width: usize) -> Result<Value, MsgpackError> {
+        if self.attachments.is_none() {
+            return Err(MsgpackError::Unsupported(marker));
+        }
+        let len = self.len(width)?;
+        let bytes = self.take(len)?.to_vec();
+        let attachments = self.attachments.get_or_insert_with(Vec::new);
+        attachments.push(bytes);
+        let mut placeholder = Map::new();
+        placeholder.insert("_placeholder".into(), Value::Bool(true));
+        placeholder.insert("num".into(), Value::from(attachments.len() - 1));
+        Ok(Value::Object(placeholder))
+    }
+
     fn float(f: f64) -> Result<Value, MsgpackError> {
         Number::from_f64(f)
             .map(Value::Number)
@@ -210,6 +254,9 @@ impl Reader<'_> {
             0xc0 => Value::Null,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
+            0xc4 => self.bin(marker, 1)?,
+            0xc5 => self.bin(marker, 2)?,
+            0xc6 => self.bin(marker, 4)?,
             0xca => Self::float(f32::from_be_bytes(self.be()?) as f64)?,
             0xcb => Self::float(f64::from_be_bytes(self.be()?))?,
             0xcc => Value::from(self.byte()?),
@@ -378,6 +425,46 @@ mod tests {
     use super::*;
     use crate::protocol::base64;
     use serde_json::json;
+
+    #[test]
+    fn decode_with_attachments_takes_bin_values_out_in_socket_io_parser_order() {
+        // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), as the adapter wrote it
+        let stored =
+            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
+        let bytes = base64::decode(stored).unwrap();
+        assert_eq!(decode(&bytes), Err(MsgpackError::Unsupported(0xc4)));
+        let (value, attachments) = decode_with_attachments(&bytes).unwrap();
+        assert_eq!(
+            value["packet"]["data"],
+            json!(["bin", {"_placeholder": true, "num": 0}])
+        );
+        assert_eq!(attachments, [vec![1, 2, 3]]);
+        // Depth first: array index order, then map entry order; bin 8, 16 and 32 alike.
+        let mut nested = vec![0x93, 0xc4, 0x01, 0xaa, 0x81, 0xa1, b'k'];
+        nested.extend([0xc5, 0x00, 0x02, 0xbb, 0xcc]);
+        nested.extend([0xc6, 0x00, 0x00, 0x00, 0x00]);
+        let (value, attachments) = decode_with_attachments(&nested).unwrap();
+        assert_eq!(
+            value,
+            json!([
+                {"_placeholder": true, "num": 0},
+                {"k": {"_placeholder": true, "num": 1}},
+                {"_placeholder": true, "num": 2}
+            ])
+        );
+        assert_eq!(attachments, [vec![0xaa], vec![0xbb, 0xcc], vec![]]);
+        // A bin longer than the input is truncated input, not an allocation.
+        assert_eq!(
+            decode_with_attachments(&[0xc6, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated)
+        );
+        // Without bin values: the same as decode.
+        let plain = encode(&json!({"a": [1, "x"]}));
+        assert_eq!(
+            decode_with_attachments(&plain),
+            Ok((json!({"a": [1, "x"]}), vec![]))
+        );
+    }
 
     #[test]
     fn decode_reads_the_session_record_node_wrote() {

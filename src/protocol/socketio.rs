@@ -290,26 +290,48 @@ fn push_nsp(nsp: &str, out: &mut String) {
 /// serialized once, when it is published, and framed once per log entry, never per client.
 /// Returns `None` if `args` is not a non-empty JSON array text.
 pub fn broadcast_frame(nsp: &str, args: &str, offset: &str) -> Option<String> {
+    event_frame(nsp, args, Some(offset), 0)
+}
+
+/// The complete Engine.IO frame of a broadcast event, as [`broadcast_frame`], with or without an
+/// offset, and with `attachments` binary attachments: a BINARY_EVENT `45<N>-[…]` whose `args` hold
+/// the placeholders `{"_placeholder":true,"num":N}` (§2.2); its attachments are sent after it.
+pub fn event_frame(
+    nsp: &str,
+    args: &str,
+    offset: Option<&str>,
+    attachments: usize,
+) -> Option<String> {
     let inner = args.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
     if inner.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(args.len() + nsp.len() + offset.len() + 8);
-    out.push_str("42");
+    let offset_len = offset.map_or(0, str::len);
+    let mut out = String::with_capacity(args.len() + nsp.len() + offset_len + 16);
+    if attachments > 0 {
+        out.push_str("45");
+        out.push_str(&attachments.to_string());
+        out.push('-');
+    } else {
+        out.push_str("42");
+    }
     push_nsp(nsp, &mut out);
     out.push('[');
     out.push_str(inner);
-    out.push_str(",\"");
-    // Offsets are stream ids (digits and '-'); escaping keeps the frame valid JSON whatever they are.
-    for c in offset.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    if let Some(offset) = offset {
+        out.push_str(",\"");
+        // Offsets are stream ids (digits and '-'); escaping keeps the frame valid JSON whatever they are.
+        for c in offset.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
         }
+        out.push('"');
     }
-    out.push_str("\"]");
+    out.push(']');
     Some(out)
 }
 

@@ -66,13 +66,15 @@ struct Stored {
 /// Expired session records are swept after this many saves, so memory stays bounded without a timer.
 const SWEEP_EVERY: usize = 1024;
 
-/// What an entry costs the log, in bytes: its event text, its target's names, and the fixed parts
-/// (the entry itself and the text's reference-count header), so that even empty entries count.
+/// What an entry costs the log, in bytes: its event text and attachments, its target's names, and the
+/// fixed parts (the entry itself and the text's reference-count header), so that even empty entries
+/// count.
 pub fn entry_bytes(entry: &LogEntry) -> usize {
     let rooms = entry.target.rooms.iter().chain(&entry.target.except);
     std::mem::size_of::<LogEntry>()
         + 2 * std::mem::size_of::<usize>()
         + entry.args.len()
+        + entry.attachments.iter().map(|a| a.len()).sum::<usize>()
         + entry.target.nsp.as_str().len()
         + rooms
             .map(|room| std::mem::size_of_val(room) + room.as_str().len())
@@ -141,11 +143,7 @@ impl MemoryLog {
     fn append_now(&mut self, target: &Target, args: Arc<str>) -> StreamId {
         let id = StreamId::following(self.last_id, now_ms());
         self.last_id = id;
-        let entry = LogEntry {
-            id,
-            target: target.clone(),
-            args,
-        };
+        let entry = LogEntry::event(id, target.clone(), args);
         self.bytes += entry_bytes(&entry);
         self.entries.push_back(entry.clone());
         // Trimmed from the head, as Redis trims: every entry after the newest trimmed one is still
@@ -164,6 +162,8 @@ impl MemoryLog {
         id
     }
 
+    /// The page of up to `count` entries after `after`, whoever they are for, once the offset and
+    /// epoch are checked.
     fn read_after_now(
         &self,
         after: StreamId,
@@ -183,14 +183,7 @@ impl MemoryLog {
             return Err(StoreError::OffsetAhead(after));
         }
         let start = self.entries.partition_point(|e| e.id <= after);
-        let batch: Vec<LogEntry> = self.entries.range(start..).take(count).cloned().collect();
-        if let Some(held) = batch
-            .iter()
-            .find(|e| !scope.replays(&e.target) && scope.addressed(&e.target))
-        {
-            return Err(StoreError::Unreplayable(held.id));
-        }
-        Ok(batch)
+        Ok(self.entries.range(start..).take(count).cloned().collect())
     }
 
     /// Takes the record of `pid` if it is unexpired at `now` (it expires at its deadline, not after)
@@ -257,15 +250,19 @@ impl LogBackend for MemoryLog {
         count: usize,
         scope: &ReplayScope,
     ) -> StoreFuture<LogRead> {
-        done(
-            self.read_after_now(after, count, scope)
-                .map(|entries| LogRead {
-                    read: entries.len(),
-                    bytes: entries.iter().map(|entry| entry.args.len()).sum(),
-                    last: entries.last().map(|entry| entry.id),
-                    entries,
-                }),
-        )
+        // Every entry of the page counts as read (the replay pages on from `last`); the socket gets
+        // those the adapter's restoreSession would replay to it.
+        done(self.read_after_now(after, count, scope).map(|page| {
+            LogRead {
+                read: page.len(),
+                bytes: page.iter().map(|entry| entry.args.len()).sum(),
+                last: page.last().map(|entry| entry.id),
+                entries: page
+                    .into_iter()
+                    .filter(|entry| scope.restores(entry))
+                    .collect(),
+            }
+        }))
     }
 
     fn tip(&mut self) -> StoreFuture<Position> {

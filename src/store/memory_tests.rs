@@ -67,11 +67,7 @@ fn memory_log_trims_to_max_len_and_refuses_trimmed_offsets() {
 #[test]
 fn memory_log_trims_to_max_bytes_and_refuses_exactly_the_trimmed_offsets() {
     let big = |n: u32| -> Arc<str> { Arc::from(format!("[\"n\",{n},\"{}\"]", "x".repeat(1000))) };
-    let one = entry_bytes(&LogEntry {
-        id: StreamId::ZERO,
-        target: everyone(),
-        args: big(0),
-    });
+    let one = entry_bytes(&LogEntry::event(StreamId::ZERO, everyone(), big(0)));
     // Room for three entries and a half, whatever the count cap.
     let mut log = MemoryLog::new(1000, one * 7 / 2);
     let ids: Vec<_> = (0..10)
@@ -154,8 +150,8 @@ fn memory_log_refuses_a_replay_under_another_epoch() {
     );
 }
 
-#[test]
-fn memory_log_hands_a_replay_every_entry_targeted_or_not_and_the_scope_picks_the_addressed() {
+#[actix::test]
+async fn memory_log_replays_the_entries_addressed_to_the_socket_by_its_rooms_and_no_others() {
     use crate::protocol::target::Room;
     let mut log = MemoryLog::new(10, usize::MAX);
     let to = |rooms: &[&str], except: &[&str]| Target {
@@ -164,26 +160,21 @@ fn memory_log_hands_a_replay_every_entry_targeted_or_not_and_the_scope_picks_the
         ..everyone()
     };
     let before = log.append_now(&everyone(), args(0));
-    let targets = [
-        (to(&["elsewhere"], &[]), false),
-        (to(&[], &["s1"]), false),
-        (to(&["s1"], &[]), true),
-        (to(&[], &["elsewhere"]), true),
-        (to(&["elsewhere", "s1"], &["other"]), true),
-    ];
-    for (target, _) in &targets {
-        log.append_now(target, args(1));
-    }
-    let read = log.read_after_now(before, 10, &scope(&log)).unwrap();
-    assert_eq!(
-        read.len(),
-        targets.len(),
-        "never refused: every entry is read"
-    );
-    let scope = scope(&log);
-    for (entry, (target, addressed)) in read.iter().zip(&targets) {
-        assert_eq!(scope.replays(&entry.target), *addressed, "{target:?}");
-    }
+    // Socket s1 (scope: rooms ["s1"]): its own room, everyone but another room, everyone; not a
+    // room it is not in, not an except of its room, not another namespace.
+    let own = log.append_now(&to(&["s1"], &[]), args(1));
+    log.append_now(&to(&["elsewhere"], &[]), args(2));
+    let others_excepted = log.append_now(&to(&[], &["elsewhere"]), args(3));
+    log.append_now(&to(&[], &["s1"]), args(4));
+    log.append_now(&to(&["s1"], &["s1"]), args(5));
+    let admin = Target::broadcast(crate::protocol::target::Namespace::from("/admin"));
+    log.append_now(&admin, args(6));
+    let all = log.append_now(&everyone(), args(7));
+    let read = log.read_after(before, 10, &scope(&log)).await.unwrap();
+    let ids: Vec<_> = read.entries.iter().map(|e| e.id).collect();
+    assert_eq!(ids, [own, others_excepted, all]);
+    assert_eq!(read.read, 7, "every entry of the page counts as read");
+    assert_eq!(read.last, Some(all));
 }
 
 #[test]
@@ -312,11 +303,7 @@ async fn memory_log_starts_reading_after_its_newest_entry_and_hands_on_later_app
         .await
         .expect("waited 5 s for the appended entry")
         .expect("the channel stays open");
-    let expected = LogEntry {
-        id: appended,
-        target: admin,
-        args: args(2),
-    };
+    let expected = LogEntry::event(appended, admin, args(2));
     match event {
         LogEvent::Entries(entries) => assert_eq!(entries, vec![expected]),
         other => panic!("expected the appended entry, got {other:?}"),

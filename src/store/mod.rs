@@ -29,6 +29,7 @@ mod idempotency;
 mod memory;
 mod redis;
 mod redis_append;
+mod redis_entries;
 mod redis_identity;
 mod redis_reader;
 
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
+use actix_web::web::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::ids::{Pid, Sid, StreamId};
@@ -56,8 +58,28 @@ pub struct LogEntry {
     pub id: StreamId,
     /// Who it is for (namespace, rooms, except).
     pub target: Target,
-    /// The event as compact JSON array text without the offset: `["notification",{…}]`.
+    /// The event as compact JSON array text without the offset: `["notification",{…}]`; with
+    /// attachments, each binary value is a placeholder `{"_placeholder":true,"num":N}` (Socket.IO §2.2).
     pub args: Arc<str>,
+    /// A volatile emit (a Node peer's `io.volatile.emit`): delivered live without an offset (as
+    /// socket.io-adapter does), never replayed.
+    pub volatile: bool,
+    /// The binary values of the event, in placeholder order (a Node peer's `io.emit("x", buffer)`);
+    /// empty for a plain event. Delivered as a BINARY_EVENT followed by one binary message each.
+    pub attachments: Arc<[Bytes]>,
+}
+
+impl LogEntry {
+    /// A plain event (not volatile, no attachments): what the hub itself appends.
+    pub fn event(id: StreamId, target: Target, args: Arc<str>) -> LogEntry {
+        LogEntry {
+            id,
+            target,
+            args,
+            volatile: false,
+            attachments: Arc::from([]),
+        }
+    }
 }
 
 /// The identity of a log: offsets are comparable only within one epoch. A random 128-bit id as hex,
@@ -204,6 +226,13 @@ impl ReplayScope {
     pub fn replays(&self, target: &Target) -> bool {
         self.addressed(target)
     }
+
+    /// Whether the adapter's `restoreSession` replays `entry` to this socket (what
+    /// [`LogBackend::read_after`] returns): addressed to it, and not volatile (socket.io leaves
+    /// volatile emits out of recovery; the redis-streams adapter 0.3.1 replays them, we do not).
+    pub fn restores(&self, entry: &LogEntry) -> bool {
+        !entry.volatile && self.addressed(&entry.target)
+    }
 }
 
 /// What went wrong in the log backend.
@@ -232,8 +261,9 @@ pub enum StoreError {
         /// The log's (empty: it has none yet).
         found: String,
     },
-    /// An entry after the offset may be addressed to the socket but the hub cannot deliver it yet
-    /// (rooms, except, volatile, binary, malformed): a replay without it would have a hole.
+    /// An entry after the offset may be addressed to the socket but does not decode as an event
+    /// (malformed, or not an EVENT packet): a replay without it would have a hole. The adapter's
+    /// `restoreSession` fails on such an entry too.
     #[error("entry {0} may be addressed to the socket and cannot be replayed")]
     Unreplayable(StreamId),
 }
@@ -285,11 +315,12 @@ pub trait LogBackend {
     /// Whether an append would be accepted now, without appending (after a failed append, readiness
     /// waits for this or for an append to succeed).
     fn probe_append(&mut self) -> StoreFuture<()>;
-    /// Up to `count` entries strictly after `after`, oldest first. Fails with `OffsetTrimmed` if any
-    /// entry after `after` is gone, `OffsetAhead` if `after` is newer than the newest entry,
-    /// `EpochChanged` if the log's epoch is not `scope.epoch`, and `Unreplayable` if an entry among
-    /// those returned may be addressed to `scope`'s socket but cannot be delivered: all checked in one
-    /// atomic snapshot with the entries.
+    /// The entries among the `count` strictly after `after` that `scope`'s socket gets on a resume
+    /// ([`ReplayScope::restores`]: addressed to it, volatile left out), oldest first. Fails with
+    /// `OffsetTrimmed` if any entry after `after` is gone, `OffsetAhead` if `after` is newer than the
+    /// newest entry, `EpochChanged` if the log's epoch is not `scope.epoch`, and `Unreplayable` if an
+    /// entry among those read may be addressed to `scope`'s socket but does not decode as an event:
+    /// all checked in one atomic snapshot with the entries.
     /// Each call checks, so a replay read page by page notices a trim or an epoch change between its
     /// pages. The [`LogRead`] counts skipped entries as read, so a page short of delivered entries
     /// is not taken for the log's end.

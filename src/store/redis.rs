@@ -42,19 +42,20 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
 
 use super::redis_append::{self, AppendLink, Fields};
+use super::redis_entries::decode_entries;
 use super::redis_identity::{
     decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT,
     INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
 use super::redis_reader::Reader;
 use super::{
-    AppendKey, Claim, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead, Position, ReplayScope,
+    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRead, Position, ReplayScope,
     SessionRecord, StoreError, StoreFuture,
 };
-use crate::metrics::{Counter, Metrics};
+use crate::metrics::Metrics;
 use crate::protocol::adapter;
 use crate::protocol::ids::{Pid, StreamId};
-use crate::protocol::target::{Namespace, Target};
+use crate::protocol::target::Target;
 
 /// Key prefix of session records, as the adapter's `sessionKeyPrefix`.
 pub const SESSION_KEY_PREFIX: &str = "sio:session:";
@@ -120,8 +121,8 @@ pub struct RedisLog {
     /// This instance's adapter uid: 8 random bytes as hex (Node nodes skip their own uid; we deliver
     /// our own entries too, through the same read loop as everyone else's).
     uid: String,
-    /// `hub_ready` (whether the read loop is connected and reading) and `hub_stream_entries_skipped_total`
-    /// (entries read but not delivered: other types, targeted, binary; counted, never fatal).
+    /// `hub_ready` (whether the read loop is connected and reading), `hub_stream_entries_skipped_total`
+    /// and `hub_stream_entries_refused_total` (entries read and not delivered; counted, never fatal).
     metrics: Arc<Metrics>,
     /// How long this instance's lease lives unrefreshed: its live sessions become resumable elsewhere
     /// that long after it died.
@@ -240,58 +241,6 @@ pub(super) fn as_string(value: &Value) -> Option<String> {
         Value::SimpleString(text) => Some(text.clone()),
         _ => None,
     }
-}
-
-/// Counts what was read but is not for delivery. With a replay `scope`, an entry of its namespace
-/// that is not delivered but may be addressed to its socket (Node would replay it) fails the read.
-pub(super) fn decode_entries(
-    value: &Value,
-    skipped: &Counter,
-    scope: Option<&ReplayScope>,
-) -> Result<(Vec<LogEntry>, Option<StreamId>), StoreError> {
-    let Value::Array(items) = value else {
-        return Ok((Vec::new(), None));
-    };
-    let mut entries = Vec::with_capacity(items.len());
-    let mut last = None;
-    for item in items {
-        let Value::Array(pair) = item else { continue };
-        let [id, Value::Array(fields)] = pair.as_slice() else {
-            continue;
-        };
-        let id = parse_id(id)?;
-        last = Some(id);
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
-                .and_then(|kv| kv.get(1))
-                .and_then(as_string)
-        };
-        let (Some(nsp), Some(kind)) = (field("nsp"), field("type")) else {
-            skipped.inc();
-            continue;
-        };
-        match adapter::decode_broadcast(&kind, field("data").as_deref()) {
-            Ok(args) => entries.push(LogEntry {
-                id,
-                target: Target::broadcast(Namespace::from(nsp)),
-                args: args.into(),
-            }),
-            Err(skip) => {
-                if let Some(scope) = scope {
-                    if nsp == scope.nsp.as_str()
-                        && adapter::may_address(&kind, field("data").as_deref(), &scope.rooms)
-                    {
-                        return Err(StoreError::Unreplayable(id));
-                    }
-                }
-                skipped.inc();
-                log::debug!("stream entry not delivered id={id}: {skip}");
-            }
-        }
-    }
-    Ok((entries, last))
 }
 
 impl LogBackend for RedisLog {
@@ -516,7 +465,7 @@ async fn read_batch(
         _ => 0,
     };
     let bytes = raw_bytes(entries);
-    let (entries, last) = decode_entries(entries, &metrics.entries_skipped, Some(scope))?;
+    let (entries, last) = decode_entries(entries, metrics, Some(scope))?;
     Ok(LogRead {
         entries,
         read,

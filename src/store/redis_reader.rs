@@ -9,9 +9,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
 
 use super::redis::{
-    as_int, decode_entries, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT,
-    EPOCH_CHECK_EVERY, READ_BLOCK, READ_COUNT,
+    as_int, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT, EPOCH_CHECK_EVERY,
+    READ_BLOCK, READ_COUNT,
 };
+use super::redis_entries::decode_entries;
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
 use super::{Epoch, LogEvent, StoreError};
 use crate::metrics::Metrics;
@@ -23,7 +24,8 @@ pub(super) struct Reader {
     pub(super) client: Client,
     pub(super) key: String,
     pub(super) sink: Recipient<LogEvent>,
-    /// `log_reading` is this loop's state; `entries_skipped` counts what it does not deliver.
+    /// `log_reading` is this loop's state; `entries_skipped` and `entries_refused` count what
+    /// it does not deliver.
     pub(super) metrics: Arc<Metrics>,
     /// The epoch the loop reads under; `None` until the first connect.
     pub(super) epoch: Option<Epoch>,
@@ -143,7 +145,7 @@ impl Reader {
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.metrics.entries_skipped, None)?;
+                let (entries, newest) = decode_entries(items, &self.metrics, None)?;
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);

@@ -51,11 +51,11 @@ fn text_of(frame: &Frame) -> String {
 }
 
 fn entry(ms: u64, nsp: &str) -> LogEntry {
-    LogEntry {
-        id: StreamId::new(ms, 0),
-        target: Target::broadcast(Namespace::from(nsp)),
-        args: Arc::from("[\"n\",1]"),
-    }
+    LogEntry::event(
+        StreamId::new(ms, 0),
+        Target::broadcast(Namespace::from(nsp)),
+        Arc::from("[\"n\",1]"),
+    )
 }
 
 struct Session {
@@ -354,4 +354,49 @@ async fn hub_follows_joins_and_leaves_and_forgets_rooms_on_unregister() {
     hub.do_send(Fanout(vec![targeted(4, &["dev"], &[])]));
     assert!(delivered(&hub, &mut rx).await.is_empty());
     assert_eq!(hub.send(CountSessions).await.unwrap(), 0);
+}
+#[test]
+fn frame_entry_frames_a_volatile_entry_without_its_offset() {
+    // socket.io-adapter's addOffsetIfNecessary: no offset on volatile packets (reference §3.2).
+    let volatile = LogEntry {
+        volatile: true,
+        ..entry(7, "/")
+    };
+    let frame = frame_entry(&volatile).unwrap();
+    assert_eq!(text_of(&frame), r#"42["n",1]"#);
+    assert_eq!(
+        frame.id,
+        StreamId::new(7, 0),
+        "the id still orders it for the session"
+    );
+    let in_admin = LogEntry {
+        volatile: true,
+        ..entry(7, "/admin")
+    };
+    assert_eq!(
+        text_of(&frame_entry(&in_admin).unwrap()),
+        r#"42/admin,["n",1]"#
+    );
+}
+
+#[test]
+fn frame_entry_frames_attachments_as_a_binary_event_followed_by_its_binary_messages() {
+    // reference §3.2, observed from Node: 451-["bin",{"_placeholder":true,"num":0},"<offset>"]
+    let binary = LogEntry {
+        args: Arc::from(
+            r#"["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+        ),
+        attachments: Arc::from([Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[])]),
+        ..entry(5, "/admin")
+    };
+    let frame = frame_entry(&binary).unwrap();
+    assert_eq!(
+        text_of(&frame),
+        r#"452-/admin,["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},"5-0"]"#
+    );
+    let messages: Vec<Out> = frame.messages().collect();
+    assert_eq!(messages.len(), 3);
+    assert!(matches!(&messages[1], Out::Binary(b) if b.as_ref() == [1, 2, 3]));
+    assert!(matches!(&messages[2], Out::Binary(b) if b.is_empty()));
+    assert_eq!(frame.len(), frame.packet.len() + 3);
 }

@@ -15,11 +15,11 @@ fn id(ms: u64) -> StreamId {
 }
 
 fn entry(ms: u64) -> LogEntry {
-    LogEntry {
-        id: id(ms),
-        target: Target::broadcast(nsp()),
-        args: Arc::from(format!("[\"n\",{ms}]")),
-    }
+    LogEntry::event(
+        id(ms),
+        Target::broadcast(nsp()),
+        Arc::from(format!("[\"n\",{ms}]")),
+    )
 }
 
 /// A live batch as the Hub delivers it.
