@@ -119,7 +119,7 @@ test("a Node peer's emit to a room reaches only the Node sockets in it, not hub 
 });
 
 // Needs the sid room of the rooms work (a hub socket is in its own sid room): passes once it lands.
-test("a Node peer's emit to a hub socket's id reaches that socket only", { todo: "needs the hub's sid rooms" }, async () => {
+test("a Node peer's emit to a hub socket's id reaches that socket only", async () => {
   await withCluster("kinds:to-sid", async (hub, peer) => {
     const target = await connectClient(hub.url);
     const other = await connectClient(hub.url);
@@ -243,7 +243,7 @@ test("a Node socket in ops that resumes on the hub gets replayed what Node would
 });
 
 // Needs the rooms work (a resumed socket is back in its record's rooms for live delivery).
-test("a Node socket in ops resumed on the hub keeps receiving ops afterwards", { todo: "needs the hub's rooms" }, async () => {
+test("a Node socket in ops resumed on the hub keeps receiving ops afterwards", async () => {
   await withCluster("kinds:resume-node-live", async (hub, peer) => {
     const onNode = await connectWithSession(peer.url, {}, { room: "ops" });
     await peer.emit({ title: "seen on node" });
