@@ -78,6 +78,9 @@ pub struct Metrics {
     pub entries_unframed: Counter,
     /// Clients dropped because they did not take what was sent to them (the outgoing bound).
     pub slow_consumers: Counter,
+    /// Sockets of this instance disconnected by a DISCONNECT_SOCKETS request (`POST
+    /// /sockets/disconnect` on any hub, a Node peer's `disconnectSockets`).
+    pub server_disconnects: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
     /// 1 from a failed append until an append or a probe of the append path succeeds (set by the
@@ -201,6 +204,11 @@ impl Metrics {
             "hub_slow_consumers_total",
             "Clients dropped for not taking what was sent to them.",
             self.slow_consumers.get(),
+        );
+        counter(
+            "hub_server_disconnects_total",
+            "Sockets disconnected by a disconnect request (POST /sockets/disconnect, disconnectSockets).",
+            self.server_disconnects.get(),
         );
         counter(
             "hub_session_record_refreshes_failed_total",

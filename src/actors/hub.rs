@@ -1,9 +1,11 @@
 //! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
 //! Owns: `namespace → {connection → member}` plus, per namespace, `room → {connection}`.
-//! Receives: Register, Unregister (from Session); Fanout, DisconnectAll (from StreamBridge); CountSessions.
+//! Receives: Register, Unregister (from Session); Fanout, DisconnectAll, DisconnectSockets (from
+//! StreamBridge); CountSessions.
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
-//! it). Never touches the log or a socket.
+//! it); DisconnectSocket to the sockets a DISCONNECT_SOCKETS request names. Never touches the log or
+//! a socket.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
@@ -14,6 +16,10 @@
 //! the bound it stops delivering to it and gives up on it (the connection is dropped without
 //! flushing), and the client recovers what it missed on reconnect.
 
+mod disconnect_sockets;
+
+pub use self::disconnect_sockets::DisconnectSockets;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,7 +29,7 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::{debug, warn};
 
-use super::disconnect::{Disconnect, SessionError};
+use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
@@ -114,6 +120,8 @@ pub struct Register {
     pub closer: Recipient<Disconnect>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
+    /// Where to say the server disconnects the socket (a DISCONNECT_SOCKETS request).
+    pub kicker: Recipient<DisconnectSocket>,
 }
 
 /// Stop delivering what is emitted on `nsp` to the connection.
@@ -147,6 +155,7 @@ struct Member {
     session: Recipient<Deliver>,
     closer: Recipient<Disconnect>,
     outbound: Arc<Outbound>,
+    kicker: Recipient<DisconnectSocket>,
 }
 
 /// The sockets of one namespace.
@@ -245,6 +254,7 @@ impl Handler<Register> for Hub {
             session: msg.session,
             closer: msg.closer,
             outbound: msg.outbound,
+            kicker: msg.kicker,
         };
         self.namespaces
             .entry(msg.nsp)
@@ -392,6 +402,12 @@ mod tests {
         }
     }
 
+    /// Server-side disconnects are tested in `hub/disconnect_sockets.rs`.
+    impl Handler<DisconnectSocket> for Collector {
+        type Result = ();
+        fn handle(&mut self, _: DisconnectSocket, _: &mut Self::Context) {}
+    }
+
     impl Handler<Deliver> for Collector {
         type Result = ();
         fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
@@ -435,13 +451,14 @@ mod tests {
         let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
         let (bye_tx, goodbyes) = mpsc::unbounded_channel();
         let collector = Collector(tx.clone(), bye_tx).start();
-        let (session, closer) = (collector.clone().recipient(), collector.recipient());
+        let (session, closer) = (collector.clone().recipient(), collector.clone().recipient());
         hub.do_send(Register {
             conn,
             nsp: Namespace::main(),
             session,
             closer,
             outbound: outbound.clone(),
+            kicker: collector.recipient(),
         });
         Session {
             conn,

@@ -53,6 +53,7 @@ use super::{
 };
 use crate::metrics::{Counter, Metrics};
 use crate::protocol::adapter;
+use crate::protocol::cluster::{DisconnectSockets, DISCONNECT_SOCKETS};
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::{Namespace, Target};
 
@@ -272,6 +273,10 @@ pub(super) fn decode_entries(
             skipped.inc();
             continue;
         };
+        if kind == DISCONNECT_SOCKETS {
+            // A command, not a broadcast: the read loop acts on it (`redis_commands.rs`); never replayed.
+            continue;
+        }
         match adapter::decode_broadcast(&kind, field("data").as_deref()) {
             Ok(args) => entries.push(LogEntry {
                 id,
@@ -335,6 +340,25 @@ impl LogBackend for RedisLog {
             let reply = link.send(&eval).await?;
             redis_append::parse_append_once(&reply, &key)
         })
+    }
+
+    fn disconnect_sockets(&mut self, request: &DisconnectSockets) -> StoreFuture<()> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg("uid")
+            .arg(&self.uid)
+            .arg("nsp")
+            .arg(request.target.nsp.as_str())
+            .arg("type")
+            .arg(DISCONNECT_SOCKETS)
+            .arg("data")
+            .arg(request.data());
+        let link = self.appends.clone();
+        Box::pin(async move { link.send(&cmd).await.map(drop) })
     }
 
     fn probe_append(&mut self) -> StoreFuture<()> {

@@ -12,6 +12,7 @@ use super::redis::{
     as_int, decode_entries, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT,
     EPOCH_CHECK_EVERY, READ_BLOCK, READ_COUNT,
 };
+use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
 use super::{Epoch, LogEvent, StoreError};
 use crate::metrics::Metrics;
@@ -148,9 +149,8 @@ impl Reader {
                     from = newest;
                     *last = Some(newest);
                 }
-                if !entries.is_empty() {
-                    self.sink.do_send(LogEvent::Entries(entries));
-                }
+                let commands = disconnects_in(items, &self.metrics.entries_skipped);
+                hand_on(&self.sink, entries, commands);
             }
         }
         Ok(())
