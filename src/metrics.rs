@@ -346,6 +346,7 @@ mod tests {
         metrics.entries_skipped.add(2);
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
+        metrics.server_disconnects.add(2);
         metrics.record_refreshes_failed.add(5);
         metrics.appends_failing.set(1);
         metrics.appends_failed.add(6);
@@ -382,6 +383,7 @@ mod tests {
             "# TYPE hub_stream_entries_skipped_total counter\nhub_stream_entries_skipped_total 2\n",
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
+            "hub_server_disconnects_total 2\n",
             "hub_session_record_refreshes_failed_total 5\n",
             "# TYPE hub_appends_failing gauge\nhub_appends_failing 1\n",
             "# TYPE hub_appends_failed_total counter\nhub_appends_failed_total 6\n",
@@ -413,6 +415,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 33);
+        assert_eq!(text.matches("# HELP ").count(), 34);
     }
 }
