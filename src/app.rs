@@ -310,10 +310,13 @@ impl Application for HubApp {
             && RoomPatterns::new(&identity.rooms).is_ok_and(|claim| claim.matches(room))
     }
 
-    /// `socket.emit("notify", {title?, body?, idempotencyKey?}, ack)` publishes a notification on
-    /// `/`, exactly as `POST /notifications/notify` does (`idempotencyKey` as its `Idempotency-Key`
-    /// header), and acknowledges `{"id","offset"}` or `{"error"}`; `{"error":"forbidden"}` when the
-    /// socket may not publish (its identity's scope lacks `notify`), the connection kept.
+    /// `socket.emit("notify", {title?, body?, to?, except?, idempotencyKey?}, ack)` publishes a
+    /// notification on `/`, exactly as `POST /notifications/notify` does (same fields and rules,
+    /// `idempotencyKey` as its `Idempotency-Key` header), and acknowledges the same answer
+    /// `{"id","title","body","timestamp","offset"}` or `{"error"}` (the HTTP 400/422/503 texts);
+    /// `{"error":"forbidden"}` when the socket may not publish (its identity's scope lacks
+    /// `notify`: JWT mode without the `notify` scope, or API keys set without JWT), the connection
+    /// kept. A socket allowed to notify may address any room, `to` and `except` included.
     fn on_event(
         &self,
         nsp: &str,
@@ -350,10 +353,7 @@ impl Application for HubApp {
         let publish = notification::publish(&self.bridge, request, key);
         Box::pin(async move {
             match publish.await {
-                Ok(published) => ack(json!({
-                    "id": published.id,
-                    "offset": published.offset.to_string(),
-                })),
+                Ok(published) => ack(published.answer()),
                 Err(err) => ack(json!({ "error": err.to_string() })),
             }
         })

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod notification;
 pub mod protocol;
 pub mod rate_limit;
+pub mod recipients;
 pub mod rooms;
 pub mod store;
 pub mod token;

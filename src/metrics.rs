@@ -80,6 +80,9 @@ pub struct Metrics {
     pub entries_unframed: Counter,
     /// Clients dropped because they did not take what was sent to them (the outgoing bound).
     pub slow_consumers: Counter,
+    /// Sockets of this instance disconnected by a DISCONNECT_SOCKETS request (`POST
+    /// /sockets/disconnect` on any hub, a Node peer's `disconnectSockets`).
+    pub server_disconnects: Counter,
     /// Session-record refreshes that failed (their resumes may fail).
     pub record_refreshes_failed: Counter,
     /// 1 from a failed append until an append or a probe of the append path succeeds (set by the
@@ -223,6 +226,11 @@ impl Metrics {
             "hub_slow_consumers_total",
             "Clients dropped for not taking what was sent to them.",
             self.slow_consumers.get(),
+        );
+        counter(
+            "hub_server_disconnects_total",
+            "Sockets disconnected by a disconnect request (POST /sockets/disconnect, disconnectSockets).",
+            self.server_disconnects.get(),
         );
         counter(
             "hub_session_record_refreshes_failed_total",
@@ -392,6 +400,7 @@ mod tests {
         metrics.entries_refused.room_operation.add(40);
         metrics.entries_unframed.inc();
         metrics.slow_consumers.add(4);
+        metrics.server_disconnects.add(2);
         metrics.record_refreshes_failed.add(5);
         metrics.appends_failing.set(1);
         metrics.appends_failed.add(6);
@@ -435,6 +444,7 @@ mod tests {
             "hub_stream_entries_refused_total{kind=\"room_operation\"} 40\n",
             "hub_entries_unframed_total 1\n",
             "hub_slow_consumers_total 4\n",
+            "hub_server_disconnects_total 2\n",
             "hub_session_record_refreshes_failed_total 5\n",
             "# TYPE hub_appends_failing gauge\nhub_appends_failing 1\n",
             "# TYPE hub_appends_failed_total counter\nhub_appends_failed_total 6\n",
@@ -471,6 +481,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }
-        assert_eq!(text.matches("# HELP ").count(), 35);
+        assert_eq!(text.matches("# HELP ").count(), 36);
     }
 }

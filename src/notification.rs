@@ -3,10 +3,14 @@
 //! doors onto [`publish`]; each maps [`PublishError`] to its own answer (a status; an ack `{"error"}`).
 //!
 //! ```text
-//! {"title"?: string, "body"?: string} ─► NotifyRequest ─► publish(key?) ─► Published {id, offset, replayed}
-//!                                        ValidationError                  PublishError::{Unavailable,
-//!                                                                           OutcomeUnknown, KeyReused}
+//! {"title"?, "body"?, "to"?, "except"?} ─► NotifyRequest ─► publish(key?) ─► Published {id, title, body,
+//!                                          ValidationError                   timestamp, offset, replayed}
+//!                                                                            PublishError::{Unavailable,
+//!                                                                              OutcomeUnknown, KeyReused}
 //! ```
+//! `to` / `except` address rooms ([`crate::recipients`]); without `to` a notification goes to everyone.
+//! Both doors answer [`Published::answer`]: `{id, title, body, timestamp, offset}`, the Node original's
+//! `{id, title, body, timestamp}` plus the recovery offset.
 //! A notification exists once it is in the log, never before: `Published` means every connected
 //! client will get it (through the read loop, DESIGN.md §2). An error says which of two things
 //! happened: [`PublishError::Unavailable`], nothing was published (the append was never sent, or the
@@ -25,7 +29,8 @@ use serde_json::Value;
 
 use crate::actors::stream_bridge::{Publish, PublishOnce, StreamBridge};
 use crate::protocol::ids::StreamId;
-use crate::protocol::target::{Namespace, Target};
+use crate::protocol::target::{Namespace, Room, Target};
+use crate::recipients::{rooms_of, RecipientsError};
 use crate::store::{now_ms, AppendKey, KeyedAppend, StoreError};
 
 /// The event name clients listen to.
@@ -47,6 +52,12 @@ pub struct NotifyRequest {
     pub title: Option<String>,
     /// The body; `None` gets the default.
     pub body: Option<String>,
+    /// `to`: only the sockets in one of these rooms; empty: every socket (see [`crate::recipients`]).
+    #[serde(skip)]
+    pub to: Vec<Room>,
+    /// `except`: never the sockets in one of these rooms.
+    #[serde(skip)]
+    pub except: Vec<Room>,
 }
 
 /// Why a request is not a notification; the text is what the publisher is told.
@@ -64,6 +75,9 @@ pub enum ValidationError {
     /// The idempotency key is not 1 to 255 visible ASCII characters; the text says which rule.
     #[error("invalid idempotency key: {0}")]
     BadIdempotencyKey(String),
+    /// `to` or `except` breaks a rule of [`crate::recipients`]; the text names the field and rule.
+    #[error("{0}")]
+    BadRecipients(#[from] RecipientsError),
 }
 
 /// A publisher's idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII characters
@@ -130,12 +144,30 @@ impl NotifyRequest {
         NotifyRequest::from_value(value)
     }
 
-    /// A request from JSON: an object whose `title` and `body`, when present, are strings.
+    /// A request from JSON: an object whose `title` and `body`, when present, are strings, and
+    /// whose `to` and `except`, when present, follow [`crate::recipients::rooms_of`].
     pub fn from_value(value: Value) -> Result<NotifyRequest, ValidationError> {
         if !value.is_object() {
             return Err(ValidationError::NotAnObject);
         }
-        serde_json::from_value(value).map_err(|err| ValidationError::WrongTypes(err.to_string()))
+        let to = rooms_of(&value, "to")?;
+        let except = rooms_of(&value, "except")?;
+        let request: NotifyRequest = serde_json::from_value(value)
+            .map_err(|err| ValidationError::WrongTypes(err.to_string()))?;
+        Ok(NotifyRequest {
+            to,
+            except,
+            ..request
+        })
+    }
+
+    /// Who it is for: the sockets of `/` in `to` (all of them without `to`), minus `except`.
+    pub fn target(&self) -> Target {
+        Target {
+            nsp: Namespace::main(),
+            rooms: self.to.clone(),
+            except: self.except.clone(),
+        }
     }
 }
 
@@ -168,11 +200,29 @@ impl Notification {
     }
 
     /// What identifies the request this notification came from, for idempotency: SHA-1 (hex) of
-    /// its title and body after defaults (the id and timestamp differ between attempts).
-    pub fn fingerprint(&self) -> String {
+    /// its title and body after defaults, and of its target when it has one (the id and timestamp
+    /// differ between attempts). A target's rooms count as a set: `to: ["a","b"]` and `["b","a"]`
+    /// are one request. A broadcast's fingerprint is what it was before targets existed, so keys
+    /// stored by an older hub keep answering.
+    pub fn fingerprint(&self, target: &Target) -> String {
         use sha1::{Digest, Sha1};
-        let content = serde_json::to_string(&(&self.title, &self.body))
-            .expect("two strings always serialize");
+        fn set(rooms: &[Room]) -> Vec<&str> {
+            let mut names: Vec<&str> = rooms.iter().map(Room::as_str).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        }
+        let content = if target.is_broadcast() {
+            serde_json::to_string(&(&self.title, &self.body))
+        } else {
+            serde_json::to_string(&(
+                &self.title,
+                &self.body,
+                set(&target.rooms),
+                set(&target.except),
+            ))
+        }
+        .expect("strings always serialize");
         Sha1::digest(content.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -185,10 +235,50 @@ impl Notification {
 pub struct Published {
     /// The notification's id (uuid v4).
     pub id: String,
+    /// Its title, as delivered.
+    pub title: String,
+    /// Its body, as delivered.
+    pub body: String,
+    /// Its timestamp, as delivered (ms since the Unix epoch).
+    pub timestamp: u64,
     /// Its log id: the clients' recovery offset once they have it.
     pub offset: StreamId,
-    /// Whether this answers a retry: the key was appended before, nothing was appended now.
+    /// Whether this answers a retry: the key was appended before, nothing was appended now; the
+    /// id, timestamp and offset are the first publish's.
     pub replayed: bool,
+}
+
+impl Published {
+    /// What both doors answer: `{"id","title","body","timestamp","offset"}`, the notification as
+    /// clients received it (the Node original's answer) plus its recovery offset.
+    pub fn answer(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "timestamp": self.timestamp,
+            "offset": self.offset.to_string(),
+        })
+    }
+}
+
+/// The receipt kept with an idempotency key: `<id>/<timestamp>`, so a retry answers the first
+/// publish's id and timestamp (no spaces: the Redis record is space-separated).
+fn receipt(notification: &Notification) -> String {
+    format!("{}/{}", notification.id, notification.timestamp)
+}
+
+/// The id and timestamp of a kept receipt. A receipt of an older hub is the id alone: its timestamp
+/// is then the entry id's milliseconds (when the log accepted it, within a round trip of the
+/// original timestamp).
+fn from_receipt(receipt: &str, offset: StreamId) -> (String, u64) {
+    match receipt
+        .rsplit_once('/')
+        .and_then(|(id, ms)| Some((id, ms.parse::<u64>().ok()?)))
+    {
+        Some((id, timestamp)) => (id.to_owned(), timestamp),
+        None => (receipt.to_owned(), offset.ms),
+    }
 }
 
 /// Why a publish was not confirmed; each variant says whether anything was published.
@@ -205,9 +295,12 @@ pub enum PublishError {
          published; retrying with the same idempotency key is safe (it publishes at most once)"
     )]
     OutcomeUnknown,
-    /// The idempotency key was already used for a notification with another title or body;
-    /// nothing was published.
-    #[error("idempotency key already used with a different title or body, nothing was published")]
+    /// The idempotency key was already used for a notification with another title, body or
+    /// target; nothing was published.
+    #[error(
+        "idempotency key already used with a different title or body or another target \
+         (to/except), nothing was published"
+    )]
     KeyReused,
 }
 
@@ -221,16 +314,16 @@ impl From<StoreError> for PublishError {
     }
 }
 
-/// Appends `request` as a notification to everyone on `/`; with a `key`, at most once per key
-/// (see [`IdempotencyKey`]). The append is sent now (so two publishes from one caller keep their
-/// order); the future resolves once the log answered.
+/// Appends `request` as a notification to its target on `/` (everyone without `to`); with a `key`,
+/// at most once per key (see [`IdempotencyKey`]). The append is sent now (so two publishes from one
+/// caller keep their order); the future resolves once the log answered.
 pub fn publish(
     bridge: &Addr<StreamBridge>,
     request: NotifyRequest,
     key: Option<IdempotencyKey>,
 ) -> impl Future<Output = Result<Published, PublishError>> {
+    let target = request.target();
     let (notification, args) = Notification::new(request);
-    let target = Target::broadcast(Namespace::main());
     // A bridge that is gone never gets the message: nothing was sent. Once it is sent, a
     // mailbox error (the bridge stopped with the append in flight) leaves the outcome unknown.
     let sent = bridge.connected();
@@ -243,24 +336,43 @@ pub fn publish(
         Some(key) => {
             let key = AppendKey {
                 key: key.0,
-                fingerprint: notification.fingerprint(),
-                receipt: notification.id.clone(),
+                fingerprint: notification.fingerprint(&target),
+                receipt: receipt(&notification),
             };
             Box::pin(bridge.send(PublishOnce { target, args, key }))
         }
     };
     async move {
+        let Notification {
+            id,
+            title,
+            body,
+            timestamp,
+        } = notification;
         match append.await {
             Ok(Ok(KeyedAppend::Appended(offset))) => Ok(Published {
-                id: notification.id,
+                id,
+                title,
+                body,
+                timestamp,
                 offset,
                 replayed: false,
             }),
-            Ok(Ok(KeyedAppend::Replayed { receipt, id })) => Ok(Published {
-                id: receipt,
-                offset: id,
-                replayed: true,
-            }),
+            // Same key, same fingerprint: the same title and body, the first publish's id and time.
+            Ok(Ok(KeyedAppend::Replayed {
+                receipt,
+                id: offset,
+            })) => {
+                let (id, timestamp) = from_receipt(&receipt, offset);
+                Ok(Published {
+                    id,
+                    title,
+                    body,
+                    timestamp,
+                    offset,
+                    replayed: true,
+                })
+            }
             Ok(Ok(KeyedAppend::Conflict)) => Err(PublishError::KeyReused),
             Ok(Err(err)) => Err(err.into()),
             Err(_) if !sent => Err(PublishError::Unavailable),
@@ -402,9 +514,10 @@ mod tests {
             Notification::new(NotifyRequest {
                 title: title.map(str::to_owned),
                 body: body.map(str::to_owned),
+                ..NotifyRequest::default()
             })
             .0
-            .fingerprint()
+            .fingerprint(&Target::broadcast(Namespace::main()))
         };
         let first = of(Some("t"), Some("b"));
         assert_eq!(first.len(), 40);
@@ -416,6 +529,84 @@ mod tests {
         assert_eq!(of(None, None), of(Some(DEFAULT_TITLE), Some(DEFAULT_BODY)));
         assert_ne!(first, of(Some("t"), Some("c")));
         assert_ne!(of(Some("ab"), Some("")), of(Some("a"), Some("b")));
+    }
+
+    #[test]
+    fn fingerprint_covers_the_target_as_sets_and_keeps_a_broadcasts_as_before() {
+        let of = |request: Value| {
+            let request = NotifyRequest::from_value(request).unwrap();
+            let target = request.target();
+            Notification::new(request).0.fingerprint(&target)
+        };
+        let plain = of(json!({"title": "t", "body": "b"}));
+        // What an older hub stored for this request: SHA-1 of `["t","b"]`.
+        assert_eq!(plain, "d7bc54acf354a9f0fc9ff079a548616f4311f715");
+        assert_eq!(
+            plain,
+            of(json!({"title": "t", "body": "b", "to": null, "except": []}))
+        );
+        let to_ab = of(json!({"title": "t", "body": "b", "to": ["a", "b"]}));
+        assert_ne!(to_ab, plain, "a target is another request");
+        assert_eq!(
+            to_ab,
+            of(json!({"title": "t", "body": "b", "to": ["b", "a", "b"]}))
+        );
+        assert_ne!(to_ab, of(json!({"title": "t", "body": "b", "to": "a"})));
+        assert_ne!(
+            of(json!({"title": "t", "body": "b", "to": "a"})),
+            of(json!({"title": "t", "body": "b", "except": "a"})),
+            "to and except are told apart"
+        );
+    }
+
+    #[test]
+    fn notify_request_reads_to_and_except_and_refuses_bad_ones() {
+        let r = NotifyRequest::from_body(br#"{"to":"user:alice","except":["muted"]}"#).unwrap();
+        let target = r.target();
+        assert_eq!(target.rooms, vec![Room::from("user:alice")]);
+        assert_eq!(target.except, vec![Room::from("muted")]);
+        assert!(NotifyRequest::from_body(b"{}")
+            .unwrap()
+            .target()
+            .is_broadcast());
+        for bad in [&br#"{"to":[]}"#[..], br#"{"to":""}"#, br#"{"except":5}"#] {
+            assert!(matches!(
+                NotifyRequest::from_body(bad),
+                Err(ValidationError::BadRecipients(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_receipt_keeps_the_first_id_and_timestamp_and_an_old_one_falls_back_to_the_offset() {
+        let (notification, _) = Notification::new(NotifyRequest::default());
+        let kept = receipt(&notification);
+        assert!(!kept.contains(' '), "the Redis record is space-separated");
+        let offset = StreamId::new(1_700_000_000_123, 0);
+        assert_eq!(
+            from_receipt(&kept, offset),
+            (notification.id.clone(), notification.timestamp)
+        );
+        assert_eq!(
+            from_receipt(&notification.id, offset),
+            (notification.id.clone(), 1_700_000_000_123)
+        );
+    }
+
+    #[test]
+    fn published_answer_has_the_five_fields() {
+        let published = Published {
+            id: "i".into(),
+            title: "t".into(),
+            body: "b".into(),
+            timestamp: 7,
+            offset: StreamId::new(5, 1),
+            replayed: true,
+        };
+        assert_eq!(
+            published.answer(),
+            json!({"id": "i", "title": "t", "body": "b", "timestamp": 7, "offset": "5-1"})
+        );
     }
 
     #[actix::test]

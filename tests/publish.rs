@@ -231,7 +231,14 @@ async fn socket_notify_with_an_idempotency_key_is_retried_safely_after_an_unknow
         notification.get("idempotencyKey").is_none(),
         "the key is not part of the notification: {notification}"
     );
-    assert_eq!(retry, json!({ "id": notification["id"], "offset": offset }));
+    // The notification as delivered plus its offset (the answer had two fields before issue 13).
+    let delivered = ["id", "title", "body", "timestamp"].map(|f| (f, notification[f].clone()));
+    let mut expected: serde_json::Map<String, Value> = delivered
+        .into_iter()
+        .map(|(f, v)| (f.to_owned(), v))
+        .collect();
+    expected.insert("offset".into(), json!(offset));
+    assert_eq!(retry, Value::Object(expected));
     next_is_sentinel(&hub, &mut receiver, "exactly once").await;
     assert_eq!(entries_titled(&redis, "test:socket-retry", "by socket"), 1);
 }

@@ -20,14 +20,18 @@
 //! | LogReplaced | log replaced | 1012 (service restart) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
 //! | EventAbuse | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
+//! | ServerDisconnect | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
 //! | TokenExpired | token expired | 1008 (policy violation) | `1` | - |
 //! | NotTheTransport(..) | transport close | bare | - | - |
 //!
-//! Two endings are not recoverable (the session records are dropped, not kept): LogReplaced (the
-//! offsets mean nothing now) and EventAbuse (a server-side disconnect; Node does not keep such a
-//! session either). EventAbuse also sends each namespace socket a DISCONNECT packet first, as Node's
-//! `socket.disconnect(true)` does, so the official client reports "io server disconnect" and does
-//! not reconnect.
+//! Three endings are not recoverable (the session records are dropped, not kept): LogReplaced (the
+//! offsets mean nothing now), EventAbuse and ServerDisconnect (server-side disconnects; Node does not
+//! keep such a session either). Those two also send each namespace socket a DISCONNECT packet first,
+//! as Node's `socket.disconnect(true)` does, so the official client reports "io server disconnect"
+//! and does not reconnect.
+//!
+//! A server-side disconnect of one namespace socket that keeps the connection
+//! (`disconnectSockets(false)`) is not an ending: [`DisconnectSocket`] with `close` false.
 //!
 //! `NotTheTransport` ends a WebSocket, not a session: an upgrade probe refused or timed out, a
 //! WebSocket whose session is gone (reference §1.6: Node closes those with a bare close frame).
@@ -124,6 +128,11 @@ pub enum SessionError {
     /// not reconnect) and its session records are dropped (it cannot resume either).
     #[error("events past the rate limit beyond the abuse limit")]
     EventAbuse,
+    /// An operator disconnected the socket with its connection (`POST /sockets/disconnect` with
+    /// `close`, or a Node peer's `disconnectSockets(true)`): a DISCONNECT packet per namespace (the
+    /// client does not reconnect), records dropped (it cannot resume).
+    #[error("disconnected by the server, connection closed")]
+    ServerDisconnect,
 }
 
 /// What the polling request that ended a session is answered (Node's answers, reference §1.4).
@@ -184,7 +193,9 @@ impl SessionError {
             SessionError::LogReplaced => (DisconnectReason::LogReplaced, Some(CloseCode::Restart)),
             SessionError::TokenExpired => (DisconnectReason::TokenExpired, Some(CloseCode::Policy)),
             SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
-            SessionError::EventAbuse => (DisconnectReason::ServerNamespaceDisconnect, None),
+            SessionError::EventAbuse | SessionError::ServerDisconnect => {
+                (DisconnectReason::ServerNamespaceDisconnect, None)
+            }
         };
         Consequence {
             reason,
@@ -199,8 +210,16 @@ impl SessionError {
                 SessionError::BodyTimeout => RequestAnswer::EmptyRequestTimeout,
                 _ => RequestAnswer::EmptyBadRequest,
             },
-            recoverable: !matches!(self, SessionError::LogReplaced | SessionError::EventAbuse),
-            server_disconnect: *self == SessionError::EventAbuse,
+            recoverable: !matches!(
+                self,
+                SessionError::LogReplaced
+                    | SessionError::EventAbuse
+                    | SessionError::ServerDisconnect
+            ),
+            server_disconnect: matches!(
+                self,
+                SessionError::EventAbuse | SessionError::ServerDisconnect
+            ),
         }
     }
 }
@@ -223,6 +242,19 @@ impl From<FramingError> for SessionError {
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub struct Disconnect(pub SessionError);
+
+/// The server disconnects a socket (from the Hub, for a DISCONNECT_SOCKETS request): it gets
+/// `41<nsp>` and its record is dropped. With `close` the whole session ends
+/// ([`SessionError::ServerDisconnect`]); without, only that namespace socket, the connection kept,
+/// as Node's `socket.disconnect(false)`.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct DisconnectSocket {
+    /// The socket's namespace.
+    pub nsp: crate::protocol::target::Namespace,
+    /// Whether the Engine.IO connection closes too.
+    pub close: bool,
+}
 
 #[cfg(test)]
 mod tests {
@@ -302,9 +334,15 @@ mod tests {
 
     #[test]
     fn consequence_of_abuse_is_a_server_disconnect_that_cannot_be_resumed() {
-        let abuse = SessionError::EventAbuse.consequence();
-        assert_eq!(abuse.reason, DisconnectReason::ServerNamespaceDisconnect);
-        assert!(abuse.server_disconnect && !abuse.recoverable);
+        for server in [SessionError::EventAbuse, SessionError::ServerDisconnect] {
+            let consequence = server.consequence();
+            assert_eq!(
+                consequence.reason,
+                DisconnectReason::ServerNamespaceDisconnect
+            );
+            assert!(consequence.server_disconnect && !consequence.recoverable);
+            assert_eq!(consequence.close_code, None, "bare, as Node closes");
+        }
         let replaced = SessionError::LogReplaced.consequence();
         assert!(!replaced.server_disconnect && !replaced.recoverable);
         for kept in [

@@ -1,10 +1,11 @@
 //! Hub: the index of live sockets, and the fan-out of log entries to them.
 //!
 //! Owns: per namespace, `connection → (member, its rooms)` and `room → {connection}` ([`index`]).
-//! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll (from
+//! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll, DisconnectSockets (from
 //! StreamBridge); CountSessions.
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
-//! it). Never touches the log or a socket.
+//! it); DisconnectSocket to the sockets a DISCONNECT_SOCKETS request names. Never touches the log or
+//! a socket.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
 //! delivering it to a session is a reference-count increment and one mailbox message per batch.
@@ -18,7 +19,10 @@
 //! the bound it stops delivering to it and gives up on it (the connection is dropped without
 //! flushing), and the client recovers what it missed on reconnect.
 
+mod disconnect_sockets;
 mod index;
+
+pub use self::disconnect_sockets::DisconnectSockets;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +33,7 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::{debug, trace, warn};
 
-use super::disconnect::{Disconnect, SessionError};
+use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
@@ -121,6 +125,8 @@ pub struct Register {
     pub closer: Recipient<Disconnect>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
+    /// Where to say the server disconnects the socket (a DISCONNECT_SOCKETS request).
+    pub kicker: Recipient<DisconnectSocket>,
     /// The rooms it is in from the start (`user:<sub>`); the others follow with [`Join`] once known.
     pub rooms: Vec<Room>,
 }
@@ -180,6 +186,7 @@ struct Member {
     session: Recipient<Deliver>,
     closer: Recipient<Disconnect>,
     outbound: Arc<Outbound>,
+    kicker: Recipient<DisconnectSocket>,
 }
 
 /// The actor.
@@ -250,6 +257,7 @@ impl Handler<Register> for Hub {
             session: msg.session,
             closer: msg.closer,
             outbound: msg.outbound,
+            kicker: msg.kicker,
         };
         self.namespaces
             .entry(msg.nsp)

@@ -1,10 +1,12 @@
 //! StreamBridge: the only owner of the log backend.
 //!
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
-//! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); ReadAfter, Tip, KeepLive,
+//! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); RequestDisconnect (from
+//! `POST /sockets/disconnect`); ReadAfter, Tip, KeepLive,
 //! SaveSession, ClaimSession, DropSession (from Recovery); LogEvent (from the backend's read loop);
 //! IsReady (from `/readyz`).
-//! Sends: Fanout to the Hub, for every entry read from the log: this instance's appends travel the same
+//! Sends: Fanout to the Hub, for every entry read from the log, and DisconnectSockets for every
+//! disconnect request read from it: this instance's appends travel the same
 //! path as everyone else's, so every client sees one order. DisconnectAll to the Hub when the log's
 //! epoch changed: its clients' offsets mean nothing in the new log, and only a reconnect (whose resume
 //! then fails cleanly) tells them so.
@@ -25,9 +27,10 @@ use actix::prelude::*;
 use log::{error, info};
 
 use super::disconnect::SessionError;
-use super::hub::{DisconnectAll, Fanout, Hub};
+use super::hub::{DisconnectAll, DisconnectSockets, Fanout, Hub};
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
+use crate::protocol::cluster;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 use crate::store::{
@@ -65,6 +68,12 @@ pub struct PublishOnce {
     /// The key, the request's fingerprint and the receipt to keep with it.
     pub key: AppendKey,
 }
+
+/// Ask every instance on the log to disconnect the sockets of a target (`POST /sockets/disconnect`).
+/// Resolves once the log took the request; the disconnects follow through the read loop.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct RequestDisconnect(pub cluster::DisconnectSockets);
 
 /// Read up to `count` entries after `after` (a page of a recovery replay).
 #[derive(Message)]
@@ -265,6 +274,22 @@ impl Handler<PublishOnce> for StreamBridge {
     }
 }
 
+impl Handler<RequestDisconnect> for StreamBridge {
+    type Result = ResponseActFuture<Self, Result<(), StoreError>>;
+
+    fn handle(
+        &mut self,
+        RequestDisconnect(request): RequestDisconnect,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let append = self.when_reading(|log| log.disconnect_sockets(&request));
+        Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
+            act.appended(&result, ctx);
+            result
+        }))
+    }
+}
+
 impl Handler<LogEvent> for StreamBridge {
     type Result = ();
 
@@ -277,6 +302,7 @@ impl Handler<LogEvent> for StreamBridge {
                     self.hub.do_send(Fanout(entries));
                 }
             }
+            LogEvent::DisconnectSockets(request) => self.hub.do_send(DisconnectSockets(request)),
             LogEvent::EpochChanged { was, now } => {
                 self.metrics.log_epoch_changes.inc();
                 error!("log epoch changed from {was} to {now}: disconnecting every client so it reconnects and learns it did not recover");

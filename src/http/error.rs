@@ -127,6 +127,16 @@ pub enum ApiError {
     /// same idempotency key is safe).
     #[error("{}", PublishError::OutcomeUnknown)]
     OutcomeUnknown,
+    /// A disconnect request the log did not take (Redis down): nothing was requested (503).
+    #[error("log backend unavailable, nothing was requested: retry later")]
+    DisconnectNotRequested,
+    /// A disconnect request sent and not confirmed (503): it may have been taken; asking again
+    /// is harmless.
+    #[error(
+        "log backend did not confirm the request, outcome unknown: the sockets may be \
+         disconnected; asking again is safe"
+    )]
+    DisconnectOutcomeUnknown,
     /// The idempotency key was used before with another request (422, as Stripe answers).
     #[error("{}", PublishError::KeyReused)]
     KeyReused,
@@ -175,7 +185,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::EmptyPayloadTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::Unavailable | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable
+            | ApiError::OutcomeUnknown
+            | ApiError::DisconnectNotRequested
+            | ApiError::DisconnectOutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout { .. } | ApiError::EmptyRequestTimeout => {
                 StatusCode::REQUEST_TIMEOUT

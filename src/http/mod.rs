@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! GET  /                        the page (public/)
-//! POST /notifications/notify    publish a notification
+//! POST /notifications/notify    publish a notification (to everyone, or to rooms: `to` / `except`)
+//! POST /sockets/disconnect      disconnect a socket (sid) or a user's sockets, on every instance
 //! *    /socket.io/              Engine.IO endpoint (long-polling and WebSocket; HUB_PATH)
 //! GET  /socket.io/socket.io.min.js   the official client (local npm copy)
 //! GET  /healthz                 the process is alive
@@ -19,6 +20,7 @@ pub mod headers;
 pub mod notify;
 pub mod origin;
 pub mod socketio;
+pub mod sockets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +78,7 @@ pub struct AppState {
 /// registered as app data.
 pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf, path: &str) {
     cfg.route("/notifications/notify", web::post().to(notify::notify))
+        .route("/sockets/disconnect", web::post().to(sockets::disconnect))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))

@@ -1,12 +1,14 @@
 //! `POST /notifications/notify`: the HTTP door onto [`notification::publish`].
 //!
 //! ```text
-//! [Idempotency-Key: <key>] {"title"?: string, "body"?: string}  ──►  201 {"id": "<uuid>", "offset": "<entry id>"}
-//! invalid JSON / wrong types / bad key ─► 400   body over the limit ─► 413
-//! key reused with another title/body ─► 422     log down, nothing published / outcome unknown ─► 503
+//! [Idempotency-Key: <key>] {"title"?: string, "body"?: string, "to"?: room|[room], "except"?: room|[room]}
+//!     ──►  201 {"id": "<uuid>", "title", "body", "timestamp": <ms>, "offset": "<entry id>"}
+//! invalid JSON / wrong types / bad key / bad to or except ─► 400   body over the limit ─► 413
+//! key reused with another title/body/target ─► 422   log down, nothing published / outcome unknown ─► 503
 //! body not received within HUB_REQUEST_BODY_TIMEOUT_MS ─► 408 {"error":"request body not received within … ms"}
 //! ```
-//! A key already appended answers 201 with the first `{id, offset}` and `Idempotent-Replayed: true`.
+//! A key already appended answers 201 with the first publish's id, timestamp and offset (the title and
+//! body are the same: the key's fingerprint covers them) and `Idempotent-Replayed: true`.
 //! Before any of that, the [`Publisher`] guard (`http/guard.rs`): a foreign `Origin` ─► 403, no or a
 //! wrong API key when keys are set ─► 401, over a publish rate ─► 429 with `Retry-After`; then a
 //! body not declared `application/json` ─► 415 (the body is not read for any of them).
@@ -69,6 +71,5 @@ pub async fn notify(
     if published.replayed {
         answer.insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"));
     }
-    Ok(answer
-        .json(serde_json::json!({ "id": published.id, "offset": published.offset.to_string() })))
+    Ok(answer.json(published.answer()))
 }

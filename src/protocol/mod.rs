@@ -14,6 +14,7 @@
 
 pub mod adapter;
 pub mod base64;
+pub mod cluster;
 pub mod engineio;
 pub mod ids;
 pub mod json;

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
+use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 
@@ -238,6 +239,15 @@ impl LogBackend for MemoryLog {
         key: &AppendKey,
     ) -> StoreFuture<KeyedAppend> {
         done(Ok(self.append_once_at(target, args, key, Instant::now())))
+    }
+
+    /// Handed straight to the read loop's sink, in order with the appends (nothing is kept: a
+    /// request is not an entry to replay).
+    fn disconnect_sockets(&mut self, request: &DisconnectSockets) -> StoreFuture<()> {
+        if let Some(sink) = &self.sink {
+            sink.do_send(LogEvent::DisconnectSockets(request.clone()));
+        }
+        done(Ok(()))
     }
 
     fn probe_append(&mut self) -> StoreFuture<()> {

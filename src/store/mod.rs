@@ -29,6 +29,7 @@ mod idempotency;
 mod memory;
 mod redis;
 mod redis_append;
+mod redis_commands;
 mod redis_entries;
 mod redis_identity;
 mod redis_reader;
@@ -48,6 +49,7 @@ use actix::prelude::*;
 use actix_web::web::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::target::{Namespace, Target};
 
@@ -288,6 +290,9 @@ pub enum LogEvent {
     ReadingFrom(StreamId),
     /// New entries.
     Entries(Vec<LogEntry>),
+    /// A request to disconnect the sockets of a target (a cluster DISCONNECT_SOCKETS entry, this
+    /// instance's or a peer's, hub or Node), in log order with the entries around it.
+    DisconnectSockets(DisconnectSockets),
     /// The log's identity changed under the loop (it was deleted, flushed, or replaced): offsets
     /// handed out before are not comparable with the log's any more.
     EpochChanged {
@@ -312,6 +317,11 @@ pub trait LogBackend {
         args: Arc<str>,
         key: &AppendKey,
     ) -> StoreFuture<KeyedAppend>;
+    /// Asks every instance on the log (this one included, through its read loop) to disconnect
+    /// the sockets of `request.target`: on Redis a DISCONNECT_SOCKETS entry in the adapter's format
+    /// (Node peers act on it too); resolves once the log took it. Failures are classified as an
+    /// append's ([`StoreError::Unavailable`]: not requested; [`StoreError::OutcomeUnknown`]).
+    fn disconnect_sockets(&mut self, request: &DisconnectSockets) -> StoreFuture<()>;
     /// Whether an append would be accepted now, without appending (after a failed append, readiness
     /// waits for this or for an append to succeed).
     fn probe_append(&mut self) -> StoreFuture<()>;

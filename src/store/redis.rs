@@ -54,6 +54,7 @@ use super::{
 };
 use crate::metrics::Metrics;
 use crate::protocol::adapter;
+use crate::protocol::cluster::{DisconnectSockets, DISCONNECT_SOCKETS};
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 
@@ -284,6 +285,25 @@ impl LogBackend for RedisLog {
             let reply = link.send(&eval).await?;
             redis_append::parse_append_once(&reply, &key)
         })
+    }
+
+    fn disconnect_sockets(&mut self, request: &DisconnectSockets) -> StoreFuture<()> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.max_len)
+            .arg("*")
+            .arg("uid")
+            .arg(&self.uid)
+            .arg("nsp")
+            .arg(request.target.nsp.as_str())
+            .arg("type")
+            .arg(DISCONNECT_SOCKETS)
+            .arg("data")
+            .arg(request.data());
+        let link = self.appends.clone();
+        Box::pin(async move { link.send(&cmd).await.map(drop) })
     }
 
     fn probe_append(&mut self) -> StoreFuture<()> {

@@ -9,6 +9,7 @@ use super::redis::{as_string, parse_id};
 use super::{LogEntry, ReplayScope, StoreError};
 use crate::metrics::Metrics;
 use crate::protocol::adapter;
+use crate::protocol::cluster::DISCONNECT_SOCKETS;
 use crate::protocol::ids::StreamId;
 use crate::protocol::target::{Namespace, Room, Target};
 
@@ -53,6 +54,10 @@ pub(super) fn decode_entries(
             }
             continue;
         };
+        if kind == DISCONNECT_SOCKETS {
+            // A command, not a broadcast: the read loop acts on it (`redis_commands.rs`); never replayed.
+            continue;
+        }
         if let Some(scope) = scope {
             // restoreSession looks at BROADCASTs of the socket's namespace only.
             if nsp != scope.nsp.as_str() || kind != adapter::BROADCAST {

@@ -12,6 +12,7 @@ use super::redis::{
     as_int, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT, EPOCH_CHECK_EVERY,
     READ_BLOCK, READ_COUNT,
 };
+use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_entries::decode_entries;
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
 use super::{Epoch, LogEvent, StoreError};
@@ -150,9 +151,8 @@ impl Reader {
                     from = newest;
                     *last = Some(newest);
                 }
-                if !entries.is_empty() {
-                    self.sink.do_send(LogEvent::Entries(entries));
-                }
+                let commands = disconnects_in(items, &self.metrics.entries_skipped);
+                hand_on(&self.sink, entries, commands);
             }
         }
         Ok(())

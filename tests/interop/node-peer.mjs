@@ -9,6 +9,7 @@
 //   POST /emit            body → io.emit("notification", body)
 //   POST /emit?to=R       io.to(R); ?except=R: io.except(R); ?volatile=1: io.volatile;
 //                         ?binary=1: the body as a Buffer
+//   POST /disconnect?to=R io.in(R).disconnectSockets() (every socket without `to`); &close=1: (true)
 //   GET  /sockets         [{id, recovered, data, rooms}] of the connected sockets
 
 import { createServer } from "node:http";
@@ -30,6 +31,13 @@ const http = createServer((req, res) => {
       rooms: [...s.rooms],
     }));
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(sockets));
+    return;
+  }
+  if (req.method === "POST" && url.pathname === "/disconnect") {
+    // io.in(R).disconnectSockets(close): ?to=R (every socket without it), ?close=1
+    const target = url.searchParams.has("to") ? io.in(url.searchParams.get("to")) : io;
+    target.disconnectSockets(url.searchParams.has("close"));
+    res.writeHead(201).end();
     return;
   }
   if (req.method !== "POST" || url.pathname !== "/emit") {

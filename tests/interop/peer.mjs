@@ -33,6 +33,14 @@ export async function startNodePeer(redisUrl, stream) {
       const res = await fetch(`http://127.0.0.1:${port}/emit${query}`, { method: "POST", body: JSON.stringify(body) });
       if (res.status !== 201) throw new Error(`emit answered ${res.status}`);
     },
+    /** io.in(to).disconnectSockets(close) on the peer (every socket when `to` is undefined). */
+    async disconnectSockets(to, close = false) {
+      const query = new URLSearchParams();
+      if (to !== undefined) query.set("to", to);
+      if (close) query.set("close", "1");
+      const res = await fetch(`http://127.0.0.1:${port}/disconnect?${query}`, { method: "POST" });
+      if (res.status !== 201) throw new Error(`disconnect answered ${res.status}`);
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));

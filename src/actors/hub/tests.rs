@@ -25,6 +25,12 @@ impl Handler<Disconnect> for Collector {
     }
 }
 
+/// Server-side disconnects are tested in `hub/disconnect_sockets.rs`.
+impl Handler<DisconnectSocket> for Collector {
+    type Result = ();
+    fn handle(&mut self, _: DisconnectSocket, _: &mut Self::Context) {}
+}
+
 impl Handler<Deliver> for Collector {
     type Result = ();
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
@@ -72,13 +78,14 @@ fn register_in(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>, rooms: &[&s
     let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
     let (bye_tx, goodbyes) = mpsc::unbounded_channel();
     let collector = Collector(tx.clone(), bye_tx).start();
-    let (session, closer) = (collector.clone().recipient(), collector.recipient());
+    let (session, closer) = (collector.clone().recipient(), collector.clone().recipient());
     hub.do_send(Register {
         conn,
         nsp: Namespace::main(),
         session,
         closer,
         outbound: outbound.clone(),
+        kicker: collector.recipient(),
         rooms: rooms.iter().map(|room| Room::from(*room)).collect(),
     });
     Session {

@@ -7,7 +7,8 @@
 //! reassembled ([`namespaces`]), and the connection's event budget ([`event_limit`]: one for the
 //! connection, whatever namespaces it joined).
 //! Receives: WsEvent (from its WsConn), Poll / PostBegin / PostBody / PollAbandoned (from the HTTP
-//! handlers), Deliver (from the Hub), Disconnect (from the Hub, the Registry, the HTTP handlers).
+//! handlers), Deliver and DisconnectSocket (from the Hub), Disconnect (from the Hub, the Registry, the
+//! HTTP handlers).
 //! Sends: Register/Unregister/Join/Leave to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
 //! WsWrite/WsClose to its WsConn; events to the [`Application`](crate::app::Application).
 //!
@@ -44,7 +45,7 @@ pub use self::event_limit::EventRate;
 use self::namespaces::{ExpiryTimers, PendingBinary};
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
-use super::disconnect::{Disconnect, SessionError};
+use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
 use super::hub::{ConnId, Deliver, Hub, Unregister};
 use super::outbound::{Out, Outbound};
 use super::recovery::{Forget, Keep, Recovery, Release};
@@ -514,6 +515,14 @@ impl Handler<Disconnect> for Session {
 
     fn handle(&mut self, Disconnect(why): Disconnect, ctx: &mut Self::Context) {
         self.close(ctx, why);
+    }
+}
+
+impl Handler<DisconnectSocket> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectSocket, ctx: &mut Self::Context) {
+        self.disconnected_by_server(msg.nsp.as_str(), msg.close, ctx);
     }
 }
 

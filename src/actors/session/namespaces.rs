@@ -365,6 +365,7 @@ impl Session {
             closer: ctx.address().recipient(),
             outbound: self.outbound.clone(),
             rooms: NsSocket::registered_rooms(&identity),
+            kicker: ctx.address().recipient(),
         });
         if let Some(deadline) = self.connect_deadline.take() {
             ctx.cancel_future(deadline);
@@ -591,6 +592,30 @@ impl Session {
         if let Some(record) = left.record {
             self.parts.recovery.do_send(Forget(record.pid));
         }
+    }
+}
+
+impl Session {
+    /// The server disconnects the socket of `nsp` (a DISCONNECT_SOCKETS request), as Node's
+    /// `socket.disconnect(close)`: with `close` the whole session ends, each socket told `41<nsp>`;
+    /// without, only this socket gets `41<nsp>` and leaves (its record dropped: not resumable), and
+    /// the connection stays for the client's other namespaces (the official client closes it when
+    /// none is left).
+    pub(super) fn disconnected_by_server(
+        &mut self,
+        nsp: &str,
+        close: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.closed.is_some() || self.sockets.get(nsp).is_none() {
+            return;
+        }
+        if close {
+            return self.close(ctx, SessionError::ServerDisconnect);
+        }
+        let packet = SioPacket::new(PacketKind::Disconnect, nsp, None);
+        self.write_text(format!("4{}", socketio::encode(&packet)));
+        self.leave(nsp, ctx);
     }
 }
 
