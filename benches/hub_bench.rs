@@ -1099,4 +1099,25 @@ async fn smoke() {
     );
     assert_eq!(report["delivered"], 300, "{report}");
     println!("hub-bench smoke run: 10 clients, 30 notifications, 300 deliveries, none lost: ok");
+
+    // targeted, on a hub that requires tokens: each notification reaches its one user only.
+    let secret = "hub-bench-smoke";
+    let mut config = config.clone();
+    config.security.jwt_secret = Some(realtime_hub::config::Secret::from(secret));
+    let hub = realtime_hub::start(&config).expect("hub starts");
+    let o = Options {
+        scenario: "targeted".into(),
+        urls: vec![format!("http://{}", hub.addr)],
+        seconds: 0.5,
+        jwt_secret: Some(secret.into()),
+        ..o
+    };
+    actix_web::rt::spawn(hub.server);
+    let report = targeted(&o).await;
+    assert_eq!(report["connected"], 10, "{report}");
+    assert_eq!(report["accepted"], 50, "{report}");
+    assert_eq!(report["delivered"], 50, "{report}");
+    let wrong = ["lost", "misdelivered", "duplicated"].map(|k| report[k].as_u64());
+    assert_eq!(wrong, [Some(0); 3], "{report}");
+    println!("hub-bench smoke run: 50 notifications to one user each among 10, each to its user only: ok");
 }

@@ -390,9 +390,7 @@ fn frame_entry_frames_a_volatile_entry_without_its_offset() {
 fn frame_entry_frames_attachments_as_a_binary_event_followed_by_its_binary_messages() {
     // reference §3.2, observed from Node: 451-["bin",{"_placeholder":true,"num":0},"<offset>"]
     let binary = LogEntry {
-        args: Arc::from(
-            r#"["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
-        ),
+        args: Arc::from(r#"["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#),
         attachments: Arc::from([Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[])]),
         ..entry(5, "/admin")
     };
