@@ -589,6 +589,7 @@ fn token_for(secret: &str, i: usize) -> String {
         scope: "",
         audience: None,
         issuer: None,
+        rooms: &[],
     };
     realtime_hub::token::mint(&realtime_hub::config::Secret::from(secret), &claims)
         .expect("an HS256 token signs")

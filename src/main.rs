@@ -69,6 +69,7 @@ fn print_token(config: &Config, request: &TokenRequest) -> ExitCode {
         scope: &request.scope,
         audience: security.jwt_audience.as_deref(),
         issuer: security.jwt_issuer.as_deref(),
+        rooms: &request.rooms,
     };
     match token::mint(secret, &claims) {
         Ok(token) if writeln!(std::io::stdout(), "{token}").is_ok() => ExitCode::SUCCESS,

@@ -296,6 +296,8 @@ struct Minted<'a> {
     aud: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    rooms: &'a [String],
 }
 
 /// What a development token says (`realtime-hub token`).
@@ -311,6 +313,8 @@ pub struct Mint<'a> {
     pub audience: Option<&'a str>,
     /// `iss`, when the hub requires one.
     pub issuer: Option<&'a str>,
+    /// `rooms`: glob patterns of the rooms the socket may `join` (left out when empty).
+    pub rooms: &'a [String],
 }
 
 /// An HS256 token signed with `secret`, issued now.
@@ -323,6 +327,7 @@ pub fn mint(secret: &Secret, claims: &Mint<'_>) -> Result<String, jsonwebtoken::
         scope: claims.scope,
         aud: claims.audience,
         iss: claims.issuer,
+        rooms: claims.rooms,
     };
     let key = EncodingKey::from_secret(secret.expose().as_bytes())?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &minted, &key)
@@ -352,6 +357,7 @@ mod tests {
             scope,
             audience: None,
             issuer: None,
+            rooms: &[],
         };
         mint(&Secret::from(secret), &claims).unwrap()
     }

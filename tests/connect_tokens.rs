@@ -627,7 +627,15 @@ async fn jwt_key_files_that_cannot_be_used_stop_the_start() {
 async fn token_command_mints_what_the_hub_accepts_and_needs_a_secret() {
     let out = run_hub_binary(
         &[
-            "token", "--sub", "alice", "--ttl", "90s", "--scope", "notify",
+            "token",
+            "--sub",
+            "alice",
+            "--ttl",
+            "90s",
+            "--scope",
+            "notify",
+            "--rooms",
+            "team-*, ops",
         ],
         &[
             ("HUB_JWT_SECRET", SECRET.as_ref()),
@@ -651,6 +659,7 @@ async fn token_command_mints_what_the_hub_accepts_and_needs_a_secret() {
     .unwrap();
     let ttl = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!((claims["sub"].as_str(), ttl), (Some("alice"), 90));
+    assert_eq!(claims["rooms"], json!(["team-*", "ops"]), "the rooms claim");
 
     let out = run_hub_binary(&["token", "--sub", "alice"], &[]);
     assert_eq!(out.status.code(), Some(2));

@@ -128,6 +128,10 @@ pub struct TokenRequest {
     /// Space-separated permissions (`scope`): `notify` lets the socket publish
     #[arg(long, default_value = "")]
     pub scope: String,
+    /// Comma-separated glob patterns of rooms the socket may `join` (the `rooms` claim), e.g.
+    /// `team-*,ops`
+    #[arg(long, default_value = "", value_name = "LIST", value_parser = super::parse::list)]
+    pub rooms: ::std::vec::Vec<String>,
 }
 
 /// One secret, not empty.
