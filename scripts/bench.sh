@@ -7,6 +7,8 @@
 #   BENCH_QUICK=1 scripts/bench.sh   shorter loads, for a look
 #   BENCH_AGAINST=<hub binary> scripts/bench.sh   this hub against another build of it (e.g. the
 #                                 commit before a change) instead of the Node original, same run
+#   BENCH_ONLY=targeted scripts/bench.sh   only the hub's targeted scenario, beside its broadcast at
+#                                 the same rate (fanout, 1000 clients, 200/s), three runs
 #
 # Loads (each bounded in count and time, loopback only): floor (no server: the kernel's cost of one
 # loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
@@ -20,6 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-3}
+only=${BENCH_ONLY:-}
+case "$only" in ""|targeted) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted' is known" >&2; exit 1 ;; esac
 against=${BENCH_AGAINST:-}
 other_label=Node
 if [ -n "$against" ]; then
@@ -46,7 +50,7 @@ echo "== building: the hub (release), the load tool, the Node original"
 cargo build --release --quiet
 cargo bench --bench hub_bench --no-run --quiet 2>/dev/null
 bench_bin=$(ls -t target/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
-if [ -z "$against" ]; then
+if [ -z "$against" ] && [ -z "$only" ]; then
   (cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
 fi
 
@@ -95,6 +99,18 @@ bench() { # name, args... → results/<name>.json (the RESULT line)
 
 # Runs alternate between the two (rust, other, rust, other...) so drift on a noisy box hits both alike.
 for run in $(seq 1 "$runs"); do
+  if [ "$only" = targeted ]; then
+    echo "== rust, run $run of $runs (targeted only)"
+    start_cluster rust
+    bench "rust-$run-sweep-200" fanout --clients "$fanout_clients" --rate 200 --seconds "$fanout_seconds" --drain 15
+    stop_cluster
+    for size in $targeted_sizes; do
+      start_cluster rust jwt
+      bench "rust-$run-targeted-$size" targeted --clients "$size" --rate 200 --seconds "$fanout_seconds" --jwt-secret "$jwt_secret"
+      stop_cluster
+    done
+    continue
+  fi
   for impl in rust node; do
     echo "== $impl, run $run of $runs"
     if [ "$impl" = rust ]; then
