@@ -22,9 +22,8 @@ use serde_json::Value;
 use crate::protocol::target::Room;
 use crate::token::MAX_SUBJECT_BYTES;
 
-/// The prefix of a user's personal room, `user:<sub>` (every socket connected with a token whose
-/// `sub` is that user's, on every instance).
-pub const USER_ROOM_PREFIX: &str = "user:";
+use crate::rooms::USER_ROOM_PREFIX;
+
 /// The longest room name a publisher may address, in bytes: `user:` and the longest `sub`.
 pub const MAX_ROOM_NAME_BYTES: usize = USER_ROOM_PREFIX.len() + MAX_SUBJECT_BYTES;
 /// The most rooms one `to` or `except` may name.
@@ -103,11 +102,6 @@ pub fn rooms_of(request: &Value, field: &str) -> Result<Vec<Room>, RecipientsErr
         }
     }
     Ok(rooms)
-}
-
-/// The personal room of user `sub`: `user:<sub>`.
-pub fn user_room(sub: &str) -> Room {
-    Room::from(format!("{USER_ROOM_PREFIX}{sub}"))
 }
 
 #[cfg(test)]

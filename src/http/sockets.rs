@@ -28,7 +28,8 @@ use super::{read_body, AppState, BodyError};
 use crate::actors::stream_bridge::RequestDisconnect;
 use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::target::{Namespace, Room, Target};
-use crate::recipients::{check_room_name, user_room};
+use crate::recipients::check_room_name;
+use crate::rooms::user_room;
 use crate::store::StoreError;
 use crate::token::MAX_SUBJECT_BYTES;
 
@@ -57,7 +58,7 @@ pub fn parse(body: &[u8]) -> Result<DisconnectSockets, ApiError> {
                     "user must be 1 to {MAX_SUBJECT_BYTES} bytes (a token's sub)"
                 )));
             }
-            let room = user_room(sub);
+            let room = Room::from(user_room(sub));
             check_room_name("user", room.as_str())
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             room

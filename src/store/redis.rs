@@ -236,6 +236,15 @@ pub(super) fn as_int(value: &Value) -> Option<i64> {
     }
 }
 
+/// The value of field `name` of a stream entry's flat `[field, value, …]` list, as text.
+pub(super) fn entry_field(fields: &[Value], name: &str) -> Option<String> {
+    fields
+        .chunks(2)
+        .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
+        .and_then(|kv| kv.get(1))
+        .and_then(as_string)
+}
+
 pub(super) fn as_string(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),

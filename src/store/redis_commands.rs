@@ -5,7 +5,7 @@
 use actix::Recipient;
 use redis::Value;
 
-use super::redis::{as_string, parse_id};
+use super::redis::{entry_field, parse_id};
 use super::{LogEntry, LogEvent};
 use crate::metrics::Counter;
 use crate::protocol::cluster::{DisconnectSockets, DISCONNECT_SOCKETS};
@@ -26,13 +26,7 @@ pub(super) fn disconnects_in(
         let [id, Value::Array(fields)] = pair.as_slice() else {
             continue;
         };
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
-                .and_then(|kv| kv.get(1))
-                .and_then(as_string)
-        };
+        let field = |name: &str| entry_field(fields, name);
         if field("type").as_deref() != Some(DISCONNECT_SOCKETS) {
             continue;
         }

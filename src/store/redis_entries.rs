@@ -5,7 +5,7 @@
 use actix_web::web::Bytes;
 use redis::Value;
 
-use super::redis::{as_string, parse_id};
+use super::redis::{entry_field, parse_id};
 use super::{LogEntry, ReplayScope, StoreError};
 use crate::metrics::Metrics;
 use crate::protocol::adapter;
@@ -41,13 +41,7 @@ pub(super) fn decode_entries(
         };
         let id = parse_id(id)?;
         last = Some(id);
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|kv| as_string(&kv[0]).as_deref() == Some(name))
-                .and_then(|kv| kv.get(1))
-                .and_then(as_string)
-        };
+        let field = |name: &str| entry_field(fields, name);
         let (Some(nsp), Some(kind)) = (field("nsp"), field("type")) else {
             if scope.is_none() {
                 metrics.entries_skipped.inc();
