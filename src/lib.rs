@@ -190,7 +190,9 @@ struct Actors {
 /// Starts the actors: Hub, StreamBridge over the configured log, Recovery, Registry.
 fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> io::Result<Actors> {
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(config.max_buffered_bytes, metrics.clone()).start();
+    let hub = Hub::new(config.max_buffered_bytes, metrics.clone())
+        .with_parser(config.parser)
+        .start();
     let backend: Box<dyn LogBackend> = match &config.redis_url {
         Some(url) => {
             let uid = recovery_random_uid();
@@ -247,6 +249,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         // Twice per window, so a record never expires while its session lives.
         record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
         engine_echo: config.engine_echo,
+        parser: config.parser,
         max_buffered: config.max_buffered_bytes,
         unfinished: Arc::new(UnfinishedBudget::new(
             config.max_unfinished_bytes,

@@ -25,10 +25,11 @@ use log::{debug, warn};
 
 use super::disconnect::{Disconnect, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
+use crate::config::Parser;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
-use crate::protocol::socketio;
 use crate::protocol::target::{Namespace, Room, Target};
+use crate::protocol::{socketio, socketio_msgpack};
 use crate::store::LogEntry;
 
 /// Names one session inside this process; never leaves it.
@@ -75,6 +76,21 @@ impl Frame {
     /// Its payload bytes, all messages together.
     pub fn len(&self) -> usize {
         self.packet.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// The same packet as `socket.io-msgpack-parser` writes it: one binary message, the
+    /// attachments inline (`None` if the text is not a Socket.IO packet).
+    pub fn to_msgpack(&self) -> Option<Frame> {
+        let Out::Text(text) = &self.packet else {
+            return Some(self.clone());
+        };
+        let packet = socketio::decode(text.strip_prefix('4')?).ok()?;
+        let bytes = socketio_msgpack::encode(&packet, &self.attachments);
+        Some(Frame {
+            id: self.id,
+            packet: Out::Binary(Bytes::from(bytes)),
+            attachments: Arc::from([]),
+        })
     }
 
     /// Its size on the wire, all messages together (as [`Outbound`] counts it).
@@ -185,6 +201,8 @@ pub struct Hub {
     max_pending: usize,
     /// `hub_sessions`, the unframed-entry and slow-consumer counters.
     metrics: Arc<Metrics>,
+    /// How each entry is framed (`HUB_PARSER`).
+    parser: Parser,
 }
 
 impl Hub {
@@ -194,7 +212,14 @@ impl Hub {
             namespaces: HashMap::new(),
             max_pending,
             metrics,
+            parser: Parser::Json,
         }
+    }
+
+    /// Frames entries for clients of `parser` (the JSON parser unless told).
+    pub fn with_parser(mut self, parser: Parser) -> Hub {
+        self.parser = parser;
+        self
     }
 
     fn count(&self) -> usize {
@@ -276,7 +301,7 @@ impl Handler<Fanout> for Hub {
         // Entries arrive in log order; group them per namespace, keeping that order.
         let mut batches: Vec<(Namespace, Vec<(Target, Frame)>)> = Vec::new();
         for entry in entries {
-            let Some(frame) = frame_entry(&entry) else {
+            let Some(frame) = frame_entry(&entry, self.parser) else {
                 warn!("log entry is not an event array, skipped id={}", entry.id);
                 self.metrics.entries_unframed.inc();
                 continue;
@@ -356,14 +381,22 @@ fn wire_bytes(frames: &[Frame]) -> usize {
     frames.iter().map(Frame::wire_len).sum()
 }
 
-/// The Engine.IO frame of a log entry, its id appended as the recovery offset.
-pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
+/// The Engine.IO frame of a log entry, its id appended as the recovery offset, in `parser`'s
+/// encoding: `42[…,"<id>"]`, or with the msgpack parser one binary message
+/// `{type:2, data:[…,"<id>"], nsp}` (its binary values inline).
+pub fn frame_entry(entry: &LogEntry, parser: Parser) -> Option<Frame> {
     let text = socketio::broadcast_frame(
         entry.target.nsp.as_str(),
         &entry.args,
         &entry.id.to_string(),
     )?;
-    Some(Frame::text(entry.id, ByteString::from(text)))
+    let frame = Frame::text(entry.id, ByteString::from(text));
+    match parser {
+        Parser::Json => Some(frame),
+        // Converted from the JSON frame, so every kind of entry framed for JSON clients (binary
+        // ones with their attachments too) reaches msgpack clients the same; once per entry.
+        Parser::Msgpack => frame.to_msgpack(),
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +507,60 @@ mod tests {
         let texts: Vec<String> = a.frames.iter().map(text_of).collect();
         assert_eq!(texts, vec![r#"42["n",1,"1-0"]"#, r#"42["n",1,"3-0"]"#]);
         assert_eq!(a.bytes, 2 * wire_len(r#"42["n",1,"1-0"]"#.len()));
+    }
+
+    #[actix::test]
+    async fn hub_with_the_msgpack_parser_frames_each_entry_once_as_one_binary_message() {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(1 << 20, metrics)
+            .with_parser(Parser::Msgpack)
+            .start();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        register(&hub, &tx);
+        register(&hub, &tx);
+        hub.do_send(Fanout(vec![entry(1, "/"), entry(2, "/")]));
+        let (a, b) = (recv(&mut rx).await, recv(&mut rx).await);
+        assert!(Arc::ptr_eq(&a.frames, &b.frames), "one shared batch");
+        let packets: Vec<serde_json::Value> = a
+            .frames
+            .iter()
+            .map(|frame| {
+                assert!(frame.attachments.is_empty());
+                match &frame.packet {
+                    Out::Binary(bytes) => crate::protocol::msgpack::decode(bytes).unwrap(),
+                    Out::Text(text) => panic!("a binary frame, not {text}"),
+                }
+            })
+            .collect();
+        assert_eq!(
+            packets,
+            vec![
+                serde_json::json!({"type": 2, "data": ["n", 1, "1-0"], "nsp": "/"}),
+                serde_json::json!({"type": 2, "data": ["n", 1, "2-0"], "nsp": "/"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn frame_to_msgpack_puts_a_binary_events_attachments_inline() {
+        // What a Node peer's io.emit("bin", Buffer.from([1,2,3])) frames as for JSON clients.
+        let frame = Frame {
+            id: StreamId::new(5, 0),
+            packet: Out::Text(r#"451-["bin",{"_placeholder":true,"num":0},"5-0"]"#.into()),
+            attachments: Arc::from([Bytes::from_static(&[1, 2, 3])]),
+        };
+        let packed = frame.to_msgpack().unwrap();
+        assert!(packed.attachments.is_empty());
+        let Out::Binary(bytes) = &packed.packet else {
+            panic!("a binary message");
+        };
+        let (value, attachments) = crate::protocol::msgpack::decode_binary(bytes).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"type": 2, "data": ["bin", {"_placeholder": true, "num": 0}, "5-0"],
+                               "nsp": "/"})
+        );
+        assert_eq!(attachments, vec![vec![1, 2, 3]]);
     }
 
     #[actix::test]

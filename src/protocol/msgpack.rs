@@ -8,6 +8,12 @@
 //!
 //! Maps keep their keys as strings and their order (Node's `@msgpack/msgpack` writes named maps). Values
 //! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at.
+//!
+//! [`decode_binary`] and [`encode_binary`] are the Socket.IO flavour (`socket.io-msgpack-parser`, whose
+//! encoder is `notepack.io`): binary values travel inline as `bin` (a Node `Buffer`) or as `ext` type 0
+//! (an `ArrayBuffer` or typed array), and stand for themselves in the JSON value as the placeholders
+//! of the JSON parser, `{"_placeholder":true,"num":N}`, the bytes beside it in order. `undefined`
+//! (`fixext 1` type 0) leaves a map without the key and is `null` in an array, as `JSON.stringify` does.
 
 use serde_json::{Map, Number, Value};
 
@@ -38,16 +44,65 @@ pub enum MsgpackError {
     /// Deeper than [`MAX_DEPTH`].
     #[error("nested too deeply")]
     TooDeep,
+    /// `undefined` where a value is required (the whole input).
+    #[error("undefined is not a value")]
+    Undefined,
+}
+
+/// Whether `value` is a binary placeholder, `{"_placeholder":true,"num":N}`: gives N.
+pub fn placeholder_index(value: &Value) -> Option<usize> {
+    let map = value.as_object()?;
+    if map.len() != 2 || map.get("_placeholder") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    usize::try_from(map.get("num")?.as_u64()?).ok()
+}
+
+fn placeholder(num: usize) -> Value {
+    let mut map = Map::new();
+    map.insert("_placeholder".to_owned(), Value::Bool(true));
+    map.insert("num".to_owned(), Value::from(num));
+    Value::Object(map)
+}
+
+/// Encodes a JSON value whose placeholders stand for `attachments` (see the module doc): each
+/// placeholder whose N names an attachment is written as that attachment's bytes (`bin`); any other
+/// object, a placeholder-like one included, as a map.
+pub fn encode_binary<B: AsRef<[u8]>>(value: &Value, attachments: &[B]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_inner(value, attachments, &mut out);
+    out
+}
+
+fn encode_bin(bytes: &[u8], out: &mut Vec<u8>) {
+    let len = bytes.len();
+    match len {
+        0..=0xff => out.extend([0xc4, len as u8]),
+        0x100..=0xffff => {
+            out.push(0xc5);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xc6);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
 }
 
 /// Encodes a JSON value.
 pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(value, &mut out);
+    encode_inner::<&[u8]>(value, &[], &mut out);
     out
 }
 
-fn encode_into(value: &Value, out: &mut Vec<u8>) {
+fn encode_inner<B: AsRef<[u8]>>(value: &Value, attachments: &[B], out: &mut Vec<u8>) {
+    if !attachments.is_empty() {
+        if let Some(bytes) = placeholder_index(value).and_then(|num| attachments.get(num)) {
+            return encode_bin(bytes.as_ref(), out);
+        }
+    }
     match value {
         Value::Null => out.push(0xc0),
         Value::Bool(false) => out.push(0xc2),
@@ -56,13 +111,15 @@ fn encode_into(value: &Value, out: &mut Vec<u8>) {
         Value::String(s) => encode_str(s, out),
         Value::Array(items) => {
             encode_len(items.len(), 0x90, 0xdc, 0xdd, out);
-            items.iter().for_each(|item| encode_into(item, out));
+            items
+                .iter()
+                .for_each(|item| encode_inner(item, attachments, out));
         }
         Value::Object(map) => {
             encode_len(map.len(), 0x80, 0xde, 0xdf, out);
             for (key, item) in map {
                 encode_str(key, out);
-                encode_into(item, out);
+                encode_inner(item, attachments, out);
             }
         }
     }
@@ -143,7 +200,11 @@ fn encode_len(len: usize, fix: u8, mark16: u8, mark32: u8, out: &mut Vec<u8>) {
 
 /// Decodes exactly one value that fills `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
-    let mut reader = Reader { bytes, pos: 0 };
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        binary: None,
+    };
     let value = reader.value(0)?;
     if reader.pos != bytes.len() {
         return Err(MsgpackError::Trailing);
@@ -151,9 +212,26 @@ pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
     Ok(value)
 }
 
+/// Decodes exactly one value that fills `bytes`, Socket.IO's way (see the module doc): its binary
+/// values become placeholders, their bytes returned beside it in order.
+pub fn decode_binary(bytes: &[u8]) -> Result<(Value, Vec<Vec<u8>>), MsgpackError> {
+    let mut reader = Reader {
+        bytes,
+        pos: 0,
+        binary: Some(Vec::new()),
+    };
+    let value = reader.item(0)?.ok_or(MsgpackError::Undefined)?;
+    if reader.pos != bytes.len() {
+        return Err(MsgpackError::Trailing);
+    }
+    Ok((value, reader.binary.unwrap_or_default()))
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Socket.IO's flavour: the binary values read so far (`None`: binary is refused).
+    binary: Option<Vec<Vec<u8>>>,
 }
 
 impl Reader<'_> {
@@ -197,12 +275,37 @@ impl Reader<'_> {
             .ok_or(MsgpackError::NonFiniteFloat)
     }
 
+    /// A value, `null` for `undefined`.
     fn value(&mut self, depth: usize) -> Result<Value, MsgpackError> {
+        Ok(self.item(depth)?.unwrap_or(Value::Null))
+    }
+
+    /// A binary value's bytes, as an attachment: its placeholder.
+    fn attachment(&mut self, marker: u8, len: usize) -> Result<Value, MsgpackError> {
+        let bytes = self.take(len)?.to_vec();
+        let Some(binary) = self.binary.as_mut() else {
+            return Err(MsgpackError::Unsupported(marker));
+        };
+        binary.push(bytes);
+        Ok(placeholder(binary.len() - 1))
+    }
+
+    /// An `ext` of `len` bytes: type 0 is notepack's `ArrayBuffer`, an attachment; others refused.
+    fn ext(&mut self, marker: u8, len: usize) -> Result<Value, MsgpackError> {
+        let kind = self.byte()?;
+        if kind != 0 || self.binary.is_none() {
+            return Err(MsgpackError::Unsupported(marker));
+        }
+        self.attachment(marker, len)
+    }
+
+    /// A value, `None` for notepack's `undefined` (`fixext 1` type 0, Socket.IO's flavour only).
+    fn item(&mut self, depth: usize) -> Result<Option<Value>, MsgpackError> {
         if depth > MAX_DEPTH {
             return Err(MsgpackError::TooDeep);
         }
         let marker = self.byte()?;
-        Ok(match marker {
+        Ok(Some(match marker {
             0x00..=0x7f => Value::from(marker),
             0x80..=0x8f => self.map((marker & 0x0f) as usize, depth)?,
             0x90..=0x9f => self.array((marker & 0x0f) as usize, depth)?,
@@ -249,8 +352,23 @@ impl Reader<'_> {
                 self.map(len, depth)?
             }
             0xe0..=0xff => Value::from(marker as i8),
+            0xc4 | 0xc5 | 0xc6 if self.binary.is_some() => {
+                let len = self.len(1 << (marker - 0xc4))?;
+                self.attachment(marker, len)?
+            }
+            0xc7 | 0xc8 | 0xc9 if self.binary.is_some() => {
+                let len = self.len(1 << (marker - 0xc7))?;
+                self.ext(marker, len)?
+            }
+            0xd4 if self.binary.is_some() => {
+                let [kind, _] = self.be::<2>()?;
+                if kind != 0 {
+                    return Err(MsgpackError::Unsupported(marker));
+                }
+                return Ok(None);
+            }
             other => return Err(MsgpackError::Unsupported(other)),
-        })
+        }))
     }
 
     fn array(&mut self, len: usize, depth: usize) -> Result<Value, MsgpackError> {
@@ -274,7 +392,10 @@ impl Reader<'_> {
             let Value::String(key) = self.value(depth + 1)? else {
                 return Err(MsgpackError::NonStringKey);
             };
-            map.insert(key, self.value(depth + 1)?);
+            // `undefined` leaves the key out, as JSON.stringify does.
+            if let Some(value) = self.item(depth + 1)? {
+                map.insert(key, value);
+            }
         }
         Ok(Value::Object(map))
     }
@@ -431,5 +552,68 @@ mod tests {
         assert_eq!(decode(&[0xa1, 0xff]), Err(MsgpackError::InvalidUtf8));
         assert_eq!(decode(&[0x91; 100]), Err(MsgpackError::TooDeep));
         assert_eq!(decode(&[]), Err(MsgpackError::Truncated));
+    }
+
+    #[test]
+    fn decode_binary_reads_bin_and_array_buffers_as_placeholders_in_order() {
+        // ["a", bin8 [1,2], {"k": ext8 type 0 [3]}, bin16 (300 bytes)]
+        let mut bytes = vec![
+            0x94, 0xa1, b'a', 0xc4, 2, 1, 2, 0x81, 0xa1, b'k', 0xc7, 1, 0, 3,
+        ];
+        bytes.extend([0xc5, 0x01, 0x2c]);
+        bytes.extend([7u8; 300]);
+        let (value, attachments) = decode_binary(&bytes).unwrap();
+        assert_eq!(
+            value,
+            json!(["a", {"_placeholder": true, "num": 0}, {"k": {"_placeholder": true, "num": 1}},
+                   {"_placeholder": true, "num": 2}])
+        );
+        assert_eq!(attachments, vec![vec![1, 2], vec![3], vec![7; 300]]);
+        // The plain decoder still refuses binary (the adapter's records and entries are JSON).
+        assert_eq!(decode(&bytes), Err(MsgpackError::Unsupported(0xc4)));
+    }
+
+    #[test]
+    fn decode_binary_reads_undefined_as_json_stringify_does_and_refuses_other_extensions() {
+        // {"a": undefined, "b": [undefined]} → {"b": [null]}
+        let bytes = [0x82, 0xa1, b'a', 0xd4, 0, 0, 0xa1, b'b', 0x91, 0xd4, 0, 0];
+        assert_eq!(decode_binary(&bytes), Ok((json!({"b": [null]}), vec![])));
+        assert_eq!(decode_binary(&[0xd4, 0, 0]), Err(MsgpackError::Undefined));
+        assert_eq!(
+            decode_binary(&[0xd4, 1, 0]),
+            Err(MsgpackError::Unsupported(0xd4))
+        );
+        assert_eq!(
+            decode_binary(&[0xc7, 1, 5, 0]),
+            Err(MsgpackError::Unsupported(0xc7)),
+            "ext type 5"
+        );
+        assert_eq!(
+            decode_binary(&[0xc6, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated),
+            "a bin longer than the input"
+        );
+    }
+
+    #[test]
+    fn encode_binary_writes_placeholders_as_bin_of_their_attachment() {
+        let value = json!(["x", {"_placeholder": true, "num": 1}, {"_placeholder": true, "num": 0},
+                           {"_placeholder": true, "num": 2}]);
+        let big = vec![9u8; 0x1_0000];
+        let bytes = encode_binary(&value, &[&[1u8][..], &big[..]]);
+        assert_eq!(&bytes[..3], [0x94, 0xa1, b'x']);
+        assert_eq!(&bytes[3..8], [0xc6, 0, 1, 0, 0], "bin 32 for 64 KiB");
+        let (decoded, attachments) = decode_binary(&bytes).unwrap();
+        assert_eq!(
+            decoded,
+            json!(["x", {"_placeholder": true, "num": 0}, {"_placeholder": true, "num": 1},
+                   {"_placeholder": true, "num": 2}]),
+            "a placeholder naming no attachment stays a map"
+        );
+        assert_eq!(attachments, vec![big, vec![1]]);
+        assert_eq!(
+            encode_binary::<&[u8]>(&json!({"a": [1, "b"]}), &[]),
+            encode(&json!({"a": [1, "b"]}))
+        );
     }
 }
