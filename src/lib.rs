@@ -303,6 +303,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         origins: http::origin::OriginPolicy::new(&config.cors_origins),
         publishers,
         max_notify_bytes: config.max_notify_bytes,
+        http_compression_threshold: config.http_compression_threshold,
         request_body_timeout: config.request_body_timeout,
         client_dir: config.client_dir.clone(),
         path: config.path.clone(),
