@@ -12,10 +12,13 @@
 //! `deflate` names and what Node's `zlib.createDeflate` writes. The level is zlib's default (6), as
 //! Node's.
 //!
-//! The choice follows Node's `negotiator` (what `accepts(req).encodings(["gzip","deflate"])` asks):
-//! a coding named in the header takes its q-value, otherwise `*`'s; q=0 or absent is refused; the
-//! highest q wins, then the one the header names first, then gzip. No header: no compression.
+//! The choice follows Node's `negotiator` 0.6 (what `accepts(req).encodings(["gzip","deflate"])`
+//! asks): a coding named in the header takes its q-value, otherwise `*`'s; q=0 or absent is
+//! refused; the highest q wins, then one named over one matched by `*`, then the one the header
+//! lists first, then gzip. No header: no compression. A header actix cannot parse counts as absent
+//! (negotiator would skip the bad entry and use the rest).
 
+use std::cmp::Reverse;
 use std::io::Write;
 
 use actix_web::http::header::{AcceptEncoding, Encoding, Header, Preference, Quality};
@@ -56,25 +59,26 @@ pub fn choose(req: &HttpRequest, len: usize, threshold: Option<usize>) -> Option
 
 /// Node's `negotiator` over `[gzip, deflate]` (see the module doc).
 fn negotiate(accepted: &AcceptEncoding) -> Option<Coding> {
-    // (q-value, position in the header) of the entry that decides for `coding`.
-    let rank = |coding: Coding| -> Option<(Quality, usize)> {
-        let specific = accepted.0.iter().enumerate().find(
-            |(_, item)| matches!(&item.item, Preference::Specific(enc) if *enc == encoding(coding)),
-        );
-        let any = || {
-            accepted
-                .0
-                .iter()
-                .enumerate()
-                .find(|(_, item)| matches!(item.item, Preference::Any))
-        };
-        let (at, item) = specific.or_else(any)?;
-        (item.quality > Quality::ZERO).then_some((item.quality, at))
+    // What decides for `coding`, as negotiator ranks it: its q-value, whether the entry names it
+    // (over `*`), then the entry's position in the header (earlier first). The entry used is the
+    // most specific one, then the highest q, then the earliest.
+    let rank = |coding: Coding| -> Option<(Quality, bool, Reverse<usize>)> {
+        let best = accepted
+            .0
+            .iter()
+            .enumerate()
+            .filter_map(|(at, item)| match &item.item {
+                Preference::Specific(enc) if *enc == encoding(coding) => Some((true, item, at)),
+                Preference::Any => Some((false, item, at)),
+                Preference::Specific(_) => None,
+            })
+            .max_by_key(|(named, item, at)| (*named, item.quality, Reverse(*at)))?;
+        let (named, item, at) = best;
+        (item.quality > Quality::ZERO).then_some((item.quality, named, Reverse(at)))
     };
-    let gzip = rank(Coding::Gzip);
-    let deflate = rank(Coding::Deflate);
-    match (gzip, deflate) {
-        (Some(g), Some(d)) if d.0 > g.0 || (d.0 == g.0 && d.1 < g.1) => Some(Coding::Deflate),
+    match (rank(Coding::Gzip), rank(Coding::Deflate)) {
+        // gzip first on a complete tie: the order Engine.IO lists them in.
+        (Some(gzip), Some(deflate)) if deflate > gzip => Some(Coding::Deflate),
         (Some(_), _) => Some(Coding::Gzip),
         (None, Some(_)) => Some(Coding::Deflate),
         (None, None) => None,
@@ -142,6 +146,10 @@ mod tests {
             ("gzip;q=0, deflate;q=0", None),
             ("*;q=0", None),
             ("deflate;q=0.8, *;q=0.9", Some(Coding::Gzip)),
+            ("*, gzip", Some(Coding::Gzip)),
+            ("*, deflate", Some(Coding::Deflate)),
+            ("deflate;q=0.5, gzip;q=0.5", Some(Coding::Deflate)),
+            ("GZIP", Some(Coding::Gzip)),
         ];
         for (accept, expected) in cases {
             assert_eq!(chosen(Some(accept), 2000, Some(1024)), expected, "{accept}");
