@@ -13,7 +13,9 @@
 //! encoder is `notepack.io`): binary values travel inline as `bin` (a Node `Buffer`) or as `ext` type 0
 //! (an `ArrayBuffer` or typed array), and stand for themselves in the JSON value as the placeholders
 //! of the JSON parser, `{"_placeholder":true,"num":N}`, the bytes beside it in order. `undefined`
-//! (`fixext 1` type 0) leaves a map without the key and is `null` in an array, as `JSON.stringify` does.
+//! (`fixext 1` type 0) leaves a map without the key and is `null` in an array, and a `Date`
+//! (`fixext 8` type 0, milliseconds since the epoch) is its ISO 8601 text, as `JSON.stringify` (so the
+//! JSON parser) gives them: the application reads the same value whichever parser carried it.
 
 use serde_json::{Map, Number, Value};
 
@@ -360,6 +362,14 @@ impl Reader<'_> {
                 let len = self.len(1 << (marker - 0xc7))?;
                 self.ext(marker, len)?
             }
+            0xd7 if self.binary.is_some() => {
+                let [kind] = self.be::<1>()?;
+                let millis = i64::from_be_bytes(self.be()?);
+                if kind != 0 {
+                    return Err(MsgpackError::Unsupported(marker));
+                }
+                Value::String(iso_8601(millis))
+            }
             0xd4 if self.binary.is_some() => {
                 let [kind, _] = self.be::<2>()?;
                 if kind != 0 {
@@ -399,6 +409,33 @@ impl Reader<'_> {
         }
         Ok(Value::Object(map))
     }
+}
+
+/// `Date.prototype.toISOString` of `millis` since the Unix epoch: `1970-01-01T00:00:00.000Z`, years
+/// outside 0-9999 as `±YYYYYY`. (Howard Hinnant's days-to-civil algorithm.)
+fn iso_8601(millis: i64) -> String {
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let year = match year {
+        0..=9999 => format!("{year:04}"),
+        _ if year < 0 => format!("-{:06}", -year),
+        _ => format!("+{year:06}"),
+    };
+    let (h, m, sec, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{ms:03}Z")
 }
 
 #[cfg(test)]
@@ -614,6 +651,37 @@ mod tests {
         assert_eq!(
             encode_binary::<&[u8]>(&json!({"a": [1, "b"]}), &[]),
             encode(&json!({"a": [1, "b"]}))
+        );
+    }
+
+    #[test]
+    fn decode_binary_reads_a_notepack_date_as_its_iso_8601_text() {
+        let date = |millis: i64| {
+            let mut bytes = vec![0xd7, 0x00];
+            bytes.extend(millis.to_be_bytes());
+            decode_binary(&bytes).unwrap().0
+        };
+        // Values checked against Node's `new Date(ms).toISOString()`.
+        assert_eq!(date(0), json!("1970-01-01T00:00:00.000Z"));
+        assert_eq!(date(1_732_740_000_123), json!("2024-11-27T20:40:00.123Z"));
+        assert_eq!(date(951_782_400_000), json!("2000-02-29T00:00:00.000Z"));
+        assert_eq!(date(-1), json!("1969-12-31T23:59:59.999Z"));
+        assert_eq!(
+            date(-62_198_755_200_000),
+            json!("-000001-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            date(253_402_300_800_000),
+            json!("+010000-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            decode_binary(&[0xd7, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(MsgpackError::Unsupported(0xd7)),
+            "fixext 8 of another type"
+        );
+        assert_eq!(
+            decode(&[0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(MsgpackError::Unsupported(0xd7))
         );
     }
 }

@@ -351,7 +351,7 @@ mod tests {
             &[0xa3, b'a'],
             &[0xc6, 0xff, 0xff, 0xff, 0xff],
             &[0xd4, 0x00, 0x00],
-            &[0xd7, 0x00, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[0xd7, 0x01, 0, 0, 0, 0, 0, 0, 0, 0],
             &[0x80, 0x80],
         ];
         for bytes in cases {

@@ -84,6 +84,11 @@ for (const transports of [["websocket"], ["polling"]]) {
       assert.deepEqual([...second.nested], [4, 5, 6]);
       assert.equal(second.text, "t");
 
+      // A Date (notepack's fixext 8) reaches the application as the JSON parser carries it.
+      const date = new Promise((resolve) => socket.once("message-back", resolve));
+      socket.emit("message", new Date(1_732_740_000_123));
+      assert.equal(await date, "2024-11-27T20:40:00.123Z");
+
       const acked = await socket.timeout(5000).emitWithAck("message-with-ack", Buffer.from([7]), "x");
       assert.deepEqual([...acked], [7], "the ack's first argument");
 
