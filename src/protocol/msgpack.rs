@@ -354,11 +354,11 @@ impl Reader<'_> {
                 self.map(len, depth)?
             }
             0xe0..=0xff => Value::from(marker as i8),
-            0xc4 | 0xc5 | 0xc6 if self.binary.is_some() => {
+            0xc4..=0xc6 if self.binary.is_some() => {
                 let len = self.len(1 << (marker - 0xc4))?;
                 self.attachment(marker, len)?
             }
-            0xc7 | 0xc8 | 0xc9 if self.binary.is_some() => {
+            0xc7..=0xc9 if self.binary.is_some() => {
                 let len = self.len(1 << (marker - 0xc7))?;
                 self.ext(marker, len)?
             }
@@ -589,99 +589,5 @@ mod tests {
         assert_eq!(decode(&[0xa1, 0xff]), Err(MsgpackError::InvalidUtf8));
         assert_eq!(decode(&[0x91; 100]), Err(MsgpackError::TooDeep));
         assert_eq!(decode(&[]), Err(MsgpackError::Truncated));
-    }
-
-    #[test]
-    fn decode_binary_reads_bin_and_array_buffers_as_placeholders_in_order() {
-        // ["a", bin8 [1,2], {"k": ext8 type 0 [3]}, bin16 (300 bytes)]
-        let mut bytes = vec![
-            0x94, 0xa1, b'a', 0xc4, 2, 1, 2, 0x81, 0xa1, b'k', 0xc7, 1, 0, 3,
-        ];
-        bytes.extend([0xc5, 0x01, 0x2c]);
-        bytes.extend([7u8; 300]);
-        let (value, attachments) = decode_binary(&bytes).unwrap();
-        assert_eq!(
-            value,
-            json!(["a", {"_placeholder": true, "num": 0}, {"k": {"_placeholder": true, "num": 1}},
-                   {"_placeholder": true, "num": 2}])
-        );
-        assert_eq!(attachments, vec![vec![1, 2], vec![3], vec![7; 300]]);
-        // The plain decoder still refuses binary (the adapter's records and entries are JSON).
-        assert_eq!(decode(&bytes), Err(MsgpackError::Unsupported(0xc4)));
-    }
-
-    #[test]
-    fn decode_binary_reads_undefined_as_json_stringify_does_and_refuses_other_extensions() {
-        // {"a": undefined, "b": [undefined]} → {"b": [null]}
-        let bytes = [0x82, 0xa1, b'a', 0xd4, 0, 0, 0xa1, b'b', 0x91, 0xd4, 0, 0];
-        assert_eq!(decode_binary(&bytes), Ok((json!({"b": [null]}), vec![])));
-        assert_eq!(decode_binary(&[0xd4, 0, 0]), Err(MsgpackError::Undefined));
-        assert_eq!(
-            decode_binary(&[0xd4, 1, 0]),
-            Err(MsgpackError::Unsupported(0xd4))
-        );
-        assert_eq!(
-            decode_binary(&[0xc7, 1, 5, 0]),
-            Err(MsgpackError::Unsupported(0xc7)),
-            "ext type 5"
-        );
-        assert_eq!(
-            decode_binary(&[0xc6, 0xff, 0xff, 0xff, 0xff]),
-            Err(MsgpackError::Truncated),
-            "a bin longer than the input"
-        );
-    }
-
-    #[test]
-    fn encode_binary_writes_placeholders_as_bin_of_their_attachment() {
-        let value = json!(["x", {"_placeholder": true, "num": 1}, {"_placeholder": true, "num": 0},
-                           {"_placeholder": true, "num": 2}]);
-        let big = vec![9u8; 0x1_0000];
-        let bytes = encode_binary(&value, &[&[1u8][..], &big[..]]);
-        assert_eq!(&bytes[..3], [0x94, 0xa1, b'x']);
-        assert_eq!(&bytes[3..8], [0xc6, 0, 1, 0, 0], "bin 32 for 64 KiB");
-        let (decoded, attachments) = decode_binary(&bytes).unwrap();
-        assert_eq!(
-            decoded,
-            json!(["x", {"_placeholder": true, "num": 0}, {"_placeholder": true, "num": 1},
-                   {"_placeholder": true, "num": 2}]),
-            "a placeholder naming no attachment stays a map"
-        );
-        assert_eq!(attachments, vec![big, vec![1]]);
-        assert_eq!(
-            encode_binary::<&[u8]>(&json!({"a": [1, "b"]}), &[]),
-            encode(&json!({"a": [1, "b"]}))
-        );
-    }
-
-    #[test]
-    fn decode_binary_reads_a_notepack_date_as_its_iso_8601_text() {
-        let date = |millis: i64| {
-            let mut bytes = vec![0xd7, 0x00];
-            bytes.extend(millis.to_be_bytes());
-            decode_binary(&bytes).unwrap().0
-        };
-        // Values checked against Node's `new Date(ms).toISOString()`.
-        assert_eq!(date(0), json!("1970-01-01T00:00:00.000Z"));
-        assert_eq!(date(1_732_740_000_123), json!("2024-11-27T20:40:00.123Z"));
-        assert_eq!(date(951_782_400_000), json!("2000-02-29T00:00:00.000Z"));
-        assert_eq!(date(-1), json!("1969-12-31T23:59:59.999Z"));
-        assert_eq!(
-            date(-62_198_755_200_000),
-            json!("-000001-01-01T00:00:00.000Z")
-        );
-        assert_eq!(
-            date(253_402_300_800_000),
-            json!("+010000-01-01T00:00:00.000Z")
-        );
-        assert_eq!(
-            decode_binary(&[0xd7, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]),
-            Err(MsgpackError::Unsupported(0xd7)),
-            "fixext 8 of another type"
-        );
-        assert_eq!(
-            decode(&[0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            Err(MsgpackError::Unsupported(0xd7))
-        );
     }
 }
