@@ -110,6 +110,61 @@ async fn polling_answers_over_the_threshold_come_gzipped_or_deflated_and_decompr
     assert_eq!(inflate(&deflated.body), payload);
 }
 
+/// Polls `path` until `count` notifications came; gives each answer decompressed, and whether each
+/// came gzipped.
+async fn poll_notifications(
+    hub: &TestHub,
+    path: &str,
+    gzip: bool,
+    count: usize,
+) -> Vec<(String, bool)> {
+    let mut answers = Vec::new();
+    let mut seen = 0;
+    while seen < count {
+        let accept = gzip.then_some("gzip");
+        let answer = get_raw(hub, path, accept).await;
+        let zipped = answer.encoding.as_deref() == Some("gzip");
+        let text = if zipped {
+            gunzip(&answer.body)
+        } else {
+            String::from_utf8(answer.body).unwrap()
+        };
+        seen += text.matches("42[\"notification\"").count();
+        answers.push((text, zipped));
+    }
+    answers
+}
+
+#[actix_web::test]
+async fn a_polling_answer_too_large_to_compress_inline_decompresses_exactly_too() {
+    let hub = start_ready_hub(config(Some(1024))).await;
+    let (zipped, plain) = (joined_polling(&hub).await, joined_polling(&hub).await);
+    // Many notifications queued for one answer: past the size compressed on the blocking pool
+    // (64 KiB, src/http/compression.rs's INLINE_MAX).
+    for _ in 0..40 {
+        publish_sized(&hub, 3000).await;
+    }
+    let plain = poll_notifications(&hub, &plain, false, 40).await;
+    let zipped = poll_notifications(&hub, &zipped, true, 40).await;
+    assert!(plain.iter().all(|(_, gz)| !gz));
+    assert!(
+        zipped.iter().all(|(_, gz)| *gz),
+        "every answer over the threshold"
+    );
+    assert!(
+        zipped.iter().any(|(text, _)| text.len() > 64 * 1024),
+        "one answer large enough for the blocking pool"
+    );
+    let joined = |answers: &[(String, bool)]| {
+        answers
+            .iter()
+            .map(|(text, _)| text.as_str())
+            .collect::<Vec<_>>()
+            .join("\u{1e}")
+    };
+    assert_eq!(joined(&zipped), joined(&plain), "the same frames, exactly");
+}
+
 #[actix_web::test]
 async fn polling_answers_below_the_threshold_or_not_accepted_or_with_compression_off_are_not_compressed(
 ) {

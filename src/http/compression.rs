@@ -26,6 +26,10 @@ use actix_web::HttpRequest;
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
 
+/// Payloads up to this many bytes are compressed on the worker that answers; larger ones on the
+/// blocking pool (they take milliseconds).
+pub const INLINE_MAX: usize = 64 * 1024;
+
 /// A content coding the hub compresses polling answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {

@@ -188,7 +188,7 @@ async fn polling_handshake(
     let addr =
         Session::polling(eio_sid.clone(), parts, outbound.clone(), handshake, ticket).start();
     register(state, &eio_sid, &addr, &outbound).await;
-    Ok(text(req, state, open))
+    Ok(text(req, state, open).await)
 }
 
 async fn register(
@@ -378,17 +378,30 @@ async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 
 /// `200 text/plain` with a polling payload, never cached (reference §1.3); compressed as
 /// Engine.IO compresses polling writes ([`compression`]).
-fn text(req: &HttpRequest, state: &AppState, body: String) -> HttpResponse {
+async fn text(req: &HttpRequest, state: &AppState, body: String) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/plain; charset=UTF-8")
         .insert_header((header::CACHE_CONTROL, "no-store"));
-    match compression::choose(req, body.len(), state.http_compression_threshold) {
-        Some(coding) => response
-            .insert_header((header::CONTENT_ENCODING, coding.name()))
-            .body(compression::compress(body.as_bytes(), coding)),
-        None => response.body(body),
-    }
+    let Some(coding) = compression::choose(req, body.len(), state.http_compression_threshold)
+    else {
+        return response.body(body);
+    };
+    // A large payload (up to HUB_MAX_BUFFERED_BYTES) takes milliseconds to compress: on the
+    // blocking pool, as Node's zlib streams run on its thread pool, so this worker's other
+    // connections are not held up; a small one is cheaper compressed here than handed over.
+    let compressed = if body.len() < compression::INLINE_MAX {
+        compression::compress(body.as_bytes(), coding)
+    } else {
+        match web::block(move || compression::compress(body.as_bytes(), coding)).await {
+            Ok(compressed) => compressed,
+            // The pool is gone (shutting down): Node answers a failed compression with a 500.
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        }
+    };
+    response
+        .insert_header((header::CONTENT_ENCODING, coding.name()))
+        .body(compressed)
 }
 
 fn refused(refusal: PollRefused) -> actix_web::Error {
@@ -421,7 +434,7 @@ async fn poll(
     session: Addr<Session>,
 ) -> Result<HttpResponse, actix_web::Error> {
     match session.send(Poll).await {
-        Ok(Ok(PollAnswer::Now(payload))) => Ok(text(req, state, payload)),
+        Ok(Ok(PollAnswer::Now(payload))) => Ok(text(req, state, payload).await),
         Ok(Ok(PollAnswer::Later { ticket, answer })) => {
             let mut guard = AbandonGuard {
                 session,
@@ -431,7 +444,8 @@ async fn poll(
             let payload = answer.await;
             guard.armed = false;
             // A session that ended without answering: the client learns it is closed.
-            Ok(text(req, state, payload.unwrap_or_else(|_| "1".to_owned())))
+            let payload = payload.unwrap_or_else(|_| "1".to_owned());
+            Ok(text(req, state, payload).await)
         }
         Ok(Err(refusal)) => Err(refused(refusal)),
         Err(_) => Err(EioError::SessionIdUnknown.into()),
