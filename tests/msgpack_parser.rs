@@ -183,3 +183,15 @@ async fn bad_msgpack_closes_only_that_connection_as_a_bad_json_packet_does() {
         closed_like_a_bad_json_packet(message, what).await;
     }
 }
+
+#[actix_web::test]
+async fn the_client_bundle_with_the_msgpack_parser_is_served_as_node_serves_it() {
+    let hub = start_hub(config());
+    let dist = Config::default().client_dir;
+    for name in ["socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map"] {
+        let (status, body, _) = hub.http("GET", &format!("/socket.io/{name}"), "").await;
+        assert_eq!(status, 200, "{name}");
+        let file = std::fs::read_to_string(dist.join(name)).expect("the npm copy");
+        assert!(body == file, "{name} is the npm copy's bytes");
+    }
+}

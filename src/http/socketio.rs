@@ -51,14 +51,17 @@ use crate::protocol::ids::EioSid;
 /// A foreign Origin on the Engine.IO endpoint: a page can cause it repeatedly, so rate-limited.
 static REFUSED_ORIGIN: LimitedLog = LimitedLog::per_minute(6);
 
-/// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
-const CLIENT_FILES: [&str; 6] = [
+/// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does
+/// (its bundle with the msgpack parser too, for pages of a `HUB_PARSER=msgpack` hub).
+const CLIENT_FILES: [&str; 8] = [
     "socket.io.js",
     "socket.io.js.map",
     "socket.io.min.js",
     "socket.io.min.js.map",
     "socket.io.esm.min.js",
     "socket.io.esm.min.js.map",
+    "socket.io.msgpack.min.js",
+    "socket.io.msgpack.min.js.map",
 ];
 
 #[derive(Debug, Deserialize)]
