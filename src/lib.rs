@@ -196,7 +196,9 @@ struct Actors {
 /// Starts the actors: Hub, StreamBridge over the configured log, Recovery, Registry.
 fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> io::Result<Actors> {
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(config.max_buffered_bytes, metrics.clone()).start();
+    let hub = Hub::new(config.max_buffered_bytes, metrics.clone())
+        .with_parser(config.parser)
+        .start();
     let backend: Box<dyn LogBackend> = match &config.redis_url {
         Some(url) => {
             let uid = recovery_random_uid();
@@ -253,6 +255,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         // Twice per window, so a record never expires while its session lives.
         record_refresh: (config.recovery_window / 2).max(Duration::from_millis(1)),
         engine_echo: config.engine_echo,
+        parser: config.parser,
         max_buffered: config.max_buffered_bytes,
         unfinished: Arc::new(UnfinishedBudget::new(
             config.max_unfinished_bytes,
@@ -307,6 +310,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         origins: http::origin::OriginPolicy::new(&config.cors_origins),
         publishers,
         max_notify_bytes: config.max_notify_bytes,
+        http_compression_threshold: config.http_compression_threshold,
         request_body_timeout: config.request_body_timeout,
         client_dir: config.client_dir.clone(),
         path: config.path.clone(),

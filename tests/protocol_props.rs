@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use realtime_hub::protocol::ids::StreamId;
 use realtime_hub::protocol::socketio::{self, PacketKind, SioPacket};
-use realtime_hub::protocol::{base64, engineio};
+use realtime_hub::protocol::{base64, engineio, socketio_msgpack};
 use serde_json::{json, Value};
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -115,5 +115,47 @@ proptest! {
         event.push(Value::from(offset));
         let decoded = socketio::decode(frame.strip_prefix('4').unwrap()).unwrap();
         prop_assert_eq!(decoded.data, Some(Value::from(event)));
+    }
+
+    #[test]
+    fn socketio_msgpack_decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = socketio_msgpack::decode(&bytes);
+    }
+
+    #[test]
+    fn socketio_msgpack_decode_never_panics_on_packet_like_input(
+        head in 0x80u8..0x90,
+        keys in prop::collection::vec(prop_oneof![Just(&b"\xa4type"[..]), Just(&b"\xa3nsp"[..]),
+            Just(&b"\xa4data"[..]), Just(&b"\xa2id"[..])], 0..5),
+        tail in prop::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let mut bytes = vec![head];
+        for (key, value) in keys.iter().zip(tail.chunks(3)) {
+            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(value);
+        }
+        bytes.extend_from_slice(&tail);
+        let _ = socketio_msgpack::decode(&bytes);
+    }
+
+    #[test]
+    fn socketio_msgpack_encode_then_decode_returns_the_packet(packet in valid_packet()) {
+        let bytes = socketio_msgpack::encode::<&[u8]>(&packet, &[]);
+        prop_assert_eq!(socketio_msgpack::decode(&bytes), Ok((packet, Vec::new())));
+    }
+
+    #[test]
+    fn socketio_msgpack_carries_binary_arguments_inline_and_back(
+        attachments in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..4),
+        id in prop::option::of(0u64..1000),
+    ) {
+        let mut args = vec![Value::from("up")];
+        args.extend((0..attachments.len()).map(|num| json!({"_placeholder": true, "num": num})));
+        let packet = SioPacket {
+            ack_id: id,
+            ..SioPacket::new(PacketKind::Event, "/", Some(Value::from(args)))
+        };
+        let bytes = socketio_msgpack::encode(&packet, &attachments);
+        prop_assert_eq!(socketio_msgpack::decode(&bytes), Ok((packet, attachments)));
     }
 }

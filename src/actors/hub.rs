@@ -35,10 +35,11 @@ use log::{debug, trace, warn};
 
 use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
+use crate::config::Parser;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
-use crate::protocol::socketio;
 use crate::protocol::target::{Namespace, Room, Target};
+use crate::protocol::{socketio, socketio_msgpack};
 use crate::store::LogEntry;
 use index::NamespaceIndex;
 
@@ -86,6 +87,21 @@ impl Frame {
     /// Its payload bytes, all messages together.
     pub fn len(&self) -> usize {
         self.packet.len() + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// The same packet as `socket.io-msgpack-parser` writes it: one binary message, the
+    /// attachments inline (`None` if the text is not a Socket.IO packet).
+    pub fn to_msgpack(&self) -> Option<Frame> {
+        let Out::Text(text) = &self.packet else {
+            return Some(self.clone());
+        };
+        let packet = socketio::decode(text.strip_prefix('4')?).ok()?;
+        let bytes = socketio_msgpack::encode(&packet, &self.attachments);
+        Some(Frame {
+            id: self.id,
+            packet: Out::Binary(Bytes::from(bytes)),
+            attachments: Arc::from([]),
+        })
     }
 
     /// Its size on the wire, all messages together (as [`Outbound`] counts it).
@@ -197,6 +213,8 @@ pub struct Hub {
     max_pending: usize,
     /// `hub_sessions`, the unframed-entry and slow-consumer counters.
     metrics: Arc<Metrics>,
+    /// How each entry is framed (`HUB_PARSER`).
+    parser: Parser,
 }
 
 impl Hub {
@@ -206,7 +224,14 @@ impl Hub {
             namespaces: HashMap::new(),
             max_pending,
             metrics,
+            parser: Parser::Json,
         }
+    }
+
+    /// Frames entries for clients of `parser` (the JSON parser unless told).
+    pub fn with_parser(mut self, parser: Parser) -> Hub {
+        self.parser = parser;
+        self
     }
 
     fn count(&self) -> usize {
@@ -308,7 +333,7 @@ impl Handler<Fanout> for Hub {
         // Entries arrive in log order; group them per namespace, keeping that order.
         let mut batches: Vec<(Namespace, Vec<(Target, Frame)>)> = Vec::new();
         for entry in entries {
-            let Some(frame) = frame_entry(&entry) else {
+            let Some(frame) = frame_entry(&entry, self.parser) else {
                 warn!("log entry is not an event array, skipped id={}", entry.id);
                 self.metrics.entries_unframed.inc();
                 continue;
@@ -400,8 +425,9 @@ fn wire_bytes(frames: &[Frame]) -> usize {
 /// `42[…,"<id>"]`, its id appended as the recovery offset; a volatile entry without the offset
 /// (`42[…]`, as socket.io-adapter's `addOffsetIfNecessary` leaves it); with attachments a
 /// BINARY_EVENT `45N-[…,"<id>"]` followed by its N binary messages. `None` if `args` is not an event
-/// array.
-pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
+/// array. With the msgpack parser: one binary message `{type:2, data:[…,"<id>"], nsp}`, its binary
+/// values inline.
+pub fn frame_entry(entry: &LogEntry, parser: Parser) -> Option<Frame> {
     let offset = (!entry.volatile).then(|| entry.id.to_string());
     let text = socketio::event_frame(
         entry.target.nsp.as_str(),
@@ -409,11 +435,17 @@ pub fn frame_entry(entry: &LogEntry) -> Option<Frame> {
         offset.as_deref(),
         entry.attachments.len(),
     )?;
-    Some(Frame {
+    let frame = Frame {
         id: entry.id,
         packet: Out::Text(ByteString::from(text)),
         attachments: entry.attachments.clone(),
-    })
+    };
+    match parser {
+        Parser::Json => Some(frame),
+        // Converted from the JSON frame, so every kind of entry framed for JSON clients (binary
+        // ones with their attachments too) reaches msgpack clients the same; once per entry.
+        Parser::Msgpack => frame.to_msgpack(),
+    }
 }
 
 #[cfg(test)]

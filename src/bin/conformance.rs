@@ -8,7 +8,8 @@
 //!                                            # connect, message → message-back, message-with-ack acked
 //! ```
 //! Both: ping 300/200 ms, connect timeout 1 s, recovery off, CORS `*`, on 127.0.0.1 and ::1 port 3000
-//! (`PORT` moves it). Our own tests (`tests/conformance_*.rs`) cover the same behaviours in CI.
+//! (`PORT` moves it; `HUB_PARSER=msgpack` speaks socket.io-msgpack-parser, for our interop test).
+//! Our own tests (`tests/conformance_*.rs`) cover the same behaviours in CI.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,8 +32,13 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
+    let parser = match std::env::var("HUB_PARSER").as_deref() {
+        Ok("msgpack") => realtime_hub::config::Parser::Msgpack,
+        _ => realtime_hub::config::Parser::Json,
+    };
     let config = Config {
         port,
+        parser,
         ..Config::conformance_suite(engine_io)
     };
     let result = actix_web::rt::System::new().block_on(async move {

@@ -13,6 +13,7 @@
 //!
 //! Every answer carries the security headers of [`headers`].
 
+pub mod compression;
 pub mod cors;
 pub mod error;
 pub mod guard;
@@ -64,6 +65,9 @@ pub struct AppState {
     pub publishers: guard::Publishers,
     /// Largest notify body.
     pub max_notify_bytes: usize,
+    /// Polling answers of at least this many bytes are compressed when the client accepts it
+    /// (`HUB_HTTP_COMPRESSION_THRESHOLD`); `None`: never ([`compression`]).
+    pub http_compression_threshold: Option<usize>,
     /// Time a request has to deliver its whole body (`HUB_REQUEST_BODY_TIMEOUT_MS`).
     pub request_body_timeout: Duration,
     /// Folder of the official client files.

@@ -31,6 +31,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use log::debug;
 use serde::Deserialize;
 
+use super::compression;
 use super::error::{ApiError, EioError, HandshakeRefused};
 use super::{read_body, AppState, BodyError};
 use crate::actors::disconnect::{Disconnect, SessionError};
@@ -50,14 +51,17 @@ use crate::protocol::ids::EioSid;
 /// A foreign Origin on the Engine.IO endpoint: a page can cause it repeatedly, so rate-limited.
 static REFUSED_ORIGIN: LimitedLog = LimitedLog::per_minute(6);
 
-/// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does.
-const CLIENT_FILES: [&str; 6] = [
+/// Files of the official client that the hub serves from its npm copy, as Node's `serveClient` does
+/// (its bundle with the msgpack parser too, for pages of a `HUB_PARSER=msgpack` hub).
+const CLIENT_FILES: [&str; 8] = [
     "socket.io.js",
     "socket.io.js.map",
     "socket.io.min.js",
     "socket.io.min.js.map",
     "socket.io.esm.min.js",
     "socket.io.esm.min.js.map",
+    "socket.io.msgpack.min.js",
+    "socket.io.msgpack.min.js.map",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -135,7 +139,7 @@ pub async fn endpoint(
         return match (websocket, req.method()) {
             // A WebSocket request without `Upgrade: websocket`.
             (true, _) => Err(EioError::BadRequest.into()),
-            (false, &Method::GET) => poll(session.addr).await,
+            (false, &Method::GET) => poll(&req, &state, session.addr).await,
             (false, &Method::POST) => post(&req, payload, &state, session.addr).await,
             (false, _) => Err(EioError::BadRequest.into()),
         };
@@ -152,7 +156,7 @@ pub async fn endpoint(
         .admit(req.peer_addr().map(|addr| addr.ip()))
         .map_err(HandshakeRefused)?;
     let handshake = Handshake::new(req.headers(), req.query_string(), req.peer_addr());
-    polling_handshake(&state, handshake, ticket).await
+    polling_handshake(&req, &state, handshake, ticket).await
 }
 
 /// `/socket.io/<file>`: a client file, or (Node matches the path by prefix) the endpoint itself.
@@ -175,6 +179,7 @@ pub async fn client_file_or_endpoint(
 }
 
 async fn polling_handshake(
+    req: &HttpRequest,
     state: &AppState,
     handshake: Handshake,
     ticket: Ticket,
@@ -186,7 +191,7 @@ async fn polling_handshake(
     let addr =
         Session::polling(eio_sid.clone(), parts, outbound.clone(), handshake, ticket).start();
     register(state, &eio_sid, &addr, &outbound).await;
-    Ok(text(open))
+    Ok(text(req, state, open).await)
 }
 
 async fn register(
@@ -374,12 +379,32 @@ async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// `200 text/plain` with a polling payload, never cached (reference §1.3).
-fn text(body: String) -> HttpResponse {
-    HttpResponse::Ok()
+/// `200 text/plain` with a polling payload, never cached (reference §1.3); compressed as
+/// Engine.IO compresses polling writes ([`compression`]).
+async fn text(req: &HttpRequest, state: &AppState, body: String) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("text/plain; charset=UTF-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body)
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    let Some(coding) = compression::choose(req, body.len(), state.http_compression_threshold)
+    else {
+        return response.body(body);
+    };
+    // A large payload (up to HUB_MAX_BUFFERED_BYTES) takes milliseconds to compress: on the
+    // blocking pool, as Node's zlib streams run on its thread pool, so this worker's other
+    // connections are not held up; a small one is cheaper compressed here than handed over.
+    let compressed = if body.len() < compression::INLINE_MAX {
+        compression::compress(body.as_bytes(), coding)
+    } else {
+        match web::block(move || compression::compress(body.as_bytes(), coding)).await {
+            Ok(compressed) => compressed,
+            // The pool is gone (shutting down): Node answers a failed compression with a 500.
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        }
+    };
+    response
+        .insert_header((header::CONTENT_ENCODING, coding.name()))
+        .body(compressed)
 }
 
 fn refused(refusal: PollRefused) -> actix_web::Error {
@@ -406,9 +431,13 @@ impl Drop for AbandonGuard {
     }
 }
 
-async fn poll(session: Addr<Session>) -> Result<HttpResponse, actix_web::Error> {
+async fn poll(
+    req: &HttpRequest,
+    state: &AppState,
+    session: Addr<Session>,
+) -> Result<HttpResponse, actix_web::Error> {
     match session.send(Poll).await {
-        Ok(Ok(PollAnswer::Now(payload))) => Ok(text(payload)),
+        Ok(Ok(PollAnswer::Now(payload))) => Ok(text(req, state, payload).await),
         Ok(Ok(PollAnswer::Later { ticket, answer })) => {
             let mut guard = AbandonGuard {
                 session,
@@ -418,7 +447,8 @@ async fn poll(session: Addr<Session>) -> Result<HttpResponse, actix_web::Error> 
             let payload = answer.await;
             guard.armed = false;
             // A session that ended without answering: the client learns it is closed.
-            Ok(text(payload.unwrap_or_else(|_| "1".to_owned())))
+            let payload = payload.unwrap_or_else(|_| "1".to_owned());
+            Ok(text(req, state, payload).await)
         }
         Ok(Err(refusal)) => Err(refused(refusal)),
         Err(_) => Err(EioError::SessionIdUnknown.into()),

@@ -93,7 +93,7 @@ pub fn decode_broadcast(kind: &str, data: Option<&str>) -> Result<Broadcast, Ski
         (value, Vec::new())
     } else {
         let bytes = base64::decode(data).map_err(|e| Skip::Malformed(e.to_string()))?;
-        msgpack::decode_with_attachments(&bytes).map_err(|e| Skip::Malformed(e.to_string()))?
+        msgpack::decode_binary(&bytes).map_err(|e| Skip::Malformed(e.to_string()))?
     };
     let opts = &message["opts"];
     // Rooms are strings (socket.io's `Room`); absent lists are empty (the emitter package's

@@ -20,4 +20,5 @@ pub mod ids;
 pub mod json;
 pub mod msgpack;
 pub mod socketio;
+pub mod socketio_msgpack;
 pub mod target;

@@ -7,8 +7,15 @@
 //! ```
 //!
 //! Maps keep their keys as strings and their order (Node's `@msgpack/msgpack` writes named maps). Values
-//! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at, except by
-//! [`decode_with_attachments`], which takes `bin` values out as Socket.IO attachments (§2.2).
+//! JSON cannot hold (bin, ext, non-string keys) are refused on decode rather than guessed at.
+//!
+//! [`decode_binary`] and [`encode_binary`] are the Socket.IO flavour (`socket.io-msgpack-parser`, whose
+//! encoder is `notepack.io`): binary values travel inline as `bin` (a Node `Buffer`) or as `ext` type 0
+//! (an `ArrayBuffer` or typed array), and stand for themselves in the JSON value as the placeholders
+//! of the JSON parser, `{"_placeholder":true,"num":N}`, the bytes beside it in order. `undefined`
+//! (`fixext 1` type 0) leaves a map without the key and is `null` in an array, and a `Date`
+//! (`fixext 8` type 0, milliseconds since the epoch) is its ISO 8601 text, as `JSON.stringify` (so the
+//! JSON parser) gives them: the application reads the same value whichever parser carried it.
 
 use serde_json::{Map, Number, Value};
 
@@ -39,16 +46,65 @@ pub enum MsgpackError {
     /// Deeper than [`MAX_DEPTH`].
     #[error("nested too deeply")]
     TooDeep,
+    /// `undefined` where a value is required (the whole input).
+    #[error("undefined is not a value")]
+    Undefined,
+}
+
+/// Whether `value` is a binary placeholder, `{"_placeholder":true,"num":N}`: gives N.
+pub fn placeholder_index(value: &Value) -> Option<usize> {
+    let map = value.as_object()?;
+    if map.len() != 2 || map.get("_placeholder") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    usize::try_from(map.get("num")?.as_u64()?).ok()
+}
+
+fn placeholder(num: usize) -> Value {
+    let mut map = Map::new();
+    map.insert("_placeholder".to_owned(), Value::Bool(true));
+    map.insert("num".to_owned(), Value::from(num));
+    Value::Object(map)
+}
+
+/// Encodes a JSON value whose placeholders stand for `attachments` (see the module doc): each
+/// placeholder whose N names an attachment is written as that attachment's bytes (`bin`); any other
+/// object, a placeholder-like one included, as a map.
+pub fn encode_binary<B: AsRef<[u8]>>(value: &Value, attachments: &[B]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_inner(value, attachments, &mut out);
+    out
+}
+
+fn encode_bin(bytes: &[u8], out: &mut Vec<u8>) {
+    let len = bytes.len();
+    match len {
+        0..=0xff => out.extend([0xc4, len as u8]),
+        0x100..=0xffff => {
+            out.push(0xc5);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xc6);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(bytes);
 }
 
 /// Encodes a JSON value.
 pub fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(value, &mut out);
+    encode_inner::<&[u8]>(value, &[], &mut out);
     out
 }
 
-fn encode_into(value: &Value, out: &mut Vec<u8>) {
+fn encode_inner<B: AsRef<[u8]>>(value: &Value, attachments: &[B], out: &mut Vec<u8>) {
+    if !attachments.is_empty() {
+        if let Some(bytes) = placeholder_index(value).and_then(|num| attachments.get(num)) {
+            return encode_bin(bytes.as_ref(), out);
+        }
+    }
     match value {
         Value::Null => out.push(0xc0),
         Value::Bool(false) => out.push(0xc2),
@@ -57,13 +113,15 @@ fn encode_into(value: &Value, out: &mut Vec<u8>) {
         Value::String(s) => encode_str(s, out),
         Value::Array(items) => {
             encode_len(items.len(), 0x90, 0xdc, 0xdd, out);
-            items.iter().for_each(|item| encode_into(item, out));
+            items
+                .iter()
+                .for_each(|item| encode_inner(item, attachments, out));
         }
         Value::Object(map) => {
             encode_len(map.len(), 0x80, 0xde, 0xdf, out);
             for (key, item) in map {
                 encode_str(key, out);
-                encode_into(item, out);
+                encode_inner(item, attachments, out);
             }
         }
     }
@@ -147,7 +205,7 @@ pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
     let mut reader = Reader {
         bytes,
         pos: 0,
-        attachments: None,
+        binary: None,
     };
     let value = reader.value(0)?;
     if reader.pos != bytes.len() {
@@ -156,32 +214,26 @@ pub fn decode(bytes: &[u8]) -> Result<Value, MsgpackError> {
     Ok(value)
 }
 
-/// Decodes exactly one value that fills `bytes`, taking each `bin` value (bin 8/16/32) out as an
-/// attachment: in its place the value holds socket.io-parser's placeholder
-/// `{"_placeholder":true,"num":N}`, N counting the `bin` values in the order they are read (array
-/// index order, map entry order: the depth-first order socket.io-parser numbers them in, §2.2).
-///
-/// ```text
-/// 92 a3"bin" c4 03 010203   → (["bin",{"_placeholder":true,"num":0}], [[1,2,3]])
-/// ```
-pub fn decode_with_attachments(bytes: &[u8]) -> Result<(Value, Vec<Vec<u8>>), MsgpackError> {
+/// Decodes exactly one value that fills `bytes`, Socket.IO's way (see the module doc): its binary
+/// values become placeholders, their bytes returned beside it in order.
+pub fn decode_binary(bytes: &[u8]) -> Result<(Value, Vec<Vec<u8>>), MsgpackError> {
     let mut reader = Reader {
         bytes,
         pos: 0,
-        attachments: Some(Vec::new()),
+        binary: Some(Vec::new()),
     };
-    let value = reader.value(0)?;
+    let value = reader.item(0)?.ok_or(MsgpackError::Undefined)?;
     if reader.pos != bytes.len() {
         return Err(MsgpackError::Trailing);
     }
-    Ok((value, reader.attachments.unwrap_or_default()))
+    Ok((value, reader.binary.unwrap_or_default()))
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
-    /// `Some`: `bin` values are taken out here (see [`decode_with_attachments`]); `None`: refused.
-    attachments: Option<Vec<Vec<u8>>>,
+    /// Socket.IO's flavour: the binary values read so far (`None`: binary is refused).
+    binary: Option<Vec<Vec<u8>>>,
 }
 
 impl Reader<'_> {
@@ -219,34 +271,43 @@ impl Reader<'_> {
         String::from_utf8(bytes.to_vec()).map_err(|_| MsgpackError::InvalidUtf8)
     }
 
-    /// A `bin` whose length takes `width` bytes: an attachment and its placeholder, or refused (see
-    /// `attachments`).
-    fn bin(&mut self, marker: u8, width: usize) -> Result<Value, MsgpackError> {
-        if self.attachments.is_none() {
-            return Err(MsgpackError::Unsupported(marker));
-        }
-        let len = self.len(width)?;
-        let bytes = self.take(len)?.to_vec();
-        let attachments = self.attachments.get_or_insert_with(Vec::new);
-        attachments.push(bytes);
-        let mut placeholder = Map::new();
-        placeholder.insert("_placeholder".into(), Value::Bool(true));
-        placeholder.insert("num".into(), Value::from(attachments.len() - 1));
-        Ok(Value::Object(placeholder))
-    }
-
     fn float(f: f64) -> Result<Value, MsgpackError> {
         Number::from_f64(f)
             .map(Value::Number)
             .ok_or(MsgpackError::NonFiniteFloat)
     }
 
+    /// A value, `null` for `undefined`.
     fn value(&mut self, depth: usize) -> Result<Value, MsgpackError> {
+        Ok(self.item(depth)?.unwrap_or(Value::Null))
+    }
+
+    /// A binary value's bytes, as an attachment: its placeholder.
+    fn attachment(&mut self, marker: u8, len: usize) -> Result<Value, MsgpackError> {
+        let bytes = self.take(len)?.to_vec();
+        let Some(binary) = self.binary.as_mut() else {
+            return Err(MsgpackError::Unsupported(marker));
+        };
+        binary.push(bytes);
+        Ok(placeholder(binary.len() - 1))
+    }
+
+    /// An `ext` of `len` bytes: type 0 is notepack's `ArrayBuffer`, an attachment; others refused.
+    fn ext(&mut self, marker: u8, len: usize) -> Result<Value, MsgpackError> {
+        let kind = self.byte()?;
+        if kind != 0 || self.binary.is_none() {
+            return Err(MsgpackError::Unsupported(marker));
+        }
+        self.attachment(marker, len)
+    }
+
+    /// A value, `None` for notepack's `undefined` (`fixext 1` type 0, Socket.IO's flavour only).
+    fn item(&mut self, depth: usize) -> Result<Option<Value>, MsgpackError> {
         if depth > MAX_DEPTH {
             return Err(MsgpackError::TooDeep);
         }
         let marker = self.byte()?;
-        Ok(match marker {
+        Ok(Some(match marker {
             0x00..=0x7f => Value::from(marker),
             0x80..=0x8f => self.map((marker & 0x0f) as usize, depth)?,
             0x90..=0x9f => self.array((marker & 0x0f) as usize, depth)?,
@@ -254,9 +315,6 @@ impl Reader<'_> {
             0xc0 => Value::Null,
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
-            0xc4 => self.bin(marker, 1)?,
-            0xc5 => self.bin(marker, 2)?,
-            0xc6 => self.bin(marker, 4)?,
             0xca => Self::float(f32::from_be_bytes(self.be()?) as f64)?,
             0xcb => Self::float(f64::from_be_bytes(self.be()?))?,
             0xcc => Value::from(self.byte()?),
@@ -296,8 +354,31 @@ impl Reader<'_> {
                 self.map(len, depth)?
             }
             0xe0..=0xff => Value::from(marker as i8),
+            0xc4..=0xc6 if self.binary.is_some() => {
+                let len = self.len(1 << (marker - 0xc4))?;
+                self.attachment(marker, len)?
+            }
+            0xc7..=0xc9 if self.binary.is_some() => {
+                let len = self.len(1 << (marker - 0xc7))?;
+                self.ext(marker, len)?
+            }
+            0xd7 if self.binary.is_some() => {
+                let [kind] = self.be::<1>()?;
+                let millis = i64::from_be_bytes(self.be()?);
+                if kind != 0 {
+                    return Err(MsgpackError::Unsupported(marker));
+                }
+                Value::String(iso_8601(millis))
+            }
+            0xd4 if self.binary.is_some() => {
+                let [kind, _] = self.be::<2>()?;
+                if kind != 0 {
+                    return Err(MsgpackError::Unsupported(marker));
+                }
+                return Ok(None);
+            }
             other => return Err(MsgpackError::Unsupported(other)),
-        })
+        }))
     }
 
     fn array(&mut self, len: usize, depth: usize) -> Result<Value, MsgpackError> {
@@ -321,10 +402,40 @@ impl Reader<'_> {
             let Value::String(key) = self.value(depth + 1)? else {
                 return Err(MsgpackError::NonStringKey);
             };
-            map.insert(key, self.value(depth + 1)?);
+            // `undefined` leaves the key out, as JSON.stringify does.
+            if let Some(value) = self.item(depth + 1)? {
+                map.insert(key, value);
+            }
         }
         Ok(Value::Object(map))
     }
+}
+
+/// `Date.prototype.toISOString` of `millis` since the Unix epoch: `1970-01-01T00:00:00.000Z`, years
+/// outside 0-9999 as `±YYYYYY`. (Howard Hinnant's days-to-civil algorithm.)
+fn iso_8601(millis: i64) -> String {
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let year = match year {
+        0..=9999 => format!("{year:04}"),
+        _ if year < 0 => format!("-{:06}", -year),
+        _ => format!("+{year:06}"),
+    };
+    let (h, m, sec, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{ms:03}Z")
 }
 
 #[cfg(test)]
@@ -427,46 +538,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn decode_with_attachments_takes_bin_values_out_in_socket_io_parser_order() {
-        // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), as the adapter wrote it
-        let stored =
-            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
-        let bytes = base64::decode(stored).unwrap();
-        assert_eq!(decode(&bytes), Err(MsgpackError::Unsupported(0xc4)));
-        let (value, attachments) = decode_with_attachments(&bytes).unwrap();
-        assert_eq!(
-            value["packet"]["data"],
-            json!(["bin", {"_placeholder": true, "num": 0}])
-        );
-        assert_eq!(attachments, [vec![1, 2, 3]]);
-        // Depth first: array index order, then map entry order; bin 8, 16 and 32 alike.
-        let mut nested = vec![0x93, 0xc4, 0x01, 0xaa, 0x81, 0xa1, b'k'];
-        nested.extend([0xc5, 0x00, 0x02, 0xbb, 0xcc]);
-        nested.extend([0xc6, 0x00, 0x00, 0x00, 0x00]);
-        let (value, attachments) = decode_with_attachments(&nested).unwrap();
-        assert_eq!(
-            value,
-            json!([
-                {"_placeholder": true, "num": 0},
-                {"k": {"_placeholder": true, "num": 1}},
-                {"_placeholder": true, "num": 2}
-            ])
-        );
-        assert_eq!(attachments, [vec![0xaa], vec![0xbb, 0xcc], vec![]]);
-        // A bin longer than the input is truncated input, not an allocation.
-        assert_eq!(
-            decode_with_attachments(&[0xc6, 0xff, 0xff, 0xff, 0xff]),
-            Err(MsgpackError::Truncated)
-        );
-        // Without bin values: the same as decode.
-        let plain = encode(&json!({"a": [1, "x"]}));
-        assert_eq!(
-            decode_with_attachments(&plain),
-            Ok((json!({"a": [1, "x"]}), vec![]))
-        );
-    }
-
-    #[test]
     fn decode_reads_the_session_record_node_wrote() {
         // reference §4.8, observed from @socket.io/redis-streams-adapter 0.3.1
         let stored = "hKNzaWS0dmM5WFNpUkcwOFk1WDh5QUFBQUGjcGlktFE4X2d6blNpWGtKWng1ZGFBQUFCpXJvb21zkrR2YzlYU2lSRzA4WTVYOHlBQUFBQaVyb29tMaRkYXRhgaR1c2VypWFsaWNl";
@@ -518,5 +589,42 @@ mod tests {
         assert_eq!(decode(&[0xa1, 0xff]), Err(MsgpackError::InvalidUtf8));
         assert_eq!(decode(&[0x91; 100]), Err(MsgpackError::TooDeep));
         assert_eq!(decode(&[]), Err(MsgpackError::Truncated));
+    }
+
+    #[test]
+    fn decode_binary_takes_bin_values_out_in_socket_io_parser_order() {
+        // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), as the adapter wrote it
+        let stored =
+            "gqZwYWNrZXSCpHR5cGUCpGRhdGGSo2JpbsQDAQIDpG9wdHODpXJvb21zkKZleGNlcHSQpWZsYWdzgA==";
+        let bytes = base64::decode(stored).unwrap();
+        assert_eq!(decode(&bytes), Err(MsgpackError::Unsupported(0xc4)));
+        let (value, attachments) = decode_binary(&bytes).unwrap();
+        assert_eq!(
+            value["packet"]["data"],
+            json!(["bin", {"_placeholder": true, "num": 0}])
+        );
+        assert_eq!(attachments, [vec![1, 2, 3]]);
+        // Depth first: array index order, then map entry order; bin 8, 16 and 32 alike.
+        let mut nested = vec![0x93, 0xc4, 0x01, 0xaa, 0x81, 0xa1, b'k'];
+        nested.extend([0xc5, 0x00, 0x02, 0xbb, 0xcc]);
+        nested.extend([0xc6, 0x00, 0x00, 0x00, 0x00]);
+        let (value, attachments) = decode_binary(&nested).unwrap();
+        assert_eq!(
+            value,
+            json!([
+                {"_placeholder": true, "num": 0},
+                {"k": {"_placeholder": true, "num": 1}},
+                {"_placeholder": true, "num": 2}
+            ])
+        );
+        assert_eq!(attachments, [vec![0xaa], vec![0xbb, 0xcc], vec![]]);
+        // A bin longer than the input is truncated input, not an allocation.
+        assert_eq!(
+            decode_binary(&[0xc6, 0xff, 0xff, 0xff, 0xff]),
+            Err(MsgpackError::Truncated)
+        );
+        // Without bin values: the same as decode.
+        let plain = encode(&json!({"a": [1, "x"]}));
+        assert_eq!(decode_binary(&plain), Ok((json!({"a": [1, "x"]}), vec![])));
     }
 }

@@ -369,7 +369,7 @@ fn frame_entry_frames_a_volatile_entry_without_its_offset() {
         volatile: true,
         ..entry(7, "/")
     };
-    let frame = frame_entry(&volatile).unwrap();
+    let frame = frame_entry(&volatile, Parser::Json).unwrap();
     assert_eq!(text_of(&frame), r#"42["n",1]"#);
     assert_eq!(
         frame.id,
@@ -381,7 +381,7 @@ fn frame_entry_frames_a_volatile_entry_without_its_offset() {
         ..entry(7, "/admin")
     };
     assert_eq!(
-        text_of(&frame_entry(&in_admin).unwrap()),
+        text_of(&frame_entry(&in_admin, Parser::Json).unwrap()),
         r#"42/admin,["n",1]"#
     );
 }
@@ -394,7 +394,7 @@ fn frame_entry_frames_attachments_as_a_binary_event_followed_by_its_binary_messa
         attachments: Arc::from([Bytes::from_static(&[1, 2, 3]), Bytes::from_static(&[])]),
         ..entry(5, "/admin")
     };
-    let frame = frame_entry(&binary).unwrap();
+    let frame = frame_entry(&binary, Parser::Json).unwrap();
     assert_eq!(
         text_of(&frame),
         r#"452-/admin,["bin",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},"5-0"]"#
@@ -404,4 +404,58 @@ fn frame_entry_frames_attachments_as_a_binary_event_followed_by_its_binary_messa
     assert!(matches!(&messages[1], Out::Binary(b) if b.as_ref() == [1, 2, 3]));
     assert!(matches!(&messages[2], Out::Binary(b) if b.is_empty()));
     assert_eq!(frame.len(), frame.packet.len() + 3);
+}
+
+#[actix::test]
+async fn hub_with_the_msgpack_parser_frames_each_entry_once_as_one_binary_message() {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(1 << 20, metrics)
+        .with_parser(Parser::Msgpack)
+        .start();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    register(&hub, &tx);
+    register(&hub, &tx);
+    hub.do_send(Fanout(vec![entry(1, "/"), entry(2, "/")]));
+    let (a, b) = (recv(&mut rx).await, recv(&mut rx).await);
+    assert!(Arc::ptr_eq(&a.frames, &b.frames), "one shared batch");
+    let packets: Vec<serde_json::Value> = a
+        .frames
+        .iter()
+        .map(|frame| {
+            assert!(frame.attachments.is_empty());
+            match &frame.packet {
+                Out::Binary(bytes) => crate::protocol::msgpack::decode(bytes).unwrap(),
+                Out::Text(text) => panic!("a binary frame, not {text}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        packets,
+        vec![
+            serde_json::json!({"type": 2, "data": ["n", 1, "1-0"], "nsp": "/"}),
+            serde_json::json!({"type": 2, "data": ["n", 1, "2-0"], "nsp": "/"}),
+        ]
+    );
+}
+
+#[test]
+fn frame_to_msgpack_puts_a_binary_events_attachments_inline() {
+    // What a Node peer's io.emit("bin", Buffer.from([1,2,3])) frames as for JSON clients.
+    let frame = Frame {
+        id: StreamId::new(5, 0),
+        packet: Out::Text(r#"451-["bin",{"_placeholder":true,"num":0},"5-0"]"#.into()),
+        attachments: Arc::from([Bytes::from_static(&[1, 2, 3])]),
+    };
+    let packed = frame.to_msgpack().unwrap();
+    assert!(packed.attachments.is_empty());
+    let Out::Binary(bytes) = &packed.packet else {
+        panic!("a binary message");
+    };
+    let (value, attachments) = crate::protocol::msgpack::decode_binary(bytes).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"type": 2, "data": ["bin", {"_placeholder": true, "num": 0}, "5-0"],
+                           "nsp": "/"})
+    );
+    assert_eq!(attachments, vec![vec![1, 2, 3]]);
 }

@@ -54,10 +54,11 @@ use super::ws_conn::{WsClose, WsConnId, WsLimits};
 use super::ws_read::UnfinishedBudget;
 use crate::admission::Ticket;
 use crate::app::{Handshake, Payload, SharedApp};
+use crate::config::Parser;
 use crate::metrics::Metrics;
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
 use crate::protocol::ids::EioSid;
-use crate::protocol::socketio::{self, PacketKind, SioPacket};
+use crate::protocol::socketio::{PacketKind, SioPacket};
 
 /// A polling GET.
 #[derive(Message)]
@@ -124,6 +125,9 @@ pub struct SessionSettings {
     pub record_refresh: Duration,
     /// Engine.IO only: echo every message back (the Engine.IO conformance suite's application).
     pub engine_echo: bool,
+    /// How Socket.IO packets are encoded (`HUB_PARSER`): text packets plus attachments, or one
+    /// msgpack binary message each.
+    pub parser: Parser,
     /// Bytes a polling queue may hold for a client that does not poll (the outgoing bound).
     pub max_buffered: usize,
     /// Bytes all WebSockets of the instance may hold for unfinished frames and messages
@@ -328,8 +332,13 @@ impl Session {
             ack_id,
             data: Some(Value::Array(payload.data)),
         };
-        let mut frames = vec![Out::Text(format!("4{}", socketio::encode(&packet)).into())];
-        frames.extend(payload.attachments.into_iter().map(Out::Binary));
+        let frames = socket::messages(self.settings().parser, &packet, payload.attachments);
+        self.write_all(frames);
+    }
+
+    /// A packet without binary values, in the session's parser.
+    fn write_packet(&mut self, packet: &SioPacket) {
+        let frames = socket::messages(self.settings().parser, packet, Vec::new());
         self.write_all(frames);
     }
 
@@ -360,7 +369,11 @@ impl Session {
         for (nsp, socket) in self.sockets.take() {
             if consequence.server_disconnect {
                 let packet = SioPacket::new(PacketKind::Disconnect, nsp.as_str(), None);
-                farewell.push(Out::Text(format!("4{}", socketio::encode(&packet)).into()));
+                farewell.extend(socket::messages(
+                    self.settings().parser,
+                    &packet,
+                    Vec::new(),
+                ));
             }
             let left = socket.leave();
             self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);

@@ -19,10 +19,12 @@ use crate::actors::hub::{Join, Leave, Register, Unregister};
 use crate::actors::outbound::Out;
 use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
+use crate::config::Parser;
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::protocol::ids::Sid;
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
+use crate::protocol::socketio_msgpack;
 use crate::protocol::target::Namespace;
 
 /// A replay step writes while less than this is on its way to the client.
@@ -51,6 +53,9 @@ impl Session {
         if self.settings().engine_echo {
             return self.write_all(vec![Out::Binary(bytes)]);
         }
+        if self.settings().parser == Parser::Msgpack {
+            return self.on_msgpack(&bytes, ctx);
+        }
         let Some(pending) = self.pending_binary.as_mut() else {
             let why = SessionError::Parse("binary message without a binary packet".into());
             return self.close(ctx, why);
@@ -63,7 +68,28 @@ impl Session {
         }
     }
 
+    /// A binary message with the msgpack parser: one whole packet, its binary values inline.
+    fn on_msgpack(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
+        match socketio_msgpack::decode(bytes) {
+            Ok((packet, attachments)) => {
+                trace!("rx eio_sid={} {packet:?}", self.eio_sid);
+                let attachments = attachments.into_iter().map(Bytes::from).collect();
+                self.on_packet(packet, attachments, ctx);
+            }
+            Err(err) => {
+                let why = SessionError::Parse(format!("socket.io msgpack packet: {err}"));
+                self.close(ctx, why);
+            }
+        }
+    }
+
     pub(super) fn on_sio(&mut self, data: &str, ctx: &mut Context<Self>) {
+        if self.settings().parser == Parser::Msgpack {
+            // Node's msgpack decoder throws on a string: a client of the JSON parser is closed
+            // with a parse error, at its first packet.
+            let why = SessionError::Parse("text message with the msgpack parser".into());
+            return self.close(ctx, why);
+        }
         if self.pending_binary.is_some() {
             let why = SessionError::Parse("text while waiting for attachments".into());
             return self.close(ctx, why);
@@ -95,7 +121,7 @@ impl Session {
             (false, _, PacketKind::Connect) if !self.parts.app.namespaces().contains(&nsp) => {
                 let refusal = json!({ "message": "Invalid namespace" });
                 let reply = SioPacket::new(PacketKind::ConnectError, &nsp, Some(refusal));
-                self.write_text(format!("4{}", socketio::encode(&reply)));
+                self.write_packet(&reply);
             }
             (false, _, PacketKind::Connect) => {
                 // A CONNECT costs a token check and a recovery lookup (a record write when it
@@ -225,7 +251,7 @@ impl Session {
         );
         let refusal = json!({ "message": "rate limited" });
         let reply = SioPacket::new(PacketKind::ConnectError, nsp, Some(refusal));
-        self.write_text(format!("4{}", socketio::encode(&reply)));
+        self.write_packet(&reply);
     }
 
     /// An event past the rate limit: not handed to the application; its ack, if the client asked
@@ -323,7 +349,7 @@ impl Session {
             body["data"] = data;
         }
         let reply = SioPacket::new(PacketKind::ConnectError, nsp.as_str(), Some(body));
-        self.write_text(format!("4{}", socketio::encode(&reply)));
+        self.write_packet(&reply);
     }
 
     /// The socket's credential expires at `expires_at` (seconds since the Unix epoch): then the whole
@@ -379,7 +405,8 @@ impl Session {
                 nsp: nsp.clone(),
                 rooms: vec![crate::protocol::target::Room::from(sid.as_str())],
             });
-            let (joined, reply) = NsSocket::joined_without_recovery(&nsp, sid, identity);
+            let (joined, reply) =
+                NsSocket::joined_without_recovery(&nsp, sid, identity, self.settings().parser);
             self.sockets.insert(nsp.clone(), joined);
             self.write_all(vec![reply]);
             for payload in self.parts.app.on_connect(nsp.as_str(), &auth) {
@@ -460,10 +487,11 @@ impl Session {
         }
         let in_flight = self.outbound.pending().saturating_sub(self.held_bytes);
         let budget = REPLAY_HIGH_WATER.saturating_sub(in_flight);
+        let parser = self.settings().parser;
         let Some(step) = self
             .sockets
             .get_mut(nsp.as_str())
-            .and_then(|socket| socket.replay_step(budget))
+            .and_then(|socket| socket.replay_step(budget, parser))
         else {
             return;
         };
@@ -549,10 +577,11 @@ impl Session {
     }
 
     fn finish_join(&mut self, nsp: Namespace) {
+        let parser = self.settings().parser;
         let Some(done) = self
             .sockets
             .get_mut(nsp.as_str())
-            .and_then(|socket| socket.complete(&nsp))
+            .and_then(|socket| socket.complete(&nsp, parser))
         else {
             return;
         };

@@ -18,12 +18,16 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{json, Value};
 
+use actix_web::web::Bytes;
+
 use crate::actors::hub::{frame_entry, Deliver, Frame};
 use crate::actors::outbound::Out;
 use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
 use crate::app::Identity;
+use crate::config::Parser;
 use crate::protocol::ids::{Pid, Sid, StreamId};
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
+use crate::protocol::socketio_msgpack;
 use crate::protocol::target::{Namespace, Room};
 use crate::rooms::{self, RoomRefusal};
 use crate::store::{LogEntry, SessionRecord};
@@ -216,8 +220,10 @@ impl NsSocket {
         nsp: &Namespace,
         sid: Sid,
         identity: Identity,
+        parser: Parser,
     ) -> (NsSocket, Out) {
-        let reply = frame(PacketKind::Connect, nsp, json!({ "sid": sid.as_str() }));
+        let ids = json!({ "sid": sid.as_str() });
+        let reply = frame(parser, PacketKind::Connect, nsp, ids);
         let mut rooms = NsSocket::registered_rooms(&identity);
         rooms.insert(0, Room::from(sid.as_str()));
         let joined = Joined::new(None, None, identity, rooms);
@@ -348,7 +354,7 @@ impl NsSocket {
     /// (a step writes at least nothing, at most one frame past the budget), and what to do next.
     /// `None` before Recovery answered, while a page is being read, or once the socket is no longer
     /// joining.
-    pub(crate) fn replay_step(&mut self, budget: usize) -> Option<Step> {
+    pub(crate) fn replay_step(&mut self, budget: usize, parser: Parser) -> Option<Step> {
         let NsSocket::Joining(Joining {
             replay: Some(replay),
             ..
@@ -372,7 +378,7 @@ impl NsSocket {
                 };
                 return Some(Step { frames, next });
             };
-            if let Some(frame) = frame_entry(&entry) {
+            if let Some(frame) = frame_entry(&entry, parser) {
                 bytes += frame.len();
                 frames.extend(frame.messages());
             }
@@ -388,7 +394,7 @@ impl NsSocket {
     /// The replay is written: the CONNECT reply (the same sid and pid on a resume, reference §3.2),
     /// the offset event for a fresh session, and the held frames the client does not have yet. The
     /// socket is joined from here on. `None` if it was not joining with a finished replay.
-    pub(crate) fn complete(&mut self, nsp: &Namespace) -> Option<Completed> {
+    pub(crate) fn complete(&mut self, nsp: &Namespace, parser: Parser) -> Option<Completed> {
         let finished = matches!(
             self,
             NsSocket::Joining(Joining { replay: Some(replay), .. })
@@ -408,9 +414,10 @@ impl NsSocket {
             unreachable!("matched as joining with a replay above");
         };
         let ids = json!({ "sid": replay.sid.as_str(), "pid": replay.pid.as_str() });
-        let mut reply = vec![frame(PacketKind::Connect, nsp, ids)];
+        let mut reply = vec![frame(parser, PacketKind::Connect, nsp, ids)];
         if let (false, Some(tip)) = (replay.recovered, replay.offset) {
             reply.push(frame(
+                parser,
                 PacketKind::Event,
                 nsp,
                 json!([OFFSET_EVENT, tip.to_string()]),
@@ -525,10 +532,30 @@ impl Joined {
     }
 }
 
-/// An Engine.IO message frame carrying a Socket.IO packet with `data`.
-fn frame(kind: PacketKind, nsp: &Namespace, data: Value) -> Out {
+/// The Engine.IO messages of `packet` in `parser`'s encoding: with the JSON parser the text packet
+/// then its attachments (`attachments` holds the bytes its placeholders point to); with msgpack one
+/// binary message, the attachments inline.
+pub(crate) fn messages(parser: Parser, packet: &SioPacket, attachments: Vec<Bytes>) -> Vec<Out> {
+    match parser {
+        Parser::Json => {
+            let mut out = Vec::with_capacity(1 + attachments.len());
+            out.push(Out::Text(format!("4{}", socketio::encode(packet)).into()));
+            out.extend(attachments.into_iter().map(Out::Binary));
+            out
+        }
+        Parser::Msgpack => {
+            let bytes = socketio_msgpack::encode(packet, &attachments);
+            vec![Out::Binary(Bytes::from(bytes))]
+        }
+    }
+}
+
+/// An Engine.IO message carrying a Socket.IO packet with `data` (no binary values).
+fn frame(parser: Parser, kind: PacketKind, nsp: &Namespace, data: Value) -> Out {
     let packet = SioPacket::new(kind, nsp.as_str(), Some(data));
-    Out::Text(format!("4{}", socketio::encode(&packet)).into())
+    let mut out = messages(parser, &packet, Vec::new());
+    out.pop()
+        .expect("a packet without attachments is one message")
 }
 
 /// A session's sockets by namespace. A session joins one or two namespaces, so a list sized to fit:

@@ -26,7 +26,7 @@ fn entry(ms: u64) -> LogEntry {
 fn live(ms: &[u64]) -> Deliver {
     let frames: Vec<Frame> = ms
         .iter()
-        .map(|&ms| frame_entry(&entry(ms)).unwrap())
+        .map(|&ms| frame_entry(&entry(ms), Parser::Json).unwrap())
         .collect();
     let bytes = frames.iter().map(Frame::len).sum();
     Deliver {
@@ -73,13 +73,13 @@ fn joining() -> NsSocket {
 fn socket_fresh_join_replies_with_sid_pid_and_the_offset_event_then_goes_live() {
     let mut socket = joining();
     assert!(
-        socket.replay_step(1 << 20).is_none(),
+        socket.replay_step(1 << 20, Parser::Json).is_none(),
         "nothing before Recovery answered"
     );
     socket.on_opened(opened(false, "S1", &[], 5));
-    let step = socket.replay_step(1 << 20).unwrap();
+    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert!(step.frames.is_empty() && step.next == Next::Done);
-    let done = socket.complete(&nsp()).unwrap();
+    let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         texts(&done.reply),
         [
@@ -107,13 +107,13 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
     assert!(matches!(socket.on_live(live(&[7, 8])), Live::Held));
     assert!(matches!(socket.on_live(live(&[9])), Live::Held));
     socket.on_opened(opened(true, "S1", &[6, 7], 7));
-    let step = socket.replay_step(1 << 20).unwrap();
+    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(
         texts(&step.frames),
         [r#"42["n",6,"6-0"]"#, r#"42["n",7,"7-0"]"#]
     );
     assert!(step.next == Next::Done);
-    let done = socket.complete(&nsp()).unwrap();
+    let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         texts(&done.reply),
         [r#"40{"sid":"S1","pid":"S1-pid"}"#],
@@ -138,33 +138,33 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
 fn socket_replay_is_written_in_steps_within_the_budget() {
     let mut socket = joining();
     socket.on_opened(opened(true, "S1", &[1, 2, 3], 3));
-    let frame_len = frame_entry(&entry(1)).unwrap().len();
+    let frame_len = frame_entry(&entry(1), Parser::Json).unwrap().len();
     // A budget of one frame: one frame per step, and the reply only after a step finds nothing left.
-    let first = socket.replay_step(frame_len).unwrap();
+    let first = socket.replay_step(frame_len, Parser::Json).unwrap();
     assert_eq!(texts(&first.frames), [r#"42["n",1,"1-0"]"#]);
     assert!(first.next != Next::Done);
     assert!(
-        socket.complete(&nsp()).is_none(),
+        socket.complete(&nsp(), Parser::Json).is_none(),
         "not before the replay is written"
     );
-    let none = socket.replay_step(0).unwrap();
+    let none = socket.replay_step(0, Parser::Json).unwrap();
     assert!(
         none.frames.is_empty() && none.next != Next::Done,
         "no budget, no frame"
     );
     assert_eq!(
-        texts(&socket.replay_step(frame_len).unwrap().frames),
+        texts(&socket.replay_step(frame_len, Parser::Json).unwrap().frames),
         [r#"42["n",2,"2-0"]"#]
     );
-    let last = socket.replay_step(frame_len).unwrap();
+    let last = socket.replay_step(frame_len, Parser::Json).unwrap();
     assert_eq!(texts(&last.frames), [r#"42["n",3,"3-0"]"#]);
     assert!(
         last.next != Next::Done,
         "over budget: the reply waits for the next step"
     );
-    let end = socket.replay_step(frame_len).unwrap();
+    let end = socket.replay_step(frame_len, Parser::Json).unwrap();
     assert!(end.frames.is_empty() && end.next == Next::Done);
-    assert!(socket.complete(&nsp()).is_some());
+    assert!(socket.complete(&nsp(), Parser::Json).is_some());
 }
 
 #[test]
@@ -174,8 +174,8 @@ fn socket_failed_resume_becomes_a_fresh_session_from_the_tip() {
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[11, 12])), Live::Held));
     socket.on_opened(opened(false, "NEW", &[], 11));
-    assert!(socket.replay_step(1 << 20).unwrap().next == Next::Done);
-    let done = socket.complete(&nsp()).unwrap();
+    assert!(socket.replay_step(1 << 20, Parser::Json).unwrap().next == Next::Done);
+    let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         texts(&done.reply),
         [
@@ -193,8 +193,15 @@ fn socket_leaving_during_a_replay_releases_what_it_held_and_writes_nothing() {
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[8])), Live::Held));
     socket.on_opened(opened(true, "S1", &[6, 7], 7));
-    let frame_len = frame_entry(&entry(6)).unwrap().len();
-    assert_eq!(socket.replay_step(frame_len).unwrap().frames.len(), 1);
+    let frame_len = frame_entry(&entry(6), Parser::Json).unwrap().len();
+    assert_eq!(
+        socket
+            .replay_step(frame_len, Parser::Json)
+            .unwrap()
+            .frames
+            .len(),
+        1
+    );
     let left = socket.leave();
     assert_eq!(
         left,
@@ -229,8 +236,8 @@ fn socket_leave_in_each_state_says_what_to_undo() {
     );
     let mut joined = joining();
     joined.on_opened(opened(false, "S2", &[], 1));
-    joined.replay_step(1 << 20);
-    joined.complete(&nsp());
+    joined.replay_step(1 << 20, Parser::Json);
+    joined.complete(&nsp(), Parser::Json);
     let left = joined.leave();
     assert!(left.registered);
     assert_eq!(
@@ -245,8 +252,12 @@ fn socket_leave_in_each_state_says_what_to_undo() {
 
 #[test]
 fn socket_joined_without_recovery_replies_with_a_sid_only() {
-    let (mut socket, reply) =
-        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S3"), Identity::default());
+    let (mut socket, reply) = NsSocket::joined_without_recovery(
+        &nsp(),
+        Sid::from_wire("S3"),
+        Identity::default(),
+        Parser::Json,
+    );
     assert_eq!(texts(&[reply]), [r#"40{"sid":"S3"}"#]);
     match socket.on_live(live(&[1])) {
         Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",1,"1-0"]"#]),
@@ -257,8 +268,12 @@ fn socket_joined_without_recovery_replies_with_a_sid_only() {
 
 #[test]
 fn socket_asks_with_increasing_ack_ids_each_answered_once() {
-    let (socket, _) =
-        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S4"), Identity::default());
+    let (socket, _) = NsSocket::joined_without_recovery(
+        &nsp(),
+        Sid::from_wire("S4"),
+        Identity::default(),
+        Parser::Json,
+    );
     let NsSocket::Joined(mut joined) = socket else {
         panic!("joined");
     };
@@ -276,8 +291,12 @@ fn sockets_list_finds_replaces_and_removes_by_namespace() {
     sockets.insert(nsp(), NsSocket::admitting(json!({})));
     sockets.insert(Namespace::from("/admin"), NsSocket::admitting(json!({})));
     assert!(!sockets.any_admitted(), "being admitted is not admitted");
-    let (joined, _) =
-        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S5"), Identity::default());
+    let (joined, _) = NsSocket::joined_without_recovery(
+        &nsp(),
+        Sid::from_wire("S5"),
+        Identity::default(),
+        Parser::Json,
+    );
     sockets.insert(nsp(), joined);
     assert!(sockets.any_admitted());
     assert!(matches!(sockets.get("/"), Some(NsSocket::Joined(_))));
@@ -302,12 +321,16 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
     let mut sockets = Sockets::default();
     let mut resumed = joining();
     resumed.on_opened(opened(false, "S6", &[], 1));
-    resumed.replay_step(1 << 20);
-    resumed.complete(&nsp());
+    resumed.replay_step(1 << 20, Parser::Json);
+    resumed.complete(&nsp(), Parser::Json);
     sockets.insert(nsp(), resumed);
     sockets.insert(Namespace::from("/joining"), joining());
-    let (without, _) =
-        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S7"), Identity::default());
+    let (without, _) = NsSocket::joined_without_recovery(
+        &nsp(),
+        Sid::from_wire("S7"),
+        Identity::default(),
+        Parser::Json,
+    );
     sockets.insert(Namespace::from("/plain"), without);
     let records: Vec<&SessionRecord> = sockets.records().collect();
     assert_eq!(
@@ -353,7 +376,7 @@ fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplica
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[9, 10])), Live::Held));
     socket.on_opened(opened_with_more("S1", &[5, 6], 6));
-    let first = socket.replay_step(1 << 20).unwrap();
+    let first = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(
         texts(&first.frames),
         [r#"42["n",5,"5-0"]"#, r#"42["n",6,"6-0"]"#]
@@ -364,28 +387,28 @@ fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplica
         "the page written: read the next"
     );
     assert!(
-        socket.replay_step(1 << 20).is_none(),
+        socket.replay_step(1 << 20, Parser::Json).is_none(),
         "nothing to step while a page is read"
     );
     assert!(
-        socket.complete(&nsp()).is_none(),
+        socket.complete(&nsp(), Parser::Json).is_none(),
         "not joined while pages remain"
     );
     // A live batch during the read is held too; the page read meanwhile covers 7 to 9 (8 was for
     // another namespace: read, not replayed).
     assert!(matches!(socket.on_live(live(&[11])), Live::Held));
     socket.on_replay_page(page(&[7, 9], 9, true));
-    let second = socket.replay_step(1 << 20).unwrap();
+    let second = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(
         texts(&second.frames),
         [r#"42["n",7,"7-0"]"#, r#"42["n",9,"9-0"]"#]
     );
     assert_eq!(second.next, Next::Read(cursor(9)));
     socket.on_replay_page(page(&[10], 10, false));
-    let last = socket.replay_step(1 << 20).unwrap();
+    let last = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(texts(&last.frames), [r#"42["n",10,"10-0"]"#]);
     assert_eq!(last.next, Next::Done, "the log's end was reached");
-    let done = socket.complete(&nsp()).unwrap();
+    let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(texts(&done.reply), [r#"40{"sid":"S1","pid":"S1-pid"}"#]);
     assert_eq!(
         texts(&done.held),
@@ -400,7 +423,7 @@ fn socket_page_arriving_when_none_was_asked_for_is_ignored() {
     let mut socket = joining();
     socket.on_opened(opened_with_more("S1", &[5], 5));
     socket.on_replay_page(page(&[6], 6, false));
-    let step = socket.replay_step(1 << 20).unwrap();
+    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(texts(&step.frames), [r#"42["n",5,"5-0"]"#]);
     assert_eq!(step.next, Next::Read(cursor(5)));
 }
@@ -409,18 +432,21 @@ fn socket_page_arriving_when_none_was_asked_for_is_ignored() {
 fn socket_replay_failed_between_pages_joins_as_a_fresh_session_keeping_what_it_held() {
     let mut socket = joining();
     socket.on_opened(opened_with_more("OLD", &[5, 6], 6));
-    let first = socket.replay_step(1 << 20).unwrap();
+    let first = socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(first.frames.len(), 2, "written: cannot be taken back");
     assert!(matches!(first.next, Next::Read(_)));
     assert!(matches!(socket.on_live(live(&[20, 21])), Live::Held));
     // The next page was trimmed away: the replay goes; no step, no completion until a fresh answer.
     assert!(socket.replay_failed());
     assert!(!socket.replay_failed(), "once");
-    assert!(socket.replay_step(1 << 20).is_none());
-    assert!(socket.complete(&nsp()).is_none());
+    assert!(socket.replay_step(1 << 20, Parser::Json).is_none());
+    assert!(socket.complete(&nsp(), Parser::Json).is_none());
     socket.on_opened(opened(false, "NEW", &[], 20));
-    assert_eq!(socket.replay_step(1 << 20).unwrap().next, Next::Done);
-    let done = socket.complete(&nsp()).unwrap();
+    assert_eq!(
+        socket.replay_step(1 << 20, Parser::Json).unwrap().next,
+        Next::Done
+    );
+    let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         texts(&done.reply),
         [
@@ -441,8 +467,8 @@ fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
     answer.record.data = json!({"user": "alice"});
     let record = answer.record.clone();
     resumed.on_opened(answer);
-    resumed.replay_step(1 << 20);
-    resumed.complete(&nsp());
+    resumed.replay_step(1 << 20, Parser::Json);
+    resumed.complete(&nsp(), Parser::Json);
     assert_eq!(
         resumed.leave().record,
         Some(record),
@@ -455,9 +481,9 @@ fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
     let mut resumed = joining();
     resumed.on_opened(opened(true, "S9", &[5], 5));
     let record = opened(true, "S9", &[], 5).record;
-    let step = resumed.replay_step(1 << 20).unwrap();
+    let step = resumed.replay_step(1 << 20, Parser::Json).unwrap();
     assert_eq!(step.next, Next::Done);
-    let done = resumed.complete(&nsp()).unwrap();
+    let done = resumed.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         done.keep,
         Some(record),
@@ -465,9 +491,9 @@ fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
     );
     let mut fresh = joining();
     fresh.on_opened(opened(false, "F1", &[], 5));
-    fresh.replay_step(1 << 20);
+    fresh.replay_step(1 << 20, Parser::Json);
     assert_eq!(
-        fresh.complete(&nsp()).unwrap().keep,
+        fresh.complete(&nsp(), Parser::Json).unwrap().keep,
         None,
         "a fresh session's live copy is written by Recovery"
     );
@@ -502,8 +528,8 @@ fn socket_opened_tells_the_hub_its_record_rooms_beyond_the_registered_user_room(
     let change = socket.on_opened(answer);
     assert_eq!(change.join, [Room::from("S1"), Room::from("ops")]);
     assert!(change.leave.is_empty());
-    socket.replay_step(1 << 20).unwrap();
-    socket.complete(&nsp()).unwrap();
+    socket.replay_step(1 << 20, Parser::Json).unwrap();
+    socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(joined_rooms(&socket), ["S1", "ops", "user:alice"]);
 }
 
@@ -513,7 +539,7 @@ fn socket_fresh_session_after_a_failed_replay_leaves_the_old_records_rooms() {
     let mut answer = opened_with_more("OLD", &[5], 5);
     answer.record.rooms = vec!["OLD".into(), "ops".into(), "user:alice".into()];
     socket.on_opened(answer);
-    socket.replay_step(1 << 20).unwrap();
+    socket.replay_step(1 << 20, Parser::Json).unwrap();
     assert!(socket.replay_failed());
     let mut fresh = opened(false, "NEW", &[], 9);
     fresh.record.rooms = vec!["NEW".into(), "user:alice".into()];
@@ -528,8 +554,8 @@ fn socket_joins_and_leaves_rooms_in_its_record_within_the_limit() {
     let mut answer = opened(false, "AbCdEfGhIjKlMnOpQr_-12", &[], 5);
     answer.record.rooms.push("user:alice".into());
     socket.on_opened(answer);
-    socket.replay_step(1 << 20).unwrap();
-    socket.complete(&nsp()).unwrap();
+    socket.replay_step(1 << 20, Parser::Json).unwrap();
+    socket.complete(&nsp(), Parser::Json).unwrap();
     let NsSocket::Joined(joined) = &mut socket else {
         panic!("joined");
     };
@@ -561,6 +587,7 @@ fn socket_joined_without_recovery_is_in_its_sid_and_user_rooms() {
         sub: Some("alice".into()),
         ..Identity::default()
     };
-    let (socket, _) = NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S1"), identity);
+    let (socket, _) =
+        NsSocket::joined_without_recovery(&nsp(), Sid::from_wire("S1"), identity, Parser::Json);
     assert_eq!(joined_rooms(&socket), ["S1", "user:alice"]);
 }
