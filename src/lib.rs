@@ -297,7 +297,8 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         );
     } else {
         warn!(
-            "open mode: anyone who can reach this hub may publish (POST /notifications/notify); \
+            "open mode: anyone who can reach this hub may publish (POST /notifications/notify) \
+             and disconnect any socket or user (POST /sockets/disconnect), JWT or not; \
              set HUB_API_KEYS (or --api-keys) to one or more comma-separated keys to require one"
         );
     }

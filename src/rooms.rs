@@ -49,7 +49,7 @@ fn allowed(byte: u8) -> bool {
 
 /// Whether `name` has the shape of a socket id: 20 (a Node peer's, `base64id`) or 22 (the hub's)
 /// base64url characters.
-fn sid_shaped(name: &str) -> bool {
+pub fn sid_shaped(name: &str) -> bool {
     matches!(name.len(), 20 | 22)
         && name
             .bytes()

@@ -99,7 +99,11 @@ async fn disconnect_refuses_no_key_a_wrong_media_type_and_bad_bodies() {
         (r#"{"sid":"a","user":"b"}"#, "exactly one of sid"),
         (r#"{"sid":""}"#, "never empty"),
         (r#"{"user":"a\u0007"}"#, "control character"),
-        (r#"{"sid":"a","close":1}"#, "close must be a boolean"),
+        (
+            r#"{"sid":"vc9XSiRG08Y5X8yAAAAA","close":1}"#,
+            "close must be a boolean",
+        ),
+        (r#"{"sid":"ops"}"#, "sid must be a socket id"),
     ] {
         let (status, answer) = disconnect(&hub, body, "application/json", Some("k1")).await;
         assert_eq!(status, 400, "{body}: {answer}");

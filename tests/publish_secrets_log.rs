@@ -126,4 +126,9 @@ async fn api_keys_are_never_logged_and_open_mode_warns_once_at_start() {
         2,
         "the warning says how to set keys"
     );
+    assert_eq!(
+        lines_containing("disconnect any socket or user (POST /sockets/disconnect)"),
+        1,
+        "the warning says the disconnect endpoint is open too"
+    );
 }

@@ -395,6 +395,102 @@ async fn a_resumed_socket_gets_exactly_its_own_missed_entries_and_is_back_in_its
     bob.silent().await;
 }
 
+/// A room joined under a token's `rooms` claim is not kept by a resume whose token no longer
+/// allows it (access revoked, the client reconnecting with its new token): not replayed, not
+/// delivered live, not in the record; the rooms it still may be in are kept.
+#[actix_web::test]
+async fn a_resume_keeps_only_the_joined_rooms_the_new_token_still_allows() {
+    let (hub, bridge) = start(&jwt_config(&["news"], 100));
+    let mut alice = join(
+        &hub,
+        json!({ "token": token("alice", &["secret", "team"]) }),
+    )
+    .await;
+    for room in ["secret", "team", "news"] {
+        assert_eq!(alice.join_room(room).await, json!({ "ok": true }), "{room}");
+    }
+    alice.client.close().await;
+    let mut mine = Vec::new();
+    for (n, to, for_alice) in [
+        (1, "secret", false),
+        (2, "team", true),
+        (3, "news", true),
+        (4, "user:alice", true),
+    ] {
+        let offset = publish(&bridge, &[to], &[], n).await;
+        if for_alice {
+            mine.push((n, offset));
+        }
+    }
+    // Her new token allows `team` only (`news` is public): `secret` was revoked.
+    let (mut client, _) = hub.eio().await;
+    let resume = json!({
+        "token": token("alice", &["team"]),
+        "pid": alice.pid,
+        "offset": alice.offset,
+    });
+    client.send(&format!("40{resume}")).await;
+    for (n, offset) in &mine {
+        let text = client.recv_text_answering_pings().await;
+        let args = event_args(&text).unwrap_or_else(|| panic!("a replayed event, got {text}"));
+        assert_eq!(
+            (args[1].as_u64(), args[2].as_str()),
+            (Some(*n), Some(offset.as_str()))
+        );
+    }
+    assert_eq!(
+        client.recv_connect().await,
+        (alice.sid.clone(), alice.pid.clone())
+    );
+    let mut alice = Socket {
+        client,
+        next_ack: 1,
+        ..alice
+    };
+    for (n, to) in [(5, "secret"), (6, "team"), (7, "news"), (8, "secret")] {
+        publish(&bridge, &[to], &[], n).await;
+    }
+    assert_eq!(alice.next().await, 6);
+    assert_eq!(alice.next().await, 7);
+    alice.silent().await;
+    // Out of it for good: a join asks the new token, and the record (her next resume) lost it too.
+    assert_eq!(
+        alice.join_room("secret").await,
+        json!({ "error": "forbidden" })
+    );
+    alice.client.close().await;
+    publish(&bridge, &["secret"], &[], 9).await;
+    let last = publish(&bridge, &["team"], &[], 10).await;
+    let (mut client, _) = hub.eio().await;
+    let resume = json!({
+        "token": token("alice", &["secret", "team"]),
+        "pid": alice.pid,
+        "offset": alice.offset,
+    });
+    client.send(&format!("40{resume}")).await;
+    let mut replayed = Vec::new();
+    loop {
+        let text = client.recv_text_answering_pings().await;
+        if text.starts_with("40") {
+            break;
+        }
+        let args = event_args(&text).unwrap_or_else(|| panic!("a replayed event, got {text}"));
+        replayed.push(args[1].as_u64().unwrap());
+        if args[2].as_str() == Some(last.as_str()) {
+            assert!(client.recv_text_answering_pings().await.starts_with("40"));
+            break;
+        }
+    }
+    assert!(
+        !replayed.contains(&9),
+        "secret left the record: {replayed:?}"
+    );
+    assert!(
+        !replayed.contains(&1) && !replayed.contains(&5),
+        "{replayed:?}"
+    );
+}
+
 /// Two instances on one Redis stream, JWT with `ops` public.
 async fn redis_pair(redis: &RedisServer, key: &str) -> (TestHub, TestHub) {
     let config = || {

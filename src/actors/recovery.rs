@@ -73,6 +73,38 @@ pub struct Open {
     /// The socket's user (`sub`): a resume claims only a record of the same user, and a fresh
     /// session's record carries it.
     pub owner: Option<Box<str>>,
+    /// Which of a resumed record's joined rooms the socket may still be in.
+    pub stays: RoomCheck,
+}
+
+/// Whether a resuming socket may still be in a room its record says it joined: the application's
+/// `may_join` for the identity it resumes as, which may differ from the one it joined as (a new
+/// token whose `rooms` claim no longer allows the room, `HUB_PUBLIC_ROOMS` changed since). The rooms
+/// given rather than joined (its sid room, `user:<sub>`: reserved names) are always kept.
+#[derive(Clone)]
+pub struct RoomCheck(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl RoomCheck {
+    /// Rooms `allows` says yes to.
+    pub fn new(allows: impl Fn(&str) -> bool + Send + Sync + 'static) -> RoomCheck {
+        RoomCheck(Arc::new(allows))
+    }
+
+    /// Every room (open mode; tests).
+    pub fn any() -> RoomCheck {
+        RoomCheck::new(|_| true)
+    }
+
+    /// Whether the socket stays in `room`.
+    fn stays(&self, room: &str) -> bool {
+        crate::rooms::check_name(room) == Err(crate::rooms::RoomRefusal::Reserved) || (self.0)(room)
+    }
+}
+
+impl std::fmt::Debug for RoomCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoomCheck")
+    }
 }
 
 /// The socket to accept, and what to send it before the CONNECT reply.
@@ -304,11 +336,24 @@ async fn resume(
     pid: String,
     offset: String,
     owner: Option<&str>,
+    stays: &RoomCheck,
 ) -> Result<Opened, ResumeRefused> {
     let bridge = &resumer.bridge;
     let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
     let pid = Pid::from_wire(pid);
     let mut record = claim(bridge, &pid, owner, resumer.claim_wait).await?;
+    // Joined rooms the socket may no longer be in are left before anything is replayed: a revoked
+    // room's entries are neither replayed nor delivered live, and the record forgets it.
+    record.rooms.retain(|room| {
+        let stays = stays.stays(room);
+        if !stays {
+            debug!(
+                "resume of sid={} leaves room {room}: no longer allowed",
+                record.sid
+            );
+        }
+        stays
+    });
     // The socket's rooms, as it resumes in them and as its replay is addressed: the record's, with
     // its sid room (a Node peer writes it too) and its user's room (the claim checked the owner).
     let own = std::iter::once(record.sid.to_string()).chain(owner.map(crate::rooms::user_room));
@@ -519,7 +564,8 @@ impl Handler<Open> for Recovery {
                 // session (`recovered` false), not a refusal. The socket's own token is valid, and a
                 // refused CONNECT would leave the official client stuck: it keeps sending the same
                 // pid (e.g. a shared browser after another user logged in) and does not retry.
-                match resume(&resumer, msg.nsp, pid, offset, msg.owner.as_deref()).await {
+                let (owner, stays) = (msg.owner.as_deref(), &msg.stays);
+                match resume(&resumer, msg.nsp, pid, offset, owner, stays).await {
                     Ok(opened) => return opened,
                     Err(ResumeRefused::NotOwner) => {
                         resumer.metrics.resumes_not_owner.inc();

@@ -33,8 +33,9 @@ impl fmt::Debug for Secret {
 /// The security settings of [`super::Config`] (flattened into it: the same flags and variables).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Security {
-    /// Comma-separated API keys that may publish (several at once, for rotation); given as
-    /// `Authorization: Bearer <key>` or `X-API-Key: <key>`; unset: anyone may publish (open mode).
+    /// Comma-separated API keys that may publish and disconnect sockets (several at once, for
+    /// rotation); given as `Authorization: Bearer <key>` or `X-API-Key: <key>`; unset: anyone may
+    /// publish and disconnect (open mode).
     /// Prefer the variable: a flag's value shows in `ps`
     #[arg(long, env = "HUB_API_KEYS", default_value = "", hide_default_value = true,
           hide_env_values = true, value_name = "LIST", value_parser = secrets)]

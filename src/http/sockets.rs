@@ -4,7 +4,8 @@
 //! ```text
 //! {"sid": "<socket id>"}  | {"user": "<sub>"}   [, "close": true]
 //!     ──► 202 {"requested": true, "rooms": ["<sid>" | "user:<sub>"], "close": false}
-//! not JSON / not an object / neither or both of sid and user / bad name / close not a boolean ─► 400
+//! not JSON / not an object / neither or both of sid and user / bad name / a sid not shaped as a
+//! socket id (a Node peer's 20 or the hub's 22 base64url characters) / close not a boolean ─► 400
 //! body over the limit (HUB_MAX_NOTIFY_BYTES) ─► 413
 //! log down, nothing requested ─► 503   sent, not confirmed (outcome unknown; a retry is safe) ─► 503
 //! ```
@@ -50,6 +51,12 @@ pub fn parse(body: &[u8]) -> Result<DisconnectSockets, ApiError> {
     let room = match (text("sid")?, text("user")?) {
         (Some(sid), None) => {
             check_room_name("sid", sid).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            // One socket's room only: another room would disconnect all of its sockets.
+            if !crate::rooms::sid_shaped(sid) {
+                return Err(bad(
+                    "sid must be a socket id (20 or 22 characters of A-Z a-z 0-9 _ -); to disconnect a user's sockets give user",
+                ));
+            }
             Room::from(sid)
         }
         (None, Some(sub)) => {
@@ -148,7 +155,18 @@ mod tests {
             (r#"{"user":""}"#, "user must be 1 to 256 bytes"),
             (long_user.as_str(), "user must be 1 to 256 bytes"),
             (r#"{"user":"a\u0000"}"#, "control character"),
-            (r#"{"sid":"a","close":"yes"}"#, "close must be a boolean"),
+            (
+                r#"{"sid":"vc9XSiRG08Y5X8yAAAAA","close":"yes"}"#,
+                "close must be a boolean",
+            ),
+            // A sid names one socket: never a room of many (a caller passing on a value it was
+            // given must not disconnect a whole room, or a user, by it).
+            (r#"{"sid":"ops"}"#, "sid must be a socket id"),
+            (r#"{"sid":"user:bob"}"#, "sid must be a socket id"),
+            (
+                r#"{"sid":"vc9XSiRG08Y5X8yAAAA"}"#,
+                "sid must be a socket id",
+            ),
         ] {
             match parse(body.as_bytes()) {
                 Err(ApiError::BadRequest(text)) => assert!(text.contains(why), "{body}: {text}"),

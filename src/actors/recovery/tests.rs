@@ -26,6 +26,7 @@ fn fresh() -> Open {
         pid: None,
         offset: None,
         owner: None,
+        stays: RoomCheck::any(),
     }
 }
 
@@ -52,6 +53,7 @@ fn open(pid: &Pid, offset: impl ToString) -> Open {
         pid: Some(pid.to_string()),
         offset: Some(offset.to_string()),
         owner: None,
+        stays: RoomCheck::any(),
     }
 }
 
@@ -64,6 +66,7 @@ async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
             pid: None,
             offset: None,
             owner: None,
+            stays: RoomCheck::any(),
         })
         .await
         .unwrap();
@@ -130,6 +133,7 @@ async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhi
             pid: None,
             offset: None,
             owner: None,
+            stays: RoomCheck::any(),
         })
         .await
         .unwrap();
@@ -180,6 +184,7 @@ async fn recovery_caps_replays_at_once_and_opens_a_fresh_session_past_the_wait()
             pid: None,
             offset: None,
             owner: None,
+            stays: RoomCheck::any(),
         })
     };
     let (a, b) = (
@@ -225,6 +230,7 @@ async fn recovery_opens_a_fresh_session_for_unknown_pid_malformed_or_trimmed_off
             pid: None,
             offset: None,
             owner: None,
+            stays: RoomCheck::any(),
         })
         .await
         .unwrap();
@@ -261,6 +267,7 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
             pid: None,
             offset: None,
             owner: None,
+            stays: RoomCheck::any(),
         })
         .await
         .unwrap();
@@ -408,6 +415,7 @@ async fn recovery_replays_exactly_the_entries_addressed_to_the_socket_in_its_roo
     let first = recovery
         .send(Open {
             owner: Some("alice".into()),
+            stays: RoomCheck::any(),
             ..fresh()
         })
         .await
@@ -455,6 +463,7 @@ async fn recovery_replays_exactly_the_entries_addressed_to_the_socket_in_its_roo
     let resumed = recovery
         .send(Open {
             owner: Some("alice".into()),
+            stays: RoomCheck::any(),
             ..open(&first.pid, offset)
         })
         .await
@@ -486,6 +495,7 @@ async fn recovery_resume_adds_the_sid_and_user_rooms_a_record_lacks() {
     let resumed = recovery
         .send(Open {
             owner: Some("alice".into()),
+            stays: RoomCheck::any(),
             ..open(&pid, offset)
         })
         .await
@@ -503,6 +513,7 @@ async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner
     let (bridge, recovery) = start(100, Duration::from_secs(60));
     let as_user = |open: Open, sub: Option<&str>| Open {
         owner: sub.map(Box::from),
+        stays: RoomCheck::any(),
         ..open
     };
     let first = recovery

@@ -17,7 +17,9 @@ use super::socket::{Next, NsSocket};
 use super::{Session, SessionError};
 use crate::actors::hub::{Join, Leave, Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor};
+use crate::actors::recovery::{
+    random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor, RoomCheck,
+};
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::config::Parser;
 use crate::limited_warn;
@@ -420,6 +422,7 @@ impl Session {
             pid: field("pid"),
             offset: field("offset"),
             owner: identity.sub.clone(),
+            stays: self.room_check(&nsp, &identity),
         };
         if let Some(socket) = self.sockets.get_mut(nsp.as_str()) {
             socket.admitted(identity);
@@ -563,6 +566,7 @@ impl Session {
             pid: None,
             offset: None,
             owner,
+            stays: RoomCheck::any(),
         };
         let opening = self.parts.recovery.send(open).into_actor(self).map(
             move |opened, act, ctx| match opened {

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use super::socket::NsSocket;
 use super::Session;
 use crate::actors::hub::{Join, Leave};
-use crate::actors::recovery::Keep;
-use crate::app::Payload;
+use crate::actors::recovery::{Keep, RoomCheck};
+use crate::app::{Identity, Payload};
 use crate::limited_info;
 use crate::log_limit::LimitedLog;
 use crate::protocol::socketio::PacketKind;
@@ -37,6 +37,13 @@ pub(super) fn room_event(event: &Payload) -> Option<bool> {
 }
 
 impl Session {
+    /// Which joined rooms of a resumed record the socket of `nsp` admitted as `identity` stays in:
+    /// those the application lets it join now (a resume is not a way around a revoked claim).
+    pub(super) fn room_check(&self, nsp: &Namespace, identity: &Identity) -> RoomCheck {
+        let (app, nsp, identity) = (self.parts.app.clone(), nsp.clone(), identity.clone());
+        RoomCheck::new(move |room| app.may_join(nsp.as_str(), &identity, room))
+    }
+
     /// A `join` (`join` true) or `leave` of the room named by the event's first argument.
     pub(super) fn on_room_event(
         &mut self,
