@@ -244,7 +244,7 @@ pub struct Config {
           value_parser = PossibleValuesParser::new(["json", "msgpack"])
               .map(|value| if value == "msgpack" { Parser::Msgpack } else { Parser::Json }))]
     pub parser: Parser,
-    /// Long-polling responses larger than this many bytes are compressed (gzip or deflate, as the
+    /// Long-polling answers of at least this many bytes are compressed (gzip or deflate, as the
     /// client accepts); `off`: never
     // Engine.IO's `httpCompression: { threshold: 1024 }` default.
     #[arg(long, env = "HUB_HTTP_COMPRESSION_THRESHOLD", default_value = "1024",
