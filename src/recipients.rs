@@ -17,6 +17,8 @@
 //! once). These are wider than the names a client may `join`: a publisher may address any room a
 //! socket can be in, a socket's own sid room and a Node peer's rooms included.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use crate::protocol::target::Room;
@@ -70,12 +72,6 @@ pub fn rooms_of(request: &Value, field: &str) -> Result<Vec<Room>, RecipientsErr
                     "to must name at least one room (for a broadcast leave `to` out)".into(),
                 ));
             }
-            if items.len() > MAX_ROOMS_PER_LIST {
-                return Err(RecipientsError(format!(
-                    "{field} names {} rooms (at most {MAX_ROOMS_PER_LIST})",
-                    items.len()
-                )));
-            }
             let mut names = Vec::with_capacity(items.len());
             for (at, item) in items.iter().enumerate() {
                 let Some(name) = item.as_str() else {
@@ -93,13 +89,22 @@ pub fn rooms_of(request: &Value, field: &str) -> Result<Vec<Room>, RecipientsErr
             )))
         }
     };
-    let mut rooms: Vec<Room> = Vec::with_capacity(names.len());
+    // Node's rooms are a Set: a room named twice is addressed once, and counts once against
+    // MAX_ROOMS_PER_LIST. The list itself is bounded by the body limit (HUB_MAX_NOTIFY_BYTES, or
+    // HUB_MAX_PAYLOAD on a socket), so the set stays small.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(names.len().min(MAX_ROOMS_PER_LIST + 1));
+    let mut rooms: Vec<Room> = Vec::new();
     for (at, name) in names {
         check_room_name(&at, name)?;
-        // Node's rooms are a Set: a room named twice is addressed once (lists are short: at most 100).
-        if !rooms.iter().any(|room| room.as_str() == name) {
+        if seen.insert(name) {
             rooms.push(Room::from(name));
         }
+    }
+    if rooms.len() > MAX_ROOMS_PER_LIST {
+        return Err(RecipientsError(format!(
+            "{field} names {} rooms (at most {MAX_ROOMS_PER_LIST})",
+            rooms.len()
+        )));
     }
     Ok(rooms)
 }
@@ -194,5 +199,24 @@ mod tests {
             rooms_of(&json!({ "to": hundred }), "to").unwrap().len(),
             100
         );
+    }
+
+    #[test]
+    fn a_room_named_twice_counts_once_against_the_list_limit() {
+        // 100 distinct rooms plus repeats is 100 rooms, as documented; 101 distinct is refused.
+        let mut list: Vec<String> = (0..MAX_ROOMS_PER_LIST).map(|i| format!("r{i}")).collect();
+        list.extend(["r0".to_owned(), "r99".to_owned(), "r0".to_owned()]);
+        for field in ["to", "except"] {
+            let rooms = rooms_of(&json!({ field: list }), field).unwrap();
+            assert_eq!(rooms.len(), MAX_ROOMS_PER_LIST, "{field}");
+            assert_eq!(rooms[0].as_str(), "r0", "{field}: order kept");
+            assert_eq!(rooms[99].as_str(), "r99", "{field}: order kept");
+        }
+        let mut over = list.clone();
+        over.push("r100".to_owned());
+        match rooms_of(&json!({ "to": over }), "to") {
+            Err(RecipientsError(text)) => assert_eq!(text, "to names 101 rooms (at most 100)"),
+            Ok(rooms) => panic!("expected a refusal, got {} rooms", rooms.len()),
+        }
     }
 }
