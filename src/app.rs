@@ -343,6 +343,20 @@ impl Application for HubApp {
             return Box::pin(ready(ack(json!({ "error": "forbidden" }))));
         }
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
+        // A binary title or body (a Buffer, an ArrayBuffer, msgpack bin) reaches us as its
+        // placeholder; say so rather than serde's "invalid type: map" about the placeholder.
+        if !event.attachments.is_empty() {
+            if let Some(field) = ["title", "body"].into_iter().find(|field| {
+                body.get(field)
+                    .and_then(crate::protocol::msgpack::placeholder_index)
+                    .is_some()
+            }) {
+                let err = notification::ValidationError::WrongTypes(format!(
+                    "{field} is binary data, not a string"
+                ));
+                return Box::pin(ready(ack(json!({ "error": err.to_string() }))));
+            }
+        }
         // The key is read apart: it is not part of the notification (`from_value` ignores it).
         let parsed = IdempotencyKey::from_payload(&body)
             .and_then(|key| Ok((NotifyRequest::from_value(body)?, key)));

@@ -252,3 +252,38 @@ async fn a_polling_payload_with_a_placeholder_beyond_its_attachments_ends_the_se
     let (status, body, _) = hub.http("GET", &url, "").await;
     assert_eq!(status, 400, "the session is gone: {body}");
 }
+
+#[actix_web::test]
+async fn a_binary_title_or_body_in_notify_is_refused_as_binary_not_as_a_map() {
+    // What `socket.emitWithAck("notify", { title: Buffer.from("hi") })` sends with the JSON parser
+    // (the msgpack parser's bin values arrive as the same placeholders).
+    let hub = start_hub(test_config());
+    let mut joined = hub.joined().await;
+    for (header, field) in [
+        (
+            r#"451-1["notify",{"title":{"_placeholder":true,"num":0}}]"#,
+            "title",
+        ),
+        (
+            r#"451-2["notify",{"title":"t","body":{"_placeholder":true,"num":0}}]"#,
+            "body",
+        ),
+    ] {
+        joined.client.send(header).await;
+        joined.client.send_binary(vec![104, 105]).await;
+        let id = &header[4..5];
+        let frames = read_until(&mut joined.client, |frame| {
+            frame.starts_with(&format!("43{id}"))
+        })
+        .await;
+        let ack: Value = serde_json::from_str(&frames.last().unwrap()[3..]).unwrap();
+        assert_eq!(
+            ack,
+            json!([{ "error": format!("title and body must be strings: {field} is binary data, not a string") }]),
+        );
+    }
+    // The connection is kept and still served.
+    let offset = hub.publish("still here").await;
+    let frame = joined.client.recv_text_answering_pings().await;
+    assert!(frame.ends_with(&format!(r#","{offset}"]"#)), "{frame}");
+}
