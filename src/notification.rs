@@ -16,8 +16,8 @@
 //! happened: [`PublishError::Unavailable`], nothing was published (the append was never sent, or the
 //! log refused it); [`PublishError::OutcomeUnknown`], the append was sent and not confirmed, so it
 //! may be published. A publisher that sends an [`IdempotencyKey`] can retry either safely: an
-//! append whose key was already appended publishes nothing and answers with the first `{id,
-//! offset}`.
+//! append whose key was already appended publishes nothing and answers with the first answer
+//! (its id, timestamp and offset).
 
 use std::future::Future;
 use std::pin::Pin;
