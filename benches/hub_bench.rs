@@ -551,7 +551,8 @@ async fn open_clients(o: &Options, stop: &Rc<Cell<bool>>, jitter: bool) -> Vec<R
         seen.push(s.clone());
         let client = Client {
             url: o.urls[i % o.urls.len()].clone(),
-            source: o.sources[i % o.sources.len()],
+            // Every source on every instance (`i % sources` alone gives each instance half of them).
+            source: o.sources[(i / o.urls.len()) % o.sources.len()],
             seen: s,
             pid: None,
             offset: None,

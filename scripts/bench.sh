@@ -60,6 +60,10 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # Sources for many connections: 127.0.0.1..8 (about 28 000 ephemeral ports each).
 sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8
 
+# The generator opens thousands of connections from 8 loopback addresses, as a proxy in front of the
+# hubs would: the per-address caps (sessions, new sessions per second) are for clients, not for it.
+export HUB_MAX_SESSIONS_PER_ADDRESS=0 HUB_MAX_UNJOINED_PER_ADDRESS=0 HUB_CONNECTIONS_PER_SECOND_PER_ADDRESS=0
+
 start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs require connect tokens
   local impl=$1 jwt=${2:-} redis_port p1 p2
   redis_port=$(free_port)
