@@ -237,6 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn decode_broadcast_reads_absent_rooms_and_except_as_empty_and_refuses_other_shapes() {
+        // Older emitters write opts without the lists: everyone, as the adapter's decodeOptions reads it.
+        let bare = r#"{"packet":{"type":2,"data":["n",1]},"opts":{"flags":{}}}"#;
+        assert_eq!(decode_broadcast("3", Some(bare)), Ok(plain(r#"["n",1]"#)));
+        let only_except = r#"{"packet":{"type":2,"data":["n",1]},"opts":{"except":["ops"]}}"#;
+        assert_eq!(
+            decode_broadcast("3", Some(only_except)).map(|b| (b.rooms, b.except)),
+            Ok((vec![], vec!["ops".to_owned()]))
+        );
+        for bad in [r#"{"rooms":"ops"}"#, r#"{"rooms":[],"except":[1]}"#] {
+            let data = format!(r#"{{"packet":{{"type":2,"data":["n",1]}},"opts":{bad}}}"#);
+            assert!(
+                matches!(decode_broadcast("3", Some(&data)), Err(Skip::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn decode_broadcast_takes_a_node_peers_binary_values_out_as_attachments() {
         // reference §4.4: io.emit("bin", Buffer.from([1,2,3])), base64 of msgpack with `bin`
         let binary =
