@@ -196,6 +196,43 @@ pub async fn read_body(
     Err(BodyFailure { error, payload })
 }
 
+/// The body of a JSON API request (notify, disconnect): at most `HUB_MAX_NOTIFY_BYTES` (413 at once
+/// when `Content-Length` announces more), read within the request body timeout. `Ok(Err(answer))`:
+/// the body failed on its way (too large, unreadable, 408); answer with it, which closes the connection.
+pub async fn read_api_body(
+    req: &actix_web::HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    what: &str,
+) -> Result<Result<Bytes, HttpResponse>, error::ApiError> {
+    use actix_web::ResponseError;
+    let limit = state.max_notify_bytes;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(error::ApiError::PayloadTooLarge { limit });
+    }
+    Ok(
+        match read_body(payload, limit, state, what, req.peer_addr()).await {
+            Ok(body) => Ok(body),
+            Err(failure) => {
+                let error = match failure.error {
+                    BodyError::TooLarge => error::ApiError::PayloadTooLarge { limit },
+                    BodyError::Unreadable => {
+                        error::ApiError::BadRequest("could not read the body".into())
+                    }
+                    BodyError::TimedOut => error::ApiError::RequestTimeout {
+                        ms: state.request_body_timeout.as_millis(),
+                    },
+                };
+                Err(failure.answer(error.error_response()))
+            }
+        },
+    )
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }

@@ -15,11 +15,11 @@
 //! Every error answer but "outcome unknown" means nothing was published (the statuses and texts are
 //! decided in `http/error.rs`).
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::ApiError;
 use super::guard::{require_json, Publisher};
-use super::{read_body, AppState, BodyError};
+use super::{read_api_body, AppState};
 use crate::notification::{self, IdempotencyKey, NotifyRequest, ValidationError};
 
 /// The request header carrying an idempotency key (Stripe's name, and the IETF HTTPAPI draft's).
@@ -35,27 +35,9 @@ pub async fn notify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(req.headers(), &state.metrics)?;
-    let limit = state.max_notify_bytes;
-    let too_large = ApiError::PayloadTooLarge { limit };
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large);
-    }
-    let body = match read_body(payload, limit, &state, "notify", req.peer_addr()).await {
+    let body = match read_api_body(&req, payload, &state, "notify").await? {
         Ok(body) => body,
-        Err(failure) => {
-            let error = match failure.error {
-                BodyError::TooLarge => too_large,
-                BodyError::Unreadable => ApiError::BadRequest("could not read the body".into()),
-                BodyError::TimedOut => ApiError::RequestTimeout {
-                    ms: state.request_body_timeout.as_millis(),
-                },
-            };
-            return Ok(failure.answer(error.error_response()));
-        }
+        Err(answer) => return Ok(answer),
     };
     let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
         None => None,

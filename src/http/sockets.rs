@@ -20,12 +20,12 @@
 //! as socket.io's `disconnectSockets(true)`. Sockets on `/`, the namespace notifications go to.
 //! Asking again is harmless: a socket is disconnected once.
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::guard::{require_json, Publisher};
-use super::{read_body, AppState, BodyError};
+use super::{read_api_body, AppState};
 use crate::actors::stream_bridge::RequestDisconnect;
 use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::target::{Namespace, Room, Target};
@@ -94,19 +94,9 @@ pub async fn disconnect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(req.headers(), &state.metrics)?;
-    let limit = state.max_notify_bytes;
-    let body = match read_body(payload, limit, &state, "disconnect", req.peer_addr()).await {
+    let body = match read_api_body(&req, payload, &state, "disconnect").await? {
         Ok(body) => body,
-        Err(failure) => {
-            let error = match failure.error {
-                BodyError::TooLarge => ApiError::PayloadTooLarge { limit },
-                BodyError::Unreadable => ApiError::BadRequest("could not read the body".into()),
-                BodyError::TimedOut => ApiError::RequestTimeout {
-                    ms: state.request_body_timeout.as_millis(),
-                },
-            };
-            return Ok(failure.answer(error.error_response()));
-        }
+        Err(answer) => return Ok(answer),
     };
     let request = parse(&body)?;
     let rooms: Vec<&str> = request.target.rooms.iter().map(Room::as_str).collect();
