@@ -283,12 +283,22 @@ async fn rate_limit_abuse_over_polling_answers_the_acks_and_the_disconnect_then_
     assert_eq!((get_status, post_status), (200, 200), "{answer}");
     let packets: Vec<&str> = answer.split('\u{1e}').collect();
     assert_eq!(packets.last(), Some(&"41"), "the DISCONNECT last: {answer}");
+    // Until that close is taken, the session is closing, not gone: a POST the client's flood still
+    // had on the way is taken ("ok", ignored) as Node takes it, not refused as a transport error.
+    let late = notify_frame("/", Some(1000), "late");
+    let (status, body, _) = hub.http("POST", &path, &late).await;
+    assert_eq!((status, body.as_str()), (200, "ok"), "a POST while closing");
     // The close in the next answer, as Node does: the official client handles a DISCONNECT a tick
     // after decoding it, so a close in the same payload would read as a transport close first.
     assert_eq!(
         hub.http("GET", &path, "").await.1,
         "1",
         "then the Engine.IO close"
+    );
+    assert_eq!(
+        hub.http("POST", &path, &late).await.0,
+        400,
+        "then the session is gone"
     );
     let limited = packets
         .iter()

@@ -363,7 +363,14 @@ impl Handler<PostBegin> for Session {
 
     fn handle(&mut self, _: PostBegin, ctx: &mut Self::Context) -> Self::Result {
         if self.closed.is_some() {
-            return Err(PollRefused::Gone);
+            // Closed, but its last answer (the DISCONNECTs, or the close after them) not yet taken:
+            // Node's socket is "closing" until then and takes a POST ("ok", its packets ignored).
+            // The client's flood often has one more POST on the way; a 400 there would read as a
+            // transport error to reconnect from, before the client has read the DISCONNECT.
+            return match self.lingering {
+                Some(_) => Ok(()),
+                None => Err(PollRefused::Gone),
+            };
         }
         let Transport::Polling(polling) = &mut self.transport else {
             return Err(PollRefused::WrongTransport);
