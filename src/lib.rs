@@ -64,7 +64,7 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// The access log line: actix's default (`%a "%r" %s %b …`) with the method and path only, and
 /// without `Referer`: a query string (a credential someone put in a URL) must not reach the log
 /// through either.
-const ACCESS_LOG: &str = r#"%a "%{method}xi %U" %s %b "%{User-Agent}i" %T"#;
+const ACCESS_LOG: &str = r#"request peer=%a method=%{method}xi path="%U" status=%s bytes=%b user_agent="%{User-Agent}i" secs=%T request_id=%{x-request-id}o"#;
 /// How long a shutdown waits for sessions to close and their records to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -108,7 +108,7 @@ impl Shutdown {
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
         self.server.pause().await;
         let asked = self.registry.send(CloseEvery).await.unwrap_or(0);
-        info!("shutting down: closing {asked} sessions");
+        info!("shutting down sessions={asked}");
         // Joined sessions have queued their records once the Hub has seen them leave; WebSockets
         // are done once their close frame is out (the HTTP server no longer counts them).
         while (self.hub.send(CountSessions).await.unwrap_or(0) > 0
@@ -213,7 +213,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
             .map_err(io::Error::other)?
             .with_idempotency_ttl(config.idempotency_ttl);
             info!(
-                "log: redis stream {:?} at {}, max length ~{}",
+                "log backend=redis stream_key={:?} url={} max_len=~{}",
                 config.stream_key,
                 redacted(url),
                 config.max_len
@@ -222,7 +222,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         }
         None => {
             info!(
-                "log: embedded, max length {}, max {} bytes",
+                "log backend=embedded max_len={} max_bytes={}",
                 config.max_len, config.max_log_bytes
             );
             Box::new(
@@ -292,7 +292,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
     if publishers.keys_required() {
         // How many, never which: the keys themselves are never logged.
         info!(
-            "publishing requires an API key (HUB_API_KEYS: {} configured)",
+            "publishing requires an API key api_keys={} (HUB_API_KEYS, never shown)",
             security.api_keys.len()
         );
     } else {
@@ -333,7 +333,7 @@ fn bind(config: &Config) -> io::Result<Vec<TcpListener>> {
         match TcpListener::bind(addr) {
             Ok(listener) => listeners.push(listener),
             Err(err) => {
-                warn!("not listening on {addr}: {err}");
+                warn!("not listening addr={addr} error=\"{err}\"");
                 refused = Some(err);
             }
         }
@@ -382,6 +382,8 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
             let app = App::new()
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(http::cors::cors))
+                // Inside the access log, which prints the id it sets on the answer.
+                .wrap(middleware::from_fn(http::request_id::request_id))
                 // Per-request access lines, except the Engine.IO endpoint (polls every few seconds).
                 // actix's default line, with the path for the request line: a query string is
                 // never logged (a client that put a credential in a URL would have it logged).

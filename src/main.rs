@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         let shutdown = hub.shutdown.clone();
         actix_web::rt::spawn(async move {
             let signal = until_signal().await;
-            info!("{signal} received, shutting down");
+            info!("shutting down signal={signal}");
             shutdown.run().await;
         });
         hub.server.await
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             std::process::exit(0)
         }
         Err(err) => {
-            error!("hub stopped: {err}");
+            error!("hub stopped error=\"{err}\"");
             ExitCode::FAILURE
         }
     }

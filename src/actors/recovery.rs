@@ -575,7 +575,7 @@ impl Handler<Open> for Recovery {
                             msg.owner.as_deref().unwrap_or("-")
                         );
                     }
-                    Err(reason) => debug!("resume refused, opening a fresh session: {reason}"),
+                    Err(reason) => debug!("resume refused outcome=fresh reason=\"{reason}\""),
                 }
             }
             open_fresh(resumer.bridge, resumer.window, msg.owner).await

@@ -240,10 +240,7 @@ impl Actor for StreamBridge {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        info!(
-            "stream bridge stopped, last entry handed on {}",
-            self.last_read
-        );
+        info!("stream bridge stopped last_entry={}", self.last_read);
     }
 }
 
@@ -305,7 +302,7 @@ impl Handler<LogEvent> for StreamBridge {
             LogEvent::DisconnectSockets(request) => self.hub.do_send(DisconnectSockets(request)),
             LogEvent::EpochChanged { was, now } => {
                 self.metrics.log_epoch_changes.inc();
-                error!("log epoch changed from {was} to {now}: disconnecting every client so it reconnects and learns it did not recover");
+                error!("log epoch changed was={was} now={now}: disconnecting every client so it reconnects and learns it did not recover");
                 self.hub.do_send(DisconnectAll(SessionError::LogReplaced));
             }
         }

@@ -281,7 +281,7 @@ impl WsConn {
     /// does with broadcasts; it recovers what it missed when it comes back.
     fn give_up(&mut self, ctx: &mut Context<Self>) {
         log::debug!(
-            "websocket client does not take its output, dropped conn={}",
+            "websocket dropped conn={} reason=\"client does not take its output\"",
             self.id
         );
         self.outbound.give_up();
@@ -453,7 +453,7 @@ impl StreamHandler<Result<Incoming, ReadError>> for WsConn {
             Err(ReadError::Framing(err)) => self.end(ctx, err.into()),
             Err(ReadError::OverBudget) => self.end(ctx, SessionError::UnfinishedOverBudget),
             Err(ReadError::Io(err)) => {
-                log::debug!("websocket read failed conn={}: {err}", self.id);
+                log::debug!("websocket read failed conn={} error=\"{err}\"", self.id);
                 self.broken(ctx)
             }
         }

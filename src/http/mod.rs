@@ -11,7 +11,7 @@
 //! GET  /metrics                 Prometheus text: every counter of `crate::metrics`
 //! ```
 //!
-//! Every answer carries the security headers of [`headers`].
+//! Every answer carries the security headers of [`headers`] and an `X-Request-Id` ([`request_id`]).
 
 pub mod compression;
 pub mod cors;
@@ -20,6 +20,7 @@ pub mod guard;
 pub mod headers;
 pub mod notify;
 pub mod origin;
+pub mod request_id;
 pub mod socketio;
 pub mod sockets;
 
@@ -227,7 +228,7 @@ pub async fn read_api_body(
                         ms: state.request_body_timeout.as_millis(),
                     },
                 };
-                Err(failure.answer(error.error_response()))
+                Err(failure.answer(request_id::with_id_in_body(req, error.error_response())))
             }
         },
     )

@@ -38,7 +38,7 @@ pub(super) fn disconnects_in(
             Ok(request) => found.push((id, request)),
             Err(err) => {
                 skipped.inc();
-                log::debug!("stream entry not acted on id={id}: {err}");
+                log::debug!("stream entry not acted on id={id} error=\"{err}\"");
             }
         }
     }

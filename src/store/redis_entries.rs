@@ -77,10 +77,12 @@ pub(super) fn decode_entries(
                 let refused = &metrics.entries_refused;
                 if !broadcast.event {
                     refused.not_event.inc();
-                    log::debug!("stream entry not delivered id={id}: not an event");
+                    log::debug!("stream entry not delivered id={id} reason=\"not an event\"");
                 } else if broadcast.expects_ack {
                     refused.ack.inc();
-                    log::debug!("stream entry not delivered id={id}: its emitter expects acks");
+                    log::debug!(
+                        "stream entry not delivered id={id} reason=\"its emitter expects acks\""
+                    );
                 } else {
                     entries.push(log_entry(id, nsp, broadcast));
                 }
@@ -91,7 +93,7 @@ pub(super) fn decode_entries(
                 } else {
                     metrics.entries_skipped.inc();
                 }
-                log::debug!("stream entry not delivered id={id}: {skip}");
+                log::debug!("stream entry not delivered id={id} reason=\"{skip}\"");
             }
         }
     }

@@ -203,7 +203,7 @@ pub(super) async fn keep_lease(
             .query_async(&mut conn)
             .await;
         if let Err(err) = refreshed {
-            log::debug!("instance lease not refreshed: {err}");
+            log::debug!("instance lease not refreshed error=\"{err}\"");
         }
         actix::clock::sleep(ttl / 3).await;
     }

@@ -55,7 +55,7 @@ impl Reader {
             if let Err(err) = result {
                 self.metrics.log_reading.set(0);
                 let jittered = delay.mul_f64(0.5 + jitter());
-                warn!("stream read failed, retrying in {jittered:?}: {err}");
+                warn!("stream read failed retry_in={jittered:?} error=\"{err}\"");
                 actix::clock::sleep(jittered).await;
                 delay = (delay * 2).min(BACKOFF.1);
             } else {
@@ -63,7 +63,7 @@ impl Reader {
             }
         }
         info!(
-            "stream read loop stopped, last entry read {}",
+            "stream read loop stopped last_entry={}",
             last.unwrap_or_default()
         );
     }
@@ -93,7 +93,7 @@ impl Reader {
             }
             Some(_) => Ok((newest, false)),
             None => {
-                info!("stream {} epoch {}", self.key, position.epoch);
+                info!("stream opened key={} epoch={}", self.key, position.epoch);
                 Ok((newest, false))
             }
         }
@@ -113,7 +113,7 @@ impl Reader {
                 from
             }
             None => {
-                info!("reading stream {} after {newest}", self.key);
+                info!("stream reading key={} after={newest}", self.key);
                 self.sink.do_send(LogEvent::ReadingFrom(newest));
                 newest
             }
@@ -184,7 +184,7 @@ impl Reader {
                 }
             }
         }
-        info!("stream read loop reconnected, resuming after {from}");
+        info!("stream read loop reconnected after={from}");
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ mod event_limit;
 mod namespaces;
 mod rooms;
 mod socket;
+mod traced;
 mod transport;
 
 use std::sync::Arc;
@@ -353,7 +354,7 @@ impl Session {
         }
         let consequence = why.consequence();
         debug!(
-            "session closing eio_sid={} reason={:?}: {why}",
+            "session closing eio_sid={} reason={:?} why=\"{why}\"",
             self.eio_sid, consequence.reason
         );
         if why == SessionError::SlowConsumer {

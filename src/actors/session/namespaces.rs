@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::event_limit::Verdict;
 use super::socket::{Next, NsSocket};
+use super::traced::Rx;
 use super::{Session, SessionError};
 use crate::actors::hub::{Join, Leave, Register, Unregister};
 use crate::actors::outbound::Out;
@@ -74,7 +75,7 @@ impl Session {
     fn on_msgpack(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
         match socketio_msgpack::decode(bytes) {
             Ok((packet, attachments)) => {
-                trace!("rx eio_sid={} {packet:?}", self.eio_sid);
+                trace!("rx eio_sid={} {}", self.eio_sid, Rx(&packet));
                 let attachments = attachments.into_iter().map(Bytes::from).collect();
                 self.on_packet(packet, attachments, ctx);
             }
@@ -103,7 +104,7 @@ impl Session {
                 return self.close(ctx, why);
             }
         };
-        trace!("rx eio_sid={} {packet:?}", self.eio_sid);
+        trace!("rx eio_sid={} {}", self.eio_sid, Rx(&packet));
         if matches!(packet.kind, PacketKind::BinaryEvent | PacketKind::BinaryAck)
             && packet.attachments > 0
         {
@@ -343,7 +344,7 @@ impl Session {
         self.sockets.remove(nsp.as_str());
         self.parts.metrics.connects_refused.inc();
         debug!(
-            "socket refused eio_sid={} nsp={nsp}: {}",
+            "socket refused eio_sid={} nsp={nsp} why=\"{}\"",
             self.eio_sid, refusal.message
         );
         let mut body = json!({ "message": refusal.message });
@@ -432,7 +433,10 @@ impl Session {
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),
                 Err(err) => {
-                    debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                    debug!(
+                        "recovery unreachable eio_sid={} error=\"{err}\"",
+                        act.eio_sid
+                    );
                     act.close(ctx, SessionError::Transport("recovery unreachable"))
                 }
             },
@@ -529,7 +533,10 @@ impl Session {
                     }
                     Ok(Err(err)) => act.replay_interrupted(nsp, err, ctx),
                     Err(err) => {
-                        debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                        debug!(
+                            "recovery unreachable eio_sid={} error=\"{err}\"",
+                            act.eio_sid
+                        );
                         act.close(ctx, SessionError::Transport("recovery unreachable"))
                     }
                 }
@@ -572,7 +579,10 @@ impl Session {
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),
                 Err(err) => {
-                    debug!("recovery unreachable eio_sid={}: {err}", act.eio_sid);
+                    debug!(
+                        "recovery unreachable eio_sid={} error=\"{err}\"",
+                        act.eio_sid
+                    );
                     act.close(ctx, SessionError::Transport("recovery unreachable"))
                 }
             },

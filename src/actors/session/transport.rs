@@ -225,7 +225,10 @@ impl Session {
                     }
                     _ => Vec::new(),
                 };
-                debug!("upgraded to websocket eio_sid={}", self.eio_sid);
+                debug!(
+                    "session upgraded eio_sid={} transport=websocket",
+                    self.eio_sid
+                );
                 self.write_all(queued);
             }
             // Anything else on the probing WebSocket closes it; the polling session goes on.
