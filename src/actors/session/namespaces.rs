@@ -433,10 +433,7 @@ impl Session {
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),
                 Err(err) => {
-                    debug!(
-                        "recovery unreachable eio_sid={} error=\"{err}\"",
-                        act.eio_sid
-                    );
+                    debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
                     act.close(ctx, SessionError::Transport("recovery unreachable"))
                 }
             },
@@ -533,10 +530,7 @@ impl Session {
                     }
                     Ok(Err(err)) => act.replay_interrupted(nsp, err, ctx),
                     Err(err) => {
-                        debug!(
-                            "recovery unreachable eio_sid={} error=\"{err}\"",
-                            act.eio_sid
-                        );
+                        debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
                         act.close(ctx, SessionError::Transport("recovery unreachable"))
                     }
                 }
@@ -579,10 +573,7 @@ impl Session {
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),
                 Err(err) => {
-                    debug!(
-                        "recovery unreachable eio_sid={} error=\"{err}\"",
-                        act.eio_sid
-                    );
+                    debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
                     act.close(ctx, SessionError::Transport("recovery unreachable"))
                 }
             },
