@@ -114,6 +114,31 @@ fn log_entry(id: StreamId, nsp: String, broadcast: adapter::Broadcast) -> LogEnt
     }
 }
 
+/// How many of `delivered` (entries decoded from `items`, in id order) another instance appended:
+/// their `uid` field is not `own_uid` (`hub_notifications_published_total{source="peer"}`).
+pub(super) fn from_peers(items: &Value, delivered: &[LogEntry], own_uid: &str) -> u64 {
+    let Value::Array(items) = items else {
+        return 0;
+    };
+    let mut count = 0;
+    for item in items {
+        let Value::Array(pair) = item else { continue };
+        let [id, Value::Array(fields)] = pair.as_slice() else {
+            continue;
+        };
+        let Ok(id) = parse_id(id) else { continue };
+        let ours = entry_field(fields, "uid").is_some_and(|uid| uid == own_uid);
+        if !ours
+            && delivered
+                .binary_search_by(|entry| entry.id.cmp(&id))
+                .is_ok()
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
