@@ -172,6 +172,8 @@ if [ "$only" = metrics ]; then
     const cpu = (r) => r.hub_cpu_us_per_delivery, p99 = (r) => r.latency_ms.p99, lost = (r) => r.lost + r.refused;
     const on = of("on", cpu), off = of("off", cpu);
     console.log(`hub CPU µs per delivery (fanout, 200/s), median of ${runs}: metrics on ${on.toFixed(3)}, off ${off.toFixed(3)}, on/off ${(on / off).toFixed(3)}`);
+    const each = (m) => Array.from({ length: Number(runs) }, (_, i) => cpu(require(`${dir}/metrics-${m}-${i + 1}.json`)).toFixed(2)).join(", ");
+    console.log(`each run: on ${each("on")}; off ${each("off")}`);
     console.log(`p99 latency ms: on ${of("on", p99)}, off ${of("off", p99)}; lost + refused: on ${of("on", lost)}, off ${of("off", lost)}`);
     console.log("JSON " + JSON.stringify({ metrics_on_cpu_us_per_delivery: on, metrics_off_cpu_us_per_delivery: off, ratio: on / off, runs: Number(runs) }));
   ' "$results" "$runs"

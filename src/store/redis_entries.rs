@@ -194,6 +194,22 @@ mod tests {
     }
 
     #[test]
+    fn from_peers_counts_the_delivered_entries_of_other_uids_only() {
+        let metrics = Metrics::default();
+        let items = reply(&[
+            ("1-0", "/", "3", &data(r#"["a",1]"#, EVERYONE)),
+            ("2-0", "/", "3", &data(r#"["b",2]"#, EVERYONE)),
+            ("3-0", "/", "3", "{broken"),
+        ]);
+        let (entries, _) = decode_entries(&items, &metrics, None).unwrap();
+        assert_eq!(entries.len(), 2);
+        // `reply` writes every entry with uid 7d38b7221164adb4; the broken one is not delivered.
+        assert_eq!(from_peers(&items, &entries, "0000000000000000"), 2);
+        assert_eq!(from_peers(&items, &entries, "7d38b7221164adb4"), 0);
+        assert_eq!(from_peers(&items, &entries[1..], "0000000000000000"), 1);
+    }
+
+    #[test]
     fn decode_entries_hands_every_kind_of_a_node_peers_broadcast_to_the_hub_live() {
         let metrics = Metrics::default();
         let with_ack = r#"{"packet":{"type":2,"data":["a"],"id":3},"opts":{"rooms":["S9"],"except":[],"flags":{}}}"#;
