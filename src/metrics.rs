@@ -178,7 +178,8 @@ pub struct Metrics {
     pub append_seconds: Seconds,
     /// Entry time (its stream id's milliseconds) to its hand-over to a connection's writer.
     pub delivery_lag: Seconds,
-    /// How far the read loop's last batch was behind the clock, in milliseconds.
+    /// How far the read loop's last batch was behind the clock, in milliseconds (on Redis 0
+    /// once a read finds nothing new: the loop is at the stream's tip).
     pub read_lag_ms: Gauge,
     /// Resumes, by outcome ([`RESUME_OUTCOMES`]: `exact`, or why a fresh session instead).
     pub resumes: Labelled,

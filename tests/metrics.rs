@@ -300,18 +300,19 @@ async fn on_redis_appends_are_timed_peers_counted_and_a_lost_redis_counted() {
     })
     .await;
     let mut joined = hub.joined().await;
-    hub.publish("one").await;
-    hub.publish("two").await;
-    let m = scrape(&hub).await;
-    assert_eq!(m.of("hub_publish_append_seconds"), 2.0);
-    assert_eq!(m.of("hub_redis_errors_total"), 0.0);
 
-    // A Node peer's broadcast (another uid) is read and delivered: published by a peer.
+    // A Node peer's broadcast (another uid), with an id a minute old: read, delivered, counted as
+    // a peer's, and the read loop's lag shows the minute.
+    let minute_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 60_000;
     let data = r#"{"packet":{"type":2,"data":["notification",{"title":"peer"}]},"opts":{"rooms":[],"except":[],"flags":{}}}"#;
     let reply = redis.command(&[
         "XADD",
         key,
-        "*",
+        &format!("{minute_ago}-0"),
         "uid",
         "0123456789abcdef",
         "nsp",
@@ -322,23 +323,57 @@ async fn on_redis_appends_are_timed_peers_counted_and_a_lost_redis_counted() {
         data,
     ]);
     assert!(reply.starts_with('$'), "XADD answered {reply}");
+    let event = joined.client.recv_text_answering_pings().await;
+    assert_eq!(event_args(&event).unwrap()[1]["title"], "peer");
+    let m = eventually(&hub, "the peer's entry", |m| {
+        m.get("hub_notifications_published_total", &[("source", "peer")]) == 1.0
+    })
+    .await;
+    assert!(m.of("hub_read_lag_milliseconds") >= 60_000.0);
+    assert_eq!(m.of("hub_delivery_lag_seconds"), 1.0);
+    let lag =
+        &m.0.samples
+            .iter()
+            .find(|s| s.metric == "hub_delivery_lag_seconds");
+    match lag.map(|s| &s.value) {
+        Some(Sampled::Histogram(buckets)) => {
+            let under_10s = buckets.iter().find(|b| b.less_than == 10.0).unwrap();
+            assert_eq!(
+                under_10s.count, 0.0,
+                "a minute late is past the last bucket"
+            );
+        }
+        other => panic!("hub_delivery_lag_seconds: {other:?}"),
+    }
+    // Nothing new within a read's block: the loop is at the tip.
+    eventually(&hub, "the read lag back to 0", |m| {
+        m.of("hub_read_lag_milliseconds") == 0.0
+    })
+    .await;
+
+    // The hub's own publishes: timed appends, not a peer's.
+    hub.publish("one").await;
+    hub.publish("two").await;
+    let m = scrape(&hub).await;
+    assert_eq!(m.of("hub_publish_append_seconds"), 2.0);
+    assert_eq!(m.of("hub_redis_errors_total"), 0.0);
     let mut titles = Vec::new();
-    while titles.len() < 3 {
+    while titles.len() < 2 {
         let text = joined.client.recv_text_answering_pings().await;
         if let Some(args) = event_args(&text) {
             titles.push(args[1]["title"].as_str().unwrap_or_default().to_owned());
         }
     }
-    assert_eq!(titles, ["one", "two", "peer"]);
-    let m = eventually(&hub, "the peer's entry", |m| {
-        m.get("hub_notifications_published_total", &[("source", "peer")]) == 1.0
+    assert_eq!(titles, ["one", "two"]);
+    let m = eventually(&hub, "the hub's own entries read", |m| {
+        m.get("hub_notifications_published_total", &[("source", "http")]) == 2.0
+            && m.of("hub_deliveries_total") == 3.0
     })
     .await;
     assert_eq!(
-        m.get("hub_notifications_published_total", &[("source", "http")]),
-        2.0
+        m.get("hub_notifications_published_total", &[("source", "peer")]),
+        1.0
     );
-    assert!(m.of("hub_read_lag_milliseconds") >= 0.0);
 
     // Redis goes away: the read loop's error and its reconnect are counted.
     redis.stop();

@@ -317,7 +317,7 @@ impl Metrics {
             ),
             read_lag_ms: b.gauge(
                 "hub_read_lag_milliseconds",
-                "How far behind the clock the newest entry of the read loop's last batch was, in milliseconds.",
+                "How far behind the clock the newest entry of the read loop's last batch was, in milliseconds; on Redis 0 once a read finds nothing new.",
             ),
             resumes: b.labelled(
                 "hub_resumes_total",

@@ -146,8 +146,10 @@ impl Reader {
                 .await
                 .map_err(unavailable)?;
             let Value::Array(streams) = reply else {
+                // nil: nothing new within the block, so the loop is at the tip.
+                self.metrics.read_lag_ms.set(0);
                 continue;
-            }; // nil: nothing new
+            };
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
