@@ -250,12 +250,24 @@ async fn each_family_moves_in_a_scripted_scenario() {
         1.0
     );
 
-    // A polling session.
-    hub.polling_session("/socket.io/").await;
+    // A polling session, then its upgrade to WebSocket.
+    let sid = hub.polling_session("/socket.io/").await;
     let polling = [("transport", "polling")];
     let m = scrape(&hub).await;
     assert_eq!(m.get("hub_handshakes_total", &polling), 1.0);
     assert_eq!(m.get("hub_connections", &polling), 1.0);
+    let websockets = m.get("hub_connections", &ws);
+    let mut upgraded = hub
+        .ws(&format!("EIO=4&transport=websocket&sid={sid}"))
+        .await
+        .expect("upgrade websocket");
+    upgraded.send("2probe").await;
+    assert_eq!(upgraded.recv_text().await, "3probe");
+    upgraded.send("5").await;
+    let m = eventually(&hub, "the upgrade", |m| m.of("hub_upgrades_total") == 1.0).await;
+    assert_eq!(m.get("hub_connections", &polling), 0.0);
+    assert_eq!(m.get("hub_connections", &ws), websockets + 1.0);
+    upgraded.close().await;
 
     // Only a client that does not read is left; publishing until it is dropped.
     resumed.close().await;
