@@ -387,10 +387,20 @@ async fn on_redis_appends_are_timed_peers_counted_and_a_lost_redis_counted() {
         1.0
     );
 
-    // Redis goes away: the read loop's error and its reconnect are counted.
+    // Redis goes away: the read loop's error and its reconnect are counted, and a publish fails.
     redis.stop();
     eventually(&hub, "the Redis error", |m| {
         m.of("hub_redis_errors_total") >= 1.0 && m.of("hub_redis_reconnects_total") >= 1.0
     })
     .await;
+    let (status, answer) = hub.notify(r#"{"title":"lost"}"#).await;
+    assert_eq!(status, 503, "{answer}");
+    let m = scrape(&hub).await;
+    let failed = |cause| m.get("hub_notifications_failed_total", &[("cause", cause)]);
+    assert_eq!(failed("unavailable") + failed("outcome_unknown"), 1.0);
+    assert_eq!(failed("key_reused"), 0.0);
+    assert_eq!(
+        m.get("hub_notifications_published_total", &[("source", "http")]),
+        2.0
+    );
 }

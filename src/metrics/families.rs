@@ -26,7 +26,7 @@ pub const DISCONNECT_REASONS: [&str; 11] = [
 
 /// Why a publish failed: the `cause` label of `hub_notifications_failed_total`.
 /// `unavailable`: nothing was appended; `outcome_unknown`: sent, not confirmed;
-/// `key_reused`: the idempotency key belongs to another notification (409). Requests refused
+/// `key_reused`: the idempotency key belongs to another notification (422). Requests refused
 /// before a publish (invalid 400/422, 401, 413, 415, 429) are counted by their own families.
 pub const PUBLISH_FAILURES: [&str; 3] = ["unavailable", "outcome_unknown", "key_reused"];
 
