@@ -9,6 +9,9 @@
 #                                 commit before a change) instead of the Node original, same run
 #   BENCH_ONLY=targeted scripts/bench.sh   only the hub's targeted scenario, beside its broadcast at
 #                                 the same rate (fanout, 1000 clients, 200/s), three runs
+#   BENCH_ONLY=metrics scripts/bench.sh   the cost of metrics: the hub's fanout (1000 clients,
+#                                 200/s) with HUB_METRICS=on and =off, alternating, three runs each;
+#                                 the median hub CPU µs per delivery of each (BENCH_QUICK=1: 200 clients, 5 s)
 #
 # Loads (each bounded in count and time, loopback only): floor (no server: the kernel's cost of one
 # loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
@@ -23,7 +26,7 @@ cd "$(dirname "$0")/.."
 
 runs=${BENCH_RUNS:-3}
 only=${BENCH_ONLY:-}
-case "$only" in ""|targeted) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted' is known" >&2; exit 1 ;; esac
+case "$only" in ""|targeted|metrics) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted' and 'metrics' are known" >&2; exit 1 ;; esac
 against=${BENCH_AGAINST:-}
 other_label=Node
 if [ -n "$against" ]; then
@@ -103,6 +106,17 @@ bench() { # name, args... → results/<name>.json (the RESULT line)
 
 # Runs alternate between the two (rust, other, rust, other...) so drift on a noisy box hits both alike.
 for run in $(seq 1 "$runs"); do
+  if [ "$only" = metrics ]; then
+    for metrics in on off; do
+      echo "== rust, HUB_METRICS=$metrics, run $run of $runs"
+      export HUB_METRICS=$metrics
+      start_cluster rust
+      bench "metrics-$metrics-$run" fanout --clients "$fanout_clients" --rate 200 --seconds "$fanout_seconds" --drain 15
+      stop_cluster
+    done
+    unset HUB_METRICS
+    continue
+  fi
   if [ "$only" = targeted ]; then
     echo "== rust, run $run of $runs (targeted only)"
     start_cluster rust
@@ -149,4 +163,20 @@ for run in $(seq 1 "$runs"); do
   done
 done
 
+if [ "$only" = metrics ]; then
+  # Medians of the runs; both figures and their ratio (no report table: one scenario, one setting).
+  node -e '
+    const [dir, runs] = process.argv.slice(1);
+    const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+    const of = (m, f) => median(Array.from({ length: Number(runs) }, (_, i) => f(require(`${dir}/metrics-${m}-${i + 1}.json`))));
+    const cpu = (r) => r.hub_cpu_us_per_delivery, p99 = (r) => r.latency_ms.p99, lost = (r) => r.lost + r.refused;
+    const on = of("on", cpu), off = of("off", cpu);
+    console.log(`hub CPU µs per delivery (fanout, 200/s), median of ${runs}: metrics on ${on.toFixed(3)}, off ${off.toFixed(3)}, on/off ${(on / off).toFixed(3)}`);
+    const each = (m) => Array.from({ length: Number(runs) }, (_, i) => cpu(require(`${dir}/metrics-${m}-${i + 1}.json`)).toFixed(2)).join(", ");
+    console.log(`each run: on ${each("on")}; off ${each("off")}`);
+    console.log(`p99 latency ms: on ${of("on", p99)}, off ${of("off", p99)}; lost + refused: on ${of("on", lost)}, off ${of("off", lost)}`);
+    console.log("JSON " + JSON.stringify({ metrics_on_cpu_us_per_delivery: on, metrics_off_cpu_us_per_delivery: off, ratio: on / off, runs: Number(runs) }));
+  ' "$results" "$runs"
+  exit 0
+fi
 TARGETED_SIZES="$targeted_sizes" node benches/report.mjs "$results" "$runs" "$other_label"

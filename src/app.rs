@@ -364,7 +364,8 @@ impl Application for HubApp {
             Ok(parsed) => parsed,
             Err(err) => return Box::pin(ready(ack(json!({ "error": err.to_string() })))),
         };
-        let publish = notification::publish(&self.bridge, request, key);
+        let publish =
+            notification::publish(&self.bridge, request, key, notification::Source::Socket);
         Box::pin(async move {
             match publish.await {
                 Ok(published) => ack(published.answer()),

@@ -195,7 +195,7 @@ struct Actors {
 
 /// Starts the actors: Hub, StreamBridge over the configured log, Recovery, Registry.
 fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> io::Result<Actors> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(config.metrics));
     let hub = Hub::new(config.max_buffered_bytes, metrics.clone())
         .with_parser(config.parser)
         .start();

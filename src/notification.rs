@@ -281,6 +281,16 @@ fn from_receipt(receipt: &str, offset: StreamId) -> (String, u64) {
     }
 }
 
+/// Which door a notification came through: the `source` label of
+/// `hub_notifications_published_total` (the third, `peer`, is counted by the read loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /notifications/notify`.
+    Http,
+    /// A socket's `notify` event.
+    Socket,
+}
+
 /// Why a publish was not confirmed; each variant says whether anything was published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -321,6 +331,7 @@ pub fn publish(
     bridge: &Addr<StreamBridge>,
     request: NotifyRequest,
     key: Option<IdempotencyKey>,
+    source: Source,
 ) -> impl Future<Output = Result<Published, PublishError>> {
     let target = request.target();
     let (notification, args) = Notification::new(request);
@@ -330,7 +341,11 @@ pub fn publish(
     let append: Pin<Box<dyn Future<Output = Result<_, MailboxError>>>> = match key {
         // No key: today's fast path, a plain XADD.
         None => {
-            let append = bridge.send(Publish { target, args });
+            let append = bridge.send(Publish {
+                target,
+                args,
+                source,
+            });
             Box::pin(async move { append.await.map(|r| r.map(KeyedAppend::Appended)) })
         }
         Some(key) => {
@@ -339,7 +354,12 @@ pub fn publish(
                 fingerprint: notification.fingerprint(&target),
                 receipt: receipt(&notification),
             };
-            Box::pin(bridge.send(PublishOnce { target, args, key }))
+            Box::pin(bridge.send(PublishOnce {
+                target,
+                args,
+                key,
+                source,
+            }))
         }
     };
     async move {
@@ -625,7 +645,7 @@ mod tests {
         assert!(arbiter.stop());
         arbiter.join().expect("the bridge's arbiter stops");
         for key in [None, Some(IdempotencyKey("k".into()))] {
-            let answer = publish(&bridge, NotifyRequest::default(), key).await;
+            let answer = publish(&bridge, NotifyRequest::default(), key, Source::Http).await;
             assert_eq!(answer, Err(PublishError::Unavailable));
         }
     }

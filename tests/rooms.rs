@@ -172,7 +172,11 @@ async fn publish(bridge: &Addr<StreamBridge>, to: &[&str], except: &[&str], n: u
         except: rooms(except),
     };
     let args = Arc::from(format!("[\"n\",{n}]"));
-    let appended = bridge.send(Publish { target, args });
+    let appended = bridge.send(Publish {
+        target,
+        args,
+        source: realtime_hub::notification::Source::Http,
+    });
     within(WAIT_TIMEOUT, "the append", appended)
         .await
         .unwrap()

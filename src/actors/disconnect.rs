@@ -69,6 +69,26 @@ pub enum DisconnectReason {
     TokenExpired,
 }
 
+impl DisconnectReason {
+    /// The reason as Socket.IO names it (`"ping timeout"`): the `reason` label of
+    /// `hub_disconnects_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::MessageTooBig => "message too big",
+            DisconnectReason::ConnectTimeout => "connect timeout",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::LogReplaced => "log replaced",
+            DisconnectReason::SlowConsumer => "slow consumer",
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::TokenExpired => "token expired",
+        }
+    }
+}
+
 /// Why a session ends. The message is for the log (debug level: a client's fault or departure).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -168,6 +188,19 @@ pub struct Consequence {
 }
 
 impl SessionError {
+    /// What the client sent that ended the session, if it sent something refused: the `kind`
+    /// label of `hub_frames_refused_total` (`None`: the session ended for another reason).
+    pub fn refused_kind(&self) -> Option<&'static str> {
+        match self {
+            SessionError::Transport(_) => Some("protocol"),
+            SessionError::InvalidPayload(_) => Some("invalid_payload"),
+            SessionError::Parse(_) => Some("parse"),
+            SessionError::MessageTooBig => Some("too_big"),
+            SessionError::UnfinishedOverBudget => Some("unfinished_over_budget"),
+            _ => None,
+        }
+    }
+
     /// The single place that decides what an ending means on the wire.
     pub fn consequence(&self) -> Consequence {
         let (reason, close_code) = match self {

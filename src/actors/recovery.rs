@@ -277,6 +277,26 @@ enum ResumeRefused {
     Store(#[from] StoreError),
 }
 
+impl ResumeRefused {
+    /// The `outcome` label of `hub_resumes_total` (see [`crate::metrics::RESUME_OUTCOMES`]).
+    fn outcome(&self) -> &'static str {
+        match self {
+            ResumeRefused::MalformedOffset => "malformed",
+            ResumeRefused::UnknownSession => "unknown",
+            ResumeRefused::SessionLive => "live",
+            ResumeRefused::NotOwner => "identity",
+            ResumeRefused::NoReplaySlot => "busy",
+            ResumeRefused::Store(StoreError::OffsetTrimmed(_)) => "trimmed",
+            ResumeRefused::Store(StoreError::OffsetAhead(_)) => "ahead",
+            ResumeRefused::Store(StoreError::EpochChanged { .. }) => "epoch",
+            ResumeRefused::Store(StoreError::Unreplayable(_)) => "unreplayable",
+            ResumeRefused::Store(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_)) => {
+                "unavailable"
+            }
+        }
+    }
+}
+
 impl From<MailboxError> for ResumeRefused {
     fn from(err: MailboxError) -> Self {
         ResumeRefused::Store(StoreError::Unavailable(err.to_string()))
@@ -565,7 +585,12 @@ impl Handler<Open> for Recovery {
                 // refused CONNECT would leave the official client stuck: it keeps sending the same
                 // pid (e.g. a shared browser after another user logged in) and does not retry.
                 let (owner, stays) = (msg.owner.as_deref(), &msg.stays);
-                match resume(&resumer, msg.nsp, pid, offset, owner, stays).await {
+                let resumed = resume(&resumer, msg.nsp, pid, offset, owner, stays).await;
+                let outcome = resumed
+                    .as_ref()
+                    .map_or_else(ResumeRefused::outcome, |_| "exact");
+                resumer.metrics.resumes.inc(outcome);
+                match resumed {
                     Ok(opened) => return opened,
                     Err(ResumeRefused::NotOwner) => {
                         resumer.metrics.resumes_not_owner.inc();

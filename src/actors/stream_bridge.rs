@@ -21,7 +21,7 @@
 //! memory, a read-only replica).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use log::{error, info};
@@ -30,6 +30,7 @@ use super::disconnect::SessionError;
 use super::hub::{DisconnectAll, DisconnectSockets, Fanout, Hub};
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
+use crate::notification::Source;
 use crate::protocol::cluster;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
@@ -54,6 +55,8 @@ pub struct Publish {
     pub target: Target,
     /// Compact JSON array text of the event: `["notification",{…}]`.
     pub args: Arc<str>,
+    /// Which door it came through (counted in `hub_notifications_published_total`).
+    pub source: Source,
 }
 
 /// Append an event unless its idempotency key was appended before (then append nothing and answer
@@ -67,6 +70,8 @@ pub struct PublishOnce {
     pub args: Arc<str>,
     /// The key, the request's fingerprint and the receipt to keep with it.
     pub key: AppendKey,
+    /// Which door it came through (counted in `hub_notifications_published_total`).
+    pub source: Source,
 }
 
 /// Ask every instance on the log to disconnect the sockets of a target (`POST /sockets/disconnect`).
@@ -199,6 +204,32 @@ impl StreamBridge {
         }
     }
 
+    /// Counts a publish from `source`: `Ok(true)` appended, `Ok(false)` nothing new (an
+    /// idempotent replay or a reused key), `Err` failed.
+    fn published(&self, source: Source, outcome: Result<bool, &StoreError>) {
+        match outcome {
+            Ok(true) => match source {
+                Source::Http => self.metrics.published.http.inc(),
+                Source::Socket => self.metrics.published.socket.inc(),
+            },
+            Ok(false) => {}
+            Err(StoreError::OutcomeUnknown(_)) => {
+                self.metrics.publish_failed.inc("outcome_unknown")
+            }
+            Err(_) => self.metrics.publish_failed.inc("unavailable"),
+        }
+    }
+
+    /// Records a successful append's round trip (failures are counted apart, and a timeout's
+    /// duration says nothing about the log).
+    fn timed<T>(&self, started: Option<Instant>, result: &Result<T, StoreError>) {
+        if let (Some(started), Ok(_)) = (started, result) {
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
     /// One probe of the append path while appends fail; the next one follows a failure.
     fn probe(&mut self, ctx: &mut Context<Self>) {
         if self.metrics.appends_failing.get() == 0 {
@@ -249,10 +280,15 @@ impl Handler<Publish> for StreamBridge {
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
         let append = self.when_reading(|log| log.append(&msg.target, msg.args));
-        Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
-            act.appended(&result, ctx);
-            result
-        }))
+        let started = self.metrics.append_seconds.is_on().then(Instant::now);
+        Box::pin(
+            fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
+                act.timed(started, &result);
+                act.appended(&result, ctx);
+                act.published(msg.source, result.as_ref().map(|_| true));
+                result
+            }),
+        )
     }
 }
 
@@ -261,13 +297,29 @@ impl Handler<PublishOnce> for StreamBridge {
 
     fn handle(&mut self, msg: PublishOnce, _: &mut Self::Context) -> Self::Result {
         let append = self.when_reading(|log| log.append_once(&msg.target, msg.args, &msg.key));
-        Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
-            act.appended(&result, ctx);
-            if let Ok(KeyedAppend::Replayed { .. }) = result {
-                act.metrics.idempotent_replays.inc();
-            }
-            result
-        }))
+        let started = self.metrics.append_seconds.is_on().then(Instant::now);
+        Box::pin(
+            fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
+                act.timed(started, &result);
+                act.appended(&result, ctx);
+                let key_reused = matches!(result, Ok(KeyedAppend::Conflict));
+                act.published(
+                    msg.source,
+                    match &result {
+                        Ok(KeyedAppend::Appended(_)) => Ok(true),
+                        Ok(_) => Ok(false),
+                        Err(err) => Err(err),
+                    },
+                );
+                if key_reused {
+                    act.metrics.publish_failed.inc("key_reused");
+                }
+                if let Ok(KeyedAppend::Replayed { .. }) = result {
+                    act.metrics.idempotent_replays.inc();
+                }
+                result
+            }),
+        )
     }
 }
 
@@ -296,6 +348,8 @@ impl Handler<LogEvent> for StreamBridge {
             LogEvent::Entries(entries) => {
                 if let Some(last) = entries.last() {
                     self.last_read = last.id;
+                    let behind = crate::store::now_ms().saturating_sub(last.id.ms);
+                    self.metrics.read_lag_ms.set(behind as i64);
                     self.hub.do_send(Fanout(entries));
                 }
             }

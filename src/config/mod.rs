@@ -127,6 +127,15 @@ pub struct Config {
               PossibleValue::new("off").aliases(["false", "0"]),
           ]).map(|value| matches!(value.as_str(), "on" | "true" | "1")))]
     pub recovery: bool,
+    /// Counters and histograms in `GET /metrics`, on or off (off: they record nothing and
+    /// `/metrics` answers 404; gauges, which the hub reads itself, are kept either way)
+    // A switch for measuring what recording costs (scripts/bench.sh compares both).
+    #[arg(long, env = "HUB_METRICS", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = PossibleValuesParser::new([
+              PossibleValue::new("on").aliases(["true", "1"]),
+              PossibleValue::new("off").aliases(["false", "0"]),
+          ]).map(|value| matches!(value.as_str(), "on" | "true" | "1")))]
+    pub metrics: bool,
     /// How long an instance's lease on Redis outlives its last refresh (refreshed every third of it):
     /// a session live on an instance that died becomes resumable elsewhere this long after, and a
     /// resume of a session still live waits at most this long for it to drop, then fails cleanly

@@ -239,6 +239,7 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
             c.cors_origins == ["https://a.test", "*"]
         }),
         ("recovery", "off", |c| !c.recovery),
+        ("metrics", "off", |c| !c.metrics),
         ("instance-lease-ms", "500", |c| {
             c.instance_lease == Duration::from_millis(500)
         }),

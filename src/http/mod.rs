@@ -246,7 +246,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if !state.metrics.enabled {
+        // A scrape of numbers that do not move would read as an idle hub.
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("metrics are off (HUB_METRICS=off)\n");
+    }
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type(state.metrics.content_type())
         .body(state.metrics.render())
 }

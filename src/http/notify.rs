@@ -48,7 +48,8 @@ pub async fn notify(
         })?)?),
     };
     let request = NotifyRequest::from_body(&body)?;
-    let published = notification::publish(&state.bridge, request, key).await?;
+    let published =
+        notification::publish(&state.bridge, request, key, notification::Source::Http).await?;
     let mut answer = HttpResponse::Created();
     if published.replayed {
         answer.insert_header((IDEMPOTENT_REPLAYED_HEADER, "true"));

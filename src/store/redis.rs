@@ -351,6 +351,7 @@ impl LogBackend for RedisLog {
             sink: sink.clone(),
             metrics: self.metrics.clone(),
             epoch: None,
+            uid: self.uid.clone(),
         };
         actix::spawn(reader.run());
         actix::spawn(keep_lease(

@@ -116,6 +116,31 @@ fn log_entry(id: StreamId, nsp: String, broadcast: adapter::Broadcast) -> LogEnt
     }
 }
 
+/// How many of `delivered` (entries decoded from `items`, in id order) another instance appended:
+/// their `uid` field is not `own_uid` (`hub_notifications_published_total{source="peer"}`).
+pub(super) fn from_peers(items: &Value, delivered: &[LogEntry], own_uid: &str) -> u64 {
+    let Value::Array(items) = items else {
+        return 0;
+    };
+    let mut count = 0;
+    for item in items {
+        let Value::Array(pair) = item else { continue };
+        let [id, Value::Array(fields)] = pair.as_slice() else {
+            continue;
+        };
+        let Ok(id) = parse_id(id) else { continue };
+        let ours = entry_field(fields, "uid").is_some_and(|uid| uid == own_uid);
+        if !ours
+            && delivered
+                .binary_search_by(|entry| entry.id.cmp(&id))
+                .is_ok()
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +193,22 @@ mod tests {
             nsp: Namespace::main(),
             rooms: rooms.iter().map(|r| r.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn from_peers_counts_the_delivered_entries_of_other_uids_only() {
+        let metrics = Metrics::default();
+        let items = reply(&[
+            ("1-0", "/", "3", &data(r#"["a",1]"#, EVERYONE)),
+            ("2-0", "/", "3", &data(r#"["b",2]"#, EVERYONE)),
+            ("3-0", "/", "3", "{broken"),
+        ]);
+        let (entries, _) = decode_entries(&items, &metrics, None).unwrap();
+        assert_eq!(entries.len(), 2);
+        // `reply` writes every entry with uid 7d38b7221164adb4; the broken one is not delivered.
+        assert_eq!(from_peers(&items, &entries, "0000000000000000"), 2);
+        assert_eq!(from_peers(&items, &entries, "7d38b7221164adb4"), 0);
+        assert_eq!(from_peers(&items, &entries[1..], "0000000000000000"), 1);
     }
 
     #[test]

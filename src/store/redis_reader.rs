@@ -13,7 +13,7 @@ use super::redis::{
     READ_BLOCK, READ_COUNT,
 };
 use super::redis_commands::{disconnects_in, hand_on};
-use super::redis_entries::decode_entries;
+use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
 use super::{Epoch, LogEvent, StoreError};
 use crate::metrics::Metrics;
@@ -30,6 +30,8 @@ pub(super) struct Reader {
     pub(super) metrics: Arc<Metrics>,
     /// The epoch the loop reads under; `None` until the first connect.
     pub(super) epoch: Option<Epoch>,
+    /// This instance's adapter uid: entries with another were published by a peer.
+    pub(super) uid: String,
 }
 
 impl Reader {
@@ -53,6 +55,9 @@ impl Reader {
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
+                self.metrics.redis_errors.inc();
+                // Counted here, before the next connect, whether or not that one succeeds.
+                self.metrics.redis_reconnects.inc();
                 self.metrics.log_reading.set(0);
                 let jittered = delay.mul_f64(0.5 + jitter());
                 warn!("stream read failed retry_in={jittered:?} error=\"{err}\"");
@@ -141,12 +146,16 @@ impl Reader {
                 .await
                 .map_err(unavailable)?;
             let Value::Array(streams) = reply else {
+                // nil: nothing new within the block, so the loop is at the tip.
+                self.metrics.read_lag_ms.set(0);
                 continue;
-            }; // nil: nothing new
+            };
             for stream in &streams {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
                 let (entries, newest) = decode_entries(items, &self.metrics, None)?;
+                let peers = from_peers(items, &entries, &self.uid);
+                self.metrics.published.peer.add(peers);
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);

@@ -41,6 +41,7 @@ async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
         .send(Publish {
             target: Target::broadcast(Namespace::from(nsp)),
             args,
+            source: crate::notification::Source::Http,
         })
         .await
         .unwrap()
@@ -452,6 +453,7 @@ async fn recovery_replays_exactly_the_entries_addressed_to_the_socket_in_its_roo
             .send(Publish {
                 target,
                 args: Arc::from(format!("[\"n\",{n}]")),
+                source: crate::notification::Source::Http,
             })
             .await
             .unwrap()

@@ -357,9 +357,18 @@ impl Session {
             "session closing eio_sid={} reason={:?} why=\"{why}\"",
             self.eio_sid, consequence.reason
         );
+        let metrics = &self.parts.metrics;
         if why == SessionError::SlowConsumer {
-            self.parts.metrics.slow_consumers.inc();
+            metrics.slow_consumers.inc();
         }
+        metrics.disconnects.inc(consequence.reason.as_str());
+        if let Some(kind) = why.refused_kind() {
+            metrics.frames_refused.inc(kind);
+        }
+        metrics
+            .connections
+            .of(!matches!(self.transport, Transport::Polling(_)))
+            .add(-1);
         // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
         // it first), then the session is gone.
@@ -499,6 +508,10 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.me = Some(ctx.address());
+        // Counted down in `close`, which every started session goes through (`stopping` too).
+        let websocket = !matches!(self.transport, Transport::Polling(_));
+        self.parts.metrics.handshakes.of(websocket).inc();
+        self.parts.metrics.connections.of(websocket).add(1);
         self.schedule_ping(ctx);
         // Socket.IO's connectTimeout: a connection that has joined no namespace by then (a CONNECT
         // still being admitted, or refused, does not count) is closed.
@@ -551,8 +564,22 @@ impl Handler<Deliver> for Session {
         let Some(socket) = self.sockets.get_mut(deliver.nsp.as_str()) else {
             return self.outbound.received(bytes);
         };
+        let metrics = &self.parts.metrics;
+        // The batch's entry ids, for the lag once written (`on_live` takes the batch; an Arc).
+        let batch = metrics.enabled.then(|| deliver.frames.clone());
         match socket.on_live(deliver) {
             Live::Write(frames) => {
+                if let Some(batch) = batch {
+                    // One clock read and one add per counter per batch; one observation per entry.
+                    metrics.deliveries.add(batch.len() as u64);
+                    metrics.delivered_bytes.add(bytes as u64);
+                    let now = crate::store::now_ms();
+                    for frame in batch.iter() {
+                        metrics
+                            .delivery_lag
+                            .observe_ms(now.saturating_sub(frame.id.ms));
+                    }
+                }
                 self.outbound.received(bytes);
                 self.write_all(frames);
             }

@@ -591,6 +591,11 @@ impl Session {
             return;
         };
         self.write_all(done.reply);
+        self.parts.metrics.namespace_joins.inc();
+        self.parts
+            .metrics
+            .replayed_entries
+            .add(done.replayed as u64);
         if let Some(record) = done.keep {
             self.parts.recovery.do_send(Keep(record));
         }

@@ -229,6 +229,10 @@ impl Session {
                     "session upgraded eio_sid={} transport=websocket",
                     self.eio_sid
                 );
+                let metrics = &self.parts.metrics;
+                metrics.upgrades.inc();
+                metrics.connections.polling.add(-1);
+                metrics.connections.websocket.add(1);
                 self.write_all(queued);
             }
             // Anything else on the probing WebSocket closes it; the polling session goes on.
