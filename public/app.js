@@ -10,6 +10,10 @@
 // sends it as `auth.token` on every (re)connect, and publishes over its socket
 // (`notify` with an acknowledgement), where the hub knows who is publishing.
 //
+// On open (and after every reconnect that is not a recovered session) the
+// page shows the last 20 notifications from GET /notifications (with its token
+// when it has one), then live ones; one that arrives both ways shows once.
+//
 // Either way a send goes to everyone, to one user (`to: "user:<id>"`: every
 // page connected with that user's token), or to a room; the page joins and
 // leaves rooms with the `join` / `leave` events (acknowledged {ok} or {error}).
@@ -21,6 +25,10 @@
   const TRANSPORTS = ["polling", "websocket"];
 
   const NOTIFY_URL = "/notifications/notify";
+  // The history API (README "History"): the newest notifications, newest first.
+  const HISTORY_URL = "/notifications";
+  // How many the page shows from the history when it connects.
+  const HISTORY_COUNT = 20;
   // sessionStorage key of the pasted token.
   const TOKEN_KEY = "realtime-hub.token";
   // How long a `notify` (or `join`, `leave`) over the socket waits for the hub's acknowledgement.
@@ -282,14 +290,85 @@
       li.appendChild(offsetEl);
     }
 
-    // Newest at the top.
-    els.feed.prepend(li);
+    placeInFeed(li, offsetText);
     els.feedEmpty.hidden = true;
+    return li;
+  }
+
+  // Offsets and ids of the notifications shown: one that arrives twice (from
+  // the history and live, or replayed after the history showed it) shows once.
+  const shownOffsets = new Set();
+  const shownIds = new Set();
+
+  // Whether a notification was shown already; if not, remembers it as shown.
+  function alreadyShown(notification, offset) {
+    const id = notification && typeof notification === "object" ? asText(notification.id) : "";
+    const offsetText = asText(offset);
+    if ((offsetText && shownOffsets.has(offsetText)) || (id && shownIds.has(id))) return true;
+    if (offsetText) shownOffsets.add(offsetText);
+    if (id) shownIds.add(id);
+    return false;
+  }
+
+  // A stream id "<ms>-<seq>" as [ms, seq], or null.
+  function parseOffset(text) {
+    const match = /^(\d+)-(\d+)$/.exec(text || "");
+    return match ? [Number(match[1]), Number(match[2])] : null;
+  }
+
+  // Newest at the top, by offset: history that arrives after a live
+  // notification still goes below it. Without an offset: at the top.
+  function placeInFeed(li, offsetText) {
+    const mine = parseOffset(offsetText);
+    if (mine) {
+      for (const other of els.feed.children) {
+        const theirs = parseOffset(other.dataset.offset);
+        if (theirs && (theirs[0] < mine[0] || (theirs[0] === mine[0] && theirs[1] < mine[1]))) {
+          els.feed.insertBefore(li, other);
+          return;
+        }
+      }
+      els.feed.appendChild(li);
+      return;
+    }
+    els.feed.prepend(li);
+  }
+
+  // The last HISTORY_COUNT notifications this page may see (with its token
+  // when it has one), shown below the live ones. Failing quietly: the live
+  // feed works without it (e.g. a hub that wants an API key for the history).
+  async function loadHistory() {
+    const token = storedToken();
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    let page;
+    try {
+      const response = await fetch(HISTORY_URL + "?limit=" + HISTORY_COUNT, { headers, cache: "no-store" });
+      if (!response.ok) {
+        if (!els.feed.children.length) {
+          els.feedEmpty.textContent = "No notifications yet (history unavailable: HTTP " + response.status + ").";
+        }
+        return;
+      }
+      page = await response.json();
+    } catch (_) {
+      return;
+    }
+    const items = page && Array.isArray(page.items) ? page.items : [];
+    for (const item of items) {
+      try {
+        if (!item || typeof item !== "object" || alreadyShown(item, item.offset)) continue;
+        renderNotification(item, item.offset, false).dataset.history = "true";
+      } catch (err) {
+        console.error("could not show a notification from the history", item, err);
+      }
+    }
   }
 
   function onNotification(notification, offset) {
     try {
       const replayed = awaitingConnect && socket.recovered === true;
+      if (alreadyShown(notification, offset)) return;
       if (replayed) replayedSinceDisconnect += 1;
       renderNotification(notification, offset, replayed);
     } catch (err) {
@@ -337,7 +416,12 @@
         logLine("Reconnected: new session (nothing replayed).", "warn");
       }
       hasConnectedBefore = true;
-      if (!recovered) rejoinRooms();
+      if (!recovered) {
+        rejoinRooms();
+        // A new session missed what was sent meanwhile: the history fills
+        // the gap (duplicates of what is shown are skipped).
+        loadHistory();
+      }
     });
 
     socket.on("disconnect", (reason) => {

@@ -15,6 +15,7 @@
 //! - [`admission`]: the caps on Engine.IO sessions (in all, per client address, not joined).
 //! - [`rate_limit`]: per-client rate limits (publishes per address and key, new sessions per address).
 //! - [`token`]: connect tokens (JWT): who a socket is, checked at its CONNECT.
+//! - [`history`]: notification history pages (`GET /notifications`), as one caller may see them.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod actors;
 pub mod admission;
 pub mod app;
 pub mod config;
+pub mod history;
 pub(crate) mod http;
 pub mod log_limit;
 pub mod metrics;
@@ -302,6 +304,15 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
              set HUB_API_KEYS (or --api-keys) to one or more comma-separated keys to require one"
         );
     }
+    // The CONNECT's verifier is the application's; the history API verifies the same tokens with
+    // its own copy (a second read of the key file at start, nothing per request).
+    let readers = http::history::Readers::new(
+        token::TokenVerifier::from_settings(security)
+            .map_err(io::Error::other)?
+            .map(Arc::new),
+        RoomPatterns::new(&security.public_rooms)
+            .map_err(|err| io::Error::other(format!("HUB_PUBLIC_ROOMS: {err}")))?,
+    );
     let state = web::Data::new(http::AppState {
         admission: admission::Admission::new(limits, metrics.clone()),
         parts,
@@ -310,6 +321,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         metrics,
         origins: http::origin::OriginPolicy::new(&config.cors_origins),
         publishers,
+        readers,
         max_notify_bytes: config.max_notify_bytes,
         http_compression_threshold: config.http_compression_threshold,
         request_body_timeout: config.request_body_timeout,

@@ -3,7 +3,7 @@
 //! Owns: the [`LogBackend`] (embedded log or Redis connection) and the id of the last entry it handed on.
 //! Receives: Publish, PublishOnce (from [`crate::notification::publish`]); RequestDisconnect (from
 //! `POST /sockets/disconnect`); ReadAfter, Tip, KeepLive,
-//! SaveSession, ClaimSession, DropSession (from Recovery); LogEvent (from the backend's read loop);
+//! SaveSession, ClaimSession, DropSession (from Recovery); ReadRange (from `GET /notifications`); LogEvent (from the backend's read loop);
 //! IsReady (from `/readyz`).
 //! Sends: Fanout to the Hub, for every entry read from the log, and DisconnectSockets for every
 //! disconnect request read from it: this instance's appends travel the same
@@ -35,8 +35,8 @@ use crate::protocol::cluster;
 use crate::protocol::ids::{Pid, StreamId};
 use crate::protocol::target::Target;
 use crate::store::{
-    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRead, Position, ReplayScope,
-    SessionRecord, StoreError, StoreFuture,
+    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRange, LogRead, Position, RangeQuery,
+    ReplayScope, SessionRecord, StoreError, StoreFuture,
 };
 
 /// How often the append path is probed while appends fail.
@@ -91,6 +91,11 @@ pub struct ReadAfter {
     /// The epoch, namespace and rooms the read is checked against.
     pub scope: ReplayScope,
 }
+
+/// Read a stretch of the log, either way (a page of the history API, `crate::history`).
+#[derive(Message)]
+#[rtype(result = "Result<LogRange, StoreError>")]
+pub struct ReadRange(pub RangeQuery);
 
 /// The id of the newest entry, and the log's epoch.
 #[derive(Message)]
@@ -368,6 +373,14 @@ impl Handler<ReadAfter> for StreamBridge {
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
         self.when_reading(|log| log.read_after(msg.after, msg.count, &msg.scope))
+    }
+}
+
+impl Handler<ReadRange> for StreamBridge {
+    type Result = ResponseFuture<Result<LogRange, StoreError>>;
+
+    fn handle(&mut self, ReadRange(query): ReadRange, _: &mut Self::Context) -> Self::Result {
+        self.when_reading(|backend| backend.read_range(&query))
     }
 }
 

@@ -153,6 +153,23 @@ pub enum ApiError {
         /// A key was given, and it is not one of them.
         invalid: bool,
     },
+    /// `GET /notifications` without the credentials it needs (API keys or JWT configured): 401
+    /// with `WWW-Authenticate: Bearer`, as [`ApiError::Unauthorized`].
+    #[error(
+        "{}: send Authorization: Bearer <API key or connect token> or X-API-Key: <key>",
+        if *invalid { "invalid API key or token" } else { "an API key or a connect token is required" }
+    )]
+    ReadUnauthorized {
+        /// Something was given, and it is neither a key nor a valid token.
+        invalid: bool,
+    },
+    /// What the request points at is gone for good (a history cursor trimmed away or of another
+    /// log): 410; the message says what to do instead.
+    #[error("{0}")]
+    Gone(String),
+    /// The log cannot be read now (Redis down): 503, retry later.
+    #[error("log backend unavailable: retry later")]
+    LogUnavailable,
     /// The request's `Origin` is neither the hub's own nor in `HUB_CORS_ORIGINS`: 403.
     #[error("cross-origin request refused: Origin is neither this hub nor in HUB_CORS_ORIGINS")]
     ForeignOrigin,
@@ -188,13 +205,17 @@ impl ResponseError for ApiError {
             ApiError::Unavailable
             | ApiError::OutcomeUnknown
             | ApiError::DisconnectNotRequested
-            | ApiError::DisconnectOutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::DisconnectOutcomeUnknown
+            | ApiError::LogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout { .. } | ApiError::EmptyRequestTimeout => {
                 StatusCode::REQUEST_TIMEOUT
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } | ApiError::ReadUnauthorized { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::ForeignOrigin => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyPublishes { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -208,10 +229,12 @@ impl ResponseError for ApiError {
             answer.force_close();
         }
         match self {
-            ApiError::Unauthorized { invalid: false } => {
+            ApiError::Unauthorized { invalid: false }
+            | ApiError::ReadUnauthorized { invalid: false } => {
                 answer.insert_header((header::WWW_AUTHENTICATE, BEARER_CHALLENGE));
             }
-            ApiError::Unauthorized { invalid: true } => {
+            ApiError::Unauthorized { invalid: true }
+            | ApiError::ReadUnauthorized { invalid: true } => {
                 answer.insert_header((
                     header::WWW_AUTHENTICATE,
                     format!("{BEARER_CHALLENGE}, error=\"invalid_token\""),

@@ -77,6 +77,12 @@ impl Publishers {
         bool::from(any).then_some(found)
     }
 
+    /// Whether `given` is one of the configured keys (compared as [`Self::admit`] compares them),
+    /// for endpoints that read rather than change (`GET /notifications`).
+    pub fn is_key(&self, given: &str) -> bool {
+        self.key_index(given).is_some()
+    }
+
     /// The checks of the module's table but the content type, for a request with `headers` from
     /// `peer`; each refusal is counted in `metrics` and logged (rate-limited), without the key.
     pub fn admit(
@@ -161,7 +167,7 @@ fn digest(text: &str) -> [u8; 32] {
 
 /// The key a request presents: `Authorization: Bearer <key>` (scheme case-insensitive), else
 /// `X-API-Key: <key>`; the first of each header only.
-fn credentials(headers: &HeaderMap) -> Option<&str> {
+pub fn credentials(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! GET  /                        the page (public/)
+//! GET  /notifications           the notification history, a page at a time (`history`)
 //! POST /notifications/notify    publish a notification (to everyone, or to rooms: `to` / `except`)
 //! POST /sockets/disconnect      disconnect a socket (sid) or a user's sockets, on every instance
 //! *    /socket.io/              Engine.IO endpoint (long-polling and WebSocket; HUB_PATH)
@@ -18,6 +19,7 @@ pub mod cors;
 pub mod error;
 pub mod guard;
 pub mod headers;
+pub mod history;
 pub mod notify;
 pub mod origin;
 pub mod request_id;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub origins: origin::OriginPolicy,
     /// The API keys and publish rate limits ([`guard::Publisher`]).
     pub publishers: guard::Publishers,
+    /// Who may read the history, besides the API keys ([`history::Readers`]).
+    pub readers: history::Readers,
     /// Largest notify body.
     pub max_notify_bytes: usize,
     /// Polling answers of at least this many bytes are compressed when the client accepts it
@@ -82,7 +86,8 @@ pub struct AppState {
 /// Registers every route, the Engine.IO endpoint at `path` (e.g. `/socket.io/`); `state` must also be
 /// registered as app data.
 pub fn configure(cfg: &mut web::ServiceConfig, public_dir: PathBuf, path: &str) {
-    cfg.route("/notifications/notify", web::post().to(notify::notify))
+    cfg.route("/notifications", web::get().to(history::history))
+        .route("/notifications/notify", web::post().to(notify::notify))
         .route("/sockets/disconnect", web::post().to(sockets::disconnect))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

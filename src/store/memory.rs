@@ -13,9 +13,9 @@ use actix::Recipient;
 
 use super::idempotency::AppendKeys;
 use super::{
-    now_ms, AppendKey, Claim, Epoch, KeyedAppend, LogBackend, LogEntry, LogEvent, LogRead,
-    Position, ReplayScope, SessionRecord, StoreError, StoreFuture, DEFAULT_IDEMPOTENCY_MAX_KEYS,
-    DEFAULT_IDEMPOTENCY_TTL,
+    now_ms, AppendKey, Claim, Direction, Epoch, KeyedAppend, LogBackend, LogEntry, LogEvent,
+    LogRange, LogRead, Position, RangeQuery, ReplayScope, SessionRecord, StoreError, StoreFuture,
+    DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
 };
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
@@ -187,6 +187,58 @@ impl MemoryLog {
         Ok(self.entries.range(start..).take(count).cloned().collect())
     }
 
+    /// [`LogBackend::read_range`], checked against the newest id trimmed (everything up to it is
+    /// gone, everything after it is here) and the newest id issued.
+    fn read_range_now(&self, query: &RangeQuery) -> Result<LogRange, StoreError> {
+        if let Some(epoch) = query.epoch.as_ref().filter(|e| **e != self.epoch) {
+            return Err(StoreError::EpochChanged {
+                expected: epoch.clone(),
+                found: self.epoch.to_string(),
+            });
+        }
+        if let Some(from) = query.from {
+            if from > self.last_id {
+                return Err(StoreError::OffsetAhead(from));
+            }
+            let trimmed = match query.direction {
+                Direction::Forward => from < self.max_deleted,
+                Direction::Backward => {
+                    self.max_deleted != StreamId::ZERO && from <= self.max_deleted
+                }
+            };
+            if trimmed {
+                return Err(StoreError::OffsetTrimmed(from));
+            }
+        }
+        let entries: Vec<LogEntry> = match (query.direction, query.from) {
+            (Direction::Forward, from) => {
+                let start = from.map_or(0, |from| self.entries.partition_point(|e| e.id <= from));
+                self.entries
+                    .range(start..)
+                    .take(query.count)
+                    .cloned()
+                    .collect()
+            }
+            (Direction::Backward, from) => {
+                let end = from.map_or(self.entries.len(), |from| {
+                    self.entries.partition_point(|e| e.id < from)
+                });
+                self.entries
+                    .range(..end)
+                    .rev()
+                    .take(query.count)
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(LogRange {
+            read: entries.len(),
+            last: entries.last().map(|entry| entry.id),
+            entries,
+            epoch: self.epoch.clone(),
+        })
+    }
+
     /// Takes the record of `pid` if it is unexpired at `now` (it expires at its deadline, not after)
     /// and its session is not live. `now` is a parameter so tests can put it exactly on a deadline.
     fn claim_session_at(&mut self, pid: &Pid, owner: Option<&str>, now: Instant) -> Claim {
@@ -273,6 +325,10 @@ impl LogBackend for MemoryLog {
                     .collect(),
             }
         }))
+    }
+
+    fn read_range(&mut self, query: &RangeQuery) -> StoreFuture<LogRange> {
+        done(self.read_range_now(query))
     }
 
     fn tip(&mut self) -> StoreFuture<Position> {

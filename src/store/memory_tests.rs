@@ -375,3 +375,52 @@ fn memory_log_counts_keys_forgotten_past_its_bound() {
 fn memory_log_is_ready() {
     assert!(MemoryLog::new(1, usize::MAX).is_ready());
 }
+
+#[test]
+fn memory_log_reads_ranges_both_ways_and_refuses_trimmed_foreign_and_ahead_bounds() {
+    let mut log = MemoryLog::new(3, usize::MAX);
+    let ids: Vec<_> = (0..5)
+        .map(|n| log.append_now(&everyone(), args(n)))
+        .collect();
+    let read = |log: &MemoryLog, direction, from, epoch: Option<Epoch>| {
+        let query = RangeQuery {
+            direction,
+            from,
+            count: 2,
+            epoch,
+        };
+        log.read_range_now(&query)
+            .map(|range| range.entries.iter().map(|e| e.id).collect::<Vec<_>>())
+    };
+    use Direction::{Backward, Forward};
+    assert_eq!(read(&log, Backward, None, None), Ok(vec![ids[4], ids[3]]));
+    assert_eq!(
+        read(&log, Backward, Some(ids[4]), None),
+        Ok(vec![ids[3], ids[2]])
+    );
+    assert_eq!(read(&log, Backward, Some(ids[2]), None), Ok(vec![]));
+    assert_eq!(
+        read(&log, Forward, Some(ids[1]), None),
+        Ok(vec![ids[2], ids[3]])
+    );
+    let epoch = Some(log.epoch.clone());
+    assert_eq!(read(&log, Forward, Some(ids[3]), epoch), Ok(vec![ids[4]]));
+    // ids[1] is the newest trimmed: nothing after it is lost, everything before it is.
+    assert_eq!(
+        read(&log, Backward, Some(ids[1]), None),
+        Err(StoreError::OffsetTrimmed(ids[1]))
+    );
+    assert_eq!(
+        read(&log, Forward, Some(ids[0]), None),
+        Err(StoreError::OffsetTrimmed(ids[0]))
+    );
+    let ahead = StreamId::new(ids[4].ms + 1, 0);
+    assert_eq!(
+        read(&log, Forward, Some(ahead), None),
+        Err(StoreError::OffsetAhead(ahead))
+    );
+    assert!(matches!(
+        read(&log, Backward, None, Some(Epoch::from("other"))),
+        Err(StoreError::EpochChanged { .. })
+    ));
+}

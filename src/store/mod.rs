@@ -15,6 +15,8 @@
 //! save_session ──► the record of a dropped session (resumable once, by a hub or a Node peer)
 //! claim_session ──► takes a record atomically, once, if the resuming user owns it (`sub`)
 //! append_once(key) ──► the entry, or the first append's id if the key was seen (idempotent publish)
+//! read_range(query) ──► a page of the log after or before an offset, either way (the history API),
+//!                       or OffsetTrimmed / OffsetAhead / EpochChanged
 //! ```
 //!
 //! **Epoch.** The log has an identity ([`Epoch`]) stored with it: a random id that a deleted, flushed,
@@ -31,6 +33,7 @@ mod redis;
 mod redis_append;
 mod redis_commands;
 mod redis_entries;
+mod redis_history;
 mod redis_identity;
 mod redis_reader;
 
@@ -237,6 +240,44 @@ impl ReplayScope {
     }
 }
 
+/// Which way a [`LogBackend::read_range`] walks the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first (Redis `XRANGE`).
+    Forward,
+    /// Newest first (Redis `XREVRANGE`).
+    Backward,
+}
+
+/// A read of a stretch of the log, either way, for the history API (`crate::history`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeQuery {
+    /// Which way.
+    pub direction: Direction,
+    /// The exclusive bound the read starts from: entries strictly after it (forward) or strictly
+    /// before it (backward). `None`: from the log's oldest entry (forward) or newest (backward).
+    pub from: Option<StreamId>,
+    /// How many entries to read at most (whatever they are; see [`LogRange::read`]).
+    pub count: usize,
+    /// The epoch `from` belongs to, checked in the same snapshot as the entries; `None`: not checked.
+    pub epoch: Option<Epoch>,
+}
+
+/// What [`LogBackend::read_range`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRange {
+    /// The broadcast events among the entries read (any namespace, volatile ones flagged, binary
+    /// ones with their attachments), in the read's order. Other kinds are left out (still read).
+    pub entries: Vec<LogEntry>,
+    /// How many entries were read, left out or not: fewer than [`RangeQuery::count`] means the read
+    /// reached the end of the log in its direction.
+    pub read: usize,
+    /// The id of the last entry read (the oldest for a backward read); `None` if nothing was read.
+    pub last: Option<StreamId>,
+    /// The log's epoch at the time of the read (empty on a Redis stream that has none yet).
+    pub epoch: Epoch,
+}
+
 /// What went wrong in the log backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -340,6 +381,13 @@ pub trait LogBackend {
         count: usize,
         scope: &ReplayScope,
     ) -> StoreFuture<LogRead>;
+    /// Up to `query.count` entries after (forward) or before (backward) `query.from`, with the log's
+    /// epoch, in one atomic snapshot. Fails with `EpochChanged` if `query.epoch` is given and is not
+    /// the log's; `OffsetAhead` if `from` is newer than the newest id the log issued; `OffsetTrimmed`
+    /// if entries on the read's side of `from` were trimmed away: forward, as [`Self::read_after`]
+    /// decides it (the read would have a hole); backward, when `from` is older than the oldest
+    /// entry kept and something was trimmed (everything before it is gone).
+    fn read_range(&mut self, query: &RangeQuery) -> StoreFuture<LogRange>;
     /// The id of the newest entry (`0-0` for an empty log) and the log's epoch (created if the log
     /// has none yet).
     fn tip(&mut self) -> StoreFuture<Position>;

@@ -14,6 +14,8 @@
 //!            refused if an entry after it may have been trimmed or deleted, the offset is ahead of the
 //!            stream, the stream's epoch is not the session's, or an entry may be for the socket but
 //!            cannot be delivered
+//! read_range EVAL (XINFO STREAM + XINFO GROUPS + XRANGE or XREVRANGE): a history page
+//!            (`redis_history.rs`)
 //! epoch      a consumer group of the stream named hub-epoch:<id>, created (MKSTREAM) if missing
 //! live       HSET hub:live:<pid> owner <uid> record <base64 record> + PEXPIRE <window>
 //! lease      SET hub:instance:<uid> 1 PX <lease>, refreshed every third of it
@@ -49,8 +51,8 @@ use super::redis_identity::{
 };
 use super::redis_reader::Reader;
 use super::{
-    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRead, Position, ReplayScope,
-    SessionRecord, StoreError, StoreFuture,
+    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRange, LogRead, Position, RangeQuery,
+    ReplayScope, SessionRecord, StoreError, StoreFuture,
 };
 use crate::metrics::Metrics;
 use crate::protocol::adapter;
@@ -336,6 +338,13 @@ impl LogBackend for RedisLog {
             // the caller pages on from `last` and never takes a short page for the log's end.
             read_batch(&mut conn, &key, after, count, &scope, &metrics).await
         })
+    }
+
+    fn read_range(&mut self, query: &RangeQuery) -> StoreFuture<LogRange> {
+        let query = query.clone();
+        let key = self.key.clone();
+        let mut conn = self.commands.clone();
+        Box::pin(async move { super::redis_history::read_range(&mut conn, &key, &query).await })
     }
 
     fn tip(&mut self) -> StoreFuture<Position> {

@@ -101,7 +101,7 @@ pub(super) fn decode_entries(
 }
 
 /// The log entry of a decoded broadcast on `nsp`.
-fn log_entry(id: StreamId, nsp: String, broadcast: adapter::Broadcast) -> LogEntry {
+pub(super) fn log_entry(id: StreamId, nsp: String, broadcast: adapter::Broadcast) -> LogEntry {
     let rooms = |names: Vec<String>| names.into_iter().map(Room::from).collect();
     LogEntry {
         id,

@@ -149,6 +149,25 @@ return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-add
 "
 );
 
+/// One atomic snapshot for a history page: what [`READ_AFTER_SCRIPT`] returns, its range read with
+/// ARGV[1] (`XRANGE` or `XREVRANGE`) from ARGV[2] to ARGV[3], at most ARGV[4] entries.
+pub(super) const READ_RANGE_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}, ''} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local f = {}
+for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+if f['max-deleted-entry-id'] == nil then
+  return redis.error_reply('Redis 7.0 or newer is needed (XINFO STREAM max-deleted-entry-id)')
+end
+local first = ''
+if f['first-entry'] then first = f['first-entry'][1] end
+return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
+        redis.call(ARGV[1], KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4]), epoch_of(KEYS[1]) or ''}
+"
+);
+
 /// base64(msgpack(record)), as the adapter's `persistSession` encodes it.
 pub(super) fn encode_record(record: &SessionRecord) -> String {
     let value = serde_json::to_value(record).expect("a session record always serializes");
