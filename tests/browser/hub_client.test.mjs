@@ -141,15 +141,18 @@ test("heartbeat: pongs keep the connection past many ping intervals; a hub that 
       await online(page);
       const pings = await page.evaluate(() => new Promise((resolve) => {
         const socket = window.NotificationHubApp.socket;
-        const firstId = socket.id;
+        // The Engine.IO connection itself (a recovered reconnect would keep the socket's id).
+        const engine = socket.io.engine;
         let count = 0;
+        let disconnects = 0;
+        socket.on("disconnect", () => { disconnects += 1; });
         socket.io.on("ping", () => {
           count += 1;
           // Ten pings answered: without the pongs the hub would have closed it after the first.
-          if (count === 10) resolve({ count, sameSocket: socket.id === firstId && socket.connected });
+          if (count === 10) resolve({ count, disconnects, sameConnection: socket.io.engine === engine && socket.connected });
         });
       }));
-      assert.deepEqual(pings, { count: 10, sameSocket: true });
+      assert.deepEqual(pings, { count: 10, disconnects: 0, sameConnection: true });
 
       // The hub process frozen: its TCP connection stays open, only the missing pings tell.
       const pid = h.pid();
