@@ -192,6 +192,9 @@
       }
       packet.data = data;
     }
+    // Without a payload every type is taken (as socket.io-parser takes `42`); the socket then
+    // sees a CONNECT answer without sid (a connect_error) or an event without a name.
+    if (!("data" in packet)) return packet;
     const data = packet.data;
     const valid = {
       [CONNECT]: () => isPlainObject(data),
@@ -223,8 +226,10 @@
       this._ws.binaryType = "arraybuffer";
       this._ws.onmessage = (event) => this._onMessage(event.data);
       this._ws.onerror = () => {
-        // Chromium tells a script nothing about why (a closed socket follows): say where.
+        // A browser tells a script nothing about why: say where. After the handshake it is a
+        // "transport error", as engine.io-client names it.
         if (this.readyState === "opening") this._fail(new Error("websocket error (" + url + ")"));
+        else this._onClose("transport error", new Error("websocket error"));
       };
       this._ws.onclose = (event) => {
         if (this.readyState === "opening") {
