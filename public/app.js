@@ -1,6 +1,7 @@
 // Browser demo of the notification hub. Plain ES2020, no build step.
-// loader.js loads the Socket.IO client, then calls NotificationHubApp.start()
-// (or NotificationHubApp.fail(message) when the client could not be loaded).
+// loader.js chooses the Socket.IO client (the page's own hub-client.js, or the
+// official one with ?client=official), then calls NotificationHubApp.start(io)
+// with its `io` (or NotificationHubApp.fail(message) when it could not be loaded).
 //
 // Two modes, as the hub is configured. Open (no HUB_JWT_SECRET): the page
 // connects without credentials and publishes with POST /notifications/notify.
@@ -20,8 +21,9 @@
 "use strict";
 
 (function () {
-  // The client's defaults: HTTP long-polling first, then the upgrade to WebSocket (works behind
-  // proxies that block WebSocket, and is how the original tutorial's page connected).
+  // The official client's defaults: HTTP long-polling first, then the upgrade to WebSocket (works
+  // behind proxies that block WebSocket, and is how the original tutorial's page connected). The
+  // built-in client speaks WebSocket only and takes the list as long as it names "websocket".
   const TRANSPORTS = ["polling", "websocket"];
 
   const NOTIFY_URL = "/notifications/notify";
@@ -383,8 +385,8 @@
     return Boolean(socket && socket.active && socket.io.reconnection());
   }
 
-  function connectSocket() {
-    socket = window.io({
+  function connectSocket(io) {
+    socket = io({
       transports: TRANSPORTS,
       // A function, so every (re)connect sends the token stored now, not the
       // one there was when the page loaded.
@@ -713,11 +715,14 @@
 
   window.NotificationHubApp = {
     socket: null,
-    start() {
+    // Which client the page runs with ("built-in" or "official"), for tests and people debugging.
+    client: null,
+    start(io, client) {
       if (started) return;
       started = true;
+      this.client = client || null;
       try {
-        connectSocket();
+        connectSocket(io);
       } catch (err) {
         this.fail("Could not start the Socket.IO client: " + (err && err.message ? err.message : err));
       }

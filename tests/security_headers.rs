@@ -73,6 +73,7 @@ async fn the_page_gets_its_policy_and_every_other_answer_one_that_allows_nothing
     for path in [
         "/app.js",
         "/loader.js",
+        "/hub-client.js",
         "/styles.css",
         "/favicon.svg",
         "/socket.io/socket.io.min.js",

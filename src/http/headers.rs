@@ -14,8 +14,8 @@
 //! carries none, as a browser applies none of them to a WebSocket.
 //!
 //! Why `no-referrer` rather than `strict-origin-when-cross-origin`: neither the hub nor the page
-//! reads `Referer`, and the page's one cross-site request (the CDN fallback of the client) then
-//! tells the CDN nothing about where the hub runs. It does not change the `Origin` that `fetch`,
+//! reads `Referer`, and the page's one cross-site request (the CDN fallback of the official
+//! client, with `?client=official`) then tells the CDN nothing about where the hub runs. It does not change the `Origin` that `fetch`,
 //! XHR and WebSocket requests carry (Fetch §3.1: a CORS-mode or WebSocket request always sends its
 //! real origin); only a no-cors POST (a plain HTML form) would send `Origin: null`, and the page
 //! publishes with `fetch` or over its socket.

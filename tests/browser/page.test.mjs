@@ -26,13 +26,20 @@ const env = { REDIS_URL: redis.url, HUB_STREAM_KEY: "browser:page" };
 const hubA = await startHub(env);
 const hubB = await startHub(env);
 // The flags of a closed network: no background requests, no component updates (no internet here).
-const browser = await chromium.launch({
+const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+// For a page whose HTML the test itself answers (page.route + fulfill): such a document has no
+// network address, so Chromium's Local Network Access checks take it for a public site and refuse
+// its WebSocket to 127.0.0.1 (net::ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS). A page the hub
+// serves is on loopback itself and needs no such flag: every other test runs without it.
+const routedBrowser = await chromium.launch({
   executablePath: CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
+  args: [...CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"],
 });
 after(async () => {
   await browser.close();
+  await routedBrowser.close();
   await Promise.all([hubA.stop(), hubB.stop()]);
   await redis.stop();
 });
@@ -41,10 +48,10 @@ after(async () => {
  * A page on `url`, recording page errors, console errors, failed requests and every
  * Content-Security-Policy violation (the page's `securitypolicyviolation` events, reported as they
  * happen; Chromium's console line about it is a console error too). `before(page)` runs before the
- * page loads (to route requests).
+ * page loads (to route requests); `inBrowser` is `routedBrowser` for a page whose HTML it answers.
  */
-async function openPage(url, width = 1280, { before } = {}) {
-  const context = await browser.newContext({ viewport: { width, height: 900 } });
+async function openPage(url, width = 1280, { before, inBrowser = browser } = {}) {
+  const context = await inBrowser.newContext({ viewport: { width, height: 900 } });
   const page = await context.newPage();
   const problems = [];
   const violations = [];
@@ -254,18 +261,25 @@ test("the page tells the truth: a refused send is an error, and offline shows wi
   }
 });
 
-test("without internet: the client comes from the hub, and the CDN fallback is pinned to the same file", async () => {
+test("?client=official without internet: the official client comes from the hub, and the CDN fallback is pinned to the same file", async () => {
   const cdn = cdnPin();
   const local = fs.readFileSync(LOCAL_CLIENT);
   const digest = `sha384-${crypto.createHash("sha384").update(local).digest("base64")}`;
   assert.equal(cdn.integrity, digest, "the pinned hash is the served copy's (same version)");
   const version = JSON.parse(fs.readFileSync(path.join(root, "tests/node_modules/socket.io-client/package.json"))).version;
   assert.ok(cdn.src.includes(`/${version}/`), `the CDN URL names version ${version}`);
-  const { page, context, problems, requested, csp } = await openPage(`${hubA.url}/`);
+  const { page, context, problems, requested, csp } = await openPage(`${hubA.url}/?client=official`);
   try {
     assert.ok(csp, "the page is served with a Content-Security-Policy");
     assert.ok(csp.includes(`script-src 'self' ${cdn.src} '${digest}';`), `the policy allows exactly the pinned URL and hash: ${csp}`);
     await page.waitForFunction(() => document.querySelector("#status").dataset.state === "online");
+    assert.equal(await page.evaluate(() => window.NotificationHubApp.client), "official");
+    // The official client's defaults: long-polling first, then the upgrade (wire compatibility).
+    await page.waitForFunction(() => window.NotificationHubApp.socket.io.engine?.transport?.name === "websocket",
+      null, { timeout: 10_000 }).catch(() => assert.fail("the official client did not upgrade to WebSocket"));
+    assert.ok(requested.some((u) => u.includes("/socket.io/?EIO=4&transport=polling")), "it started on long-polling");
+    await send(page, "Official", "the npm client");
+    await waitForFeed(page, 1, "the official client shows the notification");
     assert.ok(requested.some((u) => u.endsWith("/socket.io/socket.io.min.js")));
     assert.ok(requested.every((u) => u.startsWith(hubA.url)), `only the hub was asked: ${requested.join(" ")}`);
     assert.deepEqual(problems, []);
@@ -277,7 +291,7 @@ test("without internet: the client comes from the hub, and the CDN fallback is p
 const online = (page) =>
   page.waitForFunction(() => document.querySelector("#status").dataset.state === "online", null, { timeout: 10_000 });
 
-test("the page runs under its Content-Security-Policy: no violation, WebSocket upgrade, open mode as before", async () => {
+test("the page runs under its Content-Security-Policy: no violation, WebSocket, open mode as before", async () => {
   const { page, context, problems, violations, csp } = await openPage(`${hubA.url}/`);
   try {
     assert.ok(csp, "the page is served with a Content-Security-Policy");
@@ -286,10 +300,10 @@ test("the page runs under its Content-Security-Policy: no violation, WebSocket u
     }
     assert.ok(!csp.includes("unsafe-"), `nothing inline or eval'd is allowed: ${csp}`);
     await online(page);
-    // connect-src 'self' covers the same-origin ws: URL in Chromium (CSP Level 3): the client
-    // leaves long-polling for WebSocket.
+    // connect-src 'self' covers the same-origin ws: URL in Chromium (CSP Level 3): the built-in
+    // client's one transport (the official client's upgrade: the ?client=official test).
     await page.waitForFunction(() => window.NotificationHubApp.socket.io.engine?.transport?.name === "websocket",
-      null, { timeout: 10_000 }).catch(() => assert.fail("the client did not upgrade to WebSocket"));
+      null, { timeout: 10_000 }).catch(() => assert.fail("the client is not on WebSocket"));
     // Open mode: no token field, no identity, nothing to forget; publishing is the HTTP POST.
     for (const hidden of ["#token-form", "#identity-line", "#forget-token"]) {
       assert.equal(await page.locator(hidden).isHidden(), true, `${hidden} hidden in open mode`);
@@ -309,6 +323,7 @@ test("a CSP violation is caught: an inline script and another CDN copy of the cl
   const injected = '<script>window.inlineRan = true;</script>' +
     '<script src="https://cdn.socket.io/4.7.5/socket.io.min.js"></script>';
   const { page, context, violations } = await openPage(`${hubA.url}/`, 1280, {
+    inBrowser: routedBrowser,
     // The hub's own answer (its headers included), with two scripts the policy does not allow.
     before: (page) => page.route(`${hubA.url}/`, async (route) => {
       const response = await route.fetch();
@@ -328,12 +343,12 @@ test("a CSP violation is caught: an inline script and another CDN copy of the cl
   }
 });
 
-test("without a local client copy the page loads the pinned CDN copy; a CDN copy with other bytes is refused", async () => {
+test("?client=official without a local client copy loads the pinned CDN copy; a CDN copy with other bytes is refused", async () => {
   const cdn = cdnPin();
   const genuine = fs.readFileSync(LOCAL_CLIENT);
   const tampered = Buffer.concat([genuine, Buffer.from("\n;window.tampered = true;\n")]);
   for (const [bytes, accepted] of [[genuine, true], [tampered, false]]) {
-    const { page, context, problems, violations, requested } = await openPage(`${hubA.url}/`, 1280, {
+    const { page, context, problems, violations, requested } = await openPage(`${hubA.url}/?client=official`, 1280, {
       before: async (page) => {
         await page.route(`${hubA.url}/socket.io/socket.io.min.js`, (route) => route.fulfill({ status: 404 }));
         // Stands in for cdn.socket.io (no internet here), with the CORS header it sends.

@@ -42,6 +42,8 @@ export async function startHub(env = {}, port = 0) {
   return {
     url,
     log: () => log,
+    /** The process id (to freeze it with SIGSTOP, as a hung host would be). */
+    pid: () => child.pid,
     /** Ends the process with `signal` (SIGKILL for a crash) and waits for it. */
     async stop(signal = "SIGTERM") {
       if (child.exitCode !== null || child.signalCode !== null) return;
