@@ -225,6 +225,9 @@ impl Session {
                     }
                     _ => Vec::new(),
                 };
+                if let Some(seat) = self.admin_seat.as_mut() {
+                    seat.upgraded();
+                }
                 debug!("upgraded to websocket eio_sid={}", self.eio_sid);
                 self.write_all(queued);
             }

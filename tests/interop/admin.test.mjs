@@ -1,0 +1,219 @@
+// The Socket.IO admin UI's protocol (@socket.io/admin-ui 0.5), spoken by the official client as the
+// UI speaks it: CONNECT to /admin with {username, password} (or the {sessionId} it was given), then
+// `session`, `config`, and `server_stats` every 2 s from every instance of the cluster.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { io } from "socket.io-client";
+import { startHub, connectClient, dropClient, reconnectClient, waitFor, sleep } from "./hub.mjs";
+import { startRedis } from "./redis.mjs";
+
+const redis = await startRedis();
+after(() => redis.stop());
+
+const HUB_BIN = process.env.HUB_BIN;
+const PASSWORD = "correct horse battery staple";
+// The hub's own `admin-hash` subcommand makes the hash, as README tells operators to (cost 4: a
+// test needs no slow hash, and the cost is the hash's own field).
+const HASH = execFileSync(HUB_BIN ?? new URL("../../target/debug/realtime-hub", import.meta.url).pathname, [
+  "admin-hash",
+  "--cost",
+  "4",
+], { input: `${PASSWORD}\n` })
+  .toString()
+  .trim();
+
+const ADMIN = { HUB_ADMIN: "on", HUB_ADMIN_USERNAME: "admin", HUB_ADMIN_PASSWORD_HASH: HASH };
+
+/** An admin UI's socket on `url`'s /admin: every event it receives, in order, with its arguments. */
+function adminSocket(url, auth, transports = ["websocket"]) {
+  const socket = io(`${url}/admin`, { auth, transports, forceNew: true, reconnection: false });
+  const events = [];
+  socket.onAny((name, ...args) => events.push({ name, args }));
+  return { socket, events };
+}
+
+/** Resolves to the connect_error's message once the CONNECT is refused (fails if it connects). */
+function refusal(socket) {
+  return new Promise((resolve, reject) => {
+    socket.once("connect_error", (err) => resolve(err.message));
+    socket.once("connect", () => reject(new Error("connected, expected a refusal")));
+  });
+}
+
+/** Every event name a "/" client receives, whatever it is. */
+function recordAll(client) {
+  client.names = [];
+  client.socket.onAny((name) => client.names.push(name));
+  return client;
+}
+
+test("admin UI is off by default: CONNECT to /admin gets Invalid namespace", async () => {
+  const hub = await startHub();
+  const admin = adminSocket(hub.url, { username: "admin", password: PASSWORD });
+  try {
+    assert.equal(await refusal(admin.socket), "Invalid namespace");
+  } finally {
+    admin.socket.close();
+    await hub.stop();
+  }
+});
+
+test("admin UI: wrong or missing credentials get connect_error invalid credentials", async () => {
+  const hub = await startHub(ADMIN);
+  try {
+    for (const auth of [
+      { username: "admin", password: "wrong" },
+      { username: "root", password: PASSWORD },
+      { username: "admin" },
+      {},
+      { sessionId: "0123456789abcdef0123456789abcdef" },
+    ]) {
+      const admin = adminSocket(hub.url, auth);
+      try {
+        assert.equal(await refusal(admin.socket), "invalid credentials", JSON.stringify(auth));
+      } finally {
+        admin.socket.close();
+      }
+      // One password check per second per address (README): the next attempt waits for it.
+      await sleep(1_100);
+    }
+  } finally {
+    await hub.stop();
+  }
+});
+
+test("admin UI: config, then server_stats from both instances of a cluster; / clients never get them", async () => {
+  const stream = "interop:admin";
+  const settings = { ...ADMIN, REDIS_URL: redis.url, HUB_STREAM_KEY: stream };
+  const a = await startHub({ ...settings, HUB_ADMIN_SERVER_ID: "hub-a" });
+  const b = await startHub({ ...settings, HUB_ADMIN_SERVER_ID: "hub-b" });
+  // On a: two WebSocket clients and one on long-polling only; on b: one.
+  const clients = [
+    await connectClient(a.url),
+    await connectClient(a.url),
+    await connectClient(a.url, { transports: ["polling"] }),
+    await connectClient(b.url),
+  ].map(recordAll);
+  const admin = adminSocket(a.url, { username: "admin", password: PASSWORD });
+  try {
+    await waitFor(() => admin.socket.connected, "the admin socket connects");
+    await waitFor(() => admin.events.some((e) => e.name === "config"), "config");
+    const names = admin.events.map((e) => e.name);
+    assert.ok(names.indexOf("session") < names.indexOf("config"), `session, then config: ${names}`);
+    const session = admin.events.find((e) => e.name === "session").args[0];
+    assert.match(session, /^[0-9a-f]{32}$/);
+    assert.deepEqual(admin.events.find((e) => e.name === "config").args[0], {
+      supportedFeatures: ["AGGREGATED_EVENTS"],
+    }, "production mode: read-only, statistics only");
+
+    // The newest stats of each server, once each reports the sockets connected now.
+    const latest = (id) => admin.events.filter((e) => e.name === "server_stats" && e.args[0].serverId === id).at(-1)?.args[0];
+    const sockets = (stats, nsp) => stats?.namespaces.find((n) => n.name === nsp)?.socketsCount;
+    await waitFor(
+      () => sockets(latest("hub-a"), "/") === 3 && sockets(latest("hub-b"), "/") === 1,
+      `server_stats from both instances with their counts: ${JSON.stringify([latest("hub-a"), latest("hub-b")])}`,
+      15_000,
+    );
+    const [statsA, statsB] = [latest("hub-a"), latest("hub-b")];
+    for (const stats of [statsA, statsB]) {
+      for (const field of ["hostname", "pid", "uptime", "clientsCount", "pollingClientsCount", "aggregatedEvents", "namespaces"]) {
+        assert.ok(field in stats, `server_stats has ${field}: ${JSON.stringify(stats)}`);
+      }
+      assert.equal(typeof stats.pid, "number");
+      assert.ok(Array.isArray(stats.aggregatedEvents));
+    }
+    assert.notEqual(statsA.pid, statsB.pid, "two processes");
+    // a: three "/" clients and the admin UI's connection; one of them on long-polling.
+    assert.equal(statsA.clientsCount, 4, JSON.stringify(statsA));
+    assert.equal(statsA.pollingClientsCount, 1, JSON.stringify(statsA));
+    assert.equal(sockets(statsA, "/admin"), 1);
+    assert.equal(statsB.clientsCount, 1, JSON.stringify(statsB));
+    assert.equal(statsB.pollingClientsCount, 0);
+    assert.equal(sockets(statsB, "/admin"), 0);
+    // Every connection of a was counted as it opened (within the stats since the admin joined, or
+    // before: the first stats carry what happened since the start).
+    const connections = admin.events
+      .filter((e) => e.name === "server_stats" && e.args[0].serverId === "hub-a")
+      .flatMap((e) => e.args[0].aggregatedEvents)
+      .filter((event) => event.type === "rawConnection");
+    for (const event of connections) {
+      assert.equal(event.timestamp % 1000, 0, "per-second buckets");
+      assert.ok(event.count >= 1);
+    }
+
+    // A client that drops and resumes on "/" gets no admin entry replayed either.
+    await dropClient(clients[0]);
+    await sleep(2_500); // at least one server_stats entry is appended meanwhile
+    await reconnectClient(clients[0]);
+    assert.equal(clients[0].connects.at(-1).recovered, true, "resumed");
+    for (const client of clients) {
+      assert.ok(!client.names.includes("server_stats"), `a "/" client got: ${client.names}`);
+    }
+
+    // The UI reconnects with the session id it was given, without its password.
+    const again = adminSocket(b.url, { sessionId: session });
+    try {
+      // Session ids are per instance: b did not give this one out.
+      assert.equal(await refusal(again.socket), "invalid credentials");
+    } finally {
+      again.socket.close();
+    }
+    const resumed = adminSocket(a.url, { sessionId: session });
+    try {
+      await waitFor(() => resumed.events.some((e) => e.name === "config"), "config on a session id");
+      assert.ok(!resumed.events.some((e) => e.name === "session"), "no new session id");
+    } finally {
+      resumed.socket.close();
+    }
+
+    // Read-only: an operation is not carried out, and an ack says why.
+    const answer = await admin.socket.timeout(5_000).emitWithAck("emit", "/", null, "notification", { title: "x" });
+    assert.deepEqual(answer, { error: "read-only" });
+  } finally {
+    admin.socket.close();
+    for (const client of clients) client.socket.close();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
+
+test("admin UI not read-only: emit reaches / clients on every instance, _disconnect disconnects them", async () => {
+  const stream = "interop:admin-ops";
+  const settings = { ...ADMIN, REDIS_URL: redis.url, HUB_STREAM_KEY: stream, HUB_ADMIN_READONLY: "false" };
+  const a = await startHub(settings);
+  const b = await startHub(settings);
+  const onA = await connectClient(a.url);
+  const onB = await connectClient(b.url);
+  const admin = adminSocket(a.url, { username: "admin", password: PASSWORD });
+  try {
+    await waitFor(() => admin.events.some((e) => e.name === "config"), "config");
+    assert.deepEqual(admin.events.find((e) => e.name === "config").args[0].supportedFeatures, [
+      "EMIT",
+      "DISCONNECT",
+      "MDISCONNECT",
+      "AGGREGATED_EVENTS",
+    ]);
+    const notification = { id: "admin-1", title: "from the admin UI", body: "", timestamp: 1 };
+    const ok = await admin.socket.timeout(5_000).emitWithAck("emit", "/", null, "notification", notification);
+    assert.deepEqual(ok, { ok: true });
+    await waitFor(() => onA.received.length === 1 && onB.received.length === 1, "both clients get the emit");
+    assert.deepEqual(onB.received[0].notification, notification);
+
+    // The UI's "disconnect" button on one socket: `_disconnect(nsp, close, socketId)`.
+    const done = await admin.socket.timeout(5_000).emitWithAck("_disconnect", "/", false, onB.socket.id);
+    assert.deepEqual(done, { ok: true });
+    await waitFor(() => !onB.socket.connected, "the socket on b is disconnected");
+    assert.ok(onA.socket.connected, "only the socket named");
+
+    const refused = await admin.socket.timeout(5_000).emitWithAck("join", "/", "room", null);
+    // `join` and `leave` are the hub's own room events, which admin sockets may not use; the UI does not
+    // offer them (config lists neither JOIN nor LEAVE).
+    assert.deepEqual(refused, { error: "forbidden" });
+  } finally {
+    admin.socket.close();
+    onA.socket.close();
+    onB.socket.close();
+    await Promise.all([a.stop(), b.stop()]);
+  }
+});
