@@ -271,6 +271,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
     });
     let admin = admin::start(
         &config.admin,
+        &config.path,
         app(bridge.clone()),
         hub.clone(),
         bridge.clone(),

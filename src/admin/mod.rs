@@ -19,6 +19,7 @@
 //! them).
 
 pub mod auth;
+pub mod dev;
 pub mod stats;
 
 use std::future::{ready, Future};
@@ -33,7 +34,7 @@ use crate::actors::stream_bridge::{Publish, RequestDisconnect, StreamBridge};
 use crate::app::{
     AdmitFuture, Application, Handshake, Identity, Payload, Reply, ReplyFuture, SharedApp,
 };
-use crate::config::{Admin, AdminSwitch};
+use crate::config::{Admin, AdminMode, AdminSwitch};
 use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::target::{Namespace, Room, Target};
 use crate::store::StoreError;
@@ -46,6 +47,7 @@ const EMIT: &str = "EMIT";
 const DISCONNECT: &str = "DISCONNECT";
 const MDISCONNECT: &str = "MDISCONNECT";
 const AGGREGATED_EVENTS: &str = "AGGREGATED_EVENTS";
+const ALL_EVENTS: &str = "ALL_EVENTS";
 
 /// An operation handed to the log: its append's outcome, or the bridge gone.
 type Pending = Pin<Box<dyn Future<Output = Result<Result<(), StoreError>, actix::MailboxError>>>>;
@@ -58,6 +60,8 @@ pub struct AdminApp {
     credentials: Option<auth::Credentials>,
     readonly: bool,
     bridge: Addr<StreamBridge>,
+    /// The sessions' counts, and the development view.
+    monitor: Arc<stats::EngineMonitor>,
 }
 
 impl AdminApp {
@@ -67,6 +71,7 @@ impl AdminApp {
         inner: SharedApp,
         settings: &Admin,
         bridge: Addr<StreamBridge>,
+        monitor: Arc<stats::EngineMonitor>,
     ) -> Result<Option<AdminApp>, String> {
         let credentials = match settings.admin {
             AdminSwitch::Off => return Ok(None),
@@ -93,6 +98,7 @@ impl AdminApp {
             credentials,
             readonly: settings.readonly(),
             bridge,
+            monitor,
         }))
     }
 
@@ -103,6 +109,9 @@ impl AdminApp {
             features.extend([EMIT, DISCONNECT, MDISCONNECT]);
         }
         features.push(AGGREGATED_EVENTS);
+        if self.monitor.dev.is_some() {
+            features.push(ALL_EVENTS);
+        }
         features
     }
 
@@ -196,6 +205,9 @@ impl Application for AdminApp {
         }
         let config = json!({ "supportedFeatures": self.features() });
         events.push(Payload::event("config", [config]));
+        if let Some(dev) = &self.monitor.dev {
+            events.push(Payload::event("all_sockets", [dev.all_sockets()]));
+        }
         events
     }
 
@@ -280,9 +292,10 @@ pub struct Started {
 }
 
 /// With the admin UI on (`settings`): `app` wrapped in [`AdminApp`], and the [`stats::StatsEmitter`]
-/// started. Off: `app` as it is. Fails on settings that do not go together ([`Admin::check`]).
+/// started; `path` is `HUB_PATH`. Off: `app` as it is. Fails on settings that do not go together ([`Admin::check`]).
 pub fn start(
     settings: &Admin,
+    path: &str,
     app: SharedApp,
     hub: Addr<crate::actors::hub::Hub>,
     bridge: Addr<StreamBridge>,
@@ -290,10 +303,13 @@ pub fn start(
     use actix::Actor;
 
     settings.check()?;
-    let Some(admin) = AdminApp::wrap(app.clone(), settings, bridge.clone())? else {
+    let dev = (settings.admin_mode == AdminMode::Development)
+        .then(|| dev::DevView::new(bridge.clone(), path.to_owned()));
+    let monitor = Arc::new(stats::EngineMonitor::new(dev));
+    let Some(admin) = AdminApp::wrap(app.clone(), settings, bridge.clone(), monitor.clone())?
+    else {
         return Ok(Started { app, monitor: None });
     };
-    let monitor = Arc::new(stats::EngineMonitor::default());
     let identity = stats::ServerIdentity::of_this_process(settings.admin_server_id.clone());
     log::info!(
         "admin UI: {NAMESPACE} on ({}, {:?} mode, {}), server id {:?}; server_stats every {:?}",

@@ -29,9 +29,11 @@ use actix::prelude::*;
 use log::debug;
 use serde_json::{json, Value};
 
+use super::dev::{DevView, Joined};
 use crate::actors::disconnect::DisconnectReason;
 use crate::actors::hub::{CountSockets, Hub};
 use crate::actors::stream_bridge::{Publish, StreamBridge};
+use crate::app::Handshake;
 use crate::protocol::target::{Namespace, Target};
 
 /// How often every instance emits `server_stats` (the package's fixed 2 s).
@@ -52,14 +54,24 @@ struct Bucket {
 
 /// The Engine.IO sessions of this instance, as the stats report them. Updated only when a session
 /// opens, upgrades or closes, never per message.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EngineMonitor {
     clients: AtomicUsize,
     polling: AtomicUsize,
     events: Mutex<Vec<Bucket>>,
+    /// The sockets and their events, in development mode.
+    pub(crate) dev: Option<DevView>,
 }
 
 impl EngineMonitor {
+    /// A monitor that also keeps the development mode's view, when given.
+    pub fn new(dev: Option<DevView>) -> EngineMonitor {
+        EngineMonitor {
+            dev,
+            ..EngineMonitor::default()
+        }
+    }
+
     /// A session opened, on long-polling or on WebSocket: counted until its [`Seat`] is dropped.
     pub fn opened(self: &Arc<Self>, polling: bool) -> Seat {
         self.clients.fetch_add(1, Ordering::Relaxed);
@@ -71,6 +83,7 @@ impl EngineMonitor {
             monitor: self.clone(),
             polling,
             reason: None,
+            joined: Joined::default(),
         }
     }
 
@@ -118,11 +131,12 @@ impl EngineMonitor {
 }
 
 /// One session's place in the counts; dropping it counts the session closed.
-#[derive(Debug)]
 pub struct Seat {
     monitor: Arc<EngineMonitor>,
     polling: bool,
     reason: Option<&'static str>,
+    /// Its sockets, in development mode.
+    joined: Joined,
 }
 
 impl Seat {
@@ -130,6 +144,11 @@ impl Seat {
     pub fn upgraded(&mut self) {
         if std::mem::take(&mut self.polling) {
             self.monitor.polling.fetch_sub(1, Ordering::Relaxed);
+            if let Some(dev) = &self.monitor.dev {
+                for (nsp, sid) in self.joined.iter() {
+                    dev.upgraded(nsp, sid, "websocket");
+                }
+            }
         }
     }
 
@@ -137,16 +156,37 @@ impl Seat {
     pub fn closing(&mut self, reason: &'static str) {
         self.reason.get_or_insert(reason);
     }
+
+    /// A socket of the session joined `nsp` as `sid` (development mode: listed, and told).
+    pub fn socket_joined(&mut self, nsp: &str, sid: &str, client_id: &str, handshake: &Handshake) {
+        if let Some(dev) = &self.monitor.dev {
+            self.joined.add(nsp, sid);
+            let transport = if self.polling { "polling" } else { "websocket" };
+            dev.joined(nsp, sid, client_id, transport, handshake);
+        }
+    }
+
+    /// The session's socket of `nsp` left, for `reason` (Socket.IO's disconnect reason).
+    pub fn socket_left(&mut self, nsp: &str, reason: &str) {
+        if let (Some(dev), Some(sid)) = (&self.monitor.dev, self.joined.remove(nsp)) {
+            dev.left(nsp, &sid, reason);
+        }
+    }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
+        let reason = self.reason.unwrap_or("forced close");
         self.monitor.clients.fetch_sub(1, Ordering::Relaxed);
-        self.upgraded();
-        self.monitor.push(
-            "rawDisconnection",
-            Some(self.reason.unwrap_or("forced close")),
-        );
+        if self.polling {
+            self.monitor.polling.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.monitor.push("rawDisconnection", Some(reason));
+        if let Some(dev) = &self.monitor.dev {
+            for (nsp, sid) in self.joined.take() {
+                dev.left(&nsp, &sid, reason);
+            }
+        }
     }
 }
 

@@ -217,3 +217,118 @@ test("admin UI not read-only: emit reaches / clients on every instance, _disconn
     await Promise.all([a.stop(), b.stop()]);
   }
 });
+
+test("admin UI development mode: all_sockets, then socket_connected / socket_updated / socket_disconnected live", async () => {
+  const hub = await startHub({ HUB_ADMIN: "on-without-auth", HUB_ADMIN_MODE: "development" });
+  const first = recordAll(await connectClient(hub.url, { extraHeaders: { authorization: "Bearer not-for-the-ui" } }));
+  const admin = adminSocket(hub.url, {});
+  const later = [];
+  try {
+    await waitFor(() => admin.events.some((e) => e.name === "all_sockets"), "all_sockets");
+    const names = admin.events.map((e) => e.name);
+    assert.ok(!names.includes("session"), "no session ids without authentication");
+    // Development mode is not read-only unless HUB_ADMIN_READONLY says so.
+    assert.deepEqual(admin.events.find((e) => e.name === "config").args[0].supportedFeatures, [
+      "EMIT",
+      "DISCONNECT",
+      "MDISCONNECT",
+      "AGGREGATED_EVENTS",
+      "ALL_EVENTS",
+    ]);
+    assert.ok(names.indexOf("config") < names.indexOf("all_sockets"));
+    const listed = admin.events.find((e) => e.name === "all_sockets").args[0];
+    const mine = listed.find((s) => s.id === first.socket.id);
+    assert.ok(mine, `the "/" socket is listed: ${JSON.stringify(listed)}`);
+    assert.equal(mine.nsp, "/");
+    assert.equal(mine.transport, "websocket");
+    assert.equal(mine.clientId, first.socket.io.engine.id.slice(0, 12));
+    assert.deepEqual(mine.rooms, [first.socket.id]);
+    assert.equal(mine.handshake.address, "127.0.0.1");
+    assert.equal(mine.handshake.query.EIO, "4");
+    assert.ok(!("authorization" in mine.handshake.headers), "credentials are not shown");
+
+    // A client on the defaults: joins over long-polling, then upgrades.
+    const second = await connectClient(hub.url, { transports: undefined });
+    later.push(second);
+    const connected = () => admin.events.find((e) => e.name === "socket_connected" && e.args[0].id === second.socket.id);
+    await waitFor(connected, "socket_connected");
+    assert.ok(!Number.isNaN(Date.parse(connected().args[1])), `a date: ${connected().args[1]}`);
+    // The client upgrades while its CONNECT is answered: the socket joins on either transport, and
+    // one that joined on polling is updated once the session upgraded.
+    const transport = connected().args[0].transport;
+    assert.ok(["polling", "websocket"].includes(transport), transport);
+    if (transport === "polling") {
+      await waitFor(
+        () => admin.events.some((e) => e.name === "socket_updated" && e.args[0].id === second.socket.id && e.args[0].transport === "websocket"),
+        "socket_updated after the upgrade",
+      );
+    }
+    const id = second.socket.id; // the client forgets it once disconnected
+    second.socket.close();
+    const disconnected = () => admin.events.find((e) => e.name === "socket_disconnected" && e.args[1] === id);
+    await waitFor(disconnected, "socket_disconnected");
+    const [nsp, , reason, date] = disconnected().args;
+    assert.equal(nsp, "/");
+    assert.equal(reason, "client namespace disconnect");
+    assert.ok(!Number.isNaN(Date.parse(date)));
+    assert.ok(first.names.every((name) => !name.startsWith("socket_") && name !== "server_stats"), `${first.names}`);
+  } finally {
+    admin.socket.close();
+    first.socket.close();
+    for (const client of later) client.socket.close();
+    await hub.stop();
+  }
+});
+
+test("admin UI on another origin: with it in HUB_CORS_ORIGINS the UI connects (polling and WebSocket), others are refused", async () => {
+  const ui = "https://admin.socket.io";
+  const hub = await startHub({ ...ADMIN, HUB_CORS_ORIGINS: ui });
+  try {
+    const preflight = await fetch(`${hub.url}/socket.io/?EIO=4&transport=polling`, {
+      method: "OPTIONS",
+      headers: { origin: ui, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), ui);
+    assert.equal(preflight.headers.get("access-control-allow-credentials"), "true", "the UI sends withCredentials");
+    const handshake = await fetch(`${hub.url}/socket.io/?EIO=4&transport=polling`, { headers: { origin: ui } });
+    assert.equal(handshake.status, 200);
+    assert.equal(handshake.headers.get("access-control-allow-origin"), ui);
+    await handshake.text();
+    for (const transports of [["polling"], ["websocket"]]) {
+      const socket = io(`${hub.url}/admin`, {
+        auth: { username: "admin", password: PASSWORD },
+        transports,
+        extraHeaders: { origin: ui },
+        withCredentials: true,
+        forceNew: true,
+        reconnection: false,
+      });
+      const config = new Promise((resolve) => socket.once("config", resolve));
+      try {
+        assert.deepEqual(await config, { supportedFeatures: ["AGGREGATED_EVENTS"] }, `${transports}`);
+      } finally {
+        socket.close();
+      }
+      await sleep(1_100); // one password check per second per address
+    }
+    const foreign = io(`${hub.url}/admin`, {
+      auth: { username: "admin", password: PASSWORD },
+      transports: ["polling"],
+      extraHeaders: { origin: "https://evil.example" },
+      forceNew: true,
+      reconnection: false,
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        foreign.once("connect_error", resolve);
+        foreign.once("connect", () => reject(new Error("a foreign origin connected")));
+      });
+    } finally {
+      foreign.socket?.close?.();
+      foreign.close();
+    }
+  } finally {
+    await hub.stop();
+  }
+});
