@@ -4,10 +4,10 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { io } from "socket.io-client";
 import { startHub, connectClient, dropClient, reconnectClient, waitFor, sleep } from "./hub.mjs";
-import { startRedis } from "./redis.mjs";
+import { startRedis, freePort, waitForPort } from "./redis.mjs";
 
 const redis = await startRedis();
 after(() => redis.stop());
@@ -330,5 +330,54 @@ test("admin UI on another origin: with it in HUB_CORS_ORIGINS the UI connects (p
     }
   } finally {
     await hub.stop();
+  }
+});
+
+test("admin UI across Node and Rust: a Node peer with instrument() and the hub see each other's server_stats", async () => {
+  const stream = "interop:admin-node";
+  const hub = await startHub({ ...ADMIN, REDIS_URL: redis.url, HUB_STREAM_KEY: stream, HUB_ADMIN_SERVER_ID: "hub" });
+  const port = await freePort();
+  const peer = spawn(process.execPath, [
+    new URL("./admin-peer.mjs", import.meta.url).pathname,
+    String(port),
+    redis.url,
+    stream,
+    "node-peer",
+    "admin",
+    HASH,
+  ], { stdio: ["ignore", "ignore", "inherit"] });
+  const peerUrl = `http://127.0.0.1:${port}`;
+  const onHub = recordAll(await connectClient(hub.url));
+  let onPeer;
+  const admins = [];
+  try {
+    await waitForPort(port);
+    onPeer = recordAll(await connectClient(peerUrl));
+    // The same credentials on both: the package checks the hash the hub's admin-hash wrote.
+    const toHub = adminSocket(hub.url, { username: "admin", password: PASSWORD });
+    const toPeer = adminSocket(peerUrl, { username: "admin", password: PASSWORD });
+    admins.push(toHub, toPeer);
+    const servers = (admin) => new Set(admin.events.filter((e) => e.name === "server_stats").map((e) => e.args[0].serverId));
+    for (const [label, admin] of [["the hub's", toHub], ["the Node peer's", toPeer]]) {
+      await waitFor(
+        () => servers(admin).has("hub") && servers(admin).has("node-peer"),
+        `${label} admin socket gets both servers' stats: ${[...servers(admin)]}`,
+        15_000,
+      );
+    }
+    const fromNode = toHub.events.filter((e) => e.name === "server_stats" && e.args[0].serverId === "node-peer").at(-1).args[0];
+    assert.equal(typeof fromNode.clientsCount, "number");
+    const fromHub = toPeer.events.filter((e) => e.name === "server_stats" && e.args[0].serverId === "hub").at(-1).args[0];
+    assert.deepEqual(fromHub.namespaces.find((n) => n.name === "/"), { name: "/", socketsCount: 1 });
+    for (const client of [onHub, onPeer]) {
+      assert.ok(!client.names.includes("server_stats"), `a "/" client got: ${client.names}`);
+    }
+  } finally {
+    for (const admin of admins) admin.socket.close();
+    onHub.socket.close();
+    onPeer?.socket.close();
+    const exited = new Promise((resolve) => peer.once("exit", resolve));
+    peer.kill("SIGTERM");
+    await Promise.all([exited, hub.stop()]);
   }
 });
