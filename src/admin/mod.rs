@@ -117,7 +117,7 @@ impl AdminApp {
 
     /// `emit` (nsp, room or null, event, …args): the event broadcast through the log to `nsp`'s
     /// sockets (in the room, when given), on every instance (`io.of(nsp).in(room).emit(…)`).
-    fn emit(&self, args: &[Value]) -> Result<Publish, String> {
+    fn emit(args: &[Value]) -> Result<Publish, String> {
         let nsp = args
             .first()
             .and_then(Value::as_str)
@@ -137,7 +137,7 @@ impl AdminApp {
 
     /// `_disconnect` (nsp, close, room or null): the sockets of `nsp` (in the room, when given)
     /// disconnected on every instance (`io.of(nsp).in(room).disconnectSockets(close)`).
-    fn disconnect(&self, args: &[Value]) -> Result<DisconnectSockets, String> {
+    fn disconnect(args: &[Value]) -> Result<DisconnectSockets, String> {
         let nsp = args
             .first()
             .and_then(Value::as_str)
@@ -250,11 +250,11 @@ impl Application for AdminApp {
         }
         let bridge = self.bridge.clone();
         let sent: Result<Pending, String> = if name == "emit" {
-            self.emit(args).map(|publish| -> Pending {
+            AdminApp::emit(args).map(|publish| -> Pending {
                 Box::pin(async move { bridge.send(publish).await.map(|r| r.map(|_| ())) })
             })
         } else {
-            self.disconnect(args).map(|request| -> Pending {
+            AdminApp::disconnect(args).map(|request| -> Pending {
                 Box::pin(async move { bridge.send(RequestDisconnect(request)).await })
             })
         };
@@ -339,4 +339,54 @@ pub fn start(
         app: Arc::new(admin),
         monitor: Some(monitor),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(value: Value) -> Vec<Value> {
+        value.as_array().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn emit_is_a_broadcast_to_the_namespace_or_its_room() {
+        let publish =
+            AdminApp::emit(&args(json!(["/", null, "notification", {"title": "t"}, 2]))).unwrap();
+        assert_eq!(publish.target.nsp.as_str(), "/");
+        assert!(publish.target.rooms.is_empty() && publish.target.except.is_empty());
+        assert_eq!(&*publish.args, r#"["notification",{"title":"t"},2]"#);
+        let narrow = AdminApp::emit(&args(json!(["/", "team", "e"]))).unwrap();
+        assert_eq!(narrow.target.rooms, [Room::from("team")]);
+        assert_eq!(&*narrow.args, r#"["e"]"#);
+        for bad in [
+            json!([]),
+            json!(["/"]),
+            json!(["/", null]),
+            json!(["/", null, 1]),
+            json!(["nsp", null, "e"]),
+            json!(["/", 1, "e"]),
+            json!(["/", "", "e"]),
+        ] {
+            assert!(AdminApp::emit(&args(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn disconnect_names_the_namespace_the_room_and_close() {
+        let all = AdminApp::disconnect(&args(json!(["/", true]))).unwrap();
+        assert_eq!(all.target.nsp.as_str(), "/");
+        assert!(all.target.rooms.is_empty());
+        assert!(all.close);
+        let one = AdminApp::disconnect(&args(json!(["/", false, "sid1"]))).unwrap();
+        assert_eq!(one.target.rooms, [Room::from("sid1")]);
+        assert!(!one.close);
+        assert!(
+            !AdminApp::disconnect(&args(json!(["/"]))).unwrap().close,
+            "close defaults to false"
+        );
+        assert!(AdminApp::disconnect(&args(json!([1, false]))).is_err());
+        assert!(AdminApp::disconnect(&args(json!(["/", false, ["r"]]))).is_err());
+    }
 }
