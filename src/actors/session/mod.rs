@@ -24,6 +24,7 @@
 //!         ─► release the held frames, skipping ids at or before the offset; from then on live
 //! ```
 
+mod admin;
 mod event_limit;
 mod namespaces;
 mod rooms;

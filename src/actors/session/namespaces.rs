@@ -407,14 +407,7 @@ impl Session {
                 nsp: nsp.clone(),
                 rooms: vec![crate::protocol::target::Room::from(sid.as_str())],
             });
-            if let Some(seat) = self.admin_seat.as_mut() {
-                seat.socket_joined(
-                    nsp.as_str(),
-                    sid.as_str(),
-                    self.eio_sid.as_str(),
-                    &self.handshake,
-                );
-            }
+            self.admin_joined(nsp.as_str(), sid.as_str());
             let (joined, reply) =
                 NsSocket::joined_without_recovery(&nsp, sid, identity, self.settings().parser);
             self.sockets.insert(nsp.clone(), joined);
@@ -598,14 +591,7 @@ impl Session {
             return;
         };
         self.write_all(done.reply);
-        if let Some(seat) = self.admin_seat.as_mut() {
-            seat.socket_joined(
-                nsp.as_str(),
-                done.sid.as_str(),
-                self.eio_sid.as_str(),
-                &self.handshake,
-            );
-        }
+        self.admin_joined(nsp.as_str(), done.sid.as_str());
         if let Some(record) = done.keep {
             self.parts.recovery.do_send(Keep(record));
         }
@@ -628,9 +614,7 @@ impl Session {
             return;
         };
         self.expiry_timers.cancel(nsp, ctx);
-        if let Some(seat) = self.admin_seat.as_mut() {
-            seat.socket_left(nsp, "client namespace disconnect");
-        }
+        self.admin_left(nsp, "client namespace disconnect");
         let left = socket.leave();
         self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
         self.outbound.received(left.held_bytes);
@@ -667,9 +651,7 @@ impl Session {
         }
         let packet = SioPacket::new(PacketKind::Disconnect, nsp, None);
         self.write_text(format!("4{}", socketio::encode(&packet)));
-        if let Some(seat) = self.admin_seat.as_mut() {
-            seat.socket_left(nsp, "server namespace disconnect");
-        }
+        self.admin_left(nsp, "server namespace disconnect");
         self.leave(nsp, ctx);
     }
 }
