@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod actors;
+pub mod admin;
 pub mod admission;
 pub mod app;
 pub mod config;
@@ -270,9 +271,18 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         ),
         max_rooms: config.max_rooms_per_socket,
     });
+    let admin = admin::start(
+        &config.admin,
+        &config.path,
+        app(bridge.clone()),
+        hub.clone(),
+        bridge.clone(),
+    )
+    .map_err(io::Error::other)?;
     let parts = SessionParts {
         settings,
-        app: app(bridge.clone()),
+        app: admin.app,
+        admin: admin.monitor,
         hub: hub.clone(),
         recovery: recovery.clone(),
         registry: registry.clone(),

@@ -1,7 +1,8 @@
 //! The hub's binary: read the configuration, start logging, run until SIGINT/SIGTERM, then stop in
 //! order (sessions closed with "going away", their records written, within a bounded time).
 //! `realtime-hub token --sub alice [--ttl 1h] [--scope notify]` prints a development connect token
-//! instead (HS256, signed with the configured HUB_JWT_SECRET).
+//! instead (HS256, signed with the configured HUB_JWT_SECRET), and `realtime-hub admin-hash` the
+//! bcrypt hash of the password on standard input (for HUB_ADMIN_PASSWORD_HASH).
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     let config = Config::from_env_and_args(std::env::args_os()).unwrap_or_else(|err| err.exit());
     if let Some(Command::Token(request)) = &config.command {
         return print_token(&config, request);
+    }
+    if let Some(Command::AdminHash(request)) = &config.command {
+        return print_admin_hash(request.cost);
     }
     let result = actix_web::rt::System::new().block_on(async move {
         let hub = realtime_hub::start(&config)?;
@@ -100,4 +104,31 @@ async fn until_signal() -> &'static str {
         Poll::Pending
     })
     .await
+}
+
+/// `realtime-hub admin-hash`: the bcrypt hash (`$2b$`) of standard input's first line (without its
+/// line ending) on stdout. The password is read, never taken as an argument (which `ps` shows).
+fn print_admin_hash(cost: u32) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().lock().read_line(&mut line) {
+        let _ = writeln!(std::io::stderr(), "error: password not read: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: the password on standard input is empty"
+        );
+        return ExitCode::from(2);
+    }
+    match bcrypt::hash(password, cost) {
+        Ok(hash) if writeln!(std::io::stdout(), "{hash}").is_ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -289,6 +289,9 @@ pub enum Source {
     Http,
     /// A socket's `notify` event.
     Socket,
+    /// The admin UI's own broadcasts on `/admin` (`server_stats`, development mode's events) and
+    /// its `emit`: not notifications, so neither counted as published nor as failed.
+    Admin,
 }
 
 /// Why a publish was not confirmed; each variant says whether anything was published.

@@ -2,7 +2,7 @@
 //!
 //! Owns: per namespace, `connection → (member, its rooms)` and `room → {connection}` ([`index`]).
 //! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll, DisconnectSockets (from
-//! StreamBridge); CountSessions.
+//! StreamBridge); CountSessions, CountSockets (admin UI).
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
 //! it); DisconnectSocket to the sockets a DISCONNECT_SOCKETS request names. Never touches the log or
 //! a socket.
@@ -19,9 +19,11 @@
 //! the bound it stops delivering to it and gives up on it (the connection is dropped without
 //! flushing), and the client recovers what it missed on reconnect.
 
+mod count_sockets;
 mod disconnect_sockets;
 mod index;
 
+pub use self::count_sockets::CountSockets;
 pub use self::disconnect_sockets::DisconnectSockets;
 
 use std::collections::HashMap;

@@ -212,10 +212,14 @@ impl StreamBridge {
     /// Counts a publish from `source`: `Ok(true)` appended, `Ok(false)` nothing new (an
     /// idempotent replay or a reused key), `Err` failed.
     fn published(&self, source: Source, outcome: Result<bool, &StoreError>) {
+        if source == Source::Admin {
+            return;
+        }
         match outcome {
             Ok(true) => match source {
                 Source::Http => self.metrics.published.http.inc(),
                 Source::Socket => self.metrics.published.socket.inc(),
+                Source::Admin => {}
             },
             Ok(false) => {}
             Err(StoreError::OutcomeUnknown(_)) => {

@@ -13,9 +13,11 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches};
 
+mod admin;
 mod parse;
 mod security;
 
+pub use admin::{Admin, AdminMode, AdminSwitch};
 use parse::{
     at_least_one, endpoint_path, millis, namespaces, origins, project_path, threshold_or_off,
 };
@@ -280,6 +282,9 @@ pub struct Config {
     /// Who may connect and publish, and the rate limits.
     #[command(flatten)]
     pub security: Security,
+    /// The Socket.IO admin UI (`/admin`), off by default.
+    #[command(flatten)]
+    pub admin: Admin,
     /// Something other than serving (`token`); none: serve.
     #[command(subcommand)]
     pub command: Option<Command>,

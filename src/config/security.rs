@@ -115,6 +115,9 @@ pub struct Security {
 pub enum Command {
     /// Print a development connect token (JWT, HS256) signed with the configured HUB_JWT_SECRET
     Token(TokenRequest),
+    /// Print the bcrypt hash of the password read from standard input (its first line), for
+    /// HUB_ADMIN_PASSWORD_HASH
+    AdminHash(super::admin::AdminHashRequest),
 }
 
 /// `realtime-hub token --sub alice [--ttl 1h] [--scope notify]`.

@@ -321,6 +321,24 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
         ("connections-per-second-per-address", "12", |c| {
             c.security.connections_per_second_per_address == 12
         }),
+        ("admin", "on-without-auth", |c| {
+            c.admin.admin == super::AdminSwitch::OnWithoutAuth
+        }),
+        ("admin-username", "root", |c| {
+            c.admin.admin_username.as_deref() == Some("root")
+        }),
+        ("admin-password-hash", ADMIN_HASH, |c| {
+            c.admin.admin_password_hash == Some(Secret::from(ADMIN_HASH))
+        }),
+        ("admin-mode", "development", |c| {
+            c.admin.admin_mode == super::AdminMode::Development
+        }),
+        ("admin-readonly", "false", |c| {
+            c.admin.admin_readonly == Some(false)
+        }),
+        ("admin-server-id", "hub-1", |c| {
+            c.admin.admin_server_id.as_deref() == Some("hub-1")
+        }),
     ];
     let command = Config::command();
     let declared: Vec<&str> = command
@@ -346,6 +364,9 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
         );
     }
 }
+
+/// A bcrypt hash (cost 4) of `secret pw`, as `realtime-hub admin-hash --cost 4` prints one.
+const ADMIN_HASH: &str = "$2b$04$B4F3rwHpBCbDGJdRyPXgEurN4MfzVsE5FccKwvIju/h4qk0KGlBZu";
 
 #[test]
 fn readme_configuration_table_matches_the_settings() {

@@ -24,6 +24,7 @@
 //!         ─► release the held frames, skipping ids at or before the offset; from then on live
 //! ```
 
+mod admin;
 mod event_limit;
 mod namespaces;
 mod rooms;
@@ -167,6 +168,8 @@ pub struct SessionParts {
     pub registry: Addr<Registry<Session>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The admin UI's count of Engine.IO sessions; `None` when it is off.
+    pub admin: Option<Arc<crate::admin::stats::EngineMonitor>>,
 }
 
 /// The actor.
@@ -216,6 +219,8 @@ pub struct Session {
     ticket: Ticket,
     /// When each socket's token expires (JWT mode).
     expiry_timers: ExpiryTimers,
+    /// Its place in the admin UI's counts (dropped with the actor); `None` when the UI is off.
+    admin_seat: Option<crate::admin::stats::Seat>,
 }
 
 /// How long a session closed by its polling client waits for the GET that may be on its way.
@@ -267,6 +272,8 @@ impl Session {
     ) -> Session {
         let next_ping_at = Instant::now() + parts.settings.ping_interval;
         let events = parts.settings.event_rate.as_ref().map(EventLimit::new);
+        let polling = matches!(transport, Transport::Polling(_));
+        let admin_seat = parts.admin.as_ref().map(|monitor| monitor.opened(polling));
         Session {
             eio_sid,
             parts,
@@ -293,6 +300,7 @@ impl Session {
             lingering: None,
             ticket,
             expiry_timers: ExpiryTimers::default(),
+            admin_seat,
         }
     }
 
@@ -353,6 +361,9 @@ impl Session {
             return;
         }
         let consequence = why.consequence();
+        if let Some(seat) = self.admin_seat.as_mut() {
+            seat.closing(crate::admin::stats::reason_name(consequence.reason));
+        }
         debug!(
             "session closing eio_sid={} reason={:?} why=\"{why}\"",
             self.eio_sid, consequence.reason

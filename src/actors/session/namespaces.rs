@@ -408,6 +408,7 @@ impl Session {
                 nsp: nsp.clone(),
                 rooms: vec![crate::protocol::target::Room::from(sid.as_str())],
             });
+            self.admin_joined(nsp.as_str(), sid.as_str());
             let (joined, reply) =
                 NsSocket::joined_without_recovery(&nsp, sid, identity, self.settings().parser);
             self.sockets.insert(nsp.clone(), joined);
@@ -596,6 +597,7 @@ impl Session {
             .metrics
             .replayed_entries
             .add(done.replayed as u64);
+        self.admin_joined(nsp.as_str(), done.sid.as_str());
         if let Some(record) = done.keep {
             self.parts.recovery.do_send(Keep(record));
         }
@@ -618,6 +620,7 @@ impl Session {
             return;
         };
         self.expiry_timers.cancel(nsp, ctx);
+        self.admin_left(nsp, "client namespace disconnect");
         let left = socket.leave();
         self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
         self.outbound.received(left.held_bytes);
@@ -654,6 +657,7 @@ impl Session {
         }
         let packet = SioPacket::new(PacketKind::Disconnect, nsp, None);
         self.write_text(format!("4{}", socketio::encode(&packet)));
+        self.admin_left(nsp, "server namespace disconnect");
         self.leave(nsp, ctx);
     }
 }

@@ -225,6 +225,9 @@ impl Session {
                     }
                     _ => Vec::new(),
                 };
+                if let Some(seat) = self.admin_seat.as_mut() {
+                    seat.upgraded();
+                }
                 debug!(
                     "session upgraded eio_sid={} transport=websocket",
                     self.eio_sid
