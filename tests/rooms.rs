@@ -209,6 +209,12 @@ async fn join_and_leave_are_acknowledged_and_room_entries_follow_membership() {
     assert_eq!(b.next().await, 3);
     // Without an ack asked: joined all the same.
     a.client.send(r#"42["join","dev"]"#).await;
+    // An acked event after it: the session handles a connection's events in order, so once this
+    // ack is back the unacked join has reached the Hub (without it the publish could overtake it).
+    assert_eq!(
+        a.ask("leave", json!("elsewhere")).await,
+        json!({ "ok": true })
+    );
     publish(&bridge, &["dev"], &[], 4).await;
     assert_eq!(a.next().await, 4);
 }
