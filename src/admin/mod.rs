@@ -36,6 +36,7 @@ use crate::app::{
 };
 use crate::config::{Admin, AdminMode, AdminSwitch};
 use crate::protocol::cluster::DisconnectSockets;
+use crate::protocol::socketio::RESERVED_EVENTS;
 use crate::protocol::target::{Namespace, Room, Target};
 use crate::store::StoreError;
 
@@ -127,6 +128,11 @@ impl AdminApp {
             .get(2)
             .and_then(Value::as_str)
             .ok_or("event is not a string")?;
+        // As socket.io's `emit` refuses them: every client refuses a packet with a reserved name as
+        // a parse error, and the log would replay it to each resuming client, again and again.
+        if RESERVED_EVENTS.contains(&event) {
+            return Err(format!("{event:?} is a reserved event name"));
+        }
         let mut data = vec![Value::from(event)];
         data.extend(args.iter().skip(3).cloned());
         Ok(Publish {
@@ -369,6 +375,12 @@ mod tests {
             json!(["nsp", null, "e"]),
             json!(["/", 1, "e"]),
             json!(["/", "", "e"]),
+            json!(["/", null, "disconnect"]),
+            json!(["/", null, "connect"]),
+            json!(["/", null, "connect_error"]),
+            json!(["/", null, "disconnecting"]),
+            json!(["/", null, "newListener"]),
+            json!(["/", null, "removeListener"]),
         ] {
             assert!(AdminApp::emit(&args(bad.clone())).is_err(), "{bad}");
         }
