@@ -147,6 +147,26 @@ async fn redis_history_pages_forward_and_backward_over_250_entries_each_once_in_
     let redis = RedisServer::start();
     let hub = start_ready_hub(redis_config(&redis.url(), "test:history:250")).await;
     pages_both_ways_over_250(&hub).await;
+    edges_of_the_id_space(&hub).await;
+}
+
+#[actix_web::test]
+async fn history_reads_the_edges_of_the_id_space_on_the_embedded_log() {
+    let hub = start_ready_hub(test_config()).await;
+    publish(&hub, json!({ "title": "one" })).await;
+    edges_of_the_id_space(&hub).await;
+}
+
+/// Before the least id there is nothing (an empty last page), after the greatest one the log has
+/// issued nothing (410): never the 503 of a log that is down (Redis refuses exclusive bounds it
+/// cannot step past).
+async fn edges_of_the_id_space(hub: &TestHub) {
+    let (status, page) = get(hub, "/notifications?before=0-0", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"], json!([]), "{page}");
+    let max = "18446744073709551615-18446744073709551615";
+    let (status, page) = get(hub, &format!("/notifications?after={max}"), None).await;
+    assert_eq!(status, 410, "{page}");
 }
 
 #[actix_web::test]

@@ -42,7 +42,17 @@ pub(super) async fn read_range(
     key: &str,
     query: &RangeQuery,
 ) -> Result<LogRange, StoreError> {
-    let exclusive = |id: StreamId| format!("({id}");
+    // Redis refuses an exclusive bound it cannot step past ("invalid start/end ID for the
+    // interval"), which would read as the log being unavailable: before `0-0` is read from `0-0`
+    // itself (never an entry's id), after the greatest id from `+` (nothing can follow it).
+    let exclusive = |id: StreamId| match id {
+        StreamId::ZERO => id.to_string(),
+        StreamId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        } => "+".to_owned(),
+        id => format!("({id}"),
+    };
     let (command, start, end) = match query.direction {
         Direction::Forward => ("XRANGE", query.from.map_or("-".into(), exclusive), "+"),
         Direction::Backward => ("XREVRANGE", query.from.map_or("+".into(), exclusive), "-"),
