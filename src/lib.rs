@@ -67,7 +67,7 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 /// The access log line: actix's default (`%a "%r" %s %b …`) with the method and path only, and
 /// without `Referer`: a query string (a credential someone put in a URL) must not reach the log
 /// through either.
-const ACCESS_LOG: &str = r#"request peer=%a method=%{method}xi path="%U" status=%s bytes=%b user_agent="%{User-Agent}i" secs=%T request_id=%{x-request-id}o"#;
+const ACCESS_LOG: &str = r#"request peer=%a method=%{method}xi path=%{path}xi status=%s bytes=%b user_agent=%{user_agent}xi secs=%T request_id=%{x-request-id}o"#;
 /// How long a shutdown waits for sessions to close and their records to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -412,6 +412,18 @@ fn serve(config: &Config, actors: Actors, listeners: Vec<TcpListener>) -> io::Re
                 .wrap(
                     middleware::Logger::new(ACCESS_LOG)
                         .custom_request_replace("method", |req| req.method().to_string())
+                        // Quoted and escaped (`{:?}`): a client's `"` in its path or User-Agent
+                        // cannot forge fields (a `request_id=` of another request) on this line.
+                        .custom_request_replace("path", |req| format!("{:?}", req.path()))
+                        .custom_request_replace("user_agent", |req| {
+                            let agent = req.headers().get(actix_web::http::header::USER_AGENT);
+                            format!(
+                                "{:?}",
+                                agent
+                                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                                    .unwrap_or_default()
+                            )
+                        })
                         .exclude_regex(&quiet_path),
                 )
                 // Outermost: CORS preflights and errors that escaped the routes get them too.

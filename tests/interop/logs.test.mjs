@@ -95,6 +95,10 @@ test("HTTP errors carry a request id: the client's own when sane, else a new UUI
     assert.match(insane.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.equal(insane.body.request_id, insane.id);
 
+    // A User-Agent with quotes cannot forge fields on the access line (escaped, as the error lines).
+    const forged = await post(hub.url, { "user-agent": 'x" status=200 request_id=forged x="', "x-api-key": WRONG_KEY });
+    assert.equal(forged.status, 401);
+
     const ok = await post(hub.url, { "x-api-key": API_KEY });
     assert.equal(ok.status, 201);
     assert.match(ok.id, /^[0-9a-f-]{36}$/, "successful answers carry one too");
@@ -115,6 +119,7 @@ test("HTTP errors carry a request id: the client's own when sane, else a new UUI
     assert.equal(about(insane.id).length, 1);
     assert.match(about(eioId)[0], /status=400 method=GET path="\/socket.io\/" .* error="Session ID unknown"/);
     assert.ok(!hub.log().includes("no spaces"), "an insane id is never echoed");
+    assert.ok(lines.some((l) => l.includes(`user_agent="x\\" status=200 request_id=forged x=\\""`)), "the agent escaped");
     // The access line names the same id, as key=value fields.
     assert.ok(lines.some((l) => /request peer=127\.0\.0\.1 method=POST path="\/notifications\/notify" status=401 .* request_id=lb-7f3a\.1_x$/.test(l)));
   } finally {
