@@ -52,8 +52,10 @@ pub struct Credentials {
 enum Presented {
     /// A session id this instance gave out, still valid.
     Session,
-    /// The configured user name and a password to check.
-    Password(String),
+    /// A user name and a password to check; whether the name is the configured one. A wrong name
+    /// costs the same budget and the same bcrypt check as a wrong password, so neither the answer
+    /// nor its timing tells an attacker which of the two was wrong.
+    Password { password: String, user_ok: bool },
     /// Anything else.
     Nothing,
 }
@@ -80,9 +82,10 @@ impl Credentials {
         }
         let field = |name: &str| auth.get(name).and_then(Value::as_str);
         match (field("username"), field("password")) {
-            (Some(user), Some(password)) if user == self.username => {
-                Presented::Password(password.to_owned())
-            }
+            (Some(user), Some(password)) => Presented::Password {
+                password: password.to_owned(),
+                user_ok: user == self.username,
+            },
             _ => Presented::Nothing,
         }
     }
@@ -131,13 +134,13 @@ impl Credentials {
                 data: None,
             })
         };
-        let password = match self.presented(auth) {
+        let (password, user_ok) = match self.presented(auth) {
             Presented::Session => return Box::pin(std::future::ready(Ok(Identity::default()))),
             Presented::Nothing => {
                 let decision = refuse("invalid credentials", "no valid credentials presented");
                 return Box::pin(std::future::ready(decision));
             }
-            Presented::Password(password) => password,
+            Presented::Password { password, user_ok } => (password, user_ok),
         };
         let within_budget = from.is_none_or(|ip| self.per_address.check(&ip).is_ok())
             && self.instance.check(&()).is_ok();
@@ -149,8 +152,9 @@ impl Credentials {
         let verify = actix_web::rt::task::spawn_blocking(move || bcrypt::verify(password, &hash));
         Box::pin(async move {
             match verify.await {
-                Ok(Ok(true)) => Ok(Identity::default()),
-                Ok(Ok(false)) => refuse("invalid credentials", "wrong password"),
+                Ok(Ok(true)) if user_ok => Ok(Identity::default()),
+                Ok(Ok(_)) if !user_ok => refuse("invalid credentials", "wrong user name"),
+                Ok(Ok(_)) => refuse("invalid credentials", "wrong password"),
                 Ok(Err(err)) => refuse("invalid credentials", &format!("bcrypt: {err}")),
                 Err(err) => refuse("invalid credentials", &format!("bcrypt task: {err}")),
             }
@@ -216,6 +220,18 @@ mod tests {
         let first = credentials.check(&handshake, &wrong).await.unwrap_err();
         assert_eq!(first.message, "invalid credentials");
         let second = credentials.check(&handshake, &wrong).await.unwrap_err();
+        assert_eq!(second.message, "rate limited");
+        // A wrong user name is charged as a wrong password is: its answer (rate limited here, as
+        // for the right name) does not tell which names exist.
+        let elsewhere = Handshake::new(
+            &actix_http::header::HeaderMap::new(),
+            "",
+            Some("127.0.0.2:5000".parse().unwrap()),
+        );
+        let stranger = json!({"username": "root", "password": "wrong"});
+        let first = credentials.check(&elsewhere, &stranger).await.unwrap_err();
+        assert_eq!(first.message, "invalid credentials");
+        let second = credentials.check(&elsewhere, &stranger).await.unwrap_err();
         assert_eq!(second.message, "rate limited");
         // A session id needs no check, so it is never rate limited.
         let id = credentials.new_session();
