@@ -105,6 +105,17 @@ async function send(page, title, body) {
   await page.click("#send");
 }
 
+/**
+ * Waits for the send form's status line to match `pattern`. The ack of a send can arrive after the
+ * notification itself (the reading instance may hand the entry on before the appending one answers),
+ * so the status is awaited, never read once.
+ */
+async function waitForSendStatus(page, pattern) {
+  await page.waitForFunction((source) => new RegExp(source).test(document.querySelector("#send-status").textContent),
+    pattern.source, { timeout: 10_000 })
+    .catch(async () => assert.fail(`send status ${JSON.stringify(await page.textContent("#send-status"))} never matched ${pattern}`));
+}
+
 async function waitForFeed(page, count, what) {
   await page.waitForFunction((n) => document.querySelectorAll("#feed li.notification").length >= n, count, {
     timeout: 10_000,
@@ -424,7 +435,7 @@ test("with HUB_JWT_SECRET: the page asks for a token, keeps it in this tab, show
       assert.equal(await page.textContent("#identity"), "alice");
       await send(page, "Alice", "over the socket");
       await waitForFeed(page, 1, "alice's notification comes back");
-      assert.match(await page.textContent("#send-status"), /^Sent \(offset /);
+      await waitForSendStatus(page, /^Sent \(offset /);
 
       // The same tab keeps the token across a reload; it never reaches a URL.
       await page.reload();
@@ -471,7 +482,7 @@ test("two people on two instances: a notification to one user or room reaches on
 
       await sendTo(alice, "user", "bob", "For bob", "only bob sees this");
       await waitForFeed(bob, 1, "bob gets the notification to user bob");
-      assert.match(await alice.textContent("#send-status"), /^Sent to user:bob \(offset /);
+      await waitForSendStatus(alice, /^Sent to user:bob \(offset /);
 
       await bob.fill("#room", "ops");
       await bob.click("#join");
