@@ -40,15 +40,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
+use redis::{ProtocolVersion, Value};
 
-use super::redis_append::{self, AppendLink, Fields};
+use super::redis_append::{self, AppendLink, Fields, MinReplicas};
 use super::redis_entries::decode_entries;
 use super::redis_identity::{
     decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT,
     INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
+use super::redis_link::{Endpoint, Link, LinkOptions};
 use super::redis_reader::Reader;
 use super::{
     AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRange, LogRead, Position, RangeQuery,
@@ -111,9 +111,11 @@ impl StreamState {
 
 /// The backend.
 pub struct RedisLog {
-    client: Client,
-    /// Commands other than the blocking read and appends; reconnects by itself.
-    commands: ConnectionManager,
+    /// Where Redis is (one server, Sentinel, Cluster): the read loop connects to it on its own.
+    endpoint: Arc<Endpoint>,
+    /// Commands other than the blocking read and appends; reconnects by itself (to the new primary
+    /// after a failover).
+    commands: Link,
     /// Appends (and their probe): a connection of their own, so that each failure says whether
     /// the command was sent.
     appends: AppendLink,
@@ -133,28 +135,25 @@ pub struct RedisLog {
 }
 
 impl RedisLog {
-    /// A backend on `url`, stream `key`, keeping about `max_len` entries. Connects lazily: a Redis that
-    /// is down at start-up only makes the hub unready until it comes up.
+    /// A backend on `endpoint`, stream `key`, keeping about `max_len` entries. Connects lazily: a
+    /// Redis that is down at start-up only makes the hub unready until it comes up.
     pub fn new(
-        url: &str,
+        endpoint: Endpoint,
         key: &str,
         max_len: usize,
         uid_bytes: [u8; 8],
         lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1);
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let endpoint = Arc::new(endpoint);
+        let commands = Link::new(
+            endpoint.clone(),
+            LinkOptions::new(ProtocolVersion::RESP2, COMMAND_TIMEOUT),
+        );
         let uid = uid_bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let appends = AppendLink::new(&client, COMMAND_TIMEOUT)?;
+        let appends = AppendLink::new(endpoint.clone(), COMMAND_TIMEOUT);
         Ok(RedisLog {
-            client,
+            endpoint,
             commands,
             appends,
             idempotency_ttl: super::DEFAULT_IDEMPOTENCY_TTL,
@@ -169,6 +168,12 @@ impl RedisLog {
     /// Keeps idempotency keys for `ttl` ([`super::DEFAULT_IDEMPOTENCY_TTL`] unless set).
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> RedisLog {
         self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Acknowledges appends only once `min` replicas have them (`HUB_REDIS_MIN_REPLICAS`).
+    pub fn with_min_replicas(mut self, min: Option<MinReplicas>) -> RedisLog {
+        self.appends = self.appends.with_min_replicas(min);
         self
     }
 
@@ -272,8 +277,9 @@ impl LogBackend for RedisLog {
             .arg(fields.kind);
         cmd.arg("data").arg(fields.data);
         let link = self.appends.clone();
+        let stream = self.key.clone();
         Box::pin(async move {
-            let id = link.send(&cmd).await?;
+            let id = link.send(&cmd, Some(&stream)).await?;
             // XADD ran: a reply we cannot read does not mean nothing was written.
             parse_id(&id).map_err(|err| StoreError::OutcomeUnknown(err.to_string()))
         })
@@ -292,8 +298,9 @@ impl LogBackend for RedisLog {
         );
         let link = self.appends.clone();
         let key = key.clone();
+        let stream = self.key.clone();
         Box::pin(async move {
-            let reply = link.send(&eval).await?;
+            let reply = link.send(&eval, Some(&stream)).await?;
             redis_append::parse_append_once(&reply, &key)
         })
     }
@@ -314,13 +321,13 @@ impl LogBackend for RedisLog {
             .arg("data")
             .arg(request.data());
         let link = self.appends.clone();
-        Box::pin(async move { link.send(&cmd).await.map(drop) })
+        Box::pin(async move { link.send(&cmd, None).await.map(drop) })
     }
 
     fn probe_append(&mut self) -> StoreFuture<()> {
         let probe = redis_append::probe_command(&self.key);
         let link = self.appends.clone();
-        Box::pin(async move { link.send(&probe).await.map(drop) })
+        Box::pin(async move { link.send(&probe, None).await.map(drop) })
     }
 
     fn read_after(
@@ -355,7 +362,7 @@ impl LogBackend for RedisLog {
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
         let reader = Reader {
-            client: self.client.clone(),
+            endpoint: self.endpoint.clone(),
             key: self.key.clone(),
             sink: sink.clone(),
             metrics: self.metrics.clone(),
@@ -461,7 +468,7 @@ impl LogBackend for RedisLog {
 /// Up to `count` stream entries after `after`, in one atomic snapshot with the checks of
 /// [`LogBackend::read_after`].
 async fn read_batch(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     key: &str,
     after: StreamId,
     count: usize,

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use actix::Recipient;
-use redis::aio::ConnectionManager;
 use redis::Value;
 
 use super::redis::unavailable;
@@ -207,7 +206,7 @@ pub(super) async fn ensure_epoch<C: redis::aio::ConnectionLike>(
 /// Keeps this instance's lease alive (a third of its time to live apart) while the bridge lives; a
 /// failed refresh is retried at the next tick (the read loop reports Redis being down).
 pub(super) async fn keep_lease(
-    mut conn: ConnectionManager,
+    mut conn: super::redis_link::Link,
     key: String,
     ttl: Duration,
     sink: Recipient<LogEvent>,

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use actix::Recipient;
 use log::{error, info, warn};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{ProtocolVersion, Value};
 
 use super::redis::{
     as_int, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT, EPOCH_CHECK_EVERY,
@@ -15,6 +14,7 @@ use super::redis::{
 use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
+use super::redis_link::{Conn, Endpoint, LinkOptions};
 use super::{Epoch, LogEvent, StoreError};
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
@@ -22,7 +22,8 @@ use crate::protocol::ids::StreamId;
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
 /// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
 pub(super) struct Reader {
-    pub(super) client: Client,
+    /// Where Redis is: each (re)connect asks again (with Sentinel: for the primary now).
+    pub(super) endpoint: Arc<Endpoint>,
     pub(super) key: String,
     pub(super) sink: Recipient<LogEvent>,
     /// `log_reading` is this loop's state; `entries_skipped` and `entries_refused` count what
@@ -35,14 +36,12 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let options = LinkOptions {
+            response_timeout: READ_BLOCK + COMMAND_TIMEOUT,
+            ..LinkOptions::new(ProtocolVersion::RESP2, COMMAND_TIMEOUT)
+        };
+        self.endpoint.connect(&options).await.map_err(unavailable)
     }
 
     pub(super) async fn run(mut self) {
@@ -77,7 +76,7 @@ impl Reader {
     /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
     async fn check_epoch(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         read: StreamId,
     ) -> Result<(StreamId, bool), StoreError> {
         let position = ensure_epoch(conn, &self.key, read).await?;
@@ -107,7 +106,7 @@ impl Reader {
     /// Reads until the connection fails; `Ok` only when the sink went away.
     async fn read(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         last: &mut Option<StreamId>,
     ) -> Result<(), StoreError> {
         let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
@@ -168,11 +167,7 @@ impl Reader {
     }
 
     /// After a reconnect: were entries we never read trimmed while we were away?
-    async fn check_gap(
-        &self,
-        conn: &mut MultiplexedConnection,
-        from: StreamId,
-    ) -> Result<(), StoreError> {
+    async fn check_gap(&self, conn: &mut Conn, from: StreamId) -> Result<(), StoreError> {
         let mut eval = redis::cmd("EVAL");
         eval.arg(READ_AFTER_SCRIPT)
             .arg(1)
