@@ -190,10 +190,12 @@ fn parse_sentinel(rest: &str) -> Result<Endpoint, String> {
         match pair.split_once('=') {
             Some(("sentinel_username", v)) => sentinel_auth.0 = Some(percent_decode(v)),
             Some(("sentinel_password", v)) => sentinel_auth.1 = Some(percent_decode(v)),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown redis+sentinel:// parameter {:?}: sentinel_username, sentinel_password",
                 pair.split('=').next().unwrap_or_default()
-            )),
+            ))
+            }
         }
     }
     Ok(Endpoint::Sentinel {
@@ -372,6 +374,9 @@ pub(super) fn connection_spent(err: &RedisError) -> bool {
     }
 }
 
+/// A connection and the flag that marks it spent (it is replaced before the next command).
+type Spendable = (Conn, Arc<AtomicBool>);
+
 /// One shared connection that replaces itself: cheap to clone (clones share it), usable wherever the
 /// `redis` crate takes an async connection.
 #[derive(Clone)]
@@ -380,7 +385,7 @@ pub(super) struct Link {
     options: LinkOptions,
     /// The live connection and its "dropped" flag; the lock is held while connecting so concurrent
     /// callers share one attempt.
-    live: Arc<Mutex<Option<(Conn, Arc<AtomicBool>)>>>,
+    live: Arc<Mutex<Option<Spendable>>>,
 }
 
 impl Link {
@@ -394,7 +399,7 @@ impl Link {
 
     /// The connection to send on, and the flag that marks it spent: the current one unless it is
     /// spent, else a new one. An error here means nothing was sent.
-    pub(super) async fn connection(&self) -> RedisResult<(Conn, Arc<AtomicBool>)> {
+    pub(super) async fn connection(&self) -> RedisResult<Spendable> {
         let mut slot = self.live.lock().await;
         if let Some((conn, spent)) = slot.as_ref() {
             if !spent.load(Ordering::Relaxed) {
