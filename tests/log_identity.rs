@@ -191,6 +191,78 @@ async fn a_stream_that_went_back_in_history_gets_a_new_epoch_and_its_clients_are
     assert_ne!(ids, (joined.sid, joined.pid), "recovered=false");
 }
 
+/// The name of `stream`'s epoch group (`hub-epoch:<epoch>`), read straight from Redis.
+fn epoch_group(redis: &RedisServer, stream: &str) -> Vec<String> {
+    redis
+        .command(&["XINFO", "GROUPS", stream])
+        .split("\r\n")
+        .filter(|line| line.starts_with("hub-epoch:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_failover_that_lost_the_newest_entries_gives_one_new_epoch_and_no_partial_replay_even_after_new_appends(
+) {
+    // What a failover without HUB_REDIS_MIN_REPLICAS can do: the promoted replica lacks the
+    // newest entry, and a publisher appends to it before the read loops reconnect, so its newest id
+    // is past the lost one (the stream did not "go back").
+    let mut redis = RedisServer::start_persistent();
+    let a = start_ready_hub(config(&redis, "test:tail")).await;
+    let b = start_ready_hub(config(&redis, "test:tail")).await;
+    let mut live = a.joined().await;
+    let mut dropped = b.joined().await;
+    let kept = a.publish("kept").await;
+    assert_eq!(next_offset(&mut live.client).await, kept);
+    assert_eq!(next_offset(&mut dropped.client).await, kept);
+    dropped.client.close().await;
+    let lost = a.publish("lost").await;
+    assert_eq!(next_offset(&mut live.client).await, lost);
+    let before = epoch_group(&redis, "test:tail");
+    assert_eq!(before.len(), 1, "one epoch: {before:?}");
+
+    redis.stop();
+    redis.restart();
+    let promote = "redis.call('DEL', KEYS[1]) \
+                   redis.call('XADD', KEYS[1], ARGV[1], 'uid', 'x', 'nsp', '/', 'type', '3', 'data', '{}') \
+                   redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '$') \
+                   return redis.call('XADD', KEYS[1], '*', 'uid', 'x', 'nsp', '/', 'type', '3', 'data', ARGV[3])";
+    let appended = redis.command(&[
+        "EVAL",
+        promote,
+        "1",
+        "test:tail",
+        &kept,
+        &before[0],
+        r#"{"packet":{"type":2,"data":["notification",{"title":"after the failover"}],"nsp":"/"}}"#,
+    ]);
+    assert!(appended.starts_with('$'), "appended: {appended}");
+
+    // The resume from before the lost entry must not replay "after the failover" as if it were
+    // all that was missed.
+    let (_client, ids, replayed) = resume(&b, &dropped.pid, &kept).await;
+    assert_ne!(ids, (dropped.sid, dropped.pid), "recovered=false");
+    assert!(replayed.is_empty(), "never a partial replay: {replayed:?}");
+    expect_log_replaced(&mut live.client).await;
+
+    // Both instances noticed; one replaced the epoch, the other adopted it: replaced twice, the
+    // instance left on the first replacement would disconnect its clients again at its next check.
+    b.wait_ready().await;
+    a.wait_ready().await;
+    let after = epoch_group(&redis, "test:tail");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before);
+    let mut fresh = [a.joined().await, b.joined().await];
+    for joined in &mut fresh {
+        assert_eq!(
+            joined.client.recv_within(Duration::from_millis(2500)).await,
+            None,
+            "a client connected after the failover is not disconnected again"
+        );
+    }
+    assert_eq!(epoch_group(&redis, "test:tail"), after, "replaced once");
+}
+
 #[actix_web::test]
 async fn a_live_session_is_not_resumable_and_a_dropped_one_is_resumed_once() {
     let redis = RedisServer::start();

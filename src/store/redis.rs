@@ -28,15 +28,20 @@
 //! `FLUSHALL`/`FLUSHDB` and a restart without persistence remove it with the entries, trimming does
 //! not, and persistence (AOF, RDB) and replication keep it. Node peers are unaffected: they use XADD,
 //! XREAD and XRANGE, which ignore groups, and nothing reads through the group (its pending list stays
-//! empty). A replica promoted without the newest entries keeps the group but its `last-generated-id`
-//! goes back: the read loop, which knows the newest id it read, replaces the epoch then.
+//! empty). A replica promoted without the newest entries keeps the group but not those entries
+//! (its `last-generated-id` goes back, or new appends pass it and the newest id read is simply
+//! missing): the read loop, which knows the newest id it read, replaces the epoch when it reconnects
+//! (once: the others adopt it), and replays check the same id until then, so a lost tail is a clean
+//! `recovered=false`, never a partial replay. With `HUB_REDIS_MIN_REPLICAS` nothing is lost that any
+//! client or publisher was told of: appends `WAIT` for the replicas before their 201, and the read
+//! loop hands entries on only once the replicas have them (see `redis_reader.rs`).
 //!
 //! **Why live sessions are not under `sio:session:`.** A Node peer resumes any record there (GETDEL);
 //! a session still live on a hub must not be resumable anywhere, so its copy for crash recovery lives
 //! under `hub:live:`, which only hubs read, and only once the owner's lease has expired (it died).
 //! The normal record is written when the session drops, as Node writes its own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Recipient;
@@ -132,6 +137,11 @@ pub struct RedisLog {
     /// How long this instance's lease lives unrefreshed: its live sessions become resumable elsewhere
     /// that long after it died.
     lease: Duration,
+    /// The newest id the read loop handed on (`0-0` before it read any): replays check that the
+    /// stream still has it.
+    handed_on: Arc<Mutex<StreamId>>,
+    /// `HUB_REDIS_MIN_REPLICAS`, if set.
+    min_replicas: Option<MinReplicas>,
 }
 
 impl RedisLog {
@@ -162,6 +172,8 @@ impl RedisLog {
             uid,
             metrics,
             lease,
+            handed_on: Arc::new(Mutex::new(StreamId::ZERO)),
+            min_replicas: None,
         })
     }
 
@@ -171,9 +183,11 @@ impl RedisLog {
         self
     }
 
-    /// Acknowledges appends only once `min` replicas have them (`HUB_REDIS_MIN_REPLICAS`).
+    /// Acknowledges appends only once `min` replicas have them, and hands entries on to clients only
+    /// once they have them too (`HUB_REDIS_MIN_REPLICAS`).
     pub fn with_min_replicas(mut self, min: Option<MinReplicas>) -> RedisLog {
         self.appends = self.appends.with_min_replicas(min);
+        self.min_replicas = min;
         self
     }
 
@@ -340,10 +354,16 @@ impl LogBackend for RedisLog {
         let key = self.key.clone();
         let mut conn = self.commands.clone();
         let metrics = self.metrics.clone();
+        let handed_on = *self.handed_on.lock().expect("never poisoned");
         Box::pin(async move {
             // One snapshot per call: entries not for delivery are skipped but counted as read, so
             // the caller pages on from `last` and never takes a short page for the log's end.
-            read_batch(&mut conn, &key, after, count, &scope, &metrics).await
+            let read = ReadAfter {
+                after,
+                count,
+                handed_on,
+            };
+            read_batch(&mut conn, &key, read, &scope, &metrics).await
         })
     }
 
@@ -357,7 +377,7 @@ impl LogBackend for RedisLog {
     fn tip(&mut self) -> StoreFuture<Position> {
         let mut conn = self.commands.clone();
         let key = self.key.clone();
-        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO).await })
+        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO, None).await })
     }
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
@@ -368,6 +388,8 @@ impl LogBackend for RedisLog {
             metrics: self.metrics.clone(),
             epoch: None,
             uid: self.uid.clone(),
+            handed_on: self.handed_on.clone(),
+            min_replicas: self.min_replicas,
         };
         actix::spawn(reader.run());
         actix::spawn(keep_lease(
@@ -465,22 +487,35 @@ impl LogBackend for RedisLog {
     }
 }
 
-/// Up to `count` stream entries after `after`, in one atomic snapshot with the checks of
+/// A replay batch: up to `count` entries after `after`, checked against `handed_on`, the newest id
+/// this instance's read loop handed on.
+struct ReadAfter {
+    after: StreamId,
+    count: usize,
+    handed_on: StreamId,
+}
+
+/// A batch of stream entries, in one atomic snapshot with the checks of
 /// [`LogBackend::read_after`].
 async fn read_batch(
     conn: &mut Link,
     key: &str,
-    after: StreamId,
-    count: usize,
+    read: ReadAfter,
     scope: &ReplayScope,
     metrics: &Metrics,
 ) -> Result<LogRead, StoreError> {
+    let ReadAfter {
+        after,
+        count,
+        handed_on,
+    } = read;
     let reply: Value = redis::cmd("EVAL")
         .arg(READ_AFTER_SCRIPT)
         .arg(1)
         .arg(key)
         .arg(after.next().to_string())
         .arg(count)
+        .arg(handed_on.to_string())
         .query_async(conn)
         .await
         .map_err(unavailable)?;
@@ -489,10 +524,18 @@ async fn read_batch(
             "unexpected reply {reply:?}"
         )));
     };
-    let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
+    let [deleted, last, first, added, length, entries, epoch, lost_tail] = parts.as_slice() else {
         return Err(StoreError::Unavailable("unexpected reply length".into()));
     };
     let found = as_string(epoch).unwrap_or_default();
+    if as_int(lost_tail) == Some(1) {
+        // A failover lost entries this instance handed on: the epoch is about to be replaced (by
+        // this instance's read loop, or another's); offsets into the lost tail mean nothing now.
+        return Err(StoreError::EpochChanged {
+            expected: scope.epoch.clone(),
+            found: format!("{found} (lost entries up to {handed_on})"),
+        });
+    }
     if found != scope.epoch.as_str() {
         return Err(StoreError::EpochChanged {
             expected: scope.epoch.clone(),

@@ -1,7 +1,8 @@
 //! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
 //! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::Recipient;
 use log::{error, info, warn};
@@ -11,6 +12,7 @@ use super::redis::{
     as_int, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT, EPOCH_CHECK_EVERY,
     READ_BLOCK, READ_COUNT,
 };
+use super::redis_append::MinReplicas;
 use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
@@ -18,6 +20,12 @@ use super::redis_link::{Conn, Endpoint, LinkOptions};
 use super::{Epoch, LogEvent, StoreError};
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
+
+/// Key prefix of the read loops' marks (`hub:reader:{<stream>}:<uid>` = the newest id read), written
+/// only to have a write to `WAIT` on; the stream key as hash tag keeps it on the stream's node.
+const READER_KEY_PREFIX: &str = "hub:reader:";
+/// How long a read loop's mark outlives its last write.
+const READER_MARK_TTL: Duration = Duration::from_secs(60);
 
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
 /// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
@@ -33,6 +41,10 @@ pub(super) struct Reader {
     pub(super) epoch: Option<Epoch>,
     /// This instance's adapter uid: entries with another were published by a peer.
     pub(super) uid: String,
+    /// The newest id handed on, shared with replays: a replay refuses a stream that lost it.
+    pub(super) handed_on: Arc<Mutex<StreamId>>,
+    /// With `HUB_REDIS_MIN_REPLICAS`: entries are handed on only once that many replicas have them.
+    pub(super) min_replicas: Option<MinReplicas>,
 }
 
 impl Reader {
@@ -79,7 +91,7 @@ impl Reader {
         conn: &mut Conn,
         read: StreamId,
     ) -> Result<(StreamId, bool), StoreError> {
-        let position = ensure_epoch(conn, &self.key, read).await?;
+        let position = ensure_epoch(conn, &self.key, read, self.epoch.as_ref()).await?;
         let newest = position.id;
         match self.epoch.replace(position.epoch.clone()) {
             Some(was) if was != position.epoch => {
@@ -123,6 +135,7 @@ impl Reader {
             }
         };
         *last = Some(from);
+        *self.handed_on.lock().expect("never poisoned") = from;
         let mut checked = std::time::Instant::now();
         self.metrics.log_reading.set(1);
         while self.sink.connected() {
@@ -130,6 +143,7 @@ impl Reader {
                 if let (newest, true) = self.check_epoch(conn, from).await? {
                     from = newest;
                     *last = Some(newest);
+                    *self.handed_on.lock().expect("never poisoned") = newest;
                 }
                 checked = std::time::Instant::now();
             }
@@ -153,15 +167,54 @@ impl Reader {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
                 let (entries, newest) = decode_entries(items, &self.metrics, None)?;
+                if let (Some(newest), Some(min)) = (newest, self.min_replicas) {
+                    self.await_replicas(conn, newest, min).await?;
+                }
                 let peers = from_peers(items, &entries, &self.uid);
                 self.metrics.published.peer.add(peers);
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);
+                    *self.handed_on.lock().expect("never poisoned") = newest;
                 }
                 let commands = disconnects_in(items, &self.metrics.entries_skipped);
                 hand_on(&self.sink, entries, commands);
             }
+        }
+        Ok(())
+    }
+
+    /// Waits until `min` replicas have every entry up to `newest`, so that no client gets an entry a
+    /// failover could take back (which would force a new epoch on everyone). WAIT counts the
+    /// caller's own writes only, so a small write of ours goes first: the replication stream is in
+    /// order, so a replica that has it has the entries read before it. Not in time: an error, and
+    /// the loop reads the same entries again after its backoff (unready meanwhile; appends are
+    /// refused for the same reason).
+    async fn await_replicas(
+        &self,
+        conn: &mut Conn,
+        newest: StreamId,
+        min: MinReplicas,
+    ) -> Result<(), StoreError> {
+        let _: Value = redis::cmd("SET")
+            .arg(format!("{READER_KEY_PREFIX}{{{}}}:{}", self.key, self.uid))
+            .arg(newest.to_string())
+            .arg("PX")
+            .arg(READER_MARK_TTL.as_millis() as u64)
+            .query_async(conn)
+            .await
+            .map_err(unavailable)?;
+        let acked = conn
+            .wait_for_replicas(&self.key, min.replicas, min.timeout)
+            .await
+            .map_err(unavailable)?;
+        if acked < i64::from(min.replicas) {
+            return Err(StoreError::Unavailable(format!(
+                "{acked} of {} replicas have the entries up to {newest} after {} ms: not handing \
+                 them on (HUB_REDIS_MIN_REPLICAS)",
+                min.replicas,
+                min.timeout.as_millis()
+            )));
         }
         Ok(())
     }
@@ -176,7 +229,7 @@ impl Reader {
             .arg(0);
         let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
         if let Value::Array(parts) = reply {
-            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
+            if let [deleted, last, first, added, length, _, _, _] = parts.as_slice() {
                 let state = StreamState {
                     max_deleted: parse_id(deleted)?,
                     last_generated: parse_id(last)?,
