@@ -239,10 +239,25 @@ async fn a_failover_that_lost_the_newest_entries_gives_one_new_epoch_and_no_part
     assert!(appended.starts_with('$'), "appended: {appended}");
 
     // The resume from before the lost entry must not replay "after the failover" as if it were
-    // all that was missed.
-    let (_client, ids, replayed) = resume(&b, &dropped.pid, &kept).await;
-    assert_ne!(ids, (dropped.sid, dropped.pid), "recovered=false");
-    assert!(replayed.is_empty(), "never a partial replay: {replayed:?}");
+    // all that was missed: a fresh session, or (if the read loop notices first) closed to
+    // reconnect as one.
+    let mut client = b.send_resume(&dropped.pid, &kept).await;
+    loop {
+        match client.recv().await {
+            Received::Text(frame) if frame.starts_with("40") => {
+                let reply: Value = serde_json::from_str(&frame[2..]).unwrap();
+                assert_ne!(
+                    reply["pid"],
+                    dropped.pid.as_str(),
+                    "recovered=false: {frame}"
+                );
+                break;
+            }
+            Received::Text(frame) => panic!("never a partial replay, got {frame}"),
+            Received::Close(Some(CloseCode::Restart)) => break,
+            other => panic!("a fresh session or a close to reconnect, got {other:?}"),
+        }
+    }
     expect_log_replaced(&mut live.client).await;
 
     // Both instances noticed; one replaced the epoch, the other adopted it: replaced twice, the
@@ -261,6 +276,31 @@ async fn a_failover_that_lost_the_newest_entries_gives_one_new_epoch_and_no_part
         );
     }
     assert_eq!(epoch_group(&redis, "test:tail"), after, "replaced once");
+}
+
+#[actix_web::test]
+async fn a_client_resuming_while_redis_is_unreachable_recovers_once_it_answers_within_the_claim_wait(
+) {
+    // A failover's few seconds: a client that reconnects meanwhile keeps its session.
+    let mut redis = RedisServer::start_persistent();
+    let hub = start_ready_hub(Config {
+        instance_lease: Duration::from_secs(4),
+        ..config(&redis, "test:away")
+    })
+    .await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    wait_record(&redis, &format!("sio:session:{}", joined.pid)).await;
+    let missed = hub.publish("missed").await;
+    redis.stop();
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        redis.restart();
+        redis
+    });
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    let _redis = back.join().expect("redis restarted");
+    assert_eq!(ids, (joined.sid, joined.pid), "recovered=true");
+    assert_eq!(replayed, [missed]);
 }
 
 #[actix_web::test]
