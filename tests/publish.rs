@@ -489,6 +489,11 @@ async fn with_min_replicas_a_publish_no_replica_has_is_an_unknown_outcome_and_re
         None,
         "a client gets nothing a failover could take back"
     );
+    assert_eq!(
+        readyz(&hub).await,
+        200,
+        "still ready: taken out of its load balancer, the instance would not bring a replica back"
+    );
 
     // A replica catches up: the withheld entry reaches the client, once, and the keyed retry is
     // acknowledged with the first append's offset (nothing appended twice).

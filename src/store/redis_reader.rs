@@ -18,12 +18,15 @@ use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
 use super::redis_link::{Conn, Endpoint, LinkOptions};
 use super::{Epoch, LogEvent, StoreError};
+use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
 
 /// Key prefix of the read loops' marks (`hub:reader:{<stream>}:<uid>` = the newest id read), written
 /// only to have a write to `WAIT` on; the stream key as hash tag keeps it on the stream's node.
 const READER_KEY_PREFIX: &str = "hub:reader:";
+/// Waiting for replicas: a few lines a minute, however long it lasts.
+static TOO_FEW_REPLICAS: LimitedLog = LimitedLog::per_minute(4);
 /// How long a read loop's mark outlives its last write.
 const READER_MARK_TTL: Duration = Duration::from_secs(60);
 
@@ -168,7 +171,9 @@ impl Reader {
                 let Some(items) = pair.get(1) else { continue };
                 let (entries, newest) = decode_entries(items, &self.metrics, None)?;
                 if let (Some(newest), Some(min)) = (newest, self.min_replicas) {
-                    self.await_replicas(conn, newest, min).await?;
+                    if !self.await_replicas(conn, newest, min).await? {
+                        return Ok(());
+                    }
                 }
                 let peers = from_peers(items, &entries, &self.uid);
                 self.metrics.published.peer.add(peers);
@@ -187,15 +192,16 @@ impl Reader {
     /// Waits until `min` replicas have every entry up to `newest`, so that no client gets an entry a
     /// failover could take back (which would force a new epoch on everyone). WAIT counts the
     /// caller's own writes only, so a small write of ours goes first: the replication stream is in
-    /// order, so a replica that has it has the entries read before it. Not in time: an error, and
-    /// the loop reads the same entries again after its backoff (unready meanwhile; appends are
-    /// refused for the same reason).
+    /// order, so a replica that has it has the entries read before it. Not enough replicas: the loop
+    /// waits (WAIT again, a warning a few times a minute), delivering nothing and staying ready, as
+    /// publishes are answered 503 meanwhile; an instance taken out of its load balancer would not
+    /// bring a replica back. `Ok(false)` if the sink went away while waiting.
     async fn await_replicas(
         &self,
         conn: &mut Conn,
         newest: StreamId,
         min: MinReplicas,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let _: Value = redis::cmd("SET")
             .arg(format!("{READER_KEY_PREFIX}{{{}}}:{}", self.key, self.uid))
             .arg(newest.to_string())
@@ -204,19 +210,24 @@ impl Reader {
             .query_async(conn)
             .await
             .map_err(unavailable)?;
-        let acked = conn
-            .wait_for_replicas(&self.key, min.replicas, min.timeout)
-            .await
-            .map_err(unavailable)?;
-        if acked < i64::from(min.replicas) {
-            return Err(StoreError::Unavailable(format!(
-                "{acked} of {} replicas have the entries up to {newest} after {} ms: not handing \
-                 them on (HUB_REDIS_MIN_REPLICAS)",
-                min.replicas,
-                min.timeout.as_millis()
-            )));
+        loop {
+            let acked = conn
+                .wait_for_replicas(&self.key, min.replicas, min.timeout)
+                .await
+                .map_err(unavailable)?;
+            if acked >= i64::from(min.replicas) {
+                return Ok(true);
+            }
+            if !self.sink.connected() {
+                return Ok(false);
+            }
+            crate::limited_warn!(
+                TOO_FEW_REPLICAS,
+                "stream entries up to {newest} are on {acked} of {} replicas \
+                 (HUB_REDIS_MIN_REPLICAS): handing them on once enough replicas have them",
+                min.replicas
+            );
         }
-        Ok(())
     }
 
     /// After a reconnect: were entries we never read trimmed while we were away?
