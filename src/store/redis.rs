@@ -17,10 +17,11 @@
 //! read_range EVAL (XINFO STREAM + XINFO GROUPS + XRANGE or XREVRANGE): a history page
 //!            (`redis_history.rs`)
 //! epoch      a consumer group of the stream named hub-epoch:<id>, created (MKSTREAM) if missing
-//! live       HSET hub:live:<pid> owner <uid> record <base64 record> + PEXPIRE <window>
+//! live       HSET hub:live:{sio:session:<pid>} owner <uid> record <base64 record> + PEXPIRE <window>
 //! lease      SET hub:instance:<uid> 1 PX <lease>, refreshed every third of it
 //! dropped    SET sio:session:<pid> base64(msgpack {sid,pid,rooms,data,epoch}) PX <window>, DEL the live copy
-//! resume     EVAL: GETDEL sio:session:<pid>; else the live copy, if its owner's lease has expired
+//! resume     EVAL: GET sio:session:<pid>, else HMGET the live copy; EXISTS hub:instance:<owner>;
+//!            EVAL: DEL what was read if it is still that (compare and delete)
 //! ```
 //! Needs Redis 7.0 or newer (for `max-deleted-entry-id`).
 //!
@@ -40,6 +41,12 @@
 //! a session still live on a hub must not be resumable anywhere, so its copy for crash recovery lives
 //! under `hub:live:`, which only hubs read, and only once the owner's lease has expired (it died).
 //! The normal record is written when the session drops, as Node writes its own.
+//!
+//! **Redis Cluster.** Every command and script touches one slot: the scripts declare every key they
+//! touch, and the hub's own keys next to a key of the adapter's carry it as a hash tag
+//! (`hub:live:{sio:session:<pid>}`, `hub:idempotency:{<stream>}:<key>`, `hub:reader:{<stream>}:<uid>`;
+//! see [`slot_tag`]). The instance leases (`hub:instance:<uid>`) live on slots of their own and are
+//! read by a command of their own (see `claim_session`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,8 +57,8 @@ use redis::{ProtocolVersion, Value};
 use super::redis_append::{self, AppendLink, Fields, MinReplicas};
 use super::redis_entries::decode_entries;
 use super::redis_identity::{
-    decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT,
-    INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
+    decode_record, encode_record, ensure_epoch, keep_lease, live_key, slot_tag, CLAIM_PEEK_SCRIPT,
+    CLAIM_TAKE_SCRIPT, INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
 use super::redis_link::{Endpoint, Link, LinkOptions};
 use super::redis_reader::Reader;
@@ -155,6 +162,13 @@ impl RedisLog {
         lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
+        if matches!(endpoint, Endpoint::Cluster(_)) && slot_tag(key).is_none() {
+            return Err(StoreError::Unavailable(format!(
+                "stream key {key:?} cannot be used on a Redis Cluster: it has a '}}' and no hash tag, \
+                 so no key of the hub's can share its slot; name it without '}}', or with a \
+                 {{hash tag}}"
+            )));
+        }
         let endpoint = Arc::new(endpoint);
         let commands = Link::new(
             endpoint.clone(),
@@ -207,8 +221,13 @@ impl RedisLog {
         format!("{SESSION_KEY_PREFIX}{pid}")
     }
 
-    fn live_key(pid: &str) -> String {
-        format!("{LIVE_KEY_PREFIX}{pid}")
+    /// The session's record key and its live copy's key, on one Redis Cluster slot; `None` for a
+    /// pid no hash tag can join to its record (one with a `}`: a hub mints base64url pids, so only
+    /// a client's made-up pid, which has nothing to resume).
+    fn session_keys(pid: &Pid) -> Option<[String; 2]> {
+        let record = Self::session_key(pid.as_str());
+        let live = live_key(&record)?;
+        Some([record, live])
     }
 
     /// Runs a record-writing script (KEEP_LIVE or RELEASE) with this instance's uid.
@@ -402,41 +421,56 @@ impl LogBackend for RedisLog {
     }
 
     fn keep_live(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        let keys = [Self::live_key(record.pid.as_str())];
-        self.write_record(KEEP_LIVE_SCRIPT, &keys, &record, ttl)
+        let Some([_, live]) = Self::session_keys(&record.pid) else {
+            return Box::pin(async { Ok(()) });
+        };
+        self.write_record(KEEP_LIVE_SCRIPT, &[live], &record, ttl)
     }
 
     fn save_session(&mut self, record: SessionRecord, ttl: Duration) -> StoreFuture<()> {
-        let keys = [
-            Self::session_key(record.pid.as_str()),
-            Self::live_key(record.pid.as_str()),
-        ];
+        let Some(keys) = Self::session_keys(&record.pid) else {
+            return Box::pin(async { Ok(()) });
+        };
         self.write_record(RELEASE_SCRIPT, &keys, &record, ttl)
     }
 
-    /// Two steps: peek, check the owner here (the record is the adapter's base64 msgpack, which
-    /// Lua cannot read), then take it only if it is still what was peeked. Another user's record is
-    /// never touched.
+    /// Three steps: peek (the record, else the live copy and its owner), check the live copy's
+    /// lease and the record's owner here (the record is the adapter's base64 msgpack, which Lua
+    /// cannot read; the lease key is on another Redis Cluster slot), then take it only if it is
+    /// still what was peeked. Another user's record is never touched.
+    ///
+    /// Why the lease check outside the scripts is still safe: it is made after the peek and before
+    /// the take, so a live copy is taken only if its owner's lease was gone at a moment after it was
+    /// read, the same guarantee the single peek script gave (which read both at once); and the take
+    /// compares owner and record, so a copy rewritten meanwhile (an owner that was only slow and
+    /// came back) is not taken.
     fn claim_session(&mut self, pid: &Pid, owner: Option<&str>) -> StoreFuture<Claim> {
-        let keys = [
-            Self::session_key(pid.as_str()),
-            Self::live_key(pid.as_str()),
-        ];
+        let Some(keys) = Self::session_keys(pid) else {
+            return Box::pin(async { Ok(Claim::Absent) });
+        };
         let mut peek = redis::cmd("EVAL");
-        peek.arg(CLAIM_PEEK_SCRIPT)
-            .arg(2)
-            .arg(&keys[..])
-            .arg(INSTANCE_KEY_PREFIX);
+        peek.arg(CLAIM_PEEK_SCRIPT).arg(2).arg(&keys[..]);
         let owner = owner.map(str::to_owned);
         let mut conn = self.commands.clone();
         Box::pin(async move {
             let reply: Vec<String> = peek.query_async(&mut conn).await.map_err(unavailable)?;
             let (kind, text, instance) = match reply.as_slice() {
-                [kind, text] if kind == "record" => (kind, text, ""),
-                [kind, text, instance] if kind == "orphan" => (kind, text, instance.as_str()),
-                [kind, text] if kind == "live" => {
-                    let theirs = decode_record(text).is_some_and(|r| !r.owned_by(owner.as_deref()));
-                    return Ok(if theirs { Claim::NotOwner } else { Claim::Live });
+                [kind, text] if kind == "record" => (kind.as_str(), text, ""),
+                [kind, text, instance] if kind == "live" => {
+                    let leased = !instance.is_empty() && {
+                        let lease: i64 = redis::cmd("EXISTS")
+                            .arg(format!("{INSTANCE_KEY_PREFIX}{instance}"))
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                        lease == 1
+                    };
+                    if leased {
+                        let theirs =
+                            decode_record(text).is_some_and(|r| !r.owned_by(owner.as_deref()));
+                        return Ok(if theirs { Claim::NotOwner } else { Claim::Live });
+                    }
+                    ("orphan", text, instance.as_str())
                 }
                 _ => return Ok(Claim::Absent),
             };
@@ -467,10 +501,9 @@ impl LogBackend for RedisLog {
     }
 
     fn drop_session(&mut self, pid: &Pid) -> StoreFuture<()> {
-        let keys = [
-            Self::session_key(pid.as_str()),
-            Self::live_key(pid.as_str()),
-        ];
+        // One DEL for both: they share a slot (a Cluster refuses keys of two slots in one command).
+        let keys = Self::session_keys(pid)
+            .map_or_else(|| vec![Self::session_key(pid.as_str())], Vec::from);
         let mut conn = self.commands.clone();
         Box::pin(async move {
             let _: Value = redis::cmd("DEL")

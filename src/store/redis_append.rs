@@ -28,8 +28,15 @@ use crate::protocol::ids::StreamId;
 
 /// Key prefix of idempotency records: `hub:idempotency:{<stream key>}:<idempotency key>`. The
 /// stream key in braces is a Redis Cluster hash tag equal to the stream key's own slot, so the
-/// script's two keys live in one slot.
+/// script's two keys live in one slot (a stream key with a hash tag of its own lends that one:
+/// see [`stream_tag`]).
 pub const IDEMPOTENCY_KEY_PREFIX: &str = "hub:idempotency:";
+
+/// The hash tag on the stream key's slot (`{<stream>}`, or the stream key's own `{tag}`). A key no
+/// tag can join is refused on a Cluster when the backend is built; elsewhere slots do not matter.
+pub(super) fn stream_tag(stream: &str) -> String {
+    super::redis_identity::slot_tag(stream).unwrap_or_else(|| format!("{{{stream}}}"))
+}
 
 /// The keyed append, atomically: a key already appended answers with what it stored and appends
 /// nothing; otherwise XADD with the adapter's exact fields, then the key is stored with its TTL.
@@ -170,8 +177,9 @@ pub(super) fn append_once_command(
         .arg(2)
         .arg(fields.stream)
         .arg(format!(
-            "{IDEMPOTENCY_KEY_PREFIX}{{{}}}:{}",
-            fields.stream, key.key
+            "{IDEMPOTENCY_KEY_PREFIX}{}:{}",
+            stream_tag(fields.stream),
+            key.key
         ))
         .arg(fields.max_len)
         .arg(fields.uid)
@@ -228,9 +236,12 @@ pub(super) fn parse_append_once(reply: &Value, key: &AppendKey) -> Result<KeyedA
 /// creates nothing (on an existing string it leaves it as it is).
 pub(super) fn probe_command(stream: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("SETRANGE");
-    cmd.arg(format!("{IDEMPOTENCY_KEY_PREFIX}{{{stream}}}:probe"))
-        .arg(0)
-        .arg("");
+    cmd.arg(format!(
+        "{IDEMPOTENCY_KEY_PREFIX}{}:probe",
+        stream_tag(stream)
+    ))
+    .arg(0)
+    .arg("");
     cmd
 }
 

@@ -12,7 +12,8 @@ use super::{Epoch, LogEvent, Position, SessionRecord, StoreError};
 use crate::protocol::ids::StreamId;
 use crate::protocol::{base64, msgpack};
 
-/// Key prefix of the copies of live sessions (a hash: `owner`, `record`), which Node peers never read.
+/// Key prefix of the copies of live sessions (a hash: `owner`, `record`), which Node peers never read:
+/// `hub:live:{sio:session:<pid>}` (see [`live_key`]).
 pub(super) const LIVE_KEY_PREFIX: &str = "hub:live:";
 /// Key prefix of instance leases: `hub:instance:<uid>` exists while that instance is alive.
 pub(super) const INSTANCE_KEY_PREFIX: &str = "hub:instance:";
@@ -96,16 +97,16 @@ return {epoch, id}
 
 /// Looks at a session's record without taking it (the first half of a claim: the caller decodes it
 /// and checks its owner, which Lua cannot read from the adapter's base64 msgpack): the dropped
-/// session's record, else the live copy, resumable only if its instance's lease (ARGV[1] .. owner)
-/// has expired. KEYS: record, live copy. Returns {'record', base64 record}, {'live', base64 record},
-/// {'orphan', base64 record, instance uid} or {'none'}.
+/// session's record, else the live copy with its owner's uid (the caller checks that instance's
+/// lease: `hub:instance:<uid>` is on another Redis Cluster slot, and a script may touch only the
+/// keys it declares, all on one slot). KEYS: record, live copy (one slot: see [`live_key`]).
+/// Returns {'record', base64 record}, {'live', base64 record, instance uid or ''} or {'none'}.
 pub(super) const CLAIM_PEEK_SCRIPT: &str = r"
 local record = redis.call('GET', KEYS[1])
 if record then return {'record', record} end
 local live = redis.call('HMGET', KEYS[2], 'owner', 'record')
 if not live[2] then return {'none'} end
-if live[1] and redis.call('EXISTS', ARGV[1] .. live[1]) == 1 then return {'live', live[2]} end
-return {'orphan', live[2], live[1] or ''}
+return {'live', live[2], live[1] or ''}
 ";
 
 /// The second half of a claim: takes what CLAIM_PEEK_SCRIPT saw if it is still exactly that (compare
@@ -184,6 +185,30 @@ return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-add
 "
 );
 
+/// The hash tag (`{…}`, braces included) that puts a key on the same Redis Cluster slot as `key`.
+/// Redis hashes only what lies between a key's first `{` and the first `}` after it when that is not
+/// empty, else the whole key; so the tag is `key`'s own tag if it has one, else the whole key in
+/// braces. `None` when no tag can: the whole key is hashed and holds a `}`, which would end the tag
+/// early (`a}b`, `a{}b`).
+pub(super) fn slot_tag(key: &str) -> Option<String> {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return Some(key[open..open + len + 2].to_owned());
+            }
+        }
+    }
+    (!key.contains('}')).then(|| format!("{{{key}}}"))
+}
+
+/// The key of a live session's copy: `hub:live:{<record key>}`, tagged onto the slot of the session
+/// record `record_key` (the adapter's `sio:session:<pid>`, whose name Node peers read and which
+/// therefore stays as it is), so that the scripts that move a session between the two touch one
+/// slot. `None` for a record key no tag can join (a pid with a `}`, which no hub or adapter mints).
+pub(super) fn live_key(record_key: &str) -> Option<String> {
+    slot_tag(record_key).map(|tag| format!("{LIVE_KEY_PREFIX}{tag}"))
+}
+
 /// base64(msgpack(record)), as the adapter's `persistSession` encodes it.
 pub(super) fn encode_record(record: &SessionRecord) -> String {
     let value = serde_json::to_value(record).expect("a session record always serializes");
@@ -244,5 +269,29 @@ pub(super) async fn keep_lease(
             log::debug!("instance lease not refreshed error=\"{err}\"");
         }
         actix::clock::sleep(ttl / 3).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_tags_hash_as_the_key_they_join() {
+        // No tag of its own: the whole key, in braces.
+        assert_eq!(slot_tag("socket.io").as_deref(), Some("{socket.io}"));
+        assert_eq!(
+            live_key("sio:session:Xk9_-a").as_deref(),
+            Some("hub:live:{sio:session:Xk9_-a}")
+        );
+        // Its own tag: that one (wrapping the key would hash `{app`).
+        assert_eq!(slot_tag("{app}:stream").as_deref(), Some("{app}"));
+        assert_eq!(slot_tag("x{a}{b}").as_deref(), Some("{a}"));
+        // A `{` without a closing `}` is hashed whole, and can be wrapped.
+        assert_eq!(slot_tag("a{b").as_deref(), Some("{a{b}"));
+        // Hashed whole but holding a `}`: no tag can join it.
+        assert_eq!(slot_tag("a}b"), None);
+        assert_eq!(slot_tag("a{}b"), None);
+        assert_eq!(live_key("sio:session:a}b"), None);
     }
 }

@@ -203,7 +203,11 @@ impl Reader {
         min: MinReplicas,
     ) -> Result<bool, StoreError> {
         let _: Value = redis::cmd("SET")
-            .arg(format!("{READER_KEY_PREFIX}{{{}}}:{}", self.key, self.uid))
+            .arg(format!(
+                "{READER_KEY_PREFIX}{}:{}",
+                super::redis_append::stream_tag(&self.key),
+                self.uid
+            ))
             .arg(newest.to_string())
             .arg("PX")
             .arg(READER_MARK_TTL.as_millis() as u64)
