@@ -339,7 +339,10 @@ async fn a_live_session_is_not_resumable_and_a_dropped_one_is_resumed_once() {
 /// A live copy as an instance writes it, owned by `owner`.
 fn plant_live_copy(redis: &RedisServer, owner: &str, record: &Value) {
     let encoded = base64::encode(&msgpack::encode(record));
-    let key = format!("hub:live:{}", record["pid"].as_str().unwrap());
+    let key = format!(
+        "hub:live:{{sio:session:{}}}",
+        record["pid"].as_str().unwrap()
+    );
     redis.command(&["HSET", &key, "owner", owner, "record", &encoded]);
     redis.command(&["PEXPIRE", &key, "60000"]);
 }
@@ -628,7 +631,7 @@ async fn a_resume_keeps_no_live_copy_until_its_replay_is_written() {
         event_args(&frame).is_some(),
         "a replayed event, got {frame}"
     );
-    let live_key = format!("hub:live:{}", joined.pid);
+    let live_key = format!("hub:live:{{sio:session:{}}}", joined.pid);
     assert_eq!(
         redis.command(&["EXISTS", &live_key]).trim(),
         ":0",
