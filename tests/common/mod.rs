@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the fixture
 
 pub mod raw_ws;
+pub mod redis_cluster_nodes;
 pub mod redis_server;
 
 use std::future::Future;
