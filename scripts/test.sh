@@ -2,7 +2,8 @@
 # The README's test command, and what CI runs: installs what is missing, then runs every check.
 #
 #   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
-#   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
+#   cargo test (unit, property and wire tests, Redis standalone and Cluster tests; builds
+#   target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
 #   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
 #   and the python-socketio client;
@@ -26,6 +27,8 @@ step() { printf '\n== %s\n' "$*"; }
 # port) and nginx (the load balancer of docker-compose.yml, in front of two local instances).
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+# redis-cli (redis-tools): tests/redis_cluster_mode.rs joins its three cluster nodes with it.
+command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # chromium: the page's tests drive Debian's Chromium with playwright-core (never a browser download).
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)

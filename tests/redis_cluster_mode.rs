@@ -281,13 +281,18 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
     let mut resume_from = None;
     let mut mover: Option<std::thread::JoinHandle<()>> = None;
     let mut after_move = 0;
+    let mut during_move = 0;
     for n in 0..3000 {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "publishing across the move took over 120 s"
         );
         let hub = if n % 2 == 0 { &a } else { &b };
+        let moving = mover.as_ref().is_some_and(|m| !m.is_finished());
         let (offset, retries) = publish_acknowledged(hub, &format!("n{n}"), &format!("k{n}")).await;
+        if moving {
+            during_move += 1;
+        }
         acknowledged.push(offset);
         refused += retries;
         if n == 10 {
@@ -315,6 +320,14 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
         .join()
         .expect("the slot moved");
     assert_eq!(after_move, 20, "20 notifications published after the move");
+    // The move has two 300 ms stages; the publisher, a few ms a post, posts in them.
+    assert!(
+        during_move > 0,
+        "no notification was published while the slot moved"
+    );
+    eprintln!(
+        "{during_move} acknowledged while the slot moved, {refused} publishes refused and retried"
+    );
     assert_eq!(
         cluster.owner(slot),
         to,
