@@ -357,3 +357,28 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
         hub.wait_ready().await;
     }
 }
+
+#[actix_web::test]
+async fn a_stream_key_no_hash_tag_can_join_is_refused_on_a_cluster_at_start() {
+    // `a}b` is hashed whole and holds a `}`: no key of the hub's can share its slot. Refused before
+    // any connection (none is listening at port 1).
+    let config = Config {
+        redis_url: Some("redis+cluster://127.0.0.1:1".into()),
+        stream_key: "a}b".into(),
+        ..common::test_config()
+    };
+    let err = realtime_hub::start(&config)
+        .err()
+        .expect("the hub refuses to start");
+    assert!(
+        err.to_string()
+            .contains("cannot be used on a Redis Cluster"),
+        "{err}"
+    );
+    // The same key on one server is fine: slots do not matter there.
+    let config = Config {
+        redis_url: Some("redis://127.0.0.1:1".into()),
+        ..config
+    };
+    assert!(realtime_hub::start(&config).is_ok());
+}
