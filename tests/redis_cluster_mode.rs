@@ -8,7 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis_cluster_nodes::{ClusterNodes, RedisCluster};
-use common::{event_args, redis_config, start_ready_hub, within, Joined, TestHub, WAIT_TIMEOUT};
+use common::{
+    event_args, redis_config, start_ready_hub, within, Joined, TestHub, WsClient, WAIT_TIMEOUT,
+};
 use futures_util::future::join;
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
@@ -97,16 +99,16 @@ fn stream_length(cluster: &RedisCluster, key: &str) -> i64 {
     node.command(&["XLEN", key]).int()
 }
 
-/// Sends `40{pid, offset}` on a new connection to `hub`; returns the CONNECT reply's sid and the
-/// notifications replayed before it.
-async fn resume(hub: &TestHub, pid: &str, offset: &str) -> (String, Vec<String>) {
+/// Sends `40{pid, offset}` on a new connection to `hub`; returns the CONNECT reply's sid, the
+/// notifications replayed before it, and the connection (open: dropping it ends the session).
+async fn resume(hub: &TestHub, pid: &str, offset: &str) -> (String, Vec<String>, WsClient) {
     let mut client = hub.send_resume(pid, offset).await;
     let mut replayed = Vec::new();
     loop {
         let frame = client.recv_text_answering_pings().await;
         if let Some(ids) = frame.strip_prefix("40") {
             let reply: Value = serde_json::from_str(ids).unwrap();
-            return (reply["sid"].as_str().unwrap().to_owned(), replayed);
+            return (reply["sid"].as_str().unwrap().to_owned(), replayed, client);
         }
         let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
         replayed.push(args[2].as_str().unwrap().to_owned());
@@ -168,7 +170,7 @@ async fn a_client_recovers_on_the_other_instance_exactly_what_it_missed_on_a_clu
         );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let (sid, replayed) = resume(&b, &joined.pid, &first).await;
+    let (sid, replayed, _client) = resume(&b, &joined.pid, &first).await;
     assert_eq!(sid, joined.sid, "recovered: the same session");
     assert_eq!(replayed, missed, "exactly what it missed, in order");
 }
@@ -238,7 +240,7 @@ async fn a_session_record_is_claimed_once_by_two_instances_racing_for_it_on_a_cl
         );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let ((sid_a, replayed_a), (sid_b, replayed_b)) = within(
+    let ((sid_a, replayed_a, _a), (sid_b, replayed_b, _b)) = within(
         Duration::from_secs(30),
         "two resumes",
         join(
@@ -257,7 +259,11 @@ async fn a_session_record_is_claimed_once_by_two_instances_racing_for_it_on_a_cl
         "exactly one instance resumes the session: {sid_a} {sid_b}"
     );
     assert_eq!(recovered[0].1, &vec![missed], "with what it missed");
-    assert_eq!(node.command(&["EXISTS", &record]).int(), 0, "taken");
+    assert_eq!(
+        node.command(&["EXISTS", &record]).int(),
+        0,
+        "taken, and not written back while the resumed session lives"
+    );
 }
 
 #[actix_web::test]
@@ -350,7 +356,7 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
     );
     // The epoch moved with the stream: a session dropped before the move resumes exactly.
     let resume_from = resume_from.unwrap();
-    let (sid, replayed) = resume(&b, &dropped.pid, &resume_from).await;
+    let (sid, replayed, _client) = resume(&b, &dropped.pid, &resume_from).await;
     assert_eq!(sid, dropped.sid, "recovered across the move");
     assert_eq!(replayed, expected[11..], "exactly what it missed");
     for hub in [&a, &b] {
