@@ -7,12 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis_cluster_nodes::{ClusterNodes, RedisCluster};
+use common::redis_cluster_nodes::{ClusterNodes, RedisCluster, Reply};
 use common::{
     event_args, redis_config, start_ready_hub, within, Joined, TestHub, WsClient, WAIT_TIMEOUT,
 };
 use futures_util::future::join;
 use realtime_hub::config::Config;
+use realtime_hub::protocol::{base64, msgpack};
 use serde_json::{json, Value};
 
 /// Redis tests publish while their clients are not reading: a heartbeat that never fires keeps the
@@ -387,4 +388,60 @@ async fn a_stream_key_no_hash_tag_can_join_is_refused_on_a_cluster_at_start() {
         ..config
     };
     assert!(realtime_hub::start(&config).is_ok());
+}
+
+#[actix_web::test]
+async fn a_live_copy_resumes_only_once_its_owners_lease_on_another_slot_expired_on_a_cluster() {
+    let key = "test:cluster-lease";
+    let cluster = RedisCluster::start();
+    // A short lease: a resume of a live session waits at most that long before a fresh one.
+    let hub = start_ready_hub(Config {
+        instance_lease: Duration::from_millis(500),
+        ..config(&cluster, key)
+    })
+    .await;
+    let offset = hub.publish("before").await;
+    let stream_node = &cluster.nodes[cluster.owner(cluster.slot(key))];
+    let Reply::Array(groups) = stream_node.command(&["XINFO", "GROUPS", key]) else {
+        panic!("the stream has groups");
+    };
+    let epoch = groups
+        .iter()
+        .find_map(|group| match group {
+            Reply::Array(fields) => fields[1].text().strip_prefix("hub-epoch:"),
+            _ => None,
+        })
+        .expect("an epoch group")
+        .to_owned();
+    // A live copy as an instance writes it, planted on its slot's node; its owner's lease (or
+    // none) on the lease key's own node.
+    let plant = |n: u32, owner: &str| {
+        let record = json!({"sid": format!("sid{n}"), "pid": format!("pid{n}"),
+                            "rooms": [format!("sid{n}")], "data": {}, "epoch": epoch});
+        let live = format!("hub:live:{{sio:session:pid{n}}}");
+        let node = &cluster.nodes[cluster.owner(cluster.slot(&live))];
+        let encoded = base64::encode(&msgpack::encode(&record));
+        let written = node.command(&["HSET", &live, "owner", owner, "record", &encoded]);
+        assert_eq!(written, Reply::Int(2));
+        node.command(&["PEXPIRE", &live, "60000"]);
+    };
+    let lease = "hub:instance:alive";
+    let lease_node = &cluster.nodes[cluster.owner(cluster.slot(lease))];
+    lease_node.command(&["SET", lease, "1", "PX", "60000"]);
+    assert_ne!(
+        cluster.slot(lease),
+        cluster.slot("sio:session:pid1"),
+        "the lease is on a slot no claim script may touch"
+    );
+    plant(1, "alive");
+    let (sid, _, _c) = resume(&hub, "pid1", &offset).await;
+    assert_ne!(
+        sid, "sid1",
+        "not resumable while its instance's lease lives"
+    );
+    plant(2, "dead");
+    let missed = hub.publish("missed").await;
+    let (sid, replayed, _c) = resume(&hub, "pid2", &offset).await;
+    assert_eq!(sid, "sid2", "its owner died: resumed");
+    assert_eq!(replayed, [missed]);
 }
