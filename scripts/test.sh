@@ -5,7 +5,7 @@
 #   cargo test (unit, property and wire tests, Redis standalone and Cluster tests; builds
 #   target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
-#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
+#   Node peer on Redis and on a Redis Cluster, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
 #   and the python-socketio client;
 #   browser tests: the page on two instances in Debian's headless Chromium (playwright-core).
 #

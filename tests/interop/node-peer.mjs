@@ -3,6 +3,7 @@
 // given. Written from the adapter's documented usage, for the interop tests.
 //
 //   node node-peer.mjs <port> <redis url> <stream name>
+//   (redis+cluster://h:p[,h:p…]: node-redis's cluster client on those seed nodes, as the adapter supports)
 //
 // A middleware sets `socket.data.seen` (and `socket.data.user` from the CONNECT auth), as an app's
 // authentication would; a fresh socket joins the room named by `auth.room`.
@@ -14,11 +15,18 @@
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import { createAdapter } from "@socket.io/redis-streams-adapter";
 
 const [port, redisUrl, streamName] = process.argv.slice(2);
-const redis = createClient({ url: redisUrl });
+const redis = redisUrl.startsWith("redis+cluster://")
+  ? createCluster({
+      rootNodes: redisUrl
+        .slice("redis+cluster://".length)
+        .split(",")
+        .map((host) => ({ url: `redis://${host}` })),
+    })
+  : createClient({ url: redisUrl });
 await redis.connect();
 
 const http = createServer((req, res) => {
