@@ -4,7 +4,7 @@
 #   format (cargo fmt --check) → lints (clippy -D warnings) → purity of src/protocol →
 #   cargo test (unit, property and wire tests; builds target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
-#   Node peer on Redis, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
+#   Node peer on Redis, crashes, a Sentinel failover, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
 #   and the python-socketio client;
 #   browser tests: the page on two instances in Debian's headless Chromium (playwright-core).
 #
@@ -26,6 +26,8 @@ step() { printf '\n== %s\n' "$*"; }
 # port) and nginx (the load balancer of docker-compose.yml, in front of two local instances).
 apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+# redis-sentinel: the failover tests run three sentinels over a primary and its replica.
+command -v redis-sentinel >/dev/null 2>&1 || [ -x /usr/bin/redis-sentinel ] || apt_packages+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # chromium: the page's tests drive Debian's Chromium with playwright-core (never a browser download).
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
