@@ -48,6 +48,8 @@ pub enum Endpoint {
         primary: ConnectionInfo,
         /// Credentials for the sentinels: (username, password).
         sentinel_auth: (Option<String>, Option<String>),
+        /// The primary's address as last named by the sentinels, to log each change once.
+        named: Arc<std::sync::Mutex<Option<String>>>,
     },
     /// Seed nodes of a Redis Cluster (every node shares the credentials).
     Cluster(Vec<ConnectionInfo>),
@@ -118,6 +120,7 @@ impl Endpoint {
                 master,
                 primary,
                 sentinel_auth,
+                named,
             } => {
                 let redis = primary.redis_settings();
                 let mut builder = SentinelClientBuilder::new(
@@ -140,6 +143,16 @@ impl Endpoint {
                     builder = builder.set_client_to_sentinel_password(password);
                 }
                 let client = builder.build()?.async_get_client().await?;
+                let address = client.get_connection_info().addr().to_string();
+                let changed = {
+                    let mut last = named.lock().expect("never poisoned");
+                    let changed = last.as_deref() != Some(address.as_str());
+                    *last = Some(address.clone());
+                    changed
+                };
+                if changed {
+                    log::info!("redis primary of {master:?} is {address} (named by Sentinel)");
+                }
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
@@ -203,6 +216,7 @@ fn parse_sentinel(rest: &str) -> Result<Endpoint, String> {
         master: percent_decode(master),
         primary,
         sentinel_auth,
+        named: Arc::default(),
     })
 }
 
@@ -494,6 +508,7 @@ mod tests {
             master,
             primary,
             sentinel_auth,
+            ..
         } = &endpoint
         else {
             panic!("a redis+sentinel:// URL is a sentinel group");
