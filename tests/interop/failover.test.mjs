@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { startHub, connectClient, dropClient, reconnectClient, waitFor, sleep } from "./hub.mjs";
 import { startSentinelGroup, streamIds, FAILOVER_BOUND_MS } from "./sentinel.mjs";
 
+const MIN_REPLICAS_1 = { HUB_REDIS_MIN_REPLICAS: "1", HUB_REDIS_MIN_REPLICAS_TIMEOUT_MS: "300" };
 const STREAM = "interop:failover";
 const STEADY_PER_HUB = 3;
 /** Notifications acknowledged before the first client drops, and before replication is held. */
@@ -123,7 +124,7 @@ function startPublisher(hubs) {
  * The scenario both tests share. Resolves to what happened: the acknowledgements, the clients, the
  * stream's ids on the new primary, when replication was held and the primary killed, readiness.
  */
-async function failover(t, env, { hold = true } = {}) {
+async function failover(t, env, { hold = true, planned = false } = {}) {
   const group = await startSentinelGroup();
   const hubs = [];
   const clients = [];
@@ -150,14 +151,21 @@ async function failover(t, env, { hold = true } = {}) {
     const heldAt = hold ? Date.now() : Infinity;
     await sleep(HOLD_MS);
     const killedAt = Date.now();
-    await group.killPrimary();
-    const newPrimary = await group.waitForNewPrimary();
+    let newPrimary;
+    let oldPrimaryLastPrimaryAt;
+    if (planned) {
+      // The primary stays up and is demoted: connections to it meet READONLY (or are unblocked).
+      ({ port: newPrimary, lastPrimaryAt: oldPrimaryLastPrimaryAt } = await group.plannedFailover());
+    } else {
+      await group.killPrimary();
+      newPrimary = await group.waitForNewPrimary();
+    }
     const promotedAfterMs = Date.now() - killedAt;
     // The old primary comes back empty as the new one's replica (so WAIT can be satisfied again).
-    await group.restartAsReplicaOf(newPrimary);
+    if (!planned) await group.restartAsReplicaOf(newPrimary);
     await waitFor(
-      () => readiness.every((r) => r.seen.includes(503) && r.last() === 200),
-      "both hubs were unready (503) and are ready again (200)",
+      () => readiness.every((r) => (planned || r.seen.includes(503)) && r.last() === 200),
+      planned ? "both hubs are ready (200)" : "both hubs were unready (503) and are ready again (200)",
       FAILOVER_BOUND_MS,
     );
     for (const client of dropped) await reconnectClient(client);
@@ -183,7 +191,7 @@ async function failover(t, env, { hold = true } = {}) {
         `${publisher.counts.networkErrors}, acknowledged after a retry ${publisher.counts.retriedThenAcked}; ` +
         `readiness ${readiness.map((r) => r.seen.join("→")).join(" / ")}`,
     );
-    return { acked: publisher.acked, heldAt, killedAt, steady, dropped, finalIds, readiness };
+    return { acked: publisher.acked, oldPrimaryLastPrimaryAt, heldAt, killedAt, steady, dropped, finalIds, readiness };
   } finally {
     for (const client of clients) client.socket.close();
     await Promise.all(hubs.map((hub) => hub.stop()));
@@ -192,22 +200,8 @@ async function failover(t, env, { hold = true } = {}) {
 }
 
 test("with HUB_REDIS_MIN_REPLICAS=1 a SIGKILLed primary loses nothing: every acknowledged notification reaches every client once, in order, and dropped clients recover across the failover", async (t) => {
-  const run = await failover(t, { HUB_REDIS_MIN_REPLICAS: "1", HUB_REDIS_MIN_REPLICAS_TIMEOUT_MS: "300" });
-  const lost = run.acked.filter((a) => !run.finalIds.has(a.offset));
-  assert.deepEqual(lost, [], "no acknowledged notification is missing from the new primary");
-  const expected = run.acked.map((a) => a.offset).sort(compareOffsets);
-  for (const [i, client] of [...run.steady, ...run.dropped].entries()) {
-    assert.deepEqual(client.received.map((r) => r.offset), expected, `client ${i}: every acknowledged notification once, in order`);
-  }
-  for (const [i, client] of run.steady.entries()) {
-    assert.equal(client.connects.length, 1, `steady client ${i} was never disconnected (no new epoch)`);
-  }
-  for (const [i, client] of run.dropped.entries()) {
-    assert.equal(client.connects.length, 2);
-    assert.equal(client.connects[1].recovered, true, `dropped client ${i} recovered across the failover`);
-    assert.equal(client.connects[1].id, client.connects[0].id);
-    assert.ok(client.received.some((r) => r.replayed), `dropped client ${i} got what it missed as a replay`);
-  }
+  const run = await failover(t, MIN_REPLICAS_1);
+  assertNothingAcknowledgedLost(run);
 });
 
 test("without HUB_REDIS_MIN_REPLICAS a SIGKILLed lagging primary loses only the newest acknowledged notifications, and no client resumes partially or gets one twice", async (t) => {
@@ -271,4 +265,44 @@ test("without HUB_REDIS_MIN_REPLICAS a SIGKILLed primary whose replica keeps up:
       assert.equal(client.connects[1].recovered, true, `nothing was lost, so dropped client ${i} recovered across the failover`);
     }
   }
+});
+
+/**
+ * What `HUB_REDIS_MIN_REPLICAS` promises: every acknowledged notification on the new primary and at
+ * every client once, in order; no new epoch (steady clients never disconnected); the dropped clients
+ * recovered, with what they missed as a replay.
+ */
+function assertNothingAcknowledgedLost(run) {
+  const lost = run.acked.filter((a) => !run.finalIds.has(a.offset));
+  assert.deepEqual(lost, [], "no acknowledged notification is missing from the new primary");
+  const expected = run.acked.map((a) => a.offset).sort(compareOffsets);
+  for (const [i, client] of [...run.steady, ...run.dropped].entries()) {
+    assert.deepEqual(client.received.map((r) => r.offset), expected, `client ${i}: every acknowledged notification once, in order`);
+  }
+  for (const [i, client] of run.steady.entries()) {
+    assert.equal(client.connects.length, 1, `steady client ${i} was never disconnected (no new epoch)`);
+  }
+  for (const [i, client] of run.dropped.entries()) {
+    assert.equal(client.connects.length, 2);
+    assert.equal(client.connects[1].recovered, true, `dropped client ${i} recovered across the failover`);
+    assert.equal(client.connects[1].id, client.connects[0].id);
+    assert.ok(client.received.some((r) => r.replayed), `dropped client ${i} got what it missed as a replay`);
+  }
+}
+
+test("with HUB_REDIS_MIN_REPLICAS=1 a planned failover (SENTINEL FAILOVER, the primary demoted alive) moves both hubs to the new primary and loses nothing", async (t) => {
+  const run = await failover(t, MIN_REPLICAS_1, { hold: false, planned: true });
+  assertNothingAcknowledgedLost(run);
+});
+
+test("without HUB_REDIS_MIN_REPLICAS a planned failover: the hubs follow the primary the sentinels name before the old one is demoted, lose nothing written before it, and no client resumes partially or gets one twice", async (t) => {
+  const run = await failover(t, {}, { hold: false, planned: true });
+  const lost = run.acked.filter((a) => !run.finalIds.has(a.offset));
+  t.diagnostic(`lost ${lost.length} acknowledged notifications (taken by the old primary after the promotion): ${lost.map((a) => `${a.offset} (n${a.n})`).join(", ") || "none"}`);
+  assert.ok(lost.every((a) => offsetMs(a.offset) >= run.killedAt), "nothing written before the failover began is lost");
+  assert.ok(
+    run.acked.some((a) => run.finalIds.has(a.offset) && offsetMs(a.offset) > run.killedAt && offsetMs(a.offset) < run.oldPrimaryLastPrimaryAt),
+    "appends reached the new primary while the old one still took writes (the hubs asked the sentinels, not waited for READONLY)",
+  );
+  assertNoPartialResumeNorDuplicate(t, run);
 });

@@ -213,6 +213,28 @@ export async function startSentinelGroup() {
       );
       return named;
     },
+    /**
+     * A planned failover (`SENTINEL FAILOVER`): the replica is promoted and the primary, alive,
+     * demoted to its replica (by the sentinels, seconds after the promotion). Resolves once that
+     * replica is in sync to the new primary's port and the last time the old one still said it was
+     * a primary (writes it took after the promotion are lost at its demotion).
+     */
+    async plannedFailover() {
+      await command(sentinels[0].port, ["SENTINEL", "FAILOVER", MASTER_NAME]);
+      const port = await this.waitForNewPrimary();
+      let lastPrimaryAt = 0;
+      await waitFor(
+        async () => {
+          const at = Date.now();
+          const info = await command(primary.port, ["INFO", "replication"]);
+          if (info.includes("role:master")) lastPrimaryAt = at;
+          return info.includes(`master_port:${port}\r\nmaster_link_status:up`);
+        },
+        "the demoted primary replicates from the new one",
+        FAILOVER_BOUND_MS,
+      );
+      return { port, lastPrimaryAt };
+    },
     /** Starts the killed primary again, empty, as a replica of `port`; resolves once it is in sync. */
     async restartAsReplicaOf(port) {
       const node = await startNode(path.join(dir, "a"), primary.port, port);
