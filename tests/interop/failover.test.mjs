@@ -189,7 +189,8 @@ async function failover(t, env, { hold = true, planned = false } = {}) {
       `failover: promoted ${promotedAfterMs} ms after the kill; acknowledged ${publisher.acked.length} ` +
         `(${publisher.acked.filter((a) => offsetMs(a.offset) <= killedAt).length} written before the kill); 503 answers ${publisher.counts.unavailable}, network errors ` +
         `${publisher.counts.networkErrors}, acknowledged after a retry ${publisher.counts.retriedThenAcked}; ` +
-        `readiness ${readiness.map((r) => r.seen.join("→")).join(" / ")}`,
+        `readiness ${readiness.map((r) => r.seen.join("→")).join(" / ")}; epoch changes seen by the hubs: ` +
+        hubs.map((hub) => (hub.log().match(/log epoch changed [^\n]*/g) ?? []).join("; ") || "none").join(" / "),
     );
     return { acked: publisher.acked, oldPrimaryLastPrimaryAt, heldAt, killedAt, steady, dropped, finalIds, readiness };
   } finally {
