@@ -12,8 +12,8 @@
 //! ```
 //!
 //! **Failover.** A [`Link`] keeps its connection until a command on it fails without an answer
-//! (connection lost, timed out) or is answered `READONLY` (the node it holds was demoted to a replica)
-//! or `MASTERDOWN`; the next command connects again, and with Sentinel that means asking the
+//! (connection lost, timed out), is answered `READONLY`/`MASTERDOWN` (its node was demoted), or the
+//! sentinels name another node (asked each second); the next command connects again, asking the
 //! sentinels for the primary again (the `redis` crate's `SentinelClient` checks the node's `ROLE`
 //! before handing it out). So appends, replays and records move to the new primary by themselves.
 //! On a Cluster the `redis` crate's `ClusterConnection` follows `MOVED`/`ASK` and slot changes.

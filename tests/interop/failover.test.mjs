@@ -190,7 +190,8 @@ async function failover(t, env, { hold = true, planned = false } = {}) {
         `(${publisher.acked.filter((a) => offsetMs(a.offset) <= killedAt).length} written before the kill); 503 answers ${publisher.counts.unavailable}, network errors ` +
         `${publisher.counts.networkErrors}, acknowledged after a retry ${publisher.counts.retriedThenAcked}; ` +
         `readiness ${readiness.map((r) => r.seen.join("→")).join(" / ")}; epoch changes seen by the hubs: ` +
-        hubs.map((hub) => (hub.log().match(/log epoch changed [^\n]*/g) ?? []).join("; ") || "none").join(" / "),
+        hubs.map((hub) => (hub.log().match(/log epoch changed [^\n]*/g) ?? []).join("; ") || "none").join(" / ") +
+        `; connections that left a node Sentinel no longer names: ${hubs.map((hub) => (hub.log().match(/no longer the one Sentinel names/g) ?? []).length).join(" / ")}`,
     );
     return { acked: publisher.acked, oldPrimaryLastPrimaryAt, heldAt, killedAt, steady, dropped, finalIds, readiness };
   } finally {
