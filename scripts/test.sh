@@ -5,7 +5,8 @@
 #   cargo test (unit, property and wire tests, Redis standalone and Cluster tests; builds
 #   target/debug/realtime-hub) →
 #   interop tests (node --test): the official socket.io-client (npm) under three transport settings, a
-#   Node peer on Redis and on a Redis Cluster, crashes, nginx, cluster.sh, binary attachments, fragments from the npm ws client,
+#   Node peer on Redis and on a Redis Cluster, crashes, a Sentinel failover, nginx, cluster.sh, binary attachments,
+#   fragments from the npm ws client,
 #   and the python-socketio client;
 #   browser tests: the page on two instances in Debian's headless Chromium (playwright-core).
 #
@@ -29,6 +30,8 @@ apt_packages=()
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 # redis-cli (redis-tools): tests/redis_cluster_mode.rs joins its three cluster nodes with it.
 command -v redis-cli >/dev/null 2>&1 || apt_packages+=(redis-tools)
+# redis-sentinel: the failover tests run three sentinels over a primary and its replica.
+command -v redis-sentinel >/dev/null 2>&1 || [ -x /usr/bin/redis-sentinel ] || apt_packages+=(redis-sentinel)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # chromium: the page's tests drive Debian's Chromium with playwright-core (never a browser download).
 [ -x /usr/bin/chromium ] || apt_packages+=(chromium)

@@ -12,8 +12,8 @@
 //! ```
 //!
 //! **Failover.** A [`Link`] keeps its connection until a command on it fails without an answer
-//! (connection lost, timed out) or is answered `READONLY` (the node it holds was demoted to a replica)
-//! or `MASTERDOWN`; the next command connects again, and with Sentinel that means asking the
+//! (connection lost, timed out), is answered `READONLY`/`MASTERDOWN` (its node was demoted), or the
+//! sentinels name another node (asked each second); the next command connects again, asking the
 //! sentinels for the primary again (the `redis` crate's `SentinelClient` checks the node's `ROLE`
 //! before handing it out). So appends, replays and records move to the new primary by themselves.
 //! On a Cluster the `redis` crate's `ClusterConnection` follows `MOVED`/`ASK` and slot changes.
@@ -106,6 +106,11 @@ impl Endpoint {
 
     /// A new connection with `options` (for Sentinel: to the primary the sentinels name now).
     pub(super) async fn connect(&self, options: &LinkOptions) -> RedisResult<Conn> {
+        Ok(self.connect_named(options).await?.0)
+    }
+
+    /// [`Endpoint::connect`], and with Sentinel the address (`host:port`) of the primary it reached.
+    async fn connect_named(&self, options: &LinkOptions) -> RedisResult<(Conn, Option<String>)> {
         let config = options.config();
         match self {
             Endpoint::Server(info) => {
@@ -113,7 +118,7 @@ impl Endpoint {
                 let conn = Client::open(info)?
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
-                Ok(Conn::Server(conn))
+                Ok((Conn::Server(conn), None))
             }
             Endpoint::Sentinel {
                 sentinels,
@@ -156,7 +161,7 @@ impl Endpoint {
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
-                Ok(Conn::Server(conn))
+                Ok((Conn::Server(conn), Some(address)))
             }
             Endpoint::Cluster(nodes) => {
                 let mut builder = ClusterClientBuilder::new(nodes.iter().cloned())
@@ -174,9 +179,57 @@ impl Endpoint {
                     });
                 }
                 let conn = builder.build()?.get_async_connection().await?;
-                Ok(Conn::Cluster(conn))
+                Ok((Conn::Cluster(conn), None))
             }
         }
+    }
+
+    /// The primary (`host:port`) the first sentinel that answers names now
+    /// (`SENTINEL GET-MASTER-ADDR-BY-NAME`); `None` if not Sentinel or no sentinel answered within
+    /// `timeout` each.
+    pub(super) async fn named_by_sentinels(&self, timeout: Duration) -> Option<String> {
+        let Endpoint::Sentinel {
+            sentinels,
+            master,
+            sentinel_auth,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        for addr in sentinels {
+            let Ok(info) = addr.clone().into_connection_info() else {
+                continue;
+            };
+            let mut settings = info.redis_settings().clone();
+            if let Some(user) = &sentinel_auth.0 {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &sentinel_auth.1 {
+                settings = settings.set_password(password);
+            }
+            let Ok(client) = Client::open(info.set_redis_settings(settings)) else {
+                continue;
+            };
+            let Ok(mut conn) = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            else {
+                continue;
+            };
+            let named: RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(master)
+                .query_async(&mut conn)
+                .await;
+            if let Ok(Some((host, port))) = named {
+                return Some(ConnectionAddr::Tcp(host, port).to_string());
+            }
+        }
+        None
     }
 }
 
@@ -391,6 +444,22 @@ pub(super) fn connection_spent(err: &RedisError) -> bool {
 /// A connection and the flag that marks it spent (it is replaced before the next command).
 type Spendable = (Conn, Arc<AtomicBool>);
 
+/// How often a connection found through Sentinel checks that the sentinels still name its node. A
+/// primary the sentinels replaced while it stayed up (a planned `SENTINEL FAILOVER`, or one cut off
+/// by a partition) accepts writes until they reconfigure it, seconds later, and loses them then; so
+/// writes may go on to it for at most this long (the check runs beside them, never delaying one).
+const RENAMED_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// A live connection of a [`Link`].
+struct Held {
+    conn: Conn,
+    spent: Arc<AtomicBool>,
+    /// With Sentinel: the primary it reached, and when the sentinels were last asked about it.
+    named: Option<(String, std::time::Instant)>,
+    /// A check of the sentinels is under way.
+    checking: Arc<AtomicBool>,
+}
+
 /// One shared connection that replaces itself: cheap to clone (clones share it), usable wherever the
 /// `redis` crate takes an async connection.
 #[derive(Clone)]
@@ -399,7 +468,7 @@ pub(super) struct Link {
     options: LinkOptions,
     /// The live connection and its "dropped" flag; the lock is held while connecting so concurrent
     /// callers share one attempt.
-    live: Arc<Mutex<Option<Spendable>>>,
+    live: Arc<Mutex<Option<Held>>>,
 }
 
 impl Link {
@@ -415,9 +484,10 @@ impl Link {
     /// spent, else a new one. An error here means nothing was sent.
     pub(super) async fn connection(&self) -> RedisResult<Spendable> {
         let mut slot = self.live.lock().await;
-        if let Some((conn, spent)) = slot.as_ref() {
-            if !spent.load(Ordering::Relaxed) {
-                return Ok((conn.clone(), spent.clone()));
+        if let Some(held) = slot.as_mut() {
+            if !held.spent.load(Ordering::Relaxed) {
+                self.check_named(held);
+                return Ok((held.conn.clone(), held.spent.clone()));
             }
         }
         *slot = None;
@@ -435,9 +505,40 @@ impl Link {
                 ..options
             }
         };
-        let conn = self.endpoint.connect(&options).await?;
-        *slot = Some((conn.clone(), spent.clone()));
+        let (conn, named) = self.endpoint.connect_named(&options).await?;
+        *slot = Some(Held {
+            conn: conn.clone(),
+            spent: spent.clone(),
+            named: named.map(|address| (address, std::time::Instant::now())),
+            checking: Arc::default(),
+        });
         Ok((conn, spent))
+    }
+
+    /// With Sentinel, every [`RENAMED_CHECK_EVERY`]: asks the sentinels (in a task of its own) which
+    /// primary they name, and marks the connection spent if it is another one than `held`'s.
+    fn check_named(&self, held: &mut Held) {
+        let Some((address, checked)) = held.named.as_mut() else {
+            return;
+        };
+        if checked.elapsed() < RENAMED_CHECK_EVERY || held.checking.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        *checked = std::time::Instant::now();
+        let (endpoint, address) = (self.endpoint.clone(), address.clone());
+        let (spent, checking) = (held.spent.clone(), held.checking.clone());
+        let timeout = self.options.connect_timeout;
+        tokio::spawn(async move {
+            if let Some(now) = endpoint.named_by_sentinels(timeout).await {
+                if now != address {
+                    log::warn!(
+                        "redis primary {address} is no longer the one Sentinel names ({now}): reconnecting"
+                    );
+                    spent.store(true, Ordering::Relaxed);
+                }
+            }
+            checking.store(false, Ordering::Relaxed);
+        });
     }
 }
 
