@@ -25,6 +25,19 @@ pub(super) fn at_least_one(value: &str) -> Result<usize, &'static str> {
     }
 }
 
+/// `HUB_STREAM_SHARDS`: 1, the only count built so far (one stream, the Node-compatible mode).
+/// Anything else is refused with the reason, never accepted and run on one stream.
+pub(super) fn stream_shards(value: &str) -> Result<usize, &'static str> {
+    match value.parse::<usize>() {
+        Ok(1) => Ok(1),
+        Ok(n) if n > 1 => Err(
+            "sharding the log over several streams is not built yet: only 1 \
+             (one stream) runs; see README \"Beyond one stream: shards\"",
+        ),
+        _ => Err("expected 1 (one stream)"),
+    }
+}
+
 /// A duration in milliseconds, at least 1 (a zero timer would fire at once).
 pub(super) fn millis(value: &str) -> Result<Duration, &'static str> {
     match value.parse() {
