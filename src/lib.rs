@@ -60,7 +60,7 @@ use app::{HubApp, SharedApp};
 use config::Config;
 use metrics::Metrics;
 use rooms::RoomPatterns;
-use store::{LogBackend, MemoryLog, RedisLog};
+use store::{Endpoint, LogBackend, MemoryLog, MinReplicas, RedisLog};
 
 /// How long a stopping server waits for open requests before closing them.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -205,8 +205,10 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
     let backend: Box<dyn LogBackend> = match &config.redis_url {
         Some(url) => {
             let uid = recovery_random_uid();
+            let endpoint = Endpoint::parse(url).map_err(io::Error::other)?;
+            let where_ = endpoint.describe();
             let log = RedisLog::new(
-                url,
+                endpoint,
                 &config.stream_key,
                 config.max_len,
                 uid,
@@ -214,14 +216,21 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                 metrics.clone(),
             )
             .map_err(io::Error::other)?
-            .with_idempotency_ttl(config.idempotency_ttl);
+            .with_idempotency_ttl(config.idempotency_ttl)
+            .with_min_replicas((config.redis_min_replicas > 0).then_some(MinReplicas {
+                replicas: config.redis_min_replicas,
+                timeout: config.redis_min_replicas_timeout,
+            }));
             info!(
-                "log backend=redis stream_key={:?} url={} max_len=~{}",
-                config.stream_key,
-                redacted(url),
-                config.max_len
+                "log backend=redis stream_key={:?} url={where_} max_len=~{} min_replicas={}",
+                config.stream_key, config.max_len, config.redis_min_replicas
             );
             Box::new(log)
+        }
+        None if config.redis_min_replicas > 0 => {
+            return Err(io::Error::other(
+                "HUB_REDIS_MIN_REPLICAS needs REDIS_URL: the embedded log has no replicas",
+            ));
         }
         None => {
             info!(
@@ -508,14 +517,4 @@ fn recovery_random_uid() -> [u8; 8] {
     let mut uid = [0u8; 8];
     uid.copy_from_slice(&bytes[..8]);
     uid
-}
-
-/// The URL without its password, for logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }

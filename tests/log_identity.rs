@@ -191,6 +191,115 @@ async fn a_stream_that_went_back_in_history_gets_a_new_epoch_and_its_clients_are
     assert_ne!(ids, (joined.sid, joined.pid), "recovered=false");
 }
 
+/// The name of `stream`'s epoch group (`hub-epoch:<epoch>`), read straight from Redis.
+fn epoch_group(redis: &RedisServer, stream: &str) -> Vec<String> {
+    redis
+        .command(&["XINFO", "GROUPS", stream])
+        .split("\r\n")
+        .filter(|line| line.starts_with("hub-epoch:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_failover_that_lost_the_newest_entries_gives_one_new_epoch_and_no_partial_replay_even_after_new_appends(
+) {
+    // What a failover without HUB_REDIS_MIN_REPLICAS can do: the promoted replica lacks the
+    // newest entry, and a publisher appends to it before the read loops reconnect, so its newest id
+    // is past the lost one (the stream did not "go back").
+    let mut redis = RedisServer::start_persistent();
+    let a = start_ready_hub(config(&redis, "test:tail")).await;
+    let b = start_ready_hub(config(&redis, "test:tail")).await;
+    let mut live = a.joined().await;
+    let mut dropped = b.joined().await;
+    let kept = a.publish("kept").await;
+    assert_eq!(next_offset(&mut live.client).await, kept);
+    assert_eq!(next_offset(&mut dropped.client).await, kept);
+    dropped.client.close().await;
+    let lost = a.publish("lost").await;
+    assert_eq!(next_offset(&mut live.client).await, lost);
+    let before = epoch_group(&redis, "test:tail");
+    assert_eq!(before.len(), 1, "one epoch: {before:?}");
+
+    redis.stop();
+    redis.restart();
+    let promote = "redis.call('DEL', KEYS[1]) \
+                   redis.call('XADD', KEYS[1], ARGV[1], 'uid', 'x', 'nsp', '/', 'type', '3', 'data', '{}') \
+                   redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[2], '$') \
+                   return redis.call('XADD', KEYS[1], '*', 'uid', 'x', 'nsp', '/', 'type', '3', 'data', ARGV[3])";
+    let appended = redis.command(&[
+        "EVAL",
+        promote,
+        "1",
+        "test:tail",
+        &kept,
+        &before[0],
+        r#"{"packet":{"type":2,"data":["notification",{"title":"after the failover"}],"nsp":"/"}}"#,
+    ]);
+    assert!(appended.starts_with('$'), "appended: {appended}");
+
+    // The resume from before the lost entry must not replay "after the failover" as if it were
+    // all that was missed: a fresh session, or (if the read loop notices first) closed to
+    // reconnect as one.
+    let mut client = b.send_resume(&dropped.pid, &kept).await;
+    match client.recv().await {
+        Received::Text(frame) if frame.starts_with("40") => {
+            let reply: Value = serde_json::from_str(&frame[2..]).unwrap();
+            assert_ne!(
+                reply["pid"],
+                dropped.pid.as_str(),
+                "recovered=false: {frame}"
+            );
+        }
+        Received::Text(frame) => panic!("never a partial replay, got {frame}"),
+        Received::Close(Some(CloseCode::Restart)) => {}
+        other => panic!("a fresh session or a close to reconnect, got {other:?}"),
+    }
+    expect_log_replaced(&mut live.client).await;
+
+    // Both instances noticed; one replaced the epoch, the other adopted it: replaced twice, the
+    // instance left on the first replacement would disconnect its clients again at its next check.
+    b.wait_ready().await;
+    a.wait_ready().await;
+    let after = epoch_group(&redis, "test:tail");
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before);
+    let mut fresh = [a.joined().await, b.joined().await];
+    for joined in &mut fresh {
+        assert_eq!(
+            joined.client.recv_within(Duration::from_millis(2500)).await,
+            None,
+            "a client connected after the failover is not disconnected again"
+        );
+    }
+    assert_eq!(epoch_group(&redis, "test:tail"), after, "replaced once");
+}
+
+#[actix_web::test]
+async fn a_client_resuming_while_redis_is_unreachable_recovers_once_it_answers_within_the_claim_wait(
+) {
+    // A failover's few seconds: a client that reconnects meanwhile keeps its session.
+    let mut redis = RedisServer::start_persistent();
+    let hub = start_ready_hub(Config {
+        instance_lease: Duration::from_secs(4),
+        ..config(&redis, "test:away")
+    })
+    .await;
+    let (joined, first) = dropped_after_one(&hub).await;
+    wait_record(&redis, &format!("sio:session:{}", joined.pid)).await;
+    let missed = hub.publish("missed").await;
+    redis.stop();
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        redis.restart();
+        redis
+    });
+    let (_client, ids, replayed) = resume(&hub, &joined.pid, &first).await;
+    let _redis = back.join().expect("redis restarted");
+    assert_eq!(ids, (joined.sid, joined.pid), "recovered=true");
+    assert_eq!(replayed, [missed]);
+}
+
 #[actix_web::test]
 async fn a_live_session_is_not_resumable_and_a_dropped_one_is_resumed_once() {
     let redis = RedisServer::start();

@@ -461,3 +461,80 @@ async fn invalid_idempotency_keys_are_refused_naming_the_rule_and_publish_nothin
     }
     next_is_sentinel(&hub, &mut client, "refused keys publish nothing").await;
 }
+
+/// `HUB_REDIS_MIN_REPLICAS=1` with `timeout_ms` to wait for the replica.
+fn replicated(redis: &RedisServer, key: &str, timeout_ms: u64) -> Config {
+    Config {
+        redis_min_replicas: 1,
+        redis_min_replicas_timeout: Duration::from_millis(timeout_ms),
+        ..config(redis, key)
+    }
+}
+
+#[actix_web::test]
+async fn with_min_replicas_a_publish_no_replica_has_is_an_unknown_outcome_and_reaches_no_client_until_one_has_it(
+) {
+    let primary = RedisServer::start();
+    let hub = start_ready_hub(replicated(&primary, "test:replicas", 300)).await;
+    let mut joined = hub.joined().await;
+
+    // No replica: written on the primary, but a failover now could lose it, so neither the publisher
+    // nor any client is told it happened.
+    let first = post(&hub, r#"{"title":"unreplicated"}"#, Some("replicas-1")).await;
+    assert_eq!(first.status, 503, "{first:?}");
+    assert!(first.error().contains(OUTCOME_UNKNOWN), "{first:?}");
+    assert_eq!(entries_titled(&primary, "test:replicas", "unreplicated"), 1);
+    assert_eq!(
+        joined.client.recv_within(Duration::from_millis(1500)).await,
+        None,
+        "a client gets nothing a failover could take back"
+    );
+    assert_eq!(
+        readyz(&hub).await,
+        200,
+        "still ready: taken out of its load balancer, the instance would not bring a replica back"
+    );
+
+    // A replica catches up: the withheld entry reaches the client, once, and the keyed retry is
+    // acknowledged with the first append's offset (nothing appended twice).
+    let replica = RedisServer::start_replica_of(&primary);
+    let delivered = match joined.client.recv_within(Duration::from_secs(8)).await {
+        Some(Received::Text(frame)) => frame,
+        other => panic!("the withheld notification once a replica has it, got {other:?}"),
+    };
+    let args = event_args(&delivered).unwrap_or_else(|| panic!("an event: {delivered}"));
+    assert_eq!(args[1]["title"], "unreplicated");
+    let retry = post(&hub, r#"{"title":"unreplicated"}"#, Some("replicas-1")).await;
+    assert_eq!(retry.status, 201, "{retry:?}");
+    assert!(retry.replayed, "{retry:?}");
+    assert_eq!(retry.json["offset"], args[2]);
+    assert_eq!(entries_titled(&primary, "test:replicas", "unreplicated"), 1);
+    assert_eq!(
+        entries_titled(&replica, "test:replicas", "unreplicated"),
+        1,
+        "acknowledged means the replica has it"
+    );
+    // And from now on a publish is acknowledged once the replica has it, and delivered.
+    let answer = post(&hub, r#"{"title":"replicated"}"#, None).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(entries_titled(&replica, "test:replicas", "replicated"), 1);
+    let (notification, offset) = next_notification(&mut joined).await;
+    assert_eq!(notification["title"], "replicated");
+    assert_eq!(answer.json["offset"], offset.as_str());
+}
+
+#[actix_web::test]
+async fn min_replicas_without_redis_is_refused_at_start() {
+    let config = Config {
+        redis_min_replicas: 1,
+        ..test_config()
+    };
+    let err = realtime_hub::start(&config)
+        .err()
+        .expect("the hub refuses to start");
+    assert!(
+        err.to_string()
+            .contains("HUB_REDIS_MIN_REPLICAS needs REDIS_URL"),
+        "{err}"
+    );
+}

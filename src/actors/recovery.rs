@@ -13,7 +13,8 @@
 //! **all** of them, never a capped prefix: the first page with the answer, the others page by page as
 //! the client takes them ([`ReadMissed`]), until a page reaches the log's end, every page checked like
 //! the first. Anything else (unknown, expired, already claimed or still live pid, malformed offset,
-//! trimmed or never-issued offset, another epoch, an entry it cannot replay, backend down, no replay
+//! trimmed or never-issued offset, another epoch, an entry it cannot replay, backend down for longer
+//! than the claim wait, no replay
 //! slot within `--replay-wait-ms`, a session of another user) opens a fresh session instead: new sid
 //! and pid, `recovered` false, no error to the client.
 //!
@@ -59,6 +60,8 @@ pub const DEFAULT_MAX_REPLAYS: usize = 64;
 pub const DEFAULT_REPLAY_WAIT: Duration = Duration::from_secs(5);
 /// How often a resume of a live session asks again whether it dropped (or its instance died).
 const CLAIM_POLL: Duration = Duration::from_millis(50);
+/// How often a resume asks again while the log cannot be reached (within the claim wait).
+const CLAIM_RETRY: Duration = Duration::from_millis(250);
 
 /// A CONNECT on `nsp`, with the `pid` and `offset` of the client's auth if it sent both as strings.
 #[derive(Message, Debug)]
@@ -327,7 +330,9 @@ static NO_REPLAY_SLOT: LimitedLog = LimitedLog::per_minute(6);
 /// A resume of another user's session: a few lines a minute.
 static NOT_OWNER: LimitedLog = LimitedLog::per_minute(6);
 
-/// Claims `pid`'s record if `owner` owns it; a live session's is waited for, at most `wait`.
+/// Claims `pid`'s record if `owner` owns it; a live session's is waited for, at most `wait`, and so
+/// is a log that cannot be reached (a Redis failover in progress: the new primary usually answers
+/// within seconds, and a client reconnecting meanwhile should not lose its session to it).
 async fn claim(
     bridge: &Addr<StreamBridge>,
     pid: &Pid,
@@ -340,7 +345,14 @@ async fn claim(
             pid: pid.clone(),
             owner: owner.map(Box::from),
         };
-        match bridge.send(claim).await?? {
+        let claimed = match bridge.send(claim).await? {
+            Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                actix::clock::sleep(CLAIM_RETRY).await;
+                continue;
+            }
+            other => other?,
+        };
+        match claimed {
             Claim::Claimed(record) => return Ok(record),
             Claim::Absent => return Err(ResumeRefused::UnknownSession),
             Claim::NotOwner => return Err(ResumeRefused::NotOwner),

@@ -19,8 +19,8 @@ mod security;
 
 pub use admin::{Admin, AdminMode, AdminSwitch};
 use parse::{
-    at_least_one, endpoint_path, millis, namespaces, origins, project_path, stream_shards,
-    threshold_or_off,
+    at_least_one, endpoint_path, millis, namespaces, origins, project_path, redis_url,
+    stream_shards, threshold_or_off,
 };
 pub use security::{Command, Secret, Security, TokenRequest};
 
@@ -61,9 +61,11 @@ pub struct Config {
     // The Node original's port.
     #[arg(long, env = "PORT", default_value = "3000")]
     pub port: u16,
-    /// Redis (7.0 or newer) for the shared log, e.g. redis://127.0.0.1:6379;
-    /// unset: the embedded log
-    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    /// Redis (7.0 or newer) for the shared log: redis://host:port (one server),
+    /// redis+sentinel://host:port[,host:port…]/<master name> (the primary Sentinel names, followed
+    /// across failovers) or redis+cluster://host:port[,host:port…] (a Redis Cluster); unset: the
+    /// embedded log
+    #[arg(long, env = "REDIS_URL", value_name = "URL", value_parser = redis_url)]
     pub redis_url: Option<String>,
     /// Redis stream key
     // `@socket.io/redis-streams-adapter`'s `streamName` default, so both can share a stream.
@@ -174,6 +176,21 @@ pub struct Config {
     #[arg(long, env = "HUB_IDEMPOTENCY_MAX_KEYS", value_name = "N", value_parser = at_least_one,
           default_value_t = crate::store::DEFAULT_IDEMPOTENCY_MAX_KEYS)]
     pub idempotency_max_keys: usize,
+    /// Redis replicas that must have each notification before it is acknowledged (`WAIT`): with
+    /// 1 or more, a failover loses no acknowledged notification; 0: acknowledged once the primary
+    /// has it (replication is asynchronous)
+    #[arg(
+        long,
+        env = "HUB_REDIS_MIN_REPLICAS",
+        default_value = "0",
+        value_name = "N"
+    )]
+    pub redis_min_replicas: u32,
+    /// How long an append waits for those replicas; past it the publisher gets the 503 of an
+    /// unknown outcome (a retry with the same Idempotency-Key is safe)
+    #[arg(long = "redis-min-replicas-timeout-ms", env = "HUB_REDIS_MIN_REPLICAS_TIMEOUT_MS",
+          default_value = "1000", value_name = "MS", value_parser = millis)]
+    pub redis_min_replicas_timeout: Duration,
     /// Embedded log only: bytes of entries kept before the oldest are trimmed (with --max-len,
     /// whichever is reached first)
     // 64 MiB: the count cap alone lets 10,000 large entries take 680 MB.

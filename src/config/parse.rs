@@ -38,6 +38,12 @@ pub(super) fn stream_shards(value: &str) -> Result<usize, &'static str> {
     }
 }
 
+/// `REDIS_URL` in one of the forms [`crate::store::Endpoint::parse`] takes; an empty value is the
+/// embedded log (see `Config::from_env_and_args`).
+pub(super) fn redis_url(value: &str) -> Result<String, String> {
+    crate::store::Endpoint::parse(value).map(|_| value.to_owned())
+}
+
 /// A duration in milliseconds, at least 1 (a zero timer would fire at once).
 pub(super) fn millis(value: &str) -> Result<Duration, &'static str> {
     match value.parse() {

@@ -251,6 +251,10 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
             c.idempotency_ttl == Duration::from_secs(1)
         }),
         ("idempotency-max-keys", "9", |c| c.idempotency_max_keys == 9),
+        ("redis-min-replicas", "2", |c| c.redis_min_replicas == 2),
+        ("redis-min-replicas-timeout-ms", "750", |c| {
+            c.redis_min_replicas_timeout == Duration::from_millis(750)
+        }),
         ("max-log-bytes", "1024", |c| c.max_log_bytes == 1024),
         ("max-replays", "3", |c| c.max_replays == 3),
         ("replay-wait-ms", "250", |c| {

@@ -35,6 +35,7 @@ mod redis_commands;
 mod redis_entries;
 mod redis_history;
 mod redis_identity;
+mod redis_link;
 mod redis_reader;
 
 pub use self::idempotency::{
@@ -42,6 +43,8 @@ pub use self::idempotency::{
 };
 pub use self::memory::MemoryLog;
 pub use self::redis::RedisLog;
+pub use self::redis_append::MinReplicas;
+pub use self::redis_link::Endpoint;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -28,27 +28,32 @@
 //! `FLUSHALL`/`FLUSHDB` and a restart without persistence remove it with the entries, trimming does
 //! not, and persistence (AOF, RDB) and replication keep it. Node peers are unaffected: they use XADD,
 //! XREAD and XRANGE, which ignore groups, and nothing reads through the group (its pending list stays
-//! empty). A replica promoted without the newest entries keeps the group but its `last-generated-id`
-//! goes back: the read loop, which knows the newest id it read, replaces the epoch then.
+//! empty). A replica promoted without the newest entries keeps the group but not those entries
+//! (its `last-generated-id` goes back, or new appends pass it and the newest id read is simply
+//! missing): the read loop, which knows the newest id it read, replaces the epoch when it reconnects
+//! (once: the others adopt it), and replays check the same id until then, so a lost tail is a clean
+//! `recovered=false`, never a partial replay. With `HUB_REDIS_MIN_REPLICAS` nothing is lost that any
+//! client or publisher was told of: appends `WAIT` for the replicas before their 201, and the read
+//! loop hands entries on only once the replicas have them (see `redis_reader.rs`).
 //!
 //! **Why live sessions are not under `sio:session:`.** A Node peer resumes any record there (GETDEL);
 //! a session still live on a hub must not be resumable anywhere, so its copy for crash recovery lives
 //! under `hub:live:`, which only hubs read, and only once the owner's lease has expired (it died).
 //! The normal record is written when the session drops, as Node writes its own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Recipient;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
+use redis::{ProtocolVersion, Value};
 
-use super::redis_append::{self, AppendLink, Fields};
+use super::redis_append::{self, AppendLink, Fields, MinReplicas};
 use super::redis_entries::decode_entries;
 use super::redis_identity::{
     decode_record, encode_record, ensure_epoch, keep_lease, CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT,
     INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LIVE_KEY_PREFIX, READ_AFTER_SCRIPT, RELEASE_SCRIPT,
 };
+use super::redis_link::{Endpoint, Link, LinkOptions};
 use super::redis_reader::Reader;
 use super::{
     AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRange, LogRead, Position, RangeQuery,
@@ -111,9 +116,11 @@ impl StreamState {
 
 /// The backend.
 pub struct RedisLog {
-    client: Client,
-    /// Commands other than the blocking read and appends; reconnects by itself.
-    commands: ConnectionManager,
+    /// Where Redis is (one server, Sentinel, Cluster): the read loop connects to it on its own.
+    endpoint: Arc<Endpoint>,
+    /// Commands other than the blocking read and appends; reconnects by itself (to the new primary
+    /// after a failover).
+    commands: Link,
     /// Appends (and their probe): a connection of their own, so that each failure says whether
     /// the command was sent.
     appends: AppendLink,
@@ -130,31 +137,33 @@ pub struct RedisLog {
     /// How long this instance's lease lives unrefreshed: its live sessions become resumable elsewhere
     /// that long after it died.
     lease: Duration,
+    /// The newest id the read loop handed on (`0-0` before it read any): replays check that the
+    /// stream still has it.
+    handed_on: Arc<Mutex<StreamId>>,
+    /// `HUB_REDIS_MIN_REPLICAS`, if set.
+    min_replicas: Option<MinReplicas>,
 }
 
 impl RedisLog {
-    /// A backend on `url`, stream `key`, keeping about `max_len` entries. Connects lazily: a Redis that
-    /// is down at start-up only makes the hub unready until it comes up.
+    /// A backend on `endpoint`, stream `key`, keeping about `max_len` entries. Connects lazily: a
+    /// Redis that is down at start-up only makes the hub unready until it comes up.
     pub fn new(
-        url: &str,
+        endpoint: Endpoint,
         key: &str,
         max_len: usize,
         uid_bytes: [u8; 8],
         lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisLog, StoreError> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1);
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let endpoint = Arc::new(endpoint);
+        let commands = Link::new(
+            endpoint.clone(),
+            LinkOptions::new(ProtocolVersion::RESP2, COMMAND_TIMEOUT),
+        );
         let uid = uid_bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let appends = AppendLink::new(&client, COMMAND_TIMEOUT)?;
+        let appends = AppendLink::new(endpoint.clone(), COMMAND_TIMEOUT);
         Ok(RedisLog {
-            client,
+            endpoint,
             commands,
             appends,
             idempotency_ttl: super::DEFAULT_IDEMPOTENCY_TTL,
@@ -163,12 +172,22 @@ impl RedisLog {
             uid,
             metrics,
             lease,
+            handed_on: Arc::new(Mutex::new(StreamId::ZERO)),
+            min_replicas: None,
         })
     }
 
     /// Keeps idempotency keys for `ttl` ([`super::DEFAULT_IDEMPOTENCY_TTL`] unless set).
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> RedisLog {
         self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Acknowledges appends only once `min` replicas have them, and hands entries on to clients only
+    /// once they have them too (`HUB_REDIS_MIN_REPLICAS`).
+    pub fn with_min_replicas(mut self, min: Option<MinReplicas>) -> RedisLog {
+        self.appends = self.appends.with_min_replicas(min);
+        self.min_replicas = min;
         self
     }
 
@@ -272,8 +291,9 @@ impl LogBackend for RedisLog {
             .arg(fields.kind);
         cmd.arg("data").arg(fields.data);
         let link = self.appends.clone();
+        let stream = self.key.clone();
         Box::pin(async move {
-            let id = link.send(&cmd).await?;
+            let id = link.send(&cmd, Some(&stream)).await?;
             // XADD ran: a reply we cannot read does not mean nothing was written.
             parse_id(&id).map_err(|err| StoreError::OutcomeUnknown(err.to_string()))
         })
@@ -292,8 +312,9 @@ impl LogBackend for RedisLog {
         );
         let link = self.appends.clone();
         let key = key.clone();
+        let stream = self.key.clone();
         Box::pin(async move {
-            let reply = link.send(&eval).await?;
+            let reply = link.send(&eval, Some(&stream)).await?;
             redis_append::parse_append_once(&reply, &key)
         })
     }
@@ -314,13 +335,13 @@ impl LogBackend for RedisLog {
             .arg("data")
             .arg(request.data());
         let link = self.appends.clone();
-        Box::pin(async move { link.send(&cmd).await.map(drop) })
+        Box::pin(async move { link.send(&cmd, None).await.map(drop) })
     }
 
     fn probe_append(&mut self) -> StoreFuture<()> {
         let probe = redis_append::probe_command(&self.key);
         let link = self.appends.clone();
-        Box::pin(async move { link.send(&probe).await.map(drop) })
+        Box::pin(async move { link.send(&probe, None).await.map(drop) })
     }
 
     fn read_after(
@@ -333,10 +354,16 @@ impl LogBackend for RedisLog {
         let key = self.key.clone();
         let mut conn = self.commands.clone();
         let metrics = self.metrics.clone();
+        let handed_on = *self.handed_on.lock().expect("never poisoned");
         Box::pin(async move {
             // One snapshot per call: entries not for delivery are skipped but counted as read, so
             // the caller pages on from `last` and never takes a short page for the log's end.
-            read_batch(&mut conn, &key, after, count, &scope, &metrics).await
+            let read = ReadAfter {
+                after,
+                count,
+                handed_on,
+            };
+            read_batch(&mut conn, &key, read, &scope, &metrics).await
         })
     }
 
@@ -350,17 +377,19 @@ impl LogBackend for RedisLog {
     fn tip(&mut self) -> StoreFuture<Position> {
         let mut conn = self.commands.clone();
         let key = self.key.clone();
-        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO).await })
+        Box::pin(async move { ensure_epoch(&mut conn, &key, StreamId::ZERO, None).await })
     }
 
     fn start_reading(&mut self, sink: Recipient<LogEvent>) -> Option<StreamId> {
         let reader = Reader {
-            client: self.client.clone(),
+            endpoint: self.endpoint.clone(),
             key: self.key.clone(),
             sink: sink.clone(),
             metrics: self.metrics.clone(),
             epoch: None,
             uid: self.uid.clone(),
+            handed_on: self.handed_on.clone(),
+            min_replicas: self.min_replicas,
         };
         actix::spawn(reader.run());
         actix::spawn(keep_lease(
@@ -458,22 +487,35 @@ impl LogBackend for RedisLog {
     }
 }
 
-/// Up to `count` stream entries after `after`, in one atomic snapshot with the checks of
-/// [`LogBackend::read_after`].
-async fn read_batch(
-    conn: &mut ConnectionManager,
-    key: &str,
+/// A replay batch: up to `count` entries after `after`, checked against `handed_on`, the newest id
+/// this instance's read loop handed on.
+struct ReadAfter {
     after: StreamId,
     count: usize,
+    handed_on: StreamId,
+}
+
+/// A batch of stream entries, in one atomic snapshot with the checks of
+/// [`LogBackend::read_after`].
+async fn read_batch(
+    conn: &mut Link,
+    key: &str,
+    read: ReadAfter,
     scope: &ReplayScope,
     metrics: &Metrics,
 ) -> Result<LogRead, StoreError> {
+    let ReadAfter {
+        after,
+        count,
+        handed_on,
+    } = read;
     let reply: Value = redis::cmd("EVAL")
         .arg(READ_AFTER_SCRIPT)
         .arg(1)
         .arg(key)
         .arg(after.next().to_string())
         .arg(count)
+        .arg(handed_on.to_string())
         .query_async(conn)
         .await
         .map_err(unavailable)?;
@@ -482,10 +524,18 @@ async fn read_batch(
             "unexpected reply {reply:?}"
         )));
     };
-    let [deleted, last, first, added, length, entries, epoch] = parts.as_slice() else {
+    let [deleted, last, first, added, length, entries, epoch, lost_tail] = parts.as_slice() else {
         return Err(StoreError::Unavailable("unexpected reply length".into()));
     };
     let found = as_string(epoch).unwrap_or_default();
+    if as_int(lost_tail) == Some(1) {
+        // A failover lost entries this instance handed on: the epoch is about to be replaced (by
+        // this instance's read loop, or another's); offsets into the lost tail mean nothing now.
+        return Err(StoreError::EpochChanged {
+            expected: scope.epoch.clone(),
+            found: format!("{found} (lost entries up to {handed_on})"),
+        });
+    }
     if found != scope.epoch.as_str() {
         return Err(StoreError::EpochChanged {
             expected: scope.epoch.clone(),

@@ -16,14 +16,13 @@
 //! Redis refuses none of its later writes (the OOM check is made before the first write only), so
 //! the script's SET after XADD cannot fail.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
-use tokio::sync::Mutex;
+use redis::{ProtocolVersion, Value};
 
+use super::redis_link::{connection_spent, Endpoint, Link, LinkOptions};
 use super::{AppendKey, KeyedAppend, StoreError};
 use crate::protocol::ids::StreamId;
 
@@ -36,98 +35,113 @@ pub const IDEMPOTENCY_KEY_PREFIX: &str = "hub:idempotency:";
 /// nothing; otherwise XADD with the adapter's exact fields, then the key is stored with its TTL.
 /// KEYS: stream, idempotency record. ARGV: max length, uid, nsp, type, data, stored value prefix
 /// (`<fingerprint> <receipt>`), TTL in ms.
-/// Returns {1, id} when it appended, {0, "<fingerprint> <receipt> <id>"} when the key was seen.
+/// Returns {1, id} when it appended, {0, "<fingerprint> <receipt> <id>"} when the key was seen. A
+/// seen key's TTL is refreshed: a write, so that the `WAIT` of `HUB_REDIS_MIN_REPLICAS` after a
+/// retry covers the first append too (Redis sets a client's WAIT offset at its last propagated write).
 const APPEND_ONCE_SCRIPT: &str = r"
 local seen = redis.call('GET', KEYS[2])
-if seen then return {0, seen} end
+if seen then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  return {0, seen}
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
                       'uid', ARGV[2], 'nsp', ARGV[3], 'type', ARGV[4], 'data', ARGV[5])
 redis.call('SET', KEYS[2], ARGV[6] .. ' ' .. id, 'PX', ARGV[7])
 return {1, id}
 ";
 
+/// `HUB_REDIS_MIN_REPLICAS`: an append is acknowledged only once this many replicas have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinReplicas {
+    /// Replicas that must acknowledge (`WAIT <replicas> …`); at least 1.
+    pub replicas: u32,
+    /// How long to wait for them (`WAIT … <timeout>`).
+    pub timeout: Duration,
+}
+
 /// The append connection. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub(super) struct AppendLink {
-    /// The same server as the other connections, over RESP3 (for the disconnect notice).
-    client: Client,
-    /// The live connection, if any; the lock is held while connecting so concurrent appends share
-    /// one connection attempt.
-    live: Arc<Mutex<Option<Live>>>,
-    timeout: Duration,
-}
-
-/// A connection and whether the library told us it dropped (its push sender's `Disconnection`).
-#[derive(Clone)]
-struct Live {
-    conn: MultiplexedConnection,
-    down: Arc<AtomicBool>,
+    /// To the primary (over RESP3, for the disconnect notice); replaced when it drops or the node
+    /// it holds answers that it is no longer the primary.
+    link: Link,
+    /// Replicas each append waits for, if any.
+    min_replicas: Option<MinReplicas>,
 }
 
 impl AppendLink {
-    /// A link to `client`'s server with `timeout` for connecting and for each answer.
-    pub(super) fn new(client: &Client, timeout: Duration) -> Result<AppendLink, StoreError> {
-        let info = client.get_connection_info().clone();
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(resp3))
-            .map_err(|e| StoreError::Unavailable(format!("invalid REDIS_URL: {e}")))?;
-        Ok(AppendLink {
-            client,
-            live: Arc::new(Mutex::new(None)),
-            timeout,
-        })
+    /// A link to `endpoint` with `timeout` for connecting and for each answer.
+    pub(super) fn new(endpoint: Arc<Endpoint>, timeout: Duration) -> AppendLink {
+        AppendLink {
+            link: Link::new(endpoint, LinkOptions::new(ProtocolVersion::RESP3, timeout)),
+            min_replicas: None,
+        }
     }
 
-    /// The connection to send on: the current one unless it is known to be down, else a new one.
-    /// An error here means nothing was sent.
-    async fn connection(&self) -> Result<Live, StoreError> {
-        let mut slot = self.live.lock().await;
-        if let Some(live) = slot.as_ref() {
-            if !live.down.load(Ordering::Relaxed) {
-                return Ok(live.clone());
-            }
-        }
-        *slot = None;
-        let down = Arc::new(AtomicBool::new(false));
-        let flag = down.clone();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_push_sender(move |push: PushInfo| {
-                if push.kind == PushKind::Disconnection {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+    /// Makes every append wait for `min` replicas before it counts as done.
+    pub(super) fn with_min_replicas(mut self, min: Option<MinReplicas>) -> AppendLink {
+        self.min_replicas = min;
+        self
+    }
+
+    /// Sends `cmd` and classifies a failure: [`StoreError::Unavailable`] when nothing was written,
+    /// [`StoreError::OutcomeUnknown`] when it may have been. With `replicated` (the key written to)
+    /// and `HUB_REDIS_MIN_REPLICAS` set, also when it was written but fewer replicas acknowledged it
+    /// in time than asked.
+    pub(super) async fn send(
+        &self,
+        cmd: &redis::Cmd,
+        replicated: Option<&str>,
+    ) -> Result<Value, StoreError> {
+        let (mut conn, spent) = self
+            .link
+            .connection()
             .await
             .map_err(|e| StoreError::Unavailable(format!("not sent, cannot connect: {e}")))?;
-        let live = Live { conn, down };
-        *slot = Some(live.clone());
-        Ok(live)
-    }
-
-    /// Sends `cmd` and classifies a failure: [`StoreError::Unavailable`] when nothing was
-    /// written, [`StoreError::OutcomeUnknown`] when it may have been.
-    pub(super) async fn send(&self, cmd: &redis::Cmd) -> Result<Value, StoreError> {
-        let mut live = self.connection().await?;
-        match cmd.query_async::<Value>(&mut live.conn).await {
-            Ok(value) => Ok(value),
+        let value = match cmd.query_async::<Value>(&mut conn).await {
+            Ok(value) => value,
             // Redis answered: it refused the command before writing anything (see the module doc).
-            Err(err) if err.code().is_some() => Err(StoreError::Unavailable(format!(
-                "refused by redis, nothing written: {err}"
-            ))),
+            Err(err) if err.code().is_some() => {
+                if connection_spent(&err) {
+                    // A demoted primary (READONLY): the next append asks Sentinel again.
+                    spent.store(true, Ordering::Relaxed);
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "refused by redis, nothing written: {err}"
+                )));
+            }
             Err(err) => {
                 // Sent, no answer: the next append starts on a fresh connection, so that a server
                 // that stopped answering makes it fail at connect time (never sent) instead.
-                live.down.store(true, Ordering::Relaxed);
-                Err(StoreError::OutcomeUnknown(format!(
+                spent.store(true, Ordering::Relaxed);
+                return Err(StoreError::OutcomeUnknown(format!(
                     "sent, no answer from redis: {err}"
+                )));
+            }
+        };
+        let (Some(min), Some(stream)) = (self.min_replicas, replicated) else {
+            return Ok(value);
+        };
+        // WAIT covers every write this connection made before it, ours included (and, for a key
+        // already seen, the script's TTL refresh, which follows the first append in the
+        // replication stream).
+        match conn
+            .wait_for_replicas(stream, min.replicas, min.timeout)
+            .await
+        {
+            Ok(acked) if acked >= i64::from(min.replicas) => Ok(value),
+            Ok(acked) => Err(StoreError::OutcomeUnknown(format!(
+                "written, but {acked} of {} replicas acknowledged it within {} ms \
+                 (HUB_REDIS_MIN_REPLICAS): a failover now could lose it",
+                min.replicas,
+                min.timeout.as_millis()
+            ))),
+            Err(err) => {
+                if connection_spent(&err) {
+                    spent.store(true, Ordering::Relaxed);
+                }
+                Err(StoreError::OutcomeUnknown(format!(
+                    "written, but WAIT for replicas failed: {err}"
                 )))
             }
         }

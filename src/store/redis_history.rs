@@ -11,7 +11,6 @@
 //! operations, DISCONNECT_SOCKETS, other message types, malformed entries, events whose emitter
 //! expects acks, which are never delivered) is read and left out.
 
-use redis::aio::ConnectionManager;
 use redis::Value;
 
 use super::redis::{as_int, as_string, entry_field, parse_id, unavailable, StreamState};
@@ -38,7 +37,7 @@ impl StreamState {
 
 /// [`LogBackend::read_range`](super::LogBackend::read_range) on stream `key`.
 pub(super) async fn read_range(
-    conn: &mut ConnectionManager,
+    conn: &mut super::redis_link::Link,
     key: &str,
     query: &RangeQuery,
 ) -> Result<LogRange, StoreError> {

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use actix::Recipient;
-use redis::aio::ConnectionManager;
 use redis::Value;
 
 use super::redis::unavailable;
@@ -41,33 +40,48 @@ local function epoch_of(key)
   if names[1] then return string.sub(names[1], 11) end
   return nil
 end
-"
-    };
-}
-
-/// The stream's epoch, created if it has none; replaced if the stream's `last-generated-id` is older
-/// than ARGV[2], the newest id the caller read from it (`0-0`: no check): it lost entries (a replica
-/// promoted without them). ARGV[1] is the epoch to create. Returns {epoch, newest entry id or 0-0}.
-pub(super) const ENSURE_EPOCH_SCRIPT: &str = concat!(
-    epoch_lua!(),
-    r"
 local function older(a, b)
   local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
   local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
   ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
   return ams < bms or (ams == bms and aseq < bseq)
 end
+local function stream_info(key)
+  local info = redis.call('XINFO', 'STREAM', key)
+  local f = {}
+  for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+  return f
+end
+-- Whether the stream lost entries up to `read` (an id read from it before) other than by trimming
+-- or XDEL: its newest id went back, or `read` is gone though it is neither before the first entry
+-- (trimmed) nor at or before the newest deleted id (XDEL). A replica promoted without the primary's
+-- newest entries does that.
+local function lost_tail(key, f, read)
+  if read == '0-0' then return false end
+  if older(f['last-generated-id'], read) then return true end
+  if #redis.call('XRANGE', key, read, read) > 0 then return false end
+  local first = f['first-entry'] and f['first-entry'][1]
+  return first ~= nil and not older(read, first) and older(f['max-deleted-entry-id'], read)
+end
+"
+    };
+}
+
+/// The stream's epoch, created if it has none; replaced if the stream lost entries the caller read
+/// (`lost_tail` above: ARGV[2] is the newest id the caller read, `0-0` for no check) and its epoch is
+/// still ARGV[3], the one the caller read under ('' for any): of several instances noticing one
+/// loss, the first replaces the epoch and the others adopt it. ARGV[1] is the epoch to create.
+/// Returns {epoch, newest entry id or 0-0}.
+pub(super) const ENSURE_EPOCH_SCRIPT: &str = concat!(
+    epoch_lua!(),
+    r"
 local epoch = epoch_of(KEYS[1])
-if epoch and ARGV[2] ~= '0-0' then
-  local info = redis.call('XINFO', 'STREAM', KEYS[1])
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' and older(info[i + 1], ARGV[2]) then
-      for _, name in ipairs(epoch_groups(KEYS[1])) do
-        redis.call('XGROUP', 'DESTROY', KEYS[1], name)
-      end
-      epoch = nil
-    end
+if epoch and (ARGV[3] == '' or ARGV[3] == epoch)
+   and lost_tail(KEYS[1], stream_info(KEYS[1]), ARGV[2]) then
+  for _, name in ipairs(epoch_groups(KEYS[1])) do
+    redis.call('XGROUP', 'DESTROY', KEYS[1], name)
   end
+  epoch = nil
 end
 if not epoch then
   redis.call('XGROUP', 'CREATE', KEYS[1], 'hub-epoch:' .. ARGV[1], '$', 'MKSTREAM')
@@ -130,22 +144,24 @@ redis.call('DEL', KEYS[2])
 return 1
 ";
 /// One atomic snapshot for a replay batch: what the stream lost so far, the entries after the offset,
-/// and the stream's epoch. Returns {max-deleted-entry-id, last-generated-id, first entry id or "",
-/// entries-added, length, entries, epoch or ""}.
+/// the stream's epoch, and whether it lost entries up to ARGV[3] (the newest id this instance read
+/// from it, or `0-0`: see `lost_tail`), which the epoch does not show until a read loop replaces it.
+/// Returns {max-deleted-entry-id, last-generated-id, first entry id or "", entries-added, length,
+/// entries, epoch or "", 1 if it lost its tail else 0}.
 pub(super) const READ_AFTER_SCRIPT: &str = concat!(
     epoch_lua!(),
     r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}, ''} end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local f = {}
-for i = 1, #info, 2 do f[info[i]] = info[i + 1] end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', '0-0', '', 0, 0, {}, '', 0} end
+local f = stream_info(KEYS[1])
 if f['max-deleted-entry-id'] == nil then
   return redis.error_reply('Redis 7.0 or newer is needed (XINFO STREAM max-deleted-entry-id)')
 end
 local first = ''
 if f['first-entry'] then first = f['first-entry'][1] end
+local lost = 0
+if lost_tail(KEYS[1], f, ARGV[3] or '0-0') then lost = 1 end
 return {f['max-deleted-entry-id'], f['last-generated-id'], first, f['entries-added'], f['length'],
-        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), epoch_of(KEYS[1]) or ''}
+        redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2]), epoch_of(KEYS[1]) or '', lost}
 "
 );
 
@@ -180,12 +196,14 @@ pub(super) fn decode_record(text: &str) -> Option<SessionRecord> {
     serde_json::from_value(msgpack::decode(&bytes).ok()?).ok()
 }
 
-/// The stream's epoch (created if it has none, replaced if the stream's newest id is older than
-/// `read`, the newest id the caller read from it) and its newest entry's id (`0-0` if empty).
+/// The stream's epoch (created if it has none; replaced if the stream lost entries up to `read`, the
+/// newest id the caller read from it, while its epoch was still `read_under`) and its newest entry's
+/// id (`0-0` if empty).
 pub(super) async fn ensure_epoch<C: redis::aio::ConnectionLike>(
     conn: &mut C,
     key: &str,
     read: StreamId,
+    read_under: Option<&Epoch>,
 ) -> Result<Position, StoreError> {
     let (epoch, id): (String, String) = redis::cmd("EVAL")
         .arg(ENSURE_EPOCH_SCRIPT)
@@ -193,6 +211,7 @@ pub(super) async fn ensure_epoch<C: redis::aio::ConnectionLike>(
         .arg(key)
         .arg(Epoch::random().as_str())
         .arg(read.to_string())
+        .arg(read_under.map_or("", Epoch::as_str))
         .query_async(conn)
         .await
         .map_err(unavailable)?;
@@ -207,7 +226,7 @@ pub(super) async fn ensure_epoch<C: redis::aio::ConnectionLike>(
 /// Keeps this instance's lease alive (a third of its time to live apart) while the bridge lives; a
 /// failed refresh is retried at the next tick (the read loop reports Redis being down).
 pub(super) async fn keep_lease(
-    mut conn: ConnectionManager,
+    mut conn: super::redis_link::Link,
     key: String,
     ttl: Duration,
     sink: Recipient<LogEvent>,

@@ -1,28 +1,40 @@
 //! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
 //! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::Recipient;
 use log::{error, info, warn};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{ProtocolVersion, Value};
 
 use super::redis::{
     as_int, parse_id, unavailable, StreamState, BACKOFF, COMMAND_TIMEOUT, EPOCH_CHECK_EVERY,
     READ_BLOCK, READ_COUNT,
 };
+use super::redis_append::MinReplicas;
 use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
+use super::redis_link::{Conn, Endpoint, LinkOptions};
 use super::{Epoch, LogEvent, StoreError};
+use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
+
+/// Key prefix of the read loops' marks (`hub:reader:{<stream>}:<uid>` = the newest id read), written
+/// only to have a write to `WAIT` on; the stream key as hash tag keeps it on the stream's node.
+const READER_KEY_PREFIX: &str = "hub:reader:";
+/// Waiting for replicas: a few lines a minute, however long it lasts.
+static TOO_FEW_REPLICAS: LimitedLog = LimitedLog::per_minute(4);
+/// How long a read loop's mark outlives its last write.
+const READER_MARK_TTL: Duration = Duration::from_secs(60);
 
 /// The read loop: its own connection, XREAD BLOCK from the last id handed on, reconnecting with backoff.
 /// It checks the stream's epoch at every (re)connect and every [`EPOCH_CHECK_EVERY`].
 pub(super) struct Reader {
-    pub(super) client: Client,
+    /// Where Redis is: each (re)connect asks again (with Sentinel: for the primary now).
+    pub(super) endpoint: Arc<Endpoint>,
     pub(super) key: String,
     pub(super) sink: Recipient<LogEvent>,
     /// `log_reading` is this loop's state; `entries_skipped` and `entries_refused` count what
@@ -32,17 +44,19 @@ pub(super) struct Reader {
     pub(super) epoch: Option<Epoch>,
     /// This instance's adapter uid: entries with another were published by a peer.
     pub(super) uid: String,
+    /// The newest id handed on, shared with replays: a replay refuses a stream that lost it.
+    pub(super) handed_on: Arc<Mutex<StreamId>>,
+    /// With `HUB_REDIS_MIN_REPLICAS`: entries are handed on only once that many replicas have them.
+    pub(super) min_replicas: Option<MinReplicas>,
 }
 
 impl Reader {
-    async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(READ_BLOCK + COMMAND_TIMEOUT));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(unavailable)
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        let options = LinkOptions {
+            response_timeout: READ_BLOCK + COMMAND_TIMEOUT,
+            ..LinkOptions::new(ProtocolVersion::RESP2, COMMAND_TIMEOUT)
+        };
+        self.endpoint.connect(&options).await.map_err(unavailable)
     }
 
     pub(super) async fn run(mut self) {
@@ -77,10 +91,10 @@ impl Reader {
     /// and says so (the loop reads on from the stream's newest id: the old offsets mean nothing now).
     async fn check_epoch(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         read: StreamId,
     ) -> Result<(StreamId, bool), StoreError> {
-        let position = ensure_epoch(conn, &self.key, read).await?;
+        let position = ensure_epoch(conn, &self.key, read, self.epoch.as_ref()).await?;
         let newest = position.id;
         match self.epoch.replace(position.epoch.clone()) {
             Some(was) if was != position.epoch => {
@@ -107,7 +121,7 @@ impl Reader {
     /// Reads until the connection fails; `Ok` only when the sink went away.
     async fn read(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         last: &mut Option<StreamId>,
     ) -> Result<(), StoreError> {
         let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
@@ -124,6 +138,7 @@ impl Reader {
             }
         };
         *last = Some(from);
+        *self.handed_on.lock().expect("never poisoned") = from;
         let mut checked = std::time::Instant::now();
         self.metrics.log_reading.set(1);
         while self.sink.connected() {
@@ -131,6 +146,7 @@ impl Reader {
                 if let (newest, true) = self.check_epoch(conn, from).await? {
                     from = newest;
                     *last = Some(newest);
+                    *self.handed_on.lock().expect("never poisoned") = newest;
                 }
                 checked = std::time::Instant::now();
             }
@@ -154,11 +170,17 @@ impl Reader {
                 let Value::Array(pair) = stream else { continue };
                 let Some(items) = pair.get(1) else { continue };
                 let (entries, newest) = decode_entries(items, &self.metrics, None)?;
+                if let (Some(newest), Some(min)) = (newest, self.min_replicas) {
+                    if !self.await_replicas(conn, newest, min).await? {
+                        return Ok(());
+                    }
+                }
                 let peers = from_peers(items, &entries, &self.uid);
                 self.metrics.published.peer.add(peers);
                 if let Some(newest) = newest {
                     from = newest;
                     *last = Some(newest);
+                    *self.handed_on.lock().expect("never poisoned") = newest;
                 }
                 let commands = disconnects_in(items, &self.metrics.entries_skipped);
                 hand_on(&self.sink, entries, commands);
@@ -167,12 +189,49 @@ impl Reader {
         Ok(())
     }
 
-    /// After a reconnect: were entries we never read trimmed while we were away?
-    async fn check_gap(
+    /// Waits until `min` replicas have every entry up to `newest`, so that no client gets an entry a
+    /// failover could take back (which would force a new epoch on everyone). WAIT counts the
+    /// caller's own writes only, so a small write of ours goes first: the replication stream is in
+    /// order, so a replica that has it has the entries read before it. Not enough replicas: the loop
+    /// waits (WAIT again, a warning a few times a minute), delivering nothing and staying ready, as
+    /// publishes are answered 503 meanwhile; an instance taken out of its load balancer would not
+    /// bring a replica back. `Ok(false)` if the sink went away while waiting.
+    async fn await_replicas(
         &self,
-        conn: &mut MultiplexedConnection,
-        from: StreamId,
-    ) -> Result<(), StoreError> {
+        conn: &mut Conn,
+        newest: StreamId,
+        min: MinReplicas,
+    ) -> Result<bool, StoreError> {
+        let _: Value = redis::cmd("SET")
+            .arg(format!("{READER_KEY_PREFIX}{{{}}}:{}", self.key, self.uid))
+            .arg(newest.to_string())
+            .arg("PX")
+            .arg(READER_MARK_TTL.as_millis() as u64)
+            .query_async(conn)
+            .await
+            .map_err(unavailable)?;
+        loop {
+            let acked = conn
+                .wait_for_replicas(&self.key, min.replicas, min.timeout)
+                .await
+                .map_err(unavailable)?;
+            if acked >= i64::from(min.replicas) {
+                return Ok(true);
+            }
+            if !self.sink.connected() {
+                return Ok(false);
+            }
+            crate::limited_warn!(
+                TOO_FEW_REPLICAS,
+                "stream entries up to {newest} are on {acked} of {} replicas \
+                 (HUB_REDIS_MIN_REPLICAS): handing them on once enough replicas have them",
+                min.replicas
+            );
+        }
+    }
+
+    /// After a reconnect: were entries we never read trimmed while we were away?
+    async fn check_gap(&self, conn: &mut Conn, from: StreamId) -> Result<(), StoreError> {
         let mut eval = redis::cmd("EVAL");
         eval.arg(READ_AFTER_SCRIPT)
             .arg(1)
@@ -181,7 +240,7 @@ impl Reader {
             .arg(0);
         let reply: Value = eval.query_async(conn).await.map_err(unavailable)?;
         if let Value::Array(parts) = reply {
-            if let [deleted, last, first, added, length, _, _] = parts.as_slice() {
+            if let [deleted, last, first, added, length, _, _, _] = parts.as_slice() {
                 let state = StreamState {
                     max_deleted: parse_id(deleted)?,
                     last_generated: parse_id(last)?,

@@ -15,20 +15,40 @@ pub struct RedisServer {
     /// Its working directory (AOF files live here).
     dir: PathBuf,
     persistent: bool,
+    /// The primary's port, for a replica (`--replicaof`).
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
     /// A throwaway server: no persistence.
     pub fn start() -> RedisServer {
-        Self::launch(false)
+        Self::launch(false, None)
     }
 
     /// A server with AOF persistence, fsynced on every write, so a restart keeps every entry.
     pub fn start_persistent() -> RedisServer {
-        Self::launch(true)
+        Self::launch(true, None)
     }
 
-    fn launch(persistent: bool) -> RedisServer {
+    /// A throwaway replica of `primary` (`--replicaof`), returned once it is in sync with it.
+    pub fn start_replica_of(primary: &RedisServer) -> RedisServer {
+        let replica = Self::launch(false, Some(primary.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replica
+            .command(&["INFO", "replication"])
+            .contains("master_link_status:up")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replica on port {} did not sync with its primary within 10 s",
+                replica.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    fn launch(persistent: bool, replica_of: Option<u16>) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -42,6 +62,7 @@ impl RedisServer {
             port,
             dir,
             persistent,
+            replica_of,
         };
         server.restart();
         server
@@ -72,6 +93,9 @@ impl RedisServer {
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+        if let Some(primary) = self.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
         let child = cmd.spawn().unwrap_or_else(|err| {
             panic!("cannot start redis-server ({err}); install it: apt-get install -y redis-server")
         });

@@ -16,7 +16,9 @@ const HUB_BIN = process.env.HUB_BIN ?? path.join(root, "target/debug/realtime-hu
  */
 export async function startHub(env = {}, port = 0) {
   const child = spawn(HUB_BIN, ["--host", "127.0.0.1", "--port", String(port)], {
-    env: { ...process.env, RUST_LOG: "info", ...env },
+    // A 1 s keep-alive: a stopping hub waits for idle keep-alive connections (Node's fetch keeps
+    // one) to time out, which at the default 5 s made every stop cost 5 s of the suite's time.
+    env: { ...process.env, RUST_LOG: "info", HUB_KEEP_ALIVE_MS: "1000", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";
