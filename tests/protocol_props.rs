@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use realtime_hub::protocol::ids::StreamId;
+use realtime_hub::protocol::offset::Offset;
 use realtime_hub::protocol::socketio::{self, PacketKind, SioPacket};
 use realtime_hub::protocol::{base64, engineio, socketio_msgpack};
 use serde_json::{json, Value};
@@ -104,6 +105,31 @@ proptest! {
         let _ = input.parse::<StreamId>();
         let id = StreamId::new(ms, seq);
         prop_assert_eq!(id.to_string().parse::<StreamId>(), Ok(id));
+    }
+
+    #[test]
+    fn composite_offset_parse_never_panics_and_round_trips(
+        input in "[0-9,-]{0,40}",
+        ids in prop::collection::vec((any::<u64>(), any::<u64>()), 1..9),
+        shards in 1usize..9,
+    ) {
+        let _ = Offset::parse(&input, shards);
+        let text = ids
+            .iter()
+            .map(|(ms, seq)| StreamId::new(*ms, *seq).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let offset = Offset::parse(&text, ids.len()).unwrap();
+        prop_assert_eq!(offset.to_string(), text.clone());
+        // Exactly one id per shard: an offset of another shard count is never taken.
+        prop_assert_eq!(Offset::parse(&text, shards).is_ok(), shards == ids.len());
+        // Each shard covers exactly its own id and those before.
+        for (shard, (ms, seq)) in ids.iter().enumerate() {
+            let id = StreamId::new(*ms, *seq);
+            prop_assert!(offset.covers(shard, id));
+            // (`next` saturates at the largest id.)
+            prop_assert!(id.next() <= id || !offset.covers(shard, id.next()));
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod security;
 pub use admin::{Admin, AdminMode, AdminSwitch};
 use parse::{
     at_least_one, endpoint_path, millis, namespaces, origins, project_path, redis_url,
-    threshold_or_off,
+    stream_shards, threshold_or_off,
 };
 pub use security::{Command, Secret, Security, TokenRequest};
 
@@ -76,6 +76,12 @@ pub struct Config {
         value_name = "KEY"
     )]
     pub stream_key: String,
+    /// Streams the log is sharded over; only 1 (one stream, the Node adapter's format) is built:
+    /// more is refused at start (README "Beyond one stream: shards" has the design)
+    // Refused rather than half-built: a hub that accepted 4 and used one stream would mislead.
+    #[arg(long, env = "HUB_STREAM_SHARDS", default_value = "1", value_name = "N",
+          value_parser = stream_shards)]
+    pub stream_shards: usize,
     /// Entries kept in the log before the oldest are trimmed
     // The adapter's `maxLen` default (`XADD … MAXLEN ~`).
     #[arg(long, env = "HUB_MAX_LEN", default_value = "10000", value_name = "N",

@@ -25,6 +25,19 @@ pub(super) fn at_least_one(value: &str) -> Result<usize, &'static str> {
     }
 }
 
+/// `HUB_STREAM_SHARDS`: 1, the only count built so far (one stream, the Node-compatible mode).
+/// Anything else is refused with the reason, never accepted and run on one stream.
+pub(super) fn stream_shards(value: &str) -> Result<usize, &'static str> {
+    match value.parse::<usize>() {
+        Ok(1) => Ok(1),
+        Ok(n) if n > 1 => Err(
+            "sharding the log over several streams is not built yet: only 1 \
+             (one stream) runs; see README \"Beyond one stream: shards\"",
+        ),
+        _ => Err("expected 1 (one stream)"),
+    }
+}
+
 /// `REDIS_URL` in one of the forms [`crate::store::Endpoint::parse`] takes; an empty value is the
 /// embedded log (see `Config::from_env_and_args`).
 pub(super) fn redis_url(value: &str) -> Result<String, String> {

@@ -214,6 +214,8 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
             c.redis_url.as_deref() == Some("redis://r:6379")
         }),
         ("stream-key", "k", |c| c.stream_key == "k"),
+        // Only 1 is accepted until sharding is built (the default): read, but not told apart.
+        ("stream-shards", "1", |c| c.stream_shards == 1),
         ("max-len", "7", |c| c.max_len == 7),
         ("recovery-window-ms", "5", |c| {
             c.recovery_window == Duration::from_millis(5)
@@ -358,7 +360,7 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
             .unwrap();
         let env = arg.get_env().and_then(|e| e.to_str()).unwrap();
         assert!(
-            !check(&Config::default()),
+            *flag == "stream-shards" || !check(&Config::default()),
             "--{flag}: pick a value that is not the default"
         );
         assert!(check(&config(&[(env, value)], &[])), "{env}={value}");
@@ -446,5 +448,22 @@ fn cors_origins_are_kept_as_browsers_send_them_or_refused() {
             ErrorKind::ValueValidation,
             "{refused}"
         );
+    }
+}
+
+#[test]
+fn stream_shards_default_to_one_stream_and_refuse_more_until_sharding_is_built() {
+    assert_eq!(config(&[], &[]).stream_shards, 1);
+    assert_eq!(config(&[("HUB_STREAM_SHARDS", "1")], &[]).stream_shards, 1);
+    for bad in ["4", "2", "0", "many"] {
+        let err = parse(&[("HUB_STREAM_SHARDS", bad)], &[])
+            .expect_err("only one stream is built: anything else is refused at start");
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        if bad == "4" {
+            assert!(
+                err.to_string().contains("not built yet"),
+                "the refusal says why: {err}"
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod engineio;
 pub mod ids;
 pub mod json;
 pub mod msgpack;
+pub mod offset;
 pub mod socketio;
 pub mod socketio_msgpack;
 pub mod target;
