@@ -293,9 +293,11 @@ impl ResumeRefused {
             ResumeRefused::Store(StoreError::OffsetAhead(_)) => "ahead",
             ResumeRefused::Store(StoreError::EpochChanged { .. }) => "epoch",
             ResumeRefused::Store(StoreError::Unreplayable(_)) => "unreplayable",
-            ResumeRefused::Store(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_)) => {
-                "unavailable"
-            }
+            ResumeRefused::Store(
+                StoreError::Unavailable(_)
+                | StoreError::OutcomeUnknown(_)
+                | StoreError::NotReplicated(_),
+            ) => "unavailable",
         }
     }
 }
