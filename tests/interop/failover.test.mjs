@@ -39,7 +39,7 @@ async function trackedClient(url) {
   client.socket.on("notification", (notification, offset) => {
     const fresh = client.connects.filter((c) => c.recovered !== true).length;
     while (client.chains.length < fresh) client.chains.push([]);
-    client.chains[fresh - 1].push({ offset, title: notification.title });
+    client.chains[fresh - 1].push({ offset, title: notification.title, at: Date.now() });
   });
   return client;
 }
@@ -153,9 +153,10 @@ async function failover(t, env, { hold = true, planned = false } = {}) {
     const killedAt = Date.now();
     let newPrimary;
     let oldPrimaryLastPrimaryAt;
+    let promotedAt;
     if (planned) {
       // The primary stays up and is demoted: connections to it meet READONLY (or are unblocked).
-      ({ port: newPrimary, lastPrimaryAt: oldPrimaryLastPrimaryAt } = await group.plannedFailover());
+      ({ port: newPrimary, lastPrimaryAt: oldPrimaryLastPrimaryAt, promotedAt } = await group.plannedFailover());
     } else {
       await group.killPrimary();
       newPrimary = await group.waitForNewPrimary();
@@ -193,7 +194,7 @@ async function failover(t, env, { hold = true, planned = false } = {}) {
         hubs.map((hub) => (hub.log().match(/log epoch changed [^\n]*/g) ?? []).join("; ") || "none").join(" / ") +
         `; connections that left a node Sentinel no longer names: ${hubs.map((hub) => (hub.log().match(/no longer the one Sentinel names/g) ?? []).length).join(" / ")}`,
     );
-    return { acked: publisher.acked, oldPrimaryLastPrimaryAt, heldAt, killedAt, steady, dropped, finalIds, readiness };
+    return { acked: publisher.acked, oldPrimaryLastPrimaryAt, promotedAt, heldAt, killedAt, steady, dropped, finalIds, readiness };
   } finally {
     for (const client of clients) client.socket.close();
     await Promise.all(hubs.map((hub) => hub.stop()));
@@ -312,5 +313,9 @@ test("without HUB_REDIS_MIN_REPLICAS a planned failover: the hubs follow the pri
     run.acked.some((a) => run.finalIds.has(a.offset) && offsetMs(a.offset) > run.killedAt && offsetMs(a.offset) < run.oldPrimaryLastPrimaryAt),
     "appends reached the new primary while the old one still took writes (the hubs asked the sentinels, not waited for READONLY)",
   );
+  // The read loops moved as the appends did: what the new primary took reached the clients while
+  // the old primary still answered reads as a primary, not once its demotion cut the connections.
+  const early = run.steady.flatMap((c) => c.chains.flat()).filter((r) => run.finalIds.has(r.offset) && offsetMs(r.offset) > run.promotedAt && r.at < run.oldPrimaryLastPrimaryAt);
+  assert.ok(early.length > 0, "a notification appended on the new primary reached clients before the old primary was demoted");
   assertNoPartialResumeNorDuplicate(t, run);
 });
