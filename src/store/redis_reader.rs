@@ -1,6 +1,7 @@
 //! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
 //! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ pub(super) struct Reader {
     pub(super) handed_on: Arc<Mutex<StreamId>>,
     /// With `HUB_REDIS_MIN_REPLICAS`: entries are handed on only once that many replicas have them.
     pub(super) min_replicas: Option<MinReplicas>,
+    /// The shard this loop reads (`HUB_STREAM_SHARDS`): its entries are tagged with it.
+    pub(super) shard: usize,
+    /// Whether this loop is connected and reading (`hub_ready` is every shard's loops together).
+    pub(super) reading: Arc<AtomicBool>,
 }
 
 impl Reader {
@@ -73,6 +78,7 @@ impl Reader {
                 // Counted here, before the next connect, whether or not that one succeeds.
                 self.metrics.redis_reconnects.inc();
                 self.metrics.log_reading.set(0);
+                self.reading.store(false, Ordering::Relaxed);
                 let jittered = delay.mul_f64(0.5 + jitter());
                 warn!("stream read failed retry_in={jittered:?} error=\"{err}\"");
                 actix::clock::sleep(jittered).await;
@@ -133,7 +139,10 @@ impl Reader {
             }
             None => {
                 info!("stream reading key={} after={newest}", self.key);
-                self.sink.do_send(LogEvent::ReadingFrom(newest));
+                self.sink.do_send(LogEvent::ReadingFrom {
+                    shard: self.shard,
+                    from: newest,
+                });
                 newest
             }
         };
@@ -141,6 +150,7 @@ impl Reader {
         *self.handed_on.lock().expect("never poisoned") = from;
         let mut checked = std::time::Instant::now();
         self.metrics.log_reading.set(1);
+        self.reading.store(true, Ordering::Relaxed);
         while self.sink.connected() {
             if checked.elapsed() >= EPOCH_CHECK_EVERY {
                 if let (newest, true) = self.check_epoch(conn, from).await? {
@@ -183,6 +193,10 @@ impl Reader {
                     *self.handed_on.lock().expect("never poisoned") = newest;
                 }
                 let commands = disconnects_in(items, &self.metrics.entries_skipped);
+                let mut entries = entries;
+                for entry in &mut entries {
+                    entry.shard = self.shard;
+                }
                 hand_on(&self.sink, entries, commands);
             }
         }
