@@ -307,8 +307,7 @@ impl StreamBridge {
     fn start_at(&mut self, shard: usize, from: StreamId) {
         if let Some(start) = self.reading_from.get_mut(shard) {
             *start = Some(from);
-            self.handed_on =
-                std::mem::replace(&mut self.handed_on, Offset::zero(1)).advanced(shard, from);
+            self.handed_on.advance(shard, from);
         }
     }
 
@@ -421,8 +420,7 @@ impl Handler<LogEvent> for StreamBridge {
             LogEvent::ReadingFrom { shard, from } => self.start_at(shard, from),
             LogEvent::Entries(mut entries) => {
                 for entry in &mut entries {
-                    self.handed_on = std::mem::replace(&mut self.handed_on, Offset::zero(1))
-                        .advanced(entry.shard, entry.id);
+                    self.handed_on.advance(entry.shard, entry.id);
                     entry.position = Some(Arc::new(self.handed_on.clone()));
                 }
                 if let Some(last) = entries.last() {

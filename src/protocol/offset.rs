@@ -107,10 +107,15 @@ impl Offset {
     /// The offset once entry `id` of `shard` is delivered (a shard never moves back; an unknown
     /// shard changes nothing).
     pub fn advanced(mut self, shard: usize, id: StreamId) -> Offset {
+        self.advance(shard, id);
+        self
+    }
+
+    /// [`advanced`](Self::advanced), in place.
+    pub fn advance(&mut self, shard: usize, id: StreamId) {
         if let Some(last) = self.0.get_mut(shard) {
             *last = (*last).max(id);
         }
-        self
     }
 }
 
