@@ -66,16 +66,9 @@ async fn notify(hub: &TestHub, body: Value) -> String {
 /// Sends `40{pid, offset}` to `hub`: the notifications replayed before the CONNECT reply, the
 /// reply's pid, and the connection.
 async fn resume(hub: &TestHub, pid: &str, offset: &str) -> (Vec<Got>, String, WsClient) {
-    let mut client = hub.send_resume(pid, offset).await;
-    let mut replayed = Vec::new();
-    loop {
-        let frame = client.recv_text_answering_pings().await;
-        if let Some(ids) = frame.strip_prefix("40") {
-            let reply: Value = serde_json::from_str(ids).unwrap();
-            return (replayed, reply["pid"].as_str().unwrap().to_owned(), client);
-        }
-        replayed.push(notification(&frame));
-    }
+    let resumed = hub.resume(pid, offset).await;
+    let replayed = resumed.replayed.iter().map(|f| notification(f)).collect();
+    (replayed, resumed.pid, resumed.client)
 }
 
 fn assert_composite(offset: &str) {
