@@ -213,6 +213,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                 timeout: config.redis_min_replicas_timeout,
             });
             let shards = config.stream_shards;
+            let loops_down = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
             let mut logs: Vec<Box<dyn LogBackend>> = Vec::with_capacity(shards);
             for shard in 0..shards {
                 let key = shard_key(&config.stream_key, shard, shards);
@@ -225,7 +226,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                     metrics.clone(),
                 )
                 .map_err(io::Error::other)?
-                .with_shard(shard)
+                .with_shard(shard, loops_down.clone())
                 .with_idempotency_ttl(config.idempotency_ttl)
                 .with_min_replicas(min_replicas);
                 logs.push(Box::new(log));

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::redis_cluster_nodes::RedisCluster;
 use common::{event_args, redis_config, start_ready_hub, within, Joined, TestHub, WsClient};
 use realtime_hub::config::Config;
+use realtime_hub::protocol::offset::shard_of;
 use serde_json::{json, Value};
 
 const SHARDS: usize = 4;
@@ -92,6 +93,10 @@ async fn four_shards_deliver_targeted_and_broadcast_once_and_resume_exactly_acro
     let cluster = RedisCluster::start();
     let a = start_ready_hub(config(&cluster)).await;
     let b = start_ready_hub(config(&cluster)).await;
+    for hub in [&a, &b] {
+        // Ready once every shard's loop reads (each loop counts itself in and out).
+        assert_eq!(hub.metric("hub_ready").await, 1);
+    }
     let mut clients: Vec<Joined> = Vec::new();
     for hub in [&a, &a, &a, &b, &b, &b] {
         let joined = hub.joined().await;

@@ -48,7 +48,7 @@
 //! see [`slot_tag`]). The instance leases (`hub:instance:<uid>`) live on slots of their own and are
 //! read by a command of their own (see `claim_session`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -155,6 +155,8 @@ pub struct RedisLog {
     shard: usize,
     /// Whether this stream's read loop is connected and reading.
     reading: Arc<AtomicBool>,
+    /// How many of the log's loops are not reading, shared by every shard's backend.
+    loops_down: Arc<AtomicUsize>,
 }
 
 impl RedisLog {
@@ -196,6 +198,7 @@ impl RedisLog {
             min_replicas: None,
             shard: 0,
             reading: Arc::new(AtomicBool::new(false)),
+            loops_down: Arc::new(AtomicUsize::new(1)),
         })
     }
 
@@ -207,8 +210,11 @@ impl RedisLog {
 
     /// Makes this the log's shard `shard` (`HUB_STREAM_SHARDS`): its entries are tagged with it,
     /// and a shard other than 0 leaves the instance's lease to shard 0's backend.
-    pub fn with_shard(mut self, shard: usize) -> RedisLog {
+    /// `loops_down` counts the log's loops not reading, shared by every shard's backend and
+    /// starting at the number of shards (`hub_ready` is 1 only while it is 0).
+    pub fn with_shard(mut self, shard: usize, loops_down: Arc<AtomicUsize>) -> RedisLog {
         self.shard = shard;
+        self.loops_down = loops_down;
         self
     }
 
@@ -426,6 +432,7 @@ impl LogBackend for RedisLog {
             min_replicas: self.min_replicas,
             shard: self.shard,
             reading: self.reading.clone(),
+            loops_down: self.loops_down.clone(),
         };
         actix::spawn(reader.run());
         if self.shard != 0 {

@@ -1,7 +1,7 @@
 //! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
 //! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub(super) struct Reader {
     pub(super) shard: usize,
     /// Whether this loop is connected and reading (`hub_ready` is every shard's loops together).
     pub(super) reading: Arc<AtomicBool>,
+    /// How many of the log's loops (one per shard) are not reading: shared by them all.
+    pub(super) loops_down: Arc<AtomicUsize>,
 }
 
 impl Reader {
@@ -77,8 +79,10 @@ impl Reader {
                 self.metrics.redis_errors.inc();
                 // Counted here, before the next connect, whether or not that one succeeds.
                 self.metrics.redis_reconnects.inc();
+                if self.reading.swap(false, Ordering::Relaxed) {
+                    self.loops_down.fetch_add(1, Ordering::Relaxed);
+                }
                 self.metrics.log_reading.set(0);
-                self.reading.store(false, Ordering::Relaxed);
                 let jittered = delay.mul_f64(0.5 + jitter());
                 warn!("stream read failed retry_in={jittered:?} error=\"{err}\"");
                 actix::clock::sleep(jittered).await;
@@ -149,8 +153,12 @@ impl Reader {
         *last = Some(from);
         *self.handed_on.lock().expect("never poisoned") = from;
         let mut checked = std::time::Instant::now();
-        self.metrics.log_reading.set(1);
-        self.reading.store(true, Ordering::Relaxed);
+        // `hub_ready` is 1 only while every shard's loop reads.
+        if !self.reading.swap(true, Ordering::Relaxed)
+            && self.loops_down.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            self.metrics.log_reading.set(1);
+        }
         while self.sink.connected() {
             if checked.elapsed() >= EPOCH_CHECK_EVERY {
                 if let (newest, true) = self.check_epoch(conn, from).await? {
