@@ -64,6 +64,9 @@ pub enum HistoryError {
     /// The log cannot be read now (503).
     #[error("log backend unavailable: retry later")]
     Unavailable,
+    /// The log cannot serve history in its configuration (several stream shards; 501).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 /// A position in the log: an offset, and the epoch it belongs to when the cursor carries one.
@@ -264,6 +267,7 @@ fn gone_or_unavailable(err: StoreError) -> HistoryError {
             "the cursor belongs to another log (it was replaced since): start again without a cursor"
                 .into(),
         ),
+        StoreError::Unsupported(why) => HistoryError::NotImplemented(why.to_owned()),
         _ => HistoryError::Unavailable,
     }
 }

@@ -59,6 +59,7 @@ use actors::ws_read::UnfinishedBudget;
 use app::{HubApp, SharedApp};
 use config::Config;
 use metrics::Metrics;
+use protocol::offset::shard_key;
 use rooms::RoomPatterns;
 use store::{Endpoint, LogBackend, MemoryLog, MinReplicas, RedisLog};
 
@@ -202,34 +203,49 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
     let hub = Hub::new(config.max_buffered_bytes, metrics.clone())
         .with_parser(config.parser)
         .start();
-    let backend: Box<dyn LogBackend> = match &config.redis_url {
+    let shards: Vec<Box<dyn LogBackend>> = match &config.redis_url {
         Some(url) => {
             let uid = recovery_random_uid();
             let endpoint = Endpoint::parse(url).map_err(io::Error::other)?;
             let where_ = endpoint.describe();
-            let log = RedisLog::new(
-                endpoint,
-                &config.stream_key,
-                config.max_len,
-                uid,
-                config.instance_lease,
-                metrics.clone(),
-            )
-            .map_err(io::Error::other)?
-            .with_idempotency_ttl(config.idempotency_ttl)
-            .with_min_replicas((config.redis_min_replicas > 0).then_some(MinReplicas {
+            let min_replicas = (config.redis_min_replicas > 0).then_some(MinReplicas {
                 replicas: config.redis_min_replicas,
                 timeout: config.redis_min_replicas_timeout,
-            }));
+            });
+            let shards = config.stream_shards;
+            let loops_down = Arc::new(std::sync::atomic::AtomicUsize::new(shards));
+            let mut logs: Vec<Box<dyn LogBackend>> = Vec::with_capacity(shards);
+            for shard in 0..shards {
+                let key = shard_key(&config.stream_key, shard, shards);
+                let log = RedisLog::new(
+                    endpoint.clone(),
+                    &key,
+                    config.max_len,
+                    uid,
+                    config.instance_lease,
+                    metrics.clone(),
+                )
+                .map_err(io::Error::other)?
+                .with_shard(shard, loops_down.clone())
+                .with_idempotency_ttl(config.idempotency_ttl)
+                .with_min_replicas(min_replicas);
+                logs.push(Box::new(log));
+            }
             info!(
-                "log backend=redis stream_key={:?} url={where_} max_len=~{} min_replicas={}",
+                "log backend=redis stream_key={:?} shards={shards} url={where_} max_len=~{} \
+                 min_replicas={}",
                 config.stream_key, config.max_len, config.redis_min_replicas
             );
-            Box::new(log)
+            logs
         }
         None if config.redis_min_replicas > 0 => {
             return Err(io::Error::other(
                 "HUB_REDIS_MIN_REPLICAS needs REDIS_URL: the embedded log has no replicas",
+            ));
+        }
+        None if config.stream_shards > 1 => {
+            return Err(io::Error::other(
+                "HUB_STREAM_SHARDS > 1 needs REDIS_URL: the embedded log is one stream in one process",
             ));
         }
         None => {
@@ -237,16 +253,16 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                 "log backend=embedded max_len={} max_bytes={}",
                 config.max_len, config.max_log_bytes
             );
-            Box::new(
+            vec![Box::new(
                 MemoryLog::new(config.max_len, config.max_log_bytes).with_idempotency(
                     config.idempotency_ttl,
                     config.idempotency_max_keys,
                     metrics.clone(),
                 ),
-            )
+            )]
         }
     };
-    let bridge = StreamBridge::new(backend, hub.clone(), metrics.clone()).start();
+    let bridge = StreamBridge::sharded(shards, hub.clone(), metrics.clone()).start();
     let recovery = Recovery::new(
         bridge.clone(),
         config.recovery_window,

@@ -8,7 +8,8 @@ use std::time::Duration;
 use awc::ws::CloseCode;
 use common::redis_server::RedisServer;
 use common::{
-    event_args, redis_config, start_hub, start_ready_hub, Joined, Received, TestHub, WsClient,
+    event_args, event_offset, redis_config, start_hub, start_ready_hub, Joined, Received, TestHub,
+    WsClient,
 };
 use realtime_hub::config::Config;
 use realtime_hub::protocol::{base64, msgpack};
@@ -34,27 +35,15 @@ async fn next_offset(client: &mut WsClient) -> String {
 }
 
 /// Sends `40{pid, offset}` on a new connection; returns it, the CONNECT reply's ids, and the
-/// notifications replayed before that reply.
+/// offsets of the notifications replayed before that reply.
 async fn resume(
     hub: &TestHub,
     pid: &str,
     offset: &str,
 ) -> (WsClient, (String, String), Vec<String>) {
-    let mut client = hub.send_resume(pid, offset).await;
-    let mut replayed = Vec::new();
-    loop {
-        let frame = client.recv_text_answering_pings().await;
-        if let Some(ids) = frame.strip_prefix("40") {
-            let reply: Value = serde_json::from_str(ids).unwrap();
-            let ids = (
-                reply["sid"].as_str().unwrap().to_owned(),
-                reply["pid"].as_str().unwrap().to_owned(),
-            );
-            return (client, ids, replayed);
-        }
-        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
-        replayed.push(args[2].as_str().unwrap().to_owned());
-    }
+    let resumed = hub.resume(pid, offset).await;
+    let replayed = resumed.replayed.iter().map(|f| event_offset(f)).collect();
+    (resumed.client, (resumed.sid, resumed.pid), replayed)
 }
 
 /// The first bulk string of a raw RESP reply, if any.

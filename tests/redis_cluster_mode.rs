@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::redis_cluster_nodes::{ClusterNodes, RedisCluster, Reply};
 use common::{
-    event_args, redis_config, start_ready_hub, within, Joined, TestHub, WsClient, WAIT_TIMEOUT,
+    event_args, event_offset, redis_config, start_ready_hub, within, Joined, TestHub, WsClient,
+    WAIT_TIMEOUT,
 };
 use futures_util::future::join;
 use realtime_hub::config::Config;
@@ -101,19 +102,12 @@ fn stream_length(cluster: &RedisCluster, key: &str) -> i64 {
 }
 
 /// Sends `40{pid, offset}` on a new connection to `hub`; returns the CONNECT reply's sid, the
-/// notifications replayed before it, and the connection (open: dropping it ends the session).
+/// offsets of the notifications replayed before it, and the connection (open: dropping it ends the
+/// session).
 async fn resume(hub: &TestHub, pid: &str, offset: &str) -> (String, Vec<String>, WsClient) {
-    let mut client = hub.send_resume(pid, offset).await;
-    let mut replayed = Vec::new();
-    loop {
-        let frame = client.recv_text_answering_pings().await;
-        if let Some(ids) = frame.strip_prefix("40") {
-            let reply: Value = serde_json::from_str(ids).unwrap();
-            return (reply["sid"].as_str().unwrap().to_owned(), replayed, client);
-        }
-        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
-        replayed.push(args[2].as_str().unwrap().to_owned());
-    }
+    let resumed = hub.resume(pid, offset).await;
+    let replayed = resumed.replayed.iter().map(|f| event_offset(f)).collect();
+    (resumed.sid, replayed, resumed.client)
 }
 
 async fn publish_ten(hub: &TestHub, name: &str) -> Vec<String> {

@@ -40,6 +40,7 @@ use super::outbound::{wire_len, Out, Outbound};
 use crate::config::Parser;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
+use crate::protocol::offset::Offset;
 use crate::protocol::target::{Namespace, Room, Target};
 use crate::protocol::{socketio, socketio_msgpack};
 use crate::store::LogEntry;
@@ -63,6 +64,11 @@ impl ConnId {
 pub struct Frame {
     /// The entry's log id, so a session can skip what it already sent (recovery handover).
     pub id: StreamId,
+    /// The shard (stream) of `id`: ids of different shards are not ordered.
+    pub shard: usize,
+    /// The recovery offset a client is up to date to once it has this frame (the one the packet
+    /// carries, unless volatile).
+    pub offset: Arc<Offset>,
     /// The packet: `42[…,"<id>"]` as text (`45N-[…]` for a binary event, its attachments after
     /// it), or one binary message with the msgpack parser.
     pub packet: Out,
@@ -75,6 +81,8 @@ impl Frame {
     pub fn text(id: StreamId, text: ByteString) -> Frame {
         Frame {
             id,
+            shard: 0,
+            offset: Arc::new(Offset::one(id)),
             packet: Out::Text(text),
             attachments: Arc::from([]),
         }
@@ -101,6 +109,8 @@ impl Frame {
         let bytes = socketio_msgpack::encode(&packet, &self.attachments);
         Some(Frame {
             id: self.id,
+            shard: self.shard,
+            offset: self.offset.clone(),
             packet: Out::Binary(Bytes::from(bytes)),
             attachments: Arc::from([]),
         })
@@ -430,15 +440,17 @@ fn wire_bytes(frames: &[Frame]) -> usize {
 /// array. With the msgpack parser: one binary message `{type:2, data:[…,"<id>"], nsp}`, its binary
 /// values inline.
 pub fn frame_entry(entry: &LogEntry, parser: Parser) -> Option<Frame> {
-    let offset = (!entry.volatile).then(|| entry.id.to_string());
+    let offset = entry.offset();
     let text = socketio::event_frame(
         entry.target.nsp.as_str(),
         &entry.args,
-        offset.as_deref(),
+        (!entry.volatile).then(|| offset.to_string()).as_deref(),
         entry.attachments.len(),
     )?;
     let frame = Frame {
         id: entry.id,
+        shard: entry.shard,
+        offset,
         packet: Out::Text(ByteString::from(text)),
         attachments: entry.attachments.clone(),
     };

@@ -38,12 +38,14 @@ use log::{debug, warn};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::stream_bridge::{
-    Barrier, ClaimSession, DropSession, KeepLive, ReadAfter, SaveSession, StreamBridge, Tip,
+    Barrier, ClaimSession, DropSession, HandedOn, KeepLive, ReadAfter, SaveSession, StreamBridge,
+    Tip,
 };
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
 use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::offset::Offset;
 use crate::protocol::target::Namespace;
 use crate::store::{Claim, LogEntry, ReplayScope, SessionRecord, StoreError};
 
@@ -127,7 +129,7 @@ pub struct Opened {
     /// The client is up to date up to here (on a resume: the newest entry read so far): live
     /// entries at or before it are not for this socket. `None` when the backend could not say (the
     /// session then starts without an offset).
-    pub offset: Option<StreamId>,
+    pub offset: Option<Offset>,
     /// On a resume: one of the `--max-replays` slots, held until the replay is written (dropped).
     pub slot: Option<ReplaySlot>,
     /// The socket's record, to keep (refresh) and release as it is: a resumed record's rooms and
@@ -145,8 +147,8 @@ pub struct ReplayCursor {
     /// Whose replay it is (epoch, namespace, rooms): entries not for the socket are read and passed
     /// over, and every page is checked against the epoch.
     pub scope: ReplayScope,
-    /// The newest entry read so far: the next page starts after it.
-    pub after: StreamId,
+    /// The newest entry read so far, per shard: the next page starts after it.
+    pub after: Offset,
     /// Entries the next page reads.
     pub count: usize,
 }
@@ -158,7 +160,7 @@ pub struct ReplayPage {
     pub missed: Vec<LogEntry>,
     /// The newest entry read so far, of any namespace: the client is up to date up to here once
     /// `missed` is written.
-    pub read_to: StreamId,
+    pub read_to: Offset,
     /// Where the next page starts; `None` once a page reached the log's end.
     pub more: Option<ReplayCursor>,
 }
@@ -296,7 +298,8 @@ impl ResumeRefused {
             ResumeRefused::Store(
                 StoreError::Unavailable(_)
                 | StoreError::OutcomeUnknown(_)
-                | StoreError::NotReplicated(_),
+                | StoreError::NotReplicated(_)
+                | StoreError::Unsupported(_),
             ) => "unavailable",
         }
     }
@@ -364,6 +367,47 @@ async fn claim(
     }
 }
 
+/// How long a resume polls for this instance's read loops to catch up with its offset.
+const CATCH_UP_POLL: Duration = Duration::from_millis(20);
+
+/// Parses a client's `offset` for this log (one id per shard) and, with several shards, waits up to
+/// `wait` until this instance's loops have handed on at least that much in every shard: a replay
+/// reads no shard past them, and a client whose offset moved back in some shard would get entries
+/// twice on its next resume (README "Beyond one stream: shards").
+async fn caught_up(
+    bridge: &Addr<StreamBridge>,
+    offset: &str,
+    wait: Duration,
+) -> Result<Offset, ResumeRefused> {
+    let unavailable = |err: MailboxError| StoreError::Unavailable(err.to_string());
+    let not_reading = || StoreError::Unavailable("the stream is not being read yet".into());
+    let handed_on = bridge.send(HandedOn).await.map_err(unavailable)?;
+    let shards = handed_on.as_ref().ok_or_else(not_reading)?.shards();
+    let offset = Offset::parse(offset, shards).map_err(|_| ResumeRefused::MalformedOffset)?;
+    if shards == 1 {
+        // One stream: a replay reads to the log's end, and the handover skips what comes live.
+        return Ok(offset);
+    }
+    let deadline = Instant::now() + wait;
+    let mut handed_on = handed_on;
+    loop {
+        let loops = handed_on.ok_or_else(not_reading)?;
+        if !offset.ahead_of(&loops) {
+            return Ok(offset);
+        }
+        if Instant::now() >= deadline {
+            let ahead = (0..shards)
+                .map(|shard| offset.id(shard))
+                .zip(loops.ids())
+                .find(|(id, handed)| id > handed)
+                .map_or(StreamId::ZERO, |(id, _)| id);
+            return Err(StoreError::OffsetAhead(ahead).into());
+        }
+        actix::clock::sleep(CATCH_UP_POLL).await;
+        handed_on = bridge.send(HandedOn).await.map_err(unavailable)?;
+    }
+}
+
 async fn resume(
     resumer: &Resumer,
     nsp: Namespace,
@@ -373,7 +417,7 @@ async fn resume(
     stays: &RoomCheck,
 ) -> Result<Opened, ResumeRefused> {
     let bridge = &resumer.bridge;
-    let offset: StreamId = offset.parse().map_err(|_| ResumeRefused::MalformedOffset)?;
+    let offset = caught_up(bridge, &offset, resumer.claim_wait).await?;
     let pid = Pid::from_wire(pid);
     let mut record = claim(bridge, &pid, owner, resumer.claim_wait).await?;
     // Joined rooms the socket may no longer be in are left before anything is replayed: a revoked
@@ -441,7 +485,7 @@ async fn resume(
     // rooms that the Hub fanned out before it knew them (see `Session::opened`).
     let more = first.more.or(Some(ReplayCursor {
         scope,
-        after: first.read_to,
+        after: first.read_to.clone(),
         count: FIRST_PAGE,
     }));
     Ok(Opened {
@@ -470,14 +514,15 @@ async fn read_page(
         })
         .await
         .map_err(|err| StoreError::Unavailable(err.to_string()))??;
-    let read_to = read.last.unwrap_or(cursor.after);
+    let read_to = read.read_to;
     // Sized by every entry read, skipped ones included: entries the backend does not hand on still
     // cost their size in the next page's reply.
     let count = next_page_count(read.read, read.bytes);
-    // Fewer read than asked for: the log's end (entries skipped by the backend still count as read).
-    let more = (read.read >= cursor.count).then(|| ReplayCursor {
+    // A shard read fewer than asked for reached its end (entries skipped by the backend still
+    // count as read); with several shards, none read past what the loops handed on.
+    let more = read.more.then(|| ReplayCursor {
         scope: cursor.scope.clone(),
-        after: read_to,
+        after: read_to.clone(),
         count,
     });
     let missed = read
@@ -534,7 +579,7 @@ async fn open_fresh(
         }
     };
     let (offset, epoch) = match position {
-        Some(position) => (Some(position.id), Some(position.epoch)),
+        Some(position) => (Some(position.offset), Some(position.epoch)),
         None => (None, None),
     };
     let mut record = SessionRecord::new(&sid, &pid, epoch);

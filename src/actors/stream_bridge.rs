@@ -34,11 +34,16 @@ use crate::metrics::Metrics;
 use crate::notification::Source;
 use crate::protocol::cluster;
 use crate::protocol::ids::{Pid, StreamId};
+use crate::protocol::offset::{shard_of, Offset};
 use crate::protocol::target::Target;
 use crate::store::{
-    AppendKey, Claim, KeyedAppend, LogBackend, LogEvent, LogRange, LogRead, Position, RangeQuery,
-    ReplayScope, SessionRecord, StoreError, StoreFuture,
+    AppendKey, Claim, Epoch, KeyedAppend, LogBackend, LogEvent, LogRange, RangeQuery, ReplayScope,
+    SessionRecord, StoreError, StoreFuture,
 };
+
+mod shards;
+
+pub use self::shards::{LogPosition, ReplayRead};
 
 /// How often the append path is probed while appends fail.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -81,12 +86,13 @@ pub struct PublishOnce {
 #[rtype(result = "Result<(), StoreError>")]
 pub struct RequestDisconnect(pub cluster::DisconnectSockets);
 
-/// Read up to `count` entries after `after` (a page of a recovery replay).
+/// Read up to `count` entries per shard after `after` (a page of a recovery replay), each stamped
+/// with the offset it carries.
 #[derive(Message)]
-#[rtype(result = "Result<LogRead, StoreError>")]
+#[rtype(result = "Result<ReplayRead, StoreError>")]
 pub struct ReadAfter {
-    /// Exclusive start.
-    pub after: StreamId,
+    /// Exclusive start, one id per shard.
+    pub after: Offset,
     /// Batch size.
     pub count: usize,
     /// The epoch, namespace and rooms the read is checked against.
@@ -98,10 +104,16 @@ pub struct ReadAfter {
 #[rtype(result = "Result<LogRange, StoreError>")]
 pub struct ReadRange(pub RangeQuery);
 
-/// The id of the newest entry, and the log's epoch.
+/// Where a fresh session starts (see [`LogPosition`]), and the log's epoch.
 #[derive(Message)]
-#[rtype(result = "Result<Position, StoreError>")]
+#[rtype(result = "Result<LogPosition, StoreError>")]
 pub struct Tip;
+
+/// What this instance's read loops have handed on to the Hub, shard by shard (`None` until every
+/// loop knows its start).
+#[derive(Message)]
+#[rtype(result = "Option<Offset>")]
+pub struct HandedOn;
 
 /// Write (refresh) a live session's copy, resumable only if this instance dies.
 #[derive(Message)]
@@ -150,14 +162,16 @@ pub struct IsReady;
 
 /// The actor.
 pub struct StreamBridge {
-    /// The log; nobody else holds it.
-    backend: Box<dyn LogBackend>,
+    /// The log, one backend per shard (`HUB_STREAM_SHARDS`; one stream: one); nobody else holds
+    /// it. Shard 0's also holds the session records.
+    shards: Vec<Box<dyn LogBackend>>,
     /// Where entries go once read.
     hub: Addr<Hub>,
-    /// The last entry handed to the Hub, logged at shutdown.
-    last_read: StreamId,
-    /// Where the read loop starts; `None` until it knows.
-    reading_from: Option<StreamId>,
+    /// Per shard, the last entry handed to the Hub (or where its loop started): every entry a
+    /// client gets carries this as its offset, and a replay reads no shard past it.
+    handed_on: Offset,
+    /// Where each shard's read loop starts; `None` until it knows.
+    reading_from: Vec<Option<StreamId>>,
     /// `hub_ready` for a backend that knows its start at once (Redis's read loop sets its own);
     /// `hub_appends_failing` and the append counters.
     metrics: Arc<Metrics>,
@@ -172,14 +186,41 @@ impl StreamBridge {
         hub: Addr<Hub>,
         metrics: Arc<Metrics>,
     ) -> StreamBridge {
+        StreamBridge::sharded(vec![backend], hub, metrics)
+    }
+
+    /// A bridge over a log of `shards.len()` streams (at least one), shard 0 first.
+    pub fn sharded(
+        shards: Vec<Box<dyn LogBackend>>,
+        hub: Addr<Hub>,
+        metrics: Arc<Metrics>,
+    ) -> StreamBridge {
+        assert!(!shards.is_empty(), "a log has at least one stream");
         StreamBridge {
-            backend,
+            handed_on: Offset::zero(shards.len()),
+            reading_from: vec![None; shards.len()],
+            shards,
             hub,
-            last_read: StreamId::ZERO,
-            reading_from: None,
             metrics,
             probing: false,
         }
+    }
+
+    /// The backend of the shard `target`'s entries go to.
+    fn shard_for(&mut self, target: &Target) -> &mut dyn LogBackend {
+        let rooms: Vec<&str> = target.rooms.iter().map(|room| room.as_str()).collect();
+        let shard = shard_of(&rooms, self.shards.len());
+        self.shards[shard].as_mut()
+    }
+
+    /// Shard 0's backend: the session records, disconnect requests.
+    fn first(&mut self) -> &mut dyn LogBackend {
+        self.shards[0].as_mut()
+    }
+
+    /// Whether every shard's read loop knows its start.
+    fn reading(&self) -> bool {
+        self.reading_from.iter().all(Option::is_some)
     }
 
     /// Counts an append's result: a success makes appends healthy again, a failure unhealthy
@@ -257,7 +298,13 @@ impl StreamBridge {
             self.probing = false;
             return;
         }
-        let probe = self.backend.probe_append();
+        let probes: Vec<_> = self.shards.iter_mut().map(|s| s.probe_append()).collect();
+        let probe = async move {
+            for probe in probes {
+                probe.await?;
+            }
+            Ok::<(), StoreError>(())
+        };
         ctx.spawn(fut::wrap_future(probe).map(|result, act: &mut Self, ctx| {
             if result.is_ok() {
                 act.metrics.appends_failing.set(0);
@@ -268,16 +315,24 @@ impl StreamBridge {
         }));
     }
 
-    /// Runs `call` on the backend once the read loop has a start; refuses it before.
+    /// Shard `shard`'s loop starts after `from`: nothing at or before it is handed on.
+    fn start_at(&mut self, shard: usize, from: StreamId) {
+        if let Some(start) = self.reading_from.get_mut(shard) {
+            *start = Some(from);
+            self.handed_on.advance(shard, from);
+        }
+    }
+
+    /// Runs `call` once every read loop has a start; refuses it before.
     fn when_reading<T: 'static>(
         &mut self,
-        call: impl FnOnce(&mut dyn LogBackend) -> StoreFuture<T>,
+        call: impl FnOnce(&mut Self) -> StoreFuture<T>,
     ) -> StoreFuture<T> {
-        if self.reading_from.is_none() {
+        if !self.reading() {
             let refused = StoreError::Unavailable("the stream is not being read yet".into());
             return Box::pin(std::future::ready(Err(refused)));
         }
-        call(self.backend.as_mut())
+        call(self)
     }
 }
 
@@ -285,14 +340,19 @@ impl Actor for StreamBridge {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.reading_from = self.backend.start_reading(ctx.address().recipient());
-        if self.reading_from.is_some() && self.backend.is_ready() {
+        for shard in 0..self.shards.len() {
+            let start = self.shards[shard].start_reading(ctx.address().recipient());
+            if let Some(from) = start {
+                self.start_at(shard, from);
+            }
+        }
+        if self.reading() && self.shards.iter().all(|s| s.is_ready()) {
             self.metrics.log_reading.set(1);
         }
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        info!("stream bridge stopped last_entry={}", self.last_read);
+        info!("stream bridge stopped last_entry={}", self.handed_on);
     }
 }
 
@@ -300,7 +360,8 @@ impl Handler<Publish> for StreamBridge {
     type Result = ResponseActFuture<Self, Result<StreamId, StoreError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
-        let append = self.when_reading(|log| log.append(&msg.target, msg.args));
+        let append =
+            self.when_reading(|act| act.shard_for(&msg.target).append(&msg.target, msg.args));
         let started = self.metrics.append_seconds.is_on().then(Instant::now);
         Box::pin(
             fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
@@ -317,7 +378,10 @@ impl Handler<PublishOnce> for StreamBridge {
     type Result = ResponseActFuture<Self, Result<KeyedAppend, StoreError>>;
 
     fn handle(&mut self, msg: PublishOnce, _: &mut Self::Context) -> Self::Result {
-        let append = self.when_reading(|log| log.append_once(&msg.target, msg.args, &msg.key));
+        let append = self.when_reading(|act| {
+            act.shard_for(&msg.target)
+                .append_once(&msg.target, msg.args, &msg.key)
+        });
         let started = self.metrics.append_seconds.is_on().then(Instant::now);
         Box::pin(
             fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
@@ -352,7 +416,7 @@ impl Handler<RequestDisconnect> for StreamBridge {
         RequestDisconnect(request): RequestDisconnect,
         _: &mut Self::Context,
     ) -> Self::Result {
-        let append = self.when_reading(|log| log.disconnect_sockets(&request));
+        let append = self.when_reading(|act| act.first().disconnect_sockets(&request));
         Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
             act.appended(&result, ctx);
             result
@@ -365,10 +429,13 @@ impl Handler<LogEvent> for StreamBridge {
 
     fn handle(&mut self, event: LogEvent, _: &mut Self::Context) {
         match event {
-            LogEvent::ReadingFrom(start) => self.reading_from = Some(start),
-            LogEvent::Entries(entries) => {
+            LogEvent::ReadingFrom { shard, from } => self.start_at(shard, from),
+            LogEvent::Entries(mut entries) => {
+                for entry in &mut entries {
+                    self.handed_on.advance(entry.shard, entry.id);
+                    entry.position = Some(Arc::new(self.handed_on.clone()));
+                }
                 if let Some(last) = entries.last() {
-                    self.last_read = last.id;
                     let behind = crate::store::now_ms().saturating_sub(last.id.ms);
                     self.metrics.read_lag_ms.set(behind as i64);
                     self.hub.do_send(Fanout(entries));
@@ -385,10 +452,14 @@ impl Handler<LogEvent> for StreamBridge {
 }
 
 impl Handler<ReadAfter> for StreamBridge {
-    type Result = ResponseFuture<Result<LogRead, StoreError>>;
+    type Result = ResponseFuture<Result<ReplayRead, StoreError>>;
 
     fn handle(&mut self, msg: ReadAfter, _: &mut Self::Context) -> Self::Result {
-        self.when_reading(|log| log.read_after(msg.after, msg.count, &msg.scope))
+        // Several shards: no shard is read past what the loops handed on (see `shards`).
+        let bound = (self.shards.len() > 1).then(|| self.handed_on.clone());
+        self.when_reading(|act| {
+            shards::read_replay(&mut act.shards, msg.after, bound, msg.count, &msg.scope)
+        })
     }
 }
 
@@ -396,15 +467,51 @@ impl Handler<ReadRange> for StreamBridge {
     type Result = ResponseFuture<Result<LogRange, StoreError>>;
 
     fn handle(&mut self, ReadRange(query): ReadRange, _: &mut Self::Context) -> Self::Result {
-        self.when_reading(|backend| backend.read_range(&query))
+        if self.shards.len() > 1 {
+            let refused = StoreError::Unsupported(
+                "the history API reads a log of one stream; this hub runs HUB_STREAM_SHARDS > 1",
+            );
+            return Box::pin(std::future::ready(Err(refused)));
+        }
+        self.when_reading(|act| act.first().read_range(&query))
     }
 }
 
 impl Handler<Tip> for StreamBridge {
-    type Result = ResponseFuture<Result<Position, StoreError>>;
+    type Result = ResponseFuture<Result<LogPosition, StoreError>>;
 
     fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
-        self.when_reading(|log| log.tip())
+        let handed_on = self.handed_on.clone();
+        self.when_reading(|act| {
+            let tips: Vec<_> = act.shards.iter_mut().map(|shard| shard.tip()).collect();
+            Box::pin(async move {
+                let mut epochs = Vec::with_capacity(tips.len());
+                let mut newest = StreamId::ZERO;
+                for tip in tips {
+                    let position = tip.await?;
+                    newest = position.id;
+                    epochs.push(position.epoch);
+                }
+                // One stream: its newest entry (the handover skips what comes live up to it).
+                // Several: what the loops handed on, so no later entry's offset is behind it.
+                let offset = match epochs.len() {
+                    1 => Offset::one(newest),
+                    _ => handed_on,
+                };
+                Ok(LogPosition {
+                    offset,
+                    epoch: Epoch::joined(&epochs),
+                })
+            })
+        })
+    }
+}
+
+impl Handler<HandedOn> for StreamBridge {
+    type Result = Option<Offset>;
+
+    fn handle(&mut self, _: HandedOn, _: &mut Self::Context) -> Option<Offset> {
+        self.reading().then(|| self.handed_on.clone())
     }
 }
 
@@ -412,7 +519,7 @@ impl Handler<KeepLive> for StreamBridge {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, msg: KeepLive, _: &mut Self::Context) -> Self::Result {
-        self.backend.keep_live(msg.record, msg.ttl)
+        self.first().keep_live(msg.record, msg.ttl)
     }
 }
 
@@ -420,7 +527,7 @@ impl Handler<SaveSession> for StreamBridge {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, msg: SaveSession, _: &mut Self::Context) -> Self::Result {
-        self.backend.save_session(msg.record, msg.ttl)
+        self.first().save_session(msg.record, msg.ttl)
     }
 }
 
@@ -428,7 +535,7 @@ impl Handler<ClaimSession> for StreamBridge {
     type Result = ResponseFuture<Result<Claim, StoreError>>;
 
     fn handle(&mut self, claim: ClaimSession, _: &mut Self::Context) -> Self::Result {
-        self.backend
+        self.first()
             .claim_session(&claim.pid, claim.owner.as_deref())
     }
 }
@@ -437,7 +544,7 @@ impl Handler<DropSession> for StreamBridge {
     type Result = ResponseFuture<Result<(), StoreError>>;
 
     fn handle(&mut self, DropSession(pid): DropSession, _: &mut Self::Context) -> Self::Result {
-        self.backend.drop_session(&pid)
+        self.first().drop_session(&pid)
     }
 }
 
@@ -445,9 +552,11 @@ impl Handler<Barrier> for StreamBridge {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: Barrier, _: &mut Self::Context) -> Self::Result {
-        let round_trip = self.backend.tip();
+        let round_trips: Vec<_> = self.shards.iter_mut().map(|shard| shard.tip()).collect();
         Box::pin(async move {
-            let _ = round_trip.await;
+            for round_trip in round_trips {
+                let _ = round_trip.await;
+            }
         })
     }
 }
@@ -456,8 +565,8 @@ impl Handler<IsReady> for StreamBridge {
     type Result = bool;
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
-        self.reading_from.is_some()
-            && self.backend.is_ready()
+        self.reading()
+            && self.shards.iter().all(|shard| shard.is_ready())
             && self.metrics.appends_failing.get() == 0
     }
 }

@@ -76,9 +76,8 @@ pub struct Config {
         value_name = "KEY"
     )]
     pub stream_key: String,
-    /// Streams the log is sharded over; only 1 (one stream, the Node adapter's format) is built:
-    /// more is refused at start (README "Beyond one stream: shards" has the design)
-    // Refused rather than half-built: a hub that accepted 4 and used one stream would mislead.
+    /// Streams the log is sharded over: 1 (one stream, the Node adapter's format, Node peers
+    /// compatible) or more, on Redis only (README "Beyond one stream: shards")
     #[arg(long, env = "HUB_STREAM_SHARDS", default_value = "1", value_name = "N",
           value_parser = stream_shards)]
     pub stream_shards: usize,

@@ -25,16 +25,18 @@ pub(super) fn at_least_one(value: &str) -> Result<usize, &'static str> {
     }
 }
 
-/// `HUB_STREAM_SHARDS`: 1, the only count built so far (one stream, the Node-compatible mode).
-/// Anything else is refused with the reason, never accepted and run on one stream.
-pub(super) fn stream_shards(value: &str) -> Result<usize, &'static str> {
+/// The most streams the log may be sharded over: every instance runs a read loop per shard, and
+/// every offset a client holds has an id per shard.
+pub const MAX_STREAM_SHARDS: usize = 64;
+
+/// `HUB_STREAM_SHARDS`: 1 (one stream, the Node-compatible mode) to [`MAX_STREAM_SHARDS`].
+pub(super) fn stream_shards(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
-        Ok(1) => Ok(1),
-        Ok(n) if n > 1 => Err(
-            "sharding the log over several streams is not built yet: only 1 \
-             (one stream) runs; see README \"Beyond one stream: shards\"",
-        ),
-        _ => Err("expected 1 (one stream)"),
+        Ok(n @ 1..=MAX_STREAM_SHARDS) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of streams from 1 (one stream, the default) to \
+             {MAX_STREAM_SHARDS}"
+        )),
     }
 }
 

@@ -452,18 +452,21 @@ fn cors_origins_are_kept_as_browsers_send_them_or_refused() {
 }
 
 #[test]
-fn stream_shards_default_to_one_stream_and_refuse_more_until_sharding_is_built() {
+fn stream_shards_default_to_one_stream_and_take_up_to_the_maximum() {
     assert_eq!(config(&[], &[]).stream_shards, 1);
     assert_eq!(config(&[("HUB_STREAM_SHARDS", "1")], &[]).stream_shards, 1);
-    for bad in ["4", "2", "0", "many"] {
+    assert_eq!(config(&[("HUB_STREAM_SHARDS", "4")], &[]).stream_shards, 4);
+    assert_eq!(
+        config(&[("HUB_STREAM_SHARDS", "64")], &[]).stream_shards,
+        64
+    );
+    for bad in ["0", "65", "-1", "many", "4.5"] {
         let err = parse(&[("HUB_STREAM_SHARDS", bad)], &[])
-            .expect_err("only one stream is built: anything else is refused at start");
+            .expect_err("a shard count out of range is refused at start");
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
-        if bad == "4" {
-            assert!(
-                err.to_string().contains("not built yet"),
-                "the refusal says why: {err}"
-            );
-        }
+        assert!(
+            err.to_string().contains("from 1"),
+            "says what it takes: {err}"
+        );
     }
 }

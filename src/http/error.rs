@@ -170,6 +170,10 @@ pub enum ApiError {
     /// The log cannot be read now (Redis down): 503, retry later.
     #[error("log backend unavailable: retry later")]
     LogUnavailable,
+    /// This hub's configuration cannot serve the request at all (the history API over several
+    /// stream shards): 501; the message says why.
+    #[error("{0}")]
+    NotImplemented(String),
     /// The request's `Origin` is neither the hub's own nor in `HUB_CORS_ORIGINS`: 403.
     #[error("cross-origin request refused: Origin is neither this hub nor in HUB_CORS_ORIGINS")]
     ForeignOrigin,
@@ -208,6 +212,7 @@ impl ResponseError for ApiError {
             | ApiError::DisconnectOutcomeUnknown
             | ApiError::LogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout { .. } | ApiError::EmptyRequestTimeout => {
                 StatusCode::REQUEST_TIMEOUT

@@ -106,6 +106,7 @@ impl From<HistoryError> for ApiError {
             HistoryError::BadRequest(why) => ApiError::BadRequest(why),
             HistoryError::Gone(why) => ApiError::Gone(why),
             HistoryError::Unavailable => ApiError::LogUnavailable,
+            HistoryError::NotImplemented(why) => ApiError::NotImplemented(why),
         }
     }
 }

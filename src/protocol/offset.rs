@@ -10,7 +10,6 @@
 //! Redis Cluster spreads the shards over its slots)
 //! ```
 //!
-//! Only the codec is in use so far: `HUB_STREAM_SHARDS` refuses anything but 1 at start.
 
 use std::fmt;
 
@@ -43,9 +42,41 @@ impl Offset {
         Offset(vec![StreamId::ZERO; shards.max(1)])
     }
 
+    /// The offset of a log of one stream: `id` itself.
+    pub fn one(id: StreamId) -> Offset {
+        Offset(vec![id])
+    }
+
     /// The ids, shard 0 first.
     pub fn ids(&self) -> &[StreamId] {
         &self.0
+    }
+
+    /// How many shards it has ids for.
+    pub fn shards(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The id of `shard` (`0-0` for a shard it has none for).
+    pub fn id(&self, shard: usize) -> StreamId {
+        self.0.get(shard).copied().unwrap_or(StreamId::ZERO)
+    }
+
+    /// Whether it is past `other` in some shard: a client's offset ahead of what an instance's read
+    /// loops handed on (their ids compared shard by shard, never across shards).
+    pub fn ahead_of(&self, other: &Offset) -> bool {
+        self.0
+            .iter()
+            .enumerate()
+            .any(|(shard, id)| *id > other.id(shard))
+    }
+
+    /// Shard by shard the newer id of the two (the shards of `self`).
+    pub fn max(mut self, other: &Offset) -> Offset {
+        for (shard, id) in self.0.iter_mut().enumerate() {
+            *id = (*id).max(other.id(shard));
+        }
+        self
     }
 
     /// Parses a client's offset for a log of `shards` shards: exactly one id per shard, so an offset
@@ -76,10 +107,15 @@ impl Offset {
     /// The offset once entry `id` of `shard` is delivered (a shard never moves back; an unknown
     /// shard changes nothing).
     pub fn advanced(mut self, shard: usize, id: StreamId) -> Offset {
+        self.advance(shard, id);
+        self
+    }
+
+    /// [`advanced`](Self::advanced), in place.
+    pub fn advance(&mut self, shard: usize, id: StreamId) {
         if let Some(last) = self.0.get_mut(shard) {
             *last = (*last).max(id);
         }
-        self
     }
 }
 
@@ -189,6 +225,21 @@ mod tests {
         let offset = offset.advanced(0, id("7-0")).advanced(1, id("8-0"));
         assert_eq!(offset.to_string(), "7-0,9-0", "a shard never moves back");
         assert_eq!(offset.clone().advanced(5, id("1-0")), offset);
+    }
+
+    #[test]
+    fn ahead_and_max_compare_shard_by_shard() {
+        let loop_at = Offset::parse("5-0,9-0", 2).unwrap();
+        assert!(!Offset::parse("5-0,9-0", 2).unwrap().ahead_of(&loop_at));
+        assert!(!Offset::parse("4-0,1-0", 2).unwrap().ahead_of(&loop_at));
+        assert!(Offset::parse("6-0,1-0", 2).unwrap().ahead_of(&loop_at));
+        assert!(Offset::parse("1-0,9-1", 2).unwrap().ahead_of(&loop_at));
+        let merged = Offset::parse("6-0,1-0", 2).unwrap().max(&loop_at);
+        assert_eq!(merged.to_string(), "6-0,9-0");
+        assert_eq!(loop_at.id(1), id("9-0"));
+        assert_eq!(loop_at.id(7), StreamId::ZERO);
+        assert_eq!(Offset::one(id("3-1")).to_string(), "3-1");
+        assert_eq!(loop_at.shards(), 2);
     }
 
     #[test]

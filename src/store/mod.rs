@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::cluster::DisconnectSockets;
 use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::offset::Offset;
 use crate::protocol::target::{Namespace, Target};
 
 /// One broadcast in the log.
@@ -75,6 +76,12 @@ pub struct LogEntry {
     /// The binary values of the event, in placeholder order (a Node peer's `io.emit("x", buffer)`);
     /// empty for a plain event. Delivered as a BINARY_EVENT followed by one binary message each.
     pub attachments: Arc<[Bytes]>,
+    /// The shard (stream) it was read from: 0 with one stream (`HUB_STREAM_SHARDS`).
+    pub shard: usize,
+    /// The recovery offset a client is up to date to once it got this entry (the event's last
+    /// argument): set by the StreamBridge as it hands the entry on or replays it. `None` until
+    /// then; [`LogEntry::offset`] falls back to the entry's id (a log of one stream).
+    pub position: Option<Arc<Offset>>,
 }
 
 impl LogEntry {
@@ -86,7 +93,17 @@ impl LogEntry {
             args,
             volatile: false,
             attachments: Arc::from([]),
+            shard: 0,
+            position: None,
         }
+    }
+
+    /// The recovery offset it carries: its [`position`](Self::position), or with none yet its id
+    /// as the offset of a log of one stream.
+    pub fn offset(&self) -> Arc<Offset> {
+        self.position
+            .clone()
+            .unwrap_or_else(|| Arc::new(Offset::one(self.id)))
     }
 }
 
@@ -109,6 +126,23 @@ impl Epoch {
     /// The epoch as stored.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The epoch of a log of several streams (`HUB_STREAM_SHARDS`): each shard's, shard 0 first,
+    /// `,`-separated (an epoch is hex, so the parts come back whole from [`Epoch::parts`]).
+    pub fn joined(parts: &[Epoch]) -> Epoch {
+        Epoch(
+            parts
+                .iter()
+                .map(Epoch::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
+    /// The shards' epochs of a [`joined`](Epoch::joined) epoch (one part for a log of one stream).
+    pub fn parts(&self) -> Vec<Epoch> {
+        self.0.split(',').map(Epoch::from).collect()
     }
 }
 
@@ -318,6 +352,9 @@ pub enum StoreError {
     /// `restoreSession` fails on such an entry too.
     #[error("entry {0} may be addressed to the socket and cannot be replayed")]
     Unreplayable(StreamId),
+    /// The log cannot do this in its configuration (e.g. the history API over several shards).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// A backend call in flight.
@@ -336,8 +373,13 @@ pub struct Position {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum LogEvent {
-    /// The loop found its start: it hands on every entry after this id, and none before.
-    ReadingFrom(StreamId),
+    /// The loop of `shard` found its start: it hands on every entry after `from`, and none before.
+    ReadingFrom {
+        /// The shard (stream) the loop reads: 0 with one stream.
+        shard: usize,
+        /// Its start.
+        from: StreamId,
+    },
     /// New entries.
     Entries(Vec<LogEntry>),
     /// A request to disconnect the sockets of a target (a cluster DISCONNECT_SOCKETS entry, this

@@ -48,6 +48,7 @@
 //! see [`slot_tag`]). The instance leases (`hub:instance:<uid>`) live on slots of their own and are
 //! read by a command of their own (see `claim_session`).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -149,6 +150,13 @@ pub struct RedisLog {
     handed_on: Arc<Mutex<StreamId>>,
     /// `HUB_REDIS_MIN_REPLICAS`, if set.
     min_replicas: Option<MinReplicas>,
+    /// Which shard of the log this stream is (`HUB_STREAM_SHARDS`; 0 with one stream): its entries
+    /// are tagged with it, and only shard 0 keeps the instance's lease (one per instance).
+    shard: usize,
+    /// Whether this stream's read loop is connected and reading.
+    reading: Arc<AtomicBool>,
+    /// How many of the log's loops are not reading, shared by every shard's backend.
+    loops_down: Arc<AtomicUsize>,
 }
 
 impl RedisLog {
@@ -188,12 +196,25 @@ impl RedisLog {
             lease,
             handed_on: Arc::new(Mutex::new(StreamId::ZERO)),
             min_replicas: None,
+            shard: 0,
+            reading: Arc::new(AtomicBool::new(false)),
+            loops_down: Arc::new(AtomicUsize::new(1)),
         })
     }
 
     /// Keeps idempotency keys for `ttl` ([`super::DEFAULT_IDEMPOTENCY_TTL`] unless set).
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> RedisLog {
         self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Makes this the log's shard `shard` (`HUB_STREAM_SHARDS`): its entries are tagged with it,
+    /// and a shard other than 0 leaves the instance's lease to shard 0's backend.
+    /// `loops_down` counts the log's loops not reading, shared by every shard's backend and
+    /// starting at the number of shards (`hub_ready` is 1 only while it is 0).
+    pub fn with_shard(mut self, shard: usize, loops_down: Arc<AtomicUsize>) -> RedisLog {
+        self.shard = shard;
+        self.loops_down = loops_down;
         self
     }
 
@@ -409,8 +430,14 @@ impl LogBackend for RedisLog {
             uid: self.uid.clone(),
             handed_on: self.handed_on.clone(),
             min_replicas: self.min_replicas,
+            shard: self.shard,
+            reading: self.reading.clone(),
+            loops_down: self.loops_down.clone(),
         };
         actix::spawn(reader.run());
+        if self.shard != 0 {
+            return None;
+        }
         actix::spawn(keep_lease(
             self.commands.clone(),
             format!("{INSTANCE_KEY_PREFIX}{}", self.uid),
@@ -516,7 +543,7 @@ impl LogBackend for RedisLog {
     }
 
     fn is_ready(&self) -> bool {
-        self.metrics.log_reading.get() == 1
+        self.reading.load(Ordering::Relaxed)
     }
 }
 

@@ -113,6 +113,8 @@ pub(super) fn log_entry(id: StreamId, nsp: String, broadcast: adapter::Broadcast
         args: broadcast.args.into(),
         volatile: broadcast.volatile,
         attachments: broadcast.attachments.into_iter().map(Bytes::from).collect(),
+        shard: 0,
+        position: None,
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -57,6 +58,12 @@ pub(super) struct Reader {
     pub(super) handed_on: Arc<Mutex<StreamId>>,
     /// With `HUB_REDIS_MIN_REPLICAS`: entries are handed on only once that many replicas have them.
     pub(super) min_replicas: Option<MinReplicas>,
+    /// The shard this loop reads (`HUB_STREAM_SHARDS`): its entries are tagged with it.
+    pub(super) shard: usize,
+    /// Whether this loop is connected and reading (`hub_ready` is every shard's loops together).
+    pub(super) reading: Arc<AtomicBool>,
+    /// How many of the log's loops (one per shard) are not reading: shared by them all.
+    pub(super) loops_down: Arc<AtomicUsize>,
 }
 
 impl Reader {
@@ -85,6 +92,9 @@ impl Reader {
                 self.metrics.redis_errors.inc();
                 // Counted here, before the next connect, whether or not that one succeeds.
                 self.metrics.redis_reconnects.inc();
+                if self.reading.swap(false, Ordering::Relaxed) {
+                    self.loops_down.fetch_add(1, Ordering::Relaxed);
+                }
                 self.metrics.log_reading.set(0);
                 let jittered = delay.mul_f64(0.5 + jitter());
                 warn!("stream read failed retry_in={jittered:?} error=\"{err}\"");
@@ -148,14 +158,22 @@ impl Reader {
             }
             None => {
                 info!("stream reading key={} after={newest}", self.key);
-                self.sink.do_send(LogEvent::ReadingFrom(newest));
+                self.sink.do_send(LogEvent::ReadingFrom {
+                    shard: self.shard,
+                    from: newest,
+                });
                 newest
             }
         };
         *last = Some(from);
         *self.handed_on.lock().expect("never poisoned") = from;
         let mut checked = Instant::now();
-        self.metrics.log_reading.set(1);
+        // `hub_ready` is 1 only while every shard's loop reads.
+        if !self.reading.swap(true, Ordering::Relaxed)
+            && self.loops_down.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            self.metrics.log_reading.set(1);
+        }
         // Beside every step, never inside one: a step cut short at one of its awaits has handed
         // nothing on from the batch it was reading (`hand_on` comes after the last await).
         let mut renamed = pin!(renamed(self.endpoint.clone(), named));
@@ -226,6 +244,10 @@ impl Reader {
                 *self.handed_on.lock().expect("never poisoned") = newest;
             }
             let commands = disconnects_in(items, &self.metrics.entries_skipped);
+            let mut entries = entries;
+            for entry in &mut entries {
+                entry.shard = self.shard;
+            }
             hand_on(&self.sink, entries, commands);
         }
         Ok(true)

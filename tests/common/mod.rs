@@ -257,6 +257,27 @@ impl TestHub {
         client
     }
 
+    /// Sends `40{pid, offset}` on a new connection and reads up to the CONNECT reply: the reply's
+    /// ids, the frames before it (the replayed events, as sent), and the open connection.
+    pub async fn resume(&self, pid: &str, offset: &str) -> Resumed {
+        let mut client = self.send_resume(pid, offset).await;
+        let mut replayed = Vec::new();
+        loop {
+            let frame = client.recv_text_answering_pings().await;
+            if let Some(ids) = frame.strip_prefix("40") {
+                let reply: Value = serde_json::from_str(ids).expect("CONNECT reply is JSON");
+                let id = |name: &str| reply[name].as_str().unwrap_or_default().to_owned();
+                return Resumed {
+                    sid: id("sid"),
+                    pid: id("pid"),
+                    replayed,
+                    client,
+                };
+            }
+            replayed.push(frame);
+        }
+    }
+
     /// Waits (bounded) until `/readyz` answers 200: the log is reachable and being read.
     pub async fn wait_ready(&self) {
         for _ in 0..250 {
@@ -322,6 +343,26 @@ impl TestHub {
         assert_eq!(status, 201, "notify answered {answer}");
         answer["offset"].as_str().expect("offset").to_owned()
     }
+}
+
+/// A resume attempt answered (see [`TestHub::resume`]).
+pub struct Resumed {
+    /// The CONNECT reply's sid.
+    pub sid: String,
+    /// The CONNECT reply's pid: the one sent if the session was recovered.
+    pub pid: String,
+    /// The frames written before the CONNECT reply (the replay).
+    pub replayed: Vec<String>,
+    /// The connection, open.
+    pub client: WsClient,
+}
+
+/// The offset (last argument) of an event frame.
+pub fn event_offset(frame: &str) -> String {
+    let args = event_args(frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
+    let last = args.last().and_then(Value::as_str);
+    last.unwrap_or_else(|| panic!("no offset in {frame}"))
+        .to_owned()
 }
 
 /// A client joined to `/`.

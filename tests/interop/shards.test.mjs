@@ -1,6 +1,6 @@
 // HUB_STREAM_SHARDS: 1 (the default) is today's single stream, its offsets `<ms>-<seq>` across
-// instances; any other count is refused at start until sharding is built (README "Beyond one
-// stream: shards"), never accepted and run on one stream.
+// instances; a count out of range, or more than one stream without Redis, is refused at start
+// (README "Beyond one stream: shards"), never accepted and run on one stream.
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -17,9 +17,10 @@ const HUB_BIN = process.env.HUB_BIN ?? path.join(root, "target/debug/realtime-hu
 const redis = await startRedis();
 after(() => redis.stop());
 
-test("HUB_STREAM_SHARDS=4 is refused at start with the reason (exit 2), before listening", async () => {
+/** Starts the hub binary with exactly `env`; resolves to its exit code and stderr (killed after 10 s). */
+async function exitOf(env) {
   const child = spawn(HUB_BIN, ["--host", "127.0.0.1", "--port", "0"], {
-    env: { ...process.env, REDIS_URL: redis.url, HUB_STREAM_SHARDS: "4" },
+    env,
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
@@ -28,9 +29,26 @@ test("HUB_STREAM_SHARDS=4 is refused at start with the reason (exit 2), before l
   const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
   const code = await new Promise((resolve) => child.once("exit", resolve));
   clearTimeout(timer);
-  assert.equal(code, 2, stderr);
-  assert.match(stderr, /HUB_STREAM_SHARDS|stream-shards/);
-  assert.match(stderr, /not built yet/);
+  return { code, stderr };
+}
+
+test("HUB_STREAM_SHARDS out of range is refused at start with the reason (exit 2), before listening", async () => {
+  for (const shards of ["0", "65", "four"]) {
+    const { code, stderr } = await exitOf({ ...process.env, REDIS_URL: redis.url, HUB_STREAM_SHARDS: shards });
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /stream-shards/);
+    assert.match(stderr, /from 1/);
+    assert.doesNotMatch(stderr, /listening on/);
+  }
+});
+
+test("HUB_STREAM_SHARDS=4 without REDIS_URL is refused at start: the embedded log is one stream", async () => {
+  const env = { ...process.env, HUB_STREAM_SHARDS: "4" };
+  delete env.REDIS_URL;
+  const { code, stderr } = await exitOf(env);
+  assert.notEqual(code, 0, stderr);
+  assert.notEqual(code, null, "it exited by itself");
+  assert.match(stderr, /HUB_STREAM_SHARDS > 1 needs REDIS_URL/);
   assert.doesNotMatch(stderr, /listening on/);
 });
 

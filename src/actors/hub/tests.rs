@@ -443,6 +443,8 @@ fn frame_to_msgpack_puts_a_binary_events_attachments_inline() {
     // What a Node peer's io.emit("bin", Buffer.from([1,2,3])) frames as for JSON clients.
     let frame = Frame {
         id: StreamId::new(5, 0),
+        shard: 0,
+        offset: Arc::new(crate::protocol::offset::Offset::one(StreamId::new(5, 0))),
         packet: Out::Text(r#"451-["bin",{"_placeholder":true,"num":0},"5-0"]"#.into()),
         attachments: Arc::from([Bytes::from_static(&[1, 2, 3])]),
     };

@@ -3,6 +3,7 @@
 use super::*;
 use crate::actors::hub::Hub;
 use crate::actors::stream_bridge::Publish;
+use crate::protocol::offset::Offset;
 use crate::protocol::target::Target;
 use crate::store::MemoryLog;
 
@@ -48,7 +49,7 @@ async fn publish(bridge: &Addr<StreamBridge>, nsp: &str, n: usize) -> StreamId {
         .unwrap()
 }
 
-fn open(pid: &Pid, offset: impl ToString) -> Open {
+fn open(pid: &Pid, offset: impl std::fmt::Display) -> Open {
     Open {
         nsp: Namespace::main(),
         pid: Some(pid.to_string()),
@@ -72,7 +73,7 @@ async fn recovery_replays_every_missed_entry_of_the_namespace_in_order() {
         .await
         .unwrap();
     assert!(!first.recovered);
-    let offset = first.offset.unwrap();
+    let offset = first.offset.clone().unwrap();
     dropped(&recovery, &first).await;
     let mut expected = Vec::new();
     for n in 0..(REPLAY_BATCH * 2 + 7) {
@@ -143,7 +144,7 @@ async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhi
         publish(&bridge, "/", n).await;
     }
     let resumed = recovery
-        .send(open(&first.pid, first.offset.unwrap()))
+        .send(open(&first.pid, first.offset.clone().unwrap()))
         .await
         .unwrap();
     assert!(resumed.recovered);
@@ -153,14 +154,14 @@ async fn recovery_reads_a_replay_page_by_page_and_refuses_a_page_trimmed_meanwhi
         "the answer holds one page, not the backlog"
     );
     let cursor = resumed.more.clone().expect("more pages to read");
-    assert_eq!(cursor.after, resumed.missed.last().unwrap().id);
+    assert_eq!(cursor.after, Offset::one(resumed.missed.last().unwrap().id));
     // The log moves on under the replay: 30 more entries trim what the cursor still has to read.
     for n in 40..70 {
         publish(&bridge, "/", n).await;
     }
     assert_eq!(
         recovery.send(ReadMissed(cursor.clone())).await.unwrap(),
-        Err(StoreError::OffsetTrimmed(cursor.after)),
+        Err(StoreError::OffsetTrimmed(cursor.after.id(0))),
         "a page after a trim is refused, never skipped over"
     );
 }
@@ -275,7 +276,7 @@ async fn recovery_refuses_a_session_whose_window_expired_and_one_forgotten() {
     dropped(&recovery, &first).await;
     actix::clock::sleep(Duration::from_millis(80)).await;
     let late = recovery
-        .send(open(&first.pid, first.offset.unwrap()))
+        .send(open(&first.pid, first.offset.clone().unwrap()))
         .await
         .unwrap();
     assert!(!late.recovered);
@@ -341,13 +342,13 @@ async fn recovery_release_writes_the_record_so_the_session_resumes_once() {
 async fn recovery_refuses_to_resume_a_live_session_and_resumes_it_once_dropped() {
     let (_bridge, recovery) = start(10, Duration::from_secs(60));
     let live = recovery.send(fresh()).await.unwrap();
-    let offset = live.offset.unwrap();
-    let clone = recovery.send(open(&live.pid, offset)).await.unwrap();
+    let offset = live.offset.clone().unwrap();
+    let clone = recovery.send(open(&live.pid, &offset)).await.unwrap();
     assert!(!clone.recovered, "a live session is not resumable");
     assert_ne!((&clone.sid, &clone.pid), (&live.sid, &live.pid));
 
     // The session drops while a resume waits for it: the resume gets it.
-    let waiting = recovery.send(open(&live.pid, offset));
+    let waiting = recovery.send(open(&live.pid, &offset));
     let release = async {
         actix::clock::sleep(CLAIM_WAIT / 4).await;
         dropped(&recovery, &live).await;
@@ -356,7 +357,7 @@ async fn recovery_refuses_to_resume_a_live_session_and_resumes_it_once_dropped()
     let resumed = resumed.unwrap();
     assert!(resumed.recovered);
     assert_eq!((&resumed.sid, &resumed.pid), (&live.sid, &live.pid));
-    let third = recovery.send(open(&live.pid, offset)).await.unwrap();
+    let third = recovery.send(open(&live.pid, &offset)).await.unwrap();
     assert!(!third.recovered, "a resumed session is live again");
 }
 
@@ -423,7 +424,7 @@ async fn recovery_replays_exactly_the_entries_addressed_to_the_socket_in_its_roo
         .unwrap();
     let sid = first.sid.to_string();
     assert_eq!(first.record.rooms, [sid.clone(), "user:alice".to_owned()]);
-    let offset = first.offset.unwrap();
+    let offset = first.offset.clone().unwrap();
     // It had joined ops before it dropped (the Session keeps its record's rooms).
     let mut record = first.record.clone();
     record.rooms.push("ops".into());
@@ -527,10 +528,10 @@ async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner
         Some("alice"),
         "the record carries the user"
     );
-    let offset = first.offset.unwrap();
+    let offset = first.offset.clone().unwrap();
     // Live: another user is refused at once (no wait for the session to drop).
     let live = recovery
-        .send(as_user(open(&first.pid, offset), Some("mallory")))
+        .send(as_user(open(&first.pid, &offset), Some("mallory")))
         .await
         .unwrap();
     assert!(!live.recovered);
@@ -538,7 +539,7 @@ async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner
     let missed = publish(&bridge, "/", 1).await;
     for thief in [Some("mallory"), None] {
         let refused = recovery
-            .send(as_user(open(&first.pid, offset), thief))
+            .send(as_user(open(&first.pid, &offset), thief))
             .await
             .unwrap();
         assert!(!refused.recovered, "{thief:?} resumed alice's session");
@@ -551,7 +552,7 @@ async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner
         );
     }
     let owner = recovery
-        .send(as_user(open(&first.pid, offset), Some("alice")))
+        .send(as_user(open(&first.pid, &offset), Some("alice")))
         .await
         .unwrap();
     assert!(owner.recovered, "the record was left to its owner");

@@ -15,6 +15,7 @@
 //! that does not read pins a page, not the backlog.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -25,7 +26,8 @@ use crate::actors::outbound::Out;
 use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
 use crate::app::Identity;
 use crate::config::Parser;
-use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::ids::{Pid, Sid};
+use crate::protocol::offset::Offset;
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
 use crate::protocol::socketio_msgpack;
 use crate::protocol::target::{Namespace, Room};
@@ -72,8 +74,8 @@ struct Replay {
     /// The record to keep once joined (a resumed one as loaded).
     record: SessionRecord,
     recovered: bool,
-    /// The newest entry read so far; the socket's offset once joined.
-    offset: Option<StreamId>,
+    /// The newest entry read so far (per shard); the socket's offset once joined.
+    offset: Option<Offset>,
     /// The current page's entries not written yet.
     missed: VecDeque<LogEntry>,
     /// Entries replayed (for the log).
@@ -114,8 +116,9 @@ pub(crate) struct Joined {
     awaiting_acks: HashSet<u64>,
     /// Its session record, when recovery is on.
     pub record: Option<SessionRecord>,
-    /// The newest log id written to the client (or known to it); frames at or before it are skipped.
-    offset: Option<StreamId>,
+    /// The offset of the newest entry written to the client (or known to it); frames it covers
+    /// are skipped.
+    offset: Option<Arc<Offset>>,
     /// Who the application admitted: handed to it with every event.
     pub identity: Identity,
     /// The rooms it is in (its sid room, `user:<sub>` with a token, and those it joined), as the
@@ -415,7 +418,7 @@ impl NsSocket {
         };
         let ids = json!({ "sid": replay.sid.as_str(), "pid": replay.pid.as_str() });
         let mut reply = vec![frame(parser, PacketKind::Connect, nsp, ids)];
-        if let (false, Some(tip)) = (replay.recovered, replay.offset) {
+        if let (false, Some(tip)) = (replay.recovered, &replay.offset) {
             reply.push(frame(
                 parser,
                 PacketKind::Event,
@@ -448,7 +451,7 @@ impl NsSocket {
 impl Joined {
     fn new(
         record: Option<SessionRecord>,
-        offset: Option<StreamId>,
+        offset: Option<Offset>,
         identity: Identity,
         rooms: Vec<Room>,
     ) -> Joined {
@@ -460,7 +463,7 @@ impl Joined {
             next_ack_id: 0,
             awaiting_acks: HashSet::new(),
             record,
-            offset,
+            offset: offset.map(Arc::new),
             identity,
             rooms,
             given,
@@ -509,11 +512,11 @@ impl Joined {
     fn unseen(&mut self, frames: &[Frame]) -> Vec<Out> {
         let mut out = Vec::with_capacity(frames.len());
         for frame in frames {
-            if self.offset.is_some_and(|offset| frame.id <= offset) {
+            if (self.offset.as_ref()).is_some_and(|offset| offset.covers(frame.shard, frame.id)) {
                 continue;
             }
             out.extend(frame.messages());
-            self.offset = Some(frame.id);
+            self.offset = Some(frame.offset.clone());
         }
         out
     }

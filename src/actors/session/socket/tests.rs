@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::protocol::ids::StreamId;
 use crate::protocol::target::Target;
 use crate::store::{Epoch, ReplayScope};
 
@@ -43,7 +44,7 @@ fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
         recovered,
         missed: missed.iter().map(|&ms| entry(ms)).collect(),
         more: None,
-        offset: Some(id(offset)),
+        offset: Some(Offset::one(id(offset))),
         slot: None,
         record: SessionRecord::new(
             &Sid::from_wire(sid),
@@ -358,7 +359,7 @@ fn cursor(after: u64) -> ReplayCursor {
             nsp: nsp(),
             rooms: Vec::new(),
         },
-        after: id(after),
+        after: Offset::one(id(after)),
         count: 2,
     }
 }
@@ -366,7 +367,7 @@ fn cursor(after: u64) -> ReplayCursor {
 fn page(missed: &[u64], read_to: u64, more: bool) -> ReplayPage {
     ReplayPage {
         missed: missed.iter().map(|&ms| entry(ms)).collect(),
-        read_to: id(read_to),
+        read_to: Offset::one(id(read_to)),
         more: more.then(|| cursor(read_to)),
     }
 }
