@@ -364,3 +364,44 @@ fn jitter() -> f64 {
     let _ = getrandom::fill(&mut byte);
     f64::from(u16::from_le_bytes(byte)) / 65536.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix::test]
+    async fn first_of_gives_the_work_unless_the_stop_comes_first_and_then_drops_the_work() {
+        let done: Result<u8, Result<&str, &str>> =
+            first_of(async { Ok(7) }, std::future::pending::<&str>()).await;
+        assert_eq!(done, Ok(7));
+        let failed: Result<u8, Result<&str, &str>> =
+            first_of(async { Err("lost") }, std::future::pending::<&str>()).await;
+        assert_eq!(failed, Err(Ok("lost")));
+
+        // A step still waiting (an XREAD BLOCK) when the sentinels name another primary: cut there,
+        // so nothing after its await (the hand-on) runs.
+        let handed_on = std::cell::Cell::new(false);
+        let step = async {
+            actix::clock::sleep(Duration::from_secs(60)).await;
+            handed_on.set(true);
+            Ok::<u8, &str>(1)
+        };
+        let stop = async {
+            actix::clock::sleep(Duration::from_millis(10)).await;
+            "renamed"
+        };
+        assert_eq!(first_of(step, stop).await, Err(Err("renamed")));
+        assert!(!handed_on.get());
+    }
+
+    #[actix::test]
+    async fn without_sentinel_the_loop_is_never_told_of_a_rename() {
+        let endpoint = Arc::new(Endpoint::parse("redis://127.0.0.1:1").unwrap());
+        let never = renamed(endpoint, None);
+        let work = async {
+            actix::clock::sleep(Duration::from_millis(1200)).await;
+            Ok::<(), ()>(())
+        };
+        assert_eq!(first_of(work, never).await, Ok(()));
+    }
+}
