@@ -321,7 +321,9 @@ impl From<StoreError> for PublishError {
     /// Only an append the log never received (or refused) is "nothing was published".
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::OutcomeUnknown(_) => PublishError::OutcomeUnknown,
+            StoreError::OutcomeUnknown(_) | StoreError::NotReplicated(_) => {
+                PublishError::OutcomeUnknown
+            }
             _ => PublishError::Unavailable,
         }
     }
@@ -663,6 +665,11 @@ mod tests {
         assert!(!unknown.contains("nothing was published"));
         assert_eq!(
             PublishError::from(StoreError::OutcomeUnknown("timeout".into())),
+            PublishError::OutcomeUnknown
+        );
+        // Written, too few replicas confirmed it: a failover could take it back, never "nothing".
+        assert_eq!(
+            PublishError::from(StoreError::NotReplicated("0 of 1".into())),
             PublishError::OutcomeUnknown
         );
         assert_eq!(

@@ -484,6 +484,16 @@ async fn with_min_replicas_a_publish_no_replica_has_is_an_unknown_outcome_and_re
     assert_eq!(first.status, 503, "{first:?}");
     assert!(first.error().contains(OUTCOME_UNKNOWN), "{first:?}");
     assert_eq!(entries_titled(&primary, "test:replicas", "unreplicated"), 1);
+    // The log took it, so the instance stays ready, at once: were it unready until the next probe
+    // (which waits for no replica), /readyz would flap 503/200 with every publish while replicas
+    // are missing (as it did during a planned failover).
+    assert_eq!(
+        readyz(&hub).await,
+        200,
+        "/readyz right after an append too few replicas confirmed"
+    );
+    assert_eq!(hub.metric("hub_appends_failing").await, 0);
+    assert_eq!(hub.metric("hub_appends_outcome_unknown_total").await, 1);
     assert_eq!(
         joined.client.recv_within(Duration::from_millis(1500)).await,
         None,

@@ -298,6 +298,7 @@ impl ResumeRefused {
             ResumeRefused::Store(
                 StoreError::Unavailable(_)
                 | StoreError::OutcomeUnknown(_)
+                | StoreError::NotReplicated(_)
                 | StoreError::Unsupported(_),
             ) => "unavailable",
         }

@@ -18,7 +18,8 @@
 //! A failed append makes the instance unready (`/readyz` 503, `hub_appends_failing` 1) until an
 //! append succeeds or a probe of the append path does (one every [`PROBE_INTERVAL`] meanwhile): the
 //! read loop alone can be healthy while appends fail (Redis stopped between two reads, out of
-//! memory, a read-only replica).
+//! memory, a read-only replica). An append Redis took but too few replicas confirmed
+//! (`HUB_REDIS_MIN_REPLICAS`) is not a failed one here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,10 +224,21 @@ impl StreamBridge {
     }
 
     /// Counts an append's result: a success makes appends healthy again, a failure unhealthy
-    /// until an append or a probe succeeds.
+    /// until an append or a probe succeeds. An append written but not confirmed by enough replicas
+    /// is an unknown outcome to its publisher, yet the log took it: healthy (were it unhealthy, a
+    /// probe, which waits for no replica, would make it healthy again half a second later, and
+    /// `/readyz` would flap for as long as replicas are missing).
     fn appended<T>(&mut self, result: &Result<T, StoreError>, ctx: &mut Context<Self>) {
         match result {
             Ok(_) => self.metrics.appends_failing.set(0),
+            Err(err @ StoreError::NotReplicated(_)) => {
+                self.metrics.appends_outcome_unknown.inc();
+                APPEND_UNKNOWN.log(
+                    log::Level::Error,
+                    format_args!("append outcome unknown, it is in the log: {err}"),
+                );
+                self.metrics.appends_failing.set(0);
+            }
             Err(err) => {
                 if let StoreError::OutcomeUnknown(_) = err {
                     self.metrics.appends_outcome_unknown.inc();
@@ -263,7 +275,7 @@ impl StreamBridge {
                 Source::Admin => {}
             },
             Ok(false) => {}
-            Err(StoreError::OutcomeUnknown(_)) => {
+            Err(StoreError::OutcomeUnknown(_) | StoreError::NotReplicated(_)) => {
                 self.metrics.publish_failed.inc("outcome_unknown")
             }
             Err(_) => self.metrics.publish_failed.inc("unavailable"),

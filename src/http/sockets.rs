@@ -105,7 +105,9 @@ pub async fn disconnect(
     let sent = state.bridge.connected();
     match state.bridge.send(RequestDisconnect(request)).await {
         Ok(Ok(())) => Ok(HttpResponse::Accepted().json(answer)),
-        Ok(Err(StoreError::OutcomeUnknown(_))) => Err(ApiError::DisconnectOutcomeUnknown),
+        Ok(Err(StoreError::OutcomeUnknown(_) | StoreError::NotReplicated(_))) => {
+            Err(ApiError::DisconnectOutcomeUnknown)
+        }
         Ok(Err(_)) => Err(ApiError::DisconnectNotRequested),
         Err(_) if !sent => Err(ApiError::DisconnectNotRequested),
         Err(_) => Err(ApiError::DisconnectOutcomeUnknown),

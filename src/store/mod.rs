@@ -326,6 +326,12 @@ pub enum StoreError {
     /// may not be in the log. Only a keyed retry ([`LogBackend::append_once`]) is safe.
     #[error("append outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// An append was written but fewer replicas than `HUB_REDIS_MIN_REPLICAS` acknowledged it in
+    /// time: to the publisher an unknown outcome (a failover could still take it back; a keyed
+    /// retry is safe), but the log took it, so the instance stays ready (no replica comes back
+    /// because an instance left its load balancer).
+    #[error("append not confirmed by enough replicas: {0}")]
+    NotReplicated(String),
     /// Entries after this offset were trimmed away: a replay from it would have a hole.
     #[error("offset {0} was trimmed out of the log")]
     OffsetTrimmed(StreamId),

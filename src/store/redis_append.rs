@@ -93,8 +93,8 @@ impl AppendLink {
 
     /// Sends `cmd` and classifies a failure: [`StoreError::Unavailable`] when nothing was written,
     /// [`StoreError::OutcomeUnknown`] when it may have been. With `replicated` (the key written to)
-    /// and `HUB_REDIS_MIN_REPLICAS` set, also when it was written but fewer replicas acknowledged it
-    /// in time than asked.
+    /// and `HUB_REDIS_MIN_REPLICAS` set, [`StoreError::NotReplicated`] when it was written but fewer
+    /// replicas acknowledged it in time than asked (and `OutcomeUnknown` when `WAIT` itself failed).
     pub(super) async fn send(
         &self,
         cmd: &redis::Cmd,
@@ -137,7 +137,7 @@ impl AppendLink {
             .await
         {
             Ok(acked) if acked >= i64::from(min.replicas) => Ok(value),
-            Ok(acked) => Err(StoreError::OutcomeUnknown(format!(
+            Ok(acked) => Err(StoreError::NotReplicated(format!(
                 "written, but {acked} of {} replicas acknowledged it within {} ms \
                  (HUB_REDIS_MIN_REPLICAS): a failover now could lose it",
                 min.replicas,

@@ -104,13 +104,12 @@ impl Endpoint {
         }
     }
 
-    /// A new connection with `options` (for Sentinel: to the primary the sentinels name now).
-    pub(super) async fn connect(&self, options: &LinkOptions) -> RedisResult<Conn> {
-        Ok(self.connect_named(options).await?.0)
-    }
-
-    /// [`Endpoint::connect`], and with Sentinel the address (`host:port`) of the primary it reached.
-    async fn connect_named(&self, options: &LinkOptions) -> RedisResult<(Conn, Option<String>)> {
+    /// A new connection with `options` (for Sentinel: to the primary the sentinels name now), and
+    /// with Sentinel the address (`host:port`) of the primary it reached.
+    pub(super) async fn connect_named(
+        &self,
+        options: &LinkOptions,
+    ) -> RedisResult<(Conn, Option<String>)> {
         let config = options.config();
         match self {
             Endpoint::Server(info) => {
@@ -448,7 +447,7 @@ type Spendable = (Conn, Arc<AtomicBool>);
 /// primary the sentinels replaced while it stayed up (a planned `SENTINEL FAILOVER`, or one cut off
 /// by a partition) accepts writes until they reconfigure it, seconds later, and loses them then; so
 /// writes may go on to it for at most this long (the check runs beside them, never delaying one).
-const RENAMED_CHECK_EVERY: Duration = Duration::from_secs(1);
+pub(super) const RENAMED_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A live connection of a [`Link`].
 struct Held {

@@ -1,9 +1,18 @@
 //! The Redis backend's read loop: its own connection, `XREAD BLOCK` from the last id handed on,
 //! reconnecting with backoff, checking the stream's epoch as it goes (see `redis.rs`).
+//!
+//! With Sentinel the loop also asks the sentinels each [`RENAMED_CHECK_EVERY`] (beside its reads)
+//! which primary they name, and reconnects at once, after the last id it handed on, when it is not
+//! the node it reads from: a primary replaced while it stays up (`SENTINEL FAILOVER`, a partition)
+//! answers reads until the sentinels demote it, seconds later, while every append already goes to
+//! the new one; waiting for that demotion would stall delivery for those seconds.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use actix::Recipient;
 use log::{error, info, warn};
@@ -17,7 +26,7 @@ use super::redis_append::MinReplicas;
 use super::redis_commands::{disconnects_in, hand_on};
 use super::redis_entries::{decode_entries, from_peers};
 use super::redis_identity::{ensure_epoch, READ_AFTER_SCRIPT};
-use super::redis_link::{Conn, Endpoint, LinkOptions};
+use super::redis_link::{Conn, Endpoint, LinkOptions, RENAMED_CHECK_EVERY};
 use super::{Epoch, LogEvent, StoreError};
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
@@ -58,12 +67,16 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    async fn connect(&self) -> Result<Conn, StoreError> {
+    /// A connection, and with Sentinel the primary (`host:port`) it reached.
+    async fn connect(&self) -> Result<(Conn, Option<String>), StoreError> {
         let options = LinkOptions {
             response_timeout: READ_BLOCK + COMMAND_TIMEOUT,
             ..LinkOptions::new(ProtocolVersion::RESP2, COMMAND_TIMEOUT)
         };
-        self.endpoint.connect(&options).await.map_err(unavailable)
+        self.endpoint
+            .connect_named(&options)
+            .await
+            .map_err(unavailable)
     }
 
     pub(super) async fn run(mut self) {
@@ -72,7 +85,7 @@ impl Reader {
         let mut delay = BACKOFF.0;
         while self.sink.connected() {
             let result = match self.connect().await {
-                Ok(mut conn) => self.read(&mut conn, &mut last).await,
+                Ok((mut conn, named)) => self.read(&mut conn, named, &mut last).await,
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
@@ -128,10 +141,12 @@ impl Reader {
         }
     }
 
-    /// Reads until the connection fails; `Ok` only when the sink went away.
+    /// Reads until the connection fails; `Ok` when the sink went away or the sentinels name another
+    /// primary than `named`, the one `conn` reached (the caller reconnects at once then).
     async fn read(
         &mut self,
         conn: &mut Conn,
+        named: Option<String>,
         last: &mut Option<StreamId>,
     ) -> Result<(), StoreError> {
         let (newest, replaced) = self.check_epoch(conn, last.unwrap_or_default()).await?;
@@ -152,63 +167,90 @@ impl Reader {
         };
         *last = Some(from);
         *self.handed_on.lock().expect("never poisoned") = from;
-        let mut checked = std::time::Instant::now();
+        let mut checked = Instant::now();
         // `hub_ready` is 1 only while every shard's loop reads.
         if !self.reading.swap(true, Ordering::Relaxed)
             && self.loops_down.fetch_sub(1, Ordering::Relaxed) == 1
         {
             self.metrics.log_reading.set(1);
         }
+        // Beside every step, never inside one: a step cut short at one of its awaits has handed
+        // nothing on from the batch it was reading (`hand_on` comes after the last await).
+        let mut renamed = pin!(renamed(self.endpoint.clone(), named));
         while self.sink.connected() {
-            if checked.elapsed() >= EPOCH_CHECK_EVERY {
-                if let (newest, true) = self.check_epoch(conn, from).await? {
-                    from = newest;
-                    *last = Some(newest);
-                    *self.handed_on.lock().expect("never poisoned") = newest;
+            let step = self.step(conn, &mut from, last, &mut checked);
+            match first_of(step, renamed.as_mut()).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(Ok(err)) => return Err(err),
+                Err(Err((was, now))) => {
+                    warn!(
+                        "stream read loop: redis primary {was} is no longer the one Sentinel names \
+                         ({now}): reading on from there after={from}"
+                    );
+                    return Ok(());
                 }
-                checked = std::time::Instant::now();
-            }
-            let reply: Value = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .arg("BLOCK")
-                .arg(READ_BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&self.key)
-                .arg(from.to_string())
-                .query_async(conn)
-                .await
-                .map_err(unavailable)?;
-            let Value::Array(streams) = reply else {
-                // nil: nothing new within the block, so the loop is at the tip.
-                self.metrics.read_lag_ms.set(0);
-                continue;
-            };
-            for stream in &streams {
-                let Value::Array(pair) = stream else { continue };
-                let Some(items) = pair.get(1) else { continue };
-                let (entries, newest) = decode_entries(items, &self.metrics, None)?;
-                if let (Some(newest), Some(min)) = (newest, self.min_replicas) {
-                    if !self.await_replicas(conn, newest, min).await? {
-                        return Ok(());
-                    }
-                }
-                let peers = from_peers(items, &entries, &self.uid);
-                self.metrics.published.peer.add(peers);
-                if let Some(newest) = newest {
-                    from = newest;
-                    *last = Some(newest);
-                    *self.handed_on.lock().expect("never poisoned") = newest;
-                }
-                let commands = disconnects_in(items, &self.metrics.entries_skipped);
-                let mut entries = entries;
-                for entry in &mut entries {
-                    entry.shard = self.shard;
-                }
-                hand_on(&self.sink, entries, commands);
             }
         }
         Ok(())
+    }
+
+    /// One read and its hand-on (and the epoch check when due). `Ok(false)` if the sink went away.
+    async fn step(
+        &mut self,
+        conn: &mut Conn,
+        from: &mut StreamId,
+        last: &mut Option<StreamId>,
+        checked: &mut Instant,
+    ) -> Result<bool, StoreError> {
+        if checked.elapsed() >= EPOCH_CHECK_EVERY {
+            if let (newest, true) = self.check_epoch(conn, *from).await? {
+                *from = newest;
+                *last = Some(newest);
+                *self.handed_on.lock().expect("never poisoned") = newest;
+            }
+            *checked = Instant::now();
+        }
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(READ_BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(from.to_string())
+            .query_async(conn)
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(streams) = reply else {
+            // nil: nothing new within the block, so the loop is at the tip.
+            self.metrics.read_lag_ms.set(0);
+            return Ok(true);
+        };
+        for stream in &streams {
+            let Value::Array(pair) = stream else { continue };
+            let Some(items) = pair.get(1) else { continue };
+            let (entries, newest) = decode_entries(items, &self.metrics, None)?;
+            if let (Some(newest), Some(min)) = (newest, self.min_replicas) {
+                if !self.await_replicas(conn, newest, min).await? {
+                    return Ok(false);
+                }
+            }
+            let peers = from_peers(items, &entries, &self.uid);
+            self.metrics.published.peer.add(peers);
+            if let Some(newest) = newest {
+                *from = newest;
+                *last = Some(newest);
+                *self.handed_on.lock().expect("never poisoned") = newest;
+            }
+            let commands = disconnects_in(items, &self.metrics.entries_skipped);
+            let mut entries = entries;
+            for entry in &mut entries {
+                entry.shard = self.shard;
+            }
+            hand_on(&self.sink, entries, commands);
+        }
+        Ok(true)
     }
 
     /// Waits until `min` replicas have every entry up to `newest`, so that no client gets an entry a
@@ -283,9 +325,83 @@ impl Reader {
     }
 }
 
+/// Resolves to (`named`, the primary the sentinels name now) once they name another one than
+/// `named` (asked every [`RENAMED_CHECK_EVERY`]); never without Sentinel (`named` is `None`) or
+/// while no sentinel answers (the connection's own errors tell then).
+async fn renamed(endpoint: Arc<Endpoint>, named: Option<String>) -> (String, String) {
+    let Some(named) = named else {
+        return std::future::pending().await;
+    };
+    loop {
+        actix::clock::sleep(RENAMED_CHECK_EVERY).await;
+        if let Some(now) = endpoint.named_by_sentinels(COMMAND_TIMEOUT).await {
+            if now != named {
+                return (named, now);
+            }
+        }
+    }
+}
+
+/// Runs `work` until it ends, or until `stop` does first (then `work` is dropped at its await):
+/// `Ok` with what `work` gave, `Err(Ok(..))` its error, `Err(Err(..))` what `stop` gave.
+async fn first_of<T, E, S>(
+    work: impl Future<Output = Result<T, E>>,
+    stop: impl Future<Output = S>,
+) -> Result<T, Result<E, S>> {
+    let (mut work, mut stop) = (pin!(work), pin!(stop));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(stopped) = stop.as_mut().poll(cx) {
+            return Poll::Ready(Err(Err(stopped)));
+        }
+        work.as_mut().poll(cx).map(|done| done.map_err(Ok))
+    })
+    .await
+}
+
 /// A number in [0, 1) that differs between instances and calls, for backoff jitter.
 fn jitter() -> f64 {
     let mut byte = [0u8; 2];
     let _ = getrandom::fill(&mut byte);
     f64::from(u16::from_le_bytes(byte)) / 65536.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix::test]
+    async fn first_of_gives_the_work_unless_the_stop_comes_first_and_then_drops_the_work() {
+        let done: Result<u8, Result<&str, &str>> =
+            first_of(async { Ok(7) }, std::future::pending::<&str>()).await;
+        assert_eq!(done, Ok(7));
+        let failed: Result<u8, Result<&str, &str>> =
+            first_of(async { Err("lost") }, std::future::pending::<&str>()).await;
+        assert_eq!(failed, Err(Ok("lost")));
+
+        // A step still waiting (an XREAD BLOCK) when the sentinels name another primary: cut there,
+        // so nothing after its await (the hand-on) runs.
+        let handed_on = std::cell::Cell::new(false);
+        let step = async {
+            actix::clock::sleep(Duration::from_secs(60)).await;
+            handed_on.set(true);
+            Ok::<u8, &str>(1)
+        };
+        let stop = async {
+            actix::clock::sleep(Duration::from_millis(10)).await;
+            "renamed"
+        };
+        assert_eq!(first_of(step, stop).await, Err(Err("renamed")));
+        assert!(!handed_on.get());
+    }
+
+    #[actix::test]
+    async fn without_sentinel_the_loop_is_never_told_of_a_rename() {
+        let endpoint = Arc::new(Endpoint::parse("redis://127.0.0.1:1").unwrap());
+        let never = renamed(endpoint, None);
+        let work = async {
+            actix::clock::sleep(Duration::from_millis(1200)).await;
+            Ok::<(), ()>(())
+        };
+        assert_eq!(first_of(work, never).await, Ok(()));
+    }
 }

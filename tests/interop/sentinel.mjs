@@ -217,23 +217,37 @@ export async function startSentinelGroup() {
      * A planned failover (`SENTINEL FAILOVER`): the replica is promoted and the primary, alive,
      * demoted to its replica (by the sentinels, seconds after the promotion). Resolves once that
      * replica is in sync to the new primary's port and the last time the old one still said it was
-     * a primary (writes it took after the promotion are lost at its demotion).
+     * a primary (writes it took after the promotion are lost at its demotion), and when the
+     * replica first answered `ROLE` as a master (its promotion, before the sentinels agree on it).
      */
     async plannedFailover() {
       await command(sentinels[0].port, ["SENTINEL", "FAILOVER", MASTER_NAME]);
+      let promotedAt = 0;
+      await waitFor(
+        async () => {
+          // The promotion's CLIENT KILL TYPE normal may cut this connection: no answer, try again.
+          const role = await command(replica.port, ["ROLE"]).catch(() => null);
+          if (role?.[0] === "master") promotedAt = Date.now();
+          return promotedAt > 0;
+        },
+        "the replica is promoted",
+        FAILOVER_BOUND_MS,
+      );
       const port = await this.waitForNewPrimary();
       let lastPrimaryAt = 0;
       await waitFor(
         async () => {
           const at = Date.now();
-          const info = await command(primary.port, ["INFO", "replication"]);
+          // The demotion (SLAVEOF in a MULTI with CLIENT KILL TYPE normal) may cut this very
+          // connection: that is no answer, not a failure of the test.
+          const info = await command(primary.port, ["INFO", "replication"]).catch(() => "");
           if (info.includes("role:master")) lastPrimaryAt = at;
           return info.includes(`master_port:${port}\r\nmaster_link_status:up`);
         },
         "the demoted primary replicates from the new one",
         FAILOVER_BOUND_MS,
       );
-      return { port, lastPrimaryAt };
+      return { port, lastPrimaryAt, promotedAt };
     },
     /** Starts the killed primary again, empty, as a replica of `port`; resolves once it is in sync. */
     async restartAsReplicaOf(port) {
