@@ -37,6 +37,7 @@ mod redis_history;
 mod redis_identity;
 mod redis_link;
 mod redis_reader;
+mod redis_replay;
 
 pub use self::idempotency::{
     AppendKey, KeyedAppend, DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_TTL,
