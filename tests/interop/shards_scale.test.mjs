@@ -220,10 +220,12 @@ async function scenario(shards) {
       socket.io.engine.close(); // the transport drops, as a network failure would: no disconnect packet
       await waitFor(() => !socket.connected, `${user.sub} disconnects`);
       const other = hubs.find((h) => h.url !== url);
-      await postToUser(user, `${user.sub}#away`, hubs.indexOf(other));
       // The dropping instance writes the session record once it saw the close; resuming before
       // that would only wait for it (README: a resume of a live session).
       await waitFor(async () => (await redis.exists(`sio:session:${from.pid}`)) === 1, `the record of ${user.sub}`);
+      // What it misses, posted through the instance it left, right before it resumes on the other:
+      // the resuming instance's loops may not have handed it on yet when its replay reads.
+      await postToUser(user, `${user.sub}#away`, hubs.findIndex((h) => h.url === url));
       await connectUser(user, other.url, from);
       resumes.push({ user, from, round, whilePosting: posting() });
     };
