@@ -3,6 +3,7 @@
 // The binary is the one `cargo test` built (target/debug/realtime-hub), or $HUB_BIN.
 
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { io } from "socket.io-client";
@@ -58,11 +59,23 @@ export async function startHub(env = {}, port = 0) {
 
 /** POSTs a notification; resolves to the JSON answer, failing on anything but 201. */
 export async function notify(url, body) {
-  const res = await fetch(`${url}/notifications/notify`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  // Keyed, so that a retry publishes once: the fixture's hubs close idle keep-alive connections
+  // after 1 s, and a request sent on one just as the hub closes it fails as a network error
+  // ("other side closed") without an answer.
+  const key = `fixture-${randomUUID()}`;
+  let res;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      res = await fetch(`${url}/notifications/notify`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify(body),
+      });
+      break;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
   const answer = await res.json();
   if (res.status !== 201) throw new Error(`notify answered ${res.status}: ${JSON.stringify(answer)}`);
   return answer;
