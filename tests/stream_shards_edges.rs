@@ -1,0 +1,77 @@
+//! `HUB_STREAM_SHARDS` at its edges, on a real `redis-server` on loopback: one shard's stream
+//! replaced while the others are fine.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use common::{event_offset, redis_config, start_ready_hub, within, TestHub};
+use realtime_hub::config::Config;
+use realtime_hub::protocol::offset::shard_of;
+use serde_json::json;
+
+const SHARDS: usize = 2;
+const KEY: &str = "test:edges";
+
+fn config(redis: &RedisServer) -> Config {
+    Config {
+        stream_shards: SHARDS,
+        ping_interval: Duration::from_secs(60),
+        ..redis_config(&redis.url(), KEY)
+    }
+}
+
+/// Waits (bounded) until the hub has counted `n` log epoch changes.
+async fn epoch_changes(hub: &TestHub, n: u64) {
+    for _ in 0..250 {
+        if hub.metric("hub_log_epoch_changes_total").await >= n {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the hub never saw the shard's epoch change");
+}
+
+/// One shard's stream is deleted (its epoch replaced: a flush, a replica without its newest
+/// entries); the hub disconnects everyone. A session opened after that is resumable: its offset
+/// is no id that shard's new stream never issued.
+#[actix_web::test]
+async fn a_session_opened_after_one_shard_was_replaced_resumes() {
+    let redis = RedisServer::start();
+    let hub = start_ready_hub(config(&redis)).await;
+    let mut first = hub.joined().await;
+    let shard = shard_of(&[first.sid.as_str()], SHARDS);
+    let (status, answer) = hub
+        .notify(&json!({ "title": "before", "to": first.sid }).to_string())
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let frame = within(
+        Duration::from_secs(10),
+        "the notification",
+        first.client.recv_text_answering_pings(),
+    )
+    .await;
+    event_offset(&frame);
+    first.client.close().await;
+
+    // The stream of the shard that entry went to is deleted; the others keep theirs.
+    let key = format!("{KEY}#{shard}");
+    assert!(
+        redis.command(&["DEL", &key]).contains(":1"),
+        "{key} existed"
+    );
+    // Noticed by the hub (a fresh session's tip, or the read loop's check, makes a new epoch).
+    let _nudge = hub.joined().await;
+    epoch_changes(&hub, 1).await;
+
+    let mut fresh = hub.joined().await;
+    fresh.client.close().await;
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let resumed = hub.resume(&fresh.pid, &fresh.offset).await;
+    assert_eq!(
+        resumed.pid, fresh.pid,
+        "a fresh session's offset {} on a log whose shard {shard} was replaced must resume",
+        fresh.offset
+    );
+}
