@@ -176,6 +176,17 @@ mod tests {
     /// 5 (a loop lagging behind the stream): everything else is the embedded log's.
     struct Lagging(crate::store::MemoryLog);
 
+    impl Lagging {
+        fn new() -> Lagging {
+            Lagging(crate::store::MemoryLog::new(10, usize::MAX))
+        }
+    }
+
+    /// A shard with more entries than any page reads, [`DEEP_ENTRY`] bytes each, all handed on.
+    struct Deep(Lagging);
+
+    const DEEP_ENTRY: usize = 4096;
+
     impl LogBackend for Lagging {
         fn append(&mut self, t: &Target, a: Arc<str>) -> StoreFuture<StreamId> {
             self.0.append(t, a)
@@ -250,6 +261,115 @@ mod tests {
         }
     }
 
+    impl LogBackend for Deep {
+        fn append(&mut self, t: &Target, a: Arc<str>) -> StoreFuture<StreamId> {
+            self.0.append(t, a)
+        }
+        fn append_once(
+            &mut self,
+            t: &Target,
+            a: Arc<str>,
+            k: &crate::store::AppendKey,
+        ) -> StoreFuture<crate::store::KeyedAppend> {
+            self.0.append_once(t, a, k)
+        }
+        fn disconnect_sockets(
+            &mut self,
+            r: &crate::protocol::cluster::DisconnectSockets,
+        ) -> StoreFuture<()> {
+            self.0.disconnect_sockets(r)
+        }
+        fn probe_append(&mut self) -> StoreFuture<()> {
+            self.0.probe_append()
+        }
+        fn read_after(
+            &mut self,
+            after: StreamId,
+            count: usize,
+            _: &ReplayScope,
+        ) -> StoreFuture<LogRead> {
+            let ids: Vec<u64> = (after.ms + 1..=after.ms + count as u64).collect();
+            let mut page = read(&ids, ids.len());
+            page.bytes = ids.len() * DEEP_ENTRY;
+            Box::pin(std::future::ready(Ok(page)))
+        }
+        fn read_range(
+            &mut self,
+            q: &crate::store::RangeQuery,
+        ) -> StoreFuture<crate::store::LogRange> {
+            self.0.read_range(q)
+        }
+        fn tip(&mut self) -> StoreFuture<crate::store::Position> {
+            self.0.tip()
+        }
+        fn start_reading(
+            &mut self,
+            _: actix::Recipient<crate::store::LogEvent>,
+        ) -> Option<StreamId> {
+            Some(id(u64::MAX / 2))
+        }
+        fn keep_live(
+            &mut self,
+            r: crate::store::SessionRecord,
+            t: std::time::Duration,
+        ) -> StoreFuture<()> {
+            self.0.keep_live(r, t)
+        }
+        fn save_session(
+            &mut self,
+            r: crate::store::SessionRecord,
+            t: std::time::Duration,
+        ) -> StoreFuture<()> {
+            self.0.save_session(r, t)
+        }
+        fn claim_session(
+            &mut self,
+            p: &crate::protocol::ids::Pid,
+            o: Option<&str>,
+        ) -> StoreFuture<crate::store::Claim> {
+            self.0.claim_session(p, o)
+        }
+        fn drop_session(&mut self, p: &crate::protocol::ids::Pid) -> StoreFuture<()> {
+            self.0.drop_session(p)
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+    }
+
+    /// A replay page is sized (`count`, from the last page's mean entry size) to about
+    /// `REPLAY_PAGE_BYTES` of the log: read over N shards it stays that size, not N times it
+    /// (`--max-replays` pages are what resumes can pin at once).
+    #[actix::test]
+    async fn a_sharded_replay_page_reads_count_entries_over_all_shards_not_per_shard() {
+        use crate::actors::recovery::{next_page_count, REPLAY_PAGE_BYTES};
+
+        let deep = || -> Box<dyn LogBackend> { Box::new(Deep(Lagging::new())) };
+        let mut shards: Vec<Box<dyn LogBackend>> = (0..8).map(|_| deep()).collect();
+        let scope = ReplayScope {
+            epoch: Epoch::joined(&vec![Epoch::from("e"); 8]),
+            nsp: crate::protocol::target::Namespace::main(),
+            rooms: Vec::new(),
+        };
+        let count = next_page_count(8, 8 * DEEP_ENTRY);
+        let bound = Some(Offset::parse(&vec!["9999999-0"; 8].join(","), 8).unwrap());
+        let page = read_replay(&mut shards, Offset::zero(8), bound, count, &scope)
+            .await
+            .unwrap();
+        assert!(page.more, "every shard has more");
+        assert!(
+            page.bytes <= REPLAY_PAGE_BYTES + 8 * DEEP_ENTRY,
+            "a page of {} entries over 8 shards read {} bytes, the page aims at {REPLAY_PAGE_BYTES}",
+            count,
+            page.bytes
+        );
+        assert!(
+            page.read >= 8,
+            "every shard reads at least one entry: {}",
+            page.read
+        );
+    }
+
     #[actix::test]
     async fn a_sharded_replay_reads_no_shard_past_what_the_loops_handed_on() {
         use actix::Actor;
@@ -260,9 +380,7 @@ mod tests {
 
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(1 << 20, metrics.clone()).start();
-        let lagging = || -> Box<dyn LogBackend> {
-            Box::new(Lagging(crate::store::MemoryLog::new(10, usize::MAX)))
-        };
+        let lagging = || -> Box<dyn LogBackend> { Box::new(Lagging::new()) };
         let bridge = StreamBridge::sharded(vec![lagging(), lagging()], hub, metrics).start();
         let handed_on = bridge.send(HandedOn).await.unwrap().unwrap();
         assert_eq!(handed_on.to_string(), "5-0,5-0");
