@@ -430,7 +430,17 @@ impl Handler<LogEvent> for StreamBridge {
                 }
             }
             LogEvent::DisconnectSockets(request) => self.hub.do_send(DisconnectSockets(request)),
-            LogEvent::EpochChanged { was, now } => {
+            LogEvent::EpochChanged {
+                shard,
+                was,
+                now,
+                from,
+            } => {
+                // The shard starts over with its new stream: keeping the old stream's position
+                // would hand out offsets (a fresh session's, every entry's) that its new stream
+                // never issued, refused as ahead on every resume. Every client is disconnected
+                // below, and its old offsets fail on the epoch anyway.
+                self.handed_on.restart(shard, from);
                 self.metrics.log_epoch_changes.inc();
                 error!("log epoch changed was={was} now={now}: disconnecting every client so it reconnects and learns it did not recover");
                 self.hub.do_send(DisconnectAll(SessionError::LogReplaced));

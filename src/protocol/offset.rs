@@ -111,6 +111,14 @@ impl Offset {
         self
     }
 
+    /// Shard `shard` starts over at `id`, even behind where it was: its stream was replaced (a new
+    /// epoch, whose ids are not comparable with the old one's). An unknown shard changes nothing.
+    pub fn restart(&mut self, shard: usize, id: StreamId) {
+        if let Some(last) = self.0.get_mut(shard) {
+            *last = id;
+        }
+    }
+
     /// [`advanced`](Self::advanced), in place.
     pub fn advance(&mut self, shard: usize, id: StreamId) {
         if let Some(last) = self.0.get_mut(shard) {
