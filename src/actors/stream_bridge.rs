@@ -85,8 +85,8 @@ pub struct PublishOnce {
 #[rtype(result = "Result<(), StoreError>")]
 pub struct RequestDisconnect(pub cluster::DisconnectSockets);
 
-/// Read up to `count` entries per shard after `after` (a page of a recovery replay), each stamped
-/// with the offset it carries.
+/// Read about `count` entries after `after`, spread over the shards (a page of a recovery replay),
+/// each stamped with the offset it carries.
 #[derive(Message)]
 #[rtype(result = "Result<ReplayRead, StoreError>")]
 pub struct ReadAfter {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! append(target)     ──► the stream of shard_of(target's first room) (a broadcast: shard 0)
-//! replay(after, B)   ──► per shard i, in shard order: the entries after after[i], none past B[i]
+//! replay(after, B)   ──► per shard i, in shard order: count/N entries after after[i], none past B[i]
 //!                        (B: what this instance's loops had handed on when the page was asked for)
 //!                        every entry stamped with the offset a client is up to date to once it has it
 //! ```
@@ -46,7 +46,8 @@ pub struct LogPosition {
     pub epoch: Epoch,
 }
 
-/// Reads a page of a replay: `count` entries after `after` from every shard, none past `bound`
+/// Reads a page of a replay: about `count` entries after `after`, spread evenly over the shards
+/// (at least one from each: a page is sized in entries of the whole log), none past `bound`
 /// (`None` with one shard: read to the log's end, the handover skips what comes live). Fails with
 /// the first shard's error in shard order (one failed shard fails the page: never a partial replay),
 /// and with `EpochChanged` if `scope`'s epoch is not one per shard.
@@ -65,6 +66,7 @@ pub fn read_replay(
         };
         return Box::pin(std::future::ready(Err(refused)));
     }
+    let count = count.div_ceil(shards.len()).max(1);
     let reads: Vec<_> = shards
         .iter_mut()
         .zip(epochs)
