@@ -3,6 +3,7 @@
 use super::*;
 use crate::actors::hub::Hub;
 use crate::actors::stream_bridge::Publish;
+use crate::protocol::ids::StreamId;
 use crate::protocol::offset::Offset;
 use crate::protocol::target::Target;
 use crate::store::MemoryLog;
