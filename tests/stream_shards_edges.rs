@@ -75,3 +75,59 @@ async fn a_session_opened_after_one_shard_was_replaced_resumes() {
         fresh.offset
     );
 }
+
+/// `POST /notifications/notify` with `body` and an `Idempotency-Key`: (status, JSON, whether
+/// `Idempotent-Replayed: true`).
+async fn notify_once(hub: &TestHub, body: &str, key: &str) -> (u16, serde_json::Value, bool) {
+    let send = async {
+        let mut res = awc::Client::new()
+            .post(hub.url("/notifications/notify"))
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("Idempotency-Key", key))
+            .send_body(body.to_owned())
+            .await
+            .expect("notify");
+        let replayed = res
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let bytes = res.body().limit(1 << 20).await.expect("notify body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (res.status().as_u16(), json, replayed)
+    };
+    within(Duration::from_secs(10), "the notify answer", send).await
+}
+
+/// Entries in every shard's stream.
+fn entries(redis: &RedisServer) -> i64 {
+    (0..SHARDS)
+        .map(|shard| {
+            let reply = redis.command(&["XLEN", &format!("{KEY}#{shard}")]);
+            reply.trim().trim_start_matches(':').parse::<i64>().unwrap()
+        })
+        .sum()
+}
+
+/// A target's rooms count as a set for its idempotency key (`to: ["a","b"]` and `["b","a"]` are one
+/// request): a retry of it with its rooms in another order is answered as the first, never appended
+/// again on another shard (which every socket in both rooms would get twice).
+#[actix_web::test]
+async fn an_idempotent_retry_with_its_rooms_reordered_is_appended_once() {
+    let redis = RedisServer::start();
+    let hub = start_ready_hub(config(&redis)).await;
+    let a = "room-a".to_owned();
+    let b = (0..)
+        .map(|n| format!("room-{n}"))
+        .find(|room| shard_of(&[room.as_str()], SHARDS) != shard_of(&[a.as_str()], SHARDS))
+        .unwrap();
+    let first = json!({ "title": "once", "to": [a, b] }).to_string();
+    let (status, answer, replayed) = notify_once(&hub, &first, "retry-1").await;
+    assert_eq!((status, replayed), (201, false), "{answer}");
+    let retry = json!({ "title": "once", "to": [b, a] }).to_string();
+    let (status, again, replayed) = notify_once(&hub, &retry, "retry-1").await;
+    assert!(
+        replayed && again["id"] == answer["id"],
+        "the same request under the same key is the first one's answer: {status} {again} (first {answer})"
+    );
+    assert_eq!(entries(&redis), 1, "appended once over all shards");
+}
