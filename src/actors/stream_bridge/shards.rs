@@ -2,7 +2,7 @@
 //! where an append goes, and a replay page read across every shard.
 //!
 //! ```text
-//! append(target)     ──► the stream of shard_of(target's first room) (a broadcast: shard 0)
+//! append(target)     ──► the stream of shard_of(target's smallest room) (a broadcast: shard 0)
 //! replay(after, B)   ──► per shard i, in shard order: count/N entries after after[i], none past B[i]
 //!                        (B: what this instance's loops had handed on when the page was asked for)
 //!                        every entry stamped with the offset a client is up to date to once it has it
