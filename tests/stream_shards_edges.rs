@@ -1,10 +1,11 @@
-//! `HUB_STREAM_SHARDS` at its edges, on a real `redis-server` on loopback: one shard's stream
-//! replaced while the others are fine.
+//! `HUB_STREAM_SHARDS` at its edges, on a real `redis-server` (or Redis Cluster) on loopback: one
+//! shard's stream replaced, or its appends failing, while the others are fine; idempotent retries.
 
 mod common;
 
 use std::time::Duration;
 
+use common::redis_cluster_nodes::RedisCluster;
 use common::redis_server::RedisServer;
 use common::{event_offset, redis_config, start_ready_hub, within, TestHub};
 use realtime_hub::config::Config;
@@ -130,4 +131,56 @@ async fn an_idempotent_retry_with_its_rooms_reordered_is_appended_once() {
         "the same request under the same key is the first one's answer: {status} {again} (first {answer})"
     );
     assert_eq!(entries(&redis), 1, "appended once over all shards");
+}
+
+/// A room whose entries go to `shard` of `shards`.
+fn room_on(shard: usize, shards: usize) -> String {
+    (0..)
+        .map(|n| format!("room-{n}"))
+        .find(|room| shard_of(&[room.as_str()], shards) == shard)
+        .unwrap()
+}
+
+/// Appends to one shard fail (its master refuses writes) while another's succeed: the instance is
+/// unready (`/readyz` 503, `hub_appends_failing` 1) until that shard's appends work again, whatever
+/// the order of the appends, as with one stream; not ready again after the next append to a
+/// healthy shard.
+#[actix_web::test]
+async fn an_instance_stays_unready_while_one_shards_appends_fail() {
+    const SHARDS: usize = 4;
+    const KEY: &str = "test:ready";
+    let cluster = RedisCluster::start();
+    let hub = start_ready_hub(Config {
+        stream_shards: SHARDS,
+        ping_interval: Duration::from_secs(60),
+        ..redis_config(&cluster.url(), KEY)
+    })
+    .await;
+    let owner = |shard: usize| cluster.owner(cluster.slot(&format!("{KEY}#{shard}")));
+    let (bad, good) = (0..SHARDS)
+        .flat_map(|i| (0..SHARDS).map(move |j| (i, j)))
+        .find(|&(i, j)| owner(i) != owner(j))
+        .expect("the shards live on several masters");
+    // The bad shard's master refuses writes (it has no replica); reads go on.
+    let refused =
+        cluster.nodes[owner(bad)].command(&["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    assert_eq!(refused.text(), "OK");
+    let to = |shard: usize| json!({ "title": "t", "to": room_on(shard, SHARDS) }).to_string();
+    let (status, answer) = hub.notify(&to(bad)).await;
+    assert_eq!(status, 503, "{answer}");
+    let (status, answer) = hub.notify(&to(good)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        (
+            hub.get_status("/readyz").await,
+            hub.metric("hub_appends_failing").await
+        ),
+        (503, 1),
+        "shard {bad}'s appends still fail"
+    );
+    // Writes come back: a probe of the append path finds it, and the instance is ready again.
+    let back = cluster.nodes[owner(bad)].command(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    assert_eq!(back.text(), "OK");
+    hub.wait_ready().await;
+    assert_eq!(hub.metric("hub_appends_failing").await, 0);
 }
