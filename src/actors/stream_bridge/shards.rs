@@ -354,7 +354,7 @@ mod tests {
             rooms: Vec::new(),
         };
         let count = next_page_count(8, 8 * DEEP_ENTRY);
-        let bound = Some(Offset::parse(&vec!["9999999-0"; 8].join(","), 8).unwrap());
+        let bound = Some(Offset::parse(&["9999999-0"; 8].join(","), 8).unwrap());
         let page = read_replay(&mut shards, Offset::zero(8), bound, count, &scope)
             .await
             .unwrap();
