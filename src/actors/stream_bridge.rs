@@ -503,12 +503,17 @@ impl Handler<Tip> for StreamBridge {
     fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
         let handed_on = self.handed_on.clone();
         self.when_reading(|act| {
-            let tips: Vec<_> = act.shards.iter_mut().map(|shard| shard.tip()).collect();
+            // Spawned: every shard's round trip at once (a backend's future is lazy).
+            let tips: Vec<_> = (act.shards.iter_mut())
+                .map(|shard| actix::spawn(shard.tip()))
+                .collect();
             Box::pin(async move {
                 let mut epochs = Vec::with_capacity(tips.len());
                 let mut newest = StreamId::ZERO;
                 for tip in tips {
-                    let position = tip.await?;
+                    let position = tip
+                        .await
+                        .map_err(|err| StoreError::Unavailable(format!("tip: {err}")))??;
                     newest = position.id;
                     epochs.push(position.epoch);
                 }

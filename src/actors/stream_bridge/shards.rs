@@ -76,7 +76,9 @@ pub fn read_replay(
                 epoch,
                 ..scope.clone()
             };
-            backend.read_after(after.id(shard), count, &scope)
+            // Spawned, so every shard's read is in flight at once (a backend's future does
+            // nothing until polled): a page costs one round trip, not one per shard.
+            actix::spawn(backend.read_after(after.id(shard), count, &scope))
         })
         .collect();
     Box::pin(async move {
@@ -89,7 +91,9 @@ pub fn read_replay(
         };
         let mut running = after;
         for (shard, read) in reads.into_iter().enumerate() {
-            let read = read.await?;
+            let read = read
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("shard {shard} read: {err}")))??;
             page.read += read.read;
             page.bytes += read.bytes;
             let limit = bound.as_ref().map(|bound| bound.id(shard));
