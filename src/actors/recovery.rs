@@ -38,13 +38,12 @@ use log::{debug, warn};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::stream_bridge::{
-    Barrier, ClaimSession, DropSession, HandedOn, KeepLive, ReadAfter, SaveSession, StreamBridge,
-    Tip,
+    Barrier, ClaimSession, DropSession, KeepLive, ReadAfter, SaveSession, StreamBridge, Tip,
 };
 use crate::limited_warn;
 use crate::log_limit::LimitedLog;
 use crate::metrics::Metrics;
-use crate::protocol::ids::{Pid, Sid, StreamId};
+use crate::protocol::ids::{Pid, Sid};
 use crate::protocol::offset::Offset;
 use crate::protocol::target::Namespace;
 use crate::store::{Claim, LogEntry, ReplayScope, SessionRecord, StoreError};
@@ -367,47 +366,6 @@ async fn claim(
     }
 }
 
-/// How long a resume polls for this instance's read loops to catch up with its offset.
-const CATCH_UP_POLL: Duration = Duration::from_millis(20);
-
-/// Parses a client's `offset` for this log (one id per shard) and, with several shards, waits up to
-/// `wait` until this instance's loops have handed on at least that much in every shard: a replay
-/// reads no shard past them, and a client whose offset moved back in some shard would get entries
-/// twice on its next resume (README "Beyond one stream: shards").
-async fn caught_up(
-    bridge: &Addr<StreamBridge>,
-    offset: &str,
-    wait: Duration,
-) -> Result<Offset, ResumeRefused> {
-    let unavailable = |err: MailboxError| StoreError::Unavailable(err.to_string());
-    let not_reading = || StoreError::Unavailable("the stream is not being read yet".into());
-    let handed_on = bridge.send(HandedOn).await.map_err(unavailable)?;
-    let shards = handed_on.as_ref().ok_or_else(not_reading)?.shards();
-    let offset = Offset::parse(offset, shards).map_err(|_| ResumeRefused::MalformedOffset)?;
-    if shards == 1 {
-        // One stream: a replay reads to the log's end, and the handover skips what comes live.
-        return Ok(offset);
-    }
-    let deadline = Instant::now() + wait;
-    let mut handed_on = handed_on;
-    loop {
-        let loops = handed_on.ok_or_else(not_reading)?;
-        if !offset.ahead_of(&loops) {
-            return Ok(offset);
-        }
-        if Instant::now() >= deadline {
-            let ahead = (0..shards)
-                .map(|shard| offset.id(shard))
-                .zip(loops.ids())
-                .find(|(id, handed)| id > handed)
-                .map_or(StreamId::ZERO, |(id, _)| id);
-            return Err(StoreError::OffsetAhead(ahead).into());
-        }
-        actix::clock::sleep(CATCH_UP_POLL).await;
-        handed_on = bridge.send(HandedOn).await.map_err(unavailable)?;
-    }
-}
-
 async fn resume(
     resumer: &Resumer,
     nsp: Namespace,
@@ -417,9 +375,11 @@ async fn resume(
     stays: &RoomCheck,
 ) -> Result<Opened, ResumeRefused> {
     let bridge = &resumer.bridge;
-    let offset = caught_up(bridge, &offset, resumer.claim_wait).await?;
+    let offset = catch_up::parse_offset(bridge, &offset).await?;
     let pid = Pid::from_wire(pid);
     let mut record = claim(bridge, &pid, owner, resumer.claim_wait).await?;
+    // Only a session there is to resume waits for the loops: an unknown pid is refused at once.
+    catch_up::caught_up(bridge, &offset, resumer.claim_wait).await?;
     // Joined rooms the socket may no longer be in are left before anything is replayed: a revoked
     // room's entries are neither replayed nor delivered live, and the record forgets it.
     record.rooms.retain(|room| {
@@ -735,5 +695,6 @@ impl Handler<Forget> for Recovery {
     }
 }
 
+mod catch_up;
 #[cfg(test)]
 mod tests;

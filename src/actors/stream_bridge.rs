@@ -16,7 +16,8 @@
 //! and never be delivered here. The embedded log knows its start at once; Redis within a round trip.
 //!
 //! A failed append makes the instance unready (`/readyz` 503, `hub_appends_failing` 1) until an
-//! append succeeds or a probe of the append path does (one every [`PROBE_INTERVAL`] meanwhile): the
+//! append succeeds or a probe of the append path does (one every [`PROBE_INTERVAL`] meanwhile;
+//! with several shards, per shard: an append to one says nothing of another's): the
 //! read loop alone can be healthy while appends fail (Redis stopped between two reads, out of
 //! memory, a read-only replica). An append Redis took but too few replicas confirmed
 //! (`HUB_REDIS_MIN_REPLICAS`) is not a failed one here.
@@ -86,8 +87,8 @@ pub struct PublishOnce {
 #[rtype(result = "Result<(), StoreError>")]
 pub struct RequestDisconnect(pub cluster::DisconnectSockets);
 
-/// Read up to `count` entries per shard after `after` (a page of a recovery replay), each stamped
-/// with the offset it carries.
+/// Read about `count` entries after `after`, spread over the shards (a page of a recovery replay),
+/// each stamped with the offset it carries.
 #[derive(Message)]
 #[rtype(result = "Result<ReplayRead, StoreError>")]
 pub struct ReadAfter {
@@ -177,6 +178,9 @@ pub struct StreamBridge {
     metrics: Arc<Metrics>,
     /// Whether a probe of the append path is scheduled or running (at most one at a time).
     probing: bool,
+    /// Per shard, whether its appends fail (until one succeeds, or a probe of it does):
+    /// `hub_appends_failing` is 1 while any does, whichever shard the last append went to.
+    failing: Vec<bool>,
 }
 
 impl StreamBridge {
@@ -199,6 +203,7 @@ impl StreamBridge {
         StreamBridge {
             handed_on: Offset::zero(shards.len()),
             reading_from: vec![None; shards.len()],
+            failing: vec![false; shards.len()],
             shards,
             hub,
             metrics,
@@ -206,11 +211,10 @@ impl StreamBridge {
         }
     }
 
-    /// The backend of the shard `target`'s entries go to.
-    fn shard_for(&mut self, target: &Target) -> &mut dyn LogBackend {
+    /// The shard `target`'s entries go to.
+    fn shard_index(&self, target: &Target) -> usize {
         let rooms: Vec<&str> = target.rooms.iter().map(|room| room.as_str()).collect();
-        let shard = shard_of(&rooms, self.shards.len());
-        self.shards[shard].as_mut()
+        shard_of(&rooms, self.shards.len())
     }
 
     /// Shard 0's backend: the session records, disconnect requests.
@@ -223,21 +227,31 @@ impl StreamBridge {
         self.reading_from.iter().all(Option::is_some)
     }
 
-    /// Counts an append's result: a success makes appends healthy again, a failure unhealthy
-    /// until an append or a probe succeeds. An append written but not confirmed by enough replicas
-    /// is an unknown outcome to its publisher, yet the log took it: healthy (were it unhealthy, a
-    /// probe, which waits for no replica, would make it healthy again half a second later, and
-    /// `/readyz` would flap for as long as replicas are missing).
-    fn appended<T>(&mut self, result: &Result<T, StoreError>, ctx: &mut Context<Self>) {
+    /// Counts the result of an append to `shard`: a success makes that shard's appends healthy
+    /// again, a failure unhealthy until an append to it or a probe of it succeeds. An append
+    /// written but not confirmed by enough replicas is an unknown outcome to its publisher, yet the
+    /// log took it: healthy (were it unhealthy, a probe, which waits for no replica, would make it
+    /// healthy again half a second later, and `/readyz` would flap for as long as replicas are
+    /// missing).
+    fn appended<T>(
+        &mut self,
+        shard: usize,
+        result: &Result<T, StoreError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.failing[shard] = result
+            .as_ref()
+            .is_err_and(|err| !matches!(err, StoreError::NotReplicated(_)));
+        let failing = self.failing.iter().any(|failing| *failing);
+        self.metrics.appends_failing.set(i64::from(failing));
         match result {
-            Ok(_) => self.metrics.appends_failing.set(0),
+            Ok(_) => {}
             Err(err @ StoreError::NotReplicated(_)) => {
                 self.metrics.appends_outcome_unknown.inc();
                 APPEND_UNKNOWN.log(
                     log::Level::Error,
                     format_args!("append outcome unknown, it is in the log: {err}"),
                 );
-                self.metrics.appends_failing.set(0);
             }
             Err(err) => {
                 if let StoreError::OutcomeUnknown(_) = err {
@@ -253,7 +267,6 @@ impl StreamBridge {
                         format_args!("append failed, nothing was published: {err}"),
                     );
                 }
-                self.metrics.appends_failing.set(1);
                 if !self.probing {
                     self.probing = true;
                     ctx.run_later(PROBE_INTERVAL, Self::probe);
@@ -292,25 +305,37 @@ impl StreamBridge {
         }
     }
 
-    /// One probe of the append path while appends fail; the next one follows a failure.
+    /// One probe of the append path of every shard whose appends fail; the next one follows
+    /// while any still fails.
     fn probe(&mut self, ctx: &mut Context<Self>) {
-        if self.metrics.appends_failing.get() == 0 {
+        let probes: Vec<_> = (self.shards.iter_mut().zip(&self.failing))
+            .enumerate()
+            .filter(|(_, (_, failing))| **failing)
+            .map(|(shard, (backend, _))| (shard, backend.probe_append()))
+            .collect();
+        if probes.is_empty() {
             self.probing = false;
             return;
         }
-        let probes: Vec<_> = self.shards.iter_mut().map(|s| s.probe_append()).collect();
         let probe = async move {
-            for probe in probes {
-                probe.await?;
+            let mut results = Vec::with_capacity(probes.len());
+            for (shard, probe) in probes {
+                results.push((shard, probe.await.is_ok()));
             }
-            Ok::<(), StoreError>(())
+            results
         };
-        ctx.spawn(fut::wrap_future(probe).map(|result, act: &mut Self, ctx| {
-            if result.is_ok() {
-                act.metrics.appends_failing.set(0);
-                act.probing = false;
-            } else {
+        ctx.spawn(fut::wrap_future(probe).map(|results, act: &mut Self, ctx| {
+            for (shard, ok) in results {
+                if ok {
+                    act.failing[shard] = false;
+                }
+            }
+            let failing = act.failing.iter().any(|failing| *failing);
+            act.metrics.appends_failing.set(i64::from(failing));
+            if failing {
                 ctx.run_later(PROBE_INTERVAL, Self::probe);
+            } else {
+                act.probing = false;
             }
         }));
     }
@@ -360,13 +385,13 @@ impl Handler<Publish> for StreamBridge {
     type Result = ResponseActFuture<Self, Result<StreamId, StoreError>>;
 
     fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
-        let append =
-            self.when_reading(|act| act.shard_for(&msg.target).append(&msg.target, msg.args));
+        let shard = self.shard_index(&msg.target);
+        let append = self.when_reading(|act| act.shards[shard].append(&msg.target, msg.args));
         let started = self.metrics.append_seconds.is_on().then(Instant::now);
         Box::pin(
             fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
                 act.timed(started, &result);
-                act.appended(&result, ctx);
+                act.appended(shard, &result, ctx);
                 act.published(msg.source, result.as_ref().map(|_| true));
                 result
             }),
@@ -378,15 +403,14 @@ impl Handler<PublishOnce> for StreamBridge {
     type Result = ResponseActFuture<Self, Result<KeyedAppend, StoreError>>;
 
     fn handle(&mut self, msg: PublishOnce, _: &mut Self::Context) -> Self::Result {
-        let append = self.when_reading(|act| {
-            act.shard_for(&msg.target)
-                .append_once(&msg.target, msg.args, &msg.key)
-        });
+        let shard = self.shard_index(&msg.target);
+        let append =
+            self.when_reading(|act| act.shards[shard].append_once(&msg.target, msg.args, &msg.key));
         let started = self.metrics.append_seconds.is_on().then(Instant::now);
         Box::pin(
             fut::wrap_future(append).map(move |result, act: &mut Self, ctx| {
                 act.timed(started, &result);
-                act.appended(&result, ctx);
+                act.appended(shard, &result, ctx);
                 let key_reused = matches!(result, Ok(KeyedAppend::Conflict));
                 act.published(
                     msg.source,
@@ -418,7 +442,7 @@ impl Handler<RequestDisconnect> for StreamBridge {
     ) -> Self::Result {
         let append = self.when_reading(|act| act.first().disconnect_sockets(&request));
         Box::pin(fut::wrap_future(append).map(|result, act: &mut Self, ctx| {
-            act.appended(&result, ctx);
+            act.appended(0, &result, ctx);
             result
         }))
     }
@@ -442,7 +466,17 @@ impl Handler<LogEvent> for StreamBridge {
                 }
             }
             LogEvent::DisconnectSockets(request) => self.hub.do_send(DisconnectSockets(request)),
-            LogEvent::EpochChanged { was, now } => {
+            LogEvent::EpochChanged {
+                shard,
+                was,
+                now,
+                from,
+            } => {
+                // The shard starts over with its new stream: keeping the old stream's position
+                // would hand out offsets (a fresh session's, every entry's) that its new stream
+                // never issued, refused as ahead on every resume. Every client is disconnected
+                // below, and its old offsets fail on the epoch anyway.
+                self.handed_on.restart(shard, from);
                 self.metrics.log_epoch_changes.inc();
                 error!("log epoch changed was={was} now={now}: disconnecting every client so it reconnects and learns it did not recover");
                 self.hub.do_send(DisconnectAll(SessionError::LogReplaced));
@@ -483,12 +517,17 @@ impl Handler<Tip> for StreamBridge {
     fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
         let handed_on = self.handed_on.clone();
         self.when_reading(|act| {
-            let tips: Vec<_> = act.shards.iter_mut().map(|shard| shard.tip()).collect();
+            // Spawned: every shard's round trip at once (a backend's future is lazy).
+            let tips: Vec<_> = (act.shards.iter_mut())
+                .map(|shard| actix::spawn(shard.tip()))
+                .collect();
             Box::pin(async move {
                 let mut epochs = Vec::with_capacity(tips.len());
                 let mut newest = StreamId::ZERO;
                 for tip in tips {
-                    let position = tip.await?;
+                    let position = tip
+                        .await
+                        .map_err(|err| StoreError::Unavailable(format!("tip: {err}")))??;
                     newest = position.id;
                     epochs.push(position.epoch);
                 }

@@ -5,7 +5,7 @@
 //! 1 shard   "1732740000000-3"                         one stream id, today's (and Node's) format
 //! 4 shards  "1732740000000-3,1732740000001-0,0-0,1732740000000-9"
 //!           the last id handed on of each shard, shard 0 first, when the entry was delivered
-//! shard of a target: FNV-1a 64 of its first room's UTF-8 bytes, mod N; no room (a broadcast): 0
+//! shard of a target: FNV-1a 64 of its smallest room name's UTF-8 bytes, mod N; no room: 0
 //! stream key of shard i: "<key>" with 1 shard, "<key>#<i>" with more (no shared hash tag, so a
 //! Redis Cluster spreads the shards over its slots)
 //! ```
@@ -111,6 +111,14 @@ impl Offset {
         self
     }
 
+    /// Shard `shard` starts over at `id`, even behind where it was: its stream was replaced (a new
+    /// epoch, whose ids are not comparable with the old one's). An unknown shard changes nothing.
+    pub fn restart(&mut self, shard: usize, id: StreamId) {
+        if let Some(last) = self.0.get_mut(shard) {
+            *last = id;
+        }
+    }
+
     /// [`advanced`](Self::advanced), in place.
     pub fn advance(&mut self, shard: usize, id: StreamId) {
         if let Some(last) = self.0.get_mut(shard) {
@@ -131,13 +139,15 @@ impl fmt::Display for Offset {
     }
 }
 
-/// The shard of an entry whose target's rooms are `rooms` (first room decides), over `shards`
-/// shards: FNV-1a 64-bit of the room name's UTF-8 bytes, modulo `shards`. Stable across instances,
-/// restarts, platforms and versions (it is part of the log's layout: changing it moves rooms).
-/// No room (a broadcast to the namespace): shard 0.
+/// The shard of an entry whose target's rooms are `rooms` (the smallest name, by its bytes,
+/// decides: a target's rooms are a set, and `["a","b"]` and `["b","a"]` are one request under
+/// one idempotency key, checked on one shard), over `shards` shards: FNV-1a 64-bit of that room
+/// name's UTF-8 bytes, modulo `shards`. Stable across instances, restarts, platforms and versions
+/// (it is part of the log's layout: changing it moves rooms). No room (a broadcast to the
+/// namespace): shard 0.
 pub fn shard_of(rooms: &[&str], shards: usize) -> usize {
     let shards = shards.max(1) as u64;
-    match rooms.first() {
+    match rooms.iter().min() {
         None => 0,
         Some(room) => (fnv1a64(room.as_bytes()) % shards) as usize,
     }
@@ -243,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn shard_of_is_the_documented_fnv1a_of_the_first_room() {
+    fn shard_of_is_the_documented_fnv1a_of_the_smallest_room() {
         // FNV-1a 64 reference values: "" → 0xcbf29ce484222325, "a" → 0xaf63dc4c8601ec8c.
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
@@ -252,6 +262,11 @@ mod tests {
             (0xaf63_dc4c_8601_ec8c_u64 % 4) as usize
         );
         assert_eq!(shard_of(&["a", "b"], 4), shard_of(&["a"], 4));
+        assert_eq!(
+            shard_of(&["b", "a"], 4),
+            shard_of(&["a"], 4),
+            "the rooms are a set: the smallest name decides, whatever their order"
+        );
         assert_eq!(shard_of(&[], 4), 0, "a broadcast goes to shard 0");
         assert_eq!(shard_of(&["user:42"], 1), 0);
         // Rooms spread over every shard.

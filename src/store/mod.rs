@@ -389,10 +389,15 @@ pub enum LogEvent {
     /// The log's identity changed under the loop (it was deleted, flushed, or replaced): offsets
     /// handed out before are not comparable with the log's any more.
     EpochChanged {
+        /// The shard (stream) whose epoch changed: 0 with one stream.
+        shard: usize,
         /// The epoch the loop had read under.
         was: Epoch,
         /// The log's epoch now.
         now: Epoch,
+        /// Where the loop reads on from: the new stream's newest entry (its ids are not
+        /// comparable with the old stream's).
+        from: StreamId,
     },
 }
 

@@ -128,8 +128,10 @@ impl Reader {
                     self.key, position.epoch
                 );
                 self.sink.do_send(LogEvent::EpochChanged {
+                    shard: self.shard,
                     was,
                     now: position.epoch,
+                    from: newest,
                 });
                 Ok((newest, true))
             }

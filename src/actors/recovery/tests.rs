@@ -3,6 +3,7 @@
 use super::*;
 use crate::actors::hub::Hub;
 use crate::actors::stream_bridge::Publish;
+use crate::protocol::ids::StreamId;
 use crate::protocol::offset::Offset;
 use crate::protocol::target::Target;
 use crate::store::MemoryLog;
@@ -559,5 +560,31 @@ async fn recovery_resumes_a_session_only_for_its_user_and_leaves_it_to_its_owner
     assert_eq!(
         owner.missed.iter().map(|e| e.id).collect::<Vec<_>>(),
         [missed]
+    );
+}
+
+/// A resume whose offset is ahead of this instance's read loops waits for them (HUB_STREAM_SHARDS
+/// > 1), but only for a session there is to resume: an unknown pid is refused at once (outcome
+/// `unknown`), never after polling the bridge for the whole claim wait, which any client could
+/// otherwise make every CONNECT cost.
+#[actix::test]
+async fn recovery_checks_the_session_before_waiting_for_the_loops_to_catch_up() {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(1 << 20, metrics.clone()).start();
+    let shard =
+        || -> Box<dyn crate::store::LogBackend> { Box::new(MemoryLog::new(10, usize::MAX)) };
+    let bridge = StreamBridge::sharded(vec![shard(), shard()], hub, metrics.clone()).start();
+    let recovery =
+        Recovery::new(bridge, Duration::from_secs(60), CLAIM_WAIT, metrics.clone()).start();
+    let far = format!("{0}-0,{0}-0", u64::MAX / 2);
+    let fresh = recovery
+        .send(open(&Pid::from_wire("nobody"), far))
+        .await
+        .unwrap();
+    assert!(!fresh.recovered);
+    assert_eq!(
+        (metrics.resumes.get("unknown"), metrics.resumes.get("ahead")),
+        (1, 0),
+        "an unknown session is refused as such, before any wait for the loops"
     );
 }

@@ -2,8 +2,8 @@
 //! where an append goes, and a replay page read across every shard.
 //!
 //! ```text
-//! append(target)     ──► the stream of shard_of(target's first room) (a broadcast: shard 0)
-//! replay(after, B)   ──► per shard i, in shard order: the entries after after[i], none past B[i]
+//! append(target)     ──► the stream of shard_of(target's smallest room) (a broadcast: shard 0)
+//! replay(after, B)   ──► per shard i, in shard order: count/N entries after after[i], none past B[i]
 //!                        (B: what this instance's loops had handed on when the page was asked for)
 //!                        every entry stamped with the offset a client is up to date to once it has it
 //! ```
@@ -46,7 +46,8 @@ pub struct LogPosition {
     pub epoch: Epoch,
 }
 
-/// Reads a page of a replay: `count` entries after `after` from every shard, none past `bound`
+/// Reads a page of a replay: about `count` entries after `after`, spread evenly over the shards
+/// (at least one from each: a page is sized in entries of the whole log), none past `bound`
 /// (`None` with one shard: read to the log's end, the handover skips what comes live). Fails with
 /// the first shard's error in shard order (one failed shard fails the page: never a partial replay),
 /// and with `EpochChanged` if `scope`'s epoch is not one per shard.
@@ -65,6 +66,7 @@ pub fn read_replay(
         };
         return Box::pin(std::future::ready(Err(refused)));
     }
+    let count = count.div_ceil(shards.len()).max(1);
     let reads: Vec<_> = shards
         .iter_mut()
         .zip(epochs)
@@ -74,7 +76,9 @@ pub fn read_replay(
                 epoch,
                 ..scope.clone()
             };
-            backend.read_after(after.id(shard), count, &scope)
+            // Spawned, so every shard's read is in flight at once (a backend's future does
+            // nothing until polled): a page costs one round trip, not one per shard.
+            actix::spawn(backend.read_after(after.id(shard), count, &scope))
         })
         .collect();
     Box::pin(async move {
@@ -87,7 +91,9 @@ pub fn read_replay(
         };
         let mut running = after;
         for (shard, read) in reads.into_iter().enumerate() {
-            let read = read.await?;
+            let read = read
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("shard {shard} read: {err}")))??;
             page.read += read.read;
             page.bytes += read.bytes;
             let limit = bound.as_ref().map(|bound| bound.id(shard));
@@ -172,13 +178,50 @@ mod tests {
         assert_eq!((ids(&entries), read_to, more), (vec![], id(7), false));
     }
 
-    /// A shard whose stream holds entries 3, 5 and 8 while its read loop has handed on only up to
-    /// 5 (a loop lagging behind the stream): everything else is the embedded log's.
-    struct Lagging(crate::store::MemoryLog);
+    /// A shard whose replay reads `reads` answers and whose read loop starts at `start`;
+    /// everything else is the embedded log's.
+    struct Stub {
+        log: crate::store::MemoryLog,
+        reads: Box<dyn FnMut(StreamId, usize) -> StoreFuture<LogRead>>,
+        start: StreamId,
+    }
 
-    impl LogBackend for Lagging {
+    impl Stub {
+        fn boxed(
+            start: StreamId,
+            reads: impl FnMut(StreamId, usize) -> StoreFuture<LogRead> + 'static,
+        ) -> Box<dyn LogBackend> {
+            Box::new(Stub {
+                log: crate::store::MemoryLog::new(10, usize::MAX),
+                reads: Box::new(reads),
+                start,
+            })
+        }
+    }
+
+    /// A shard whose stream holds entries 3, 5 and 8 while its read loop has handed on only up to
+    /// 5 (a loop lagging behind the stream).
+    fn lagging() -> Box<dyn LogBackend> {
+        Stub::boxed(id(5), |_, count| {
+            Box::pin(std::future::ready(Ok(read(&[3, 5, 8], 3.min(count)))))
+        })
+    }
+
+    /// A shard with more entries than any page reads, [`DEEP_ENTRY`] bytes each, all handed on.
+    fn deep() -> Box<dyn LogBackend> {
+        Stub::boxed(id(u64::MAX / 2), |after, count| {
+            let ids: Vec<u64> = (after.ms + 1..=after.ms + count as u64).collect();
+            let mut page = read(&ids, ids.len());
+            page.bytes = ids.len() * DEEP_ENTRY;
+            Box::pin(std::future::ready(Ok(page)))
+        })
+    }
+
+    const DEEP_ENTRY: usize = 4096;
+
+    impl LogBackend for Stub {
         fn append(&mut self, t: &Target, a: Arc<str>) -> StoreFuture<StreamId> {
-            self.0.append(t, a)
+            self.log.append(t, a)
         }
         fn append_once(
             &mut self,
@@ -186,68 +229,137 @@ mod tests {
             a: Arc<str>,
             k: &crate::store::AppendKey,
         ) -> StoreFuture<crate::store::KeyedAppend> {
-            self.0.append_once(t, a, k)
+            self.log.append_once(t, a, k)
         }
         fn disconnect_sockets(
             &mut self,
             r: &crate::protocol::cluster::DisconnectSockets,
         ) -> StoreFuture<()> {
-            self.0.disconnect_sockets(r)
+            self.log.disconnect_sockets(r)
         }
         fn probe_append(&mut self) -> StoreFuture<()> {
-            self.0.probe_append()
+            self.log.probe_append()
         }
         fn read_after(
             &mut self,
-            _: StreamId,
+            after: StreamId,
             count: usize,
             _: &ReplayScope,
         ) -> StoreFuture<LogRead> {
-            let page = read(&[3, 5, 8], 3.min(count));
-            Box::pin(std::future::ready(Ok(page)))
+            (self.reads)(after, count)
         }
         fn read_range(
             &mut self,
             q: &crate::store::RangeQuery,
         ) -> StoreFuture<crate::store::LogRange> {
-            self.0.read_range(q)
+            self.log.read_range(q)
         }
         fn tip(&mut self) -> StoreFuture<crate::store::Position> {
-            self.0.tip()
+            self.log.tip()
         }
         fn start_reading(
             &mut self,
             _: actix::Recipient<crate::store::LogEvent>,
         ) -> Option<StreamId> {
-            Some(id(5))
+            Some(self.start)
         }
         fn keep_live(
             &mut self,
             r: crate::store::SessionRecord,
             t: std::time::Duration,
         ) -> StoreFuture<()> {
-            self.0.keep_live(r, t)
+            self.log.keep_live(r, t)
         }
         fn save_session(
             &mut self,
             r: crate::store::SessionRecord,
             t: std::time::Duration,
         ) -> StoreFuture<()> {
-            self.0.save_session(r, t)
+            self.log.save_session(r, t)
         }
         fn claim_session(
             &mut self,
             p: &crate::protocol::ids::Pid,
             o: Option<&str>,
         ) -> StoreFuture<crate::store::Claim> {
-            self.0.claim_session(p, o)
+            self.log.claim_session(p, o)
         }
         fn drop_session(&mut self, p: &crate::protocol::ids::Pid) -> StoreFuture<()> {
-            self.0.drop_session(p)
+            self.log.drop_session(p)
         }
         fn is_ready(&self) -> bool {
             true
         }
+    }
+
+    /// A page's shard reads are in flight together: over N shards a page costs about one round
+    /// trip to the log, not N one after another. Each shard's read here answers only once every
+    /// shard's read has started.
+    #[actix::test]
+    async fn a_sharded_replay_page_reads_the_shards_at_once() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        const SHARDS: usize = 4;
+        let started = Rc::new(Cell::new(0usize));
+        let gated = |started: Rc<Cell<usize>>| {
+            Stub::boxed(id(100), move |_, count| {
+                let started = started.clone();
+                Box::pin(async move {
+                    started.set(started.get() + 1);
+                    while started.get() < SHARDS {
+                        actix::clock::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    Ok(read(&[3], 1.min(count)))
+                })
+            })
+        };
+        let mut shards: Vec<_> = (0..SHARDS).map(|_| gated(started.clone())).collect();
+        let scope = ReplayScope {
+            epoch: Epoch::joined(&vec![Epoch::from("e"); SHARDS]),
+            nsp: crate::protocol::target::Namespace::main(),
+            rooms: Vec::new(),
+        };
+        let bound = Offset::parse(&["100-0"; SHARDS].join(","), SHARDS).unwrap();
+        let page = read_replay(&mut shards, Offset::zero(SHARDS), Some(bound), 8, &scope);
+        let page = actix::clock::timeout(std::time::Duration::from_secs(10), page).await;
+        assert!(
+            page.is_ok(),
+            "the shards are read one after another: {} of {SHARDS} reads started",
+            started.get()
+        );
+        assert_eq!(page.unwrap().unwrap().entries.len(), SHARDS);
+    }
+
+    /// A replay page is sized (`count`, from the last page's mean entry size) to about
+    /// `REPLAY_PAGE_BYTES` of the log: read over N shards it stays that size, not N times it
+    /// (`--max-replays` pages are what resumes can pin at once).
+    #[actix::test]
+    async fn a_sharded_replay_page_reads_count_entries_over_all_shards_not_per_shard() {
+        use crate::actors::recovery::{next_page_count, REPLAY_PAGE_BYTES};
+
+        let mut shards: Vec<Box<dyn LogBackend>> = (0..8).map(|_| deep()).collect();
+        let scope = ReplayScope {
+            epoch: Epoch::joined(&vec![Epoch::from("e"); 8]),
+            nsp: crate::protocol::target::Namespace::main(),
+            rooms: Vec::new(),
+        };
+        let count = next_page_count(8, 8 * DEEP_ENTRY);
+        let bound = Some(Offset::parse(&["9999999-0"; 8].join(","), 8).unwrap());
+        let page = read_replay(&mut shards, Offset::zero(8), bound, count, &scope)
+            .await
+            .unwrap();
+        assert!(page.more, "every shard has more");
+        assert!(
+            page.bytes <= REPLAY_PAGE_BYTES + 8 * DEEP_ENTRY,
+            "a page of {} entries over 8 shards read {} bytes, the page aims at {REPLAY_PAGE_BYTES}",
+            count,
+            page.bytes
+        );
+        assert!(
+            page.read >= 8,
+            "every shard reads at least one entry: {}",
+            page.read
+        );
     }
 
     #[actix::test]
@@ -260,9 +372,6 @@ mod tests {
 
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(1 << 20, metrics.clone()).start();
-        let lagging = || -> Box<dyn LogBackend> {
-            Box::new(Lagging(crate::store::MemoryLog::new(10, usize::MAX)))
-        };
         let bridge = StreamBridge::sharded(vec![lagging(), lagging()], hub, metrics).start();
         let handed_on = bridge.send(HandedOn).await.unwrap().unwrap();
         assert_eq!(handed_on.to_string(), "5-0,5-0");
