@@ -162,12 +162,18 @@ start_sharded_hubs() { # shards → two instances (tokens required) on the clust
       PORT=$port RUST_LOG=warn "$target_dir"/release/realtime-hub 2>"$log" &
     pids+=("$!"); hub_pids+=("$!")
   done
+  local deadline=$((SECONDS + 30))
   for i in 0 1; do
     port=${ports[$i]}; log="$results/hub-shards-$shards-$port.log"
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-      if ! kill -0 "${hub_pids[$i]}" 2>/dev/null; then
-        refused_reason=$(tail -n 3 "$log" | tr '\n' ' ')
-        echo "the hub refused HUB_STREAM_SHARDS=$shards (it exited at start): $refused_reason" >&2
+      if ! kill -0 "${hub_pids[$i]}" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+        refused_reason=$(tail -n 3 "$log" | tr '\n' ' ' | sed 's/ *$//')
+        if kill -0 "${hub_pids[$i]}" 2>/dev/null; then
+          refused_reason="not listening on $port after 30 s; its log: $refused_reason"
+        else
+          refused_reason="exited at start: $refused_reason"
+        fi
+        echo "the hub refused HUB_STREAM_SHARDS=$shards ($refused_reason)" >&2
         kill "${hub_pids[@]}" 2>/dev/null || true
         wait "${hub_pids[@]}" 2>/dev/null || true
         return 1
