@@ -799,6 +799,7 @@ async fn targeted(o: &Options) -> Value {
         .map(|_| rng.between(0, o.clients as u64) as usize)
         .collect();
     let sampler = Sampler::start(&o.pids);
+    let started = Instant::now();
     let accepted = publish_to(o, o.rate, o.seconds, 0, Some(&to)).await;
     let ok = accepted.iter().filter(|a| **a).count() as u64;
     let expected: u64 = (0..total)
@@ -806,6 +807,7 @@ async fn targeted(o: &Options) -> Value {
         .count() as u64;
     wait_delivered(&seen, expected, o.drain).await;
     let usage = sampler.finish();
+    let elapsed = started.elapsed().as_secs_f64();
     stop.set(true);
     let (mut lost, mut misdelivered, mut duplicated, mut delivered) = (0u64, 0u64, 0u64, 0u64);
     let mut latencies = Vec::new();
@@ -845,6 +847,7 @@ async fn targeted(o: &Options) -> Value {
         "rate": o.rate,
         "accepted": ok,
         "refused": accepted.len() as u64 - ok,
+        "expected": expected,
         "delivered": delivered,
         "lost": lost,
         "misdelivered": misdelivered,
@@ -855,6 +858,8 @@ async fn targeted(o: &Options) -> Value {
         },
         "hub_cpu_idle_s": idle_cpu,
         "hub_cpu_s": busy_cpu,
+        // The stretch the processes' CPU seconds were measured over: publishing and the drain.
+        "elapsed_s": elapsed,
         "hub_cpu_us_per_notification": (busy_cpu - idle_cpu).max(0.0) * 1e6 / ok.max(1) as f64,
         "processes": process_report(&usage),
     })

@@ -12,6 +12,14 @@
 #   BENCH_ONLY=metrics scripts/bench.sh   the cost of metrics: the hub's fanout (1000 clients,
 #                                 200/s) with HUB_METRICS=on and =off, alternating, three runs each;
 #                                 the median hub CPU µs per delivery of each (BENCH_QUICK=1: 200 clients, 5 s)
+#   BENCH_ONLY=shards scripts/bench.sh   stream shards: two hub instances on a Redis Cluster of four
+#                                 masters (redis-server processes on loopback), with HUB_STREAM_SHARDS=1
+#                                 and then 4; 1000 clients each its own user, targeted notifications at
+#                                 500, 1000, 2000, 4000/s (BENCH_SHARD_RATES) for 10 s each; per rate and
+#                                 shard count: hub CPU (% and µs per notification), Redis CPU % per
+#                                 master, p50/p99, delivered/expected; one table (benches/shards-report.mjs).
+#                                 One run unless BENCH_RUNS; BENCH_SHARDS="1 4" the shard counts compared;
+#                                 BENCH_QUICK=1: 200 clients, 3 s, 250/500/1000/s
 #
 # Loads (each bounded in count and time, loopback only): floor (no server: the kernel's cost of one
 # loopback write per delivery), fanout (1000 clients over 2 instances, 50 notifications/s), a rate
@@ -24,9 +32,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=${BENCH_RUNS:-3}
 only=${BENCH_ONLY:-}
-case "$only" in ""|targeted|metrics) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted' and 'metrics' are known" >&2; exit 1 ;; esac
+case "$only" in ""|targeted|metrics|shards) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted', 'metrics' and 'shards' are known" >&2; exit 1 ;; esac
+# The shard comparison is long (two clusters, four rates each): one run unless asked for more.
+runs=${BENCH_RUNS:-$([ "$only" = shards ] && echo 1 || echo 3)}
 against=${BENCH_AGAINST:-}
 other_label=Node
 if [ -n "$against" ]; then
@@ -39,20 +48,33 @@ else
   fanout_clients=1000; fanout_seconds=20; idle_clients=10000; jitter_clients=200; jitter_seconds=40; sweep_seconds=5
 fi
 targeted_sizes="100 $idle_clients"
+if [ -n "${BENCH_QUICK:-}" ]; then
+  shard_clients=200; shard_seconds=3; shard_rates=${BENCH_SHARD_RATES:-250 500 1000}
+else
+  shard_clients=1000; shard_seconds=10; shard_rates=${BENCH_SHARD_RATES:-500 1000 2000 4000}
+fi
+shard_counts=${BENCH_SHARDS:-1 4}
+# Four masters: the four shard streams of the default key (socket.io#0..#3, slots 9789, 13852, 1663,
+# 5726) land one on each of redis-cli's even slot ranges; with three, two shards share a master.
+shard_masters=4
 # Only the bench's hubs and tokens know it; a fresh one per run.
 jwt_secret=$(head -c 24 /dev/urandom | base64)
 results=$(mktemp -d)
 pids=()
+dirs=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for dir in "${dirs[@]}"; do rm -rf "$dir"; done
 }
 trap cleanup EXIT
 
 echo "== building: the hub (release), the load tool, the Node original"
+# Where cargo puts its builds: CARGO_TARGET_DIR when set (a worktree with its own target directory).
+target_dir=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 cargo bench --bench hub_bench --no-run --quiet 2>/dev/null
-bench_bin=$(ls -t target/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
+bench_bin=$(ls -t "$target_dir"/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
 if [ -z "$against" ] && [ -z "$only" ]; then
   (cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
 fi
@@ -75,9 +97,9 @@ start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs requir
   p1=$(free_port); p2=$(free_port)
   for port in "$p1" "$p2"; do
     if [ "$impl" = rust ] && [ -n "$jwt" ]; then
-      HUB_JWT_SECRET="$jwt_secret" REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
+      HUB_JWT_SECRET="$jwt_secret" REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn "$target_dir"/release/realtime-hub &
     elif [ "$impl" = rust ]; then
-      REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn target/release/realtime-hub &
+      REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn "$target_dir"/release/realtime-hub &
     elif [ -n "$against" ]; then
       REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn "$against" &
     else
@@ -99,6 +121,89 @@ stop_cluster() {
   wait "$redis_pid" 2>/dev/null || true
 }
 
+start_redis_cluster() { # masters → a Redis Cluster on loopback; sets cluster_url, cluster_ports, cluster_pids
+  local dir port bus hosts=() deadline
+  dir=$(mktemp -d); dirs+=("$dir")
+  cluster_ports=(); cluster_pids=()
+  for _ in $(seq 1 "$1"); do
+    # The bus port on its own: the default (port + 10000) may be taken or past 65535.
+    port=$(free_port); bus=$(free_port)
+    mkdir "$dir/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bus" \
+      --cluster-config-file nodes.conf --save "" --appendonly no --dir "$dir/$port" >/dev/null 2>&1 &
+    pids+=("$!"); cluster_pids+=("$!"); cluster_ports+=("$port"); hosts+=("127.0.0.1:$port")
+    wait_port "$port"
+  done
+  redis-cli --cluster create "${hosts[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  deadline=$((SECONDS + 20))
+  for port in "${cluster_ports[@]}"; do
+    until redis-cli -p "$port" cluster info | grep -q "cluster_state:ok"; do
+      [ "$SECONDS" -lt "$deadline" ] || { echo "error: the cluster node on $port was not ok within 20 s" >&2; exit 1; }
+      sleep 0.1
+    done
+  done
+  cluster_url="redis+cluster://$(IFS=,; echo "${hosts[*]}")"
+}
+
+stop_redis_cluster() {
+  kill "${cluster_pids[@]}" 2>/dev/null || true
+  wait "${cluster_pids[@]}" 2>/dev/null || true
+}
+
+start_sharded_hubs() { # shards → two instances (tokens required) on the cluster; sets urls, pidlist.
+  # Returns 1, with the instance's own words, when an instance exits instead of listening (a hub
+  # that refuses the setting), so the run reports it rather than waiting on a port.
+  local shards=$1 port i log
+  local ports=("$(free_port)" "$(free_port)")
+  hub_pids=()
+  for port in "${ports[@]}"; do
+    log="$results/hub-shards-$shards-$port.log"
+    HUB_STREAM_SHARDS=$shards HUB_JWT_SECRET="$jwt_secret" REDIS_URL="$cluster_url" HUB_HOST=127.0.0.1 \
+      PORT=$port RUST_LOG=warn "$target_dir"/release/realtime-hub 2>"$log" &
+    pids+=("$!"); hub_pids+=("$!")
+  done
+  local deadline=$((SECONDS + 30))
+  for i in 0 1; do
+    port=${ports[$i]}; log="$results/hub-shards-$shards-$port.log"
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+      if ! kill -0 "${hub_pids[$i]}" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+        refused_reason=$(tail -n 3 "$log" | tr '\n' ' ' | sed 's/ *$//')
+        if kill -0 "${hub_pids[$i]}" 2>/dev/null; then
+          refused_reason="not listening on $port after 30 s; its log: $refused_reason"
+        else
+          refused_reason="exited at start: $refused_reason"
+        fi
+        echo "the hub refused HUB_STREAM_SHARDS=$shards ($refused_reason)" >&2
+        kill "${hub_pids[@]}" 2>/dev/null || true
+        wait "${hub_pids[@]}" 2>/dev/null || true
+        return 1
+      fi
+      sleep 0.05
+    done
+  done
+  sleep 1
+  urls="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]}"
+  pidlist="hub=${hub_pids[0]},hub=${hub_pids[1]}"
+  for i in "${!cluster_pids[@]}"; do pidlist+=",redis-m$((i + 1))=${cluster_pids[$i]}"; done
+}
+
+shard_placement() { # shards → JSON: which master (m1, m2, ...: redis-cli's slot ranges in order) holds which stream
+  local shards=$1 i key keys json="{" sep=""
+  for i in "${!cluster_ports[@]}"; do
+    keys=$(redis-cli -p "${cluster_ports[$i]}" --scan --pattern 'socket.io*' | sort)
+    json+="$sep\"m$((i + 1))\": ["; sep=", "
+    local ksep=""
+    for key in $keys; do
+      # Only the log's streams (session records and the lease have their own keys).
+      if { [ "$shards" = 1 ] && [ "$key" = socket.io ]; } || [[ "$key" =~ ^socket\.io#[0-9]+$ ]]; then
+        json+="$ksep\"$key\""; ksep=", "
+      fi
+    done
+    json+="]"
+  done
+  echo "$json}"
+}
+
 bench() { # name, args... → results/<name>.json (the RESULT line)
   local name=$1; shift
   "$bench_bin" "$@" --urls "$urls" --pids "$pidlist" --sources "$sources" | sed -n 's/^RESULT //p' > "$results/$name.json"
@@ -106,6 +211,26 @@ bench() { # name, args... → results/<name>.json (the RESULT line)
 
 # Runs alternate between the two (rust, other, rust, other...) so drift on a noisy box hits both alike.
 for run in $(seq 1 "$runs"); do
+  if [ "$only" = shards ]; then
+    for shards in $shard_counts; do
+      echo "== rust, HUB_STREAM_SHARDS=$shards on a Redis Cluster of $shard_masters masters, run $run of $runs"
+      start_redis_cluster "$shard_masters"
+      if start_sharded_hubs "$shards"; then
+        for rate in $shard_rates; do
+          echo "   $rate notifications/s for $shard_seconds s"
+          bench "shards-$shards-$run-$rate" targeted --clients "$shard_clients" --rate "$rate" \
+            --seconds "$shard_seconds" --drain 15 --jwt-secret "$jwt_secret"
+        done
+        shard_placement "$shards" > "$results/shards-$shards-$run-placement.json"
+        kill "${hub_pids[@]}" 2>/dev/null || true
+        wait "${hub_pids[@]}" 2>/dev/null || true
+      else
+        echo "$refused_reason" > "$results/shards-$shards-$run-refused.txt"
+      fi
+      stop_redis_cluster
+    done
+    continue
+  fi
   if [ "$only" = metrics ]; then
     for metrics in on off; do
       echo "== rust, HUB_METRICS=$metrics, run $run of $runs"
@@ -177,6 +302,10 @@ if [ "$only" = metrics ]; then
     console.log(`p99 latency ms: on ${of("on", p99)}, off ${of("off", p99)}; lost + refused: on ${of("on", lost)}, off ${of("off", lost)}`);
     console.log("JSON " + JSON.stringify({ metrics_on_cpu_us_per_delivery: on, metrics_off_cpu_us_per_delivery: off, ratio: on / off, runs: Number(runs) }));
   ' "$results" "$runs"
+  exit 0
+fi
+if [ "$only" = shards ]; then
+  node benches/shards-report.mjs "$results" "$runs" "$shard_counts" "$shard_rates" "$shard_masters" "$shard_clients" "$shard_seconds"
   exit 0
 fi
 TARGETED_SIZES="$targeted_sizes" node benches/report.mjs "$results" "$runs" "$other_label"
