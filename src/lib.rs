@@ -226,7 +226,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
                     metrics.clone(),
                 )
                 .map_err(io::Error::other)?
-                .with_shard(shard, loops_down.clone())
+                .with_shard(shard, loops_down.clone(), (&config.stream_key, shards))
                 .with_idempotency_ttl(config.idempotency_ttl)
                 .with_min_replicas(min_replicas);
                 logs.push(Box::new(log));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::redis_cluster_nodes::RedisCluster;
 use common::redis_server::RedisServer;
-use common::{event_offset, redis_config, start_ready_hub, within, TestHub};
+use common::{event_offset, redis_config, start_hub, start_ready_hub, within, TestHub};
 use realtime_hub::config::Config;
 use realtime_hub::protocol::offset::shard_of;
 use serde_json::json;
@@ -183,4 +183,55 @@ async fn an_instance_stays_unready_while_one_shards_appends_fail() {
     assert_eq!(back.text(), "OK");
     hub.wait_ready().await;
     assert_eq!(hub.metric("hub_appends_failing").await, 0);
+}
+
+/// Waits (bounded) until `/readyz` answers `status`.
+async fn readyz(hub: &TestHub, status: u16, what: &str) {
+    for _ in 0..300 {
+        if hub.get_status("/readyz").await == status {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("/readyz never answered {status}: {what}");
+}
+
+/// An instance started with another shard count on a stream key in use refuses to serve (each would
+/// append where the other does not read, and notifications would be lost without an error) until
+/// the other count's instances are gone and its layout key expired; then it keeps the key at its own
+/// count.
+#[actix_web::test]
+async fn an_instance_of_another_shard_count_on_a_key_in_use_serves_nothing_until_the_others_stop() {
+    let redis = RedisServer::start();
+    let layout = format!("hub:shards:{KEY}");
+    // What a one-stream instance on this key keeps, 1.5 s before it expires (that instance stopped).
+    redis.command(&["SET", &layout, "1", "PX", "1500"]);
+    let lease = Duration::from_millis(300);
+    let hub = start_hub(Config {
+        instance_lease: lease,
+        ..config(&redis)
+    });
+    // Long enough for its read loops to start and its layout check to run (every lease/3), so the
+    // 503 is the refusal and not a hub still starting.
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        hub.get_status("/readyz").await,
+        503,
+        "refused while the other count holds the key"
+    );
+    let (status, answer) = hub.notify(&json!({ "title": "lost?" }).to_string()).await;
+    assert_eq!(
+        status, 503,
+        "nothing appended where the others do not read: {answer}"
+    );
+    assert_eq!(entries(&redis), 0);
+    readyz(&hub, 200, "it serves once the other count's key expired").await;
+    assert_eq!(
+        redis.command(&["GET", &layout]),
+        "$1\r\n2\r\n",
+        "and keeps its own count"
+    );
+    let (status, answer) = hub.notify(&json!({ "title": "now" }).to_string()).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(entries(&redis), 1);
 }

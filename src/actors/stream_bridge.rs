@@ -181,6 +181,9 @@ pub struct StreamBridge {
     /// Per shard, whether its appends fail (until one succeeds, or a probe of it does):
     /// `hub_appends_failing` is 1 while any does, whichever shard the last append went to.
     failing: Vec<bool>,
+    /// The shard count of other instances on this stream key, while it is not this one's
+    /// ([`LogEvent::LayoutConflict`]): nothing is appended or read meanwhile.
+    layout_conflict: Option<String>,
 }
 
 impl StreamBridge {
@@ -208,6 +211,7 @@ impl StreamBridge {
             hub,
             metrics,
             probing: false,
+            layout_conflict: None,
         }
     }
 
@@ -357,6 +361,14 @@ impl StreamBridge {
             let refused = StoreError::Unavailable("the stream is not being read yet".into());
             return Box::pin(std::future::ready(Err(refused)));
         }
+        if let Some(theirs) = &self.layout_conflict {
+            let refused = StoreError::Unavailable(format!(
+                "other instances on this stream key run HUB_STREAM_SHARDS={theirs}, this one {}: \
+                 every instance on a stream key must run the same count",
+                self.shards.len()
+            ));
+            return Box::pin(std::future::ready(Err(refused)));
+        }
         call(self)
     }
 }
@@ -454,6 +466,18 @@ impl Handler<LogEvent> for StreamBridge {
     fn handle(&mut self, event: LogEvent, _: &mut Self::Context) {
         match event {
             LogEvent::ReadingFrom { shard, from } => self.start_at(shard, from),
+            LogEvent::LayoutConflict { shards } => {
+                match &shards {
+                    Some(theirs) => error!(
+                        "other instances on this stream key run HUB_STREAM_SHARDS={theirs}, this \
+                         one {}: not appending, reading or ready until they are gone (each would \
+                         append where the other does not read)",
+                        self.shards.len()
+                    ),
+                    None => info!("stream shard count agreed: serving"),
+                }
+                self.layout_conflict = shards;
+            }
             LogEvent::Entries(mut entries) => {
                 for entry in &mut entries {
                     self.handed_on.advance(entry.shard, entry.id);
@@ -605,6 +629,7 @@ impl Handler<IsReady> for StreamBridge {
 
     fn handle(&mut self, _: IsReady, _: &mut Self::Context) -> bool {
         self.reading()
+            && self.layout_conflict.is_none()
             && self.shards.iter().all(|shard| shard.is_ready())
             && self.metrics.appends_failing.get() == 0
     }

@@ -374,6 +374,13 @@ pub struct Position {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum LogEvent {
+    /// Another instance on this stream key runs with another shard count (`shards`: its
+    /// `HUB_STREAM_SHARDS`), or (`None`) no longer does: while it does, this instance neither
+    /// appends nor is ready, since each would append where the other does not read.
+    LayoutConflict {
+        /// The other instances' shard count, as stored.
+        shards: Option<String>,
+    },
     /// The loop of `shard` found its start: it hands on every entry after `from`, and none before.
     ReadingFrom {
         /// The shard (stream) the loop reads: 0 with one stream.

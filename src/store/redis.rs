@@ -57,8 +57,9 @@ use redis::{ProtocolVersion, Value};
 
 use super::redis_append::{self, AppendLink, Fields, MinReplicas};
 use super::redis_identity::{
-    decode_record, encode_record, ensure_epoch, keep_lease, live_key, slot_tag, CLAIM_PEEK_SCRIPT,
-    CLAIM_TAKE_SCRIPT, INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, RELEASE_SCRIPT,
+    decode_record, encode_record, ensure_epoch, keep_layout, keep_lease, live_key, slot_tag,
+    CLAIM_PEEK_SCRIPT, CLAIM_TAKE_SCRIPT, INSTANCE_KEY_PREFIX, KEEP_LIVE_SCRIPT, LAYOUT_KEY_PREFIX,
+    RELEASE_SCRIPT,
 };
 use super::redis_link::{Endpoint, Link, LinkOptions};
 use super::redis_reader::Reader;
@@ -157,6 +158,9 @@ pub struct RedisLog {
     reading: Arc<AtomicBool>,
     /// How many of the log's loops are not reading, shared by every shard's backend.
     loops_down: Arc<AtomicUsize>,
+    /// The log's stream key (`HUB_STREAM_KEY`) and shard count, kept by shard 0's backend in the
+    /// layout key so that instances with different counts on one key notice.
+    layout: (String, usize),
 }
 
 impl RedisLog {
@@ -199,6 +203,7 @@ impl RedisLog {
             shard: 0,
             reading: Arc::new(AtomicBool::new(false)),
             loops_down: Arc::new(AtomicUsize::new(1)),
+            layout: (key.to_owned(), 1),
         })
     }
 
@@ -212,9 +217,17 @@ impl RedisLog {
     /// and a shard other than 0 leaves the instance's lease to shard 0's backend.
     /// `loops_down` counts the log's loops not reading, shared by every shard's backend and
     /// starting at the number of shards (`hub_ready` is 1 only while it is 0).
-    pub fn with_shard(mut self, shard: usize, loops_down: Arc<AtomicUsize>) -> RedisLog {
+    /// `key` and `shards` are the log's stream key and shard count (shard 0 keeps them in the
+    /// layout key).
+    pub fn with_shard(
+        mut self,
+        shard: usize,
+        loops_down: Arc<AtomicUsize>,
+        (key, shards): (&str, usize),
+    ) -> RedisLog {
         self.shard = shard;
         self.loops_down = loops_down;
+        self.layout = (key.to_owned(), shards);
         self
     }
 
@@ -438,6 +451,13 @@ impl LogBackend for RedisLog {
         if self.shard != 0 {
             return None;
         }
+        actix::spawn(keep_layout(
+            self.commands.clone(),
+            format!("{LAYOUT_KEY_PREFIX}{}", self.layout.0),
+            self.layout.1,
+            self.lease * 3,
+            sink.clone(),
+        ));
         actix::spawn(keep_lease(
             self.commands.clone(),
             format!("{INSTANCE_KEY_PREFIX}{}", self.uid),

@@ -272,6 +272,59 @@ pub(super) async fn keep_lease(
     }
 }
 
+/// The key holding the shard count of the log on stream key `<key>` (`HUB_STREAM_SHARDS`), which
+/// every hub instance on that key keeps alive ([`keep_layout`]).
+pub(super) const LAYOUT_KEY_PREFIX: &str = "hub:shards:";
+
+/// Keeps the layout key at ARGV[1] (the shard count) for ARGV[2] ms, unless it holds another count:
+/// then returns that count and changes nothing.
+const LAYOUT_SCRIPT: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Keeps `key` (the layout key of this instance's stream key) at `shards` for `ttl` past the last
+/// refresh, every third of it, and tells `sink` when another count holds it (another instance on
+/// the same stream key runs another `HUB_STREAM_SHARDS`: each would append where the other does not
+/// read, and notifications would be lost without an error) or stops holding it. The key outlives
+/// the last instance of a count by `ttl`, so a new count starts once every instance of the old one
+/// stopped.
+pub(super) async fn keep_layout(
+    mut conn: super::redis_link::Link,
+    key: String,
+    shards: usize,
+    ttl: Duration,
+    sink: Recipient<LogEvent>,
+) {
+    let ttl_ms = ttl.as_millis().max(1) as u64;
+    let mut reported: Option<String> = None;
+    while sink.connected() {
+        let held: Result<Value, _> = redis::cmd("EVAL")
+            .arg(LAYOUT_SCRIPT)
+            .arg(1)
+            .arg(&key)
+            .arg(shards)
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await;
+        match held {
+            Ok(value) => {
+                let other = super::redis::as_string(&value);
+                if other != reported {
+                    sink.do_send(LogEvent::LayoutConflict {
+                        shards: other.clone(),
+                    });
+                    reported = other;
+                }
+            }
+            Err(err) => log::debug!("log layout not refreshed error=\"{err}\""),
+        }
+        actix::clock::sleep(ttl / 3).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,12 +58,20 @@ test("a Node peer's except, volatile and binary emits reach a hub socket as they
     const onNode = await connectWithSession(peer.url, {});
     const inOps = await connectWithSession(peer.url, {}, { room: "ops" });
     try {
+      // One at a time, each awaited: socket.io drops a volatile packet while the transport is
+      // still writing the one before (`transport.writable` false), so on a loaded machine the Node
+      // socket would miss it when the emits follow each other at once.
+      const both = (n, what) =>
+        waitFor(() => onHub.received.length === n && onNode.received.length === n, `both sockets get ${what}`);
       await peer.emit({ title: "not for ops" }, "?except=ops");
+      await both(1, "the except emit");
       await peer.emit({ title: "volatile" }, "?volatile=1");
+      await both(2, "the volatile emit");
       await peer.emit({ title: "binary" }, "?binary=1");
+      await both(3, "the binary emit");
       await peer.emit({ title: "to elsewhere" }, "?to=elsewhere");
       await peer.emit({ title: "last" });
-      await waitFor(() => onHub.received.length === 4 && onNode.received.length === 4, "both sockets get four");
+      await both(4, "four");
       await waitFor(() => inOps.received.length === 3, "the ops socket gets all but the except");
       for (let i = 0; i < 4; i++) assert.deepEqual(seen(onHub, i), seen(onNode, i), `emit ${i} as on Node`);
       assert.deepEqual(onHub.received[0].notification, { title: "not for ops" });
