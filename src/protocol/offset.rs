@@ -17,8 +17,20 @@ use super::ids::StreamId;
 
 /// A client's recovery offset: per shard, the last entry id it is up to date to. One id with one
 /// shard (`<ms>-<seq>`, the adapter's format), one per shard otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Offset(Vec<StreamId>);
+
+impl Clone for Offset {
+    fn clone(&self) -> Offset {
+        Offset(self.0.clone())
+    }
+
+    /// Reuses `self`'s ids (a socket's offset is overwritten on every delivery: no allocation once
+    /// it has as many ids as the source).
+    fn clone_from(&mut self, source: &Offset) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 /// Why a text is not an offset of this log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,6 +247,15 @@ mod tests {
         let offset = offset.advanced(0, id("7-0")).advanced(1, id("8-0"));
         assert_eq!(offset.to_string(), "7-0,9-0", "a shard never moves back");
         assert_eq!(offset.clone().advanced(5, id("1-0")), offset);
+    }
+
+    #[test]
+    fn clone_from_copies_the_ids_into_the_existing_ones() {
+        let mut mine = Offset::parse("1-0,2-0", 2).unwrap();
+        let before = mine.ids().as_ptr();
+        mine.clone_from(&Offset::parse("3-0,4-0", 2).unwrap());
+        assert_eq!(mine.to_string(), "3-0,4-0");
+        assert_eq!(mine.ids().as_ptr(), before, "the same ids, overwritten");
     }
 
     #[test]

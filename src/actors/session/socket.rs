@@ -15,7 +15,6 @@
 //! that does not read pins a page, not the backlog.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -118,7 +117,7 @@ pub(crate) struct Joined {
     pub record: Option<SessionRecord>,
     /// The offset of the newest entry written to the client (or known to it); frames it covers
     /// are skipped.
-    offset: Option<Arc<Offset>>,
+    offset: Option<Offset>,
     /// Who the application admitted: handed to it with every event.
     pub identity: Identity,
     /// The rooms it is in (its sid room, `user:<sub>` with a token, and those it joined), as the
@@ -463,7 +462,7 @@ impl Joined {
             next_ack_id: 0,
             awaiting_acks: HashSet::new(),
             record,
-            offset: offset.map(Arc::new),
+            offset,
             identity,
             rooms,
             given,
@@ -516,7 +515,12 @@ impl Joined {
                 continue;
             }
             out.extend(frame.messages());
-            self.offset = Some(frame.offset.clone());
+            // Copied into the socket's own ids (no allocation once it has some): sharing the frame's
+            // `Arc` instead would make every delivery touch one reference count from every thread.
+            match &mut self.offset {
+                Some(offset) => offset.clone_from(&frame.offset),
+                None => self.offset = Some(Offset::clone(&frame.offset)),
+            }
         }
         out
     }
