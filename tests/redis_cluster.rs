@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_ready_hub, within, Joined, TestHub};
+use common::{
+    in_log_order, notification_offsets, redis_config, start_ready_hub, within, Joined, TestHub,
+};
 use futures_util::future::join;
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
@@ -17,27 +19,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         ping_interval: Duration::from_secs(60),
         ..redis_config(&redis.url(), key)
     }
-}
-
-/// The offsets of the next `n` notification events.
-async fn offsets(joined: &mut Joined, n: usize) -> Vec<String> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = joined.client.recv_text_answering_pings().await;
-        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
-        assert_eq!(args[0], "notification", "{frame}");
-        got.push(args[2].as_str().unwrap().to_owned());
-    }
-    got
-}
-
-fn sorted(mut ids: Vec<String>) -> Vec<String> {
-    let key = |id: &String| {
-        let (ms, seq) = id.split_once('-').unwrap();
-        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
-    };
-    ids.sort_by_key(key);
-    ids
 }
 
 #[actix_web::test]
@@ -74,10 +55,10 @@ async fn two_instances_deliver_every_notification_to_every_client_once_in_one_or
         join(publish_all(&a, "a"), publish_all(&b, "b")),
     )
     .await;
-    let expected = sorted([from_a, from_b].concat());
+    let expected = in_log_order([from_a, from_b].concat());
     for (i, client) in clients.iter_mut().enumerate() {
         assert_eq!(
-            offsets(client, expected.len()).await,
+            notification_offsets(client, expected.len()).await,
             expected,
             "client {i}"
         );
@@ -91,7 +72,10 @@ async fn client_recovers_on_another_instance_exactly_what_it_missed() {
     let b = start_ready_hub(config(&redis, "test:cross")).await;
     let mut joined = a.joined().await;
     let first = a.publish("seen").await;
-    assert_eq!(offsets(&mut joined, 1).await, std::slice::from_ref(&first));
+    assert_eq!(
+        notification_offsets(&mut joined, 1).await,
+        std::slice::from_ref(&first)
+    );
     joined.client.close().await;
 
     let mut missed = Vec::new();
@@ -115,7 +99,7 @@ async fn client_recovers_on_another_instance_exactly_what_it_missed() {
         pid: String::new(),
         offset: String::new(),
     };
-    assert_eq!(offsets(&mut resumed, 10).await, missed);
+    assert_eq!(notification_offsets(&mut resumed, 10).await, missed);
     assert_eq!(
         resumed.client.recv_connect().await,
         (joined.sid, joined.pid),
@@ -133,7 +117,10 @@ async fn offset_trimmed_out_of_the_stream_fails_cleanly() {
     .await;
     let mut joined = hub.joined().await;
     let first = hub.publish("seen").await;
-    assert_eq!(offsets(&mut joined, 1).await, std::slice::from_ref(&first));
+    assert_eq!(
+        notification_offsets(&mut joined, 1).await,
+        std::slice::from_ref(&first)
+    );
     joined.client.close().await;
     for n in 0..500 {
         hub.publish(&n.to_string()).await;
@@ -294,7 +281,7 @@ async fn redis_outage_refuses_publishes_then_delivers_every_accepted_one_exactly
     hub.wait_ready().await;
     for (i, client) in clients.iter_mut().enumerate() {
         assert_eq!(
-            offsets(client, accepted.len()).await,
+            notification_offsets(client, accepted.len()).await,
             accepted,
             "client {i}"
         );

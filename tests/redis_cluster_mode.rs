@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::redis_cluster_nodes::{ClusterNodes, RedisCluster, Reply};
 use common::{
-    event_args, event_offset, redis_config, start_ready_hub, within, Joined, TestHub, WsClient,
-    WAIT_TIMEOUT,
+    event_offset, in_log_order, notification_offsets, redis_config, start_ready_hub, within,
+    Joined, TestHub, WsClient, WAIT_TIMEOUT,
 };
 use futures_util::future::join;
 use realtime_hub::config::Config;
@@ -26,32 +26,15 @@ fn config(cluster: &RedisCluster, key: &str) -> Config {
     }
 }
 
-/// The offsets of the next `n` notification events.
-async fn offsets(joined: &mut Joined, n: usize) -> Vec<String> {
-    let mut got = Vec::with_capacity(n);
-    while got.len() < n {
-        let frame = joined.client.recv_text_answering_pings().await;
-        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
-        assert_eq!(args[0], "notification", "{frame}");
-        got.push(args[2].as_str().unwrap().to_owned());
-    }
-    got
-}
-
 /// Every notification after `expected`, and nothing more within 500 ms.
 async fn receives_exactly(joined: &mut Joined, expected: &[String], who: &str) {
-    assert_eq!(offsets(joined, expected.len()).await, expected, "{who}");
+    assert_eq!(
+        notification_offsets(joined, expected.len()).await,
+        expected,
+        "{who}"
+    );
     let extra = joined.client.recv_within(Duration::from_millis(500)).await;
     assert!(extra.is_none(), "{who} got more: {extra:?}");
-}
-
-fn sorted(mut ids: Vec<String>) -> Vec<String> {
-    let key = |id: &String| {
-        let (ms, seq) = id.split_once('-').unwrap();
-        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
-    };
-    ids.sort_by_key(key);
-    ids
 }
 
 /// `POST /notifications/notify` `{"title"}` with an `Idempotency-Key`: (status, answer).
@@ -133,7 +116,7 @@ async fn two_instances_on_a_cluster_deliver_every_notification_to_every_client_o
         join(publish_ten(&a, "a"), publish_ten(&b, "b")),
     )
     .await;
-    let expected = sorted([from_a, from_b].concat());
+    let expected = in_log_order([from_a, from_b].concat());
     for (i, client) in clients.iter_mut().enumerate() {
         receives_exactly(client, &expected, &format!("client {i}")).await;
     }
@@ -147,7 +130,10 @@ async fn a_client_recovers_on_the_other_instance_exactly_what_it_missed_on_a_clu
     let b = start_ready_hub(config(&cluster, "test:cluster-recovery")).await;
     let mut joined = a.joined().await;
     let first = a.publish("seen").await;
-    assert_eq!(offsets(&mut joined, 1).await, std::slice::from_ref(&first));
+    assert_eq!(
+        notification_offsets(&mut joined, 1).await,
+        std::slice::from_ref(&first)
+    );
     joined.client.close().await;
     let mut missed = Vec::new();
     for n in 0..6 {
@@ -209,7 +195,10 @@ async fn a_session_record_is_claimed_once_by_two_instances_racing_for_it_on_a_cl
     let b = start_ready_hub(config(&cluster, "test:cluster-claim")).await;
     let mut joined = a.joined().await;
     let first = a.publish("seen").await;
-    assert_eq!(offsets(&mut joined, 1).await, std::slice::from_ref(&first));
+    assert_eq!(
+        notification_offsets(&mut joined, 1).await,
+        std::slice::from_ref(&first)
+    );
     // While the session lives, its copy for crash recovery sits on its record's slot.
     let live = format!("hub:live:{{sio:session:{}}}", joined.pid);
     let node = &cluster.nodes[cluster.owner(cluster.slot(&live))];
@@ -297,7 +286,7 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
         acknowledged.push(offset);
         refused += retries;
         if n == 10 {
-            resume_from = Some(offsets(&mut dropped, 11).await.pop().unwrap());
+            resume_from = Some(notification_offsets(&mut dropped, 11).await.pop().unwrap());
             dropped.client.close().await;
         }
         if n == 20 {
@@ -339,7 +328,7 @@ async fn moving_the_streams_slot_while_publishing_loses_and_duplicates_nothing_a
         1,
         "the stream is on the new node"
     );
-    let expected = sorted(acknowledged.clone());
+    let expected = in_log_order(acknowledged.clone());
     assert_eq!(expected, acknowledged, "offsets increase across the move");
     for (i, client) in clients.iter_mut().enumerate() {
         receives_exactly(client, &expected, &format!("client {i}")).await;

@@ -365,6 +365,28 @@ pub fn event_offset(frame: &str) -> String {
         .to_owned()
 }
 
+/// The offsets of the next `n` notification events `joined` receives (pings answered on the way).
+pub async fn notification_offsets(joined: &mut Joined, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let frame = joined.client.recv_text_answering_pings().await;
+        let args = event_args(&frame).unwrap_or_else(|| panic!("expected an event, got {frame}"));
+        assert_eq!(args[0], "notification", "{frame}");
+        got.push(event_offset(&frame));
+    }
+    got
+}
+
+/// Stream ids (`<ms>-<seq>`) in log order.
+pub fn in_log_order(mut ids: Vec<String>) -> Vec<String> {
+    let key = |id: &String| {
+        let (ms, seq) = id.split_once('-').expect("a stream id");
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    };
+    ids.sort_by_key(key);
+    ids
+}
+
 /// A client joined to `/`.
 pub struct Joined {
     /// Its connection.
