@@ -151,6 +151,7 @@ mod tests {
                     closer: collector.clone().recipient(),
                     outbound: Arc::new(Outbound::default()),
                     kicker: collector.recipient(),
+                    lane: Arc::default(),
                 },
                 rooms,
             );
