@@ -289,6 +289,7 @@ impl Hub {
             let metrics = &self.metrics;
             if metrics.enabled {
                 metrics.deliveries.add(frames.len() as u64);
+                metrics.deliveries_direct.add(frames.len() as u64);
                 metrics.delivered_bytes.add(bytes as u64);
                 for frame in frames.iter() {
                     metrics
