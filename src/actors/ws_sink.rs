@@ -268,8 +268,11 @@ impl WsSink {
 
     /// Tells the WsConn what it must do, if anything.
     fn tell(&self, needs: Option<SinkNeeds>) {
-        if let (Some(needs), Some(conn)) = (needs, self.conn.upgrade()) {
-            conn.do_send(needs);
+        // Upgraded only when there is something to say: upgrading costs an address per write.
+        if let Some(needs) = needs {
+            if let Some(conn) = self.conn.upgrade() {
+                conn.do_send(needs);
+            }
         }
     }
 
