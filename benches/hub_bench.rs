@@ -1118,7 +1118,6 @@ async fn floor(o: &Options) -> Value {
         });
     }
     let cpu_before = proc_usage(std::process::id()).map_or(0.0, |u| u.0);
-    let started = Instant::now();
     while !writer.is_finished() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1128,7 +1127,8 @@ async fn floor(o: &Options) -> Value {
     while received.get() < expected && Instant::now() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    // From the first round's due time, as fanout counts from its first notification.
+    let elapsed = start.get().map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
     let process_cpu = proc_usage(std::process::id()).map_or(0.0, |u| u.0) - cpu_before;
     let mut latencies = std::mem::take(&mut *latencies_us.borrow_mut());
     latencies.sort_unstable();
