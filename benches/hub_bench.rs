@@ -8,6 +8,7 @@
 //! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
 //!            targeted --jwt-secret S              (each client its own user room, one recipient each)
 //!            floor                                (no server: the kernel's share of a delivery)
+//!            publish [--batch N]                  (no sockets: POSTs per second to one instance)
 //! ```
 //! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
 //! sequence number once and in order, and how long after its POST it arrived. The report is a table
@@ -23,6 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+#[path = "hub_bench/publish.rs"]
+mod publish;
 
 /// Connections the publisher keeps open (all instances together).
 const PUBLISH_CONNECTIONS: usize = 64;
@@ -43,6 +47,8 @@ struct Options {
     warmup: f64,
     /// targeted: the hub's HS256 secret; client `i` connects with a token for `sub` `u<i>`.
     jwt_secret: Option<String>,
+    /// publish: notifications per request (1: the single form; more: an array body).
+    batch: usize,
 }
 
 fn parse_options(args: &[String]) -> Options {
@@ -58,6 +64,7 @@ fn parse_options(args: &[String]) -> Options {
         publish: true,
         warmup: 0.0,
         jwt_secret: None,
+        batch: 1,
     };
     let mut it = args.iter().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +78,7 @@ fn parse_options(args: &[String]) -> Options {
             "--publish" => o.publish = value.parse().expect("--publish true|false"),
             "--warmup" => o.warmup = value.parse().expect("--warmup"),
             "--jwt-secret" => o.jwt_secret = Some(value.clone()),
+            "--batch" => o.batch = value.parse().expect("--batch"),
             "--pids" => {
                 o.pids = value
                     .split(',')
@@ -979,8 +987,9 @@ fn main() {
             "soak" => soak(&o).await,
             "floor" => floor(&o).await,
             "targeted" => targeted(&o).await,
+            "publish" => publish::publish(&o).await,
             other => panic!(
-                "unknown scenario {other:?}: fanout | idle | jitter | burst | targeted | floor"
+                "unknown scenario {other:?}: fanout | idle | jitter | burst | targeted | floor | publish"
             ),
         };
         print(&report);
@@ -1096,6 +1105,7 @@ async fn smoke() {
         publish: true,
         warmup: 0.0,
         jwt_secret: None,
+        batch: 1,
     };
     let report = fanout(&o, false).await;
     assert_eq!(report["connected"], 10, "{report}");
@@ -1127,4 +1137,26 @@ async fn smoke() {
     let wrong = ["lost", "misdelivered", "duplicated"].map(|k| report[k].as_u64());
     assert_eq!(wrong, [Some(0); 3], "{report}");
     println!("hub-bench smoke run: 50 notifications to one user each among 10, each to its user only: ok");
+
+    // publish: one short step of the sweep on the same hub: every POST answered 201.
+    let o = Options {
+        scenario: "publish".into(),
+        clients: 4,
+        rate: 200.0,
+        seconds: 0.3,
+        ..o
+    };
+    let addr: std::net::SocketAddr = o.urls[0].trim_start_matches("http://").parse().unwrap();
+    let host = addr.to_string();
+    let step = publish::run_step(&o, addr, &host, o.rate, 1, o.seconds).await;
+    assert_eq!(
+        (
+            step["ok"].as_u64(),
+            step["refused"].as_u64(),
+            step["failed"].as_u64()
+        ),
+        (Some(60), Some(0), Some(0)),
+        "{step}"
+    );
+    println!("hub-bench smoke run: 60 POSTs on 4 keep-alive connections, each answered 201: ok");
 }
