@@ -166,15 +166,13 @@ pub async fn run_step(
     // 20 000/s, 20 at a time.
     while queued < total {
         let due_now = ((started.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
-        let mut queue = step.queue.borrow_mut();
         for seq in queued..due_now {
-            queue.push_back(Due {
+            step.queue.borrow_mut().push_back(Due {
                 seq,
                 at: started + Duration::from_secs_f64(seq as f64 / rate),
             });
             step.wake.notify_one();
         }
-        drop(queue);
         queued = queued.max(due_now);
         actix_web::rt::time::sleep(Duration::from_millis(1)).await;
     }
