@@ -13,8 +13,9 @@
 //! (the batch form) and the figures count requests; `notifications_per_s` counts notifications.
 //!
 //! A sweep: a warm-up of up to 2 s at `--rate` (not counted), `--seconds` at `--rate`, then ×1.5 while a step passes (p99 ≤ 50 ms, every answer a
-//! 201, at least 95 % of the offered rate answered), then two bisections between the last rate that
-//! passed and the first that did not; at most [`MAX_STEPS`] steps. `max_rate` is the highest
+//! 201, at least 95 % of the offered rate answered; a step that does not is run once more, and
+//! passes if the second try does), then two bisections between the last rate that passed and the
+//! first that did not; at most [`MAX_STEPS`] steps (second tries count). `max_rate` is the highest
 //! offered rate that passed (0: none did). Each step reports the rate answered, p50/p90/p99/max of
 //! the round trip, refused answers by status, failed requests (connection errors, no answer within
 //! [`ANSWER_TIMEOUT`], or still unanswered at the end), and the CPU of the target instance (the
@@ -36,7 +37,7 @@ use crate::{now_us, percentile, proc_usage, process_report, Options, Sampler};
 /// The p99 bound of the target.
 const P99_BOUND_MS: f64 = 50.0;
 /// The most steps one sweep runs (each `--seconds` long, plus its drain).
-const MAX_STEPS: usize = 14;
+const MAX_STEPS: usize = 18;
 /// A request not answered within this is failed (and its connection replaced).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The highest rate the sweep offers: far above what 2 cores answer, a bound on the loop.
@@ -78,8 +79,20 @@ pub async fn publish(o: &Options) -> Value {
     // A warm-up at the first rate, not counted: a JIT (the Node original) or lazily opened
     // connections (the hub's to Redis) would otherwise fail the first step on their start alone.
     let warmup = run_step(o, addr, host, rate, batch, o.seconds.min(2.0)).await;
-    while steps.len() < MAX_STEPS {
-        let step = run_step(o, addr, host, rate, batch, o.seconds).await;
+    let mut tries = 0;
+    while tries < MAX_STEPS {
+        tries += 1;
+        let mut step = run_step(o, addr, host, rate, batch, o.seconds).await;
+        if step["passed"] != true && tries < MAX_STEPS {
+            tries += 1;
+            // Once more before the rate counts as over: on a shared box a stall of another
+            // process's making (a compile taking both cores for 100 ms) fails a 50 ms p99 alone.
+            println!("publish {rate:>8.0}/s: over, once more");
+            let first = step;
+            actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+            step = run_step(o, addr, host, rate, batch, o.seconds).await;
+            step["first_try"] = first;
+        }
         let passed = step["passed"].as_bool().unwrap_or(false);
         println!(
             "publish {rate:>8.0}/s: answered {:>8.0}/s p50 {:>7.2} ms p99 {:>7.2} ms refused {} failed {} hub CPU {:.1} % {}",
@@ -100,8 +113,8 @@ pub async fn publish(o: &Options) -> Value {
         rate = match (good, bad) {
             (Some(g), None) if g * 1.5 <= RATE_CEILING => (g * 1.5).round(),
             (Some(_), None) => break,
-            // Nothing passed yet: go down, at most three halvings.
-            (None, Some(b)) if steps.len() < 4 => (b / 2.0).round(),
+            // Nothing passed yet: go down, at most two halvings.
+            (None, Some(b)) if steps.len() < 3 => (b / 2.0).round(),
             (None, _) => break,
             (Some(g), Some(b)) if bisections < 2 && b - g > g * 0.05 => {
                 bisections += 1;
