@@ -8,6 +8,7 @@
 //! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
 //!            targeted --jwt-secret S              (each client its own user room, one recipient each)
 //!            floor [--writer-cpus 1]              (no server: the kernel's share of a delivery)
+//!            publish [--batch N]                  (no sockets: POSTs per second to one instance)
 //! ```
 //! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
 //! sequence number once and in order, and how long after its POST it arrived. The report is a table
@@ -23,6 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+#[path = "hub_bench/publish.rs"]
+mod publish;
 
 /// Connections the publisher keeps open (all instances together).
 const PUBLISH_CONNECTIONS: usize = 64;
@@ -45,6 +49,8 @@ struct Options {
     jwt_secret: Option<String>,
     /// floor: the CPUs (a `taskset` list) the writer thread runs on; none: wherever the process does.
     writer_cpus: Option<String>,
+    /// publish: notifications per request (1: the single form; more: an array body).
+    batch: usize,
 }
 
 fn parse_options(args: &[String]) -> Options {
@@ -61,6 +67,7 @@ fn parse_options(args: &[String]) -> Options {
         warmup: 0.0,
         jwt_secret: None,
         writer_cpus: None,
+        batch: 1,
     };
     let mut it = args.iter().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +82,7 @@ fn parse_options(args: &[String]) -> Options {
             "--warmup" => o.warmup = value.parse().expect("--warmup"),
             "--jwt-secret" => o.jwt_secret = Some(value.clone()),
             "--writer-cpus" => o.writer_cpus = Some(value.clone()),
+            "--batch" => o.batch = value.parse().expect("--batch"),
             "--pids" => {
                 o.pids = value
                     .split(',')
@@ -983,8 +991,9 @@ fn main() {
             "soak" => soak(&o).await,
             "floor" => floor(&o).await,
             "targeted" => targeted(&o).await,
+            "publish" => publish::publish(&o).await,
             other => panic!(
-                "unknown scenario {other:?}: fanout | idle | jitter | burst | targeted | floor"
+                "unknown scenario {other:?}: fanout | idle | jitter | burst | targeted | floor | publish"
             ),
         };
         print(&report);
@@ -1178,6 +1187,7 @@ async fn smoke() {
         warmup: 0.0,
         jwt_secret: None,
         writer_cpus: None,
+        batch: 1,
     };
     let report = fanout(&o, false).await;
     assert_eq!(report["connected"], 10, "{report}");
@@ -1210,6 +1220,28 @@ async fn smoke() {
     assert_eq!(wrong, [Some(0); 3], "{report}");
     println!("hub-bench smoke run: 50 notifications to one user each among 10, each to its user only: ok");
 
+    // publish: one short step of the sweep on the same hub: every POST answered 201.
+    let o = Options {
+        scenario: "publish".into(),
+        clients: 4,
+        rate: 200.0,
+        seconds: 0.3,
+        ..o
+    };
+    let addr: std::net::SocketAddr = o.urls[0].trim_start_matches("http://").parse().unwrap();
+    let host = addr.to_string();
+    let step = publish::run_step(&o, addr, &host, o.rate, 1, o.seconds).await;
+    assert_eq!(
+        (
+            step["ok"].as_u64(),
+            step["refused"].as_u64(),
+            step["failed"].as_u64()
+        ),
+        (Some(60), Some(0), Some(0)),
+        "{step}"
+    );
+    println!("hub-bench smoke run: 60 POSTs on 4 keep-alive connections, each answered 201: ok");
+
     // floor, its writer pinned (to the CPUs this process may use: any box has them): every frame
     // read, each with its tick-to-receipt time.
     let cpus = std::fs::read_to_string("/proc/self/status")
@@ -1223,6 +1255,7 @@ async fn smoke() {
         .expect("Cpus_allowed_list in /proc/self/status");
     let o = Options {
         scenario: "floor".into(),
+        clients: 10,
         rate: 100.0,
         seconds: 0.3,
         writer_cpus: Some(cpus),

@@ -12,6 +12,8 @@
 #   BENCH_ONLY=metrics scripts/bench.sh   the cost of metrics: the hub's fanout (1000 clients,
 #                                 200/s) with HUB_METRICS=on and =off, alternating, three runs each;
 #                                 the median hub CPU µs per delivery of each (BENCH_QUICK=1: 200 clients, 5 s)
+#   BENCH_ONLY=publish scripts/bench.sh   only the publish sweep (below), the hub against Node (or
+#                                 BENCH_AGAINST), alternating, three runs; medians of max_rate
 #   BENCH_ONLY=shards scripts/bench.sh   stream shards: two hub instances on a Redis Cluster of four
 #                                 masters (redis-server processes on loopback), with HUB_STREAM_SHARDS=1
 #                                 and then 4; 1000 clients each its own user, targeted notifications at
@@ -62,7 +64,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 only=${BENCH_ONLY:-}
-case "$only" in ""|targeted|metrics|shards|pin) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted', 'metrics', 'shards' and 'pin' are known" >&2; exit 1 ;; esac
+case "$only" in ""|targeted|metrics|shards|pin|publish) ;; *) echo "error: BENCH_ONLY=$only: only 'targeted', 'metrics', 'shards', 'pin' and 'publish' are known" >&2; exit 1 ;; esac
 # The shard comparison is long (two clusters, four rates each): one run unless asked for more.
 runs=${BENCH_RUNS:-$([ "$only" = shards ] && echo 1 || echo 3)}
 against=${BENCH_AGAINST:-}
@@ -262,6 +264,40 @@ p99_within() { # name, bound ms → exit 0 when results/<name>.json has p99 <= b
 
 # Runs alternate between the two (rust, other, rust, other...) so drift on a noisy box hits both alike.
 for run in $(seq 1 "$runs"); do
+  # publish: POST /notifications/notify to ONE instance (of the usual two on one Redis), no
+  # sockets, 64 keep-alive connections, open loop; a sweep from 1000/s (x1.5 while p99 <= 50 ms
+  # with every answer a 201, then two bisections) → $results/<impl>-<run>-publish.json with
+  # max_rate (requests/s). The generator is one address standing for many publishers: the
+  # per-address publish limit is off for it (as the connection caps are for the clients).
+  if [ -z "$only" ] || [ "$only" = publish ]; then
+    publish_seconds=$([ -n "${BENCH_QUICK:-}" ] && echo 3 || echo 5)
+    if [ -z "$against" ] && [ ! -f benches/node-original/dist/main.js ]; then
+      (cd benches/node-original && npm ci --no-audit --no-fund --silent && npm run --silent build)
+    fi
+    for impl in rust node; do
+      echo "== $impl, run $run of $runs: publish sweep"
+      HUB_PUBLISH_PER_SECOND_PER_ADDRESS=0 start_cluster "$impl"
+      bench "$impl-$run-publish" publish --clients 64 --rate 1000 --seconds "$publish_seconds" --drain 10
+      stop_cluster
+    done
+    if [ "$only" = publish ]; then
+      [ "$run" -lt "$runs" ] && continue
+      node -e '
+        const [dir, runs, other] = process.argv.slice(1);
+        const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+        const all = (impl) => Array.from({ length: Number(runs) }, (_, i) => require(`${dir}/${impl}-${i + 1}-publish.json`));
+        const rust = all("rust"), node = all("node");
+        const max = (rs) => median(rs.map((r) => r.max_rate));
+        const at = (rs, f) => median(rs.map((r) => (r.at_max ? f(r.at_max) : NaN)));
+        for (const [name, rs] of [["hub", rust], [other, node]]) {
+          console.log(`${name}: max_rate ${max(rs)}/s (runs: ${rs.map((r) => r.max_rate).join(", ")}); at it: p50 ${at(rs, (s) => s.latency_ms.p50)} ms, p99 ${at(rs, (s) => s.latency_ms.p99)} ms, instance CPU ${at(rs, (s) => s.hub_cpu_percent).toFixed(0)} %, ${at(rs, (s) => s.hub_cpu_us_per_request).toFixed(1)} µs per request`);
+        }
+        console.log(`hub / ${other}: ${(max(rust) / max(node)).toFixed(2)} (target >= 5)`);
+        console.log("JSON " + JSON.stringify({ publish_max_rate: { rust: max(rust), [other.toLowerCase()]: max(node) }, runs: Number(runs) }));
+      ' "$results" "$runs" "$other_label"
+      exit 0
+    fi
+  fi
   if [ "$only" = shards ]; then
     for shards in $shard_counts; do
       echo "== rust, HUB_STREAM_SHARDS=$shards on a Redis Cluster of $shard_masters masters, run $run of $runs"
