@@ -275,3 +275,46 @@ async fn disconnect_by_sid_and_by_user_reaches_those_sockets_on_both_instances_o
     expect_server_disconnect(&mut alice_two).await;
     still_receives(&one, &mut bob, "bob stays").await;
 }
+
+/// A DISCONNECT_SOCKETS entry, then a broadcast, in one atomic append (read in one go): the socket
+/// the request names gets its `41` (and with `close` its connection closes) and never the broadcast
+/// that follows the request in the log (Node's adapter applies them in log order), also once the
+/// socket is past its handover and the Hub writes its live frames to its WebSocket itself.
+#[actix_web::test]
+async fn a_socket_disconnected_by_a_request_never_gets_what_the_log_has_after_the_request() {
+    let redis = RedisServer::start();
+    let stream = "test:disconnect-order";
+    let hub = start_ready_hub(config(&redis, stream)).await;
+    let script = "redis.call('XADD', KEYS[1], '*', 'uid', '0123456789abcdef', 'nsp', '/', \
+                  'type', '6', 'data', ARGV[1]) \
+                  return redis.call('XADD', KEYS[1], '*', 'uid', '0123456789abcdef', 'nsp', '/', \
+                  'type', '3', 'data', ARGV[2])";
+    let after = json!({
+        "packet": {"type": 2, "data": ["notification", {"title": "after the request"}], "nsp": "/"},
+        "opts": {"rooms": [], "except": [], "flags": {}}
+    })
+    .to_string();
+    // The Hub and the Session race for the socket: several rounds, so a wrong order shows.
+    for round in 0..20 {
+        let close = round % 2 == 1;
+        let mut joined = hub.joined().await;
+        // A live frame written: from here on the Hub may write this socket's frames itself.
+        still_receives(&hub, &mut joined, &format!("warm {round}")).await;
+        still_receives(&hub, &mut joined, &format!("direct {round}")).await;
+        let request =
+            format!(r#"{{"opts":{{"rooms":[],"except":[],"flags":{{}}}},"close":{close}}}"#);
+        let reply = redis.command(&["EVAL", script, "1", stream, &request, &after]);
+        assert!(reply.starts_with('$'), "EVAL answered {reply}");
+        let frame = joined.client.recv_text_answering_pings().await;
+        assert_eq!(
+            frame, "41",
+            "round {round} (close={close}): the DISCONNECT, not what follows the request"
+        );
+        if close {
+            assert!(!matches!(
+                joined.client.expect_closed().await,
+                Received::Text(_)
+            ));
+        }
+    }
+}

@@ -276,6 +276,8 @@ impl Hub {
         if pending + bytes > self.max_pending {
             debug!("slow consumer dropped conn={conn:?} pending={pending}");
             member.outbound.give_up();
+            // Nothing more is written to it directly, in any namespace (its Session drops the rest).
+            member.lane.lock().end();
             // The session must end: no more broadcasts reach it, so staying would be a silent gap.
             member
                 .closer
@@ -460,6 +462,8 @@ impl Handler<DisconnectAll> for Hub {
         // A session in several namespaces is told once per namespace; it closes on the first.
         for index in self.namespaces.values() {
             for (_, member) in index.members() {
+                // What the log has after this goes through the Session, which drops it once closed.
+                member.lane.lock().end();
                 member.closer.do_send(Disconnect(why.clone()));
             }
         }

@@ -214,8 +214,11 @@ impl WsSink {
             Opcode::Close,
             payload.as_ref().map_or(&[][..], |p| p),
         );
-        let outcome = self.write(&frame);
-        self.state().closed = true;
+        // One lock for the frame and the refusal of what follows: a write from another thread
+        // (the Hub's) between the two would land after the close frame.
+        let mut state = self.state();
+        let outcome = self.write_locked(&mut state, &frame);
+        state.closed = true;
         outcome
     }
 
@@ -279,7 +282,11 @@ impl WsSink {
     /// Writes `bytes` to the socket if nothing waits, else (and whatever the socket does not take)
     /// queues them.
     fn write(&self, bytes: &[u8]) -> (Wrote, Option<SinkNeeds>) {
-        let mut state = self.state();
+        self.write_locked(&mut self.state(), bytes)
+    }
+
+    /// [`write`](Self::write), under the lock its caller holds.
+    fn write_locked(&self, state: &mut SinkState, bytes: &[u8]) -> (Wrote, Option<SinkNeeds>) {
         let socket = match &state.socket {
             Some(socket) if !state.closed => socket,
             _ => return (Wrote::Refused, None),
@@ -451,6 +458,39 @@ mod tests {
         got
     }
 
+    /// Reads everything the sink has, flushing it as a WsConn would, then lets the socket go and
+    /// reads to the end of the stream.
+    async fn drain_to_the_end(sink: &WsSink, client: &mut std::net::TcpStream) -> Vec<u8> {
+        use std::io::Read;
+        client.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            let _ = sink.flush();
+            match client.read(&mut chunk) {
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if sink.is_flushed() {
+                        break;
+                    }
+                    actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+        sink.discard();
+        client.set_nonblocking(false).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        loop {
+            match client.read(&mut chunk).unwrap() {
+                0 => return got,
+                n => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     fn message(n: usize) -> Out {
         Out::Text(format!("4{n:0>600}").into())
     }
@@ -513,6 +553,44 @@ mod tests {
         assert_eq!(sink.send(&[Out::Text("4b".into())]), Wrote::Refused);
         let got = drain(&sink, &mut client, 8).await;
         assert_eq!(got, b"\x81\x024a\x88\x02\x03\xe8");
+    }
+
+    /// Another thread (the Hub) writes while the WsConn queues the close frame (a client's close):
+    /// no frame may come after the close frame, in any round.
+    #[actix::test]
+    async fn nothing_written_from_another_thread_follows_the_close_frame() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        for round in 0..300 {
+            let (sink, mut client, _needs, _outbound, _recorder) = pair(1 << 30).await;
+            let sink = Arc::new(sink);
+            let started = Arc::new(AtomicBool::new(false));
+            let writer = {
+                let (sink, started) = (sink.clone(), started.clone());
+                std::thread::spawn(move || {
+                    // Small frames, one after another, until the sink takes no more.
+                    while sink.send(&[Out::Text("4x".into())]) != Wrote::Refused {
+                        started.store(true, Ordering::Relaxed);
+                    }
+                })
+            };
+            while !started.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+            let _ = sink.close(Some(1000));
+            writer.join().unwrap();
+            let got = drain_to_the_end(&sink, &mut client).await;
+            let close = [0x88, 0x02, 0x03, 0xe8];
+            let at = got
+                .windows(4)
+                .position(|w| w == close)
+                .unwrap_or_else(|| panic!("round {round}: no close frame"));
+            assert_eq!(
+                got.len(),
+                at + 4,
+                "round {round}: {} bytes after the close frame",
+                got.len() - at - 4
+            );
+        }
     }
 
     #[actix::test]

@@ -26,6 +26,11 @@ impl Handler<DisconnectSockets> for Hub {
         let mut told = 0usize;
         for (conn, _) in index.recipients(&[target]).picks {
             if let Some(member) = index.get(conn) {
+                // Counted as relayed: what the Hub fans out next goes behind the kick, through the
+                // Session, so the socket never gets what the log has after the request (the
+                // Session closes its lane as it takes the kick).
+                let mut lane = member.lane.lock();
+                lane.hold();
                 member.kicker.do_send(DisconnectSocket {
                     nsp: target.nsp.clone(),
                     close: request.close,

@@ -17,6 +17,11 @@
 //! writes a relayed batch while it holds the lane: a direct frame never overtakes a relayed one.
 //! The Session closes the lane for a namespace before anything that ends the socket (its
 //! DISCONNECT, the close frame), so no frame follows those.
+//!
+//! What the Hub itself decides about a session goes through its mailbox too, and is not overtaken
+//! either: a DISCONNECT_SOCKETS kick is counted as relayed until the Session took it (and closed
+//! the lane), so what the log has after the request never reaches the socket before its
+//! DISCONNECT; a session the Hub ends (given up on, the log replaced) has its lane ended, for good.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -36,8 +41,10 @@ pub struct LaneState {
     link: Option<WsLink>,
     /// The namespaces whose live frames the Hub writes itself.
     open: Vec<Namespace>,
-    /// Batches the Hub relayed that the Session has not taken yet.
+    /// Batches (and kicks) the Hub relayed that the Session has not taken yet.
     relayed: usize,
+    /// The Hub is ending the session: the lane never opens again.
+    ended: bool,
 }
 
 impl Lane {
@@ -62,13 +69,29 @@ impl LaneState {
         None
     }
 
-    /// Session: it took a relayed batch from its mailbox.
+    /// Hub: a message that later frames must not overtake (a kick) is on its way to the Session,
+    /// which calls [`took_relayed`](Self::took_relayed) when it takes it.
+    pub fn hold(&mut self) {
+        self.relayed += 1;
+    }
+
+    /// Hub: it ends the session (it gave up on it, or the log was replaced): from now on every
+    /// frame goes through the Session, which drops them once it closed.
+    pub fn end(&mut self) {
+        self.ended = true;
+        self.close_all();
+    }
+
+    /// Session: it took a relayed batch (or a kick) from its mailbox.
     pub fn took_relayed(&mut self) {
         self.relayed = self.relayed.saturating_sub(1);
     }
 
     /// Session: the Hub may write `nsp`'s live frames to `link` itself from now on.
     pub fn open(&mut self, nsp: &Namespace, link: &WsLink) {
+        if self.ended {
+            return;
+        }
         if self.link.is_none() {
             self.link = Some(link.clone());
         }
@@ -114,5 +137,20 @@ mod tests {
         state.took_relayed();
         assert_eq!(state.relayed, 0, "never below zero");
         assert!(!state.is_open("/"));
+    }
+
+    #[test]
+    fn a_kick_holds_direct_writes_until_the_session_took_it() {
+        let lane = Lane::default();
+        let mut state = lane.lock();
+        state.open.push(Namespace::from("/"));
+        state.hold();
+        assert!(state.direct_or_relay(&Namespace::from("/")).is_none());
+        state.took_relayed();
+        state.took_relayed();
+        assert_eq!(state.relayed, 0);
+        state.end();
+        assert!(!state.is_open("/"));
+        assert!(state.ended, "an ended lane stays closed");
     }
 }

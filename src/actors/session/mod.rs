@@ -566,6 +566,19 @@ impl Handler<DisconnectSocket> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: DisconnectSocket, ctx: &mut Self::Context) {
+        // The Hub counted this kick as relayed: it writes nothing itself until it is taken, and the
+        // lane closes as it is taken (one lock), so nothing the log has after the request is
+        // written before the DISCONNECT. A kick that finds no socket only reroutes the lane: the
+        // next live frame written opens it again.
+        {
+            let mut lane = self.lane.lock();
+            lane.took_relayed();
+            if msg.close {
+                lane.close_all();
+            } else {
+                lane.close(msg.nsp.as_str());
+            }
+        }
         self.disconnected_by_server(msg.nsp.as_str(), msg.close, ctx);
     }
 }
