@@ -49,23 +49,30 @@ impl RedisServer {
     }
 
     fn launch(persistent: bool, replica_of: Option<u16>) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("hub-test-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-            persistent,
-            replica_of,
-        };
-        server.restart();
-        server
+        // A port found free can be taken by another test's server before ours binds it: ours then
+        // exits and the other answers our PING. Such a start is found out and tried on another port.
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir =
+                std::env::temp_dir().join(format!("hub-test-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir,
+                persistent,
+                replica_of,
+            };
+            if server.start_on_port() {
+                return server;
+            }
+            server.child = None;
+        }
+        panic!("redis-server never got a port of its own in 10 tries");
     }
 
     /// `redis://127.0.0.1:<port>`
@@ -75,6 +82,16 @@ impl RedisServer {
 
     /// Starts (again) on the same port and directory.
     pub fn restart(&mut self) {
+        assert!(
+            self.start_on_port(),
+            "port {} was taken by another process while this redis-server was down",
+            self.port
+        );
+    }
+
+    /// Starts on `self.port`; false if the server that answers there is not ours (the port was
+    /// taken: ours exited).
+    fn start_on_port(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
         cmd.args([
             "--port",
@@ -99,6 +116,7 @@ impl RedisServer {
         let child = cmd.spawn().unwrap_or_else(|err| {
             panic!("cannot start redis-server ({err}); install it: apt-get install -y redis-server")
         });
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.ping() {
@@ -109,6 +127,15 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        let info = self.command(&["INFO", "server"]);
+        let ours = info.contains(&format!("process_id:{pid}\r\n"));
+        if !ours {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        ours
     }
 
     /// Stops the server (SIGTERM: it flushes and exits) and waits for it, at most 10 s.
