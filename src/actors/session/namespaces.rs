@@ -396,9 +396,7 @@ impl Session {
             rooms: NsSocket::registered_rooms(&identity),
             kicker: ctx.address().recipient(),
         });
-        if let Some(deadline) = self.connect_deadline.take() {
-            ctx.cancel_future(deadline);
-        }
+        self.connect_deadline = None;
         self.ticket.joined();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());
