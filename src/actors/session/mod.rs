@@ -176,7 +176,9 @@ pub struct SessionParts {
 /// The actor.
 pub struct Session {
     eio_sid: EioSid,
-    parts: SessionParts,
+    /// Shared by every session: each of its addresses cloned per session would be two more
+    /// allocations each (actix gives every sender its own parking state).
+    parts: Arc<SessionParts>,
     /// The request that opened the session, for the application's admission checks.
     handshake: Arc<Handshake>,
     /// What is on its way to the client (the slow-consumer bound, see `outbound`).
@@ -235,7 +237,7 @@ impl Session {
     /// A session over long-polling; its open packet is the handshake GET's answer ([`Self::open_packet`]).
     pub fn polling(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         handshake: Handshake,
         ticket: Ticket,
@@ -253,7 +255,7 @@ impl Session {
     /// A session over the WebSocket `conn`, which will attach itself; the open packet goes first.
     pub fn websocket(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         conn: WsConnId,
         handshake: Handshake,
@@ -269,7 +271,7 @@ impl Session {
 
     fn new(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         handshake: Handshake,
         transport: Transport,
