@@ -152,7 +152,8 @@ pub struct WsConn {
     /// The connection (shared with the frame reader).
     socket: Rc<TcpStream>,
     /// The reading side, until `started` makes it this actor's stream.
-    reader: Option<FrameReader>,
+    /// Boxed: it leaves at `started`, and the field would stay in the actor as dead space.
+    reader: Option<Box<FrameReader>>,
     /// The slow-consumer bound (`HUB_MAX_BUFFERED_BYTES`); twice that much unwritten ends the
     /// connection whatever its cause.
     max_buffered: usize,
@@ -198,7 +199,7 @@ impl WsConn {
             session,
             outbound,
             socket,
-            reader: Some(reader),
+            reader: Some(Box::new(reader)),
             max_buffered: limits.max_buffered,
             unwritten: BytesMut::new(),
             reading,
@@ -360,7 +361,7 @@ impl Actor for WsConn {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.open.fetch_add(1, Ordering::Relaxed);
         if let Some(reader) = self.reader.take() {
-            ctx.add_stream(reader);
+            ctx.add_stream(*reader);
         }
         if !self.session.connected() {
             // Its session ended before this socket came up (e.g. a late upgrade probe).

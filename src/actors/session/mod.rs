@@ -186,7 +186,8 @@ pub struct Session {
     /// Names this session in the Hub.
     conn: ConnId,
     transport: Transport,
-    upgrade: Option<Probe>,
+    /// Boxed: most sessions never upgrade, or do it once, early.
+    upgrade: Option<Box<Probe>>,
     /// When the next ping is due: counted from the handshake, then from each pong.
     next_ping_at: Instant,
     /// When the pong to the ping sent is due; `None` while no ping waits for its pong.
@@ -201,7 +202,8 @@ pub struct Session {
     /// Bytes of broadcasts held by joining sockets: still counted as on their way, but not what a
     /// replay step waits for.
     held_bytes: usize,
-    pending_binary: Option<PendingBinary>,
+    /// Boxed: rare, and as large as a parsed packet; every session carries the field.
+    pending_binary: Option<Box<PendingBinary>>,
     next_ticket: u64,
     /// Why the session ended, once it has.
     closed: Option<SessionError>,

@@ -108,10 +108,10 @@ impl Session {
         if matches!(packet.kind, PacketKind::BinaryEvent | PacketKind::BinaryAck)
             && packet.attachments > 0
         {
-            self.pending_binary = Some(PendingBinary {
+            self.pending_binary = Some(Box::new(PendingBinary {
                 packet,
                 attachments: Vec::new(),
-            });
+            }));
             return;
         }
         self.on_packet(packet, Vec::new(), ctx);

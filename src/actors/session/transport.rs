@@ -180,12 +180,12 @@ impl Session {
                         probe.addr.do_send(WsClose(why));
                     }
                 });
-                self.upgrade = Some(Probe {
+                self.upgrade = Some(Box::new(Probe {
                     conn,
                     addr,
                     probed: false,
                     timeout,
-                });
+                }));
             }
             // Already upgraded or upgrading: that WebSocket is closed at once (reference §1.6).
             _ => addr.do_send(WsClose(SessionError::NotTheTransport(
