@@ -69,6 +69,9 @@ struct Queue {
     heap: BinaryHeap<Entry>,
     /// Whether a driver task is running on this thread.
     driving: bool,
+    /// Which driver: one dropped with its runtime (a stopped System) clears `driving` only if it
+    /// is still the current one.
+    driver: u64,
     /// Wakes the driver when an entry earlier than the one it sleeps for arrives.
     waker: Option<Waker>,
 }
@@ -85,8 +88,10 @@ pub(crate) fn arm(at: Instant, session: WeakAddr<Session>) {
         queue.heap.push(Entry { at, session });
         if !queue.driving {
             queue.driving = true;
+            queue.driver += 1;
             actix_web::rt::spawn(Driver {
                 sleep: Box::pin(sleep_until(at.into())),
+                id: queue.driver,
             });
         } else if earliest {
             if let Some(waker) = queue.waker.take() {
@@ -100,6 +105,23 @@ pub(crate) fn arm(at: Instant, session: WeakAddr<Session>) {
 /// none is left (the next `arm` starts another).
 struct Driver {
     sleep: Pin<Box<Sleep>>,
+    id: u64,
+}
+
+impl Drop for Driver {
+    /// A runtime that stops drops its tasks, this one too: the next `arm` on the thread (a new
+    /// System, as tests start) must start another driver. The entries of the stopped one's
+    /// sessions find their addresses gone.
+    fn drop(&mut self) {
+        let _ = QUEUE.try_with(|queue| {
+            if let Ok(mut queue) = queue.try_borrow_mut() {
+                if queue.driver == self.id {
+                    queue.driving = false;
+                    queue.waker = None;
+                }
+            }
+        });
+    }
 }
 
 impl Future for Driver {
