@@ -26,7 +26,7 @@ impl Handler<DisconnectSockets> for Hub {
         let mut told = 0usize;
         for (conn, _) in index.recipients(&[target]).picks {
             if let Some(member) = index.get(conn) {
-                member.kicker.do_send(DisconnectSocket {
+                member.session.kick(DisconnectSocket {
                     nsp: target.nsp.clone(),
                     close: request.close,
                 });
@@ -147,10 +147,8 @@ mod tests {
             index.insert(
                 conn,
                 Member {
-                    session: collector.clone().recipient(),
-                    closer: collector.clone().recipient(),
+                    session: Box::new(collector),
                     outbound: Arc::new(Outbound::default()),
-                    kicker: collector.recipient(),
                 },
                 rooms,
             );

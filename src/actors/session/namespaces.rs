@@ -390,11 +390,9 @@ impl Session {
         self.parts.hub.do_send(Register {
             conn: self.conn,
             nsp: nsp.clone(),
-            session: ctx.address().recipient(),
-            closer: ctx.address().recipient(),
+            session: Box::new(ctx.address()),
             outbound: self.outbound.clone(),
             rooms: NsSocket::registered_rooms(&identity),
-            kicker: ctx.address().recipient(),
         });
         self.connect_deadline = None;
         self.ticket.joined();
