@@ -7,7 +7,7 @@
 //!     --clients 1000 --rate 50 --seconds 20 --pids hub=123,hub=456,redis=789
 //! scenarios: fanout | idle | jitter | burst      (no arguments: a small smoke run on an in-process hub)
 //!            targeted --jwt-secret S              (each client its own user room, one recipient each)
-//!            floor                                (no server: the kernel's share of a delivery)
+//!            floor [--writer-cpus 1]              (no server: the kernel's share of a delivery)
 //! ```
 //! Every notification's body carries `seq=<n> t=<send time µs>`; each client checks it gets every
 //! sequence number once and in order, and how long after its POST it arrived. The report is a table
@@ -43,6 +43,8 @@ struct Options {
     warmup: f64,
     /// targeted: the hub's HS256 secret; client `i` connects with a token for `sub` `u<i>`.
     jwt_secret: Option<String>,
+    /// floor: the CPUs (a `taskset` list) the writer thread runs on; none: wherever the process does.
+    writer_cpus: Option<String>,
 }
 
 fn parse_options(args: &[String]) -> Options {
@@ -58,6 +60,7 @@ fn parse_options(args: &[String]) -> Options {
         publish: true,
         warmup: 0.0,
         jwt_secret: None,
+        writer_cpus: None,
     };
     let mut it = args.iter().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +74,7 @@ fn parse_options(args: &[String]) -> Options {
             "--publish" => o.publish = value.parse().expect("--publish true|false"),
             "--warmup" => o.warmup = value.parse().expect("--warmup"),
             "--jwt-secret" => o.jwt_secret = Some(value.clone()),
+            "--writer-cpus" => o.writer_cpus = Some(value.clone()),
             "--pids" => {
                 o.pids = value
                     .split(',')
@@ -1010,16 +1014,54 @@ fn thread_cpu_s() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// When round `round` of the floor's writes is due: `start` plus `round / rate` seconds (the writer
+/// and the readers compute it alike).
+fn floor_due(start: Instant, round: u64, rate: f64) -> Instant {
+    start + Duration::from_secs_f64(round as f64 / rate)
+}
+
+/// Pins the calling thread to `cpus` (a `taskset` CPU list such as `1` or `0,1`) with `taskset -p`
+/// on its thread id, so a thread can sit apart from the rest of its process.
+fn pin_this_thread(cpus: &str) {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    let tid = link
+        .file_name()
+        .and_then(|t| t.to_str())
+        .expect("a thread id")
+        .to_owned();
+    let status = std::process::Command::new("taskset")
+        .args(["-p", "-c", cpus, &tid])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset runs (util-linux)");
+    assert!(status.success(), "taskset -p -c {cpus} {tid} failed");
+}
+
 /// floor: the kernel's share of one delivery on this machine, with no server: a thread writes one
 /// frame of the hub's size to each of `--clients` loopback TCP connections per round, `--rate`
 /// rounds per second for `--seconds`, while this process reads them as the fanout clients do. The
 /// writer's CPU per write is the least any server pays per delivery when every delivery is its own
 /// `write` (at 50 notifications/s each client gets one frame per 20 ms: nothing to coalesce).
+///
+/// Timed as fanout is, tick to receipt: each round has a due time (`floor_due`); a reader knows
+/// which round a frame belongs to by counting its connection's bytes (every frame has the same
+/// size) and records receipt − due for each frame completed by a read. A writer that falls behind
+/// writes every round due by then in one `write` per connection, as a server with a queue would,
+/// so at high rates the figure is the kernel's ceiling, not the ceiling of one `write` per frame.
+/// `--writer-cpus` pins the writer thread (`taskset` list) apart from the readers.
 async fn floor(o: &Options) -> Value {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let addr = listener.local_addr().expect("local address");
     let (clients, rate, seconds) = (o.clients, o.rate, o.seconds);
+    let frame_len = floor_frame().len() as u64;
+    // The writer's start, set before its first write: the readers' rounds count from it.
+    let start = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let writer_cpus = o.writer_cpus.clone();
+    let writer_start = start.clone();
     let writer = std::thread::spawn(move || {
+        if let Some(cpus) = writer_cpus {
+            pin_this_thread(&cpus);
+        }
         let mut sockets = Vec::with_capacity(clients);
         while sockets.len() < clients {
             let (socket, _) = listener.accept().expect("accept");
@@ -1029,25 +1071,49 @@ async fn floor(o: &Options) -> Value {
         std::thread::sleep(Duration::from_millis(300));
         let frame = floor_frame();
         let rounds = (rate * seconds).round() as u64;
-        let (start, cpu_before) = (Instant::now(), thread_cpu_s());
-        for round in 0..rounds {
-            let due = start + Duration::from_secs_f64(round as f64 / rate);
+        let (mut done, mut writes, mut batch) = (0u64, 0u64, Vec::new());
+        let cpu_before = thread_cpu_s();
+        let start = *writer_start.get_or_init(Instant::now);
+        while done < rounds {
+            let due = floor_due(start, done, rate);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            for socket in &mut sockets {
-                std::io::Write::write_all(socket, &frame).expect("write");
+            // Every round due by now (at least the next one), in one write per connection.
+            let due_by_now = (start.elapsed().as_secs_f64() * rate).floor() as u64 + 1;
+            let upto = due_by_now.clamp(done + 1, rounds);
+            batch.clear();
+            for _ in done..upto {
+                batch.extend_from_slice(&frame);
             }
+            for socket in &mut sockets {
+                std::io::Write::write_all(socket, &batch).expect("write");
+            }
+            writes += clients as u64;
+            done = upto;
         }
         let cpu = thread_cpu_s() - cpu_before;
-        (rounds * clients as u64, cpu)
+        (rounds * clients as u64, writes, cpu)
     });
     let received = Rc::new(Cell::new(0u64));
+    let latencies_us = Rc::new(RefCell::new(Vec::<u32>::new()));
     for _ in 0..clients {
         let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        let received = received.clone();
+        let (received, latencies_us, start) =
+            (received.clone(), latencies_us.clone(), start.clone());
         actix_web::rt::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
+            let (mut buf, mut bytes) = (vec![0u8; 16 * 1024], 0u64);
             while let Ok(n @ 1..) = tcp.read(&mut buf).await {
+                let now = Instant::now();
+                let before = bytes / frame_len;
+                bytes += n as u64;
                 received.set(received.get() + n as u64);
+                // The writer sets `start` before its first write, so a frame always finds it.
+                if let Some(&start) = start.get() {
+                    let mut latencies = latencies_us.borrow_mut();
+                    for round in before..bytes / frame_len {
+                        let late = now.saturating_duration_since(floor_due(start, round, rate));
+                        latencies.push(late.as_micros().min(u32::MAX as u128) as u32);
+                    }
+                }
             }
         });
     }
@@ -1055,21 +1121,36 @@ async fn floor(o: &Options) -> Value {
     while !writer.is_finished() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    let (writes, writer_cpu) = writer.join().expect("writer thread");
-    let expected = writes * floor_frame().len() as u64;
+    let (frames, writes, writer_cpu) = writer.join().expect("writer thread");
+    let expected = frames * frame_len;
     let deadline = Instant::now() + o.drain;
     while received.get() < expected && Instant::now() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
+    // From the first round's due time, as fanout counts from its first notification.
+    let elapsed = start.get().map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
     let process_cpu = proc_usage(std::process::id()).map_or(0.0, |u| u.0) - cpu_before;
+    let mut latencies = std::mem::take(&mut *latencies_us.borrow_mut());
+    latencies.sort_unstable();
+    let delivered = received.get() / frame_len;
     json!({
         "scenario": "floor",
         "clients": clients,
         "rate": rate,
+        "frames": frames,
         "writes": writes,
+        "delivered": delivered,
+        "lost": frames.saturating_sub(delivered),
         "all_received": received.get() == expected,
+        "deliveries_per_s": delivered as f64 / elapsed,
+        "latency_ms": {
+            "p50": percentile(&latencies, 50.0), "p90": percentile(&latencies, 90.0),
+            "p99": percentile(&latencies, 99.0), "p99_9": percentile(&latencies, 99.9),
+            "max": latencies.last().map(|l| *l as f64 / 1000.0).unwrap_or(f64::NAN),
+        },
         "writer_cpu_us_per_write": writer_cpu / writes.max(1) as f64 * 1e6,
-        "reader_cpu_us_per_read": (process_cpu - writer_cpu).max(0.0) / writes.max(1) as f64 * 1e6,
+        "writer_cpu_us_per_frame": writer_cpu / frames.max(1) as f64 * 1e6,
+        "reader_cpu_us_per_read": (process_cpu - writer_cpu).max(0.0) / frames.max(1) as f64 * 1e6,
     })
 }
 
@@ -1096,6 +1177,7 @@ async fn smoke() {
         publish: true,
         warmup: 0.0,
         jwt_secret: None,
+        writer_cpus: None,
     };
     let report = fanout(&o, false).await;
     assert_eq!(report["connected"], 10, "{report}");
@@ -1127,4 +1209,39 @@ async fn smoke() {
     let wrong = ["lost", "misdelivered", "duplicated"].map(|k| report[k].as_u64());
     assert_eq!(wrong, [Some(0); 3], "{report}");
     println!("hub-bench smoke run: 50 notifications to one user each among 10, each to its user only: ok");
+
+    // floor, its writer pinned (to the CPUs this process may use: any box has them): every frame
+    // read, each with its tick-to-receipt time.
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Cpus_allowed_list:")
+                    .map(|v| v.trim().to_owned())
+            })
+        })
+        .expect("Cpus_allowed_list in /proc/self/status");
+    let o = Options {
+        scenario: "floor".into(),
+        rate: 100.0,
+        seconds: 0.3,
+        writer_cpus: Some(cpus),
+        ..o
+    };
+    let report = floor(&o).await;
+    assert_eq!(
+        (report["frames"].as_u64(), report["delivered"].as_u64()),
+        (Some(300), Some(300)),
+        "{report}"
+    );
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(
+        report["latency_ms"]["p99"]
+            .as_f64()
+            .is_some_and(f64::is_finite),
+        "{report}"
+    );
+    println!(
+        "hub-bench smoke run: floor, 10 connections, 30 rounds, 300 frames read and timed: ok"
+    );
 }

@@ -172,6 +172,8 @@ pub struct Metrics {
     pub publish_failed: Labelled,
     /// Live entries handed to a connection's writer (one per entry per socket).
     pub deliveries: Counter,
+    /// Of those, the ones the Hub wrote to the WebSocket itself (the socket's lane open).
+    pub deliveries_direct: Counter,
     /// Bytes of those entries on the wire.
     pub delivered_bytes: Counter,
     /// Append round trips (a publish's XADD or embedded append), in seconds.

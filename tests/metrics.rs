@@ -95,6 +95,7 @@ async fn every_family_has_help_and_type_and_parses() {
         "hub_notifications_published_total",
         "hub_notifications_failed_total",
         "hub_deliveries_total",
+        "hub_deliveries_direct_total",
         "hub_delivered_bytes_total",
         "hub_publish_append_seconds",
         "hub_delivery_lag_seconds",

@@ -4,11 +4,13 @@
 //! Receives: Register, Unregister, Join, Leave (from Session); Fanout, DisconnectAll, DisconnectSockets (from
 //! StreamBridge); CountSessions, CountSockets (admin UI).
 //! Sends: Deliver to sessions; Disconnect(SlowConsumer) to a session it gives up on (the session counts
-//! it); DisconnectSocket to the sockets a DISCONNECT_SOCKETS request names. Never touches the log or
-//! a socket.
+//! it); DisconnectSocket to the sockets a DISCONNECT_SOCKETS request names. Writes the live frames
+//! of sockets whose [`lane`] is open straight to their WebSocket. Never touches the log.
 //!
 //! Each entry is framed **once** (`42["notification",{…},"<id>"]`) into a shared, immutable buffer;
-//! delivering it to a session is a reference-count increment and one mailbox message per batch.
+//! delivering it is one `write` of it to the socket when the socket's lane is open (a WebSocket
+//! past its recovery handover), else a reference-count increment and one mailbox message per batch
+//! to the session.
 //! Each entry carries its [`Target`]; a batch of broadcasts is shared by every member of the namespace.
 //! A batch with narrower entries goes to its recipients only (socket.io-adapter's `apply`: the members
 //! of an entry's rooms, each once, minus its `except`), found through the room index, so its cost
@@ -22,6 +24,7 @@
 mod count_sockets;
 mod disconnect_sockets;
 mod index;
+pub mod lane;
 
 pub use self::count_sockets::CountSockets;
 pub use self::disconnect_sockets::DisconnectSockets;
@@ -37,6 +40,7 @@ use log::{debug, trace, warn};
 
 use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
 use super::outbound::{wire_len, Out, Outbound};
+use super::ws_sink::{encode_frame, encode_message, Opcode};
 use crate::config::Parser;
 use crate::metrics::Metrics;
 use crate::protocol::ids::StreamId;
@@ -45,6 +49,7 @@ use crate::protocol::target::{Namespace, Room, Target};
 use crate::protocol::{socketio, socketio_msgpack};
 use crate::store::LogEntry;
 use index::NamespaceIndex;
+use lane::Lane;
 
 /// Names one session inside this process; never leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +158,8 @@ pub struct Register {
     pub outbound: Arc<Outbound>,
     /// The rooms it is in from the start (`user:<sub>`); the others follow with [`Join`] once known.
     pub rooms: Vec<Room>,
+    /// Its session's lane: whether the Hub writes its live frames itself.
+    pub lane: Arc<Lane>,
 }
 
 /// Put a registered socket in rooms (rooms it is in already are skipped).
@@ -239,6 +246,7 @@ pub struct CountSessions;
 struct Member {
     session: Box<dyn SessionHandle>,
     outbound: Arc<Outbound>,
+    lane: Arc<Lane>,
 }
 
 /// The actor.
@@ -278,21 +286,40 @@ impl Hub {
         self.metrics.sockets.set(self.count() as i64);
     }
 
-    /// Sends `frames` to `member`, unless it is past the bound: then gives up on it (false).
+    /// Sends `frames` to `member`, unless it is past the bound: then gives up on it (false). Written
+    /// to its socket here when its lane is open for `nsp`, else sent to its session.
     fn deliver(
+        &self,
         member: &Member,
         conn: ConnId,
         nsp: &Namespace,
         (frames, bytes): (Arc<[Frame]>, usize),
-        max_pending: usize,
+        now_ms: u64,
     ) -> bool {
         let pending = member.outbound.pending();
-        if pending + bytes > max_pending {
+        if pending + bytes > self.max_pending {
             debug!("slow consumer dropped conn={conn:?} pending={pending}");
             member.outbound.give_up();
             // The session must end: no more broadcasts reach it, so staying would be a silent gap.
             member.session.close(Disconnect(SessionError::SlowConsumer));
             return false;
+        }
+        let mut lane = member.lane.lock();
+        if let Some(link) = lane.direct_or_relay(nsp) {
+            // A refused write is a socket that is ending: its session closes the lane and leaves.
+            link.send_with(|out| encode_frames(out, &frames));
+            let metrics = &self.metrics;
+            if metrics.enabled {
+                metrics.deliveries.add(frames.len() as u64);
+                metrics.deliveries_direct.add(frames.len() as u64);
+                metrics.delivered_bytes.add(bytes as u64);
+                for frame in frames.iter() {
+                    metrics
+                        .delivery_lag
+                        .observe_ms(now_ms.saturating_sub(frame.id.ms));
+                }
+            }
+            return true;
         }
         member.outbound.delivered(bytes);
         member.session.deliver(Deliver {
@@ -301,6 +328,17 @@ impl Hub {
             bytes,
         });
         true
+    }
+}
+
+/// Appends the WebSocket frames of `frames`' messages, in order (RFC 6455 §5.2, as the session's
+/// own writes encode them).
+fn encode_frames(out: &mut Vec<u8>, frames: &[Frame]) {
+    for frame in frames {
+        encode_message(out, &frame.packet);
+        for attachment in frame.attachments.iter() {
+            encode_frame(out, Opcode::Binary, attachment);
+        }
     }
 }
 
@@ -315,6 +353,7 @@ impl Handler<Register> for Hub {
         let member = Member {
             session: msg.session,
             outbound: msg.outbound,
+            lane: msg.lane,
         };
         self.namespaces
             .entry(msg.nsp)
@@ -376,9 +415,14 @@ impl Handler<Fanout> for Hub {
                 None => batches.push((nsp.clone(), vec![(entry.target, frame)])),
             }
         }
-        let max_pending = self.max_pending;
+        // One clock read per fan-out, for the delivery lag of what is written here.
+        let now_ms = if self.metrics.enabled {
+            crate::store::now_ms()
+        } else {
+            0
+        };
         for (nsp, framed) in batches {
-            let Some(index) = self.namespaces.get_mut(&nsp) else {
+            let Some(index) = self.namespaces.get(&nsp) else {
                 continue;
             };
             let mut gone = Vec::new();
@@ -387,7 +431,7 @@ impl Handler<Fanout> for Hub {
                 let shared: Arc<[Frame]> = framed.into_iter().map(|(_, frame)| frame).collect();
                 let bytes = wire_bytes(&shared);
                 for (conn, member) in index.members() {
-                    if !Hub::deliver(member, conn, &nsp, (shared.clone(), bytes), max_pending) {
+                    if !self.deliver(member, conn, &nsp, (shared.clone(), bytes), now_ms) {
                         gone.push(conn);
                     }
                 }
@@ -412,13 +456,15 @@ impl Handler<Fanout> for Hub {
                         let bytes = wire_bytes(&mine);
                         (mine, bytes)
                     });
-                    if !Hub::deliver(member, conn, &nsp, batch.clone(), max_pending) {
+                    if !self.deliver(member, conn, &nsp, batch.clone(), now_ms) {
                         gone.push(conn);
                     }
                 }
             }
-            for conn in gone {
-                index.remove(conn);
+            if let Some(index) = self.namespaces.get_mut(&nsp) {
+                for conn in gone {
+                    index.remove(conn);
+                }
             }
         }
         // Slow consumers may have left a namespace empty (a few namespaces: cheap either way).

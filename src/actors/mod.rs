@@ -6,12 +6,16 @@
 //!                               │   ▲ ◄──────Deliver(shared frames)─┘                 ▲   │ append (XADD MAXLEN ~)
 //!                               │   └──CONNECT{pid,offset}─► Recovery ──ReadAfter──────┘   └─◄ notification::publish
 //!                               └─► Application (authorize, events, acks)                   (HTTP notify, socket notify)
+//!
+//! Hub ──(lane open: a joined WebSocket past its handover)── one write ──► WsSink ──► socket
 //! ```
 //!
 //! - [`session::Session`] (a folder): one per Engine.IO session, whatever its transport: the actor and
 //!   its messages (`mod.rs`), the Engine.IO transports (`transport.rs`), the Socket.IO side
 //!   (`namespaces.rs`) and each namespace socket's state machine (`socket.rs`, no actor).
-//! - [`ws_conn::WsConn`]: one per WebSocket; carries frames between the socket and its Session.
+//! - [`ws_conn::WsConn`]: one per WebSocket; reads the client's frames for its Session, closes.
+//! - [`ws_sink`]: a WebSocket's writing side, shared by its Session (which writes its frames in
+//!   its own turn) and its WsConn (which writes what the socket could not take yet).
 //! - [`ws_frames`]: RFC 6455 framing of what clients send: checks at each frame header, reassembly.
 //! - [`ws_read`]: a WebSocket's reading side, and the instance's budget of bytes held by unfinished
 //!   frames (no actor).
@@ -23,7 +27,7 @@
 //! - [`outbound`]: the per-client byte count of the slow-consumer bound, and the frame type.
 //!
 //! Imports go one way: session → {hub, recovery, registry, ws_conn}; recovery → stream_bridge → hub;
-//! all → {disconnect, outbound}; ws_conn → ws_read → ws_frames; disconnect → ws_frames, which
+//! all → {disconnect, outbound}; ws_conn → {ws_sink, ws_read} → ws_frames; disconnect → ws_frames, which
 //! imports no actor file.
 //!
 //! One owner per piece of state: actors hold each other's addresses and share nothing mutable.
@@ -38,3 +42,4 @@ pub mod stream_bridge;
 pub(crate) mod ws_conn;
 pub(crate) mod ws_frames;
 pub(crate) mod ws_read;
+pub(crate) mod ws_sink;

@@ -1,12 +1,12 @@
 //! Outbound: what is on its way to one client, and the frame type both transports carry.
 //!
-//! Owns: nothing; an [`Outbound`] is shared (`Arc`) by the three actors a frame passes through, and
-//! each operation has one caller:
+//! Owns: nothing; an [`Outbound`] is shared (`Arc`) by the Hub, the Session and its WebSocket's
+//! sink, and each operation has one caller:
 //!
 //! ```text
-//! Hub ──delivered──► [Session mailbox] ──received──► Session ──forwarded──► [WsConn mailbox or polling queue]
-//!     (give_up past the bound)                                 WsConn ──accepted──► encoded ──► written ──► kernel
-//!                                                              Session ──polled──► (a GET took the queue)
+//! Hub ──delivered──► [Session mailbox] ──received──► Session ──► sink: what the socket takes now ──► kernel
+//!     (give_up past the bound)                                   └─ the rest: queued_more ──written──► kernel
+//!                                                    Session ──forwarded──► [polling queue] ──polled──► a GET
 //! ```
 //! `pending()` (everything between the Hub and the kernel) is what the slow-consumer bound is checked
 //! against (DESIGN.md §5); `queued()` (encoded, not yet taken by the kernel) paces replays.
@@ -38,7 +38,7 @@ impl Out {
 /// The bytes between the Hub and one client's socket (see the module doc for who calls what).
 #[derive(Debug, Default)]
 pub struct Outbound {
-    /// Bytes in a mailbox or a polling queue: delivered or forwarded, not yet received, accepted or polled.
+    /// Bytes in a mailbox or a polling queue: delivered or forwarded, not yet received or polled.
     unsent: AtomicUsize,
     /// Encoded bytes the socket has not taken yet.
     queued: AtomicUsize,
@@ -57,7 +57,7 @@ impl Outbound {
         saturating_sub(&self.unsent, bytes);
     }
 
-    /// Session: `bytes` were handed to the transport (the WsConn's mailbox, or the polling queue).
+    /// Session: `bytes` were put in the polling queue.
     pub fn forwarded(&self, bytes: usize) {
         self.unsent.fetch_add(bytes, Ordering::Relaxed);
     }
@@ -67,17 +67,12 @@ impl Outbound {
         saturating_sub(&self.unsent, bytes);
     }
 
-    /// WsConn: frames worth `bytes` (as forwarded) were taken from its mailbox.
-    pub fn accepted(&self, bytes: usize) {
-        saturating_sub(&self.unsent, bytes);
+    /// Sink: `len` encoded bytes wait for the socket (it did not take them at once).
+    pub fn queued_more(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
     }
 
-    /// WsConn: a frame with `len` payload bytes was encoded for the socket.
-    pub fn encoded(&self, len: usize) {
-        self.queued.fetch_add(wire_len(len), Ordering::Relaxed);
-    }
-
-    /// WsConn: the socket took `len` encoded bytes (saturating: a count never wraps below zero).
+    /// Sink: the socket took `len` of the waiting bytes (saturating: a count never wraps below zero).
     pub fn written(&self, len: usize) {
         saturating_sub(&self.queued, len);
     }
@@ -148,9 +143,9 @@ mod tests {
         out.received(100);
         out.forwarded(60);
         assert_eq!(out.pending(), 60);
-        out.accepted(60);
-        out.encoded(10); // 12 on the wire
-        out.encoded(200); // 204 on the wire
+        out.polled(60);
+        out.queued_more(12);
+        out.queued_more(204);
         assert_eq!((out.pending(), out.queued()), (216, 216));
         out.written(16);
         assert_eq!((out.pending(), out.queued()), (200, 200));

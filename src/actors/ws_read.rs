@@ -14,11 +14,10 @@
 //! connection never touches the budget; the allowance's total is bounded by the connections the
 //! session caps let in.
 
-use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context as TaskContext, Poll, Waker};
 
 use actix_web::rt::net::TcpStream;
@@ -110,35 +109,46 @@ impl UnfinishedBudget {
     }
 }
 
-/// Whether a connection's reader may read; shared by the WsConn (which pauses and resumes it) and
-/// its FrameReader (which waits while paused).
+/// Whether a connection's reader may read; shared by the WsSink (which pauses and resumes it, from
+/// the thread of whoever writes) and its FrameReader (which waits while paused).
 #[derive(Default)]
 pub struct ReadGate {
-    paused: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
+    paused: AtomicBool,
+    waker: Mutex<Option<Waker>>,
 }
 
 impl ReadGate {
     /// Stop reading (the client does not take its output).
     pub fn pause(&self) {
-        self.paused.set(true);
+        self.paused.store(true, Ordering::Relaxed);
     }
 
     /// Read again.
     pub fn resume(&self) {
-        if self.paused.replace(false) {
-            if let Some(waker) = self.waker.borrow_mut().take() {
+        if self.paused.swap(false, Ordering::AcqRel) {
+            let waker = self.waker().take();
+            if let Some(waker) = waker {
                 waker.wake();
             }
         }
     }
 
+    fn waker(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        self.waker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Whether paused; if so, `cx` is woken on resume.
     fn is_paused(&self, cx: &TaskContext<'_>) -> bool {
-        if self.paused.get() {
-            *self.waker.borrow_mut() = Some(cx.waker().clone());
+        if !self.paused.load(Ordering::Acquire) {
+            return false;
         }
-        self.paused.get()
+        // Checked again once the waker is stored: a resume in between either sees the waker or
+        // left `paused` false for this check.
+        let mut waker = self.waker();
+        *waker = Some(cx.waker().clone());
+        self.paused.load(Ordering::Acquire)
     }
 }
 
@@ -146,9 +156,9 @@ impl ReadGate {
 /// After an error nothing more is decoded: the rest is read and dropped until the client closes
 /// (so our close frame is not lost to a reset), and the stream ends there.
 pub struct FrameReader {
-    socket: Rc<TcpStream>,
+    socket: Arc<TcpStream>,
     deframer: Deframer,
-    gate: Rc<ReadGate>,
+    gate: Arc<ReadGate>,
     budget: Arc<UnfinishedBudget>,
     /// What this connection has taken from the budget (what it holds beyond its allowance).
     charged: usize,
@@ -161,10 +171,10 @@ pub struct FrameReader {
 impl FrameReader {
     /// A reader of `socket`, starting with `early` (bytes that came with the upgrade request).
     pub fn new(
-        socket: Rc<TcpStream>,
+        socket: Arc<TcpStream>,
         early: BytesMut,
         max_payload: usize,
-        gate: Rc<ReadGate>,
+        gate: Arc<ReadGate>,
         budget: Arc<UnfinishedBudget>,
     ) -> FrameReader {
         FrameReader {

@@ -256,7 +256,7 @@ pub async fn websocket(
     } else {
         web::BytesMut::from(&early[..])
     };
-    WsConn::new(
+    WsConn::launch(
         conn,
         session.recipient(),
         outbound,
@@ -264,8 +264,7 @@ pub async fn websocket(
         early,
         state.parts.settings.ws_limits(),
         state.open_websockets.clone(),
-    )
-    .start();
+    );
     Ok(())
 }
 

@@ -301,6 +301,10 @@ impl Metrics {
                 "hub_deliveries_total",
                 "Live entries handed to a connection's writer, one per entry per socket.",
             ),
+            deliveries_direct: b.counter(
+                "hub_deliveries_direct_total",
+                "Of hub_deliveries_total, the entries the Hub wrote to the WebSocket itself (a joined socket past its recovery handover); the rest went through the socket's session.",
+            ),
             delivered_bytes: b.counter(
                 "hub_delivered_bytes_total",
                 "Bytes on the wire of the live entries handed to connections' writers.",

@@ -76,3 +76,18 @@ export async function waitForRecord(redisUrl, pid) {
     await client.quit();
   }
 }
+
+/**
+ * Resolves once the stream `stream` on the Redis at `redisUrl` holds at least `length` entries. A Node
+ * peer answers its emit before the adapter's XADD is done: a test that needs the entry in the log
+ * before its next publish waits for it here.
+ */
+export async function waitForStreamLength(redisUrl, stream, length) {
+  const client = createClient({ url: redisUrl });
+  await client.connect();
+  try {
+    await waitFor(async () => (await client.xLen(stream)) >= length, `${length} entries in ${stream}`);
+  } finally {
+    await client.quit();
+  }
+}

@@ -6,7 +6,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { startHub, notify, connectClient, dropClient, reconnectClient, waitFor, sleep } from "./hub.mjs";
 import { startRedis } from "./redis.mjs";
-import { startNodePeer, connectWithSession, waitForRecord } from "./peer.mjs";
+import { startNodePeer, connectWithSession, waitForRecord, waitForStreamLength } from "./peer.mjs";
 
 const redis = await startRedis();
 after(() => redis.stop());
@@ -104,13 +104,16 @@ const ENTRIES = [
 
 for (const { what, query, replayed } of ENTRIES) {
   test(`a hub client away while a Node peer emits ${what} recovers ${replayed ? "with it replayed" : "without it"}`, async () => {
-    await withCluster(`records:gap:${what.replaceAll(" ", "-")}`, async (hub, peer) => {
+    const stream = `records:gap:${what.replaceAll(" ", "-")}`;
+    await withCluster(stream, async (hub, peer) => {
       const client = await connectClient(hub.url);
       try {
         await notify(hub.url, { title: "seen" });
         await waitFor(() => client.received.length === 1, "the notification arrives");
         await dropClient(client);
         await peer.emit({ title: what }, query(client.connects[0].id));
+        // The peer answers before its adapter's XADD: "plain" must come after it in the log.
+        await waitForStreamLength(redis.url, stream, 2);
         const missed = await notify(hub.url, { title: "plain" });
         await reconnectClient(client);
         const reconnect = client.connects.at(-1);

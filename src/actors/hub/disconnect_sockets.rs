@@ -149,6 +149,7 @@ mod tests {
                 Member {
                     session: Box::new(collector),
                     outbound: Arc::new(Outbound::default()),
+                    lane: Arc::default(),
                 },
                 rooms,
             );

@@ -84,6 +84,7 @@ fn register_in(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>, rooms: &[&s
         session: Box::new(collector),
         outbound: outbound.clone(),
         rooms: rooms.iter().map(|room| Room::from(*room)).collect(),
+        lane: Arc::default(),
     });
     Session {
         conn,
@@ -141,7 +142,7 @@ async fn hub_gives_up_on_a_session_whose_pending_bytes_pass_the_bound() {
     let mut slow = register(&hub, &tx);
     let (healthy_tx, mut healthy) = mpsc::unbounded_channel();
     let fast = register(&hub, &healthy_tx);
-    slow.outbound.encoded(70); // written, never taken: the client does not read
+    slow.outbound.queued_more(72); // written, never taken: the client does not read
     hub.do_send(Fanout(vec![entry(1, "/")]));
     assert_eq!(
         recv(&mut rx).await.bytes,
@@ -175,7 +176,7 @@ async fn hub_delivers_exactly_up_to_the_bound() {
     let (hub, _) = hub(100);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let session = register(&hub, &tx);
-    session.outbound.encoded(81);
+    session.outbound.queued_more(83);
     hub.do_send(Fanout(vec![entry(1, "/")]));
     assert_eq!(recv(&mut rx).await.bytes, 17);
     assert_eq!(hub.send(CountSessions).await.unwrap(), 1);

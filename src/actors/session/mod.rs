@@ -10,7 +10,7 @@
 //! handlers), Deliver and DisconnectSocket (from the Hub), Disconnect (from the Hub, the Registry, the
 //! HTTP handlers).
 //! Sends: Register/Unregister/Join/Leave to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
-//! WsWrite/WsClose to its WsConn; events to the [`Application`](crate::app::Application).
+//! frames through its WebSocket's sink, WsClose to its WsConn; events to the [`Application`](crate::app::Application).
 //!
 //! Every ending goes through [`Session::close`] with a [`SessionError`], whose consequence (reason,
 //! close code, answers) is decided in [`super::disconnect`].
@@ -49,11 +49,12 @@ use self::namespaces::{ExpiryTimers, PendingBinary};
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
 use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
+use super::hub::lane::Lane;
 use super::hub::{ConnId, Deliver, Hub, Unregister};
 use super::outbound::{Out, Outbound};
 use super::recovery::{Forget, Keep, Recovery, Release};
 use super::registry::{Registry, Remove};
-use super::ws_conn::{WsClose, WsConnId, WsLimits};
+use super::ws_conn::{WsConnId, WsLimits};
 use super::ws_read::UnfinishedBudget;
 use crate::admission::Ticket;
 use crate::app::{Handshake, Payload, SharedApp};
@@ -230,6 +231,8 @@ pub struct Session {
     expiry_timers: ExpiryTimers,
     /// Its place in the admin UI's counts (dropped with the actor); `None` when the UI is off.
     admin_seat: Option<crate::admin::stats::Seat>,
+    /// Whether the Hub writes a namespace's live frames to the WebSocket itself (see `hub::lane`).
+    lane: Arc<Lane>,
 }
 
 /// How long a session closed by its polling client waits for the GET that may be on its way.
@@ -308,6 +311,7 @@ impl Session {
             connects: 0,
             events,
             lingering: None,
+            lane: Arc::default(),
             ticket,
             expiry_timers: ExpiryTimers::default(),
             admin_seat,
@@ -394,6 +398,8 @@ impl Session {
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
         // it first), then the session is gone.
         let without_get = self.transport.is_polling_without_get();
+        // Nothing the Hub writes itself may follow the DISCONNECTs or the close frame.
+        self.lane.lock().close_all();
         // Node's `socket.disconnect(true)`: a DISCONNECT per namespace socket before the transport
         // closes, so the client knows the server ended it and does not reconnect.
         let mut farewell = Vec::new();
@@ -445,8 +451,8 @@ impl Session {
         if matches!(self.transport, Transport::WebSocket { .. }) {
             self.write_all(farewell);
         }
-        if let Transport::WebSocket { addr, .. } = &self.transport {
-            addr.do_send(WsClose(why.clone()));
+        if let Transport::WebSocket { link, .. } = &self.transport {
+            link.close(why.clone());
         }
         if !matches!(self.transport, Transport::Polling(_)) {
             self.transport = Transport::Closed;
@@ -454,8 +460,8 @@ impl Session {
         self.closed = Some(why);
         if let Some(probe) = self.upgrade.take() {
             probe
-                .addr
-                .do_send(WsClose(SessionError::NotTheTransport("its session ended")));
+                .link
+                .close(SessionError::NotTheTransport("its session ended"));
         }
         if let Some(answer) = linger_with {
             self.lingering = Some(answer.to_owned());
@@ -620,31 +626,44 @@ impl Handler<Deliver> for Session {
     type Result = ();
 
     fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
+        // Held until this batch is written: no frame the Hub writes itself may overtake it.
+        let lane = self.lane.clone();
+        let mut lane = lane.lock();
+        lane.took_relayed();
         if self.outbound.is_aborted() {
+            drop(lane);
             return self.close(ctx, SessionError::SlowConsumer);
         }
         let bytes = deliver.bytes;
-        let Some(socket) = self.sockets.get_mut(deliver.nsp.as_str()) else {
+        let nsp = deliver.nsp.clone();
+        let Some(socket) = self.sockets.get_mut(nsp.as_str()) else {
             return self.outbound.received(bytes);
         };
-        let metrics = &self.parts.metrics;
-        // The batch's entry ids, for the lag once written (`on_live` takes the batch; an Arc).
-        let batch = metrics.enabled.then(|| deliver.frames.clone());
         match socket.on_live(deliver) {
-            Live::Write(frames) => {
-                if let Some(batch) = batch {
+            Live::Write(batch) => {
+                let metrics = &self.parts.metrics;
+                if metrics.enabled {
                     // One clock read and one add per counter per batch; one observation per entry.
-                    metrics.deliveries.add(batch.len() as u64);
+                    metrics.deliveries.add(batch.frames().len() as u64);
                     metrics.delivered_bytes.add(bytes as u64);
                     let now = crate::store::now_ms();
-                    for frame in batch.iter() {
+                    for frame in batch.frames() {
                         metrics
                             .delivery_lag
                             .observe_ms(now.saturating_sub(frame.id.ms));
                     }
                 }
                 self.outbound.received(bytes);
-                self.write_all(frames);
+                self.write_batch(&batch);
+                // A live frame written: every later entry is newer than what the client has, so
+                // nothing is left to skip, and the Hub may write this namespace's frames itself.
+                if let (true, Transport::WebSocket { link, .. }) =
+                    (batch.wrote_any(), &self.transport)
+                {
+                    if self.closed.is_none() {
+                        lane.open(&nsp, link);
+                    }
+                }
             }
             // Still counted as on its way until written, so a slow replay stays within the bound.
             Live::Held => self.held_bytes += bytes,

@@ -341,6 +341,7 @@ impl Session {
 
     /// The application refused the CONNECT: `44<nsp>,{"message":…}`; the session stays open.
     fn refuse(&mut self, nsp: &Namespace, refusal: ConnectRefusal) {
+        self.lane.lock().close(nsp.as_str());
         self.sockets.remove(nsp.as_str());
         self.parts.metrics.connects_refused.inc();
         debug!(
@@ -393,6 +394,7 @@ impl Session {
             session: Box::new(ctx.address()),
             outbound: self.outbound.clone(),
             rooms: NsSocket::registered_rooms(&identity),
+            lane: self.lane.clone(),
         });
         self.connect_deadline = None;
         self.ticket.joined();
@@ -612,6 +614,7 @@ impl Session {
     /// The client left a namespace on purpose (`41`): nothing is sent back, and it is not recoverable.
     /// Only a joined socket can leave: before its CONNECT reply a `41` is an invalid state (§2.7).
     fn leave(&mut self, nsp: &str, ctx: &mut Context<Self>) {
+        self.lane.lock().close(nsp);
         let Some(socket) = self.sockets.remove(nsp) else {
             return;
         };
@@ -651,6 +654,8 @@ impl Session {
         if close {
             return self.close(ctx, SessionError::ServerDisconnect);
         }
+        // No live frame the Hub writes itself may follow the DISCONNECT.
+        self.lane.lock().close(nsp);
         let packet = SioPacket::new(PacketKind::Disconnect, nsp, None);
         self.write_text(format!("4{}", socketio::encode(&packet)));
         self.admin_left(nsp, "server namespace disconnect");

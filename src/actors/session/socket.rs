@@ -15,6 +15,7 @@
 //! that does not read pins a page, not the backlog.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -141,11 +142,52 @@ pub(crate) struct RoomChange {
 #[derive(Debug)]
 pub(crate) enum Live {
     /// Write these now (the batch is taken).
-    Write(Vec<Out>),
+    Write(Batch),
     /// Held until the join completes (still counted as on its way).
     Held,
     /// Not for this socket (the batch is taken, nothing written).
     Dropped,
+}
+
+/// A live batch for a joined socket: the delivered frames, but those the client has already (the
+/// recovery handover's), borrowed from the shared batch: writing it clones no frame.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    frames: Arc<[Frame]>,
+    /// Positions in `frames` the client has; empty (and unallocated) once the handover is over.
+    skipped: Vec<usize>,
+}
+
+impl Batch {
+    /// Each Engine.IO message to write, in order.
+    pub(crate) fn for_each_message(&self, mut write: impl FnMut(&Out)) {
+        for (at, frame) in self.frames.iter().enumerate() {
+            if self.skipped.contains(&at) {
+                continue;
+            }
+            write(&frame.packet);
+            for attachment in frame.attachments.iter() {
+                write(&Out::Binary(attachment.clone()));
+            }
+        }
+    }
+
+    /// The messages, as owned frames (for the polling queue).
+    pub(crate) fn to_vec(&self) -> Vec<Out> {
+        let mut out = Vec::with_capacity(self.frames.len());
+        self.for_each_message(|message| out.push(message.clone()));
+        out
+    }
+
+    /// Whether any frame is written (not all were skipped).
+    pub(crate) fn wrote_any(&self) -> bool {
+        self.skipped.len() < self.frames.len()
+    }
+
+    /// The whole delivered batch, skipped frames included.
+    pub(crate) fn frames(&self) -> &[Frame] {
+        &self.frames
+    }
 }
 
 /// A join completed: what to write, in order, around the application's `on_connect` events.
@@ -244,7 +286,13 @@ impl NsSocket {
     /// A live batch from the Hub.
     pub(crate) fn on_live(&mut self, deliver: Deliver) -> Live {
         match self {
-            NsSocket::Joined(joined) => Live::Write(joined.unseen(&deliver.frames)),
+            NsSocket::Joined(joined) => {
+                let skipped = joined.skip_seen(&deliver.frames);
+                Live::Write(Batch {
+                    frames: deliver.frames,
+                    skipped,
+                })
+            }
             NsSocket::Joining(joining) => {
                 joining.held.push(deliver);
                 Live::Held
@@ -507,20 +555,43 @@ impl Joined {
         Some(room)
     }
 
+    /// The positions of the frames the client has already; advances the offset past the others.
+    fn skip_seen(&mut self, frames: &[Frame]) -> Vec<usize> {
+        let mut skipped = Vec::new();
+        for (at, frame) in frames.iter().enumerate() {
+            if self.has(frame) {
+                skipped.push(at);
+            } else {
+                self.advance(frame);
+            }
+        }
+        skipped
+    }
+
+    /// Whether the client has `frame` (its offset covers the frame's id).
+    fn has(&self, frame: &Frame) -> bool {
+        (self.offset.as_ref()).is_some_and(|offset| offset.covers(frame.shard, frame.id))
+    }
+
+    /// The client is up to date to `frame`'s offset.
+    fn advance(&mut self, frame: &Frame) {
+        // Copied into the socket's own ids (no allocation once it has some): sharing the frame's
+        // `Arc` instead would make every delivery touch one reference count from every thread.
+        match &mut self.offset {
+            Some(offset) => offset.clone_from(&frame.offset),
+            None => self.offset = Some(Offset::clone(&frame.offset)),
+        }
+    }
+
     /// The frames the client does not have yet, in order; advances the offset past them.
     fn unseen(&mut self, frames: &[Frame]) -> Vec<Out> {
         let mut out = Vec::with_capacity(frames.len());
         for frame in frames {
-            if (self.offset.as_ref()).is_some_and(|offset| offset.covers(frame.shard, frame.id)) {
+            if self.has(frame) {
                 continue;
             }
             out.extend(frame.messages());
-            // Copied into the socket's own ids (no allocation once it has some): sharing the frame's
-            // `Arc` instead would make every delivery touch one reference count from every thread.
-            match &mut self.offset {
-                Some(offset) => offset.clone_from(&frame.offset),
-                None => self.offset = Some(Offset::clone(&frame.offset)),
-            }
+            self.advance(frame);
         }
         out
     }

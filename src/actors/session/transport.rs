@@ -13,12 +13,14 @@ use actix::prelude::*;
 use log::debug;
 use tokio::sync::oneshot;
 
+use super::socket::Batch;
 use super::{
     Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody, Session, SessionError,
 };
 use crate::actors::outbound::Out;
 use crate::actors::registry::Remove;
-use crate::actors::ws_conn::{WsClose, WsConn, WsConnId, WsEvent, WsEventKind, WsWrite};
+use crate::actors::ws_conn::{WsConnId, WsEvent, WsEventKind, WsLink};
+use crate::actors::ws_sink::encode_message;
 use crate::protocol::engineio::{self, PAYLOAD_SEPARATOR};
 
 /// The transport carrying the session.
@@ -27,8 +29,8 @@ pub(crate) enum Transport {
     Polling(Polling),
     /// A WebSocket whose WsConn has not started yet; frames wait here.
     Connecting { conn: WsConnId, pending: Vec<Out> },
-    /// A WebSocket.
-    WebSocket { conn: WsConnId, addr: Addr<WsConn> },
+    /// A WebSocket: frames go straight to its socket (see `ws_sink`).
+    WebSocket { conn: WsConnId, link: WsLink },
     /// The session ended; nothing is carried any more.
     Closed,
 }
@@ -53,7 +55,7 @@ struct Waiting {
 /// An upgrade in progress: a second, probing WebSocket (reference §1.6).
 pub(crate) struct Probe {
     conn: WsConnId,
-    pub(crate) addr: Addr<WsConn>,
+    pub(crate) link: WsLink,
     /// `3probe` was sent: polling GETs get `6` until the upgrade completes.
     probed: bool,
     timeout: SpawnHandle,
@@ -89,6 +91,22 @@ impl Session {
 pub(crate) struct FlushPoll;
 
 impl Session {
+    /// Writes a live batch: on a WebSocket straight from the shared frames (nothing cloned), else
+    /// as [`write_all`](Self::write_all).
+    pub(crate) fn write_batch(&mut self, batch: &Batch) {
+        if self.closed.is_some() {
+            return;
+        }
+        match &self.transport {
+            Transport::WebSocket { link, .. } => {
+                link.send_with(|out| {
+                    batch.for_each_message(|message| encode_message(out, message))
+                });
+            }
+            _ => self.write_all(batch.to_vec()),
+        }
+    }
+
     /// Writes frames to whatever transport carries the session now.
     pub(crate) fn write_all(&mut self, frames: Vec<Out>) {
         if frames.is_empty() || self.closed.is_some() {
@@ -113,9 +131,8 @@ impl Session {
             }
             // Counted once the WsConn is up and they are forwarded to it.
             Transport::Connecting { pending, .. } => pending.extend(frames),
-            Transport::WebSocket { addr, .. } => {
-                self.outbound.forwarded(bytes);
-                addr.do_send(WsWrite { frames, bytes });
+            Transport::WebSocket { link, .. } => {
+                link.send(&frames);
             }
             Transport::Closed => {}
         }
@@ -158,9 +175,9 @@ impl Session {
         }
     }
 
-    fn on_attached(&mut self, conn: WsConnId, addr: Addr<WsConn>, ctx: &mut Context<Self>) {
+    fn on_attached(&mut self, conn: WsConnId, link: WsLink, ctx: &mut Context<Self>) {
         if self.closed.is_some() {
-            return addr.do_send(WsClose(SessionError::NotTheTransport("session ended")));
+            return link.close(SessionError::NotTheTransport("session ended"));
         }
         match &mut self.transport {
             Transport::Connecting {
@@ -168,7 +185,7 @@ impl Session {
                 pending,
             } if *expected == conn => {
                 let frames = mem::take(pending);
-                self.transport = Transport::WebSocket { conn, addr };
+                self.transport = Transport::WebSocket { conn, link };
                 self.write_all(frames);
             }
             // A second WebSocket: an upgrade probe, if the session is on polling and not upgrading.
@@ -177,20 +194,20 @@ impl Session {
                     if let Some(probe) = act.upgrade.take_if(|probe| probe.conn == conn) {
                         debug!("upgrade timed out eio_sid={}", act.eio_sid);
                         let why = SessionError::NotTheTransport("upgrade timed out");
-                        probe.addr.do_send(WsClose(why));
+                        probe.link.close(why);
                     }
                 });
                 self.upgrade = Some(Box::new(Probe {
                     conn,
-                    addr,
+                    link,
                     probed: false,
                     timeout,
                 }));
             }
             // Already upgraded or upgrading: that WebSocket is closed at once (reference §1.6).
-            _ => addr.do_send(WsClose(SessionError::NotTheTransport(
+            _ => link.close(SessionError::NotTheTransport(
                 "already upgraded or upgrading",
-            ))),
+            )),
         }
     }
 
@@ -201,10 +218,7 @@ impl Session {
         match (text, probe.probed) {
             ("2probe", false) => {
                 probe.probed = true;
-                probe.addr.do_send(WsWrite {
-                    frames: vec![Out::Text("3probe".into())],
-                    bytes: 0,
-                });
+                probe.link.send(&[Out::Text("3probe".into())]);
                 // The pending GET ends with a noop, so the client can pause polling.
                 self.release_poll("6");
             }
@@ -216,7 +230,7 @@ impl Session {
                 self.release_poll("6");
                 let websocket = Transport::WebSocket {
                     conn: probe.conn,
-                    addr: probe.addr,
+                    link: probe.link,
                 };
                 let queued = match mem::replace(&mut self.transport, websocket) {
                     Transport::Polling(polling) => {
@@ -243,7 +257,7 @@ impl Session {
                 if let Some(probe) = self.upgrade.take() {
                     ctx.cancel_future(probe.timeout);
                     let why = SessionError::NotTheTransport("unexpected frame during the upgrade");
-                    probe.addr.do_send(WsClose(why));
+                    probe.link.close(why);
                 }
             }
         }
@@ -275,7 +289,7 @@ impl Handler<WsEvent> for Session {
             .as_ref()
             .is_some_and(|probe| probe.conn == conn);
         match kind {
-            WsEventKind::Attached(addr) => self.on_attached(conn, addr, ctx),
+            WsEventKind::Attached(link) => self.on_attached(conn, link, ctx),
             WsEventKind::Text(text) if main => self.on_text(&text, ctx),
             WsEventKind::Text(text) if probe => self.on_probe_text(&text, ctx),
             WsEventKind::Binary(bytes) if main => self.on_binary(bytes, ctx),

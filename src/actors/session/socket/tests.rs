@@ -92,8 +92,8 @@ fn socket_fresh_join_replies_with_sid_pid_and_the_offset_event_then_goes_live() 
     assert_eq!(done.auth, json!({"token": "t"}));
     assert!(!done.recovered);
     match socket.on_live(live(&[5, 6])) {
-        Live::Write(frames) => assert_eq!(
-            texts(&frames),
+        Live::Write(batch) => assert_eq!(
+            texts(&batch.to_vec()),
             [r#"42["n",6,"6-0"]"#],
             "5-0 is the offset the client has"
         ),
@@ -130,7 +130,7 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
     assert_eq!(done.replayed, 2);
     // Live from here on, still skipping what the client has.
     match socket.on_live(live(&[9, 10])) {
-        Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",10,"10-0"]"#]),
+        Live::Write(batch) => assert_eq!(texts(&batch.to_vec()), [r#"42["n",10,"10-0"]"#]),
         other => panic!("expected live frames, got {other:?}"),
     }
 }
@@ -261,7 +261,7 @@ fn socket_joined_without_recovery_replies_with_a_sid_only() {
     );
     assert_eq!(texts(&[reply]), [r#"40{"sid":"S3"}"#]);
     match socket.on_live(live(&[1])) {
-        Live::Write(frames) => assert_eq!(texts(&frames), [r#"42["n",1,"1-0"]"#]),
+        Live::Write(batch) => assert_eq!(texts(&batch.to_vec()), [r#"42["n",1,"1-0"]"#]),
         other => panic!("expected live frames, got {other:?}"),
     }
     assert_eq!(socket.leave().record, None, "no record without recovery");
