@@ -304,7 +304,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         bridge.clone(),
     )
     .map_err(io::Error::other)?;
-    let parts = SessionParts {
+    let parts = Arc::new(SessionParts {
         settings,
         app: admin.app,
         admin: admin.monitor,
@@ -312,7 +312,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
         recovery: recovery.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
-    };
+    });
     let limits = admission::Limits {
         sessions: config.max_sessions,
         per_address: config.max_sessions_per_address,

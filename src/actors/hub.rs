@@ -152,14 +152,10 @@ pub struct Register {
     pub conn: ConnId,
     /// The namespace joined.
     pub nsp: Namespace,
-    /// Where to deliver.
-    pub session: Recipient<Deliver>,
-    /// Where to say it was given up on.
-    pub closer: Recipient<Disconnect>,
+    /// Where to deliver, say it was given up on, and say the server disconnects the socket.
+    pub session: Box<dyn SessionHandle>,
     /// What is on its way to that client.
     pub outbound: Arc<Outbound>,
-    /// Where to say the server disconnects the socket (a DISCONNECT_SOCKETS request).
-    pub kicker: Recipient<DisconnectSocket>,
     /// The rooms it is in from the start (`user:<sub>`); the others follow with [`Join`] once known.
     pub rooms: Vec<Room>,
     /// Its session's lane: whether the Hub writes its live frames itself.
@@ -190,6 +186,36 @@ pub struct Leave {
     pub rooms: Vec<Room>,
 }
 
+/// How the Hub reaches a registered socket's session: one address for its three messages. Each
+/// actix address (and each `Recipient`, a boxed one) allocates its own sender state, so one handle
+/// instead of three recipients is four allocations fewer per registered socket.
+pub trait SessionHandle: Send {
+    /// Frames to write.
+    fn deliver(&self, msg: Deliver);
+    /// The session must end (the Hub gave up on it, or every socket is disconnected).
+    fn close(&self, msg: Disconnect);
+    /// The server disconnects one of its sockets (a DISCONNECT_SOCKETS request).
+    fn kick(&self, msg: DisconnectSocket);
+}
+
+impl<A> SessionHandle for Addr<A>
+where
+    A: Actor<Context = Context<A>>
+        + Handler<Deliver>
+        + Handler<Disconnect>
+        + Handler<DisconnectSocket>,
+{
+    fn deliver(&self, msg: Deliver) {
+        self.do_send(msg);
+    }
+    fn close(&self, msg: Disconnect) {
+        self.do_send(msg);
+    }
+    fn kick(&self, msg: DisconnectSocket) {
+        self.do_send(msg);
+    }
+}
+
 /// Stop delivering what is emitted on `nsp` to the connection.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -218,10 +244,8 @@ pub struct CountSessions;
 
 /// A registered socket.
 struct Member {
-    session: Recipient<Deliver>,
-    closer: Recipient<Disconnect>,
+    session: Box<dyn SessionHandle>,
     outbound: Arc<Outbound>,
-    kicker: Recipient<DisconnectSocket>,
     lane: Arc<Lane>,
 }
 
@@ -279,9 +303,7 @@ impl Hub {
             // Nothing more is written to it directly, in any namespace (its Session drops the rest).
             member.lane.lock().end();
             // The session must end: no more broadcasts reach it, so staying would be a silent gap.
-            member
-                .closer
-                .do_send(Disconnect(SessionError::SlowConsumer));
+            member.session.close(Disconnect(SessionError::SlowConsumer));
             return false;
         }
         let mut lane = member.lane.lock();
@@ -302,7 +324,7 @@ impl Hub {
             return true;
         }
         member.outbound.delivered(bytes);
-        member.session.do_send(Deliver {
+        member.session.deliver(Deliver {
             nsp: nsp.clone(),
             frames,
             bytes,
@@ -332,9 +354,7 @@ impl Handler<Register> for Hub {
     fn handle(&mut self, msg: Register, _: &mut Self::Context) {
         let member = Member {
             session: msg.session,
-            closer: msg.closer,
             outbound: msg.outbound,
-            kicker: msg.kicker,
             lane: msg.lane,
         };
         self.namespaces
@@ -464,7 +484,7 @@ impl Handler<DisconnectAll> for Hub {
             for (_, member) in index.members() {
                 // What the log has after this goes through the Session, which drops it once closed.
                 member.lane.lock().end();
-                member.closer.do_send(Disconnect(why.clone()));
+                member.session.close(Disconnect(why.clone()));
             }
         }
     }

@@ -184,7 +184,15 @@ pub struct StreamBridge {
     /// The shard count of other instances on this stream key, while it is not this one's
     /// ([`LogEvent::LayoutConflict`]): nothing is appended or read meanwhile.
     layout_conflict: Option<String>,
+    /// Tip requests that came while the tip was being read: answered together by the next read,
+    /// which starts once that one is over (see `Handler<Tip>`).
+    tip_waiting: Vec<TipAnswer>,
+    /// Whether a read of the tip is in flight.
+    tip_reading: bool,
 }
+
+/// Where one Tip request's answer goes.
+type TipAnswer = tokio::sync::oneshot::Sender<Result<LogPosition, StoreError>>;
 
 impl StreamBridge {
     /// A bridge over `backend`, feeding `hub`.
@@ -212,6 +220,8 @@ impl StreamBridge {
             metrics,
             probing: false,
             layout_conflict: None,
+            tip_waiting: Vec::new(),
+            tip_reading: false,
         }
     }
 
@@ -535,10 +545,48 @@ impl Handler<ReadRange> for StreamBridge {
     }
 }
 
+/// One read of the tip answers every request that came before it started: a crowd of fresh
+/// sessions joining at once (a restart, a reconnect storm) costs the log a round trip per read, not
+/// one per session, and the hub does not hold thousands of commands in flight. Each request is
+/// answered by a read that started after it came, so the tip it gets is no older than one read for
+/// it alone (the handover needs the tip read after the socket registered, DESIGN.md §3).
 impl Handler<Tip> for StreamBridge {
     type Result = ResponseFuture<Result<LogPosition, StoreError>>;
 
-    fn handle(&mut self, _: Tip, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Tip, ctx: &mut Self::Context) -> Self::Result {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.tip_waiting.push(answer);
+        if !self.tip_reading {
+            self.read_tip(ctx);
+        }
+        Box::pin(async move {
+            answered
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("tip: the bridge stopped".into())))
+        })
+    }
+}
+
+impl StreamBridge {
+    /// Reads the tip for every request waiting now; the requests that come meanwhile wait for the
+    /// next read.
+    fn read_tip(&mut self, ctx: &mut Context<Self>) {
+        let waiting = std::mem::take(&mut self.tip_waiting);
+        self.tip_reading = true;
+        let read = self.tip();
+        ctx.spawn(read.into_actor(self).map(move |position, act, ctx| {
+            for answer in waiting {
+                let _ = answer.send(position.clone());
+            }
+            act.tip_reading = false;
+            if !act.tip_waiting.is_empty() {
+                act.read_tip(ctx);
+            }
+        }));
+    }
+
+    /// Where a fresh session starts now: every shard's tip (their round trips at once).
+    fn tip(&mut self) -> StoreFuture<LogPosition> {
         let handed_on = self.handed_on.clone();
         self.when_reading(|act| {
             // Spawned: every shard's round trip at once (a backend's future is lazy).

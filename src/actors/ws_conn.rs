@@ -141,7 +141,8 @@ pub struct WsConn {
     /// The connection (shared with the frame reader and the sink).
     socket: Arc<TcpStream>,
     /// The reading side, until `started` makes it this actor's stream.
-    reader: Option<FrameReader>,
+    /// Boxed: it leaves at `started`, and the field would stay in the actor as dead space.
+    reader: Option<Box<FrameReader>>,
     /// The writing side, shared with the Session.
     sink: Arc<WsSink>,
     /// Whether a wait for the socket to become writable is running.
@@ -188,7 +189,7 @@ impl WsConn {
                 session,
                 outbound,
                 socket,
-                reader: Some(reader),
+                reader: Some(Box::new(reader)),
                 sink: Arc::new(sink),
                 awaiting_writable: false,
                 ended: false,
@@ -307,7 +308,7 @@ impl Actor for WsConn {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.open.fetch_add(1, Ordering::Relaxed);
         if let Some(reader) = self.reader.take() {
-            ctx.add_stream(reader);
+            ctx.add_stream(*reader);
         }
         if !self.session.connected() {
             // Its session ended before this socket came up (e.g. a late upgrade probe).

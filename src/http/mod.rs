@@ -54,8 +54,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The caps on Engine.IO sessions; each new session gets a ticket from it.
     pub admission: Arc<crate::admission::Admission>,
-    /// What new sessions are made of.
-    pub parts: SessionParts,
+    /// What new sessions are made of (shared: each session holds the same ones).
+    pub parts: Arc<SessionParts>,
     /// The log's owner.
     pub bridge: Addr<StreamBridge>,
     /// Engine.IO sid → session.

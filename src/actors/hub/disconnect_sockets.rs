@@ -31,7 +31,7 @@ impl Handler<DisconnectSockets> for Hub {
                 // Session closes its lane as it takes the kick).
                 let mut lane = member.lane.lock();
                 lane.hold();
-                member.kicker.do_send(DisconnectSocket {
+                member.session.kick(DisconnectSocket {
                     nsp: target.nsp.clone(),
                     close: request.close,
                 });
@@ -152,10 +152,8 @@ mod tests {
             index.insert(
                 conn,
                 Member {
-                    session: collector.clone().recipient(),
-                    closer: collector.clone().recipient(),
+                    session: Box::new(collector),
                     outbound: Arc::new(Outbound::default()),
-                    kicker: collector.recipient(),
                     lane: Arc::default(),
                 },
                 rooms,

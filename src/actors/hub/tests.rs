@@ -78,14 +78,11 @@ fn register_in(hub: &Addr<Hub>, tx: &mpsc::UnboundedSender<Deliver>, rooms: &[&s
     let (conn, outbound) = (ConnId::next(), Arc::new(Outbound::default()));
     let (bye_tx, goodbyes) = mpsc::unbounded_channel();
     let collector = Collector(tx.clone(), bye_tx).start();
-    let (session, closer) = (collector.clone().recipient(), collector.clone().recipient());
     hub.do_send(Register {
         conn,
         nsp: Namespace::main(),
-        session,
-        closer,
+        session: Box::new(collector),
         outbound: outbound.clone(),
-        kicker: collector.recipient(),
         rooms: rooms.iter().map(|room| Room::from(*room)).collect(),
         lane: Arc::default(),
     });

@@ -29,6 +29,7 @@ mod event_limit;
 mod namespaces;
 mod rooms;
 mod socket;
+mod timers;
 mod traced;
 mod transport;
 
@@ -176,7 +177,9 @@ pub struct SessionParts {
 /// The actor.
 pub struct Session {
     eio_sid: EioSid,
-    parts: SessionParts,
+    /// Shared by every session: each of its addresses cloned per session would be two more
+    /// allocations each (actix gives every sender its own parking state).
+    parts: Arc<SessionParts>,
     /// The request that opened the session, for the application's admission checks.
     handshake: Arc<Handshake>,
     /// What is on its way to the client (the slow-consumer bound, see `outbound`).
@@ -184,18 +187,24 @@ pub struct Session {
     /// Names this session in the Hub.
     conn: ConnId,
     transport: Transport,
-    upgrade: Option<Probe>,
+    /// Boxed: most sessions never upgrade, or do it once, early.
+    upgrade: Option<Box<Probe>>,
     /// When the next ping is due: counted from the handshake, then from each pong.
     next_ping_at: Instant,
-    /// When the pong to the ping sent is due.
+    /// When the pong to the ping sent is due; `None` while no ping waits for its pong.
     pong_due: Option<Instant>,
-    pong_deadline: Option<SpawnHandle>,
-    connect_deadline: Option<SpawnHandle>,
+    /// When a connection that has joined no namespace is closed; `None` once one was joined.
+    connect_deadline: Option<Instant>,
+    /// When the sockets' session records are refreshed next.
+    next_refresh: Instant,
+    /// The instant of this session's entry in its thread's timers (see `timers`), if it has one.
+    armed: Option<Instant>,
     sockets: Sockets,
     /// Bytes of broadcasts held by joining sockets: still counted as on their way, but not what a
     /// replay step waits for.
     held_bytes: usize,
-    pending_binary: Option<PendingBinary>,
+    /// Boxed: rare, and as large as a parsed packet; every session carries the field.
+    pending_binary: Option<Box<PendingBinary>>,
     next_ticket: u64,
     /// Why the session ended, once it has.
     closed: Option<SessionError>,
@@ -233,7 +242,7 @@ impl Session {
     /// A session over long-polling; its open packet is the handshake GET's answer ([`Self::open_packet`]).
     pub fn polling(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         handshake: Handshake,
         ticket: Ticket,
@@ -251,7 +260,7 @@ impl Session {
     /// A session over the WebSocket `conn`, which will attach itself; the open packet goes first.
     pub fn websocket(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         conn: WsConnId,
         handshake: Handshake,
@@ -267,7 +276,7 @@ impl Session {
 
     fn new(
         eio_sid: EioSid,
-        parts: SessionParts,
+        parts: Arc<SessionParts>,
         outbound: Arc<Outbound>,
         handshake: Handshake,
         transport: Transport,
@@ -287,8 +296,9 @@ impl Session {
             upgrade: None,
             next_ping_at,
             pong_due: None,
-            pong_deadline: None,
             connect_deadline: None,
+            next_refresh: next_ping_at,
+            armed: None,
             sockets: Sockets::default(),
             held_bytes: 0,
             pending_binary: None,
@@ -464,18 +474,58 @@ impl Session {
         ctx.stop();
     }
 
-    /// The next ping, at `next_ping_at`. The pong is due a timeout after the ping was *due*, not after
-    /// the timer fired: the deadline the client sees is exact (reference §1.7).
-    fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
-        let delay = self.next_ping_at.saturating_duration_since(Instant::now());
-        ctx.run_later(delay, |act, ctx| {
-            act.write_text("2");
-            let due = act.next_ping_at + act.settings().ping_timeout;
-            act.pong_due = Some(due);
-            let left = due.saturating_duration_since(Instant::now());
-            act.pong_deadline =
-                Some(ctx.run_later(left, |act, ctx| act.close(ctx, SessionError::PingTimeout)));
-        });
+    /// The earliest of the session's deadlines: the pong due (or else the next ping), the connect
+    /// timeout, the records' refresh.
+    fn next_deadline(&self) -> Instant {
+        let heartbeat = self.pong_due.unwrap_or(self.next_ping_at);
+        let deadline = heartbeat.min(self.next_refresh);
+        self.connect_deadline
+            .map_or(deadline, |connect| connect.min(deadline))
+    }
+
+    /// Makes sure the thread's timers tell this session at its earliest deadline (an entry at or
+    /// before it is enough: it re-arms when that one comes).
+    fn arm(&mut self) {
+        let at = self.next_deadline();
+        if self.armed.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        if let Some(me) = &self.me {
+            self.armed = Some(at);
+            timers::arm(at, me.downgrade());
+        }
+    }
+
+    /// Whatever of its deadlines was reached: the pong overdue closes the session; the ping due is
+    /// written, and its pong is due a timeout after the ping was *due*, not after the timer fired, so
+    /// the deadline the client sees is exact (reference §1.7); the connect timeout (Socket.IO's
+    /// connectTimeout: a connection that has joined no namespace by then, a CONNECT still being
+    /// admitted or refused does not count, is closed); the records' refresh.
+    fn on_due(&mut self, ctx: &mut Context<Self>) {
+        if self.closed.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        if self.pong_overdue() {
+            return self.close(ctx, SessionError::PingTimeout);
+        }
+        if self.pong_due.is_none() && now >= self.next_ping_at {
+            self.write_text("2");
+            self.pong_due = Some(self.next_ping_at + self.settings().ping_timeout);
+        }
+        if self.connect_deadline.is_some_and(|at| now >= at) {
+            self.connect_deadline = None;
+            if !self.sockets.any_admitted() && !self.settings().engine_echo {
+                return self.close(ctx, SessionError::ConnectTimeout);
+            }
+        }
+        if now >= self.next_refresh {
+            self.next_refresh = now + self.settings().record_refresh;
+            for record in self.sockets.records() {
+                self.parts.recovery.do_send(Keep(record.clone()));
+            }
+        }
+        self.arm();
     }
 
     /// Whether the pong is overdue even if its timer has not fired yet (a request arriving right at
@@ -490,11 +540,9 @@ impl Session {
         match packet {
             EioPacket::Pong(_) => {
                 // Only an answer to our ping counts; the next ping is due an interval after it.
-                if let Some(deadline) = self.pong_deadline.take() {
-                    ctx.cancel_future(deadline);
-                    self.pong_due = None;
+                if self.pong_due.take().is_some() {
                     self.next_ping_at = Instant::now() + self.settings().ping_interval;
-                    self.schedule_ping(ctx);
+                    self.arm();
                 }
             }
             EioPacket::Message(data) if self.settings().engine_echo => {
@@ -529,19 +577,12 @@ impl Actor for Session {
         let websocket = !matches!(self.transport, Transport::Polling(_));
         self.parts.metrics.handshakes.of(websocket).inc();
         self.parts.metrics.connections.of(websocket).add(1);
-        self.schedule_ping(ctx);
-        // Socket.IO's connectTimeout: a connection that has joined no namespace by then (a CONNECT
-        // still being admitted, or refused, does not count) is closed.
-        self.connect_deadline = Some(ctx.run_later(self.settings().connect_timeout, |act, ctx| {
-            if !act.sockets.any_admitted() && !act.settings().engine_echo {
-                act.close(ctx, SessionError::ConnectTimeout);
-            }
-        }));
-        ctx.run_interval(self.settings().record_refresh, |act, _| {
-            for record in act.sockets.records() {
-                act.parts.recovery.do_send(Keep(record.clone()));
-            }
-        });
+        // The first ping an interval after the handshake (`new`), the records' refresh every
+        // `record_refresh`, the connect timeout: all on the thread's timers.
+        let now = Instant::now();
+        self.connect_deadline = Some(now + self.settings().connect_timeout);
+        self.next_refresh = now + self.settings().record_refresh;
+        self.arm();
         debug!("session opened eio_sid={}", self.eio_sid);
     }
 
@@ -551,6 +592,17 @@ impl Actor for Session {
         // A lingering session's sid is forgotten when it stops.
         self.parts.registry.do_send(Remove(self.eio_sid.clone()));
         Running::Stop
+    }
+}
+
+impl Handler<timers::Due> for Session {
+    type Result = ();
+
+    fn handle(&mut self, timers::Due(at): timers::Due, ctx: &mut Self::Context) {
+        if self.armed == Some(at) {
+            self.armed = None;
+        }
+        self.on_due(ctx);
     }
 }
 

@@ -108,10 +108,10 @@ impl Session {
         if matches!(packet.kind, PacketKind::BinaryEvent | PacketKind::BinaryAck)
             && packet.attachments > 0
         {
-            self.pending_binary = Some(PendingBinary {
+            self.pending_binary = Some(Box::new(PendingBinary {
                 packet,
                 attachments: Vec::new(),
-            });
+            }));
             return;
         }
         self.on_packet(packet, Vec::new(), ctx);
@@ -391,16 +391,12 @@ impl Session {
         self.parts.hub.do_send(Register {
             conn: self.conn,
             nsp: nsp.clone(),
-            session: ctx.address().recipient(),
-            closer: ctx.address().recipient(),
+            session: Box::new(ctx.address()),
             outbound: self.outbound.clone(),
             rooms: NsSocket::registered_rooms(&identity),
-            kicker: ctx.address().recipient(),
             lane: self.lane.clone(),
         });
-        if let Some(deadline) = self.connect_deadline.take() {
-            ctx.cancel_future(deadline);
-        }
+        self.connect_deadline = None;
         self.ticket.joined();
         if !self.settings().recovery {
             let sid = Sid::from_random(random_bytes());

@@ -197,12 +197,12 @@ impl Session {
                         probe.link.close(why);
                     }
                 });
-                self.upgrade = Some(Probe {
+                self.upgrade = Some(Box::new(Probe {
                     conn,
                     link,
                     probed: false,
                     timeout,
-                });
+                }));
             }
             // Already upgraded or upgrading: that WebSocket is closed at once (reference §1.6).
             _ => link.close(SessionError::NotTheTransport(

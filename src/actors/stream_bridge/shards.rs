@@ -184,6 +184,8 @@ mod tests {
         log: crate::store::MemoryLog,
         reads: Box<dyn FnMut(StreamId, usize) -> StoreFuture<LogRead>>,
         start: StreamId,
+        /// Reads of its tip so far.
+        tips: std::rc::Rc<std::cell::Cell<usize>>,
     }
 
     impl Stub {
@@ -195,6 +197,7 @@ mod tests {
                 log: crate::store::MemoryLog::new(10, usize::MAX),
                 reads: Box::new(reads),
                 start,
+                tips: Default::default(),
             })
         }
     }
@@ -255,7 +258,13 @@ mod tests {
             self.log.read_range(q)
         }
         fn tip(&mut self) -> StoreFuture<crate::store::Position> {
-            self.log.tip()
+            // A round trip's time: requests that come meanwhile wait for the next read.
+            self.tips.set(self.tips.get() + 1);
+            let tip = self.log.tip();
+            Box::pin(async move {
+                actix::clock::sleep(std::time::Duration::from_millis(20)).await;
+                tip.await
+            })
         }
         fn start_reading(
             &mut self,
@@ -328,6 +337,37 @@ mod tests {
             started.get()
         );
         assert_eq!(page.unwrap().unwrap().entries.len(), SHARDS);
+    }
+
+    /// Fresh sessions asking where to start all at once (a reconnect storm) share reads of the
+    /// tip, instead of holding a round trip to the log each; every one is answered.
+    #[actix::test]
+    async fn tip_requests_that_come_together_share_reads_of_the_tip() {
+        use actix::Actor;
+        const ASKS: usize = 50;
+        let tips = std::rc::Rc::new(std::cell::Cell::new(0));
+        let stub = Stub {
+            log: crate::store::MemoryLog::new(10, usize::MAX),
+            reads: Box::new(|_, _| Box::pin(std::future::ready(Ok(read(&[], 0))))),
+            start: id(1),
+            tips: tips.clone(),
+        };
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let hub = crate::actors::hub::Hub::new(1 << 20, metrics.clone()).start();
+        let bridge = super::super::StreamBridge::new(Box::new(stub), hub, metrics).start();
+        // Each from its own task, as sessions' Recovery requests are (a `send` to a full mailbox
+        // is only queued when polled).
+        let asks: Vec<_> = (0..ASKS)
+            .map(|_| actix::spawn(bridge.send(super::super::Tip)))
+            .collect();
+        for ask in asks {
+            assert!(ask.await.unwrap().unwrap().is_ok());
+        }
+        assert!(
+            (1..ASKS / 5).contains(&tips.get()),
+            "{} reads of the tip for {ASKS} requests at once",
+            tips.get()
+        );
     }
 
     /// A replay page is sized (`count`, from the last page's mean entry size) to about
