@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null || { echo "error: redis-server not found; apt-get install -y redis-server" >&2; exit 1; }
 command -v node >/dev/null || { echo "error: node not found; apt-get install -y nodejs npm" >&2; exit 1; }
 echo "== building the hub (release)"
+# Where cargo puts its builds: CARGO_TARGET_DIR when set (as scripts/bench.sh).
+target_dir=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 if [ ! -f tests/node_modules/.package-lock.json ]; then (cd tests && npm ci --no-audit --no-fund); fi
-timeout 1200 node tests/chaos/run.mjs target/release/realtime-hub
+timeout 1200 node tests/chaos/run.mjs "$target_dir"/release/realtime-hub

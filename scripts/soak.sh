@@ -27,9 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Where cargo puts its builds: CARGO_TARGET_DIR when set (as scripts/bench.sh).
+target_dir=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet
 cargo bench --bench hub_bench --no-run --quiet 2>/dev/null
-bench_bin=$(ls -t target/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
+bench_bin=$(ls -t "$target_dir"/release/deps/hub_bench-* | grep -v '\.d$' | head -n 1)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; exit 1; }
 
@@ -44,7 +46,7 @@ for _ in 1 2; do
   # the per-address bounds, made for one real client per address, are off, as behind a proxy.
   REDIS_URL="redis://127.0.0.1:$redis_port" HUB_HOST=127.0.0.1 PORT=$port RUST_LOG=warn \
     HUB_MAX_SESSIONS_PER_ADDRESS=0 HUB_MAX_UNJOINED_PER_ADDRESS=0 HUB_CONNECTIONS_PER_SECOND_PER_ADDRESS=0 \
-    target/release/realtime-hub &
+    "$target_dir"/release/realtime-hub &
   hubs+=("$!"); pids+=("$!"); ports+=("$port"); wait_port "$port"
 done
 urls="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]}"
