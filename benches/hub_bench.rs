@@ -234,24 +234,31 @@ enum WsIn {
     Closed,
 }
 
+/// A TCP connection to `addr` from the loopback address `source` (the load is spread over
+/// 127.0.0.1-8 for ports), without Nagle's delay.
+async fn connect_from(addr: std::net::SocketAddr, source: IpAddr) -> Result<TcpStream, String> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let tcp = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 impl Conn {
     async fn open(url: &str, source: IpAddr) -> Result<Conn, String> {
         let host = url.trim_start_matches("http://").trim_end_matches('/');
         let addr: std::net::SocketAddr = host.parse().map_err(|e| format!("{host}: {e}"))?;
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| e.to_string())?;
-        socket
-            .bind(std::net::SocketAddr::new(source, 0))
-            .map_err(|e| format!("bind {source}: {e}"))?;
-        let mut tcp = socket
-            .connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
+        let mut tcp = connect_from(addr, source).await?;
         let request = format!(
             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

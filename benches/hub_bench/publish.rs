@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::{now_us, percentile, proc_usage, process_report, Options, Sampler};
@@ -318,20 +318,7 @@ struct Http {
 
 impl Http {
     async fn open(addr: SocketAddr, source: std::net::IpAddr) -> Result<Http, String> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(|e| e.to_string())?;
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|e| format!("bind {source}: {e}"))?;
-        let tcp = socket
-            .connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = crate::connect_from(addr, source).await?;
         Ok(Http {
             tcp,
             buf: Vec::with_capacity(4096),
