@@ -99,10 +99,22 @@ const feed = (page) =>
     })),
   );
 
+/**
+ * Sends from the page's form and waits for the send's answer (sent, or an error). The page clears the
+ * form when a send is acknowledged, and the ack can arrive after the notification itself: a next send
+ * filled before it would be cleared and go out without its title.
+ */
 async function send(page, title, body) {
   await page.fill("#title", title);
   await page.fill("#message", body);
+  await page.evaluate(() => {
+    document.querySelector("#send-status").textContent = "";
+    document.querySelector("#send-error").textContent = "";
+  });
   await page.click("#send");
+  await page.waitForFunction(() => /^Sent/.test(document.querySelector("#send-status").textContent)
+    || document.querySelector("#send-error").textContent !== "", null, { timeout: 10_000 })
+    .catch(() => assert.fail(`the send of ${JSON.stringify(title)} was never answered`));
 }
 
 /**
