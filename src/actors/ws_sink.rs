@@ -163,9 +163,7 @@ impl WsSink {
     /// Writes `frames` after whatever is still unwritten (the Session's path). A sink that needs its
     /// WsConn tells it.
     pub fn send(&self, frames: &[Out]) -> Wrote {
-        let (wrote, needs) = self.send_frames(frames);
-        self.tell(needs);
-        wrote
+        self.send_with(|out| encode_all(out, frames))
     }
 
     /// Writes what `encode` appends to an empty buffer (whole frames), as [`send`](Self::send).
@@ -173,10 +171,6 @@ impl WsSink {
         let (wrote, needs) = self.encode_and_write(encode);
         self.tell(needs);
         wrote
-    }
-
-    fn send_frames(&self, frames: &[Out]) -> (Wrote, Option<SinkNeeds>) {
-        self.encode_and_write(|out| encode_all(out, frames))
     }
 
     /// Encodes into the thread's buffer, then writes it.
