@@ -207,6 +207,42 @@ struct Seen {
     errors: Vec<String>,
 }
 
+impl Seen {
+    /// Records one text packet if it is an event (`42[…]`): its log id (the offset, the last string
+    /// argument) for the order check, its `seq=` and its latency from the ` t=` (µs) in its body.
+    /// Returns where the offset is in `text`. The fanout's clients and the floor's readers both
+    /// record every frame with this, so the generator does the same work per delivery in both.
+    fn record_event(&mut self, text: &str) -> Option<std::ops::Range<usize>> {
+        if !text.starts_with("42") {
+            return None;
+        }
+        let mut offset = None;
+        if let Some(end) = text.rfind("\"]") {
+            if let Some(start) = text[..end].rfind('"') {
+                let id = text[start + 1..end]
+                    .split_once('-')
+                    .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)));
+                if let (Some(id), Some(last)) = (id, self.last_id) {
+                    self.out_of_order += u32::from(id < last);
+                }
+                self.last_id = id.or(self.last_id);
+                offset = Some(start + 1..end);
+            }
+        }
+        let number_after = |key: &str| -> Option<u64> {
+            let at = text.find(key)? + key.len();
+            let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+            text[at..at + digits].parse().ok()
+        };
+        if let (Some(seq), Some(sent)) = (number_after("seq="), number_after(" t=")) {
+            self.seqs.push(seq as u32);
+            self.latencies_us
+                .push(now_us().saturating_sub(sent).min(u32::MAX as u64) as u32);
+        }
+        offset
+    }
+}
+
 /// One raw Socket.IO client over a WebSocket written by hand on a TCP socket: reads are batched
 /// (many frames per read) and parsed in place, so the generator costs little per message.
 struct Client {
@@ -227,9 +263,10 @@ struct Conn {
     start: usize,
 }
 
-enum WsIn {
-    Text(String),
-    Ping(Vec<u8>),
+/// A frame from the server, borrowed from the connection's read buffer (no copy per frame).
+enum WsIn<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Ping(&'a [u8]),
     Other,
     Closed,
 }
@@ -307,8 +344,18 @@ impl Conn {
         Ok(())
     }
 
-    /// The next complete frame already read, if any.
-    fn parse(&mut self) -> Option<WsIn> {
+    /// A connection already open (the floor's: no HTTP upgrade, frames from the first byte).
+    fn raw(tcp: TcpStream) -> Conn {
+        Conn {
+            tcp,
+            buf: Vec::with_capacity(4096),
+            start: 0,
+        }
+    }
+
+    /// Where the next complete frame already read is: its opcode, its payload's range in `buf`,
+    /// and where it ends.
+    fn next_frame(&self) -> Option<(u8, std::ops::Range<usize>, usize)> {
         let b = &self.buf[self.start..];
         if b.len() < 2 {
             return None;
@@ -323,21 +370,23 @@ impl Conn {
         if b.len() < header + len {
             return None;
         }
-        let payload = &b[header..header + len];
-        let frame = match opcode {
-            1 => WsIn::Text(String::from_utf8_lossy(payload).into_owned()),
-            9 => WsIn::Ping(payload.to_vec()),
-            8 => WsIn::Closed,
-            _ => WsIn::Other,
-        };
-        self.start += header + len;
-        Some(frame)
+        let payload = self.start + header..self.start + header + len;
+        let end = payload.end;
+        Some((opcode, payload, end))
     }
 
-    async fn next(&mut self) -> Result<WsIn, String> {
+    /// The next frame, read from the socket when the buffer has none complete.
+    async fn next(&mut self) -> Result<WsIn<'_>, String> {
         loop {
-            if let Some(frame) = self.parse() {
-                return Ok(frame);
+            if let Some((opcode, payload, end)) = self.next_frame() {
+                self.start = end;
+                let payload = &self.buf[payload];
+                return Ok(match opcode {
+                    1 => WsIn::Text(String::from_utf8_lossy(payload)),
+                    9 => WsIn::Ping(payload),
+                    8 => WsIn::Closed,
+                    _ => WsIn::Other,
+                });
             }
             self.fill().await?;
         }
@@ -421,35 +470,12 @@ impl Client {
     }
 
     fn on_text(&mut self, text: &str) {
-        if !text.starts_with("42") {
-            return;
-        }
-        // The offset is the last string argument of every event; the body carries seq and send time.
-        if let Some(end) = text.rfind("\"]") {
-            if let Some(start) = text[..end].rfind('"') {
-                let offset = &text[start + 1..end];
-                let id = offset
-                    .split_once('-')
-                    .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)));
-                let mut seen = self.seen.borrow_mut();
-                if let (Some(id), Some(last)) = (id, seen.last_id) {
-                    seen.out_of_order += u32::from(id < last);
-                }
-                seen.last_id = id.or(seen.last_id);
-                drop(seen);
-                self.offset = Some(offset.to_owned());
-            }
-        }
-        let number_after = |key: &str| -> Option<u64> {
-            let at = text.find(key)? + key.len();
-            let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
-            text[at..at + digits].parse().ok()
-        };
-        if let (Some(seq), Some(sent)) = (number_after("seq="), number_after(" t=")) {
-            let mut seen = self.seen.borrow_mut();
-            seen.seqs.push(seq as u32);
-            seen.latencies_us
-                .push(now_us().saturating_sub(sent).min(u32::MAX as u64) as u32);
+        let offset = self.seen.borrow_mut().record_event(text);
+        if let Some(offset) = offset {
+            // Kept for the resume; the buffer is reused, not allocated per event.
+            let kept = self.offset.get_or_insert_with(String::new);
+            kept.clear();
+            kept.push_str(&text[offset]);
         }
     }
 
@@ -499,15 +525,15 @@ impl Client {
             } else {
                 conn.next().await
             };
-            match next {
-                Ok(WsIn::Text(text)) if text == "2" => {
-                    let _ = conn.text("3").await;
+            // The frame borrows the connection's buffer: answers are written once it is let go.
+            let answer = match next {
+                Ok(WsIn::Text(text)) if text == "2" => Some((1, b"3".to_vec())),
+                Ok(WsIn::Text(text)) => {
+                    self.on_text(&text);
+                    None
                 }
-                Ok(WsIn::Text(text)) => self.on_text(&text),
-                Ok(WsIn::Ping(payload)) => {
-                    let _ = conn.send(10, &payload).await;
-                }
-                Ok(WsIn::Other) => {}
+                Ok(WsIn::Ping(payload)) => Some((10, payload.to_vec())),
+                Ok(WsIn::Other) => None,
                 Ok(WsIn::Closed) | Err(_) => {
                     self.seen
                         .borrow_mut()
@@ -515,6 +541,9 @@ impl Client {
                         .push("closed by the server".into());
                     return;
                 }
+            };
+            if let Some((opcode, payload)) = answer {
+                let _ = conn.send(opcode, &payload).await;
             }
         }
         conn.close().await;
@@ -525,7 +554,7 @@ async fn next_text(conn: &mut Conn) -> Result<String, String> {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), conn.next()).await {
             Err(_) => return Err("timed out".into()),
-            Ok(Ok(WsIn::Text(text))) => return Ok(text),
+            Ok(Ok(WsIn::Text(text))) => return Ok(text.into_owned()),
             Ok(Ok(WsIn::Closed)) => return Err("closed".into()),
             Ok(Ok(_)) => continue,
             Ok(Err(err)) => return Err(err),
@@ -1007,12 +1036,27 @@ fn main() {
     });
 }
 
-/// A text frame the size of the hub's notification frames, as a server sends it (unmasked).
-fn floor_frame() -> Vec<u8> {
-    let payload = br#"42["notification",{"title":"bench","body":"seq=000001 t=1764283000000000"},"1764283000000-0"]"#;
-    let mut frame = vec![0x81, payload.len() as u8];
-    frame.extend_from_slice(payload);
-    frame
+/// Round `round`'s text frame, the hub's notification frame in shape and size (an id, title,
+/// body and timestamp, then the offset), as a server sends it (unmasked): the round as `seq=`, its
+/// due time (µs since the epoch) as ` t=`, an offset that grows with the round, so the floor's
+/// readers parse and record it exactly as fanout's clients do a notification
+/// ([`Seen::record_event`]).
+fn floor_frame(out: &mut Vec<u8>, round: u64, due_us: u64) {
+    let ms = due_us / 1000;
+    let payload = format!(
+        r#"42["notification",{{"id":"00000000-0000-4000-8000-{round:012}","title":"bench","body":"seq={round} t={due_us}","timestamp":{ms}}},"{ms}-{round}"]"#
+    );
+    // RFC 6455 §5.2: FIN + text; the 16-bit length form from 126 bytes (the hub's frames are ~160).
+    out.push(0x81);
+    match u16::try_from(payload.len()) {
+        Ok(len) if len < 126 => out.push(len as u8),
+        Ok(len) => {
+            out.push(126);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+        Err(_) => unreachable!("a notification frame is far below 64 KiB"),
+    }
+    out.extend_from_slice(payload.as_bytes());
 }
 
 /// CPU seconds of the calling thread, from /proc.
@@ -1059,9 +1103,12 @@ fn pin_this_thread(cpus: &str) {
 /// writer's CPU per write is the least any server pays per delivery when every delivery is its own
 /// `write` (at 50 notifications/s each client gets one frame per 20 ms: nothing to coalesce).
 ///
-/// Timed as fanout is, tick to receipt: each round has a due time (`floor_due`); a reader knows
-/// which round a frame belongs to by counting its connection's bytes (every frame has the same
-/// size) and records receipt − due for each frame completed by a read. A writer that falls behind
+/// Timed and checked as fanout is: each round's frame carries its due time (`floor_due`, as µs
+/// since the epoch, as a notification carries the time it was posted) and its sequence number,
+/// and the readers parse every frame and record it with the same code as fanout's clients
+/// (`Conn::next`, [`Seen::record_event`]): latency is receipt − due, and lost, duplicated and
+/// reordered are counted the same way. So the floor's generator does per delivery what fanout's
+/// does, and its highest rate is the kernel's with this generator. A writer that falls behind
 /// writes every round due by then in one `write` per connection, as a server with a queue would,
 /// so at high rates the figure is the kernel's ceiling, not the ceiling of one `write` per frame.
 /// `--writer-cpus` pins the writer thread (`taskset` list) apart from the readers.
@@ -1069,11 +1116,8 @@ async fn floor(o: &Options) -> Value {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let addr = listener.local_addr().expect("local address");
     let (clients, rate, seconds) = (o.clients, o.rate, o.seconds);
-    let frame_len = floor_frame().len() as u64;
-    // The writer's start, set before its first write: the readers' rounds count from it.
-    let start = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let rounds = (rate * seconds).round() as u64;
     let writer_cpus = o.writer_cpus.clone();
-    let writer_start = start.clone();
     let writer = std::thread::spawn(move || {
         if let Some(cpus) = writer_cpus {
             pin_this_thread(&cpus);
@@ -1085,11 +1129,10 @@ async fn floor(o: &Options) -> Value {
             sockets.push(socket);
         }
         std::thread::sleep(Duration::from_millis(300));
-        let frame = floor_frame();
-        let rounds = (rate * seconds).round() as u64;
         let (mut done, mut writes, mut batch) = (0u64, 0u64, Vec::new());
         let cpu_before = thread_cpu_s();
-        let start = *writer_start.get_or_init(Instant::now);
+        let (start, start_us) = (Instant::now(), now_us());
+        let due_us = |round: u64| start_us + (round as f64 * 1e6 / rate) as u64;
         while done < rounds {
             let due = floor_due(start, done, rate);
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
@@ -1097,8 +1140,8 @@ async fn floor(o: &Options) -> Value {
             let due_by_now = (start.elapsed().as_secs_f64() * rate).floor() as u64 + 1;
             let upto = due_by_now.clamp(done + 1, rounds);
             batch.clear();
-            for _ in done..upto {
-                batch.extend_from_slice(&frame);
+            for round in done..upto {
+                floor_frame(&mut batch, round, due_us(round));
             }
             for socket in &mut sockets {
                 std::io::Write::write_all(socket, &batch).expect("write");
@@ -1107,67 +1150,58 @@ async fn floor(o: &Options) -> Value {
             done = upto;
         }
         let cpu = thread_cpu_s() - cpu_before;
-        (rounds * clients as u64, writes, cpu)
+        (rounds * clients as u64, writes, cpu, start)
     });
-    let received = Rc::new(Cell::new(0u64));
-    let latencies_us = Rc::new(RefCell::new(Vec::<u32>::new()));
+    let mut seen = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        let (received, latencies_us, start) =
-            (received.clone(), latencies_us.clone(), start.clone());
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let _ = tcp.set_nodelay(true);
+        let mine = Rc::new(RefCell::new(Seen {
+            connected: true,
+            ..Seen::default()
+        }));
+        seen.push(mine.clone());
         actix_web::rt::spawn(async move {
-            let (mut buf, mut bytes) = (vec![0u8; 16 * 1024], 0u64);
-            while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                let now = Instant::now();
-                let before = bytes / frame_len;
-                bytes += n as u64;
-                received.set(received.get() + n as u64);
-                // The writer sets `start` before its first write, so a frame always finds it.
-                if let Some(&start) = start.get() {
-                    let mut latencies = latencies_us.borrow_mut();
-                    for round in before..bytes / frame_len {
-                        let late = now.saturating_duration_since(floor_due(start, round, rate));
-                        latencies.push(late.as_micros().min(u32::MAX as u128) as u32);
-                    }
+            let mut conn = Conn::raw(tcp);
+            // Until the writer is done and its sockets close.
+            while let Ok(frame) = conn.next().await {
+                if let WsIn::Text(text) = frame {
+                    mine.borrow_mut().record_event(&text);
                 }
             }
         });
     }
+    let received = || {
+        seen.iter()
+            .map(|s| s.borrow().seqs.len() as u64)
+            .sum::<u64>()
+    };
     let cpu_before = proc_usage(std::process::id()).map_or(0.0, |u| u.0);
     while !writer.is_finished() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    let (frames, writes, writer_cpu) = writer.join().expect("writer thread");
-    let expected = frames * frame_len;
+    let (frames, writes, writer_cpu, start) = writer.join().expect("writer thread");
     let deadline = Instant::now() + o.drain;
-    while received.get() < expected && Instant::now() < deadline {
+    while received() < frames && Instant::now() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     // From the first round's due time, as fanout counts from its first notification.
-    let elapsed = start.get().map_or(f64::NAN, |s| s.elapsed().as_secs_f64());
+    let elapsed = start.elapsed().as_secs_f64();
     let process_cpu = proc_usage(std::process::id()).map_or(0.0, |u| u.0) - cpu_before;
-    let mut latencies = std::mem::take(&mut *latencies_us.borrow_mut());
-    latencies.sort_unstable();
-    let delivered = received.get() / frame_len;
-    json!({
-        "scenario": "floor",
-        "clients": clients,
-        "rate": rate,
-        "frames": frames,
-        "writes": writes,
-        "delivered": delivered,
-        "lost": frames.saturating_sub(delivered),
-        "all_received": received.get() == expected,
-        "deliveries_per_s": delivered as f64 / elapsed,
-        "latency_ms": {
-            "p50": percentile(&latencies, 50.0), "p90": percentile(&latencies, 90.0),
-            "p99": percentile(&latencies, 99.0), "p99_9": percentile(&latencies, 99.9),
-            "max": latencies.last().map(|l| *l as f64 / 1000.0).unwrap_or(f64::NAN),
-        },
-        "writer_cpu_us_per_write": writer_cpu / writes.max(1) as f64 * 1e6,
-        "writer_cpu_us_per_frame": writer_cpu / frames.max(1) as f64 * 1e6,
-        "reader_cpu_us_per_read": (process_cpu - writer_cpu).max(0.0) / frames.max(1) as f64 * 1e6,
-    })
+    let mut report = delivery_report(&seen, &vec![true; rounds as usize]);
+    let delivered = report["delivered"].as_u64().unwrap_or(0);
+    report["scenario"] = json!("floor");
+    report["clients"] = json!(clients);
+    report["rate"] = json!(rate);
+    report["frames"] = json!(frames);
+    report["writes"] = json!(writes);
+    report["all_received"] = json!(delivered == frames);
+    report["deliveries_per_s"] = json!(delivered as f64 / elapsed);
+    report["writer_cpu_us_per_write"] = json!(writer_cpu / writes.max(1) as f64 * 1e6);
+    report["writer_cpu_us_per_frame"] = json!(writer_cpu / frames.max(1) as f64 * 1e6);
+    report["reader_cpu_us_per_read"] =
+        json!((process_cpu - writer_cpu).max(0.0) / frames.max(1) as f64 * 1e6);
+    report
 }
 
 /// No arguments (as `cargo test --all-targets` runs it): a small fanout against an in-process hub,

@@ -30,8 +30,10 @@
 #                                 "Pinning" below for why off is the default (measured).
 #
 # Loads (each bounded in count and time, loopback only): floor (no server: one thread writing a
-# hub-sized frame to each connection per round, the kernel's cost of a delivery that is one loopback
-# write; timed tick to receipt like fanout; a writer behind writes every round due in one write),
+# frame of the hub's shape and size to each connection per round, the kernel's cost of a delivery
+# that is one loopback write; its readers parse and record every frame with fanout's client code,
+# so the generator does the same work per delivery; timed tick to receipt like fanout; a writer
+# behind writes every round due in one write),
 # fanout (1000 clients over 2 instances, 50 notifications/s), a rate sweep (100, 200, 300 ... 3200/s,
 # the highest rate with p99 <= 50 ms, for the floor, the hub and Node alike; Node's highest within 1 s
 # as well, from the same sweep, which goes on until Node's p99 passes 1 s),
