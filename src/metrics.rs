@@ -135,6 +135,20 @@ impl Seconds {
         self.observe(ms as f64 / 1000.0);
     }
 
+    /// Records `times` observations of the same `ms` milliseconds (one fan-out's lag of one frame,
+    /// for each socket it was written to): counted locally, then added to the shared histogram once.
+    pub fn observe_ms_times(&self, ms: u64, times: u64) {
+        if !self.on || times == 0 {
+            return;
+        }
+        let local = self.inner.local();
+        let seconds = ms as f64 / 1000.0;
+        for _ in 0..times {
+            local.observe(seconds);
+        }
+        local.flush();
+    }
+
     /// How many observations were recorded.
     pub fn count(&self) -> u64 {
         self.inner.get_sample_count()

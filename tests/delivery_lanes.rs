@@ -127,3 +127,51 @@ async fn a_polling_session_gets_every_frame_through_its_session() {
         "polling never takes the Hub's direct path"
     );
 }
+
+/// The Hub counts its direct writes once per fan-out (shared atomics, not one update per socket):
+/// the totals must still be per socket and frame, bytes as on the wire, one lag observation each.
+#[actix_web::test]
+async fn direct_writes_are_counted_for_every_socket_and_frame() {
+    let hub = start_hub(test_config());
+    let mut a = hub.joined().await;
+    let mut b = hub.joined().await;
+    // Through each session first: their lanes open after it.
+    hub.publish("open").await;
+    assert_eq!(titles(&mut a.client, 1).await, ["open"]);
+    assert_eq!(titles(&mut b.client, 1).await, ["open"]);
+    let before = (
+        direct(&hub).await,
+        hub.metric("hub_deliveries_total").await,
+        hub.metric("hub_delivered_bytes_total").await,
+        hub.metric("hub_delivery_lag_seconds_count").await,
+    );
+    let mut wire_bytes = 0;
+    for n in 0..5 {
+        hub.publish(&format!("n{n}")).await;
+    }
+    for client in [&mut a.client, &mut b.client] {
+        let mut got = 0;
+        while got < 5 {
+            let frame = client.recv_text_answering_pings().await;
+            if event_args(&frame).is_some_and(|args| args[0] == "notification") {
+                // RFC 6455 §5.2: payload and its unmasked header (2 bytes up to 125, else 4).
+                wire_bytes += frame.len() + if frame.len() <= 125 { 2 } else { 4 };
+                got += 1;
+            }
+        }
+    }
+    let after = (
+        direct(&hub).await,
+        hub.metric("hub_deliveries_total").await,
+        hub.metric("hub_delivered_bytes_total").await,
+        hub.metric("hub_delivery_lag_seconds_count").await,
+    );
+    assert_eq!(
+        after.0 - before.0,
+        10,
+        "direct: 5 frames to each of 2 sockets"
+    );
+    assert_eq!(after.1 - before.1, 10, "deliveries: the same 10");
+    assert_eq!(after.2 - before.2, wire_bytes as u64, "bytes as written");
+    assert_eq!(after.3 - before.3, 10, "one lag observation per delivery");
+}

@@ -286,16 +286,15 @@ impl Hub {
         self.metrics.sockets.set(self.count() as i64);
     }
 
-    /// Sends `frames` to `member`, unless it is past the bound: then gives up on it (false). Written
-    /// to its socket here when its lane is open for `nsp`, else sent to its session.
+    /// Sends `frames` to `member`, unless it is past the bound: then gives up on it. Written to its
+    /// socket here when its lane is open for `nsp`, else sent to its session.
     fn deliver(
         &self,
         member: &Member,
         conn: ConnId,
         nsp: &Namespace,
         (frames, bytes): (Arc<[Frame]>, usize),
-        now_ms: u64,
-    ) -> bool {
+    ) -> Delivered {
         let pending = member.outbound.pending();
         if pending + bytes > self.max_pending {
             debug!("slow consumer dropped conn={conn:?} pending={pending}");
@@ -304,24 +303,13 @@ impl Hub {
             member.lane.lock().end();
             // The session must end: no more broadcasts reach it, so staying would be a silent gap.
             member.session.close(Disconnect(SessionError::SlowConsumer));
-            return false;
+            return Delivered::GaveUp;
         }
         let mut lane = member.lane.lock();
         if let Some(link) = lane.direct_or_relay(nsp) {
             // A refused write is a socket that is ending: its session closes the lane and leaves.
             link.send_with(|out| encode_frames(out, &frames));
-            let metrics = &self.metrics;
-            if metrics.enabled {
-                metrics.deliveries.add(frames.len() as u64);
-                metrics.deliveries_direct.add(frames.len() as u64);
-                metrics.delivered_bytes.add(bytes as u64);
-                for frame in frames.iter() {
-                    metrics
-                        .delivery_lag
-                        .observe_ms(now_ms.saturating_sub(frame.id.ms));
-                }
-            }
-            return true;
+            return Delivered::Direct;
         }
         member.outbound.delivered(bytes);
         member.session.deliver(Deliver {
@@ -329,8 +317,45 @@ impl Hub {
             frames,
             bytes,
         });
-        true
+        Delivered::Relayed
     }
+
+    /// Counts a batch written directly to `sockets` sockets: once per batch, not per socket (the
+    /// counters are atomics shared with every worker thread; a batch's frames have one lag, read
+    /// from one clock reading per fan-out). Relayed batches are counted by their sessions.
+    fn count_direct(&self, frames: &[Frame], bytes: usize, sockets: u64, now_ms: u64) {
+        let metrics = &self.metrics;
+        if !metrics.enabled || sockets == 0 {
+            return;
+        }
+        let delivered = frames.len() as u64 * sockets;
+        metrics.deliveries.add(delivered);
+        metrics.deliveries_direct.add(delivered);
+        metrics.delivered_bytes.add(bytes as u64 * sockets);
+        for frame in frames {
+            metrics
+                .delivery_lag
+                .observe_ms_times(now_ms.saturating_sub(frame.id.ms), sockets);
+        }
+    }
+}
+
+/// The frames shared by the recipients of the same entries, framed and measured once, and how
+/// many of them the Hub wrote it to itself.
+struct Batch {
+    frames: Arc<[Frame]>,
+    bytes: usize,
+    direct: u64,
+}
+
+/// What became of a batch for one socket.
+enum Delivered {
+    /// Written to its WebSocket by the Hub (counted by [`Hub::count_direct`]).
+    Direct,
+    /// Sent to its session.
+    Relayed,
+    /// The socket was past the slow-consumer bound: given up on, to be removed.
+    GaveUp,
 }
 
 /// Appends the WebSocket frames of `frames`' messages, in order (RFC 6455 §5.2, as the session's
@@ -432,11 +457,15 @@ impl Handler<Fanout> for Hub {
                 // Framed and measured once, shared by every member.
                 let shared: Arc<[Frame]> = framed.into_iter().map(|(_, frame)| frame).collect();
                 let bytes = wire_bytes(&shared);
+                let mut direct = 0;
                 for (conn, member) in index.members() {
-                    if !self.deliver(member, conn, &nsp, (shared.clone(), bytes), now_ms) {
-                        gone.push(conn);
+                    match self.deliver(member, conn, &nsp, (shared.clone(), bytes)) {
+                        Delivered::Direct => direct += 1,
+                        Delivered::Relayed => {}
+                        Delivered::GaveUp => gone.push(conn),
                     }
                 }
+                self.count_direct(&shared, bytes, direct, now_ms);
             } else {
                 let targets: Vec<&Target> = framed.iter().map(|(target, _)| target).collect();
                 let recipients = index.recipients(&targets);
@@ -447,20 +476,29 @@ impl Handler<Fanout> for Hub {
                     recipients.visited
                 );
                 // Recipients of the same entries share one batch, framed and measured once.
-                let mut batches: HashMap<Vec<usize>, (Arc<[Frame]>, usize)> = HashMap::new();
+                let mut batches: HashMap<Vec<usize>, Batch> = HashMap::new();
                 for (conn, picks) in recipients.picks {
                     let Some(member) = index.get(conn) else {
                         continue;
                     };
                     let batch = batches.entry(picks).or_insert_with_key(|picks| {
-                        let mine: Arc<[Frame]> =
+                        let frames: Arc<[Frame]> =
                             picks.iter().map(|&at| framed[at].1.clone()).collect();
-                        let bytes = wire_bytes(&mine);
-                        (mine, bytes)
+                        let bytes = wire_bytes(&frames);
+                        Batch {
+                            frames,
+                            bytes,
+                            direct: 0,
+                        }
                     });
-                    if !self.deliver(member, conn, &nsp, batch.clone(), now_ms) {
-                        gone.push(conn);
+                    match self.deliver(member, conn, &nsp, (batch.frames.clone(), batch.bytes)) {
+                        Delivered::Direct => batch.direct += 1,
+                        Delivered::Relayed => {}
+                        Delivered::GaveUp => gone.push(conn),
                     }
+                }
+                for batch in batches.values() {
+                    self.count_direct(&batch.frames, batch.bytes, batch.direct, now_ms);
                 }
             }
             if let Some(index) = self.namespaces.get_mut(&nsp) {

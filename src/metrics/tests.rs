@@ -90,3 +90,21 @@ fn off_records_no_counter_or_histogram_but_every_gauge() {
     assert_eq!(metrics.sockets.get(), 2);
     assert_eq!(metrics.ws_unfinished_bytes.get(), 5);
 }
+
+#[test]
+fn an_observation_repeated_counts_each_time_in_its_bucket() {
+    let metrics = Metrics::new(true);
+    metrics.delivery_lag.observe_ms_times(3, 4);
+    metrics.delivery_lag.observe_ms_times(3, 0);
+    assert_eq!(metrics.delivery_lag.count(), 4);
+    let text = metrics.render();
+    assert!(
+        text.contains("hub_delivery_lag_seconds_bucket{le=\"0.0025\"} 0\n")
+            && text.contains("hub_delivery_lag_seconds_bucket{le=\"0.005\"} 4\n")
+            && text.contains("hub_delivery_lag_seconds_count 4\n"),
+        "{text}"
+    );
+    let off = Metrics::new(false);
+    off.delivery_lag.observe_ms_times(3, 4);
+    assert_eq!(off.delivery_lag.count(), 0);
+}
