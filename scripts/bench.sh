@@ -126,7 +126,8 @@ if [ -z "$against" ] && { [ -z "$only" ] || [ "$only" = pin ]; }; then
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+port_opens() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+wait_port() { port_opens "$1" || exit 1; }
 
 # Sources for many connections: 127.0.0.1..8 (about 28 000 ephemeral ports each).
 sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8
@@ -135,11 +136,25 @@ sources=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,12
 # hubs would: the per-address caps (sessions, new sessions per second) are for clients, not for it.
 export HUB_MAX_SESSIONS_PER_ADDRESS=0 HUB_MAX_UNJOINED_PER_ADDRESS=0 HUB_CONNECTIONS_PER_SECOND_PER_ADDRESS=0
 
-start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs require connect tokens
+start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs require connect tokens.
+  # A port found free can be taken before its server binds it (an ephemeral port of the load
+  # tool's own connections): then everything started is stopped and started again on new ports.
+  local attempt
+  for attempt in 1 2 3; do
+    start_cluster_once "$@" && return 0
+    echo "starting the $1 cluster failed (attempt $attempt of 3): new ports" >&2
+    stop_cluster
+  done
+  echo "error: the $1 cluster did not start in 3 attempts" >&2
+  exit 1
+}
+
+start_cluster_once() { # impl [jwt] → as start_cluster, returns 1 when a port never opens
   local impl=$1 jwt=${2:-} redis_port p1 p2
   redis_port=$(free_port)
   "${srv_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
-  redis_pid=$!; pids+=("$redis_pid"); wait_port "$redis_port"
+  redis_pid=$!; pids+=("$redis_pid"); hub_pids=()
+  port_opens "$redis_port" || return 1
   p1=$(free_port); p2=$(free_port)
   for port in "$p1" "$p2"; do
     if [ "$impl" = rust ] && [ -n "$jwt" ]; then
@@ -151,18 +166,20 @@ start_cluster() { # impl [jwt] → sets urls, pidlist; with jwt, the hubs requir
     else
       REDIS_URL="redis://127.0.0.1:$redis_port" HOST=127.0.0.1 PORT=$port "${srv_pin[@]}" node benches/node-original/dist/main.js >/dev/null &
     fi
-    pids+=("$!")
+    pids+=("$!"); hub_pids+=("$!")
   done
-  hub_pids=("${pids[-2]}" "${pids[-1]}")
-  wait_port "$p1"; wait_port "$p2"; sleep 1
+  port_opens "$p1" && port_opens "$p2" || return 1
+  sleep 1
   urls="http://127.0.0.1:$p1,http://127.0.0.1:$p2"
   pidlist="hub=${hub_pids[0]},hub=${hub_pids[1]},redis=$redis_pid"
 }
 
 stop_cluster() {
   # Instances first (they write their session records on the way out), then Redis.
-  kill "${hub_pids[@]}" 2>/dev/null || true
-  wait "${hub_pids[@]}" 2>/dev/null || true
+  if [ ${#hub_pids[@]} -gt 0 ]; then
+    kill "${hub_pids[@]}" 2>/dev/null || true
+    wait "${hub_pids[@]}" 2>/dev/null || true
+  fi
   kill "$redis_pid" 2>/dev/null || true
   wait "$redis_pid" 2>/dev/null || true
 }
