@@ -394,6 +394,7 @@ impl Session {
             .connections
             .of(!matches!(self.transport, Transport::Polling(_)))
             .add(-1);
+        crate::memory::churn();
         // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
         // it first), then the session is gone.
@@ -577,6 +578,7 @@ impl Actor for Session {
         let websocket = !matches!(self.transport, Transport::Polling(_));
         self.parts.metrics.handshakes.of(websocket).inc();
         self.parts.metrics.connections.of(websocket).add(1);
+        crate::memory::churn();
         // The first ping an interval after the handshake (`new`), the records' refresh every
         // `record_refresh`, the connect timeout: all on the thread's timers.
         let now = Instant::now();
