@@ -12,8 +12,13 @@
 //! free (it walks the free lists of every arena, under each arena's lock), so it runs only when a
 //! burst has passed: checked every [`CHECK_EVERY`] on the thread that starts the hub, it trims once
 //! at least [`BURST`] sessions started or ended since the last trim and the last check saw fewer
-//! than [`CALM`] (the burst is over, or at least resting). A steady trickle never adds up to a
-//! trim per check: it is [`BURST`] sessions per trim at most.
+//! than [`CALM`] (the burst is over, or at least resting). A steady trickle trims at most once
+//! per [`BURST`] sessions.
+//!
+//! Its cost, measured (release build, a busy 2-core box): 0.35-7.5 ms a call at 5000 connections an
+//! instance, 1-13 ms at 10 000 (19 ms once, right after 10 000 clients left). The thread that
+//! starts the hub runs the Hub, StreamBridge and Recovery actors too: a broadcast can wait that
+//! long, once per burst.
 //!
 //! Only with glibc (`target_env = "gnu"`): other allocators (musl's, jemalloc) return memory in
 //! their own ways, and have no `malloc_trim`.
