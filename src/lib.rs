@@ -27,6 +27,7 @@ pub mod config;
 pub mod history;
 pub(crate) mod http;
 pub mod log_limit;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod notification;
 pub mod protocol;
@@ -187,6 +188,7 @@ pub fn start_with(
 ) -> io::Result<RunningHub> {
     let actors = spawn(config, app)?;
     let listeners = bind(config)?;
+    memory::spawn_trimmer();
     serve(config, actors, listeners)
 }
 

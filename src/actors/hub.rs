@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::{debug, trace, warn};
@@ -213,6 +214,35 @@ where
     }
     fn kick(&self, msg: DisconnectSocket) {
         self.do_send(msg);
+    }
+}
+
+/// What Sessions register with: a weak address costs no allocation of its own (a strong one is two:
+/// actix gives every sender its own parking state), and the Registry keeps the session alive. A
+/// message to a session that has stopped is dropped, as a strong address's would be. Upgraded per
+/// message: only what goes through the Session's mailbox (polling, a joining socket, a kick), not
+/// the lane's direct writes.
+impl<A> SessionHandle for WeakAddr<A>
+where
+    A: Actor<Context = Context<A>>
+        + Handler<Deliver>
+        + Handler<Disconnect>
+        + Handler<DisconnectSocket>,
+{
+    fn deliver(&self, msg: Deliver) {
+        if let Some(addr) = self.upgrade() {
+            addr.do_send(msg);
+        }
+    }
+    fn close(&self, msg: Disconnect) {
+        if let Some(addr) = self.upgrade() {
+            addr.do_send(msg);
+        }
+    }
+    fn kick(&self, msg: DisconnectSocket) {
+        if let Some(addr) = self.upgrade() {
+            addr.do_send(msg);
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -96,7 +97,9 @@ pub enum WsEventKind {
 /// close goes through the WsConn, after everything written before it.
 #[derive(Clone)]
 pub struct WsLink {
-    addr: Addr<WsConn>,
+    /// Weak: a strong address is two allocations per connection (actix gives every sender its own
+    /// parking state), and a WsConn lives by its reader, not by who may close it.
+    addr: WeakAddr<WsConn>,
     sink: Arc<WsSink>,
 }
 
@@ -121,7 +124,9 @@ impl WsLink {
     /// Closes the connection for `why`, after what was written; its close frame is what
     /// [`SessionError::consequence`] says.
     pub fn close(&self, why: SessionError) {
-        self.addr.do_send(WsClose(why));
+        if let Some(addr) = self.addr.upgrade() {
+            addr.do_send(WsClose(why));
+        }
     }
 }
 
@@ -317,7 +322,7 @@ impl Actor for WsConn {
             return self.close(ctx, why.consequence().close_code.map(u16::from));
         }
         self.report(WsEventKind::Attached(WsLink {
-            addr: ctx.address(),
+            addr: ctx.address().downgrade(),
             sink: self.sink.clone(),
         }));
         // A session that ended just as this message reached it never answers; a session that

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::debug;
@@ -208,8 +209,10 @@ pub struct Session {
     next_ticket: u64,
     /// Why the session ended, once it has.
     closed: Option<SessionError>,
-    /// This actor's address, for the end-of-turn polling flush.
-    me: Option<Addr<Session>>,
+    /// This actor's address, for its thread's timers and the end-of-turn polling flush. Weak: a
+    /// strong one is two allocations per session (actix gives every sender its own parking state),
+    /// and the session does not keep itself alive: the Registry holds it until it stops.
+    me: Option<WeakAddr<Session>>,
     /// A FlushPoll is on its way.
     flush_scheduled: bool,
     /// The polling queue passed the outgoing bound: the session closes at the flush.
@@ -394,6 +397,7 @@ impl Session {
             .connections
             .of(!matches!(self.transport, Transport::Polling(_)))
             .add(-1);
+        crate::memory::churn();
         // A client that closes over polling (`1` in a POST) may have its GET still on the way: that
         // GET gets the noop it would have got had it arrived first (Node's single thread always sees
         // it first), then the session is gone.
@@ -492,7 +496,7 @@ impl Session {
         }
         if let Some(me) = &self.me {
             self.armed = Some(at);
-            timers::arm(at, me.downgrade());
+            timers::arm(at, me.clone());
         }
     }
 
@@ -572,11 +576,12 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.me = Some(ctx.address());
+        self.me = Some(ctx.address().downgrade());
         // Counted down in `close`, which every started session goes through (`stopping` too).
         let websocket = !matches!(self.transport, Transport::Polling(_));
         self.parts.metrics.handshakes.of(websocket).inc();
         self.parts.metrics.connections.of(websocket).add(1);
+        crate::memory::churn();
         // The first ping an interval after the handshake (`new`), the records' refresh every
         // `record_refresh`, the connect timeout: all on the thread's timers.
         let now = Instant::now();

@@ -391,7 +391,7 @@ impl Session {
         self.parts.hub.do_send(Register {
             conn: self.conn,
             nsp: nsp.clone(),
-            session: Box::new(ctx.address()),
+            session: Box::new(ctx.address().downgrade()),
             outbound: self.outbound.clone(),
             rooms: NsSocket::registered_rooms(&identity),
             lane: self.lane.clone(),

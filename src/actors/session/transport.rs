@@ -10,6 +10,7 @@
 use std::mem;
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use log::debug;
 use tokio::sync::oneshot;
 
@@ -124,7 +125,7 @@ impl Session {
                 // and the offset event after it, a replay step...): flushed when the turn is over.
                 if !self.flush_scheduled {
                     self.flush_scheduled = true;
-                    if let Some(me) = &self.me {
+                    if let Some(me) = self.me.as_ref().and_then(WeakAddr::upgrade) {
                         me.do_send(FlushPoll);
                     }
                 }
