@@ -16,9 +16,10 @@
 //! per [`BURST`] sessions.
 //!
 //! Its cost, measured (release build, a busy 2-core box): 0.35-7.5 ms a call at 5000 connections an
-//! instance, 1-13 ms at 10 000 (19 ms once, right after 10 000 clients left). The thread that
-//! starts the hub runs the Hub, StreamBridge and Recovery actors too: a broadcast can wait that
-//! long, once per burst.
+//! instance, 1-13 ms at 10 000 (19 ms once, right after 10 000 clients left). So the walk runs on
+//! the runtime's blocking pool, not on the thread that starts the hub (it runs the Hub,
+//! StreamBridge and Recovery actors: a broadcast would wait the whole walk); a thread allocating
+//! in the arena being walked waits for that arena's part only.
 //!
 //! Only with glibc (`target_env = "gnu"`): other allocators (musl's, jemalloc) return memory in
 //! their own ways, and have no `malloc_trim`.
@@ -73,14 +74,20 @@ pub fn spawn_trimmer() {
         loop {
             tick.tick().await;
             if trimmer.due(CHURN.load(Ordering::Relaxed)) {
-                let started = std::time::Instant::now();
-                // SAFETY: malloc_trim only walks and releases glibc's own free memory; it takes
-                // each arena's lock, so it is safe beside other threads' allocations.
-                let released = unsafe { libc::malloc_trim(0) } == 1;
-                log::debug!(
-                    "malloc_trim took={:?} released={released}",
-                    started.elapsed()
-                );
+                // On the blocking pool, not this thread: this one runs the Hub, whose fan-out
+                // would wait the whole walk. An allocation in the arena being walked still waits
+                // for that arena's part of it.
+                let trim = actix_web::rt::task::spawn_blocking(|| {
+                    let started = std::time::Instant::now();
+                    // SAFETY: malloc_trim only walks and releases glibc's own free memory; it
+                    // takes each arena's lock, so it is safe beside other threads' allocations.
+                    let released = unsafe { libc::malloc_trim(0) } == 1;
+                    (started.elapsed(), released)
+                });
+                // One at a time: the next check waits for this one.
+                if let Ok((took, released)) = trim.await {
+                    log::debug!("malloc_trim took={took:?} released={released}");
+                }
             }
         }
     });
