@@ -199,13 +199,21 @@ pub trait SessionHandle: Send {
     fn kick(&self, msg: DisconnectSocket);
 }
 
-impl<A> SessionHandle for Addr<A>
-where
+/// An actor that takes what the Hub sends a session (the bound both handles below share).
+pub trait SessionActor:
+    Actor<Context = Context<Self>> + Handler<Deliver> + Handler<Disconnect> + Handler<DisconnectSocket>
+{
+}
+
+impl<A> SessionActor for A where
     A: Actor<Context = Context<A>>
         + Handler<Deliver>
         + Handler<Disconnect>
-        + Handler<DisconnectSocket>,
+        + Handler<DisconnectSocket>
 {
+}
+
+impl<A: SessionActor> SessionHandle for Addr<A> {
     fn deliver(&self, msg: Deliver) {
         self.do_send(msg);
     }
@@ -222,26 +230,20 @@ where
 /// message to a session that has stopped is dropped, as a strong address's would be. Upgraded per
 /// message: only what goes through the Session's mailbox (polling, a joining socket, a kick), not
 /// the lane's direct writes.
-impl<A> SessionHandle for WeakAddr<A>
-where
-    A: Actor<Context = Context<A>>
-        + Handler<Deliver>
-        + Handler<Disconnect>
-        + Handler<DisconnectSocket>,
-{
+impl<A: SessionActor> SessionHandle for WeakAddr<A> {
     fn deliver(&self, msg: Deliver) {
         if let Some(addr) = self.upgrade() {
-            addr.do_send(msg);
+            addr.deliver(msg);
         }
     }
     fn close(&self, msg: Disconnect) {
         if let Some(addr) = self.upgrade() {
-            addr.do_send(msg);
+            addr.close(msg);
         }
     }
     fn kick(&self, msg: DisconnectSocket) {
         if let Some(addr) = self.upgrade() {
-            addr.do_send(msg);
+            addr.kick(msg);
         }
     }
 }
