@@ -27,6 +27,7 @@
 mod admin;
 mod event_limit;
 mod namespaces;
+mod polling;
 mod rooms;
 mod socket;
 mod timers;
@@ -42,11 +43,11 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use log::debug;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use self::event_limit::EventLimit;
 pub use self::event_limit::EventRate;
 use self::namespaces::{ExpiryTimers, PendingBinary};
+pub use self::polling::{Poll, PollAbandoned, PollAnswer, PollRefused, PostBegin, PostBody};
 use self::socket::{Live, Sockets};
 use self::transport::{Probe, Transport};
 use super::disconnect::{Disconnect, DisconnectSocket, SessionError};
@@ -64,52 +65,6 @@ use crate::metrics::Metrics;
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
 use crate::protocol::ids::EioSid;
 use crate::protocol::socketio::{PacketKind, SioPacket};
-
-/// A polling GET.
-#[derive(Message)]
-#[rtype(result = "Result<PollAnswer, PollRefused>")]
-pub struct Poll;
-
-/// What a polling GET gets.
-#[derive(Debug)]
-pub enum PollAnswer {
-    /// A payload, at once.
-    Now(String),
-    /// A payload, once there is one.
-    Later {
-        /// Identifies this GET in `PollAbandoned`.
-        ticket: u64,
-        /// Resolves with the payload.
-        answer: oneshot::Receiver<String>,
-    },
-}
-
-/// Why a polling request is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PollRefused {
-    /// The request ended the session (a second GET, a body that does not decode): answered as
-    /// [`SessionError::consequence`] says.
-    Failed(SessionError),
-    /// The session is on another transport now: 400 code 3.
-    WrongTransport,
-    /// The session ended meanwhile: 400 code 1.
-    Gone,
-}
-
-/// The client of a pending GET went away before its answer: the session closes (reference §1.4).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PollAbandoned(pub u64);
-
-/// A polling POST starts (its body is being read).
-#[derive(Message)]
-#[rtype(result = "Result<(), PollRefused>")]
-pub struct PostBegin;
-
-/// A polling POST's body.
-#[derive(Message)]
-#[rtype(result = "Result<(), PollRefused>")]
-pub struct PostBody(pub Bytes);
 
 /// Settings every session needs, shared by all of them.
 #[derive(Debug, Clone)]
