@@ -204,6 +204,8 @@ struct Seen {
     reconnects: u32,
     recovered: u32,
     replay_us: Vec<u32>,
+    /// Handshakes the hub refused with 503 or 429 (an admission cap) that this client retried.
+    refusals: u32,
     errors: Vec<String>,
 }
 
@@ -271,6 +273,32 @@ enum WsIn<'a> {
     Closed,
 }
 
+/// Leaves the choice of the local port to `connect` (Linux `IP_BIND_ADDRESS_NO_PORT`), where the
+/// kernel picks one free for this destination. A `bind` to port 0 must pick a port free on the
+/// source address for every destination: with tens of thousands of sockets and the TIME_WAITs of
+/// the run before on it, that search took most of the load tool's CPU (perf: `inet_bind2_bucket_find`,
+/// `inet_bhash2_conflict`), and connected clients waited past the hub's 5 s request-head timeout
+/// for the request their thread had no time to write (408). Elsewhere: a plain `bind`.
+fn bind_port_at_connect(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a c_int option of the right size.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 /// A TCP connection to `addr` from the loopback address `source` (the load is spread over
 /// 127.0.0.1-8 for ports), without Nagle's delay.
 async fn connect_from(addr: std::net::SocketAddr, source: IpAddr) -> Result<TcpStream, String> {
@@ -280,6 +308,7 @@ async fn connect_from(addr: std::net::SocketAddr, source: IpAddr) -> Result<TcpS
         TcpSocket::new_v6()
     }
     .map_err(|e| e.to_string())?;
+    bind_port_at_connect(&socket);
     socket
         .bind(std::net::SocketAddr::new(source, 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
@@ -423,6 +452,29 @@ impl Conn {
 
 impl Client {
     /// Connects (resuming when it has a pid and offset) and reads up to the CONNECT reply.
+    /// Connects; a handshake refused by an admission cap (503 past `--max-unjoined` or
+    /// `--max-sessions`, 429 past a per-address cap) is tried again as socket.io-client's
+    /// reconnection does (its defaults: 1 s doubling to at most 5 s, each ±50 %), at most
+    /// [`REFUSAL_RETRIES`] times. A ramp of thousands of clients in a second or two passes the
+    /// 10,000 sessions an instance lets wait for their CONNECT; real clients come back, so these do.
+    async fn connect_or_retry(&mut self, rng: &mut Rng) -> Result<Conn, String> {
+        let mut retries = 0;
+        loop {
+            match self.connect().await {
+                Err(err) if retries < REFUSAL_RETRIES && is_admission_refusal(&err) => {
+                    let delay = (1000u64 << retries).min(5000);
+                    retries += 1;
+                    self.seen.borrow_mut().refusals += 1;
+                    actix_web::rt::time::sleep(Duration::from_millis(
+                        rng.between(delay / 2, delay * 3 / 2),
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn connect(&mut self) -> Result<Conn, String> {
         let started = Instant::now();
         let mut conn = Conn::open(&self.url, self.source).await?;
@@ -482,7 +534,8 @@ impl Client {
     /// Reads until `stop`, answering pings; with `jitter`, drops the connection every ~15 s for
     /// ~2 s and resumes, half of the clients on the next instance.
     async fn run(mut self, stop: Rc<Cell<bool>>, jitter: Option<(Vec<String>, usize)>) {
-        let mut conn = match self.connect().await {
+        let mut rng = Rng::new(self.seen.as_ptr() as u64);
+        let mut conn = match self.connect_or_retry(&mut rng).await {
             Ok(conn) => conn,
             Err(err) => {
                 self.seen.borrow_mut().errors.push(err);
@@ -490,7 +543,6 @@ impl Client {
             }
         };
         self.seen.borrow_mut().connected = true;
-        let mut rng = Rng::new(self.seen.as_ptr() as u64);
         let mut next_drop = jitter
             .as_ref()
             .map(|_| Instant::now() + Duration::from_millis(rng.between(5_000, 25_000)));
@@ -548,6 +600,16 @@ impl Client {
         }
         conn.close().await;
     }
+}
+
+/// How often a client tries again after an admission cap refused its handshake.
+const REFUSAL_RETRIES: u32 = 5;
+
+/// Whether `err` (from [`Client::connect`]) is an admission cap's refusal: 503 or 429 to the upgrade.
+fn is_admission_refusal(err: &str) -> bool {
+    ["503", "429"]
+        .iter()
+        .any(|code| err.starts_with(&format!("upgrade refused: HTTP/1.1 {code} ")))
 }
 
 async fn next_text(conn: &mut Conn) -> Result<String, String> {
@@ -709,10 +771,12 @@ fn delivery_report(seen: &[Rc<RefCell<Seen>>], accepted: &[bool]) -> Value {
     let (mut reconnects, mut recovered) = (0u64, 0u64);
     let mut replay = Vec::new();
     let mut connected = 0;
+    let mut refusals = 0u64;
     let mut errors: HashMap<String, u32> = HashMap::new();
     for s in seen {
         let s = s.borrow();
         connected += s.connected as u64;
+        refusals += s.refusals as u64;
         for e in &s.errors {
             *errors.entry(e.chars().take(60).collect()).or_default() += 1;
         }
@@ -759,6 +823,7 @@ fn delivery_report(seen: &[Rc<RefCell<Seen>>], accepted: &[bool]) -> Value {
             "max": latencies.last().map(|l| *l as f64 / 1000.0).unwrap_or(f64::NAN),
         },
         "replay_ms": { "p50": percentile(&replay, 50.0), "p99": percentile(&replay, 99.0) },
+        "handshakes_refused_then_retried": refusals,
         "errors": errors,
     })
 }

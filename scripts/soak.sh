@@ -74,7 +74,9 @@ const summary = {
   connections: sum("clients"), connected: sum("connected"), still_connected: sum("still_connected"),
   accepted, refused: publisher.refused, delivered: sum("delivered"), expected: accepted * sum("connected"),
   lost: accepted * sum("connected") - sum("delivered") + sum("duplicated"), duplicated: sum("duplicated"),
-  reordered: sum("reordered"), hub_peak_rss: Object.values(publisher.processes).filter((p) => p.name === "hub").map((p) => p.peak_rss),
+  reordered: sum("reordered"), handshakes_refused_then_retried: sum("handshakes_refused_then_retried"),
+  errors: all.reduce((e, r) => { for (const [k, n] of Object.entries(r.errors ?? {})) e[k] = (e[k] ?? 0) + n; return e; }, {}),
+  hub_peak_rss: Object.values(publisher.processes).filter((p) => p.name === "hub").map((p) => p.peak_rss),
 };
 console.log(JSON.stringify(summary, null, 2));
 console.log(`SOAK ${JSON.stringify(summary)}`);
