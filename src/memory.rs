@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// Sessions started or ended in this process (every hub instance in it alike).
 static CHURN: AtomicU64 = AtomicU64::new(0);
+/// Trims run in this process so far.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static TRIMS: AtomicU64 = AtomicU64::new(0);
 
 /// How often the trimmer looks at the churn.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -82,6 +85,7 @@ pub fn spawn_trimmer() {
                     // SAFETY: malloc_trim only walks and releases glibc's own free memory; it
                     // takes each arena's lock, so it is safe beside other threads' allocations.
                     let released = unsafe { libc::malloc_trim(0) } == 1;
+                    TRIMS.fetch_add(1, Ordering::Relaxed);
                     (started.elapsed(), released)
                 });
                 // One at a time: the next check waits for this one.
@@ -117,5 +121,78 @@ mod tests {
             .count();
         // 10 000 sessions in all, 10 a check: one trim per BURST of them.
         assert_eq!(trims as u64, 10_000 / 260);
+    }
+
+    /// The trimmer's tests share the process's churn and trim counts: one at a time.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn trims() -> u64 {
+        TRIMS.load(Ordering::Relaxed)
+    }
+
+    /// Two hubs in one process (tests, an application embedding two): their churn is one count, so
+    /// one burst is one trim, not one per hub, and never two walks at once.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn two_hubs_in_one_process_trim_once_per_burst() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        actix_web::rt::System::new().block_on(async {
+            // What each hub's start does.
+            spawn_trimmer();
+            spawn_trimmer();
+            let before = trims();
+            for _ in 0..BURST {
+                churn();
+            }
+            // The burst seen, then calm: one trim (a check or two later), then nothing.
+            actix_web::rt::time::sleep(CHECK_EVERY * 3 + CHECK_EVERY / 2).await;
+            assert_eq!(trims() - before, 1, "trims for one burst");
+        });
+    }
+
+    /// A ramp lasts while the thread that starts the hub is held up (a long turn of the Hub's, a busy
+    /// box): the checks it missed must not run back to back when it is free again, the second one
+    /// seeing no churn "since the last check" and taking the ramp for calm.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_stalled_hub_thread_does_not_take_a_ramp_for_calm() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        actix_web::rt::System::new().block_on(async {
+            spawn_trimmer();
+            // A ramp: a session started or ended every millisecond (1000 a check, CALM is 64), for
+            // 4.5 s at most.
+            let ramping = Arc::new(AtomicBool::new(true));
+            let ramp = std::thread::spawn({
+                let ramping = ramping.clone();
+                move || {
+                    let end = Instant::now() + Duration::from_millis(4500);
+                    while ramping.load(Ordering::Relaxed) && Instant::now() < end {
+                        churn();
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            });
+            let before = trims();
+            actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+            // The hub's thread busy for 2.5 s (two checks missed).
+            std::thread::sleep(Duration::from_millis(2500));
+            actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+            let during_ramp = trims() - before;
+            ramping.store(false, Ordering::Relaxed);
+            ramp.join().expect("the ramp's thread");
+            // The trim the ramp's end earns, before the next test counts.
+            actix_web::rt::time::sleep(CHECK_EVERY * 2 + CHECK_EVERY / 2).await;
+            assert_eq!(during_ramp, 0, "trims while sessions were still ramping");
+        });
     }
 }
