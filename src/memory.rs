@@ -10,16 +10,19 @@
 //!
 //! `malloc_trim(0)` walks every arena and returns the free pages inside them (madvise). It is not
 //! free (it walks the free lists of every arena, under each arena's lock), so it runs only when a
-//! burst has passed: checked every [`CHECK_EVERY`] on the thread that starts the hub, it trims once
+//! burst has passed: checked every [`CHECK_EVERY`] on a thread of its own, it trims once
 //! at least [`BURST`] sessions started or ended since the last trim and the last check saw fewer
 //! than [`CALM`] (the burst is over, or at least resting). A steady trickle trims at most once
 //! per [`BURST`] sessions.
 //!
 //! Its cost, measured (release build, a busy 2-core box): 0.35-7.5 ms a call at 5000 connections an
-//! instance, 1-13 ms at 10 000 (19 ms once, right after 10 000 clients left). So the walk runs on
-//! the runtime's blocking pool, not on the thread that starts the hub (it runs the Hub,
-//! StreamBridge and Recovery actors: a broadcast would wait the whole walk); a thread allocating
-//! in the arena being walked waits for that arena's part only.
+//! instance, 1-13 ms at 10 000 (19 ms once, right after 10 000 clients left). So the checks and the
+//! walk run on a thread of their own, one per process however many hubs it starts, not on the
+//! thread that starts the hub (it runs the Hub, StreamBridge and Recovery actors: a broadcast would
+//! wait the whole walk); a thread allocating in the arena being walked waits for that arena's part
+//! only. Not an interval on an actix arbiter either: a turn that held that thread up past a check
+//! made the missed checks run back to back, the second one seeing no churn "since the last check"
+//! and taking a ramp for calm; and each hub started its own, trimming once each for one burst.
 //!
 //! Only with glibc (`target_env = "gnu"`): other allocators (musl's, jemalloc) return memory in
 //! their own ways, and have no `malloc_trim`.
@@ -67,34 +70,42 @@ impl Trimmer {
     }
 }
 
-/// Runs the trimmer on the current actix arbiter for as long as it lives (glibc only; elsewhere
-/// nothing).
+/// Starts the process's trimmer, once however many hubs the process starts (glibc only; elsewhere
+/// nothing): a thread that sleeps between checks and trims when a burst has passed.
 pub fn spawn_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    actix_web::rt::spawn(async {
-        let mut trimmer = Trimmer::default();
-        let mut tick = actix_web::rt::time::interval(CHECK_EVERY);
-        loop {
-            tick.tick().await;
-            if trimmer.due(CHURN.load(Ordering::Relaxed)) {
-                // On the blocking pool, not this thread: this one runs the Hub, whose fan-out
-                // would wait the whole walk. An allocation in the arena being walked still waits
-                // for that arena's part of it.
-                let trim = actix_web::rt::task::spawn_blocking(|| {
-                    let started = std::time::Instant::now();
-                    // SAFETY: malloc_trim only walks and releases glibc's own free memory; it
-                    // takes each arena's lock, so it is safe beside other threads' allocations.
-                    let released = unsafe { libc::malloc_trim(0) } == 1;
-                    TRIMS.fetch_add(1, Ordering::Relaxed);
-                    (started.elapsed(), released)
-                });
-                // One at a time: the next check waits for this one.
-                if let Ok((took, released)) = trim.await {
-                    log::debug!("malloc_trim took={took:?} released={released}");
-                }
+    {
+        static STARTED: std::sync::Once = std::sync::Once::new();
+        STARTED.call_once(|| {
+            let spawned = std::thread::Builder::new()
+                .name("malloc-trim".to_owned())
+                .spawn(run_trimmer);
+            if let Err(err) = spawned {
+                log::warn!("malloc_trim thread not started, freed memory stays mapped: {err}");
             }
+        });
+    }
+}
+
+/// The trimmer's thread: a check every [`CHECK_EVERY`] (at least: a check late for any reason
+/// is never followed by one sooner), one trim at a time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn run_trimmer() {
+    let mut trimmer = Trimmer::default();
+    loop {
+        std::thread::sleep(CHECK_EVERY);
+        if trimmer.due(CHURN.load(Ordering::Relaxed)) {
+            let started = std::time::Instant::now();
+            // SAFETY: malloc_trim only walks and releases glibc's own free memory; it takes each
+            // arena's lock, so it is safe beside other threads' allocations.
+            let released = unsafe { libc::malloc_trim(0) } == 1;
+            TRIMS.fetch_add(1, Ordering::Relaxed);
+            log::debug!(
+                "malloc_trim took={:?} released={released}",
+                started.elapsed()
+            );
         }
-    });
+    }
 }
 
 #[cfg(test)]
