@@ -49,6 +49,16 @@ pub fn churn() {
     CHURN.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The churn so far (for tests, which hold [`COUNTS`] while they count).
+#[cfg(test)]
+pub(crate) fn churned() -> u64 {
+    CHURN.load(Ordering::Relaxed)
+}
+
+/// Held by the tests that count churn or trims: the counts are the process's.
+#[cfg(test)]
+pub(crate) static COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What the trimmer decides at each check, apart from the clock and the call itself.
 #[derive(Debug, Default)]
 pub struct Trimmer {
@@ -135,10 +145,6 @@ mod tests {
         assert_eq!(trims as u64, 10_000 / 260);
     }
 
-    /// The trimmer's tests share the process's churn and trim counts: one at a time.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn trims() -> u64 {
         TRIMS.load(Ordering::Relaxed)
@@ -149,7 +155,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn two_hubs_in_one_process_trim_once_per_burst() {
-        let _serial = SERIAL
+        let _counts = COUNTS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         actix_web::rt::System::new().block_on(async {
@@ -176,7 +182,7 @@ mod tests {
         use std::sync::Arc;
         use std::time::{Duration, Instant};
 
-        let _serial = SERIAL
+        let _counts = COUNTS
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         actix_web::rt::System::new().block_on(async {
