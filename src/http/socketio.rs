@@ -346,8 +346,11 @@ async fn accept_websocket(
     Ok((addr, outbound, conn))
 }
 
-/// Writes the answer `refusal` gives, as actix-web would have, and closes the connection.
+/// Writes the answer `refusal` gives, as actix-web would have, and closes the connection. Counted
+/// for the trimmer as a session's start is: the connection's HTTP buffers were freed as a
+/// handshake's are, and a storm of refusals (a full instance, a rate limit) leaves as much behind.
 async fn refuse(socket: &TcpStream, refusal: actix_web::Error) -> io::Result<()> {
+    crate::memory::churn();
     let mut response = refusal.as_response_error().error_response();
     // Outside the app's middleware, so added here, as on every other answer.
     super::headers::add(response.headers_mut());
