@@ -346,8 +346,11 @@ async fn accept_websocket(
     Ok((addr, outbound, conn))
 }
 
-/// Writes the answer `refusal` gives, as actix-web would have, and closes the connection.
+/// Writes the answer `refusal` gives, as actix-web would have, and closes the connection. Counted
+/// for the trimmer as a session's start is: the connection's HTTP buffers were freed as a
+/// handshake's are, and a storm of refusals (a full instance, a rate limit) leaves as much behind.
 async fn refuse(socket: &TcpStream, refusal: actix_web::Error) -> io::Result<()> {
+    crate::memory::churn();
     let mut response = refusal.as_response_error().error_response();
     // Outside the app's middleware, so added here, as on every other answer.
     super::headers::add(response.headers_mut());
@@ -525,4 +528,37 @@ fn post_failed(session: &Addr<Session>, why: SessionError) -> actix_web::Error {
     let answer = why.consequence().request;
     session.do_send(Disconnect(why));
     ApiError::from(answer).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused upgrade's connection freed its HTTP buffers as a session's handshake does: a storm
+    /// of them (a full instance, a handshake rate limit, a foreign page reconnecting) leaves as much
+    /// free memory behind as a ramp of sessions, and the trimmer must see it though no session
+    /// started.
+    #[test]
+    fn a_refused_upgrade_counts_for_the_trimmer() {
+        let _counts = crate::memory::COUNTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        actix_web::rt::System::new().block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            let client = std::net::TcpStream::connect(listener.local_addr().expect("its address"))
+                .expect("connected");
+            // The client sends nothing more: the refusal's drain ends at once.
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-closed");
+            let (server, _) = listener.accept().expect("accepted");
+            server.set_nonblocking(true).expect("non-blocking");
+            let server = TcpStream::from_std(server).expect("on the runtime");
+            let before = crate::memory::churned();
+            refuse(&server, EioError::BadRequest.into())
+                .await
+                .expect("answered");
+            assert_eq!(crate::memory::churned() - before, 1, "churn counted");
+        });
+    }
 }
