@@ -12,6 +12,7 @@
 //! excepted. An entry with rooms visits only the members of its rooms, so a notification to one user
 //! among 10,000 sockets costs what that user's sockets cost.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use super::ConnId;
@@ -27,7 +28,63 @@ struct Slot<M> {
 pub(super) struct NamespaceIndex<M> {
     members: HashMap<ConnId, Slot<M>>,
     /// Who is in which room; a room is dropped when its last member leaves.
-    rooms: HashMap<Room, HashSet<ConnId>>,
+    rooms: HashMap<Room, RoomMembers>,
+}
+
+/// The members of one room. Most rooms have one: every socket's own sid room, and a user's room
+/// while that user has one tab open. A set of one is a table of its own on the heap (52 bytes
+/// with hashbrown's smallest); `One` holds the connection in the room's entry, 64 bytes less per
+/// connection for the sid room alone.
+#[derive(Debug, PartialEq)]
+enum RoomMembers {
+    One(ConnId),
+    Many(HashSet<ConnId>),
+}
+
+impl RoomMembers {
+    fn insert(&mut self, conn: ConnId) {
+        match self {
+            RoomMembers::One(one) if *one == conn => {}
+            RoomMembers::One(one) => *self = RoomMembers::Many(HashSet::from([*one, conn])),
+            RoomMembers::Many(many) => {
+                many.insert(conn);
+            }
+        }
+    }
+
+    /// Removes `conn`; whether the room is empty now.
+    fn remove(&mut self, conn: ConnId) -> bool {
+        let RoomMembers::Many(many) = self else {
+            return matches!(self, RoomMembers::One(one) if *one == conn);
+        };
+        many.remove(&conn);
+        match many.len() {
+            0 => true,
+            1 => {
+                // Back to one: the set's table is given back.
+                let last = many.iter().next().copied();
+                if let Some(last) = last {
+                    *self = RoomMembers::One(last);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn contains(&self, conn: ConnId) -> bool {
+        match self {
+            RoomMembers::One(one) => *one == conn,
+            RoomMembers::Many(many) => many.contains(&conn),
+        }
+    }
+
+    fn for_each(&self, f: impl FnMut(ConnId)) {
+        match self {
+            RoomMembers::One(one) => std::iter::once(*one).for_each(f),
+            RoomMembers::Many(many) => many.iter().copied().for_each(f),
+        }
+    }
 }
 
 impl<M> Default for NamespaceIndex<M> {
@@ -81,9 +138,17 @@ impl<M> NamespaceIndex<M> {
             if slot.rooms.contains(&room) {
                 continue;
             }
-            self.rooms.entry(room.clone()).or_default().insert(conn);
+            match self.rooms.entry(room.clone()) {
+                Entry::Occupied(mut members) => members.get_mut().insert(conn),
+                Entry::Vacant(place) => {
+                    place.insert(RoomMembers::One(conn));
+                }
+            }
             slot.rooms.push(room);
         }
+        // A socket is in a room or two (its sid, its user) and joins rarely: the list's growth
+        // (room for four) is given back.
+        slot.rooms.shrink_to_fit();
     }
 
     /// Takes `conn` out of `rooms` (rooms it is not in are skipped).
@@ -99,8 +164,7 @@ impl<M> NamespaceIndex<M> {
 
     fn left(&mut self, conn: ConnId, room: &Room) {
         if let Some(members) = self.rooms.get_mut(room) {
-            members.remove(&conn);
-            if members.is_empty() {
+            if members.remove(conn) {
                 self.rooms.remove(room);
             }
         }
@@ -132,7 +196,7 @@ impl<M> NamespaceIndex<M> {
     fn in_room(&self, conn: ConnId, room: &Room) -> bool {
         self.rooms
             .get(room)
-            .is_some_and(|members| members.contains(&conn))
+            .is_some_and(|members| members.contains(conn))
     }
 
     /// Who gets which of a batch's entries, given each entry's target (all of this namespace), in
@@ -157,7 +221,7 @@ impl<M> NamespaceIndex<M> {
             } else {
                 for room in &target.rooms {
                     if let Some(members) = self.rooms.get(room) {
-                        members.iter().copied().for_each(&mut pick);
+                        members.for_each(&mut pick);
                     }
                 }
             }
@@ -274,11 +338,48 @@ mod tests {
         let mut left: Vec<&str> = index.rooms.keys().map(Room::as_str).collect();
         left.sort();
         assert_eq!(left, ["ops"], "rooms left empty are dropped");
-        assert_eq!(index.rooms[&Room::from("ops")], HashSet::from([b]));
+        assert_eq!(index.rooms[&Room::from("ops")], RoomMembers::One(b));
         index.leave(b, &rooms(&["ops", "never"]));
         assert!(index.rooms.is_empty());
         assert!(index.members[&b].rooms.is_empty());
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn a_room_of_one_holds_its_member_inline_from_the_first_join_to_the_last_leave() {
+        let (a, b, stranger) = (ConnId::next(), ConnId::next(), ConnId::next());
+        let solo = &Room::from("solo");
+        let mut index = NamespaceIndex::default();
+        index.insert(a, (), rooms(&["solo"]));
+        index.join(a, rooms(&["solo"]));
+        assert_eq!(index.rooms[solo], RoomMembers::One(a), "a second join");
+        index.insert(b, (), rooms(&["solo"]));
+        assert_eq!(index.rooms[solo], RoomMembers::Many(HashSet::from([a, b])));
+        index.insert(stranger, (), rooms(&[]));
+        index.leave(stranger, &rooms(&["solo"]));
+        assert_eq!(index.rooms[solo], RoomMembers::Many(HashSet::from([a, b])));
+        index.leave(a, &rooms(&["solo"]));
+        assert_eq!(index.rooms[solo], RoomMembers::One(b), "back to one");
+        let target = to(&["solo"], &[]);
+        assert_eq!(index.recipients(&[&target]).picks, vec![(b, vec![0])]);
+        assert!(!index.in_room(a, solo) && index.in_room(b, solo));
+        // Not a member: the one stays; the member again: still one.
+        let mut one = RoomMembers::One(b);
+        assert!(!one.remove(a));
+        one.insert(b);
+        assert_eq!(one, RoomMembers::One(b));
+        index.leave(b, &rooms(&["solo"]));
+        assert!(index.rooms.is_empty(), "the last leave drops the room");
+    }
+
+    #[test]
+    fn a_sockets_room_list_keeps_no_spare_room() {
+        let a = ConnId::next();
+        let mut index = NamespaceIndex::default();
+        index.insert(a, (), rooms(&["sid"]));
+        assert_eq!(index.members[&a].rooms.capacity(), 1);
+        index.join(a, rooms(&["user:alice", "ops"]));
+        assert_eq!(index.members[&a].rooms.capacity(), 3);
     }
 
     #[test]
