@@ -151,15 +151,22 @@ mod tests {
         TRIMS.load(Ordering::Relaxed)
     }
 
+    /// Runs `test` on an actix system of its own, holding [`COUNTS`]: the churn and the trims
+    /// are the process's, and other tests count them too.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn counting(test: impl std::future::Future<Output = ()>) {
+        let _counts = COUNTS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        actix_web::rt::System::new().block_on(test);
+    }
+
     /// Two hubs in one process (tests, an application embedding two): their churn is one count, so
     /// one burst is one trim, not one per hub, and never two walks at once.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn two_hubs_in_one_process_trim_once_per_burst() {
-        let _counts = COUNTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        actix_web::rt::System::new().block_on(async {
+        counting(async {
             // What each hub's start does.
             spawn_trimmer();
             spawn_trimmer();
@@ -183,10 +190,7 @@ mod tests {
         use std::sync::Arc;
         use std::time::{Duration, Instant};
 
-        let _counts = COUNTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        actix_web::rt::System::new().block_on(async {
+        counting(async {
             spawn_trimmer();
             // A ramp: a session started or ended every millisecond (1000 a check, CALM is 64), for
             // 4.5 s at most.
