@@ -382,6 +382,173 @@ mod tests {
         assert_eq!(index.members[&a].rooms.capacity(), 3);
     }
 
+    /// What the index is a faster copy of: each member's value and rooms, in join order.
+    #[derive(Default)]
+    struct Model {
+        members: HashMap<ConnId, (u32, Vec<Room>)>,
+    }
+
+    impl Model {
+        fn rooms(&self) -> HashMap<Room, HashSet<ConnId>> {
+            let mut rooms: HashMap<Room, HashSet<ConnId>> = HashMap::new();
+            for (conn, (_, its)) in &self.members {
+                for room in its {
+                    rooms.entry(room.clone()).or_default().insert(*conn);
+                }
+            }
+            rooms
+        }
+
+        fn join(&mut self, conn: ConnId, rooms: &[Room]) {
+            if let Some((_, its)) = self.members.get_mut(&conn) {
+                for room in rooms {
+                    if !its.contains(room) {
+                        its.push(room.clone());
+                    }
+                }
+            }
+        }
+
+        fn recipients(&self, targets: &[&Target]) -> Recipients {
+            let rooms = self.rooms();
+            let size = |room: &Room| rooms.get(room).map_or(0, HashSet::len);
+            let mut picks: HashMap<ConnId, Vec<usize>> = HashMap::new();
+            let mut visited = 0;
+            for (at, target) in targets.iter().enumerate() {
+                let reached: HashSet<ConnId> = if target.rooms.is_empty() {
+                    visited += self.members.len();
+                    self.members.keys().copied().collect()
+                } else {
+                    visited += target.rooms.iter().map(size).sum::<usize>();
+                    target
+                        .rooms
+                        .iter()
+                        .filter_map(|room| rooms.get(room))
+                        .flatten()
+                        .copied()
+                        .collect()
+                };
+                for conn in reached {
+                    let excepted = target
+                        .except
+                        .iter()
+                        .any(|room| rooms.get(room).is_some_and(|m| m.contains(&conn)));
+                    if !excepted {
+                        picks.entry(conn).or_default().push(at);
+                    }
+                }
+            }
+            Recipients {
+                picks: picks.into_iter().collect(),
+                visited,
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(usize, u32, Vec<usize>),
+        Join(usize, Vec<usize>),
+        Leave(usize, Vec<usize>),
+        Remove(usize),
+    }
+
+    const CONNS: usize = 4;
+    const ROOMS: [&str; 4] = ["a", "b", "c", "d"];
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let conn = 0..CONNS;
+        let names = || proptest::collection::vec(0..ROOMS.len(), 0..5);
+        prop_oneof![
+            (conn.clone(), any::<u32>(), names()).prop_map(|(c, m, r)| Op::Insert(c, m, r)),
+            (conn.clone(), names()).prop_map(|(c, r)| Op::Join(c, r)),
+            (conn.clone(), names()).prop_map(|(c, r)| Op::Leave(c, r)),
+            conn.prop_map(Op::Remove),
+        ]
+    }
+
+    fn named(at: &[usize]) -> Vec<Room> {
+        at.iter().map(|i| Room::from(ROOMS[*i])).collect()
+    }
+
+    /// The index against the model after every step: members, each side of the rooms, `in_room`,
+    /// and the recipients (and their cost) of every single-room, everyone and excepting target.
+    fn agrees(index: &NamespaceIndex<u32>, model: &Model, conns: &[ConnId]) {
+        assert_eq!(index.len(), model.members.len());
+        assert_eq!(index.is_empty(), model.members.is_empty());
+        for conn in conns {
+            assert_eq!(index.get(*conn), model.members.get(conn).map(|(m, _)| m));
+            assert_eq!(
+                index.members.get(conn).map(|slot| &slot.rooms),
+                model.members.get(conn).map(|(_, rooms)| rooms)
+            );
+        }
+        let expected = model.rooms();
+        let got: HashMap<Room, HashSet<ConnId>> = index
+            .rooms
+            .iter()
+            .map(|(room, members)| {
+                if let RoomMembers::Many(many) = members {
+                    assert!(many.len() >= 2, "a set of one or none in {room:?}");
+                }
+                let mut set = HashSet::new();
+                members.for_each(|conn| assert!(set.insert(conn)));
+                (room.clone(), set)
+            })
+            .collect();
+        assert_eq!(got, expected);
+        for conn in conns {
+            for name in ROOMS {
+                let room = Room::from(name);
+                let there = expected.get(&room).is_some_and(|m| m.contains(conn));
+                assert_eq!(index.in_room(*conn, &room), there, "{conn:?} in {name}");
+            }
+        }
+        let mut batch = vec![to(&[], &[]), to(&["a", "b", "a"], &["c"]), to(&[], &["d"])];
+        batch.extend(ROOMS.iter().map(|name| to(&[name], &[])));
+        let targets: Vec<&Target> = batch.iter().collect();
+        let (got, want) = (index.recipients(&targets), model.recipients(&targets));
+        assert_eq!(sorted(got.picks), sorted(want.picks));
+        assert_eq!(got.visited, want.visited);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_sequence_of_inserts_joins_leaves_and_removes_agrees_with_a_plain_room_map(
+            ops in proptest::collection::vec(op(), 0..40)
+        ) {
+            let conns: Vec<ConnId> = (0..CONNS).map(|_| ConnId::next()).collect();
+            let mut index = NamespaceIndex::default();
+            let mut model = Model::default();
+            for op in ops {
+                match op {
+                    Op::Insert(c, member, at) => {
+                        index.insert(conns[c], member, named(&at));
+                        model.members.insert(conns[c], (member, Vec::new()));
+                        model.join(conns[c], &named(&at));
+                    }
+                    Op::Join(c, at) => {
+                        index.join(conns[c], named(&at));
+                        model.join(conns[c], &named(&at));
+                    }
+                    Op::Leave(c, at) => {
+                        let gone = named(&at);
+                        index.leave(conns[c], &gone);
+                        if let Some((_, its)) = model.members.get_mut(&conns[c]) {
+                            its.retain(|room| !gone.contains(room));
+                        }
+                    }
+                    Op::Remove(c) => {
+                        let had = model.members.remove(&conns[c]).map(|(m, _)| m);
+                        proptest::prop_assert_eq!(index.remove(conns[c]), had);
+                    }
+                }
+                agrees(&index, &model, &conns);
+            }
+        }
+    }
+
     #[test]
     fn a_room_join_for_an_unknown_connection_is_ignored() {
         let mut index: NamespaceIndex<()> = NamespaceIndex::default();
