@@ -178,6 +178,54 @@ test("admin UI: config, then server_stats from both instances of a cluster; / cl
   }
 });
 
+test("admin UI: server_stats count an upgraded session as WebSocket, and closed sessions no more", async () => {
+  const hub = await startHub({ HUB_ADMIN: "on-without-auth" });
+  const admin = adminSocket(hub.url, {});
+  const clients = [];
+  try {
+    await waitFor(() => admin.events.some((e) => e.name === "config"), "config");
+    // One client on long-polling, then upgraded (given explicitly: connectClient defaults to
+    // WebSocket only, and `undefined` does not override that default), one on long-polling only.
+    const upgraded = await connectClient(hub.url, { transports: ["polling", "websocket"] });
+    clients.push(upgraded);
+    clients.push(await connectClient(hub.url, { transports: ["polling"] }));
+    await waitFor(() => upgraded.socket.io.engine.transport.name === "websocket", "the upgrade");
+    const since = admin.events.length;
+    const stats = () => admin.events.slice(since).filter((e) => e.name === "server_stats").map((e) => e.args[0]);
+    const counts = (s) => s && [s.clientsCount, s.pollingClientsCount];
+    // The admin UI's session, the upgraded one (no longer polling: the client moves on before the
+    // hub reads its upgrade packet, so the stats may take one more round) and the polling one.
+    await waitFor(
+      () => stats().some((s) => counts(s).join() === "3,1"),
+      "server_stats of 3 clients, 1 polling, after the upgrade",
+      10_000,
+    );
+
+    const closedAt = admin.events.length;
+    for (const client of clients) client.socket.close();
+    const after = () => admin.events.slice(closedAt).filter((e) => e.name === "server_stats").map((e) => e.args[0]);
+    const disconnections = () =>
+      after()
+        .flatMap((s) => s.aggregatedEvents)
+        .filter((event) => event.type === "rawDisconnection")
+        .reduce((sum, event) => sum + event.count, 0);
+    // Each closed session's seat is given back: only the admin UI's session is left.
+    await waitFor(
+      () => after().some((s) => s.clientsCount === 1) && disconnections() >= 2,
+      "server_stats of the admin UI alone, and two rawDisconnection",
+      10_000,
+    );
+    assert.deepEqual(counts(after().find((s) => s.clientsCount === 1)), [1, 0]);
+    await sleep(2_500); // one more round: no close counted twice
+    assert.equal(disconnections(), 2, `two rawDisconnection: ${JSON.stringify(after())}`);
+    assert.deepEqual(counts(after().at(-1)), [1, 0]);
+  } finally {
+    admin.socket.close();
+    for (const client of clients) client.socket.close();
+    await hub.stop();
+  }
+});
+
 test("admin UI not read-only: emit reaches / clients on every instance, _disconnect disconnects them", async () => {
   const stream = "interop:admin-ops";
   const settings = { ...ADMIN, REDIS_URL: redis.url, HUB_STREAM_KEY: stream, HUB_ADMIN_READONLY: "false" };
