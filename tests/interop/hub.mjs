@@ -97,7 +97,9 @@ export const TRANSPORT_SETTINGS = [
  * undefined keeps the client's defaults.
  */
 export async function connectClient(url, options = {}) {
-  const { transports = ["websocket"], ...rest } = options;
+  // Only an absent `transports` means WebSocket only: a destructuring default would replace an
+  // explicit `undefined` too (the client's defaults, polling then the upgrade) with it.
+  const { transports, ...rest } = "transports" in options ? options : { ...options, transports: ["websocket"] };
   const socket = io(url, {
     ...(transports ? { transports } : {}),
     forceNew: true,
