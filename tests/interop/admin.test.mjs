@@ -184,8 +184,7 @@ test("admin UI: server_stats count an upgraded session as WebSocket, and closed 
   const clients = [];
   try {
     await waitFor(() => admin.events.some((e) => e.name === "config"), "config");
-    // One client on long-polling, then upgraded (given explicitly: connectClient defaults to
-    // WebSocket only, and `undefined` does not override that default), one on long-polling only.
+    // One client on long-polling, then upgraded; one on long-polling only.
     const upgraded = await connectClient(hub.url, { transports: ["polling", "websocket"] });
     clients.push(upgraded);
     clients.push(await connectClient(hub.url, { transports: ["polling"] }));
