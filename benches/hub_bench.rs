@@ -284,7 +284,8 @@ fn bind_port_at_connect(socket: &TcpSocket) {
     {
         use std::os::fd::AsRawFd;
         let on: libc::c_int = 1;
-        // SAFETY: a valid socket descriptor and a c_int option of the right size.
+        // SAFETY: a valid socket descriptor and a c_int option of the right size. Its result is
+        // not needed: a kernel without the option leaves a plain bind, slower but correct.
         unsafe {
             libc::setsockopt(
                 socket.as_raw_fd(),
@@ -451,7 +452,6 @@ impl Conn {
 }
 
 impl Client {
-    /// Connects (resuming when it has a pid and offset) and reads up to the CONNECT reply.
     /// Connects; a handshake refused by an admission cap (503 past `--max-unjoined` or
     /// `--max-sessions`, 429 past a per-address cap) is tried again as socket.io-client's
     /// reconnection does (its defaults: 1 s doubling to at most 5 s, each ±50 %), at most
@@ -475,6 +475,7 @@ impl Client {
         }
     }
 
+    /// Connects (resuming when it has a pid and offset) and reads up to the CONNECT reply.
     async fn connect(&mut self) -> Result<Conn, String> {
         let started = Instant::now();
         let mut conn = Conn::open(&self.url, self.source).await?;

@@ -58,7 +58,17 @@ pub(crate) fn churned() -> u64 {
 
 /// Held by the tests that count churn or trims: the counts are the process's.
 #[cfg(test)]
-pub(crate) static COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static COUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `test` on an actix system of its own, holding [`COUNTS`]: the churn and the trims are the
+/// process's, and other tests count them too.
+#[cfg(test)]
+pub(crate) fn counting(test: impl std::future::Future<Output = ()>) {
+    let _counts = COUNTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    actix_web::rt::System::new().block_on(test);
+}
 
 /// What the trimmer decides at each check, apart from the clock and the call itself.
 #[derive(Debug, Default)]
@@ -149,16 +159,6 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn trims() -> u64 {
         TRIMS.load(Ordering::Relaxed)
-    }
-
-    /// Runs `test` on an actix system of its own, holding [`COUNTS`]: the churn and the trims
-    /// are the process's, and other tests count them too.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn counting(test: impl std::future::Future<Output = ()>) {
-        let _counts = COUNTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        actix_web::rt::System::new().block_on(test);
     }
 
     /// Two hubs in one process (tests, an application embedding two): their churn is one count, so

@@ -540,10 +540,7 @@ mod tests {
     /// started.
     #[test]
     fn a_refused_upgrade_counts_for_the_trimmer() {
-        let _counts = crate::memory::COUNTS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        actix_web::rt::System::new().block_on(async {
+        crate::memory::counting(async {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
             let client = std::net::TcpStream::connect(listener.local_addr().expect("its address"))
                 .expect("connected");
