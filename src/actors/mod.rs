@@ -13,7 +13,8 @@
 //! - [`session::Session`] (a folder): one per Engine.IO session, whatever its transport: the actor and
 //!   its messages (`mod.rs`), the Engine.IO transports (`transport.rs`), the Socket.IO side
 //!   (`namespaces.rs`) and each namespace socket's state machine (`socket.rs`, no actor).
-//! - [`ws_conn::WsConn`]: one per WebSocket; reads the client's frames for its Session, closes.
+//! - [`ws_conn::WsConn`]: one per WebSocket, a plain task (no mailbox: its Session and its sink
+//!   ask through the sink's signal); reads the client's frames for its Session, closes.
 //! - [`ws_sink`]: a WebSocket's writing side, shared by its Session (which writes its frames in
 //!   its own turn) and its WsConn (which writes what the socket could not take yet).
 //! - [`ws_frames`]: RFC 6455 framing of what clients send: checks at each frame header, reassembly.

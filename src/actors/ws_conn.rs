@@ -4,10 +4,10 @@
 //! Owns: the TCP stream, taken over from the HTTP layer once the upgrade was answered
 //! (`http::socketio::websocket`), its reader (`ws_read`: framing checks, reassembly, the budget
 //! of unfinished bytes), and the writing side's waits (`ws_sink`: the Session writes its frames
-//! itself; this actor writes pongs and the close frame, and what the socket did not take once it
+//! itself; this task writes pongs and the close frame, and what the socket did not take once it
 //! is writable again).
-//! Receives: the client's messages and control frames (from its reader); WsClose from its Session;
-//! SinkNeeds from its sink (wait for writability, give up, broken).
+//! Receives: the client's messages and control frames (from its reader); what its sink asks (wait
+//! for writability, give up, broken) and the Session's close, both through the sink's signal.
 //! Sends: WsEvent to its Session (attached with a [`WsLink`], text, binary, closed). It decodes
 //! nothing: the Session speaks the protocol, whatever its transport.
 //!
@@ -15,22 +15,31 @@
 //! 8 KiB write buffer, the request and the dispatcher's state alive for the whole life of every
 //! socket, most of an idle connection's memory, and adds a task wake-up to every write. Here a
 //! delivery is one `write` from the Session's turn, and a socket that keeps up holds no buffer.
+//!
+//! Why a plain task, not an actor: nobody sends it messages but its own sink, so an actor's
+//! mailbox, addresses and context were about 800 bytes of every idle connection (a 512-byte task,
+//! a 112-byte channel, the reader's stream box, the senders' parking states) for nothing. The
+//! Session's close and the sink's needs are a few bits in the sink, and one waker.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix::prelude::*;
-use actix::WeakAddr;
+use actix::{Message, Recipient};
 use actix_web::rt::net::TcpStream;
+use actix_web::rt::time::{sleep, sleep_until, Instant, Sleep};
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
+use futures_core::Stream;
 
 use super::disconnect::SessionError;
 use super::outbound::{Out, Outbound};
 use super::ws_frames::Incoming;
 use super::ws_read::{FrameReader, ReadError, ReadGate, UnfinishedBudget};
-use super::ws_sink::{Opcode, SinkNeeds, Wrote, WsSink};
+use super::ws_sink::{Asked, Opcode, SinkNeeds, Wrote, WsSink};
 
 /// How long a closing connection waits, once its close frame is written, for the client to close
 /// its side before it is dropped.
@@ -94,12 +103,9 @@ pub enum WsEventKind {
 }
 
 /// A Session's hold on its WebSocket: frames go straight to the socket through the sink; the
-/// close goes through the WsConn, after everything written before it.
+/// close is asked of the WsConn through the sink too, and written after everything before it.
 #[derive(Clone)]
 pub struct WsLink {
-    /// Weak: a strong address is two allocations per connection (actix gives every sender its own
-    /// parking state), and a WsConn lives by its reader, not by who may close it.
-    addr: WeakAddr<WsConn>,
     sink: Arc<WsSink>,
 }
 
@@ -124,45 +130,48 @@ impl WsLink {
     /// Closes the connection for `why`, after what was written; its close frame is what
     /// [`SessionError::consequence`] says.
     pub fn close(&self, why: SessionError) {
-        if let Some(addr) = self.addr.upgrade() {
-            addr.do_send(WsClose(why));
-        }
+        self.sink
+            .ask_close(why.consequence().close_code.map(u16::from));
     }
 }
 
-/// Close the connection for this reason; its close frame is what [`SessionError::consequence`] says.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct WsClose(pub SessionError);
+/// The most events one turn of the task handles before it lets the thread's other tasks run.
+const EVENTS_PER_TURN: usize = 32;
 
-/// The actor.
+/// The connection's task: spawned by [`launch`](WsConn::launch) on the worker thread that
+/// answered the upgrade, done when the connection is dropped.
 pub struct WsConn {
     /// Its id, in every WsEvent.
     id: WsConnId,
     /// Who speaks the protocol over this socket.
     session: Recipient<WsEvent>,
-    /// What is on its way to the client.
-    outbound: Arc<Outbound>,
-    /// The connection (shared with the frame reader and the sink).
-    socket: Arc<TcpStream>,
-    /// The reading side, until `started` makes it this actor's stream.
-    /// Boxed: it leaves at `started`, and the field would stay in the actor as dead space.
-    reader: Option<Box<FrameReader>>,
-    /// The writing side, shared with the Session.
+    /// The reading side (it holds the connection; the sink shares it).
+    reader: FrameReader,
+    /// The writing side, shared with the Session (it holds what is on its way to the client).
     sink: Arc<WsSink>,
-    /// Whether a wait for the socket to become writable is running.
+    /// While not `closing`, the attach check (ATTACH_CHECK after it came up: did its session take
+    /// it?); once `closing`, when the connection is dropped (CLOSE_LIMIT, or CLOSE_GRACE once our
+    /// side is shut, whichever is first). Boxed and only while one runs: an idle connection holds
+    /// none after its first seconds, and its task fits a smaller allocation.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether it waits for the socket to become writable.
     awaiting_writable: bool,
+    /// The reader ended (the client closed its side, or the socket failed).
+    read_all: bool,
     /// Whether the Session was already told the connection ended.
     ended: bool,
     /// Our close frame is written (or queued): nothing follows it; the client closes its side.
     closing: bool,
+    /// Done: the task returns, and the connection is dropped.
+    stopped: bool,
     /// The server's count of open WebSockets (its orderly shutdown waits for them).
     open: Arc<AtomicUsize>,
 }
 
 impl WsConn {
     /// Starts the connection for `session` over `socket`, whose upgrade was answered; `early` is
-    /// what the client sent after its upgrade request.
+    /// what the client sent after its upgrade request. Spawned on the current thread (an actix
+    /// worker's or arbiter's).
     pub fn launch(
         id: WsConnId,
         session: Recipient<WsEvent>,
@@ -171,37 +180,48 @@ impl WsConn {
         early: BytesMut,
         limits: WsLimits,
         open: Arc<AtomicUsize>,
-    ) -> Addr<WsConn> {
-        WsConn::create(move |ctx| {
-            let socket = Arc::new(socket);
-            let reading = Arc::new(ReadGate::default());
-            let reader = FrameReader::new(
-                socket.clone(),
-                early,
-                limits.max_payload,
-                reading.clone(),
-                limits.unfinished,
-            );
-            let sink = WsSink::new(
-                socket.clone(),
-                outbound.clone(),
-                reading,
-                limits.max_buffered,
-                ctx.address().downgrade().recipient(),
-            );
-            WsConn {
-                id,
-                session,
-                outbound,
-                socket,
-                reader: Some(Box::new(reader)),
-                sink: Arc::new(sink),
-                awaiting_writable: false,
-                ended: false,
-                closing: false,
-                open,
-            }
-        })
+    ) {
+        let socket = Arc::new(socket);
+        let reading = Arc::new(ReadGate::default());
+        let reader = FrameReader::new(
+            socket.clone(),
+            early,
+            limits.max_payload,
+            reading.clone(),
+            limits.unfinished,
+        );
+        let sink = Arc::new(WsSink::new(socket, outbound, reading, limits.max_buffered));
+        open.fetch_add(1, Ordering::Relaxed);
+        let mut conn = WsConn {
+            id,
+            session,
+            reader,
+            sink,
+            timer: None,
+            awaiting_writable: false,
+            read_all: false,
+            ended: false,
+            closing: false,
+            stopped: false,
+            open,
+        };
+        conn.start();
+        actix_web::rt::spawn(conn);
+    }
+
+    fn start(&mut self) {
+        if !self.session.connected() {
+            // Its session ended before this socket came up (e.g. a late upgrade probe).
+            self.ended = true;
+            let why = SessionError::NotTheTransport("its session ended before it came up");
+            return self.close(why.consequence().close_code.map(u16::from));
+        }
+        self.report(WsEventKind::Attached(WsLink {
+            sink: self.sink.clone(),
+        }));
+        // A session that ended just as this message reached it never answers; a session that
+        // lives tells this connection when it closes.
+        self.timer = Some(Box::pin(sleep(ATTACH_CHECK)));
     }
 
     fn report(&self, kind: WsEventKind) {
@@ -213,42 +233,59 @@ impl WsConn {
 
     /// The connection ends for `why`: its Session is told, and the close frame says what the
     /// failure map decides.
-    fn end(&mut self, ctx: &mut Context<Self>, why: SessionError) {
+    fn end(&mut self, why: SessionError) {
         let code = why.consequence().close_code;
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(why));
         }
-        self.close(ctx, code.map(u16::from));
+        self.close(code.map(u16::from));
     }
 
     /// Writes a close frame after everything written, then closes our side; the connection is
     /// dropped when the client closes its side, CLOSE_GRACE after the close frame is written, or
     /// CLOSE_LIMIT after this call, whichever comes first.
-    fn close(&mut self, ctx: &mut Context<Self>, code: Option<u16>) {
+    fn close(&mut self, code: Option<u16>) {
         if self.closing {
             return;
         }
         self.closing = true;
-        if self.outbound.is_aborted() {
+        // The attach check is moot now: the timer is the close's.
+        self.timer = None;
+        if self.sink.outbound().is_aborted() {
             // Given up on (it does not read): nothing more is written to it.
             self.sink.discard();
-            return ctx.stop();
+            self.stopped = true;
+            return;
         }
+        self.drop_within(CLOSE_LIMIT);
         let (wrote, needs) = self.sink.close(code);
-        self.act_on(ctx, wrote, needs);
-        ctx.run_later(CLOSE_LIMIT, |_, ctx| ctx.stop());
+        self.act_on(wrote, needs);
+    }
+
+    /// The connection is dropped `within` from now, or sooner if so planned already.
+    fn drop_within(&mut self, within: Duration) {
+        debug_assert!(
+            self.closing,
+            "the timer is the attach check's until closing"
+        );
+        let deadline = Instant::now() + within;
+        match &mut self.timer {
+            Some(sleep) if sleep.deadline() <= deadline => {}
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(sleep_until(deadline))),
+        }
     }
 
     /// What a write through the sink asks of this connection.
-    fn act_on(&mut self, ctx: &mut Context<Self>, wrote: Wrote, needs: Option<SinkNeeds>) {
+    fn act_on(&mut self, wrote: Wrote, needs: Option<SinkNeeds>) {
         match needs {
-            Some(SinkNeeds::Writable) => self.await_writable(ctx),
-            Some(SinkNeeds::GiveUp) => self.give_up(ctx),
-            Some(SinkNeeds::Broken) => self.broken(ctx),
+            Some(SinkNeeds::Writable) => self.awaiting_writable = true,
+            Some(SinkNeeds::GiveUp) => self.give_up(),
+            Some(SinkNeeds::Broken) => self.broken(),
             None if wrote == Wrote::Done && self.closing && self.sink.is_flushed() => {
                 self.shutdown_write();
-                ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+                self.drop_within(CLOSE_GRACE);
             }
             None => {}
         }
@@ -256,117 +293,39 @@ impl WsConn {
 
     /// The client takes less than it is sent (or than it asks to be sent): cut it off, as the Hub
     /// does with broadcasts; it recovers what it missed when it comes back.
-    fn give_up(&mut self, ctx: &mut Context<Self>) {
+    fn give_up(&mut self) {
         log::debug!(
             "websocket dropped conn={} reason=\"client does not take its output\"",
             self.id
         );
-        self.outbound.give_up();
+        self.sink.outbound().give_up();
         self.sink.discard();
         self.closing = true;
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(SessionError::SlowConsumer));
         }
-        ctx.stop();
-    }
-
-    fn await_writable(&mut self, ctx: &mut Context<Self>) {
-        if self.awaiting_writable {
-            return;
-        }
-        self.awaiting_writable = true;
-        let socket = self.socket.clone();
-        let writable = async move { socket.writable().await };
-        ctx.spawn(writable.into_actor(self).map(|ready, conn, ctx| {
-            conn.awaiting_writable = false;
-            match ready {
-                Ok(()) => {
-                    let (wrote, needs) = conn.sink.flush();
-                    conn.act_on(ctx, wrote, needs);
-                }
-                Err(_) => conn.broken(ctx),
-            }
-        }));
+        self.stopped = true;
     }
 
     /// Sends FIN after our close frame (RFC 6455 §7.1.1: the server closes the TCP connection).
     fn shutdown_write(&self) {
-        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write);
+        let _ = socket2::SockRef::from(self.reader.socket()).shutdown(std::net::Shutdown::Write);
     }
 
     /// The socket failed: nothing can be written or read any more.
-    fn broken(&mut self, ctx: &mut Context<Self>) {
+    fn broken(&mut self) {
         self.closing = true;
         self.sink.discard();
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
-        ctx.stop();
-    }
-}
-
-impl Actor for WsConn {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        if let Some(reader) = self.reader.take() {
-            ctx.add_stream(*reader);
-        }
-        if !self.session.connected() {
-            // Its session ended before this socket came up (e.g. a late upgrade probe).
-            self.ended = true;
-            let why = SessionError::NotTheTransport("its session ended before it came up");
-            return self.close(ctx, why.consequence().close_code.map(u16::from));
-        }
-        self.report(WsEventKind::Attached(WsLink {
-            addr: ctx.address().downgrade(),
-            sink: self.sink.clone(),
-        }));
-        // A session that ended just as this message reached it never answers; a session that
-        // lives tells this connection when it closes.
-        ctx.run_later(ATTACH_CHECK, |conn, ctx| {
-            if !conn.session.connected() {
-                conn.ended = true;
-                let why = SessionError::NotTheTransport("its session ended as it came up");
-                conn.close(ctx, why.consequence().close_code.map(u16::from));
-            }
-        });
+        self.stopped = true;
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-        // A Session that still holds the sink writes nowhere: the socket goes with this actor.
-        self.sink.discard();
-        if !self.ended {
-            self.ended = true;
-            self.report(WsEventKind::Ended(SessionError::TransportClosed));
-        }
-    }
-}
-
-impl Handler<SinkNeeds> for WsConn {
-    type Result = ();
-
-    fn handle(&mut self, needs: SinkNeeds, ctx: &mut Self::Context) {
-        self.act_on(ctx, Wrote::Waiting, Some(needs));
-    }
-}
-
-impl Handler<WsClose> for WsConn {
-    type Result = ();
-
-    fn handle(&mut self, WsClose(why): WsClose, ctx: &mut Self::Context) {
-        // The Session asked: it knows already.
-        self.ended = true;
-        self.close(ctx, why.consequence().close_code.map(u16::from));
-    }
-}
-
-impl StreamHandler<Result<Incoming, ReadError>> for WsConn {
-    fn handle(&mut self, incoming: Result<Incoming, ReadError>, ctx: &mut Self::Context) {
+    /// One message or control frame from the client, or why its reader stopped.
+    fn on_incoming(&mut self, incoming: Result<Incoming, ReadError>) {
         if self.closing {
             // Only the client's side of the close is awaited now.
             return;
@@ -376,25 +335,340 @@ impl StreamHandler<Result<Incoming, ReadError>> for WsConn {
             Ok(Incoming::Binary(bytes)) => self.report(WsEventKind::Binary(bytes)),
             Ok(Incoming::Ping(bytes)) => {
                 let (wrote, needs) = self.sink.send_control(Opcode::Pong, &bytes);
-                self.act_on(ctx, wrote, needs);
+                self.act_on(wrote, needs);
             }
             Ok(Incoming::Pong) => {}
-            Ok(Incoming::Close) => self.end(ctx, SessionError::TransportClosed),
-            Err(ReadError::Framing(err)) => self.end(ctx, err.into()),
-            Err(ReadError::OverBudget) => self.end(ctx, SessionError::UnfinishedOverBudget),
+            Ok(Incoming::Close) => self.end(SessionError::TransportClosed),
+            Err(ReadError::Framing(err)) => self.end(err.into()),
+            Err(ReadError::OverBudget) => self.end(SessionError::UnfinishedOverBudget),
             Err(ReadError::Io(err)) => {
                 log::debug!("websocket read failed conn={} error=\"{err}\"", self.id);
-                self.broken(ctx)
+                self.broken()
             }
         }
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        // The client closed its side (or the connection failed): nothing more can come.
+    /// The client closed its side (or the connection failed): nothing more can come.
+    fn on_read_all(&mut self) {
+        self.read_all = true;
         if !self.ended {
             self.ended = true;
             self.report(WsEventKind::Ended(SessionError::TransportClosed));
         }
-        ctx.stop();
+        self.stopped = true;
+    }
+
+    fn on_timer(&mut self) {
+        if self.closing {
+            self.stopped = true;
+        } else if !self.session.connected() {
+            self.ended = true;
+            let why = SessionError::NotTheTransport("its session ended as it came up");
+            self.close(why.consequence().close_code.map(u16::from));
+        }
+    }
+
+    /// Handles one thing that is ready, if any: what was asked through the sink, then the
+    /// socket's writability, the timer and the client's input. False when nothing is.
+    fn handle_one(&mut self, cx: &mut Context<'_>) -> bool {
+        let asked = self.sink.take_asked(cx.waker());
+        if asked != Asked::default() {
+            // Both may come in one look (the Session wrote, then closed): a wait before the close,
+            // or the close frame would never leave.
+            if let Some(needs) = asked.needs {
+                self.act_on(Wrote::Waiting, Some(needs));
+            }
+            if let Some(code) = asked.close {
+                // The Session asked: it knows already.
+                self.ended = true;
+                self.close(code);
+            }
+            return true;
+        }
+        if self.awaiting_writable {
+            if let Poll::Ready(ready) = self.reader.socket().poll_write_ready(cx) {
+                self.awaiting_writable = false;
+                match ready {
+                    Ok(()) => {
+                        let (wrote, needs) = self.sink.flush();
+                        self.act_on(wrote, needs);
+                    }
+                    Err(_) => self.broken(),
+                }
+                return true;
+            }
+        }
+        if let Some(sleep) = &mut self.timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.timer = None;
+                self.on_timer();
+                return true;
+            }
+        }
+        if !self.read_all {
+            if let Poll::Ready(incoming) = Pin::new(&mut self.reader).poll_next(cx) {
+                match incoming {
+                    Some(incoming) => self.on_incoming(incoming),
+                    None => self.on_read_all(),
+                }
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Future for WsConn {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let conn = self.get_mut();
+        for _ in 0..EVENTS_PER_TURN {
+            if conn.stopped {
+                return Poll::Ready(());
+            }
+            if !conn.handle_one(cx) {
+                return Poll::Pending;
+            }
+        }
+        if conn.stopped {
+            return Poll::Ready(());
+        }
+        // More may be ready: the thread's other tasks go first.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for WsConn {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        // A Session that still holds the sink writes nowhere: the socket goes with this task.
+        self.sink.discard();
+        if !self.ended {
+            self.ended = true;
+            self.report(WsEventKind::Ended(SessionError::TransportClosed));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+
+    use actix::{Actor, ActorContext as _, Addr, Context as ActorContext, Handler};
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// Plays the Session: records what its WsConn reports, keeps the link it is given.
+    #[derive(Default)]
+    struct Recorder {
+        events: Arc<Mutex<Vec<String>>>,
+        link: Arc<Mutex<Option<WsLink>>>,
+    }
+
+    impl Actor for Recorder {
+        type Context = ActorContext<Self>;
+    }
+
+    impl Handler<WsEvent> for Recorder {
+        type Result = ();
+        fn handle(&mut self, event: WsEvent, _: &mut ActorContext<Self>) {
+            let seen = match event.kind {
+                WsEventKind::Attached(link) => {
+                    *self.link.lock().unwrap() = Some(link);
+                    "attached".to_owned()
+                }
+                WsEventKind::Text(text) => format!("text {text}"),
+                WsEventKind::Binary(bytes) => format!("binary {}", bytes.len()),
+                WsEventKind::Ended(why) => format!("ended {why}"),
+            };
+            self.events.lock().unwrap().push(seen);
+        }
+    }
+
+    /// Stops itself at once: a session that ended before its WebSocket came up.
+    struct Gone;
+
+    impl Actor for Gone {
+        type Context = ActorContext<Self>;
+        fn started(&mut self, ctx: &mut ActorContext<Self>) {
+            ctx.stop();
+        }
+    }
+
+    impl Handler<WsEvent> for Gone {
+        type Result = ();
+        fn handle(&mut self, _: WsEvent, _: &mut ActorContext<Self>) {}
+    }
+
+    /// A WsConn launched for `session` over one end of a loopback connection (small kernel
+    /// buffers), the client's end (blocking, with a read timeout), and the count of open
+    /// WebSockets.
+    async fn launched(session: Recipient<WsEvent>) -> (std::net::TcpStream, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        server.set_nonblocking(true).unwrap();
+        let server = TcpStream::from_std(server).unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let limits = WsLimits {
+            max_payload: 1 << 20,
+            max_buffered: 1 << 30,
+            unfinished: Arc::new(UnfinishedBudget::new(
+                1 << 20,
+                64 * 1024,
+                Arc::new(Metrics::default()),
+            )),
+        };
+        WsConn::launch(
+            WsConnId::next(),
+            session,
+            Arc::new(Outbound::default()),
+            server,
+            BytesMut::new(),
+            limits,
+            open.clone(),
+        );
+        (client, open)
+    }
+
+    /// A masked client frame (RFC 6455 §5.3) with a short payload.
+    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [1u8, 2, 3, 4];
+        let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        frame
+    }
+
+    /// Reads on another thread until the end of the stream (the client's blocking socket).
+    async fn read_to_end(mut client: std::net::TcpStream) -> Vec<u8> {
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).map(|_| got)
+        });
+        while !reading.is_finished() {
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        reading.join().unwrap().expect("the connection ends")
+    }
+
+    /// Reads `n` bytes on another thread (the WsConn runs on this one).
+    async fn read_exact(client: &std::net::TcpStream, n: usize) -> Vec<u8> {
+        let mut client = client.try_clone().unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut got = vec![0; n];
+            client.read_exact(&mut got).map(|_| got)
+        });
+        while !reading.is_finished() {
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        reading.join().unwrap().expect("the bytes come")
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..2000 {
+            if done() {
+                return;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[actix::test]
+    async fn a_connection_whose_session_is_gone_is_closed_with_a_bare_close_frame() {
+        let gone = Gone.start();
+        until("the session stops", || !gone.connected()).await;
+        let (client, open) = launched(gone.recipient()).await;
+        let got = read_to_end(client).await;
+        assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
+        until("the WsConn is dropped", || {
+            open.load(Ordering::Relaxed) == 0
+        })
+        .await;
+    }
+
+    #[actix::test]
+    async fn the_client_is_heard_answered_and_its_close_ends_the_transport() {
+        let recorder = Recorder::default();
+        let events = recorder.events.clone();
+        let session: Addr<Recorder> = recorder.start();
+        let (mut client, open) = launched(session.recipient()).await;
+        assert_eq!(open.load(Ordering::Relaxed), 1);
+        client.write_all(&client_frame(0x1, b"2probe")).unwrap();
+        client.write_all(&client_frame(0x9, b"hi")).unwrap();
+        let pong = read_exact(&client, 4).await;
+        assert_eq!(
+            pong, b"\x8a\x02hi",
+            "a ping's payload comes back in its pong"
+        );
+        client
+            .write_all(&client_frame(0x8, &1000u16.to_be_bytes()))
+            .unwrap();
+        let got = read_to_end(client).await;
+        assert_eq!(
+            got, b"\x88\x00",
+            "the client's close is answered, then the end"
+        );
+        until("the WsConn is dropped", || {
+            open.load(Ordering::Relaxed) == 0
+        })
+        .await;
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["attached", "text 2probe", "ended closed by the client"]
+        );
+    }
+
+    #[actix::test]
+    async fn what_the_socket_could_not_take_follows_once_the_client_reads_then_the_close_asked() {
+        let recorder = Recorder::default();
+        let (events, link) = (recorder.events.clone(), recorder.link.clone());
+        let (client, open) = launched(recorder.start().recipient()).await;
+        until("attached", || link.lock().unwrap().is_some()).await;
+        let link = link.lock().unwrap().clone().unwrap();
+        // Written (as the Hub and the Session do) until the kernel's buffers are full, then more:
+        // only the WsConn, woken through the sink, can write the rest.
+        let message = Out::Text(format!("4{}", "x".repeat(600)).into());
+        let mut sent = 0;
+        while link.send(std::slice::from_ref(&message)) == Wrote::Done {
+            sent += 1;
+            assert!(sent < 100_000, "the socket never filled");
+        }
+        for _ in 0..20 {
+            assert_eq!(link.send(std::slice::from_ref(&message)), Wrote::Waiting);
+        }
+        sent += 21;
+        link.close(SessionError::ServerDisconnect);
+        let got = read_to_end(client).await;
+        let frame_len = 4 + 601;
+        assert_eq!(
+            got.len(),
+            sent * frame_len + 2,
+            "every frame, then the close frame"
+        );
+        assert_eq!(&got[got.len() - 2..], b"\x88\x00");
+        until("the WsConn is dropped", || {
+            open.load(Ordering::Relaxed) == 0
+        })
+        .await;
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["attached"],
+            "the Session closed it: nothing to report"
+        );
     }
 }

@@ -234,7 +234,9 @@ impl Unfinished {
 pub struct Deframer {
     /// Bytes read and not decoded yet; unallocated between frames.
     buffer: BytesMut,
-    unfinished: Option<Unfinished>,
+    /// Boxed: fragmented messages are rare, and every idle connection would carry its room (its
+    /// WsConn's task fits a smaller allocation without it).
+    unfinished: Option<Box<Unfinished>>,
     max_payload: usize,
 }
 
@@ -306,7 +308,7 @@ impl Deframer {
                     utf8_checked: 0,
                 };
                 started.check_utf8(false)?;
-                self.unfinished = Some(started);
+                self.unfinished = Some(Box::new(started));
                 Ok(None)
             }
             OpCode::Continue => {
@@ -321,8 +323,13 @@ impl Deframer {
                 let Some(message) = self.unfinished.take() else {
                     return Err(FramingError::ContinuationWithoutStart);
                 };
-                let bytes = message.bytes.freeze();
-                if message.text {
+                let Unfinished {
+                    text: is_text,
+                    bytes,
+                    ..
+                } = *message;
+                let bytes = bytes.freeze();
+                if is_text {
                     text(bytes).map(Some)
                 } else {
                     Ok(Some(Incoming::Binary(bytes)))

@@ -203,6 +203,11 @@ impl FrameReader {
         true
     }
 
+    /// The connection it reads.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
+
     /// Nothing more is decoded; what was held is given back.
     fn fail(&mut self, err: ReadError) -> Poll<Option<Result<Incoming, ReadError>>> {
         self.discarding = true;

@@ -4,7 +4,7 @@
 //! Called by: the Session (frames of deliveries, replies, replays), its WsConn (pongs, the close
 //! frame, and the rest once the socket is writable again).
 //!
-//! Why the Session writes itself, not through the WsConn's mailbox: a delivery used to be a
+//! Why the Session writes itself, not through the WsConn: a delivery used to be a
 //! message to the WsConn, a wake-up of its task (whose turn also polled its reader and timers),
 //! a copy into its buffer, and a second message to flush at the end of the turn. Now the frames
 //! leave in the Session's own turn, in one `write` (RFC 6455 §5.2 frames, encoded into a buffer
@@ -21,9 +21,8 @@
 use std::cell::RefCell;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 
-use actix::prelude::*;
-use actix::WeakRecipient;
 use actix_web::rt::net::TcpStream;
 use actix_web::web::{BufMut, BytesMut};
 
@@ -83,9 +82,9 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// What the WsConn must do after a write through the sink (told by message when the Session wrote).
-#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
-#[rtype(result = "()")]
+/// What the WsConn must do after a write through the sink (asked through the sink's signal when
+/// another thread wrote: see [`WsSink::take_asked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkNeeds {
     /// Bytes wait: wait for the socket to be writable, then [`WsSink::flush`].
     Writable,
@@ -103,9 +102,16 @@ pub struct WsSink {
     reading: Arc<ReadGate>,
     /// Twice this much unwritten ends the connection whatever its cause (`HUB_MAX_BUFFERED_BYTES`).
     max_buffered: usize,
-    /// The WsConn, told when it must act (weak: the WsConn holds this sink).
-    conn: WeakRecipient<SinkNeeds>,
     state: Mutex<SinkState>,
+}
+
+/// What the WsConn was asked since it last looked (see [`WsSink::take_asked`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    /// What a write from another thread needs of it (the gravest, if several).
+    pub needs: Option<SinkNeeds>,
+    /// The Session closes the connection, with this close code (if any).
+    pub close: Option<Option<u16>>,
 }
 
 struct SinkState {
@@ -117,6 +123,9 @@ struct SinkState {
     waiting: bool,
     /// Nothing more is taken: the close frame is queued, or the client was given up on or is gone.
     closed: bool,
+    /// What the WsConn has not seen yet, and how to wake it.
+    asked: Asked,
+    waker: Option<Waker>,
 }
 
 /// What a write came to.
@@ -131,25 +140,61 @@ pub enum Wrote {
 }
 
 impl WsSink {
-    /// A sink for `socket`, whose WsConn is `conn`.
+    /// A sink for `socket`.
     pub fn new(
         socket: Arc<TcpStream>,
         outbound: Arc<Outbound>,
         reading: Arc<ReadGate>,
         max_buffered: usize,
-        conn: WeakRecipient<SinkNeeds>,
     ) -> WsSink {
         WsSink {
             outbound,
             reading,
             max_buffered,
-            conn,
             state: Mutex::new(SinkState {
                 socket: Some(socket),
                 unwritten: BytesMut::new(),
                 waiting: false,
                 closed: false,
+                asked: Asked::default(),
+                waker: None,
             }),
+        }
+    }
+
+    /// What is on its way to the client.
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.outbound
+    }
+
+    /// The WsConn's side of the signal: what it was asked since it last looked (taken), and
+    /// `waker` to wake when it is asked more. Stored under the same lock as what is asked, so
+    /// nothing asked after this call goes unwoken.
+    pub(crate) fn take_asked(&self, waker: &Waker) -> Asked {
+        let mut state = self.state();
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.waker = Some(waker.clone());
+        }
+        std::mem::take(&mut state.asked)
+    }
+
+    /// The Session closes the connection: its WsConn writes the close frame (with `code`) after
+    /// everything written, then closes.
+    pub(crate) fn ask_close(&self, code: Option<u16>) {
+        self.ask(|asked| {
+            asked.close.get_or_insert(code);
+        });
+    }
+
+    /// Records what is asked of the WsConn and wakes it.
+    fn ask(&self, what: impl FnOnce(&mut Asked)) {
+        let waker = {
+            let mut state = self.state();
+            what(&mut state.asked);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -263,13 +308,15 @@ impl WsSink {
         }
     }
 
-    /// Tells the WsConn what it must do, if anything.
+    /// Tells the WsConn what it must do, if anything (a failure outranks a wait).
     fn tell(&self, needs: Option<SinkNeeds>) {
-        // Upgraded only when there is something to say: upgrading costs an address per write.
         if let Some(needs) = needs {
-            if let Some(conn) = self.conn.upgrade() {
-                conn.do_send(needs);
-            }
+            self.ask(|asked| {
+                asked.needs = match asked.needs {
+                    Some(SinkNeeds::GiveUp | SinkNeeds::Broken) => asked.needs,
+                    _ => Some(needs),
+                };
+            });
         }
     }
 
@@ -378,31 +425,43 @@ mod tests {
         assert_eq!(out, b"\x81\x024a\x82\x02\x01\x02");
     }
 
-    /// Records what a sink asks of its WsConn.
-    struct Recorder(Arc<Mutex<Vec<SinkNeeds>>>);
-
-    impl Actor for Recorder {
-        type Context = Context<Self>;
+    /// Plays the WsConn's side of the signal: looks at what was asked, as its task does on each
+    /// turn, records it, and counts the wake-ups.
+    #[derive(Default)]
+    struct Looker {
+        wakes: Arc<Wakes>,
+        asked: Vec<Asked>,
     }
 
-    impl Handler<SinkNeeds> for Recorder {
-        type Result = ();
-        fn handle(&mut self, needs: SinkNeeds, _: &mut Context<Self>) {
-            self.0.lock().unwrap().push(needs);
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl Looker {
+        fn look(&mut self, sink: &WsSink) {
+            let asked = sink.take_asked(&Waker::from(self.wakes.clone()));
+            if asked != Asked::default() {
+                self.asked.push(asked);
+            }
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+
+        fn needs(&self) -> Vec<SinkNeeds> {
+            self.asked.iter().filter_map(|asked| asked.needs).collect()
         }
     }
 
     /// A sink over one end of a loopback connection with small kernel buffers, the other end (not
-    /// read until the test reads it), what the sink asked for, and the recorder (kept alive).
-    async fn pair(
-        max_buffered: usize,
-    ) -> (
-        WsSink,
-        std::net::TcpStream,
-        Arc<Mutex<Vec<SinkNeeds>>>,
-        Arc<Outbound>,
-        Addr<Recorder>,
-    ) {
+    /// read until the test reads it), and what is on its way.
+    async fn pair(max_buffered: usize) -> (WsSink, std::net::TcpStream, Arc<Outbound>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
@@ -416,17 +475,14 @@ mod tests {
         let server = TcpStream::from_std(server).unwrap();
         // The reactor learns it is writable (as the upgrade's answer, written first, does in use).
         server.writable().await.unwrap();
-        let needs = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Recorder(needs.clone()).start();
         let outbound = Arc::new(Outbound::default());
         let sink = WsSink::new(
             Arc::new(server),
             outbound.clone(),
             Arc::new(ReadGate::default()),
             max_buffered,
-            recorder.downgrade().recipient(),
         );
-        (sink, client, needs, outbound, recorder)
+        (sink, client, outbound)
     }
 
     /// Reads from `client` until `want` bytes came, flushing the sink as a WsConn would.
@@ -491,7 +547,9 @@ mod tests {
 
     #[actix::test]
     async fn what_the_socket_does_not_take_waits_and_leaves_in_order() {
-        let (sink, mut client, needs, outbound, _recorder) = pair(1 << 30).await;
+        let (sink, mut client, outbound) = pair(1 << 30).await;
+        let mut looker = Looker::default();
+        looker.look(&sink);
         let mut expected = Vec::new();
         let mut n = 0;
         // Written until the kernel's buffers are full, then 20 more behind what waits.
@@ -503,6 +561,7 @@ mod tests {
                 waiting_since = Some(n);
             }
             assert_ne!(wrote, Wrote::Refused);
+            looker.look(&sink);
             n += 1;
             assert!(n < 100_000, "the socket never filled");
         }
@@ -510,12 +569,12 @@ mod tests {
             outbound.queued() > 0,
             "unwritten bytes count as on their way"
         );
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(
-            *needs.lock().unwrap(),
+            looker.needs(),
             [SinkNeeds::Writable],
             "asked once to wait, however many writes queued behind"
         );
+        assert_eq!(looker.wakes(), 1, "woken once, when asked");
         let got = drain(&sink, &mut client, expected.len()).await;
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "every frame once, in the order written");
@@ -525,7 +584,9 @@ mod tests {
 
     #[actix::test]
     async fn a_client_past_twice_the_bound_is_given_up_and_nothing_more_is_taken() {
-        let (sink, _client, needs, _outbound, _recorder) = pair(16 * 1024).await;
+        let (sink, _client, _outbound) = pair(16 * 1024).await;
+        let mut looker = Looker::default();
+        looker.look(&sink);
         let mut wrote = Wrote::Done;
         for n in 0..10_000 {
             wrote = sink.send(&[message(n)]);
@@ -534,14 +595,39 @@ mod tests {
             }
         }
         assert_eq!(wrote, Wrote::Refused);
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert_eq!(*needs.lock().unwrap().last().unwrap(), SinkNeeds::GiveUp);
+        looker.look(&sink);
+        assert_eq!(
+            looker.needs(),
+            [SinkNeeds::GiveUp],
+            "the give-up outranks the wait asked before it was looked at"
+        );
+        assert_eq!(looker.wakes(), 1, "woken at the first ask");
         assert_eq!(sink.send(&[message(0)]), Wrote::Refused);
     }
 
     #[actix::test]
+    async fn a_close_the_session_asks_wakes_the_conn_and_the_first_code_holds() {
+        let (sink, _client, _outbound) = pair(1 << 30).await;
+        let mut looker = Looker::default();
+        looker.look(&sink);
+        sink.ask_close(Some(1000));
+        sink.ask_close(Some(4000));
+        assert_eq!(looker.wakes(), 1);
+        looker.look(&sink);
+        looker.look(&sink);
+        assert_eq!(
+            looker.asked,
+            [Asked {
+                needs: None,
+                close: Some(Some(1000)),
+            }],
+            "seen once, with the first code asked"
+        );
+    }
+
+    #[actix::test]
     async fn the_close_frame_is_the_last_thing_written() {
-        let (sink, mut client, _needs, _outbound, _recorder) = pair(1 << 30).await;
+        let (sink, mut client, _outbound) = pair(1 << 30).await;
         assert_eq!(sink.send(&[Out::Text("4a".into())]), Wrote::Done);
         assert_eq!(sink.close(Some(1000)).0, Wrote::Done);
         assert_eq!(sink.send(&[Out::Text("4b".into())]), Wrote::Refused);
@@ -555,7 +641,7 @@ mod tests {
     async fn nothing_written_from_another_thread_follows_the_close_frame() {
         use std::sync::atomic::{AtomicBool, Ordering};
         for round in 0..300 {
-            let (sink, mut client, _needs, _outbound, _recorder) = pair(1 << 30).await;
+            let (sink, mut client, _outbound) = pair(1 << 30).await;
             let sink = Arc::new(sink);
             let started = Arc::new(AtomicBool::new(false));
             let writer = {
@@ -590,7 +676,7 @@ mod tests {
     #[actix::test]
     async fn a_discarded_sink_lets_the_socket_go() {
         use std::io::Read;
-        let (sink, mut client, _needs, outbound, _recorder) = pair(1 << 30).await;
+        let (sink, mut client, outbound) = pair(1 << 30).await;
         sink.discard();
         assert_eq!(sink.send(&[Out::Text("4a".into())]), Wrote::Refused);
         assert_eq!(outbound.queued(), 0);

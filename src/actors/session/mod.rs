@@ -10,7 +10,7 @@
 //! handlers), Deliver and DisconnectSocket (from the Hub), Disconnect (from the Hub, the Registry, the
 //! HTTP handlers).
 //! Sends: Register/Unregister/Join/Leave to the Hub; Open, Keep, Release, Forget to Recovery; Remove to the Registry;
-//! frames through its WebSocket's sink, WsClose to its WsConn; events to the [`Application`](crate::app::Application).
+//! frames and its close through its WebSocket's sink (the close to its WsConn); events to the [`Application`](crate::app::Application).
 //!
 //! Every ending goes through [`Session::close`] with a [`SessionError`], whose consequence (reason,
 //! close code, answers) is decided in [`super::disconnect`].
