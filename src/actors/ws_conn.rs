@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix::{Message, Recipient};
+use actix::{Message, WeakRecipient};
 use actix_web::rt::net::TcpStream;
-use actix_web::rt::time::{sleep, sleep_until, Instant, Sleep};
+use actix_web::rt::time::{sleep_until, Instant, Sleep};
 use actix_web::web::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_core::Stream;
@@ -46,8 +46,6 @@ use super::ws_sink::{Asked, Opcode, SinkNeeds, Wrote, WsSink};
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// The longest a closing connection lives, however slowly the client takes what is left.
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
-/// When a new connection checks that its session took it (a session may end just as it comes up).
-const ATTACH_CHECK: Duration = Duration::from_secs(5);
 
 /// Names one WebSocket connection, so a Session tells its transport from an upgrade probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,8 +90,8 @@ pub struct WsEvent {
 /// The events of a WebSocket.
 #[derive(Debug)]
 pub enum WsEventKind {
-    /// The connection is up; this is where to write.
-    Attached(WsLink),
+    /// The connection is up; this is where to write ([`Attach::take`]).
+    Attached(Attach),
     /// A text message (fragments already joined).
     Text(ByteString),
     /// A binary message.
@@ -135,6 +133,35 @@ impl WsLink {
     }
 }
 
+/// A new connection's link, as its Session gets it. Taken, the Session holds the connection (and
+/// closes it); dropped untaken, with the mailbox of a session that ended just as the connection
+/// came up (actix drops what is left in it), or because the session had ended before, it closes
+/// the connection: nobody else would.
+pub struct Attach(Option<WsLink>);
+
+impl Attach {
+    /// The link; the Session is now who closes the connection.
+    pub fn take(mut self) -> WsLink {
+        self.0.take().expect("an Attach holds its link until taken")
+    }
+}
+
+impl Drop for Attach {
+    fn drop(&mut self) {
+        if let Some(link) = self.0.take() {
+            link.close(SessionError::NotTheTransport(
+                "its session ended as it came up",
+            ));
+        }
+    }
+}
+
+impl std::fmt::Debug for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attach")
+    }
+}
+
 /// The most events one turn of the task handles before it lets the thread's other tasks run.
 const EVENTS_PER_TURN: usize = 32;
 
@@ -143,16 +170,18 @@ const EVENTS_PER_TURN: usize = 32;
 pub struct WsConn {
     /// Its id, in every WsEvent.
     id: WsConnId,
-    /// Who speaks the protocol over this socket.
-    session: Recipient<WsEvent>,
+    /// Who speaks the protocol over this socket. Weak: a strong sender is three allocations per
+    /// connection (actix gives every sender its own parking state), and a WsConn lives by its
+    /// reader, not by its session; upgraded for each report (the client's messages, not the
+    /// deliveries).
+    session: WeakRecipient<WsEvent>,
     /// The reading side (it holds the connection; the sink shares it).
     reader: FrameReader,
     /// The writing side, shared with the Session (it holds what is on its way to the client).
     sink: Arc<WsSink>,
-    /// While not `closing`, the attach check (ATTACH_CHECK after it came up: did its session take
-    /// it?); once `closing`, when the connection is dropped (CLOSE_LIMIT, or CLOSE_GRACE once our
-    /// side is shut, whichever is first). Boxed and only while one runs: an idle connection holds
-    /// none after its first seconds, and its task fits a smaller allocation.
+    /// Once `closing`, when the connection is dropped (CLOSE_LIMIT, or CLOSE_GRACE once our side is
+    /// shut, whichever is first). Boxed and only while closing: an open connection holds none, and
+    /// its task fits a smaller allocation.
     timer: Option<Pin<Box<Sleep>>>,
     /// Whether it waits for the socket to become writable.
     awaiting_writable: bool,
@@ -174,7 +203,7 @@ impl WsConn {
     /// worker's or arbiter's).
     pub fn launch(
         id: WsConnId,
-        session: Recipient<WsEvent>,
+        session: WeakRecipient<WsEvent>,
         outbound: Arc<Outbound>,
         socket: TcpStream,
         early: BytesMut,
@@ -209,26 +238,21 @@ impl WsConn {
         actix_web::rt::spawn(conn);
     }
 
+    /// Hands its Session the link. A session that already ended (e.g. for a late upgrade probe),
+    /// or ends with this in its mailbox, drops it untaken, which closes the connection.
     fn start(&mut self) {
-        if !self.session.connected() {
-            // Its session ended before this socket came up (e.g. a late upgrade probe).
-            self.ended = true;
-            let why = SessionError::NotTheTransport("its session ended before it came up");
-            return self.close(why.consequence().close_code.map(u16::from));
-        }
-        self.report(WsEventKind::Attached(WsLink {
+        self.report(WsEventKind::Attached(Attach(Some(WsLink {
             sink: self.sink.clone(),
-        }));
-        // A session that ended just as this message reached it never answers; a session that
-        // lives tells this connection when it closes.
-        self.timer = Some(Box::pin(sleep(ATTACH_CHECK)));
+        }))));
     }
 
     fn report(&self, kind: WsEventKind) {
-        self.session.do_send(WsEvent {
-            conn: self.id,
-            kind,
-        });
+        if let Some(session) = self.session.upgrade() {
+            session.do_send(WsEvent {
+                conn: self.id,
+                kind,
+            });
+        }
     }
 
     /// The connection ends for `why`: its Session is told, and the close frame says what the
@@ -250,8 +274,6 @@ impl WsConn {
             return;
         }
         self.closing = true;
-        // The attach check is moot now: the timer is the close's.
-        self.timer = None;
         if self.sink.outbound().is_aborted() {
             // Given up on (it does not read): nothing more is written to it.
             self.sink.discard();
@@ -265,10 +287,6 @@ impl WsConn {
 
     /// The connection is dropped `within` from now, or sooner if so planned already.
     fn drop_within(&mut self, within: Duration) {
-        debug_assert!(
-            self.closing,
-            "the timer is the attach check's until closing"
-        );
         let deadline = Instant::now() + within;
         match &mut self.timer {
             Some(sleep) if sleep.deadline() <= deadline => {}
@@ -358,18 +376,8 @@ impl WsConn {
         self.stopped = true;
     }
 
-    fn on_timer(&mut self) {
-        if self.closing {
-            self.stopped = true;
-        } else if !self.session.connected() {
-            self.ended = true;
-            let why = SessionError::NotTheTransport("its session ended as it came up");
-            self.close(why.consequence().close_code.map(u16::from));
-        }
-    }
-
     /// Handles one thing that is ready, if any: what was asked through the sink, then the
-    /// socket's writability, the timer and the client's input. False when nothing is.
+    /// socket's writability, the close's deadline and the client's input. False when nothing is.
     fn handle_one(&mut self, cx: &mut Context<'_>) -> bool {
         let asked = self.sink.take_asked(cx.waker());
         if asked != Asked::default() {
@@ -400,8 +408,9 @@ impl WsConn {
         }
         if let Some(sleep) = &mut self.timer {
             if sleep.as_mut().poll(cx).is_ready() {
+                // The close's deadline: the connection goes.
                 self.timer = None;
-                self.on_timer();
+                self.stopped = true;
                 return true;
             }
         }
@@ -477,8 +486,8 @@ mod tests {
         type Result = ();
         fn handle(&mut self, event: WsEvent, _: &mut ActorContext<Self>) {
             let seen = match event.kind {
-                WsEventKind::Attached(link) => {
-                    *self.link.lock().unwrap() = Some(link);
+                WsEventKind::Attached(attach) => {
+                    *self.link.lock().unwrap() = Some(attach.take());
                     "attached".to_owned()
                 }
                 WsEventKind::Text(text) => format!("text {text}"),
@@ -504,10 +513,25 @@ mod tests {
         fn handle(&mut self, _: WsEvent, _: &mut ActorContext<Self>) {}
     }
 
+    /// Drops every event it gets, as actix drops the mailbox of a session that ends with the
+    /// connection's Attached in it.
+    struct Drops;
+
+    impl Actor for Drops {
+        type Context = ActorContext<Self>;
+    }
+
+    impl Handler<WsEvent> for Drops {
+        type Result = ();
+        fn handle(&mut self, event: WsEvent, _: &mut ActorContext<Self>) {
+            drop(event);
+        }
+    }
+
     /// A WsConn launched for `session` over one end of a loopback connection (small kernel
     /// buffers), the client's end (blocking, with a read timeout), and the count of open
     /// WebSockets.
-    async fn launched(session: Recipient<WsEvent>) -> (std::net::TcpStream, Arc<AtomicUsize>) {
+    async fn launched(session: WeakRecipient<WsEvent>) -> (std::net::TcpStream, Arc<AtomicUsize>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
@@ -588,11 +612,32 @@ mod tests {
         panic!("never: {what}");
     }
 
+    /// An idle connection's task: tokio allocates it in steps of 128 bytes, its header and trailer
+    /// take 96; past 160 bytes of WsConn every WebSocket costs 128 bytes more (x86_64).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_connection_fits_a_256_byte_task() {
+        let conn = std::mem::size_of::<WsConn>();
+        assert!(conn <= 160, "the WsConn is {conn} bytes");
+    }
+
     #[actix::test]
     async fn a_connection_whose_session_is_gone_is_closed_with_a_bare_close_frame() {
         let gone = Gone.start();
         until("the session stops", || !gone.connected()).await;
-        let (client, open) = launched(gone.recipient()).await;
+        let (client, open) = launched(gone.downgrade().recipient()).await;
+        let got = read_to_end(client).await;
+        assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
+        until("the WsConn is dropped", || {
+            open.load(Ordering::Relaxed) == 0
+        })
+        .await;
+    }
+
+    #[actix::test]
+    async fn a_link_its_session_never_took_closes_the_connection() {
+        let session = Drops.start();
+        let (client, open) = launched(session.downgrade().recipient()).await;
         let got = read_to_end(client).await;
         assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
         until("the WsConn is dropped", || {
@@ -606,7 +651,7 @@ mod tests {
         let recorder = Recorder::default();
         let events = recorder.events.clone();
         let session: Addr<Recorder> = recorder.start();
-        let (mut client, open) = launched(session.recipient()).await;
+        let (mut client, open) = launched(session.downgrade().recipient()).await;
         assert_eq!(open.load(Ordering::Relaxed), 1);
         client.write_all(&client_frame(0x1, b"2probe")).unwrap();
         client.write_all(&client_frame(0x9, b"hi")).unwrap();
@@ -637,7 +682,8 @@ mod tests {
     async fn what_the_socket_could_not_take_follows_once_the_client_reads_then_the_close_asked() {
         let recorder = Recorder::default();
         let (events, link) = (recorder.events.clone(), recorder.link.clone());
-        let (client, open) = launched(recorder.start().recipient()).await;
+        let session = recorder.start();
+        let (client, open) = launched(session.downgrade().recipient()).await;
         until("attached", || link.lock().unwrap().is_some()).await;
         let link = link.lock().unwrap().clone().unwrap();
         // Written (as the Hub and the Session do) until the kernel's buffers are full, then more:

@@ -259,7 +259,7 @@ pub async fn websocket(
     };
     WsConn::launch(
         conn,
-        session.recipient(),
+        session.downgrade().recipient(),
         outbound,
         socket,
         early,

@@ -87,16 +87,18 @@ macro_rules! random_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        // Boxed, not a String: ids never grow, and every session, socket and record holds some (8
+        // bytes each fewer; a session's actor task is allocated in steps of 128 bytes).
+        pub struct $name(Box<str>);
 
         impl $name {
             /// Encodes 16 random bytes (128 bits) as 22 URL-safe characters.
             pub fn from_random(bytes: [u8; 16]) -> Self {
-                $name(super::base64::encode_url_safe(&bytes))
+                $name(super::base64::encode_url_safe(&bytes).into_boxed_str())
             }
 
             /// Wraps an id received from a peer (a client's auth, a session record).
-            pub fn from_wire(text: impl Into<String>) -> Self {
+            pub fn from_wire(text: impl Into<Box<str>>) -> Self {
                 $name(text.into())
             }
 

@@ -35,7 +35,7 @@ mod traced;
 mod transport;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix::WeakAddr;
@@ -65,6 +65,7 @@ use crate::metrics::Metrics;
 use crate::protocol::engineio::{self, EioPacket, OpenPacket};
 use crate::protocol::ids::EioSid;
 use crate::protocol::socketio::{PacketKind, SioPacket};
+use timers::Moment;
 
 /// Settings every session needs, shared by all of them.
 #[derive(Debug, Clone)]
@@ -146,15 +147,15 @@ pub struct Session {
     /// Boxed: most sessions never upgrade, or do it once, early.
     upgrade: Option<Box<Probe>>,
     /// When the next ping is due: counted from the handshake, then from each pong.
-    next_ping_at: Instant,
+    next_ping_at: Moment,
     /// When the pong to the ping sent is due; `None` while no ping waits for its pong.
-    pong_due: Option<Instant>,
+    pong_due: Option<Moment>,
     /// When a connection that has joined no namespace is closed; `None` once one was joined.
-    connect_deadline: Option<Instant>,
+    connect_deadline: Option<Moment>,
     /// When the sockets' session records are refreshed next.
-    next_refresh: Instant,
+    next_refresh: Moment,
     /// The instant of this session's entry in its thread's timers (see `timers`), if it has one.
-    armed: Option<Instant>,
+    armed: Option<Moment>,
     sockets: Sockets,
     /// Bytes of broadcasts held by joining sockets: still counted as on their way, but not what a
     /// replay step waits for.
@@ -162,8 +163,8 @@ pub struct Session {
     /// Boxed: rare, and as large as a parsed packet; every session carries the field.
     pending_binary: Option<Box<PendingBinary>>,
     next_ticket: u64,
-    /// Why the session ended, once it has.
-    closed: Option<SessionError>,
+    /// Why the session ended, once it has. Boxed: only at the end (and every session carries it).
+    closed: Option<Box<SessionError>>,
     /// This actor's address, for its thread's timers and the end-of-turn polling flush. Weak: a
     /// strong one is two allocations per session (actix gives every sender its own parking state),
     /// and the session does not keep itself alive: the Registry holds it until it stops.
@@ -181,7 +182,7 @@ pub struct Session {
     connects: u16,
     /// Closed over polling with no GET pending (by the client, or by the server with DISCONNECT
     /// packets): what one late GET still gets (a noop, or the DISCONNECTs and the close).
-    lingering: Option<String>,
+    lingering: Option<Box<str>>,
     /// Its place under the session caps: marked joined on the first namespace joined, given back
     /// when the actor is dropped.
     ticket: Ticket,
@@ -242,7 +243,7 @@ impl Session {
         transport: Transport,
         ticket: Ticket,
     ) -> Session {
-        let next_ping_at = Instant::now() + parts.settings.ping_interval;
+        let next_ping_at = Moment::now() + parts.settings.ping_interval;
         let events = parts.settings.event_rate.as_ref().map(EventLimit::new);
         let polling = matches!(transport, Transport::Polling(_));
         let admin_seat = parts
@@ -404,7 +405,7 @@ impl Session {
             frames.extend(farewell.iter().cloned());
             let payload = transport::encode_payload(frames);
             if without_get {
-                self.lingering = Some(payload);
+                self.lingering = Some(payload.into_boxed_str());
             } else {
                 self.release_poll(&payload);
                 linger_with = Some("1");
@@ -421,14 +422,14 @@ impl Session {
         if !matches!(self.transport, Transport::Polling(_)) {
             self.transport = Transport::Closed;
         }
-        self.closed = Some(why);
+        self.closed = Some(Box::new(why));
         if let Some(probe) = self.upgrade.take() {
             probe
                 .link
                 .close(SessionError::NotTheTransport("its session ended"));
         }
         if let Some(answer) = linger_with {
-            self.lingering = Some(answer.to_owned());
+            self.lingering = Some(answer.into());
         }
         if self.lingering.is_some() {
             ctx.run_later(CLOSE_LINGER, |_, ctx| ctx.stop());
@@ -440,7 +441,7 @@ impl Session {
 
     /// The earliest of the session's deadlines: the pong due (or else the next ping), the connect
     /// timeout, the records' refresh.
-    fn next_deadline(&self) -> Instant {
+    fn next_deadline(&self) -> Moment {
         let heartbeat = self.pong_due.unwrap_or(self.next_ping_at);
         let deadline = heartbeat.min(self.next_refresh);
         self.connect_deadline
@@ -469,7 +470,7 @@ impl Session {
         if self.closed.is_some() {
             return;
         }
-        let now = Instant::now();
+        let now = Moment::now();
         if self.pong_overdue() {
             return self.close(ctx, SessionError::PingTimeout);
         }
@@ -495,7 +496,7 @@ impl Session {
     /// Whether the pong is overdue even if its timer has not fired yet (a request arriving right at
     /// the deadline sees the session closed, as with Node).
     fn pong_overdue(&self) -> bool {
-        self.pong_due.is_some_and(|due| Instant::now() >= due)
+        self.pong_due.is_some_and(|due| Moment::now() >= due)
     }
 
     // ---- Engine.IO -----------------------------------------------------------------------------
@@ -505,7 +506,7 @@ impl Session {
             EioPacket::Pong(_) => {
                 // Only an answer to our ping counts; the next ping is due an interval after it.
                 if self.pong_due.take().is_some() {
-                    self.next_ping_at = Instant::now() + self.settings().ping_interval;
+                    self.next_ping_at = Moment::now() + self.settings().ping_interval;
                     self.arm();
                 }
             }
@@ -544,7 +545,7 @@ impl Actor for Session {
         crate::memory::churn();
         // The first ping an interval after the handshake (`new`), the records' refresh every
         // `record_refresh`, the connect timeout: all on the thread's timers.
-        let now = Instant::now();
+        let now = Moment::now();
         self.connect_deadline = Some(now + self.settings().connect_timeout);
         self.next_refresh = now + self.settings().record_refresh;
         self.arm();

@@ -110,10 +110,9 @@ pub(crate) enum Next {
 
 /// A joined socket.
 pub(crate) struct Joined {
-    /// The id of the next event emitted asking for an ack.
-    next_ack_id: u64,
-    /// Acks the client owes (ids of events emitted asking for one); others are ignored.
-    awaiting_acks: HashSet<u64>,
+    /// The acks the server asked for; boxed, and only once it asked: few applications emit
+    /// events asking for one, and every joined socket would carry 56 bytes for it.
+    acks: Option<Box<Acks>>,
     /// Its session record, when recovery is on.
     pub record: Option<SessionRecord>,
     /// The offset of the newest entry written to the client (or known to it); frames it covers
@@ -127,6 +126,15 @@ pub(crate) struct Joined {
     /// How many of `rooms` were given rather than joined (its sid room, `user:<sub>`): not
     /// counted against the room limit.
     given: usize,
+}
+
+/// The acks a socket's client owes the server.
+#[derive(Default)]
+struct Acks {
+    /// The id of the next event emitted asking for an ack.
+    next_id: u64,
+    /// Ids of events emitted asking for one; answers to others are ignored.
+    awaiting: HashSet<u64>,
 }
 
 /// How the Hub's rooms for a socket change once Recovery answered.
@@ -507,8 +515,7 @@ impl Joined {
             .filter(|room| rooms::check_name(room.as_str()) == Err(RoomRefusal::Reserved))
             .count();
         Joined {
-            next_ack_id: 0,
-            awaiting_acks: HashSet::new(),
+            acks: None,
             record,
             offset,
             identity,
@@ -598,15 +605,18 @@ impl Joined {
 
     /// An id for an event the server emits asking for an ack; the client's answer is awaited.
     pub(crate) fn ask(&mut self) -> u64 {
-        let id = self.next_ack_id;
-        self.next_ack_id += 1;
-        self.awaiting_acks.insert(id);
+        let acks = self.acks.get_or_insert_default();
+        let id = acks.next_id;
+        acks.next_id += 1;
+        acks.awaiting.insert(id);
         id
     }
 
     /// Whether `id` answers an event this socket asked about (each is answered once, §2.4).
     pub(crate) fn answered(&mut self, id: u64) -> bool {
-        self.awaiting_acks.remove(&id)
+        self.acks
+            .as_mut()
+            .is_some_and(|acks| acks.awaiting.remove(&id))
     }
 }
 

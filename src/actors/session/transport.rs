@@ -26,8 +26,9 @@ use crate::protocol::engineio::{self, PAYLOAD_SEPARATOR};
 
 /// The transport carrying the session.
 pub(crate) enum Transport {
-    /// HTTP long-polling: packets wait in the queue for the next GET.
-    Polling(Polling),
+    /// HTTP long-polling: packets wait in the queue for the next GET. Boxed: most sessions poll
+    /// only until their upgrade, and every session's actor carries the enum's largest variant.
+    Polling(Box<Polling>),
     /// A WebSocket whose WsConn has not started yet; frames wait here.
     Connecting { conn: WsConnId, pending: Vec<Out> },
     /// A WebSocket: frames go straight to its socket (see `ws_sink`).
@@ -65,12 +66,12 @@ pub(crate) struct Probe {
 impl Transport {
     /// Long-polling, nothing queued.
     pub(crate) fn polling() -> Transport {
-        Transport::Polling(Polling::default())
+        Transport::Polling(Box::default())
     }
 
     /// Polling with no GET waiting (a GET may be on its way).
     pub(crate) fn is_polling_without_get(&self) -> bool {
-        matches!(self, Transport::Polling(Polling { waiting: None, .. }))
+        matches!(self, Transport::Polling(polling) if polling.waiting.is_none())
     }
 }
 
@@ -290,7 +291,7 @@ impl Handler<WsEvent> for Session {
             .as_ref()
             .is_some_and(|probe| probe.conn == conn);
         match kind {
-            WsEventKind::Attached(link) => self.on_attached(conn, link, ctx),
+            WsEventKind::Attached(attach) => self.on_attached(conn, attach.take(), ctx),
             WsEventKind::Text(text) if main => self.on_text(&text, ctx),
             WsEventKind::Text(text) if probe => self.on_probe_text(&text, ctx),
             WsEventKind::Binary(bytes) if main => self.on_binary(bytes, ctx),
@@ -323,7 +324,7 @@ impl Handler<Poll> for Session {
             // the session is gone.
             self.parts.registry.do_send(Remove(self.eio_sid.clone()));
             ctx.stop();
-            return Ok(PollAnswer::Now(answer));
+            return Ok(PollAnswer::Now(answer.into()));
         }
         if self.closed.is_some() {
             return Err(PollRefused::Gone);
@@ -375,7 +376,7 @@ impl Handler<PollAbandoned> for Session {
 
     fn handle(&mut self, PollAbandoned(ticket): PollAbandoned, ctx: &mut Self::Context) {
         let abandoned = matches!(&self.transport,
-            Transport::Polling(Polling { waiting: Some(w), .. }) if w.ticket == ticket);
+            Transport::Polling(polling) if polling.waiting.as_ref().is_some_and(|w| w.ticket == ticket));
         if abandoned {
             let why = SessionError::Transport("poll connection closed prematurely");
             self.close(ctx, why);

@@ -278,6 +278,10 @@ fn socket_asks_with_increasing_ack_ids_each_answered_once() {
     let NsSocket::Joined(mut joined) = socket else {
         panic!("joined");
     };
+    assert!(
+        !joined.answered(0),
+        "nothing is owed before the server asks"
+    );
     assert_eq!((joined.ask(), joined.ask()), (0, 1));
     assert!(joined.answered(1));
     assert!(!joined.answered(1), "an ack answers once");
