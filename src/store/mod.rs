@@ -172,8 +172,8 @@ pub struct SessionRecord {
     /// Rooms to rejoin (the socket's own sid room included, as Node stores it).
     pub rooms: Vec<String>,
     /// `socket.data`: `{}` for a new socket, as socket.io initialises it; kept as loaded otherwise.
-    #[serde(default = "empty_data")]
-    pub data: serde_json::Value,
+    #[serde(default)]
+    pub data: SocketData,
     /// The log epoch its offsets belong to; `None` in a record written by a Node peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Epoch>,
@@ -183,8 +183,34 @@ pub struct SessionRecord {
     pub sub: Option<String>,
 }
 
-fn empty_data() -> serde_json::Value {
-    serde_json::Value::Object(serde_json::Map::new())
+/// `socket.data` as a session record carries it: `{}` unless a record loaded says otherwise.
+/// Nothing for `{}`, boxed otherwise: every joined socket keeps its record, a `serde_json::Value`
+/// is 72 bytes, and the hub itself never sets `data` (a Node peer's record may).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketData(Option<Box<serde_json::Value>>);
+
+impl From<serde_json::Value> for SocketData {
+    fn from(value: serde_json::Value) -> SocketData {
+        match &value {
+            serde_json::Value::Object(map) if map.is_empty() => SocketData(None),
+            _ => SocketData(Some(Box::new(value))),
+        }
+    }
+}
+
+impl Serialize for SocketData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(value) => value.serialize(serializer),
+            None => serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SocketData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketData, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(SocketData::from)
+    }
 }
 
 impl SessionRecord {
@@ -194,7 +220,7 @@ impl SessionRecord {
             sid: sid.clone(),
             pid: pid.clone(),
             rooms: vec![sid.to_string()],
-            data: empty_data(),
+            data: SocketData::default(),
             epoch,
             sub: None,
         }
@@ -481,4 +507,58 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod socket_data_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record_with(data: serde_json::Value) -> SessionRecord {
+        let mut record = SessionRecord::new(&Sid::from_wire("s"), &Pid::from_wire("p"), None);
+        record.data = data.into();
+        record
+    }
+
+    #[test]
+    fn a_new_sockets_data_is_written_as_an_empty_object() {
+        let record = SessionRecord::new(&Sid::from_wire("s"), &Pid::from_wire("p"), None);
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            written["data"],
+            json!({}),
+            "socket.io reads socket.data as an object"
+        );
+        assert_eq!(
+            serde_json::from_value::<SessionRecord>(written).unwrap(),
+            record
+        );
+    }
+
+    #[test]
+    fn a_peers_socket_data_comes_back_as_it_was() {
+        for data in [
+            json!({"user": "alice", "n": [1, 2]}),
+            json!([]),
+            json!(null),
+            json!(7),
+        ] {
+            let record = record_with(data.clone());
+            let written = serde_json::to_value(&record).unwrap();
+            assert_eq!(written["data"], data);
+            assert_eq!(
+                serde_json::from_value::<SessionRecord>(written).unwrap(),
+                record
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_without_data_reads_as_an_empty_object() {
+        let read: SessionRecord =
+            serde_json::from_value(json!({"sid": "s", "pid": "p", "rooms": ["s"]})).unwrap();
+        assert_eq!(read, record_with(json!({})));
+        assert_eq!(serde_json::to_value(&read).unwrap()["data"], json!({}));
+    }
 }

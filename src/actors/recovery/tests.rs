@@ -370,7 +370,7 @@ async fn recovery_keeps_a_resumed_records_rooms_and_data() {
     let (sid, pid) = (Sid::from_wire("node-sid"), Pid::from_wire("node-pid"));
     let record = SessionRecord {
         rooms: vec!["node-sid".into(), "ops".into()],
-        data: serde_json::json!({ "user": "alice" }),
+        data: serde_json::json!({ "user": "alice" }).into(),
         ..SessionRecord::new(&sid, &pid, None)
     };
     // Written to the log as a Node peer writes it (the hub's own Release refuses a record without

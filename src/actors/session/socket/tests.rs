@@ -469,7 +469,7 @@ fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
     let mut resumed = joining();
     let mut answer = opened(true, "S8", &[], 5);
     answer.record.rooms.push("ops".into());
-    answer.record.data = json!({"user": "alice"});
+    answer.record.data = json!({"user": "alice"}).into();
     let record = answer.record.clone();
     resumed.on_opened(answer);
     resumed.replay_step(1 << 20, Parser::Json);
