@@ -462,6 +462,9 @@ impl Drop for WsConn {
 }
 
 #[cfg(test)]
+mod races;
+
+#[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::sync::Mutex;

@@ -267,6 +267,9 @@ impl WsSink {
         let mut state = self.state();
         state.closed = true;
         state.socket = None;
+        // Its WsConn is going: its waker would keep the task's allocation as long as the link
+        // lives (a running one stores it again at its next look).
+        state.waker = None;
         self.outbound.written(state.unwritten.len());
         state.unwritten = BytesMut::new();
     }
