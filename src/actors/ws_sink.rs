@@ -380,6 +380,26 @@ fn write_some(socket: &TcpStream, bytes: &[u8], written: &mut usize) -> io::Resu
     Ok(())
 }
 
+/// A loopback connection with small kernel buffers (4 KiB), so tests fill them quickly: the
+/// server's end (non-blocking, in the reactor, known writable as after an upgrade's answer) and
+/// the client's (blocking; not read until the test reads it).
+#[cfg(test)]
+pub(crate) async fn small_loopback() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    socket2::SockRef::from(&server)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    server.set_nonblocking(true).unwrap();
+    let server = TcpStream::from_std(server).unwrap();
+    server.writable().await.unwrap();
+    (server, client)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,19 +485,7 @@ mod tests {
     /// A sink over one end of a loopback connection with small kernel buffers, the other end (not
     /// read until the test reads it), and what is on its way.
     async fn pair(max_buffered: usize) -> (WsSink, std::net::TcpStream, Arc<Outbound>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(4096)
-            .unwrap();
-        socket2::SockRef::from(&client)
-            .set_recv_buffer_size(4096)
-            .unwrap();
-        server.set_nonblocking(true).unwrap();
-        let server = TcpStream::from_std(server).unwrap();
-        // The reactor learns it is writable (as the upgrade's answer, written first, does in use).
-        server.writable().await.unwrap();
+        let (server, client) = small_loopback().await;
         let outbound = Arc::new(Outbound::default());
         let sink = WsSink::new(
             Arc::new(server),

@@ -8,37 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Instant as StdInstant;
 
-use actix::{Actor, Context as ActorContext, Handler};
+use actix::Actor;
 
+use super::tests::{client_frame, joined, launched_with, until, Recorder};
 use super::*;
-use crate::metrics::Metrics;
-
-/// Plays the Session: records what its WsConn reports, keeps the link it is given.
-#[derive(Default)]
-struct Recorder {
-    events: Arc<Mutex<Vec<String>>>,
-    link: Arc<Mutex<Option<WsLink>>>,
-}
-
-impl Actor for Recorder {
-    type Context = ActorContext<Self>;
-}
-
-impl Handler<WsEvent> for Recorder {
-    type Result = ();
-    fn handle(&mut self, event: WsEvent, _: &mut ActorContext<Self>) {
-        let seen = match event.kind {
-            WsEventKind::Attached(attach) => {
-                *self.link.lock().unwrap() = Some(attach.take());
-                "attached".to_owned()
-            }
-            WsEventKind::Text(text) => format!("text {text}"),
-            WsEventKind::Binary(bytes) => format!("binary {}", bytes.len()),
-            WsEventKind::Ended(why) => format!("ended {why}"),
-        };
-        self.events.lock().unwrap().push(seen);
-    }
-}
 
 struct Launched {
     /// Its Session (the WsConn holds it weakly).
@@ -49,45 +22,13 @@ struct Launched {
     link: WsLink,
 }
 
-/// A WsConn over a loopback connection with small kernel buffers, its Session a [`Recorder`];
+/// A WsConn over a small-buffered loopback connection, its Session a [`Recorder`] (kept alive);
 /// `max_buffered` is the slow-consumer bound.
 async fn launched(max_buffered: usize) -> Launched {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    socket2::SockRef::from(&server)
-        .set_send_buffer_size(4096)
-        .unwrap();
-    socket2::SockRef::from(&client)
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    server.set_nonblocking(true).unwrap();
-    let server = TcpStream::from_std(server).unwrap();
-    let open = Arc::new(AtomicUsize::new(0));
-    let limits = WsLimits {
-        max_payload: 1 << 20,
-        max_buffered,
-        unfinished: Arc::new(UnfinishedBudget::new(
-            1 << 20,
-            64 * 1024,
-            Arc::new(Metrics::default()),
-        )),
-    };
     let recorder = Recorder::default();
     let (events, link) = (recorder.events.clone(), recorder.link.clone());
     let session = recorder.start();
-    WsConn::launch(
-        WsConnId::next(),
-        session.downgrade().recipient(),
-        Arc::new(Outbound::default()),
-        server,
-        BytesMut::new(),
-        limits,
-        open.clone(),
-    );
+    let (client, open) = launched_with(session.downgrade().recipient(), max_buffered).await;
     until("attached", || link.lock().unwrap().is_some()).await;
     let link = link.lock().unwrap().clone().unwrap();
     Launched {
@@ -99,34 +40,21 @@ async fn launched(max_buffered: usize) -> Launched {
     }
 }
 
-/// A masked client frame (RFC 6455 §5.3) with a short payload.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [1u8, 2, 3, 4];
-    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-    frame.extend_from_slice(&key);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    frame
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..2000 {
-        if done() {
-            return;
+/// Reads on another thread until the end of the stream, in small reads (as a slow client).
+fn read_on_a_thread(
+    mut client: std::net::TcpStream,
+) -> std::thread::JoinHandle<Result<Vec<u8>, (std::io::Error, usize)>> {
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1500];
+        loop {
+            match client.read(&mut chunk) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(err) => return Err((err, got.len())),
+            }
         }
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("never: {what}");
-}
-
-/// Waits (this thread's tasks running) for a thread's result.
-async fn joined<T>(thread: std::thread::JoinHandle<T>) -> T {
-    for _ in 0..4000 {
-        if thread.is_finished() {
-            return thread.join().unwrap();
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the thread never finished");
+    })
 }
 
 /// Another thread writes (as the Hub does) past what the socket takes, then asks the close (as a
@@ -137,7 +65,7 @@ async fn writes_and_a_close_from_another_thread_all_leave_in_order() {
     for round in 0..20 {
         let Launched {
             _session,
-            mut client,
+            client,
             open,
             link,
             ..
@@ -158,17 +86,7 @@ async fn writes_and_a_close_from_another_thread_all_leave_in_order() {
             link.close(SessionError::ServerDisconnect);
             sent
         });
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let mut chunk = [0u8; 1500];
-            loop {
-                match client.read(&mut chunk) {
-                    Ok(0) => return Ok(got),
-                    Ok(n) => got.extend_from_slice(&chunk[..n]),
-                    Err(err) => return Err((err, got.len())),
-                }
-            }
-        });
+        let reader = read_on_a_thread(client);
         let sent = joined(writer).await;
         let got = joined(reader).await.expect("the connection ends");
         assert_eq!(
@@ -359,7 +277,7 @@ async fn a_close_asked_from_one_thread_while_another_writes_ends_with_the_close_
     for round in 0..20 {
         let Launched {
             _session,
-            mut client,
+            client,
             open,
             link,
             ..
@@ -386,17 +304,7 @@ async fn a_close_asked_from_one_thread_while_another_writes_ends_with_the_close_
             std::thread::sleep(Duration::from_millis(round % 5 * 3));
             link.close(SessionError::ServerDisconnect);
         });
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let mut chunk = [0u8; 1500];
-            loop {
-                match client.read(&mut chunk) {
-                    Ok(0) => return Ok(got),
-                    Ok(n) => got.extend_from_slice(&chunk[..n]),
-                    Err(err) => return Err((err, got.len())),
-                }
-            }
-        });
+        let reader = read_on_a_thread(client);
         joined(closer).await;
         let sent = joined(writer).await;
         let got = joined(reader).await.expect("the connection ends");

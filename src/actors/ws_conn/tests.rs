@@ -10,9 +10,9 @@ use crate::metrics::Metrics;
 
 /// Plays the Session: records what its WsConn reports, keeps the link it is given.
 #[derive(Default)]
-struct Recorder {
-    events: Arc<Mutex<Vec<String>>>,
-    link: Arc<Mutex<Option<WsLink>>>,
+pub(super) struct Recorder {
+    pub(super) events: Arc<Mutex<Vec<String>>>,
+    pub(super) link: Arc<Mutex<Option<WsLink>>>,
 }
 
 impl Actor for Recorder {
@@ -65,28 +65,21 @@ impl Handler<WsEvent> for Drops {
     }
 }
 
-/// A WsConn launched for `session` over one end of a loopback connection (small kernel
-/// buffers), the client's end (blocking, with a read timeout), and the count of open
+/// A WsConn launched for `session` over a small-buffered loopback connection, its slow-consumer
+/// bound `max_buffered`: the client's end (blocking, with a read timeout) and the count of open
 /// WebSockets.
-async fn launched(session: WeakRecipient<WsEvent>) -> (std::net::TcpStream, Arc<AtomicUsize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    socket2::SockRef::from(&server)
-        .set_send_buffer_size(4096)
-        .unwrap();
-    socket2::SockRef::from(&client)
-        .set_recv_buffer_size(4096)
-        .unwrap();
+pub(super) async fn launched_with(
+    session: WeakRecipient<WsEvent>,
+    max_buffered: usize,
+) -> (std::net::TcpStream, Arc<AtomicUsize>) {
+    let (server, client) = crate::actors::ws_sink::small_loopback().await;
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    server.set_nonblocking(true).unwrap();
-    let server = TcpStream::from_std(server).unwrap();
     let open = Arc::new(AtomicUsize::new(0));
     let limits = WsLimits {
         max_payload: 1 << 20,
-        max_buffered: 1 << 30,
+        max_buffered,
         unfinished: Arc::new(UnfinishedBudget::new(
             1 << 20,
             64 * 1024,
@@ -105,13 +98,28 @@ async fn launched(session: WeakRecipient<WsEvent>) -> (std::net::TcpStream, Arc<
     (client, open)
 }
 
+async fn launched(session: WeakRecipient<WsEvent>) -> (std::net::TcpStream, Arc<AtomicUsize>) {
+    launched_with(session, 1 << 30).await
+}
+
 /// A masked client frame (RFC 6455 §5.3) with a short payload.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let key = [1u8, 2, 3, 4];
     let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
     frame.extend_from_slice(&key);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
     frame
+}
+
+/// Waits (this thread's tasks, the WsConn's among them, running) for a thread's result.
+pub(super) async fn joined<T>(thread: std::thread::JoinHandle<T>) -> T {
+    for _ in 0..4000 {
+        if thread.is_finished() {
+            return thread.join().unwrap();
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the thread never finished");
 }
 
 /// Reads on another thread until the end of the stream (the client's blocking socket).
@@ -120,10 +128,7 @@ async fn read_to_end(mut client: std::net::TcpStream) -> Vec<u8> {
         let mut got = Vec::new();
         client.read_to_end(&mut got).map(|_| got)
     });
-    while !reading.is_finished() {
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    reading.join().unwrap().expect("the connection ends")
+    joined(reading).await.expect("the connection ends")
 }
 
 /// Reads `n` bytes on another thread (the WsConn runs on this one).
@@ -133,13 +138,10 @@ async fn read_exact(client: &std::net::TcpStream, n: usize) -> Vec<u8> {
         let mut got = vec![0; n];
         client.read_exact(&mut got).map(|_| got)
     });
-    while !reading.is_finished() {
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    reading.join().unwrap().expect("the bytes come")
+    joined(reading).await.expect("the bytes come")
 }
 
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
+pub(super) async fn until(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..2000 {
         if done() {
             return;
@@ -158,11 +160,10 @@ fn a_connection_fits_a_256_byte_task() {
     assert!(conn <= 160, "the WsConn is {conn} bytes");
 }
 
-#[actix::test]
-async fn a_connection_whose_session_is_gone_is_closed_with_a_bare_close_frame() {
-    let gone = Gone.start();
-    until("the session stops", || !gone.connected()).await;
-    let (client, open) = launched(gone.downgrade().recipient()).await;
+/// A connection nobody will close: the client gets a bare close frame, then the end, and the
+/// WsConn is gone.
+async fn closes_itself(session: WeakRecipient<WsEvent>) {
+    let (client, open) = launched(session).await;
     let got = read_to_end(client).await;
     assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
     until("the WsConn is dropped", || {
@@ -172,15 +173,16 @@ async fn a_connection_whose_session_is_gone_is_closed_with_a_bare_close_frame() 
 }
 
 #[actix::test]
+async fn a_connection_whose_session_is_gone_is_closed_with_a_bare_close_frame() {
+    let gone = Gone.start();
+    until("the session stops", || !gone.connected()).await;
+    closes_itself(gone.downgrade().recipient()).await;
+}
+
+#[actix::test]
 async fn a_link_its_session_never_took_closes_the_connection() {
     let session = Drops.start();
-    let (client, open) = launched(session.downgrade().recipient()).await;
-    let got = read_to_end(client).await;
-    assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
-    until("the WsConn is dropped", || {
-        open.load(Ordering::Relaxed) == 0
-    })
-    .await;
+    closes_itself(session.downgrade().recipient()).await;
 }
 
 #[actix::test]
