@@ -348,3 +348,48 @@ mod tests {
         assert_eq!(live_key("sio:session:a}b"), None);
     }
 }
+
+#[cfg(test)]
+mod node_record_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A record as a Node peer's `persistSession` writes it (base64 of msgpack of
+    /// `{sid, pid, rooms, data}`), for `data`.
+    fn from_node(data: serde_json::Value) -> (serde_json::Value, String) {
+        let written = json!({"sid": "s1", "pid": "p1", "rooms": ["s1", "r"], "data": data});
+        let text = base64::encode(&msgpack::encode(&written));
+        (written, text)
+    }
+
+    #[test]
+    fn a_node_peers_record_is_written_back_as_the_peer_wrote_it_whatever_its_data() {
+        for data in [
+            json!({}),
+            json!({"a": {}}),
+            json!({"user": {"id": 7, "tags": ["x", {}], "none": null}}),
+            json!([{}]),
+            json!(""),
+            json!(false),
+            json!(null),
+            json!(-1.5),
+        ] {
+            let (written, text) = from_node(data.clone());
+            let record = decode_record(&text).expect("a Node peer's record decodes");
+            let again = msgpack::decode(&base64::decode(&encode_record(&record)).unwrap()).unwrap();
+            assert_eq!(
+                again, written,
+                "data {data} comes back as the peer wrote it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_peers_record_without_data_is_written_back_with_an_empty_object() {
+        let written = json!({"sid": "s1", "pid": "p1", "rooms": ["s1"]});
+        let record = decode_record(&base64::encode(&msgpack::encode(&written))).unwrap();
+        let again = msgpack::decode(&base64::decode(&encode_record(&record)).unwrap()).unwrap();
+        assert_eq!(again["data"], json!({}));
+    }
+}

@@ -1,0 +1,100 @@
+//! An upgrade probe (a second WebSocket for a polling session) at the edges: one that never probes,
+//! one whose session closes while it probes, one that arrives at a session that has just closed.
+//! Since the WsConn holds its session weakly and hands it an `Attach` guard, a probe nobody holds
+//! must still be closed, and polling must go on as it was.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_hub_with_app, TestHub};
+use realtime_hub::config::Config;
+
+const PATH: &str = "/engine.io/";
+
+fn polling(sid: &str) -> String {
+    format!("{PATH}?EIO=4&transport=polling&sid={sid}")
+}
+
+/// The Engine.IO echo server, with pings far apart (no heartbeat ends a session during a test) and
+/// a short upgrade timeout.
+async fn hub_and_session() -> (TestHub, String) {
+    let config = Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        ping_interval: Duration::from_secs(20),
+        ping_timeout: Duration::from_secs(20),
+        upgrade_timeout: Duration::from_millis(300),
+        ..Config::conformance_suite(true)
+    };
+    let hub = start_hub_with_app(
+        config,
+        std::sync::Arc::new(realtime_hub::app::SuiteApp::default()),
+    );
+    let sid = hub.polling_session(PATH).await;
+    (hub, sid)
+}
+
+async fn probe(hub: &TestHub, sid: &str) -> common::WsClient {
+    hub.ws_at(PATH, &format!("EIO=4&transport=websocket&sid={sid}"))
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_probe_that_never_probes_is_closed_at_the_upgrade_timeout_and_polling_goes_on() {
+    let (hub, sid) = hub_and_session().await;
+    let mut ws = probe(&hub, &sid).await;
+    ws.expect_closed().await;
+    assert_eq!(hub.http("POST", &polling(&sid), "4after").await.0, 200);
+    assert_eq!(hub.http("GET", &polling(&sid), "").await.1, "4after");
+    // A second probe after the first timed out is a probe again, and upgrades.
+    let mut ws = probe(&hub, &sid).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    ws.send("5").await;
+    ws.send("4upgraded").await;
+    assert_eq!(ws.recv_text_answering_pings().await, "4upgraded");
+}
+
+#[actix_web::test]
+async fn a_session_closed_by_its_client_mid_probe_closes_the_probe() {
+    let (hub, sid) = hub_and_session().await;
+    let mut ws = probe(&hub, &sid).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    assert_eq!(hub.http("POST", &polling(&sid), "1").await.0, 200);
+    ws.expect_closed().await;
+}
+
+#[actix_web::test]
+async fn a_probe_that_comes_to_a_closed_session_is_closed() {
+    let (hub, sid) = hub_and_session().await;
+    // Closed with no GET pending: the session lingers for one late GET.
+    assert_eq!(hub.http("POST", &polling(&sid), "1").await.0, 200);
+    // Refused outright is fine too: the session may be gone already.
+    if let Ok(mut ws) = hub
+        .ws_at(PATH, &format!("EIO=4&transport=websocket&sid={sid}"))
+        .await
+    {
+        ws.expect_closed().await;
+    }
+    let (status, body, _) = hub.http("GET", &polling(&sid), "").await;
+    assert!(
+        (status == 200 && body == "6") || status == 400,
+        "the late GET: {status} {body}"
+    );
+}
+
+#[actix_web::test]
+async fn a_probe_that_comes_while_another_probes_is_closed_and_the_first_upgrades() {
+    let (hub, sid) = hub_and_session().await;
+    let mut first = probe(&hub, &sid).await;
+    first.send("2probe").await;
+    assert_eq!(first.recv_text().await, "3probe");
+    let mut second = probe(&hub, &sid).await;
+    second.expect_closed().await;
+    first.send("5").await;
+    first.send("4first").await;
+    assert_eq!(first.recv_text_answering_pings().await, "4first");
+}
