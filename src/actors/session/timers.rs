@@ -233,6 +233,35 @@ mod tests {
         assert_eq!(far + Duration::from_secs(1), far);
     }
 
+    #[test]
+    fn an_instant_before_the_epoch_is_the_epoch_and_no_moment_is_earlier() {
+        let first = Moment::now(); // the epoch is set by now
+        let Some(before) = epoch().checked_sub(Duration::from_secs(1)) else {
+            return; // a machine up for less than a second: no instant before the epoch exists
+        };
+        let at_epoch = Moment::from(before);
+        assert_eq!(at_epoch.instant(), epoch());
+        assert_eq!(at_epoch, Moment::from(epoch()));
+        assert!(at_epoch <= first);
+        assert_eq!(
+            (at_epoch + Duration::from_millis(300)).instant(),
+            epoch() + Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn moments_made_at_the_same_instant_tie_and_order_as_their_instants() {
+        let at = Instant::now();
+        let times: Vec<Instant> = (0..5u64)
+            .map(|n| at + Duration::from_nanos(n * 7))
+            .collect();
+        let mut moments: Vec<Moment> = times.iter().rev().map(|&t| Moment::from(t)).collect();
+        moments.sort();
+        let back: Vec<Instant> = moments.iter().map(|m| m.instant()).collect();
+        assert_eq!(back, times);
+        assert_eq!(Moment::from(at), Moment::from(at));
+    }
+
     /// What the moments are for: a session's deadlines in half the bytes. The actor's task is
     /// allocated by tokio in steps of 128 bytes (its header and trailer take 96): past 672 bytes of
     /// actor, context and mailbox, every session costs 128 bytes more (x86_64).
