@@ -98,3 +98,26 @@ async fn a_probe_that_comes_while_another_probes_is_closed_and_the_first_upgrade
     first.send("4first").await;
     assert_eq!(first.recv_text_answering_pings().await, "4first");
 }
+
+/// The probe's Attached and the client's close race (each order, many times): the probe is closed
+/// whether the session took its link, refused it, or ended with it in its mailbox.
+#[actix_web::test]
+async fn a_probe_racing_its_sessions_close_is_closed_every_time() {
+    for round in 0..20 {
+        let (hub, sid) = hub_and_session().await;
+        let query = format!("EIO=4&transport=websocket&sid={sid}");
+        let path = polling(&sid);
+        let close = async {
+            if round % 2 == 1 {
+                actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+            }
+            hub.http("POST", &path, "1").await
+        };
+        let (probe, (status, _, _)) =
+            futures_util::future::join(hub.ws_at(PATH, &query), close).await;
+        assert_eq!(status, 200, "round {round}: the close");
+        if let Ok(mut ws) = probe {
+            ws.expect_closed().await;
+        }
+    }
+}
