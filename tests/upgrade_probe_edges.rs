@@ -121,3 +121,18 @@ async fn a_probe_racing_its_sessions_close_is_closed_every_time() {
         }
     }
 }
+
+/// Probed (`2probe` answered, polling paused with noops) but never finished with `5`: at the upgrade
+/// timeout the probe is closed and polling carries the session again.
+#[actix_web::test]
+async fn a_probe_answered_but_never_finished_times_out_and_polling_resumes() {
+    let (hub, sid) = hub_and_session().await;
+    let mut ws = probe(&hub, &sid).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    let (status, body, _) = hub.http("GET", &polling(&sid), "").await;
+    assert_eq!((status, body.as_str()), (200, "6"), "a noop while probed");
+    ws.expect_closed().await;
+    assert_eq!(hub.http("POST", &polling(&sid), "4resumed").await.0, 200);
+    assert_eq!(hub.http("GET", &polling(&sid), "").await.1, "4resumed");
+}
