@@ -136,3 +136,31 @@ async fn a_probe_answered_but_never_finished_times_out_and_polling_resumes() {
     assert_eq!(hub.http("POST", &polling(&sid), "4resumed").await.0, 200);
     assert_eq!(hub.http("GET", &polling(&sid), "").await.1, "4resumed");
 }
+
+/// Session ids from the wire that name no session (odd lengths, unicode, percent-encoded bytes):
+/// refused as unknown, over polling and for a WebSocket, and the real session is untouched.
+#[actix_web::test]
+async fn sids_from_the_wire_that_name_no_session_are_refused_as_unknown() {
+    let (hub, sid) = hub_and_session().await;
+    let long = "x".repeat(4000);
+    let near = format!("{sid}%C3%A9");
+    for odd in [
+        "a",
+        "%F0%9F%98%80",
+        "%C3%A9%00",
+        long.as_str(),
+        &sid[..sid.len() - 1],
+        near.as_str(),
+    ] {
+        let (status, body, _) = hub.http("GET", &polling(odd), "").await;
+        assert_eq!(status, 400, "sid {odd:?}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"].as_u64(), Some(1), "sid {odd:?}: unknown");
+        let ws = hub
+            .ws_at(PATH, &format!("EIO=4&transport=websocket&sid={odd}"))
+            .await;
+        assert!(ws.is_err(), "sid {odd:?}: no WebSocket");
+    }
+    assert_eq!(hub.http("POST", &polling(&sid), "4still").await.0, 200);
+    assert_eq!(hub.http("GET", &polling(&sid), "").await.1, "4still");
+}
