@@ -185,6 +185,71 @@ async fn a_link_its_session_never_took_closes_the_connection() {
     closes_itself(session.downgrade().recipient()).await;
 }
 
+/// Plays a Session that ends with its connection's Attached still in its mailbox: busy with a
+/// message (on its own arbiter) until the Attached was sent, it then stops. Were the Attached
+/// handled, its link would be kept and the connection would stay open.
+struct EndsWithMail {
+    sent: Arc<std::sync::atomic::AtomicBool>,
+    kept: Arc<Mutex<Option<WsLink>>>,
+}
+
+impl Actor for EndsWithMail {
+    type Context = ActorContext<Self>;
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct Busy;
+
+impl Handler<Busy> for EndsWithMail {
+    type Result = ();
+    fn handle(&mut self, _: Busy, ctx: &mut ActorContext<Self>) {
+        for _ in 0..500 {
+            if self.sent.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<WsEvent> for EndsWithMail {
+    type Result = ();
+    fn handle(&mut self, event: WsEvent, _: &mut ActorContext<Self>) {
+        if let WsEventKind::Attached(attach) = event.kind {
+            *self.kept.lock().unwrap() = Some(attach.take());
+        }
+    }
+}
+
+#[actix::test]
+async fn a_session_that_ends_with_the_attached_in_its_mailbox_closes_the_connection() {
+    let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let kept = Arc::new(Mutex::new(None));
+    let arbiter = actix::Arbiter::new();
+    let (s, k) = (sent.clone(), kept.clone());
+    let session = EndsWithMail::start_in_arbiter(&arbiter.handle(), move |_| EndsWithMail {
+        sent: s,
+        kept: k,
+    });
+    session.do_send(Busy);
+    let (client, open) = launched(session.downgrade().recipient()).await;
+    sent.store(true, Ordering::SeqCst);
+    let got = read_to_end(client).await;
+    assert_eq!(got, b"\x88\x00", "a bare close frame, then the end");
+    assert!(
+        kept.lock().unwrap().is_none(),
+        "the Attached was never handled"
+    );
+    until("the WsConn is dropped", || {
+        open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    drop(session);
+    arbiter.stop();
+}
+
 #[actix::test]
 async fn the_client_is_heard_answered_and_its_close_ends_the_transport() {
     let recorder = Recorder::default();
