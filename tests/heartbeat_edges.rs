@@ -60,3 +60,22 @@ async fn a_session_that_joined_outlives_its_connect_timeout() {
         "closed: {next:?}"
     );
 }
+
+/// Many sessions on one thread's timers, their deadlines close together or tied: every one is
+/// pinged, and each pong keeps its own session (none is skipped or told for another).
+#[actix_web::test]
+async fn many_sessions_with_close_deadlines_are_each_pinged_in_turn() {
+    let mut config = test_config();
+    config.ping_timeout = Duration::from_millis(1500); // 30 clients answered one after another
+    let hub = start_hub(config);
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(hub.eio().await.0);
+    }
+    for _ in 0..2 {
+        for client in &mut clients {
+            assert_eq!(client.recv_text().await, "2");
+            client.send("3").await;
+        }
+    }
+}
