@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use awc::ws::CloseCode;
-use common::redis_server::RedisServer;
+use common::redis_server::{bulk, RedisServer};
 use common::{
     event_args, event_offset, redis_config, start_hub, start_ready_hub, Joined, Received, TestHub,
     WsClient,
@@ -44,16 +44,6 @@ async fn resume(
     let resumed = hub.resume(pid, offset).await;
     let replayed = resumed.replayed.iter().map(|f| event_offset(f)).collect();
     (resumed.client, (resumed.sid, resumed.pid), replayed)
-}
-
-/// The first bulk string of a raw RESP reply, if any.
-fn bulk(reply: &str) -> Option<String> {
-    let mut lines = reply.split("\r\n");
-    let head = lines.next()?;
-    if !head.starts_with('$') || head == "$-1" {
-        return None;
-    }
-    lines.next().map(str::to_owned)
 }
 
 /// The session record at `key` (base64 msgpack), decoded.

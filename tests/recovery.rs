@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis_server::RedisServer;
+use common::redis_server::{bulk, RedisServer};
 use common::{event_args, start_hub, test_config, within, WsClient};
 use common::{redis_config, start_ready_hub};
 use realtime_hub::config::Config;
@@ -261,15 +261,6 @@ fn config(redis: &RedisServer, key: &str) -> Config {
         ping_interval: Duration::from_secs(60),
         ..redis_config(&redis.url(), key)
     }
-}
-
-fn bulk(reply: &str) -> Option<String> {
-    let mut lines = reply.split("\r\n");
-    let head = lines.next()?;
-    if !head.starts_with('$') || head == "$-1" {
-        return None;
-    }
-    lines.next().map(str::to_owned)
 }
 
 /// The record at `key` once the hub has written it again (bounded: 5 s), as Node would read it.

@@ -205,3 +205,13 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The first bulk string of a raw RESP reply (from [`RedisServer::command`]), if any.
+pub fn bulk(reply: &str) -> Option<String> {
+    let mut lines = reply.split("\r\n");
+    let head = lines.next()?;
+    if !head.starts_with('$') || head == "$-1" {
+        return None;
+    }
+    lines.next().map(str::to_owned)
+}
