@@ -14,7 +14,7 @@
 //! previous one (the actor steps while less than its high-water mark is on the way), so a client
 //! that does not read pins a page, not the backlog.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -33,6 +33,7 @@ use crate::protocol::socketio_msgpack;
 use crate::protocol::target::{Namespace, Room};
 use crate::rooms::{self, RoomRefusal};
 use crate::store::{LogEntry, SessionRecord};
+use acks::Acks;
 
 /// The event a fresh session receives right after CONNECT, carrying the log tip as its (last, string)
 /// argument. The official client stores the last string argument of every event as its recovery
@@ -126,15 +127,6 @@ pub(crate) struct Joined {
     /// How many of `rooms` were given rather than joined (its sid room, `user:<sub>`): not
     /// counted against the room limit.
     given: usize,
-}
-
-/// The acks a socket's client owes the server.
-#[derive(Default)]
-struct Acks {
-    /// The id of the next event emitted asking for an ack.
-    next_id: u64,
-    /// Ids of events emitted asking for one; answers to others are ignored.
-    awaiting: HashSet<u64>,
 }
 
 /// How the Hub's rooms for a socket change once Recovery answered.
@@ -605,18 +597,12 @@ impl Joined {
 
     /// An id for an event the server emits asking for an ack; the client's answer is awaited.
     pub(crate) fn ask(&mut self) -> u64 {
-        let acks = self.acks.get_or_insert_default();
-        let id = acks.next_id;
-        acks.next_id += 1;
-        acks.awaiting.insert(id);
-        id
+        self.acks.get_or_insert_default().ask()
     }
 
     /// Whether `id` answers an event this socket asked about (each is answered once, §2.4).
     pub(crate) fn answered(&mut self, id: u64) -> bool {
-        self.acks
-            .as_mut()
-            .is_some_and(|acks| acks.awaiting.remove(&id))
+        self.acks.as_mut().is_some_and(|acks| acks.answered(id))
     }
 }
 
@@ -703,5 +689,6 @@ impl Sockets {
     }
 }
 
+mod acks;
 #[cfg(test)]
 mod tests;
