@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::actors::session::socket::acks::MAX_AWAITED_ACKS;
 use crate::protocol::ids::StreamId;
 use crate::protocol::target::Target;
 use crate::store::{Epoch, ReplayScope};
@@ -287,6 +288,39 @@ fn socket_asks_with_increasing_ack_ids_each_answered_once() {
     assert!(!joined.answered(1), "an ack answers once");
     assert!(!joined.answered(7), "an id never asked is ignored");
     assert!(joined.answered(0));
+}
+
+#[test]
+fn a_client_that_never_answers_owes_at_most_the_bound_the_oldest_forgotten() {
+    let (socket, _) = NsSocket::joined_without_recovery(
+        &nsp(),
+        Sid::from_wire("S5"),
+        Identity::default(),
+        Parser::Json,
+    );
+    let NsSocket::Joined(mut joined) = socket else {
+        panic!("joined");
+    };
+    let over = 5;
+    let asked: Vec<u64> = (0..MAX_AWAITED_ACKS + over).map(|_| joined.ask()).collect();
+    assert_eq!(asked.last(), Some(&((MAX_AWAITED_ACKS + over - 1) as u64)));
+    for id in 0..over as u64 {
+        assert!(
+            !joined.answered(id),
+            "ask {id} was forgotten: its answer is ignored"
+        );
+    }
+    for id in over as u64..(MAX_AWAITED_ACKS + over) as u64 {
+        assert!(
+            joined.answered(id),
+            "ask {id} is among the newest, still awaited"
+        );
+    }
+    assert_eq!(
+        joined.ask(),
+        (MAX_AWAITED_ACKS + over) as u64,
+        "ids go on growing"
+    );
 }
 
 #[test]
