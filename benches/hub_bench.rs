@@ -740,12 +740,18 @@ async fn publish_to(
         let body = body.to_string();
         let (http, accepted) = (http.clone(), accepted.clone());
         tasks.push(actix_web::rt::spawn(async move {
-            let ok = http
+            // The answer's body is read to its end: awc returns a connection to its pool only
+            // then, and drops (closes) it otherwise, so every POST would cost the server a TCP
+            // accept and close, which no keep-alive publisher makes it pay.
+            let ok = match http
                 .post(url)
                 .insert_header(("content-type", "application/json"))
                 .send_body(body)
                 .await
-                .is_ok_and(|r| r.status().as_u16() == 201);
+            {
+                Ok(mut answer) => answer.body().await.is_ok() && answer.status().as_u16() == 201,
+                Err(_) => false,
+            };
             accepted.borrow_mut()[n as usize] = ok;
         }));
     }
