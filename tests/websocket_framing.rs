@@ -562,3 +562,51 @@ async fn a_closed_connection_gives_back_what_it_held() {
     drop(client);
     metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
 }
+
+/// A binary event announcing two attachments (JSON parser, reference §2.3), as the client sends
+/// its text part.
+const TWO_ATTACHMENTS: &str =
+    r#"452-["upload",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+
+#[actix_web::test]
+async fn attachments_awaiting_the_rest_of_their_packet_count_against_the_budget() {
+    let mut config = quiet_config();
+    config.max_payload = 200_000;
+    config.max_unfinished_bytes = 64_000;
+    let hub = start_hub(config);
+    // Each attachment is a whole message, so no reader holds it: the session does, until its
+    // packet's last attachment comes.
+    let first = frame(0x82, &vec![7; ALLOWANCE + 40_000]);
+
+    // One client holds 40 KB past its allowance of a packet's first attachment.
+    let mut holder = joined(&hub).await;
+    send(&mut holder, &frame(0x81, TWO_ATTACHMENTS.as_bytes())).await;
+    send(&mut holder, &first).await;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n >= 40_000).await;
+
+    // A second would take the total past 64 KB: refused with 1013, counted, nothing kept for it.
+    let mut second = joined(&hub).await;
+    send(&mut second, &frame(0x81, TWO_ATTACHMENTS.as_bytes())).await;
+    send(&mut second, &first).await;
+    expect_close(&mut second, 1013, "attachments over the budget").await;
+    assert_eq!(
+        hub.metric("hub_websocket_unfinished_refused_total").await,
+        1
+    );
+    assert_eq!(hub.metric("hub_websocket_unfinished_bytes").await, 40_000);
+
+    // The holder's packet completes: what it held is given back, and it is still served.
+    send(&mut holder, &frame(0x82, b"last")).await;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
+    let offset = hub.publish("after").await;
+    let got = read_text_until(&mut holder, |t| t.contains(r#""after""#)).await;
+    assert_eq!(event_args(&got).unwrap()[2], offset.as_str());
+
+    // A client that leaves with a packet's attachments unfinished gives them back too.
+    let mut leaver = joined(&hub).await;
+    send(&mut leaver, &frame(0x81, TWO_ATTACHMENTS.as_bytes())).await;
+    send(&mut leaver, &first).await;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n >= 40_000).await;
+    drop(leaver);
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
+}

@@ -102,8 +102,9 @@ pub enum SessionError {
     /// (RFC 6455 §8.1); the text says which.
     #[error("invalid payload data: {0}")]
     InvalidPayload(&'static str),
-    /// The bytes the instance holds for unfinished WebSocket frames and messages, this
-    /// connection's included, would pass `HUB_MAX_UNFINISHED_BYTES`. Not the client's fault
+    /// The bytes the instance holds for unfinished WebSocket frames and messages and for binary
+    /// packets' attachments not yet whole, this connection's included, would pass
+    /// `HUB_MAX_UNFINISHED_BYTES`. Not the client's fault
     /// alone and temporary: 1013 "try again later" (IANA registry), not 1009, whose message is
     /// within the max payload.
     #[error("unfinished websocket frames over the instance's budget")]

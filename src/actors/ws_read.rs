@@ -2,7 +2,8 @@
 //! the bytes held for unfinished frames and messages charged to the instance's budget
 //! (`HUB_MAX_UNFINISHED_BYTES`).
 //!
-//! Owns: per connection, its deframer and its charge against the shared [`UnfinishedBudget`].
+//! Owns: per connection, its deframer and its [`Charge`] against the shared [`UnfinishedBudget`]
+//! (a Session holds one too, for a binary packet's attachments while it waits for the rest).
 //! Receives: bytes from the socket. Yields: [`Incoming`] messages and control frames to its WsConn,
 //! or a [`ReadError`] after which nothing more is decoded.
 //!
@@ -92,8 +93,9 @@ impl UnfinishedBudget {
         self.metrics.ws_unfinished_refused.inc();
         limited_warn!(
             OVER_BUDGET,
-            "websocket closed (1013): its unfinished frames would pass \
-             HUB_MAX_UNFINISHED_BYTES={} (held now past the allowances of {} bytes: {})",
+            "connection closed (a WebSocket with 1013): the bytes it holds for unfinished frames, \
+             messages or a binary packet's attachments would pass HUB_MAX_UNFINISHED_BYTES={} \
+             (held now past the allowances of {} bytes: {})",
             self.limit,
             self.allowance,
             self.held()
@@ -106,6 +108,44 @@ impl UnfinishedBudget {
             let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
             self.metrics.ws_unfinished_bytes.sub(bytes);
         }
+    }
+}
+
+/// What one holder has taken from the [`UnfinishedBudget`]: a connection's reader for its
+/// unfinished frames and messages, a Session for the attachments of a binary packet it has not
+/// all of yet (each attachment is a whole message, so its reader holds nothing for it once read).
+/// Settled as what the holder holds changes; given back when dropped, however the holder ends.
+pub struct Charge {
+    budget: Arc<UnfinishedBudget>,
+    /// What this holder has taken (what it holds beyond the allowance).
+    bytes: usize,
+}
+
+impl Charge {
+    /// Nothing taken yet.
+    pub fn new(budget: Arc<UnfinishedBudget>) -> Charge {
+        Charge { budget, bytes: 0 }
+    }
+
+    /// Takes (or gives back) the difference for a holder now holding `held` bytes; false if the
+    /// budget refuses the growth (nothing is taken then).
+    pub fn settle(&mut self, held: usize) -> bool {
+        let charge = self.budget.charge_for(held);
+        if charge > self.bytes {
+            if !self.budget.grow(charge - self.bytes) {
+                return false;
+            }
+        } else if charge < self.bytes {
+            self.budget.release(self.bytes - charge);
+        }
+        self.bytes = charge;
+        true
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
     }
 }
 
@@ -159,9 +199,8 @@ pub struct FrameReader {
     socket: Arc<TcpStream>,
     deframer: Deframer,
     gate: Arc<ReadGate>,
-    budget: Arc<UnfinishedBudget>,
-    /// What this connection has taken from the budget (what it holds beyond its allowance).
-    charged: usize,
+    /// What this connection has taken from the instance's budget.
+    charge: Charge,
     /// An error was reported: discard until the end.
     discarding: bool,
     /// The end was reached.
@@ -181,26 +220,15 @@ impl FrameReader {
             socket,
             deframer: Deframer::new(early, max_payload),
             gate,
-            budget,
-            charged: 0,
+            charge: Charge::new(budget),
             discarding: false,
             done: false,
         }
     }
 
-    /// Charges (or gives back) the difference between what is held past the allowance and what
-    /// was charged; false if the budget refuses.
+    /// Settles its charge to what the deframer holds now; false if the budget refuses.
     fn settle(&mut self) -> bool {
-        let charge = self.budget.charge_for(self.deframer.held());
-        if charge > self.charged {
-            if !self.budget.grow(charge - self.charged) {
-                return false;
-            }
-        } else if charge < self.charged {
-            self.budget.release(self.charged - charge);
-        }
-        self.charged = charge;
-        true
+        self.charge.settle(self.deframer.held())
     }
 
     /// The connection it reads.
@@ -214,12 +242,6 @@ impl FrameReader {
         self.deframer.clear();
         self.settle();
         Poll::Ready(Some(Err(err)))
-    }
-}
-
-impl Drop for FrameReader {
-    fn drop(&mut self) {
-        self.budget.release(self.charged);
     }
 }
 
@@ -284,6 +306,23 @@ mod tests {
         budget.release(100);
         assert_eq!(budget.held(), 0);
         assert_eq!(metrics.ws_unfinished_refused.get(), 1);
+    }
+
+    #[test]
+    fn a_charge_follows_what_its_holder_holds_and_is_given_back_when_dropped() {
+        let budget = Arc::new(UnfinishedBudget::new(100, 10, Arc::new(Metrics::default())));
+        let mut charge = Charge::new(budget.clone());
+        assert!(charge.settle(70));
+        assert_eq!(budget.held(), 60);
+        assert!(charge.settle(40), "less held: the difference is given back");
+        assert_eq!(budget.held(), 30);
+        let mut other = Charge::new(budget.clone());
+        assert!(!other.settle(90), "80 more would pass 100 with the first's 30");
+        assert_eq!(budget.held(), 30, "a refused growth takes nothing");
+        drop(other);
+        assert_eq!(budget.held(), 30, "nothing taken, nothing given back");
+        drop(charge);
+        assert_eq!(budget.held(), 0);
     }
 
     #[test]

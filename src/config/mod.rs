@@ -235,8 +235,9 @@ pub struct Config {
         value_name = "N"
     )]
     pub max_unjoined_per_address: usize,
-    /// Bytes all WebSockets together may hold for unfinished frames and fragmented messages; a
-    /// connection that would pass it is closed with 1013 (try again later)
+    /// Bytes all connections together may hold for unfinished frames, fragmented messages and the
+    /// attachments of binary packets not yet whole; a connection that would pass it is closed (a
+    /// WebSocket with 1013, try again later)
     // 64 MiB: 64 clients each sending a message at the 1 MB max payload at once.
     #[arg(long, env = "HUB_MAX_UNFINISHED_BYTES", default_value = "67108864",
           value_name = "BYTES", value_parser = at_least_one)]

@@ -450,7 +450,7 @@ impl Metrics {
             },
             ws_unfinished_refused: b.counter(
                 "hub_websocket_unfinished_refused_total",
-                "WebSockets closed (1013) because their unfinished frames would pass HUB_MAX_UNFINISHED_BYTES.",
+                "Connections closed (WebSockets with 1013) because their unfinished frames, messages or binary packet attachments would pass HUB_MAX_UNFINISHED_BYTES.",
             ),
             request_body_timeouts: b.counter(
                 "hub_request_body_timeouts_total",

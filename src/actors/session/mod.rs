@@ -91,8 +91,8 @@ pub struct SessionSettings {
     pub parser: Parser,
     /// Bytes a polling queue may hold for a client that does not poll (the outgoing bound).
     pub max_buffered: usize,
-    /// Bytes all WebSockets of the instance may hold for unfinished frames and messages
-    /// (`HUB_MAX_UNFINISHED_BYTES`), shared by all of them.
+    /// Bytes all connections of the instance may hold for unfinished frames and messages and for
+    /// binary packets' attachments not yet whole (`HUB_MAX_UNFINISHED_BYTES`), shared by all.
     pub unfinished: Arc<UnfinishedBudget>,
     /// The events each connection may send (`HUB_SOCKET_EVENTS_PER_SECOND`, `HUB_SOCKET_ABUSE_LIMIT`);
     /// `None`: no limit.

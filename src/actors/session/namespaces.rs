@@ -21,6 +21,7 @@ use crate::actors::outbound::Out;
 use crate::actors::recovery::{
     random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor, RoomCheck,
 };
+use crate::actors::ws_read::Charge;
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::config::Parser;
 use crate::limited_warn;
@@ -45,10 +46,18 @@ static CONNECT_RATE_LIMITED: LimitedLog = LimitedLog::per_minute(6);
 /// Connections disconnected for abuse: likewise.
 static EVENT_ABUSE: LimitedLog = LimitedLog::per_minute(6);
 
-/// A binary packet whose attachments are still arriving (across frames or POSTs).
+/// A binary packet whose attachments are still arriving (across frames or POSTs). What it holds
+/// beyond the allowance is charged to the instance's budget of unfinished bytes
+/// (`HUB_MAX_UNFINISHED_BYTES`), as a WebSocket's unfinished frames are: each attachment may be a
+/// whole message of up to the max payload, and a client that sends all but the last would
+/// otherwise hold them for as long as it stays connected.
 pub(crate) struct PendingBinary {
     packet: SioPacket,
     attachments: Vec<Bytes>,
+    /// The attachments' bytes so far.
+    held: usize,
+    /// Given back when the packet completes or the session ends (dropped either way).
+    charge: Charge,
 }
 
 impl Session {
@@ -63,7 +72,12 @@ impl Session {
             let why = SessionError::Parse("binary message without a binary packet".into());
             return self.close(ctx, why);
         };
+        pending.held += bytes.len();
         pending.attachments.push(bytes);
+        if !pending.charge.settle(pending.held) {
+            self.pending_binary = None;
+            return self.close(ctx, SessionError::UnfinishedOverBudget);
+        }
         if pending.attachments.len() == pending.packet.attachments {
             if let Some(done) = self.pending_binary.take() {
                 self.on_packet(done.packet, done.attachments, ctx);
@@ -111,6 +125,8 @@ impl Session {
             self.pending_binary = Some(Box::new(PendingBinary {
                 packet,
                 attachments: Vec::new(),
+                held: 0,
+                charge: Charge::new(self.settings().unfinished.clone()),
             }));
             return;
         }
