@@ -226,7 +226,14 @@ pub struct HubApp {
     tokenless: Scope,
     /// Rooms any socket may join with JWT configured (`HUB_PUBLIC_ROOMS`).
     public_rooms: RoomPatterns,
+    /// The largest notification a `notify` event may carry, as JSON (`HUB_MAX_NOTIFY_BYTES`, the
+    /// HTTP endpoint's body limit): the socket is bounded by `HUB_MAX_PAYLOAD` alone otherwise,
+    /// 16 times more by default, so it could append what the endpoint refuses.
+    max_notify_bytes: usize,
 }
+
+/// `HUB_MAX_NOTIFY_BYTES`'s default, for an application built without a config.
+const DEFAULT_MAX_NOTIFY_BYTES: usize = 65_536;
 
 /// Refused CONNECTs: their reasons, a few lines a minute however many arrive.
 static UNAUTHORIZED: LimitedLog = LimitedLog::per_minute(6);
@@ -242,7 +249,14 @@ impl HubApp {
             tokens: None,
             tokenless: Scope::NOTIFY,
             public_rooms: RoomPatterns::empty(),
+            max_notify_bytes: DEFAULT_MAX_NOTIFY_BYTES,
         }
+    }
+
+    /// A `notify` event's notification may be at most `bytes` long as JSON (`HUB_MAX_NOTIFY_BYTES`).
+    pub fn with_max_notify_bytes(mut self, bytes: usize) -> HubApp {
+        self.max_notify_bytes = bytes;
+        self
     }
 
     /// With JWT configured, any socket may also join the rooms matching `public_rooms`
@@ -316,7 +330,9 @@ impl Application for HubApp {
     /// `{"id","title","body","timestamp","offset"}` or `{"error"}` (the HTTP 400/422/503 texts);
     /// `{"error":"forbidden"}` when the socket may not publish (its identity's scope lacks
     /// `notify`: JWT mode without the `notify` scope, or API keys set without JWT), the connection
-    /// kept. A socket allowed to notify may address any room, `to` and `except` included.
+    /// kept; `{"error":"notification larger than N bytes (HUB_MAX_NOTIFY_BYTES)"}` when the
+    /// notification object, as compact JSON, is larger than the HTTP endpoint's body limit. A
+    /// socket allowed to notify may address any room, `to` and `except` included.
     fn on_event(
         &self,
         nsp: &str,
@@ -343,6 +359,12 @@ impl Application for HubApp {
             return Box::pin(ready(ack(json!({ "error": "forbidden" }))));
         }
         let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
+        let size = serde_json::to_vec(&body).map_or(0, |json| json.len());
+        if size > self.max_notify_bytes {
+            let limit = self.max_notify_bytes;
+            let err = format!("notification larger than {limit} bytes (HUB_MAX_NOTIFY_BYTES)");
+            return Box::pin(ready(ack(json!({ "error": err }))));
+        }
         // A binary title or body (a Buffer, an ArrayBuffer, msgpack bin) reaches us as its
         // placeholder; say so rather than serde's "invalid type: map" about the placeholder.
         if !event.attachments.is_empty() {

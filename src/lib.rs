@@ -144,10 +144,13 @@ pub fn start(config: &Config) -> io::Result<RunningHub> {
         .map(Arc::new);
     log_connect_mode(config, tokens.as_deref());
     let api_keys = !security.api_keys.is_empty();
+    let max_notify_bytes = config.max_notify_bytes;
     let public_rooms = RoomPatterns::new(&security.public_rooms)
         .map_err(|err| io::Error::other(format!("HUB_PUBLIC_ROOMS: {err}")))?;
     start_with(config, move |bridge| {
-        let app = HubApp::new(bridge, namespaces).with_security(tokens, api_keys);
+        let app = HubApp::new(bridge, namespaces)
+            .with_security(tokens, api_keys)
+            .with_max_notify_bytes(max_notify_bytes);
         Arc::new(app.with_public_rooms(public_rooms))
     })
 }

@@ -95,3 +95,60 @@ async fn bad_bodies_get_4xx_with_json_errors_and_publish_nothing() {
         "unexpected {quiet:?}"
     );
 }
+
+/// Emits `notify` with `body` (ack id 1) and returns the ack's argument, answering pings and
+/// skipping notifications meanwhile.
+async fn notify_over_socket(joined: &mut common::Joined, body: &str) -> Value {
+    joined
+        .client
+        .send(&format!(r#"421["notify",{body}]"#))
+        .await;
+    loop {
+        let text = joined.client.recv_text_answering_pings().await;
+        if let Some(ack) = text.strip_prefix("431") {
+            let args: Vec<Value> = serde_json::from_str(ack).expect("ack JSON");
+            return args[0].clone();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_socket_notify_is_held_to_the_endpoints_body_limit() {
+    let mut config = test_config();
+    config.max_notify_bytes = 1000;
+    let hub = start_hub(config);
+    let mut publisher = hub.joined().await;
+    let mut watcher = hub.joined().await;
+    // Compact JSON objects of exactly the limit and one byte over it.
+    let sized = |len: usize| {
+        let body = json!({ "title": "sized", "body": "x".repeat(len - 27) }).to_string();
+        assert_eq!(body.len(), len);
+        body
+    };
+    let (at, over) = (sized(1000), sized(1001));
+
+    assert_eq!(hub.notify(&at).await.0, 201);
+    let answer = notify_over_socket(&mut publisher, &at).await;
+    assert!(answer["offset"].is_string(), "at the limit: {answer}");
+
+    assert_eq!(hub.notify(&over).await.0, 413);
+    let answer = notify_over_socket(&mut publisher, &over).await;
+    assert_eq!(
+        answer,
+        json!({ "error": "notification larger than 1000 bytes (HUB_MAX_NOTIFY_BYTES)" })
+    );
+
+    // Nothing was published for either refusal: after the two at the limit comes the next one.
+    let offset = hub.publish("after").await;
+    let mut titles = Vec::new();
+    while titles.len() < 3 {
+        let frame = watcher.client.recv_text_answering_pings().await;
+        let args = event_args(&frame).unwrap_or_else(|| panic!("not an event: {frame}"));
+        titles.push((args[1]["title"].clone(), args[2].clone()));
+    }
+    assert_eq!(
+        titles.iter().map(|(title, _)| title).collect::<Vec<_>>(),
+        [&json!("sized"), &json!("sized"), &json!("after")]
+    );
+    assert_eq!(titles[2].1, Value::from(offset));
+}

@@ -317,7 +317,10 @@ mod tests {
         assert!(charge.settle(40), "less held: the difference is given back");
         assert_eq!(budget.held(), 30);
         let mut other = Charge::new(budget.clone());
-        assert!(!other.settle(90), "80 more would pass 100 with the first's 30");
+        assert!(
+            !other.settle(90),
+            "80 more would pass 100 with the first's 30"
+        );
         assert_eq!(budget.held(), 30, "a refused growth takes nothing");
         drop(other);
         assert_eq!(budget.held(), 30, "nothing taken, nothing given back");
