@@ -524,3 +524,34 @@ async fn rate_limit_counts_client_acks_so_a_flood_of_them_is_dropped_then_discon
     assert!(hub.metric("hub_socket_events_rate_limited_total").await >= 20);
     assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 1);
 }
+
+#[actix_web::test]
+async fn rate_limit_counts_connects_to_namespaces_not_served_so_a_loop_of_them_is_refused_then_disconnected(
+) {
+    // Within the allowance: Node's answer to a namespace it does not serve.
+    let hub = start_hub(limited_config(1, 1000));
+    let (mut client, _) = hub.eio().await;
+    client.send("40/nowhere,").await;
+    let answer = client.recv_text().await;
+    assert_eq!(answer, r#"44/nowhere,{"message":"Invalid namespace"}"#);
+    // Past it, each is refused as any CONNECT past the allowance is, and counted.
+    client.send("40/nowhere,").await;
+    let answer = client.recv_text().await;
+    assert_eq!(answer, r#"44/nowhere,{"message":"rate limited"}"#);
+    assert_eq!(hub.metric("hub_socket_events_rate_limited_total").await, 1);
+
+    // Past the abuse limit the loop ends the connection, as a flood of events does.
+    let hub = start_hub(limited_config(1, 3));
+    let (mut client, _) = hub.eio().await;
+    for _ in 0..50 {
+        if !client.try_send("40/nowhere,").await {
+            break;
+        }
+    }
+    let (_, disconnected) = read_until_disconnected(&mut client).await;
+    assert!(
+        !disconnected,
+        "no namespace joined: no DISCONNECT, the connection closed"
+    );
+    assert_eq!(hub.metric("hub_socket_abuse_disconnects_total").await, 1);
+}

@@ -138,6 +138,13 @@ impl Session {
         let joined = matches!(self.sockets.get(&nsp), Some(NsSocket::Joined(_)));
         match (self.sockets.get(&nsp).is_some(), joined, packet.kind) {
             (false, _, PacketKind::Connect) if !self.parts.app.namespaces().contains(&nsp) => {
+                // Each one costs a reply: it spends the allowance as an event does, so a loop of
+                // them is bounded (then disconnected) like a flood of events.
+                match self.charge_allowance(ctx) {
+                    Verdict::Pass => {}
+                    Verdict::Refused => return self.connect_rate_limited(&nsp),
+                    Verdict::Abuse => return,
+                }
                 let refusal = json!({ "message": "Invalid namespace" });
                 let reply = SioPacket::new(PacketKind::ConnectError, &nsp, Some(refusal));
                 self.write_packet(&reply);
