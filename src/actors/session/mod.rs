@@ -25,6 +25,7 @@
 //! ```
 
 mod admin;
+mod allowance;
 mod event_limit;
 mod namespaces;
 mod polling;
