@@ -300,6 +300,7 @@ fn spawn(config: &Config, app: impl FnOnce(Addr<StreamBridge>) -> SharedApp) -> 
             config.security.socket_abuse_limit,
         ),
         max_rooms: config.max_rooms_per_socket,
+        replay_stall: config.replay_stall,
     });
     let admin = admin::start(
         &config.admin,

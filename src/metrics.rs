@@ -237,6 +237,9 @@ pub struct Metrics {
     /// Replays whose later page could not be read (trimmed meanwhile, backend down): the socket got
     /// a fresh session after the entries already written.
     pub replays_interrupted: Counter,
+    /// Replays whose client took nothing for `--replay-stall-ms`: the session was closed (the
+    /// client resumes again), its slot freed.
+    pub replays_stalled: Counter,
     /// CONNECTs the application refused (`44<nsp>,{"message":…}`; with JWT: no valid token).
     pub connects_refused: Counter,
     /// Resumes presenting another user's session (the record's `sub` differs): a fresh session, the

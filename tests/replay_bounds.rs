@@ -1,8 +1,9 @@
 //! Replays on a real Redis read page by page as the client takes them: resumes that do not read pin
 //! a page each, not the backlog (measured on the hub binary's RSS); a replay of many pages arrives
-//! whole and in order to a slow reader; replays at once are capped (`--max-replays`); a trim between
-//! pages ends in a fresh session, never in a resume with a gap; a resume cut before it joined leaves
-//! the session resumable.
+//! whole and in order to a slow reader; replays at once are capped (`--max-replays`), and a replay
+//! whose client takes nothing gives its slot back (`--replay-stall-ms`); a trim between pages ends in
+//! a fresh session, never in a resume with a gap; a resume cut before it joined leaves the session
+//! resumable.
 
 mod common;
 
@@ -13,9 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::raw_ws::RawClient;
 use common::redis_server::RedisServer;
-use common::{event_args, redis_config, start_ready_hub, within, TestHub, WsClient, WAIT_TIMEOUT};
+use common::{
+    event_args, event_offset, redis_config, start_ready_hub, within, Received, TestHub, WsClient,
+    WAIT_TIMEOUT,
+};
 use realtime_hub::config::Config;
 use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpSocket;
 
 /// A heartbeat that never fires during a test: stalled clients stay until the test closes them.
@@ -317,6 +322,53 @@ async fn replays_past_the_cap_wait_then_get_a_fresh_session_while_others_are_ser
         assert_eq!(event_args(&frame).unwrap()[2], live.as_str(), "{frame}");
     }
     drop(holding);
+}
+
+#[actix_web::test]
+async fn replay_whose_client_takes_nothing_gives_its_slot_back_within_the_stall_bound_and_is_closed(
+) {
+    let redis = RedisServer::start();
+    let hub = start_ready_hub(Config {
+        max_replays: 1,
+        // Far longer than the stall bound: the resume past the cap waits for the stalled one's slot
+        // (and, were it never given back, would fail the test on its first frame, not time out).
+        replay_wait: WAIT_TIMEOUT * 2,
+        replay_stall: Duration::from_millis(300),
+        // The heartbeat never fires: the stalled client stays connected, as one answering pings
+        // blindly would.
+        ..config(&redis, "test:replay-stall")
+    })
+    .await;
+    let stalling = dropped_sessions(&hub, 1).await.remove(0);
+    // 24 MB: more than a client that reads nothing can take into its kernel buffers.
+    publish_large(&hub, 400, 60_000).await;
+    let waiting = dropped_sessions(&hub, 1).await.remove(0);
+    let missed = vec![hub.publish("a").await, hub.publish("b").await];
+
+    let mut stalled = stalled_resume(hub.addr, &stalling.0, &stalling.1).await;
+    replay_began(&stalled).await;
+    let mut client = hub.send_resume(&waiting.0, &waiting.1).await;
+    let first = client.recv_within(WAIT_TIMEOUT).await;
+    let Some(Received::Text(first)) = first else {
+        panic!("no answer to the resume past the cap: {first:?}");
+    };
+    let (mut frame, mut replayed) = (first, Vec::new());
+    while !frame.starts_with("40") {
+        replayed.push(event_offset(&frame));
+        frame = client.recv_text_answering_pings().await;
+    }
+    let reply: Value = serde_json::from_str(&frame[2..]).unwrap();
+    assert_eq!(reply["pid"], waiting.0.as_str(), "recovered: {reply}");
+    assert_eq!(replayed, missed, "whole, in order, once");
+    assert_eq!(hub.metric("hub_replays_stalled_total").await, 1);
+    assert_eq!(hub.metric("hub_replays_refused_total").await, 0);
+
+    // The stalled connection is dropped: what reached its buffers, then the end of the stream.
+    let ended = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(stalled.tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    within(WAIT_TIMEOUT, "the stalled connection to end", ended).await;
 }
 
 #[actix_web::test]

@@ -19,6 +19,7 @@
 //! | ShuttingDown | server shutting down | 1001 (going away) | `1` | - |
 //! | LogReplaced | log replaced | 1012 (service restart) | `1` | - |
 //! | SlowConsumer | slow consumer | bare (a WebSocket given up on is dropped unflushed) | `1` | - |
+//! | ReplayStalled | transport error | bare (dropped unflushed, as a slow consumer) | `1` | - |
 //! | EventAbuse | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
 //! | ServerDisconnect | server namespace disconnect | bare, after `41<nsp>` per namespace | `41<nsp>`…, `1` | - |
 //! | TokenExpired | token expired | 1008 (policy violation) | `1` | - |
@@ -131,6 +132,12 @@ pub enum SessionError {
     /// The client does not take what is sent to it (`HUB_MAX_BUFFERED_BYTES`).
     #[error("client does not take what is sent to it")]
     SlowConsumer,
+    /// A resume's client took nothing of its replay for `HUB_REPLAY_STALL_MS`: its replay slot is
+    /// freed. A transport failure to the client, whose records are kept: it reconnects and resumes
+    /// from the last entry it received, so nothing it missed is lost (a fresh session on this
+    /// connection could not reach it: it does not read).
+    #[error("client took nothing of its replay within the replay stall bound")]
+    ReplayStalled,
     /// The log was replaced (its epoch changed): the client's offsets mean nothing now. It
     /// reconnects (any closed transport makes the Socket.IO client reconnect) and its resume fails
     /// cleanly, so it learns `recovered` false; its record is dropped, not kept.
@@ -224,6 +231,7 @@ impl SessionError {
                 (DisconnectReason::ServerShuttingDown, Some(CloseCode::Away))
             }
             SessionError::SlowConsumer => (DisconnectReason::SlowConsumer, None),
+            SessionError::ReplayStalled => (DisconnectReason::TransportError, None),
             SessionError::LogReplaced => (DisconnectReason::LogReplaced, Some(CloseCode::Restart)),
             SessionError::TokenExpired => (DisconnectReason::TokenExpired, Some(CloseCode::Policy)),
             SessionError::NotTheTransport(_) => (DisconnectReason::TransportClose, None),
@@ -334,6 +342,7 @@ mod tests {
         assert_eq!(code(SessionError::ConnectTimeout), None);
         assert_eq!(code(SessionError::ShuttingDown), Some(1001));
         assert_eq!(code(SessionError::SlowConsumer), None);
+        assert_eq!(code(SessionError::ReplayStalled), None);
         assert_eq!(code(SessionError::LogReplaced), Some(1012));
         assert_eq!(code(SessionError::NotTheTransport("probe")), None);
         assert_eq!(code(SessionError::EventAbuse), None);
@@ -384,6 +393,7 @@ mod tests {
             SessionError::PingTimeout,
             SessionError::ShuttingDown,
             SessionError::SlowConsumer,
+            SessionError::ReplayStalled,
             SessionError::Parse("x".into()),
         ] {
             let consequence = kept.consequence();

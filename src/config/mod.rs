@@ -206,6 +206,14 @@ pub struct Config {
     #[arg(long = "replay-wait-ms", env = "HUB_REPLAY_WAIT_MS", default_value = "5000",
           value_name = "MS", value_parser = millis)]
     pub replay_wait: Duration,
+    /// How long a replay waits for a client that takes nothing of it before the session is closed
+    /// (its slot freed; the client reconnects and resumes from the last entry it received)
+    // Over polling a GET takes up to a whole page (256 KiB) in one answer, and the next GET comes
+    // only once it arrived: 60 s lets a 35 kbit/s link take it. A WebSocket shows progress as
+    // the kernel takes bytes, far more often.
+    #[arg(long = "replay-stall-ms", env = "HUB_REPLAY_STALL_MS", default_value = "60000",
+          value_name = "MS", value_parser = millis)]
+    pub replay_stall: Duration,
     /// Engine.IO sessions open at once; handshakes past it get 503
     #[arg(long, env = "HUB_MAX_SESSIONS", default_value = "100000", value_name = "N",
           value_parser = at_least_one)]

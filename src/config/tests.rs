@@ -93,6 +93,7 @@ fn config_defaults_match_the_node_original() {
     assert_eq!(c.idempotency_ttl, Duration::from_secs(24 * 3600));
     assert_eq!(c.max_log_bytes, 64 * 1024 * 1024);
     assert_eq!((c.max_replays, c.replay_wait), (64, Duration::from_secs(5)));
+    assert_eq!(c.replay_stall, Duration::from_secs(60));
     assert_eq!(
         (c.max_sessions, c.max_sessions_per_address, c.max_unjoined),
         (100_000, 1000, 10_000)
@@ -259,6 +260,9 @@ fn every_setting_is_read_from_its_flag_and_its_variable() {
         ("max-replays", "3", |c| c.max_replays == 3),
         ("replay-wait-ms", "250", |c| {
             c.replay_wait == Duration::from_millis(250)
+        }),
+        ("replay-stall-ms", "400", |c| {
+            c.replay_stall == Duration::from_millis(400)
         }),
         ("max-sessions", "50", |c| c.max_sessions == 50),
         ("max-sessions-per-address", "0", |c| {

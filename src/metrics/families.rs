@@ -396,6 +396,10 @@ impl Metrics {
                 "hub_replays_interrupted_total",
                 "Replays cut by a trim or an outage between pages; the socket got a fresh session.",
             ),
+            replays_stalled: b.counter(
+                "hub_replays_stalled_total",
+                "Replays whose client took nothing for --replay-stall-ms; the session was closed.",
+            ),
             connects_refused: b.counter(
                 "hub_connects_refused_total",
                 "CONNECTs refused by the application (with JWT: no valid token): 44 unauthorized.",

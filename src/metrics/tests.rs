@@ -45,8 +45,8 @@ fn metrics_render_every_number_in_prometheus_text_format() {
     ] {
         assert!(text.contains(line), "{line:?} missing from:\n{text}");
     }
-    assert_eq!(text.matches("# HELP ").count(), 54, "{text}");
-    assert_eq!(text.matches("# TYPE ").count(), 54);
+    assert_eq!(text.matches("# HELP ").count(), 55, "{text}");
+    assert_eq!(text.matches("# TYPE ").count(), 55);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn every_family_parses_with_its_help_and_type() {
         .collect();
     families.sort();
     families.dedup();
-    assert_eq!(families.len(), 54);
+    assert_eq!(families.len(), 55);
     for family in families {
         assert!(family.starts_with("hub_"), "{family}");
         let help = scrape.docs.get(family);

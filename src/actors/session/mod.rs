@@ -29,6 +29,7 @@ mod allowance;
 mod event_limit;
 mod namespaces;
 mod polling;
+mod replay;
 mod rooms;
 mod socket;
 mod timers;
@@ -100,6 +101,8 @@ pub struct SessionSettings {
     pub event_rate: Option<EventRate>,
     /// Rooms each socket may join with the `join` event (`HUB_MAX_ROOMS_PER_SOCKET`).
     pub max_rooms: usize,
+    /// How long a replay waits for a client that takes nothing of it (`HUB_REPLAY_STALL_MS`).
+    pub replay_stall: Duration,
 }
 
 impl SessionSettings {

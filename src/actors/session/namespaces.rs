@@ -2,7 +2,8 @@
 //! binary attachments, and the join with its admission and recovery handover (reference §2-§3).
 //!
 //! The state of each namespace socket is a [`NsSocket`](super::socket::NsSocket); this file is the
-//! actor's side of it: asking the application, the Hub and Recovery, pacing the replay, writing.
+//! actor's side of it: asking the application, the Hub and Recovery, writing; the replay's pacing is
+//! in [`super::replay`].
 
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
@@ -13,32 +14,22 @@ use log::{debug, trace};
 use serde_json::{json, Value};
 
 use super::event_limit::Verdict;
-use super::socket::{Next, NsSocket};
+use super::socket::NsSocket;
 use super::traced::Rx;
 use super::{Session, SessionError};
 use crate::actors::hub::{Join, Leave, Register, Unregister};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{
-    random_bytes, Forget, Keep, Open, Opened, ReadMissed, ReplayCursor, RoomCheck,
-};
+use crate::actors::recovery::{random_bytes, Forget, Keep, Open, Opened};
 use crate::actors::ws_read::Charge;
 use crate::app::{ConnectRefusal, Identity, Payload, Reply};
 use crate::config::Parser;
-use crate::limited_warn;
-use crate::log_limit::LimitedLog;
 use crate::protocol::ids::Sid;
 use crate::protocol::socketio::{self, PacketKind, SioPacket};
 use crate::protocol::socketio_msgpack;
 use crate::protocol::target::Namespace;
 
-/// A replay step writes while less than this is on its way to the client.
-const REPLAY_HIGH_WATER: usize = 256 * 1024;
-/// How long a replay waits for the client to take what was written before looking again.
-const REPLAY_PAUSE: Duration = Duration::from_millis(5);
 /// Application replies a session may have in flight before it is closed.
 const MAX_REPLIES_IN_FLIGHT: usize = 256;
-/// Replays cut between pages: logged at most a few times a minute.
-static REPLAY_INTERRUPTED: LimitedLog = LimitedLog::per_minute(6);
 
 /// A binary packet whose attachments are still arriving (across frames or POSTs). What it holds
 /// beyond the allowance is charged to the instance's budget of unfinished bytes
@@ -395,7 +386,7 @@ impl Session {
         ctx.spawn(opening);
     }
 
-    fn opened(&mut self, nsp: Namespace, opened: Opened, ctx: &mut Context<Self>) {
+    pub(super) fn opened(&mut self, nsp: Namespace, opened: Opened, ctx: &mut Context<Self>) {
         let Some(socket @ NsSocket::Joining(_)) = self.sockets.get_mut(nsp.as_str()) else {
             // The session closed while Recovery claimed the record (e.g. its token expired during
             // the claim's wait): a resumed record goes back, as a joining socket's does on close,
@@ -434,108 +425,7 @@ impl Session {
         self.replay_step(nsp, ctx);
     }
 
-    /// Writes missed events while the client keeps up, reading the next page once one is written,
-    /// then the CONNECT reply (reference §3.2: the missed events come first).
-    fn replay_step(&mut self, nsp: Namespace, ctx: &mut Context<Self>) {
-        if self.closed.is_some() {
-            return;
-        }
-        if self.outbound.is_aborted() {
-            return self.close(ctx, SessionError::SlowConsumer);
-        }
-        let in_flight = self.outbound.pending().saturating_sub(self.held_bytes);
-        let budget = REPLAY_HIGH_WATER.saturating_sub(in_flight);
-        let parser = self.settings().parser;
-        let Some(step) = self
-            .sockets
-            .get_mut(nsp.as_str())
-            .and_then(|socket| socket.replay_step(budget, parser))
-        else {
-            return;
-        };
-        self.write_all(step.frames);
-        match step.next {
-            Next::Done => self.finish_join(nsp),
-            Next::Wait => {
-                ctx.run_later(REPLAY_PAUSE, move |act, ctx| act.replay_step(nsp, ctx));
-            }
-            Next::Read(cursor) => self.read_missed(nsp, cursor, ctx),
-        }
-    }
-
-    /// Reads the replay's next page (the previous one is written and the client is taking it).
-    fn read_missed(&mut self, nsp: Namespace, cursor: ReplayCursor, ctx: &mut Context<Self>) {
-        let reading = self
-            .parts
-            .recovery
-            .send(ReadMissed(cursor))
-            .into_actor(self)
-            .map(move |page, act, ctx| {
-                if act.closed.is_some() {
-                    return;
-                }
-                let Some(socket @ NsSocket::Joining(_)) = act.sockets.get_mut(nsp.as_str()) else {
-                    return; // the session left or closed meanwhile
-                };
-                match page {
-                    Ok(Ok(page)) => {
-                        socket.on_replay_page(page);
-                        act.replay_step(nsp, ctx);
-                    }
-                    Ok(Err(err)) => act.replay_interrupted(nsp, err, ctx),
-                    Err(err) => {
-                        debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
-                        act.close(ctx, SessionError::Transport("recovery unreachable"))
-                    }
-                }
-            });
-        ctx.spawn(reading);
-    }
-
-    /// A later page of a replay could not be read: the entries written stay written (they cannot be
-    /// taken back), and the socket joins as a fresh session (`recovered` false, a new sid and pid,
-    /// the offset event at the tip) so the client knows the rest may be missing. Never a CONNECT
-    /// reply that claims a resume with a gap; never a close that would make the client's next resume
-    /// replay again what it already holds (it emits pre-reply events at its next CONNECT reply).
-    fn replay_interrupted(
-        &mut self,
-        nsp: Namespace,
-        err: crate::store::StoreError,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(socket) = self.sockets.get_mut(nsp.as_str()) else {
-            return;
-        };
-        if !socket.replay_failed() {
-            return;
-        }
-        let owner = socket.identity().and_then(|identity| identity.sub.clone());
-        self.parts.metrics.replays_interrupted.inc();
-        limited_warn!(
-            REPLAY_INTERRUPTED,
-            "replay interrupted eio_sid={} nsp={nsp}, joining as a fresh session: {err}",
-            self.eio_sid
-        );
-        let open = Open {
-            nsp: nsp.clone(),
-            pid: None,
-            offset: None,
-            owner,
-            stays: RoomCheck::any(),
-        };
-        let opening = self.parts.recovery.send(open).into_actor(self).map(
-            move |opened, act, ctx| match opened {
-                Ok(opened) => act.opened(nsp, opened, ctx),
-                Err(err) => {
-                    debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
-                    act.close(ctx, SessionError::Transport("recovery unreachable"))
-                }
-            },
-        );
-        ctx.spawn(opening);
-    }
-
-    fn finish_join(&mut self, nsp: Namespace) {
+    pub(super) fn finish_join(&mut self, nsp: Namespace) {
         let parser = self.settings().parser;
         let Some(done) = self
             .sockets

@@ -7,12 +7,14 @@
 //!   (the application decides)  (registered with the Hub: live batches are held)   (live batches written,
 //!                                                                                  ids ≤ offset skipped)
 //! replay: first page ─steps─► page written ─Next::Read─► (page read) ─on_replay_page─► steps … ─► Done
-//!                                            └─ read failed ─► replay_failed ─► (fresh Opened) ─► Done
+//!                      │                     └─ read failed ─► replay_failed ─► (fresh Opened) ─► Done
+//!                      └─ no room, and the client took nothing for the stall bound ─► Next::Stalled
 //! ```
 //!
 //! A replay holds one page of the log at a time: the next is read only once the client took the
 //! previous one (the actor steps while less than its high-water mark is on the way), so a client
-//! that does not read pins a page, not the backlog.
+//! that does not read pins a page, not the backlog; one that takes nothing for the stall bound gives
+//! its replay up ([`replay`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,9 +23,9 @@ use serde_json::{json, Value};
 
 use actix_web::web::Bytes;
 
-use crate::actors::hub::{frame_entry, Deliver, Frame};
+use crate::actors::hub::{Deliver, Frame};
 use crate::actors::outbound::Out;
-use crate::actors::recovery::{Opened, ReplayCursor, ReplayPage, ReplaySlot};
+use crate::actors::recovery::{Opened, ReplayCursor, ReplaySlot};
 use crate::app::Identity;
 use crate::config::Parser;
 use crate::protocol::ids::{Pid, Sid};
@@ -34,6 +36,8 @@ use crate::protocol::target::{Namespace, Room};
 use crate::rooms::{self, RoomRefusal};
 use crate::store::{LogEntry, SessionRecord};
 use acks::Acks;
+use replay::Waiting;
+pub(crate) use replay::{Next, Pace};
 
 /// The event a fresh session receives right after CONNECT, carrying the log tip as its (last, string)
 /// argument. The official client stores the last string argument of every event as its recovery
@@ -85,6 +89,9 @@ struct Replay {
     pages: Pages,
     /// Its replay slot, released when the replay is dropped (joined, left, or failed).
     _slot: Option<ReplaySlot>,
+    /// Since when, and with how much on its way, the replay has waited for a client that took
+    /// nothing (see [`Pace`]); `None` while the client keeps up.
+    waiting: Option<Waiting>,
 }
 
 /// The pages of a replay after the current one.
@@ -95,18 +102,6 @@ enum Pages {
     Reading,
     /// The last page was read.
     End,
-}
-
-/// What the actor does after a replay step.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Next {
-    /// Every missed entry is written: complete the join.
-    Done,
-    /// The budget is spent: step again once the client took some.
-    Wait,
-    /// The page is written: read the next one ([`crate::actors::recovery::ReadMissed`]), then
-    /// [`NsSocket::on_replay_page`].
-    Read(ReplayCursor),
 }
 
 /// A joined socket.
@@ -221,14 +216,6 @@ pub(crate) struct Left {
     pub record: Option<SessionRecord>,
     /// Bytes of live batches it held, still counted as on their way.
     pub held_bytes: usize,
-}
-
-/// What a replay step produced.
-pub(crate) struct Step {
-    /// Missed events to write now.
-    pub frames: Vec<Out>,
-    /// What to do next.
-    pub next: Next,
 }
 
 impl NsSocket {
@@ -365,80 +352,10 @@ impl NsSocket {
                 count,
                 pages: opened.more.map_or(Pages::End, Pages::More),
                 _slot: opened.slot,
+                waiting: None,
             }));
         }
         change
-    }
-
-    /// The next page of the replay, read after [`Next::Read`]; ignored unless one was being read.
-    pub(crate) fn on_replay_page(&mut self, page: ReplayPage) {
-        let NsSocket::Joining(Joining {
-            replay: Some(replay),
-            ..
-        }) = self
-        else {
-            return;
-        };
-        if !matches!(replay.pages, Pages::Reading) {
-            return;
-        }
-        replay.count += page.missed.len();
-        replay.missed.extend(page.missed);
-        replay.offset = Some(page.read_to);
-        replay.pages = page.more.map_or(Pages::End, Pages::More);
-    }
-
-    /// The next page could not be read (trimmed meanwhile, backend down): the replay is dropped (and
-    /// its slot freed); the actor asks Recovery for a fresh session and hands it to
-    /// [`Self::on_opened`]. What was written stays written: the client holds events received before
-    /// a CONNECT reply and emits them once it gets one, and the fresh session's `recovered` false
-    /// tells it the rest may be missing. Returns whether a replay was dropped.
-    pub(crate) fn replay_failed(&mut self) -> bool {
-        match self {
-            NsSocket::Joining(joining) => joining.replay.take().is_some(),
-            _ => false,
-        }
-    }
-
-    /// The next missed events, while less than `budget` bytes of them are written in this step
-    /// (a step writes at least nothing, at most one frame past the budget), and what to do next.
-    /// `None` before Recovery answered, while a page is being read, or once the socket is no longer
-    /// joining.
-    pub(crate) fn replay_step(&mut self, budget: usize, parser: Parser) -> Option<Step> {
-        let NsSocket::Joining(Joining {
-            replay: Some(replay),
-            ..
-        }) = self
-        else {
-            return None;
-        };
-        if matches!(replay.pages, Pages::Reading) {
-            return None;
-        }
-        let mut frames = Vec::new();
-        let mut bytes = 0;
-        while bytes < budget {
-            let Some(entry) = replay.missed.pop_front() else {
-                let next = match std::mem::replace(&mut replay.pages, Pages::Reading) {
-                    Pages::More(cursor) => Next::Read(cursor),
-                    Pages::Reading | Pages::End => {
-                        replay.pages = Pages::End;
-                        Next::Done
-                    }
-                };
-                return Some(Step { frames, next });
-            };
-            if let Some(frame) = frame_entry(&entry, parser) {
-                bytes += frame.len();
-                frames.extend(frame.messages());
-            }
-        }
-        // Over budget: even if nothing is left, the reply waits for the next step, so what is held
-        // behind it is written only once the client took the replay.
-        Some(Step {
-            frames,
-            next: Next::Wait,
-        })
     }
 
     /// The replay is written: the CONNECT reply (the same sid and pid on a resume, reference §3.2),
@@ -690,5 +607,6 @@ impl Sockets {
 }
 
 mod acks;
+mod replay;
 #[cfg(test)]
 mod tests;

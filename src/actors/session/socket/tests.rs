@@ -1,22 +1,26 @@
 //! The namespace socket's handover on literal frames (DESIGN.md §3: no gap, no duplicate).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::replay::REPLAY_HIGH_WATER;
 use super::*;
+use crate::actors::hub::frame_entry;
+use crate::actors::recovery::ReplayPage;
 use crate::actors::session::socket::acks::MAX_AWAITED_ACKS;
 use crate::protocol::ids::StreamId;
 use crate::protocol::target::Target;
 use crate::store::{Epoch, ReplayScope};
 
-fn nsp() -> Namespace {
+pub(super) fn nsp() -> Namespace {
     Namespace::main()
 }
 
-fn id(ms: u64) -> StreamId {
+pub(super) fn id(ms: u64) -> StreamId {
     StreamId::new(ms, 0)
 }
 
-fn entry(ms: u64) -> LogEntry {
+pub(super) fn entry(ms: u64) -> LogEntry {
     LogEntry::event(
         id(ms),
         Target::broadcast(nsp()),
@@ -38,7 +42,7 @@ fn live(ms: &[u64]) -> Deliver {
     }
 }
 
-fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
+pub(super) fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
     Opened {
         sid: Sid::from_wire(sid),
         pid: Pid::from_wire(format!("{sid}-pid")),
@@ -55,7 +59,17 @@ fn opened(recovered: bool, sid: &str, missed: &[u64], offset: u64) -> Opened {
     }
 }
 
-fn texts(frames: &[Out]) -> Vec<String> {
+/// A step with `budget` bytes of room below the high-water mark (at most the mark), from a client
+/// never watched for stalls.
+fn room(budget: usize) -> Pace {
+    Pace {
+        in_flight: REPLAY_HIGH_WATER.saturating_sub(budget),
+        now: Instant::now(),
+        stall: Duration::MAX,
+    }
+}
+
+pub(super) fn texts(frames: &[Out]) -> Vec<String> {
     frames
         .iter()
         .map(|frame| match frame {
@@ -65,7 +79,7 @@ fn texts(frames: &[Out]) -> Vec<String> {
         .collect()
 }
 
-fn joining() -> NsSocket {
+pub(super) fn joining() -> NsSocket {
     let mut socket = NsSocket::admitting(json!({"token": "t"}));
     socket.admitted(Identity::default());
     socket
@@ -75,11 +89,11 @@ fn joining() -> NsSocket {
 fn socket_fresh_join_replies_with_sid_pid_and_the_offset_event_then_goes_live() {
     let mut socket = joining();
     assert!(
-        socket.replay_step(1 << 20, Parser::Json).is_none(),
+        socket.replay_step(room(1 << 20), Parser::Json).is_none(),
         "nothing before Recovery answered"
     );
     socket.on_opened(opened(false, "S1", &[], 5));
-    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let step = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert!(step.frames.is_empty() && step.next == Next::Done);
     let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
@@ -109,7 +123,7 @@ fn socket_resume_replays_then_releases_held_live_frames_without_duplicates() {
     assert!(matches!(socket.on_live(live(&[7, 8])), Live::Held));
     assert!(matches!(socket.on_live(live(&[9])), Live::Held));
     socket.on_opened(opened(true, "S1", &[6, 7], 7));
-    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let step = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(
         texts(&step.frames),
         [r#"42["n",6,"6-0"]"#, r#"42["n",7,"7-0"]"#]
@@ -142,29 +156,34 @@ fn socket_replay_is_written_in_steps_within_the_budget() {
     socket.on_opened(opened(true, "S1", &[1, 2, 3], 3));
     let frame_len = frame_entry(&entry(1), Parser::Json).unwrap().len();
     // A budget of one frame: one frame per step, and the reply only after a step finds nothing left.
-    let first = socket.replay_step(frame_len, Parser::Json).unwrap();
+    let first = socket.replay_step(room(frame_len), Parser::Json).unwrap();
     assert_eq!(texts(&first.frames), [r#"42["n",1,"1-0"]"#]);
     assert!(first.next != Next::Done);
     assert!(
         socket.complete(&nsp(), Parser::Json).is_none(),
         "not before the replay is written"
     );
-    let none = socket.replay_step(0, Parser::Json).unwrap();
+    let none = socket.replay_step(room(0), Parser::Json).unwrap();
     assert!(
         none.frames.is_empty() && none.next != Next::Done,
         "no budget, no frame"
     );
     assert_eq!(
-        texts(&socket.replay_step(frame_len, Parser::Json).unwrap().frames),
+        texts(
+            &socket
+                .replay_step(room(frame_len), Parser::Json)
+                .unwrap()
+                .frames
+        ),
         [r#"42["n",2,"2-0"]"#]
     );
-    let last = socket.replay_step(frame_len, Parser::Json).unwrap();
+    let last = socket.replay_step(room(frame_len), Parser::Json).unwrap();
     assert_eq!(texts(&last.frames), [r#"42["n",3,"3-0"]"#]);
     assert!(
         last.next != Next::Done,
         "over budget: the reply waits for the next step"
     );
-    let end = socket.replay_step(frame_len, Parser::Json).unwrap();
+    let end = socket.replay_step(room(frame_len), Parser::Json).unwrap();
     assert!(end.frames.is_empty() && end.next == Next::Done);
     assert!(socket.complete(&nsp(), Parser::Json).is_some());
 }
@@ -176,7 +195,13 @@ fn socket_failed_resume_becomes_a_fresh_session_from_the_tip() {
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[11, 12])), Live::Held));
     socket.on_opened(opened(false, "NEW", &[], 11));
-    assert!(socket.replay_step(1 << 20, Parser::Json).unwrap().next == Next::Done);
+    assert!(
+        socket
+            .replay_step(room(1 << 20), Parser::Json)
+            .unwrap()
+            .next
+            == Next::Done
+    );
     let done = socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
         texts(&done.reply),
@@ -198,7 +223,7 @@ fn socket_leaving_during_a_replay_releases_what_it_held_and_writes_nothing() {
     let frame_len = frame_entry(&entry(6), Parser::Json).unwrap().len();
     assert_eq!(
         socket
-            .replay_step(frame_len, Parser::Json)
+            .replay_step(room(frame_len), Parser::Json)
             .unwrap()
             .frames
             .len(),
@@ -238,7 +263,7 @@ fn socket_leave_in_each_state_says_what_to_undo() {
     );
     let mut joined = joining();
     joined.on_opened(opened(false, "S2", &[], 1));
-    joined.replay_step(1 << 20, Parser::Json);
+    joined.replay_step(room(1 << 20), Parser::Json);
     joined.complete(&nsp(), Parser::Json);
     let left = joined.leave();
     assert!(left.registered);
@@ -360,7 +385,7 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
     let mut sockets = Sockets::default();
     let mut resumed = joining();
     resumed.on_opened(opened(false, "S6", &[], 1));
-    resumed.replay_step(1 << 20, Parser::Json);
+    resumed.replay_step(room(1 << 20), Parser::Json);
     resumed.complete(&nsp(), Parser::Json);
     sockets.insert(nsp(), resumed);
     sockets.insert(Namespace::from("/joining"), joining());
@@ -383,14 +408,14 @@ fn sockets_records_are_those_of_the_joined_sockets_with_recovery() {
 }
 
 /// A resume whose first page is `missed` and whose next page starts after `offset`.
-fn opened_with_more(sid: &str, missed: &[u64], offset: u64) -> Opened {
+pub(super) fn opened_with_more(sid: &str, missed: &[u64], offset: u64) -> Opened {
     Opened {
         more: Some(cursor(offset)),
         ..opened(true, sid, missed, offset)
     }
 }
 
-fn cursor(after: u64) -> ReplayCursor {
+pub(super) fn cursor(after: u64) -> ReplayCursor {
     ReplayCursor {
         scope: ReplayScope {
             epoch: Epoch::from("e1"),
@@ -402,7 +427,7 @@ fn cursor(after: u64) -> ReplayCursor {
     }
 }
 
-fn page(missed: &[u64], read_to: u64, more: bool) -> ReplayPage {
+pub(super) fn page(missed: &[u64], read_to: u64, more: bool) -> ReplayPage {
     ReplayPage {
         missed: missed.iter().map(|&ms| entry(ms)).collect(),
         read_to: Offset::one(id(read_to)),
@@ -415,7 +440,7 @@ fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplica
     let mut socket = joining();
     assert!(matches!(socket.on_live(live(&[9, 10])), Live::Held));
     socket.on_opened(opened_with_more("S1", &[5, 6], 6));
-    let first = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let first = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(
         texts(&first.frames),
         [r#"42["n",5,"5-0"]"#, r#"42["n",6,"6-0"]"#]
@@ -426,7 +451,7 @@ fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplica
         "the page written: read the next"
     );
     assert!(
-        socket.replay_step(1 << 20, Parser::Json).is_none(),
+        socket.replay_step(room(1 << 20), Parser::Json).is_none(),
         "nothing to step while a page is read"
     );
     assert!(
@@ -437,14 +462,14 @@ fn socket_replay_reads_page_after_page_then_releases_held_frames_without_duplica
     // another namespace: read, not replayed).
     assert!(matches!(socket.on_live(live(&[11])), Live::Held));
     socket.on_replay_page(page(&[7, 9], 9, true));
-    let second = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let second = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(
         texts(&second.frames),
         [r#"42["n",7,"7-0"]"#, r#"42["n",9,"9-0"]"#]
     );
     assert_eq!(second.next, Next::Read(cursor(9)));
     socket.on_replay_page(page(&[10], 10, false));
-    let last = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let last = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(texts(&last.frames), [r#"42["n",10,"10-0"]"#]);
     assert_eq!(last.next, Next::Done, "the log's end was reached");
     let done = socket.complete(&nsp(), Parser::Json).unwrap();
@@ -462,7 +487,7 @@ fn socket_page_arriving_when_none_was_asked_for_is_ignored() {
     let mut socket = joining();
     socket.on_opened(opened_with_more("S1", &[5], 5));
     socket.on_replay_page(page(&[6], 6, false));
-    let step = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let step = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(texts(&step.frames), [r#"42["n",5,"5-0"]"#]);
     assert_eq!(step.next, Next::Read(cursor(5)));
 }
@@ -471,18 +496,21 @@ fn socket_page_arriving_when_none_was_asked_for_is_ignored() {
 fn socket_replay_failed_between_pages_joins_as_a_fresh_session_keeping_what_it_held() {
     let mut socket = joining();
     socket.on_opened(opened_with_more("OLD", &[5, 6], 6));
-    let first = socket.replay_step(1 << 20, Parser::Json).unwrap();
+    let first = socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(first.frames.len(), 2, "written: cannot be taken back");
     assert!(matches!(first.next, Next::Read(_)));
     assert!(matches!(socket.on_live(live(&[20, 21])), Live::Held));
     // The next page was trimmed away: the replay goes; no step, no completion until a fresh answer.
     assert!(socket.replay_failed());
     assert!(!socket.replay_failed(), "once");
-    assert!(socket.replay_step(1 << 20, Parser::Json).is_none());
+    assert!(socket.replay_step(room(1 << 20), Parser::Json).is_none());
     assert!(socket.complete(&nsp(), Parser::Json).is_none());
     socket.on_opened(opened(false, "NEW", &[], 20));
     assert_eq!(
-        socket.replay_step(1 << 20, Parser::Json).unwrap().next,
+        socket
+            .replay_step(room(1 << 20), Parser::Json)
+            .unwrap()
+            .next,
         Next::Done
     );
     let done = socket.complete(&nsp(), Parser::Json).unwrap();
@@ -506,7 +534,7 @@ fn socket_joined_by_a_resume_keeps_the_record_it_resumed() {
     answer.record.data = json!({"user": "alice"}).into();
     let record = answer.record.clone();
     resumed.on_opened(answer);
-    resumed.replay_step(1 << 20, Parser::Json);
+    resumed.replay_step(room(1 << 20), Parser::Json);
     resumed.complete(&nsp(), Parser::Json);
     assert_eq!(
         resumed.leave().record,
@@ -520,7 +548,7 @@ fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
     let mut resumed = joining();
     resumed.on_opened(opened(true, "S9", &[5], 5));
     let record = opened(true, "S9", &[], 5).record;
-    let step = resumed.replay_step(1 << 20, Parser::Json).unwrap();
+    let step = resumed.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert_eq!(step.next, Next::Done);
     let done = resumed.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(
@@ -530,7 +558,7 @@ fn socket_resumed_is_kept_live_only_once_joined_and_a_fresh_one_by_recovery() {
     );
     let mut fresh = joining();
     fresh.on_opened(opened(false, "F1", &[], 5));
-    fresh.replay_step(1 << 20, Parser::Json);
+    fresh.replay_step(room(1 << 20), Parser::Json);
     assert_eq!(
         fresh.complete(&nsp(), Parser::Json).unwrap().keep,
         None,
@@ -567,7 +595,7 @@ fn socket_opened_tells_the_hub_its_record_rooms_beyond_the_registered_user_room(
     let change = socket.on_opened(answer);
     assert_eq!(change.join, [Room::from("S1"), Room::from("ops")]);
     assert!(change.leave.is_empty());
-    socket.replay_step(1 << 20, Parser::Json).unwrap();
+    socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     socket.complete(&nsp(), Parser::Json).unwrap();
     assert_eq!(joined_rooms(&socket), ["S1", "ops", "user:alice"]);
 }
@@ -578,7 +606,7 @@ fn socket_fresh_session_after_a_failed_replay_leaves_the_old_records_rooms() {
     let mut answer = opened_with_more("OLD", &[5], 5);
     answer.record.rooms = vec!["OLD".into(), "ops".into(), "user:alice".into()];
     socket.on_opened(answer);
-    socket.replay_step(1 << 20, Parser::Json).unwrap();
+    socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     assert!(socket.replay_failed());
     let mut fresh = opened(false, "NEW", &[], 9);
     fresh.record.rooms = vec!["NEW".into(), "user:alice".into()];
@@ -593,7 +621,7 @@ fn socket_joins_and_leaves_rooms_in_its_record_within_the_limit() {
     let mut answer = opened(false, "AbCdEfGhIjKlMnOpQr_-12", &[], 5);
     answer.record.rooms.push("user:alice".into());
     socket.on_opened(answer);
-    socket.replay_step(1 << 20, Parser::Json).unwrap();
+    socket.replay_step(room(1 << 20), Parser::Json).unwrap();
     socket.complete(&nsp(), Parser::Json).unwrap();
     let NsSocket::Joined(joined) = &mut socket else {
         panic!("joined");
