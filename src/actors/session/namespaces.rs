@@ -373,7 +373,13 @@ impl Session {
         if let Some(socket) = self.sockets.get_mut(nsp.as_str()) {
             socket.admitted(identity);
         }
-        // Spawned, not awaited: pongs and live frames keep being handled while Recovery works.
+        self.open_socket(nsp, open, ctx);
+    }
+
+    /// Asks Recovery to open `nsp`'s socket (a resume, or a fresh session); its answer goes to
+    /// [`Self::opened`]. Spawned, not awaited: pongs and live frames keep being handled while
+    /// Recovery works.
+    pub(super) fn open_socket(&mut self, nsp: Namespace, open: Open, ctx: &mut Context<Self>) {
         let opening = self.parts.recovery.send(open).into_actor(self).map(
             move |opened, act, ctx| match opened {
                 Ok(opened) => act.opened(nsp, opened, ctx),

@@ -140,15 +140,6 @@ impl Session {
             owner,
             stays: RoomCheck::any(),
         };
-        let opening = self.parts.recovery.send(open).into_actor(self).map(
-            move |opened, act, ctx| match opened {
-                Ok(opened) => act.opened(nsp, opened, ctx),
-                Err(err) => {
-                    debug!("recovery unreachable eio_sid={} error={err:?}", act.eio_sid);
-                    act.close(ctx, SessionError::Transport("recovery unreachable"))
-                }
-            },
-        );
-        ctx.spawn(opening);
+        self.open_socket(nsp, open, ctx);
     }
 }
