@@ -610,3 +610,30 @@ async fn attachments_awaiting_the_rest_of_their_packet_count_against_the_budget(
     drop(leaver);
     metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
 }
+
+#[actix_web::test]
+async fn a_binary_packet_whose_last_attachment_completes_it_is_not_refused_for_the_budget() {
+    // The budget counts attachments while the session waits for the rest of their packet; the
+    // last one completes it, so nothing is waited for then: a packet larger than the budget plus
+    // the session's allowance is whole at that moment, and must be handled, not refused with 1013.
+    let mut config = quiet_config();
+    config.max_payload = 200_000;
+    config.max_unfinished_bytes = 64_000;
+    let hub = start_hub(config);
+    let mut client = joined(&hub).await;
+    send(&mut client, &frame(0x81, TWO_ATTACHMENTS.as_bytes())).await;
+    // 30 KB past the allowance while the second is awaited: within the budget.
+    send(&mut client, &frame(0x82, &vec![7; ALLOWANCE + 30_000])).await;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 30_000).await;
+    // The last one (within the reader's allowance) completes the packet.
+    send(&mut client, &frame(0x82, &vec![8; 40_000])).await;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;
+    assert_eq!(
+        hub.metric("hub_websocket_unfinished_refused_total").await,
+        0,
+        "a whole packet refused for the budget"
+    );
+    let offset = hub.publish("after").await;
+    let got = read_text_until(&mut client, |t| t.contains(r#""after""#)).await;
+    assert_eq!(event_args(&got).unwrap()[2], offset.as_str());
+}
