@@ -152,3 +152,22 @@ async fn a_socket_notify_is_held_to_the_endpoints_body_limit() {
     );
     assert_eq!(titles[2].1, Value::from(offset));
 }
+
+#[actix_web::test]
+async fn a_socket_notifys_idempotency_key_is_not_counted_in_its_notification_size() {
+    // The key is the endpoint's Idempotency-Key header, not part of the notification: a
+    // notification at the limit is published with its key over the socket as over POST.
+    let mut config = test_config();
+    config.max_notify_bytes = 1000;
+    let hub = start_hub(config);
+    let mut publisher = hub.joined().await;
+    let at = json!({ "title": "sized", "body": "x".repeat(1000 - 27) });
+    assert_eq!(at.to_string().len(), 1000);
+    let mut keyed = at.clone();
+    keyed["idempotencyKey"] = json!("key-at-the-limit");
+    let answer = notify_over_socket(&mut publisher, &keyed.to_string()).await;
+    assert!(
+        answer["offset"].is_string(),
+        "a notification at the limit with its key: {answer}"
+    );
+}
