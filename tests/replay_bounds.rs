@@ -372,6 +372,56 @@ async fn replay_whose_client_takes_nothing_gives_its_slot_back_within_the_stall_
 }
 
 #[actix_web::test]
+async fn a_stalled_replay_does_not_make_the_next_resume_replay_again_what_its_client_received() {
+    // The official client keeps events received before a CONNECT reply (receiveBuffer) across a
+    // reconnect and emits them at its next CONNECT reply, without moving its offset before that:
+    // its next resume sends the same offset. A replay given up for the stall bound must not
+    // then be replayed again from that offset under a recovered CONNECT reply, or the client
+    // emits the entries it received twice (see `replay_interrupted` and README, Recovery).
+    let redis = RedisServer::start();
+    let hub = start_ready_hub(Config {
+        replay_stall: Duration::from_millis(300),
+        ..config(&redis, "test:replay-stall-again")
+    })
+    .await;
+    let (pid, offset) = dropped_sessions(&hub, 1).await.remove(0);
+    // 24 MB: more than a client that reads nothing can take into its kernel buffers.
+    publish_large(&hub, 400, 60_000).await;
+
+    // The client takes the first entries of its replay, then nothing.
+    let mut stalled = stalled_resume(hub.addr, &pid, &offset).await;
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        received.push(event_offset(&stalled.read_text().await));
+    }
+    let given_up = async {
+        while hub.metric("hub_replays_stalled_total").await < 1 {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    within(WAIT_TIMEOUT, "the replay to be given up", given_up).await;
+    drop(stalled);
+
+    // Its next resume, with the offset it still holds.
+    let mut client = hub.send_resume(&pid, &offset).await;
+    let mut replayed = Vec::new();
+    let reply = loop {
+        let frame = client.recv_text_answering_pings().await;
+        if let Some(reply) = frame.strip_prefix("40") {
+            break serde_json::from_str::<Value>(reply).unwrap();
+        }
+        replayed.push(event_offset(&frame));
+    };
+    if reply["pid"] == pid.as_str() {
+        let again: Vec<_> = received.iter().filter(|o| replayed.contains(o)).collect();
+        assert!(
+            again.is_empty(),
+            "recovered, and replayed again what the stalled connection delivered: {again:?}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn trim_between_pages_ends_in_a_fresh_session_after_the_entries_written() {
     let redis = RedisServer::start();
     let key = "test:replay-trim";
