@@ -637,3 +637,43 @@ async fn a_binary_packet_whose_last_attachment_completes_it_is_not_refused_for_t
     let got = read_text_until(&mut client, |t| t.contains(r#""after""#)).await;
     assert_eq!(event_args(&got).unwrap()[2], offset.as_str());
 }
+
+#[actix_web::test]
+async fn a_binary_packets_text_part_counts_against_the_budget_while_its_attachments_are_awaited() {
+    // The packet's own text (up to the max payload) is held with its attachments while the
+    // session waits for them: a client that sends it and never the attachments held it uncharged,
+    // for as long as it answered pings, once its reader gave its charge back.
+    let mut config = quiet_config();
+    config.max_payload = 300_000;
+    config.max_unfinished_bytes = 64_000;
+    let hub = start_hub(config);
+    let awaiting = |pad: usize| {
+        let text = format!(
+            r#"451-["upload",{{"_placeholder":true,"num":0}},"{}"]"#,
+            "x".repeat(pad)
+        );
+        frame(0x81, text.as_bytes())
+    };
+    // Its reader takes 50 KB past the allowance while the message arrives (within the budget),
+    // and gives them back once it is whole: the session holds it from then on.
+    let mut holder = joined(&hub).await;
+    send(&mut holder, &awaiting(ALLOWANCE + 50_000)).await;
+
+    // Another client's message as large takes the total past the budget: refused with 1013.
+    let mut second = joined(&hub).await;
+    send(&mut second, &awaiting(ALLOWANCE + 50_000)).await;
+    let offset = hub.publish("after").await;
+    loop {
+        let (opcode, payload) = second.read_frame().await;
+        if opcode == 8 {
+            assert_eq!(payload.get(..2), Some(&1013u16.to_be_bytes()[..]));
+            break;
+        }
+        let text = String::from_utf8(payload).unwrap_or_default();
+        assert!(
+            !text.contains(offset.as_str()),
+            "served: the first client's held packet text was charged nothing"
+        );
+    }
+    drop(holder);
+}
