@@ -593,7 +593,11 @@ async fn attachments_awaiting_the_rest_of_their_packet_count_against_the_budget(
         hub.metric("hub_websocket_unfinished_refused_total").await,
         1
     );
-    assert_eq!(hub.metric("hub_websocket_unfinished_bytes").await, 40_000);
+    assert_eq!(
+        hub.metric("hub_websocket_unfinished_bytes").await,
+        (TWO_ATTACHMENTS.len() - 1 + 40_000) as u64,
+        "the holder's Socket.IO packet (less Engine.IO's `4`) and first attachment past its allowance"
+    );
 
     // The holder's packet completes: what it held is given back, and it is still served.
     send(&mut holder, &frame(0x82, b"last")).await;
@@ -624,7 +628,9 @@ async fn a_binary_packet_whose_last_attachment_completes_it_is_not_refused_for_t
     send(&mut client, &frame(0x81, TWO_ATTACHMENTS.as_bytes())).await;
     // 30 KB past the allowance while the second is awaited: within the budget.
     send(&mut client, &frame(0x82, &vec![7; ALLOWANCE + 30_000])).await;
-    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 30_000).await;
+    // The packet's text (the Socket.IO packet: the message less Engine.IO's `4`) waits with it.
+    let held = (TWO_ATTACHMENTS.len() - 1 + 30_000) as i64;
+    metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == held).await;
     // The last one (within the reader's allowance) completes the packet.
     send(&mut client, &frame(0x82, &vec![8; 40_000])).await;
     metric_reaches(&hub, "hub_websocket_unfinished_bytes", |n| n == 0).await;

@@ -32,14 +32,14 @@ use crate::protocol::target::Namespace;
 const MAX_REPLIES_IN_FLIGHT: usize = 256;
 
 /// A binary packet whose attachments are still arriving (across frames or POSTs). What it holds
-/// beyond the allowance is charged to the instance's budget of unfinished bytes
-/// (`HUB_MAX_UNFINISHED_BYTES`), as a WebSocket's unfinished frames are: each attachment may be a
-/// whole message of up to the max payload, and a client that sends all but the last would
-/// otherwise hold them for as long as it stays connected.
+/// (its text part and the attachments so far) beyond the allowance is charged to the instance's
+/// budget of unfinished bytes (`HUB_MAX_UNFINISHED_BYTES`), as a WebSocket's unfinished frames
+/// are: each part may be a whole message of up to the max payload, and a client that sends all but
+/// the last would otherwise hold them for as long as it stays connected.
 pub(crate) struct PendingBinary {
     packet: SioPacket,
     attachments: Vec<Bytes>,
-    /// The attachments' bytes so far.
+    /// The bytes it holds: its text part's and its attachments' so far.
     held: usize,
     /// Given back when the packet completes or the session ends (dropped either way).
     charge: Charge,
@@ -59,14 +59,15 @@ impl Session {
         };
         pending.held += bytes.len();
         pending.attachments.push(bytes);
-        if !pending.charge.settle(pending.held) {
-            self.pending_binary = None;
-            return self.close(ctx, SessionError::UnfinishedOverBudget);
-        }
         if pending.attachments.len() == pending.packet.attachments {
+            // Whole: nothing waits any more, so the last one is never charged (the charge is given
+            // back as the packet is taken).
             if let Some(done) = self.pending_binary.take() {
                 self.on_packet(done.packet, done.attachments, ctx);
             }
+        } else if !pending.charge.settle(pending.held) {
+            self.pending_binary = None;
+            self.close(ctx, SessionError::UnfinishedOverBudget);
         }
     }
 
@@ -107,11 +108,16 @@ impl Session {
         if matches!(packet.kind, PacketKind::BinaryEvent | PacketKind::BinaryAck)
             && packet.attachments > 0
         {
+            // Its text part (up to the max payload) waits with it: held from now on.
+            let mut charge = Charge::new(self.settings().unfinished.clone());
+            if !charge.settle(data.len()) {
+                return self.close(ctx, SessionError::UnfinishedOverBudget);
+            }
             self.pending_binary = Some(Box::new(PendingBinary {
                 packet,
                 attachments: Vec::new(),
-                held: 0,
-                charge: Charge::new(self.settings().unfinished.clone()),
+                held: data.len(),
+                charge,
             }));
             return;
         }
