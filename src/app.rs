@@ -358,7 +358,13 @@ impl Application for HubApp {
             );
             return Box::pin(ready(ack(json!({ "error": "forbidden" }))));
         }
-        let body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
+        let mut body = event.data.get(1).cloned().unwrap_or_else(|| json!({}));
+        // The key is read apart and taken out: it plays the `Idempotency-Key` header's part, so it
+        // is neither part of the notification nor of what the size limit measures.
+        let key = IdempotencyKey::from_payload(&body);
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove(notification::IDEMPOTENCY_KEY_FIELD);
+        }
         let size = serde_json::to_vec(&body).map_or(0, |json| json.len());
         if size > self.max_notify_bytes {
             let limit = self.max_notify_bytes;
@@ -379,9 +385,7 @@ impl Application for HubApp {
                 return Box::pin(ready(ack(json!({ "error": err.to_string() }))));
             }
         }
-        // The key is read apart: it is not part of the notification (`from_value` ignores it).
-        let parsed = IdempotencyKey::from_payload(&body)
-            .and_then(|key| Ok((NotifyRequest::from_value(body)?, key)));
+        let parsed = key.and_then(|key| Ok((NotifyRequest::from_value(body)?, key)));
         let (request, key) = match parsed {
             Ok(parsed) => parsed,
             Err(err) => return Box::pin(ready(ack(json!({ "error": err.to_string() })))),
