@@ -471,12 +471,18 @@ impl Session {
     /// The client left a namespace on purpose (`41`): nothing is sent back, and it is not recoverable.
     /// Only a joined socket can leave: before its CONNECT reply a `41` is an invalid state (§2.7).
     fn leave(&mut self, nsp: &str, ctx: &mut Context<Self>) {
+        self.drop_socket(nsp, "client namespace disconnect", ctx);
+    }
+
+    /// The socket of `nsp` is gone for good, for `reason` (the admin UI's word): unregistered,
+    /// its record dropped (not resumable), nothing sent to the client.
+    pub(super) fn drop_socket(&mut self, nsp: &str, reason: &str, ctx: &mut Context<Self>) {
         self.lane.lock().close(nsp);
         let Some(socket) = self.sockets.remove(nsp) else {
             return;
         };
         self.expiry_timers.cancel(nsp, ctx);
-        self.admin_left(nsp, "client namespace disconnect");
+        self.admin_left(nsp, reason);
         let left = socket.leave();
         self.held_bytes = self.held_bytes.saturating_sub(left.held_bytes);
         self.outbound.received(left.held_bytes);
@@ -486,7 +492,10 @@ impl Session {
                 nsp: Namespace::from(nsp),
             });
         }
-        debug!("socket left eio_sid={} nsp={nsp}", self.eio_sid);
+        debug!(
+            "socket left eio_sid={} nsp={nsp} reason={reason}",
+            self.eio_sid
+        );
         if let Some(record) = left.record {
             self.parts.recovery.do_send(Forget(record.pid));
         }

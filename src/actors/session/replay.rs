@@ -66,8 +66,12 @@ impl Session {
 
     /// The client took nothing of its replay for `--replay-stall-ms`: the session closes as a
     /// transport failure, its WebSocket dropped unflushed (it does not read), which frees the replay
-    /// slot. The resumed record goes back as it was claimed: the client reconnects and resumes from
-    /// the last entry it received, so what it missed is replayed again, not lost.
+    /// slot. The resumed record is dropped, as an interrupted replay's is: the client may hold part
+    /// of the replay, received before a CONNECT reply, which the official client keeps
+    /// (`receiveBuffer`) without moving its offset and emits at its next CONNECT reply; a resume
+    /// from that offset would replay those entries again, duplicates. Its next resume is refused
+    /// cleanly instead (`recovered` false: the rest may be missing, and it knows). The session's
+    /// other namespaces keep their records.
     fn replay_stalled(&mut self, nsp: &Namespace, ctx: &mut Context<Self>) {
         self.parts.metrics.replays_stalled.inc();
         limited_warn!(
@@ -77,6 +81,7 @@ impl Session {
             self.settings().replay_stall
         );
         self.outbound.give_up();
+        self.drop_socket(nsp.as_str(), "transport error", ctx);
         self.close(ctx, SessionError::ReplayStalled);
     }
 

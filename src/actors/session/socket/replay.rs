@@ -10,8 +10,9 @@
 //!
 //! Why a stall ends the session rather than the replay alone: a fresh session on this connection
 //! would not reach a client that does not read, and a replay of `--max-replays` that never ends holds
-//! its slot from every other resume. Closed as a transport failure, the client reconnects and resumes
-//! from the last entry it received; its record goes back as it was claimed, nothing marked delivered.
+//! its slot from every other resume. Closed as a transport failure, with the namespace's record
+//! dropped (the actor's `replay_stalled` says why): the client's next resume is a fresh session,
+//! never a second replay of what it may hold already.
 
 use std::time::{Duration, Instant};
 

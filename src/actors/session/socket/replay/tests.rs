@@ -17,7 +17,7 @@ fn pace(in_flight: usize, now: Instant) -> Pace {
 }
 
 #[test]
-fn replay_whose_client_takes_nothing_for_the_stall_bound_stalls_and_its_record_goes_back() {
+fn replay_whose_client_takes_nothing_for_the_stall_bound_stalls_with_nothing_more_written() {
     let mut socket = joining();
     socket.on_opened(opened(true, "S1", &[1, 2, 3], 3));
     let start = Instant::now();
@@ -40,7 +40,7 @@ fn replay_whose_client_takes_nothing_for_the_stall_bound_stalls_and_its_record_g
     let left = socket.leave();
     assert!(
         left.record.is_some(),
-        "the claimed record goes back, so the client's next resume finds it"
+        "the claimed record is handed to the actor, which drops it (Forget takes its pid)"
     );
 }
 
