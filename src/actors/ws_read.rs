@@ -261,7 +261,13 @@ impl Stream for FrameReader {
                 this.deframer.clear();
             } else {
                 match this.deframer.next() {
-                    Ok(Some(incoming)) => return Poll::Ready(Some(Ok(incoming))),
+                    Ok(Some(incoming)) => {
+                        // What the message held is its session's now (a binary packet's attachment
+                        // is charged there): given back at once, not at the next read, which a
+                        // paused reader may not make for a while. Less held: never refused.
+                        this.settle();
+                        return Poll::Ready(Some(Ok(incoming)));
+                    }
                     Ok(None) => {}
                     Err(err) => return this.fail(ReadError::Framing(err)),
                 }
