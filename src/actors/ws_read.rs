@@ -322,6 +322,13 @@ mod tests {
         assert_eq!(budget.held(), 60);
         assert!(charge.settle(40), "less held: the difference is given back");
         assert_eq!(budget.held(), 30);
+        assert!(
+            charge.settle(50),
+            "more held again: only the difference is taken"
+        );
+        assert_eq!(budget.held(), 40);
+        assert!(charge.settle(40));
+        assert_eq!(budget.held(), 30);
         let mut other = Charge::new(budget.clone());
         assert!(
             !other.settle(90),
