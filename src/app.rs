@@ -232,8 +232,9 @@ pub struct HubApp {
     max_notify_bytes: usize,
 }
 
-/// `HUB_MAX_NOTIFY_BYTES`'s default, for an application built without a config.
-const DEFAULT_MAX_NOTIFY_BYTES: usize = 65_536;
+/// `HUB_MAX_NOTIFY_BYTES`'s default (64 KiB), the setting's and an application's built without a
+/// config alike: one number for both doors of `notify`.
+pub const DEFAULT_MAX_NOTIFY_BYTES: usize = 65_536;
 
 /// Refused CONNECTs: their reasons, a few lines a minute however many arrive.
 static UNAUTHORIZED: LimitedLog = LimitedLog::per_minute(6);

@@ -156,8 +156,8 @@ pub struct Config {
     #[arg(skip)]
     pub engine_echo: bool,
     /// Largest `POST /notifications/notify` body, in bytes; 413 above it
-    #[arg(long, env = "HUB_MAX_NOTIFY_BYTES", default_value = "65536", value_name = "BYTES",
-          value_parser = at_least_one)]
+    #[arg(long, env = "HUB_MAX_NOTIFY_BYTES", default_value_t = crate::app::DEFAULT_MAX_NOTIFY_BYTES,
+          value_name = "BYTES", value_parser = at_least_one)]
     pub max_notify_bytes: usize,
     /// Outgoing bytes a client may leave unread before its session is closed (it recovers on
     /// reconnect)
